@@ -1,0 +1,8 @@
+# Thin wrappers: dev.sh does the work (a fresh Debian machine may not have make).
+.PHONY: demo test setup
+demo:
+	./dev.sh demo
+test:
+	./dev.sh test
+setup:
+	./dev.sh setup

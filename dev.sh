@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The two quick-start commands, and what they need installed.
+#   ./dev.sh demo   install what is missing, then run the demo (tools/demo.sh)
+#   ./dev.sh test   install what is missing, then lint, type-check and run the test suite
+#   ./dev.sh setup  only install (Debian packages, .venv with unionfs, the mount(8) helper)
+# Every step is idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+# Debian packages. fuse3/libfuse3-dev/pkg-config/gcc/python3-dev build and run pyfuse3;
+# attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
+              util-linux fuse-overlayfs busybox-static)
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "dev.sh: installing Debian packages needs root (missing: $*)" >&2
+        exit 1
+    fi
+}
+
+setup_apt() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        need_root "${missing[@]}"
+        echo "dev.sh: installing ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+setup_venv() {
+    # Debian's interpreter, not a per-user one: an unprivileged user must be able to run it.
+    local py=/usr/bin/python3
+    [ -x "$py" ] || py=$(command -v python3)
+    [ -x .venv/bin/python ] || "$py" -m venv .venv
+    local stamp=.venv/.unionfs-installed want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import unionfs' 2>/dev/null; then
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        .venv/bin/python -m pip install -q -e '.[test]'
+        echo "$want" > "$stamp"
+    fi
+}
+
+setup_mount_helper() {
+    # mount(8) runs /sbin/mount.fuse.unionfs for `mount -t fuse.unionfs`: point it at this
+    # checkout's CLI by absolute path, so neither mount's reset PATH nor Debian's unrelated
+    # /usr/bin/unionfs (unionfs-fuse) can be picked instead.
+    [ "$(id -u)" = 0 ] || return 0
+    local helper=/usr/sbin/mount.fuse.unionfs
+    local body="#!/bin/sh
+exec '$ROOT/.venv/bin/unionfs' \"\$@\""
+    if [ ! -f "$helper" ] || [ "$(cat "$helper")" != "$body" ]; then
+        printf '%s\n' "$body" > "$helper.tmp" && chmod 755 "$helper.tmp" && mv "$helper.tmp" "$helper"
+    fi
+}
+
+setup() {
+    setup_apt
+    setup_venv
+    setup_mount_helper
+}
+
+case "${1:-}" in
+    setup) setup ;;
+    demo) setup; exec bash tools/demo.sh ;;
+    test)
+        setup
+        .venv/bin/ruff check unionfs tests tools
+        .venv/bin/mypy
+        shift
+        exec .venv/bin/pytest "$@"
+        ;;
+    *) echo "usage: ./dev.sh demo|test|setup" >&2; exit 2 ;;
+esac

@@ -1,0 +1,52 @@
+"""The on-disk markers of a layer, shared with kernel overlayfs and OCI tarballs.
+
+Whiteout: a character device 0/0 named like the hidden entry, or an empty file ``.wh.NAME``.
+Opaque directory: xattr ``trusted.overlay.opaque=y`` or ``user.overlay.opaque=y``, or a
+``.wh..wh..opq`` entry inside it. Every form is read everywhere; none is ever shown
+through the mount (not in readdir, not in listxattr). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import stat
+
+WHITEOUT_PREFIX = b".wh."
+OPAQUE_MARKER = b".wh..wh..opq"
+OPAQUE_XATTRS = (b"trusted.overlay.opaque", b"user.overlay.opaque")
+# Names the overlay keeps for itself; hidden from listxattr and getxattr of the merged view
+# (the kernel hides its own trusted.overlay.* prefix, and user.overlay.* with userxattr).
+PRIVATE_XATTR_PREFIXES = (b"trusted.overlay.", b"user.overlay.")
+
+NAME_MAX = 255
+
+
+def is_whiteout_device(mode: int, rdev: int) -> bool:
+    """True for the kernel's whiteout: a character device with device number 0/0."""
+    return stat.S_ISCHR(mode) and rdev == 0
+
+
+def is_marker_name(name: bytes) -> bool:
+    """True for every ``.wh.`` name: whiteout files, the opaque marker and AUFS metadata."""
+    return name.startswith(WHITEOUT_PREFIX)
+
+
+def whiteout_file_name(name: bytes) -> bytes:
+    """The ``.wh.NAME`` file that hides *name*."""
+    return WHITEOUT_PREFIX + name
+
+
+def whited_out_name(marker: bytes) -> bytes | None:
+    """For a ``.wh.NAME`` file, the NAME it hides; None for ``.wh..wh.*`` metadata."""
+    if not marker.startswith(WHITEOUT_PREFIX) or marker.startswith(b".wh..wh."):
+        return None
+    hidden = marker[len(WHITEOUT_PREFIX) :]
+    return hidden or None
+
+
+def is_opaque_value(value: bytes | None) -> bool:
+    """The kernel's test: the opaque xattr is set to exactly ``y``."""
+    return value == b"y"
+
+
+def is_private_xattr(name: bytes) -> bool:
+    return name.startswith(PRIVATE_XATTR_PREFIXES)
