@@ -51,4 +51,3 @@ def is_empty(stack: Stack, directory: Resolved) -> bool:
 
 def names(stack: Stack, directory: Resolved) -> list[bytes]:
     return [name for name, _ in list_dir(stack, directory)]
-

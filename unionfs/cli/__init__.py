@@ -1,0 +1,70 @@
+"""The ``unionfs`` command: one module per subcommand, each ``add_parser`` + ``run(args)``.
+
+Besides ``unionfs mount ...``, the program answers the two calling conventions of mount
+programs: ``unionfs -o OPTS MNT`` (fuse-overlayfs, podman) and ``unionfs SOURCE MNT -o OPTS``
+(mount(8) through /sbin/mount.fuse.unionfs). Errors a user can act on are one line on
+stderr and a non-zero exit; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from unionfs import __version__
+from unionfs.cli import mount, umount
+from unionfs.errors import UserError
+
+COMMANDS = {"mount": mount, "umount": umount}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unionfs", description="A union filesystem in userspace with overlayfs semantics."
+    )
+    parser.add_argument("--version", action="version", version=f"unionfs {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        first = next((a for a in args_list if a != "--debug"), None)
+        if (
+            first is not None
+            and (first == "-o" or not first.startswith("-"))
+            and first not in COMMANDS
+        ):
+            return mount.run(mount.parse_helper_args(args_list))
+        if first == "-V":
+            print(f"unionfs {__version__}")
+            return 0
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        result: int = COMMANDS[args.command].run(args)
+        return result
+    except UserError as exc:
+        print(f"unionfs: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"unionfs: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        if debug:
+            raise
+        print("unionfs: internal error (rerun with --debug for the traceback)", file=sys.stderr)
+        return 70

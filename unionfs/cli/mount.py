@@ -1,0 +1,211 @@
+"""``unionfs mount``: check the layers, mount, and serve in the background (or with ``-f``).
+
+Everything a user can get wrong is checked before the mount is attempted, so an error is
+one line and nothing is left mounted. In the background mode the command returns only when
+the mount is live: the daemon tells the waiting parent "ok" or why it failed through a pipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from unionfs import mountopts
+from unionfs.cli.mounts import find_mount
+from unionfs.errors import UserError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "mount",
+        help="mount a stack of layer directories",
+        description="Mount lowerdir layers (leftmost on top) with an optional upperdir.",
+    )
+    _add_mount_arguments(p)
+    p.add_argument("mountpoint")
+
+
+def _add_mount_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", dest="options", action="append", default=[], metavar="OPTS",
+                   help="lowerdir=L1:L2,upperdir=U,workdir=W and FUSE options")  # fmt: skip
+    p.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
+    p.add_argument("-d", "--debug-requests", action="store_true", help="log every request")
+    p.add_argument("--log", metavar="FILE", help="write the daemon's log to FILE")
+
+
+def parse_helper_args(argv: list[str]) -> argparse.Namespace:
+    """``[SOURCE] MNT -o OPTS [-f] [-d]`` as fuse-overlayfs, podman and mount(8) call it."""
+    p = argparse.ArgumentParser(prog="unionfs", add_help=False, exit_on_error=False)
+    _add_mount_arguments(p)
+    for flag in ("-n", "-s", "-v"):  # mount(8) helper flags: no mtab, sloppy, verbose
+        p.add_argument(flag, action="store_true")
+    p.add_argument("-t", dest="fstype")
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("paths", nargs="+")
+    try:
+        args, unknown = p.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+    if unknown:
+        raise UserError(f"unknown argument {unknown[0]!r}", exit_code=2)
+    if len(args.paths) > 2:
+        raise UserError("usage: unionfs [SOURCE] MOUNTPOINT -o lowerdir=...", exit_code=2)
+    args.source = args.paths[0] if len(args.paths) == 2 else None
+    args.mountpoint = args.paths[-1]
+    return args
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    lowers: tuple[str, ...]
+    upper: str | None
+    work: str | None
+    mountpoint: str
+
+
+def _directory(kind: str, path: str) -> str:
+    """*path* resolved (symlinks followed, as podman's l/ links need), checked to be a dir."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UserError(f"{kind} {path!r} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"{kind} {path!r}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{kind} {path!r} is not a directory")
+    return os.path.realpath(path)
+
+
+def _inside(path: str, other: str) -> bool:
+    """True when *path* is *other* or below it."""
+    return path == other or path.startswith(other.rstrip("/") + "/")
+
+
+def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
+    lowers = tuple(_directory("lowerdir", d) for d in opts.lowerdirs)
+    upper = work = None
+    if opts.upperdir is not None:
+        upper = _directory("upperdir", opts.upperdir)
+        assert opts.workdir is not None
+        work = _directory("workdir", opts.workdir)
+        for lower, given in zip(lowers, opts.lowerdirs, strict=True):
+            if _inside(upper, lower) or _inside(lower, upper):
+                raise UserError(f"upperdir {opts.upperdir!r} overlaps lowerdir {given!r}")
+        if _inside(work, upper) or _inside(upper, work):
+            raise UserError("workdir and upperdir must be separate, neither inside the other")
+        if os.stat(work).st_dev != os.stat(upper).st_dev:
+            raise UserError(f"workdir {opts.workdir!r} is not on the same filesystem as upperdir")
+        _check_writable("upperdir", upper)
+        _check_writable("workdir", work)
+    mnt = _directory("mountpoint", mountpoint)
+    if find_mount(mnt) == "fuse.unionfs":
+        raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
+    return Layout(lowers, upper, work, mnt)
+
+
+def _check_writable(kind: str, path: str) -> None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".unionfs-probe-", dir=path)
+    except OSError as exc:
+        raise UserError(f"{kind} {path!r} is not writable: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    if args.log:
+        fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+    level = logging.DEBUG if args.debug_requests else logging.INFO
+    logging.basicConfig(stream=sys.stderr, level=level, format=LOG_FORMAT, force=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Deferred: the FUSE stack is only loaded by the command that mounts.
+    from unionfs.fuse import mount as fusemount
+    from unionfs.union.stack import Stack
+
+    opts = mountopts.parse(args.options)
+    layout = check_layout(opts, args.mountpoint)
+    source = getattr(args, "source", None) or "unionfs"
+    fuse_options = fusemount.fuse_options(opts.fuse_options, source)
+    if opts.upperdir is None:
+        fuse_options.add("ro")
+    stack = Stack.from_dirs(layout.lowers, layout.upper)
+    if args.foreground:
+        _setup_logging(args)
+        try:
+            ops = fusemount.start(stack, layout.mountpoint, fuse_options)
+        except RuntimeError as exc:
+            raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
+        fusemount.serve(ops)
+        return 0
+    return _daemonize(args, stack, layout, fuse_options)
+
+
+def _daemonize(args: argparse.Namespace, stack: object, layout: Layout, options: set[str]) -> int:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(write_end)
+        chunks = []
+        while chunk := os.read(read_end, 4096):
+            chunks.append(chunk)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        message = b"".join(chunks).decode(errors="replace").strip()
+        if message == "ok":
+            return 0
+        raise UserError(message or f"cannot mount {args.mountpoint}: the daemon died")
+
+    # The first child: a new session, then the daemon as its child, so that the daemon is
+    # no process group leader, has no terminal and outlives whoever called us (podman).
+    code = 1
+    try:
+        os.close(read_end)
+        os.setsid()
+        code = 0 if os.fork() > 0 else _daemon(args, stack, layout, options, write_end)
+    finally:
+        os._exit(code)
+
+
+def _daemon(args: argparse.Namespace, stack: object, layout: Layout, options: set[str],
+            report: int) -> int:  # fmt: skip
+    from unionfs.fuse import mount as fusemount
+    from unionfs.union.stack import Stack
+
+    assert isinstance(stack, Stack)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    # Until the mount is live, libfuse's complaints go to a file we can relay.
+    with tempfile.TemporaryFile() as early:
+        os.dup2(early.fileno(), 2)
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
+        try:
+            ops = fusemount.start(stack, layout.mountpoint, options)
+        except Exception as exc:
+            early.seek(0)
+            said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]
+            reason = said[-1] if said else str(exc)
+            os.write(report, f"cannot mount {args.mountpoint}: {reason}".encode())
+            os.close(report)
+            return 1
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    _setup_logging(args)
+    os.write(report, b"ok")
+    os.close(report)
+    with contextlib.suppress(Exception):
+        os.chdir("/")
+    fusemount.serve(ops)
+    return 0

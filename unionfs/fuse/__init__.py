@@ -1,0 +1,6 @@
+"""The pyfuse3 adapter: the only package that imports pyfuse3 or raises FUSEError.
+
+``inodes`` (the inode table and lookup counts), ``entry`` (EntryAttributes from resolved
+entries), ``handles`` (open files and directory snapshots), ``ops`` (the Operations class),
+``mount`` (running the session).
+"""

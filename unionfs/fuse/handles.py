@@ -1,0 +1,83 @@
+"""Open files and open directories.
+
+A file handle owns one descriptor of the backing file in the layer that held it when it was
+opened. A directory handle owns a snapshot of the merged listing, taken at the first
+readdir from offset 0: offsets are positions in that snapshot, so a directory read in
+several requests costs one merge, not one per request.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+
+from unionfs.union.stack import Resolved
+
+
+@dataclass(slots=True)
+class FileHandle:
+    fd: int
+    ino: int
+    writable: bool
+
+
+@dataclass(slots=True)
+class DirHandle:
+    ino: int
+    entries: list[tuple[bytes, Resolved]] | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class HandleTable:
+    """Invariant: a handle number names one open file or directory until it is released."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._files: dict[int, FileHandle] = {}
+        self._dirs: dict[int, DirHandle] = {}
+
+    def _number(self) -> int:
+        fh = self._next
+        self._next += 1
+        return fh
+
+    def open_file(self, handle: FileHandle) -> int:
+        fh = self._number()
+        self._files[fh] = handle
+        return fh
+
+    def open_dir(self, handle: DirHandle) -> int:
+        fh = self._number()
+        self._dirs[fh] = handle
+        return fh
+
+    def file(self, fh: int) -> FileHandle:
+        try:
+            return self._files[fh]
+        except KeyError:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+
+    def dir(self, fh: int) -> DirHandle:
+        try:
+            return self._dirs[fh]
+        except KeyError:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+
+    def release_file(self, fh: int) -> FileHandle | None:
+        handle = self._files.pop(fh, None)
+        if handle is not None:
+            os.close(handle.fd)
+        return handle
+
+    def release_dir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    def files(self) -> list[FileHandle]:
+        return list(self._files.values())
+
+    def close_all(self) -> None:
+        for handle in self._files.values():
+            os.close(handle.fd)
+        self._files.clear()
+        self._dirs.clear()

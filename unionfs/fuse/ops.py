@@ -1,0 +1,241 @@
+"""The FUSE face of a stack: turns pyfuse3 requests into ``union`` calls.
+
+Concurrency: pyfuse3 runs every handler as a task on one trio thread; between two awaits a
+handler runs alone, so the inode and handle tables need no locks as long as no handler
+awaits in the middle of changing them.
+
+Errors: every handler goes through ``@handler``. An ``OSError`` becomes its errno; any other
+exception is a bug, logged with its traceback and answered EIO, because pyfuse3 lets any
+exception other than FUSEError end the whole mount. ``forget`` never raises.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+
+from unionfs import layerfmt
+from unionfs.fuse import entry
+from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
+from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.union.lookup import lookup
+from unionfs.union.readdir import list_dir
+from unionfs.union.stack import Resolved, Stack
+
+log = logging.getLogger("unionfs.fuse")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+Handler = Callable[P, Coroutine[Any, Any, R]]
+
+
+def handler(fn: Handler[P, R]) -> Handler[P, R]:
+    """Answer every failure of one request with an errno; never let it end the mount."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s%r", name, args[1:])
+        try:
+            return await fn(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as exc:
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("ERROR: %s%r failed", name, args[1:])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+def _erofs() -> OSError:
+    return OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+class UnionOperations(pyfuse3.Operations):
+    """Serves one ``Stack``. Invariant: ``inodes`` holds every inode the kernel references."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__()
+        self.stack = stack
+        self.inodes = InodeTable(stack.root())
+        self.handles = HandleTable()
+
+    # -- helpers -------------------------------------------------------------------------
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        return entry.attributes(node.ino, node.res)
+
+    def _dir(self, ino: int) -> Node:
+        node = self.inodes.get(ino)
+        if not node.res.is_dir:
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        return node
+
+    def _writable(self) -> None:
+        if not self.stack.has_upper:
+            raise _erofs()
+
+    # -- lookups and attributes ----------------------------------------------------------
+    @handler
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        parent = self._dir(parent_inode)
+        if name == b".":
+            node = self.inodes.remember(parent.res, parent.parent)
+            return self._attrs(node)
+        if name == b"..":
+            up = self.inodes.get(parent.parent)
+            node = self.inodes.remember(up.res, up.parent)
+            return self._attrs(node)
+        res = lookup(self.stack, parent.res, name)
+        if res is None:
+            return entry.negative()
+        return self._attrs(self.inodes.remember(res, parent_inode))
+
+    @handler
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(self.inodes.get(inode))
+
+    @handler
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        res = self.inodes.get(inode).res
+        return self.stack.layers[res.top].readlink(res.path)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        try:
+            for ino, count in inode_list:
+                self.inodes.forget(ino, count)
+        except Exception:
+            log.exception("ERROR: forget failed")
+
+    @handler
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        # Like the kernel: the numbers of the top layer (the upper when there is one).
+        st = self.stack.layers[0].statvfs()
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = st.f_bsize
+        data.f_frsize = st.f_frsize
+        data.f_blocks = st.f_blocks
+        data.f_bfree = st.f_bfree
+        data.f_bavail = st.f_bavail
+        data.f_files = st.f_files
+        data.f_ffree = st.f_ffree
+        data.f_favail = st.f_favail
+        data.f_namemax = min(st.f_namemax, layerfmt.NAME_MAX)
+        return data
+
+    # -- xattrs --------------------------------------------------------------------------
+    @handler
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        res = self.inodes.get(inode).res
+        if layerfmt.is_private_xattr(name):
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        value = self.stack.layers[res.top].getxattr(res.path, name)
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
+
+    @handler
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        res = self.inodes.get(inode).res
+        names = self.stack.layers[res.top].listxattr(res.path)
+        return [n for n in names if not layerfmt.is_private_xattr(n)]
+
+    # -- files ---------------------------------------------------------------------------
+    @handler
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self.inodes.get(inode)
+        wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
+        if wants_write:
+            self._writable()
+        res = node.res
+        fd = self.stack.layers[res.top].open(res.path, os.O_RDONLY)
+        fh = self.handles.open_file(FileHandle(fd, inode, False))
+        # Lower files never change under the mount: let the kernel keep their pages.
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return os.pread(self.handles.file(fh).fd, size, off)
+
+    @handler
+    async def release(self, fh: int) -> None:
+        self.handles.release_file(fh)
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        self.handles.file(fh)
+
+    # -- directories ---------------------------------------------------------------------
+    @handler
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        self._dir(inode)
+        return self.handles.open_dir(DirHandle(inode))
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        handle = self.handles.dir(fh)
+        node = self.inodes.get(handle.ino)
+        if handle.entries is None or start_id == 0:
+            handle.entries = list_dir(self.stack, node.res)
+        parent = self.inodes.find(node.parent) or node
+        # Offsets: 1 and 2 follow "." and ".."; entry i of the snapshot ends at i + 3.
+        if start_id == 0:
+            if not pyfuse3.readdir_reply(token, b".", self._attrs(node), 1):
+                return
+            start_id = 1
+        if start_id == 1:
+            if not pyfuse3.readdir_reply(token, b"..", self._attrs(parent), 2):
+                return
+            start_id = 2
+        entries = handle.entries
+        for index in range(start_id - 2, len(entries)):
+            name, res = entries[index]
+            attrs = entry.attributes(self.inodes.number(res), res)
+            if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
+                return
+            # The kernel took a reference for every entry it accepted (READDIRPLUS).
+            self.inodes.remember(res, handle.ino)
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        self.handles.release_dir(fh)
+
+    @handler
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        self.handles.dir(fh)
+
+    # -- refused on a read-only stack (the write path fills these in) ---------------------
+    @handler
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        raise _erofs()
+
+    @handler
+    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        self.inodes.get(inode)
+        if mode & os.W_OK and not self.stack.has_upper:
+            raise _erofs()
+        return True
+
+
+def resolved_of(ops: UnionOperations, inode: int) -> Resolved:
+    """For tests and tools: how inode *inode* resolves now."""
+    return ops.inodes.get(inode).res

@@ -1,0 +1,165 @@
+"""Mount options, in the syntax of ``mount -t overlay`` and fuse-overlayfs. Pure: no I/O.
+
+``-o`` strings are split on commas outside double quotes (``context="a,b"``); empty entries
+are ignored (podman sends ``...,work,`` and ``,,volatile``). In ``lowerdir=`` a backslash
+escapes the next character, so ``\\:`` is a colon inside a path; the leftmost lower is the top.
+Validation against the filesystem lives in ``unionfs.cli.mount``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unionfs.errors import UserError
+
+# Passed to FUSE as they are.
+FUSE_FLAGS = frozenset(
+    {
+        "allow_other", "allow_root", "default_permissions", "dev", "nodev", "suid",
+        "nosuid", "exec", "noexec", "ro", "rw", "atime", "noatime", "relatime",
+        "strictatime", "nodiratime", "sync", "async", "dirsync",
+    }
+)  # fmt: skip
+FUSE_VALUED = frozenset({"fsname", "subtype", "blksize"})
+
+# Accepted and ignored: mount(8)/fstab bookkeeping, and overlayfs or fuse-overlayfs
+# switches whose behaviour unionfs already has or that do not apply to it.
+IGNORED_FLAGS = frozenset(
+    {
+        "defaults", "auto", "noauto", "nofail", "_netdev", "user", "users", "nouser",
+        "owner", "group", "volatile", "userxattr", "noacl", "acl", "silent", "loud",
+        "nfs_export=off", "plugin_dir",
+    }
+)  # fmt: skip
+IGNORED_VALUED = frozenset(
+    {
+        "comment", "fsync", "xino", "redirect_dir", "index", "metacopy", "nfs_export",
+        "uuid", "context", "fscontext", "defcontext", "rootcontext", "timeout",
+        "threaded", "override_creds", "verity", "max_idle_threads", "max_read",
+    }
+)  # fmt: skip
+# Known but not supported yet: refusing is safer than pretending.
+UNSUPPORTED = frozenset(
+    {"uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
+     "xattr_permissions", "datadir", "datadir+"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MountOptions:
+    lowerdirs: tuple[str, ...]
+    upperdir: str | None = None
+    workdir: str | None = None
+    fuse_options: tuple[str, ...] = ()
+
+    @property
+    def readonly(self) -> bool:
+        return self.upperdir is None or "ro" in self.fuse_options
+
+
+def split_options(text: str) -> list[str]:
+    """Split an ``-o`` string on commas that are outside double quotes; drop empty items."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    escaped = False
+    for ch in text:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+            current.append(ch)
+        elif ch == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if quoted:
+        raise UserError(f"unbalanced quote in options: {text!r}")
+    items.append("".join(current))
+    return [item for item in items if item]
+
+
+def split_lowerdir(value: str) -> list[str]:
+    """``a:b\\:c`` -> ``["a", "b:c"]``. An empty component is an error, as in overlayfs."""
+    dirs: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            dirs.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if escaped:
+        current.append("\\")
+    dirs.append("".join(current))
+    if any(not d for d in dirs):
+        raise UserError(f"malformed lowerdir={value!r}: empty layer path")
+    return dirs
+
+
+def _unescape(value: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for ch in value:
+        if escaped or ch != "\\":
+            out.append(ch)
+            escaped = False
+        else:
+            escaped = True
+    return "".join(out)
+
+
+def parse(option_strings: list[str]) -> MountOptions:
+    """Merge every ``-o`` string into one ``MountOptions``; later values win."""
+    lowers: list[str] = []
+    upper: str | None = None
+    work: str | None = None
+    fuse: list[str] = []
+    for text in option_strings:
+        for item in split_options(text):
+            key, eq, value = item.partition("=")
+            if key == "lowerdir":
+                if not eq or not value:
+                    raise UserError("malformed lowerdir=: no layer given")
+                lowers = split_lowerdir(value)
+            elif key == "lowerdir+":
+                lowers.append(_unescape(value) if value else "")
+                if not lowers[-1]:
+                    raise UserError("malformed lowerdir+=: no layer given")
+            elif key in ("upperdir", "workdir"):
+                if not value:
+                    raise UserError(f"malformed {key}=: no directory given")
+                if key == "upperdir":
+                    upper = _unescape(value)
+                else:
+                    work = _unescape(value)
+            elif key in UNSUPPORTED:
+                raise UserError(f"option {key!r} is not supported yet")
+            elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
+                fuse.append(item)
+            elif (not eq and (key in IGNORED_FLAGS or item in IGNORED_FLAGS)) or (
+                eq and (key in IGNORED_VALUED or item in IGNORED_FLAGS)
+            ):
+                continue
+            elif key.startswith("x-"):
+                continue  # fstab comments for other programs (x-systemd.*)
+            else:
+                raise UserError(f"unknown option {item!r}")
+    if not lowers:
+        raise UserError("missing lowerdir=: give at least one lower layer")
+    if upper is None and work is not None:
+        work = None  # overlayfs ignores a workdir without an upperdir
+    if upper is not None and work is None:
+        raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
+    return MountOptions(tuple(lowers), upper, work, tuple(fuse))
