@@ -9,6 +9,7 @@ through the mount (not in readdir, not in listxattr). Pure functions, no I/O.
 from __future__ import annotations
 
 import stat
+from dataclasses import dataclass
 
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
@@ -50,3 +51,21 @@ def is_opaque_value(value: bytes | None) -> bool:
 
 def is_private_xattr(name: bytes) -> bool:
     return name.startswith(PRIVATE_XATTR_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerStyle:
+    """How markers are *written* into an upper layer (every form is always read).
+
+    As root: character device 0/0 whiteouts and ``trusted.overlay.opaque``, the kernel's own
+    forms. Where mknod of 0/0 or trusted xattrs are refused (rootless): ``.wh.NAME`` files,
+    and ``user.overlay.opaque`` plus a ``.wh..wh..opq`` file.
+    """
+
+    device_whiteouts: bool = True
+    opaque_xattr: bytes = b"trusted.overlay.opaque"
+    opaque_file: bool = False
+
+
+KERNEL_STYLE = MarkerStyle()
+ROOTLESS_STYLE = MarkerStyle(False, b"user.overlay.opaque", True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -51,6 +52,25 @@ def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0, resolve: int = 
         if err in (errno.EINTR, errno.EAGAIN):
             continue
         raise OSError(err, os.strerror(err), os.fsdecode(path))
+
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+_libc.renameat2.argtypes = (
+    ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint,
+)  # fmt: skip
+
+
+def renameat2(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int = 0) -> None:
+    """``renameat2(2)``: *old* and *new* are single names relative to their directories."""
+    if _libc.renameat2(old_dir, old, new_dir, new, flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fsdecode(new))
+
+
+# A relative path handed to one syscall stays below this; longer ones are walked in pieces,
+# so paths that ext4 accepts through repeated chdir are accepted here too.
+_CHUNK = 3800
 
 
 def split(path: bytes) -> tuple[bytes, bytes]:
@@ -142,16 +162,27 @@ class LayerDir:
         key = (self.layer_id, path)
         fd = self._cache.get(key)
         if fd is None:
-            fd = openat2(self.root_fd, path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+            base, rest = self.root_fd, path
+            if len(path) > _CHUNK:
+                cut = path.rfind(b"/", 0, _CHUNK)
+                if cut > 0:
+                    base, rest = self.dir_fd(path[:cut]), path[cut + 1 :]
+            fd = openat2(base, rest, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
             self._cache.put(key, fd)
         return fd
+
+    def at(self, path: bytes) -> tuple[int, bytes]:
+        """(descriptor of the parent directory, final name) for an fd-relative call."""
+        parent, name = split(path)
+        return self.dir_fd(parent), name
 
     def forget(self, path: bytes) -> None:
         self._cache.forget(self.layer_id, path)
 
     def scandir(self, path: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
         """Every entry of directory *path* with its lstat, in on-disk order."""
-        fd = openat2(self.root_fd, path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        base, name = self.at(path) if path else (self.root_fd, b".")
+        fd = openat2(base, name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             with os.scandir(fd) as it:
                 for entry in it:
@@ -176,16 +207,19 @@ class LayerDir:
             raise
 
     def readlink(self, path: bytes) -> bytes:
-        parent, name = split(path)
-        return os.readlink(name, dir_fd=self.dir_fd(parent))
+        base, name = self.at(path)
+        return os.readlink(name, dir_fd=base)
 
     def open(self, path: bytes, flags: int, mode: int = 0) -> int:
         """Open *path* (never through a symlink: a symlink gives ELOOP)."""
-        return openat2(self.root_fd, path, flags | os.O_NOFOLLOW, mode)
+        if not path:
+            return openat2(self.root_fd, b".", flags | os.O_NOFOLLOW, mode)
+        base, name = self.at(path)
+        return openat2(base, name, flags | os.O_NOFOLLOW, mode)
 
     def opath(self, path: bytes) -> int:
         """An ``O_PATH`` descriptor of *path* itself, whatever its type; the caller closes it."""
-        return openat2(self.root_fd, path, os.O_PATH | os.O_NOFOLLOW)
+        return self.open(path, os.O_PATH)
 
     # -- xattrs --------------------------------------------------------------------------
     def getxattr(self, path: bytes, name: bytes) -> bytes | None:
@@ -222,3 +256,91 @@ class LayerDir:
 
     def statvfs(self) -> os.statvfs_result:
         return os.statvfs(self.root_fd)
+
+    # -- changes (only ever called on the upper layer and the workdir) --------------------
+    def mkdir(self, path: bytes, mode: int) -> None:
+        base, name = self.at(path)
+        os.mkdir(name, mode, dir_fd=base)
+
+    def mknod(self, path: bytes, mode: int, rdev: int = 0) -> None:
+        base, name = self.at(path)
+        os.mknod(name, mode, rdev, dir_fd=base)
+
+    def symlink(self, target: bytes, path: bytes) -> None:
+        base, name = self.at(path)
+        os.symlink(target, name, dir_fd=base)
+
+    def link(self, existing: bytes, path: bytes) -> None:
+        src_base, src_name = self.at(existing)
+        base, name = self.at(path)
+        os.link(src_name, name, src_dir_fd=src_base, dst_dir_fd=base, follow_symlinks=False)
+
+    def create(self, path: bytes, flags: int, mode: int) -> int:
+        """Create a new regular file (O_EXCL) and return it open with *flags*."""
+        return self.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+
+    def unlink(self, path: bytes) -> None:
+        base, name = self.at(path)
+        os.unlink(name, dir_fd=base)
+
+    def rmdir(self, path: bytes) -> None:
+        self.forget(path)
+        base, name = self.at(path)
+        os.rmdir(name, dir_fd=base)
+
+    def remove_tree(self, path: bytes) -> None:
+        """Remove *path* and everything below it, never following a symlink."""
+        st = self.lstat(path)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            for name, _ in list(self.scandir(path)):
+                self.remove_tree(join(path, name))
+            self.rmdir(path)
+        else:
+            self.unlink(path)
+
+    def rename_to(self, path: bytes, other: LayerDir, other_path: bytes, flags: int = 0) -> None:
+        """Rename *path* of this layer to *other_path* of *other* (same filesystem)."""
+        src_base, src_name = self.at(path)
+        dst_base, dst_name = other.at(other_path)
+        renameat2(src_base, src_name, dst_base, dst_name, flags)
+        self.forget(path)
+        other.forget(other_path)
+
+    def _by_inode(self, path: bytes) -> tuple[int, str]:
+        fd = self.opath(path)
+        return fd, proc_fd_path(fd)
+
+    def chmod(self, path: bytes, mode: int) -> None:
+        fd, where = self._by_inode(path)
+        try:
+            os.chmod(where, mode)
+        finally:
+            os.close(fd)
+
+    def chown(self, path: bytes, uid: int, gid: int) -> None:
+        """Change the owner of *path* itself (a symlink's own owner, like lchown)."""
+        fd, where = self._by_inode(path)
+        try:
+            os.chown(where, uid, gid)
+        finally:
+            os.close(fd)
+
+    def utime(self, path: bytes, ns: tuple[int, int]) -> None:
+        base, name = self.at(path)
+        os.utime(name, ns=ns, dir_fd=base, follow_symlinks=False)
+
+    def setxattr(self, path: bytes, name: bytes, value: bytes, flags: int = 0) -> None:
+        fd, where = self._by_inode(path)
+        try:
+            os.setxattr(where, name, value, flags)
+        finally:
+            os.close(fd)
+
+    def removexattr(self, path: bytes, name: bytes) -> None:
+        fd, where = self._by_inode(path)
+        try:
+            os.removexattr(where, name)
+        finally:
+            os.close(fd)

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
-    stack = Stack.from_dirs(layout.lowers, layout.upper)
+    stack = Stack.from_dirs(layout.lowers, layout.upper, layout.work)
     if args.foreground:
         _setup_logging(args)
         try:

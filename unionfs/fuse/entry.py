@@ -36,9 +36,11 @@ def from_stat(ino: int, st: os.stat_result, nlink: int | None = None) -> pyfuse3
     return attrs
 
 
-def attributes(ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
+def attributes(ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
     # A merged directory reports one link, as the kernel does: counting subdirectories of
     # every layer is not worth it, and nlink=1 tells find(1) not to trust the count.
+    if unlinked:
+        return from_stat(ino, res.st, 0)
     return from_stat(ino, res.st, 1 if res.is_merged and res.is_dir else None)
 
 

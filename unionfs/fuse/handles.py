@@ -73,8 +73,12 @@ class HandleTable:
     def release_dir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
-    def files(self) -> list[FileHandle]:
-        return list(self._files.values())
+    def fd_of(self, ino: int) -> int | None:
+        """A descriptor of any open handle of inode *ino* (for fstat once it is unlinked)."""
+        for handle in self._files.values():
+            if handle.ino == ino:
+                return handle.fd
+        return None
 
     def close_all(self) -> None:
         for handle in self._files.values():

@@ -4,6 +4,10 @@ Inode numbers are stable for the life of the mount: an entry's number is keyed b
 identity (st_dev, st_ino) of the topmost file it is made of, and that key is never
 forgotten, so a name looked up again after the kernel forgot it gets its old number back,
 and the names of a hard link share one number (and so one kernel inode).
+
+One exception, the kernel's (ovl_hash_bylower): on a writable stack, a lower file with
+several links is keyed by its name, because copying up one name breaks the link (as
+overlayfs does without index=on) and the other names must not change with it.
 """
 
 from __future__ import annotations
@@ -15,50 +19,54 @@ from unionfs.union.stack import Resolved
 
 ROOT_INODE = 1
 
+Key = tuple[int, int | bytes]
+
 
 class Node:
     """One inode the kernel knows. ``res`` is how it resolves now; ``parent`` is the inode
     of the directory it was last looked up in (unique for directories, used for ``..``)."""
 
-    __slots__ = ("ino", "lookups", "parent", "res")
+    __slots__ = ("ino", "lookups", "parent", "res", "unlinked")
 
     def __init__(self, ino: int, parent: int, res: Resolved) -> None:
         self.ino = ino
         self.parent = parent
         self.res = res
         self.lookups = 0
+        self.unlinked = False  # its last name is gone (it lives on while open)
 
 
 class InodeTable:
     """Invariants: every ``Node`` in the table has ``lookups > 0`` or is the root; a key
-    maps to one inode number for the life of the table; numbers are never reused."""
+    maps to one inode number for the life of the table; numbers are never reused;
+    ``_dirs`` maps the path of every directory node to its inode."""
 
-    def __init__(self, root: Resolved) -> None:
-        self._numbers: dict[tuple[int, int], int] = {}
+    def __init__(self, root: Resolved, writable: bool = False) -> None:
+        self.writable = writable
+        self._numbers: dict[Key, int] = {}
         self._nodes: dict[int, Node] = {}
+        self._dirs: dict[bytes, int] = {root.path: ROOT_INODE}
         self._next = ROOT_INODE + 1
         self._numbers[self.key(root)] = ROOT_INODE
         self.root = Node(ROOT_INODE, ROOT_INODE, root)
         self.root.lookups = 1
         self._nodes[ROOT_INODE] = self.root
 
-    @staticmethod
-    def key(res: Resolved) -> tuple[int, int]:
-        return (res.st.st_dev, res.st.st_ino)
+    def key(self, res: Resolved) -> Key:
+        st = res.st
+        if self.writable and res.top != 0 and st.st_nlink > 1 and not res.is_dir:
+            return (-1 - res.top, res.path)
+        return (st.st_dev, st.st_ino)
 
     def number(self, res: Resolved) -> int:
         """The inode number of *res*, allocated on first sight."""
-        key = (res.st.st_dev, res.st.st_ino)
+        key = self.key(res)
         ino = self._numbers.get(key)
         if ino is None:
             ino = self._next
             self._next += 1
             self._numbers[key] = ino
         return ino
-
-    def alias(self, new: Resolved, old_ino: int) -> None:
-        """Make *new*'s identity map to *old_ino* (a copy-up keeps the inode number)."""
-        self._numbers[self.key(new)] = old_ino
 
     def get(self, ino: int) -> Node:
         node = self._nodes.get(ino)
@@ -77,10 +85,41 @@ class InodeTable:
             node = Node(ino, parent, res)
             self._nodes[ino] = node
         else:
-            node.res = res
+            self.update(node, res)
             node.parent = parent
+            node.unlinked = False
+        if res.is_dir:
+            self._dirs[res.path] = ino
         node.lookups += count
         return node
+
+    def update(self, node: Node, res: Resolved) -> None:
+        """*node* now resolves as *res* (after a copy-up or a rename); its number stays."""
+        if self.key(res) != self.key(node.res):
+            self._numbers[self.key(res)] = node.ino
+        if node.res.is_dir and self._dirs.get(node.res.path) == node.ino:
+            del self._dirs[node.res.path]
+        node.res = res
+        if res.is_dir:
+            self._dirs[res.path] = node.ino
+
+    def dir_at(self, path: bytes) -> Node | None:
+        ino = self._dirs.get(path)
+        return None if ino is None else self._nodes.get(ino)
+
+    def node_of(self, res: Resolved) -> Node | None:
+        """The node the kernel holds for the file *res* names, if any."""
+        ino = self._numbers.get(self.key(res))
+        return None if ino is None else self._nodes.get(ino)
+
+    def moved(self, old: bytes, new: bytes) -> None:
+        """A directory moved from *old* to *new*: rewrite the paths of everything below."""
+        prefix = old + b"/"
+        for node in self._nodes.values():
+            path = node.res.path
+            if path.startswith(prefix):
+                fresh = new + path[len(old) :]
+                self.update(node, Resolved(fresh, node.res.layers, node.res.st))
 
     def forget(self, ino: int, count: int) -> None:
         """Drop *count* references; the node leaves the table at zero. Never raises."""
@@ -90,6 +129,8 @@ class InodeTable:
         node.lookups -= count
         if node.lookups <= 0:
             del self._nodes[ino]
+            if node.res.is_dir and self._dirs.get(node.res.path) == ino:
+                del self._dirs[node.res.path]
 
     def nodes(self) -> list[Node]:
         return list(self._nodes.values())

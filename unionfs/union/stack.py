@@ -17,6 +17,8 @@ from typing import Protocol
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
 
+WORK_SUBDIR = "work"
+
 
 class Layer(Protocol):
     """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError."""
@@ -74,26 +76,56 @@ class Resolved:
 class Stack:
     """The layers of one mount, topmost first.
 
-    Invariant: ``layers[0]`` is the upper when ``has_upper``; lower layers are never written.
+    Invariants: ``layers[0]`` is the upper when ``has_upper``, and then ``work`` is the
+    overlay's private work directory on the same filesystem; lower layers are never written.
     """
 
-    def __init__(self, layers: Sequence[Layer], has_upper: bool = False) -> None:
-        if not layers:
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        upper: DirLayer | None = None,
+        work: DirLayer | None = None,
+        style: layerfmt.MarkerStyle = layerfmt.KERNEL_STYLE,
+    ) -> None:
+        if not layers and upper is None:
             raise ValueError("a stack needs at least one layer")
-        self.layers = list(layers)
-        self.has_upper = has_upper
+        self.layers: list[Layer] = ([upper] if upper is not None else []) + list(layers)
+        self.upper = upper
+        self.work = work
+        self.style = style
+        self._temp = 0
+
+    @property
+    def has_upper(self) -> bool:
+        return self.upper is not None
 
     @classmethod
     def from_dirs(
-        cls, lowers: Sequence[str], upper: str | None = None, cache: DirFdCache | None = None
+        cls,
+        lowers: Sequence[str],
+        upper: str | None = None,
+        work: str | None = None,
+        cache: DirFdCache | None = None,
     ) -> Stack:
+        """A stack over plain directories; with *upper*, *work* is required and prepared."""
         cache = cache or DirFdCache()
-        roots = ([upper] if upper else []) + list(lowers)
-        layers = [DirLayer(root, cache, i) for i, root in enumerate(roots)]
-        return cls(layers, has_upper=upper is not None)
+        offset = 1 if upper else 0
+        layers = [DirLayer(root, cache, i + offset) for i, root in enumerate(lowers)]
+        if upper is None:
+            return cls(layers)
+        if work is None:
+            raise ValueError("an upper layer needs a work directory")
+        upper_layer = DirLayer(upper, cache, 0)
+        work_layer = DirLayer(prepare_workdir(work), cache, -1)
+        return cls(layers, upper_layer, work_layer, probe_style(work_layer))
+
+    def temp_name(self) -> bytes:
+        """A fresh name in the work directory for something built before it is moved up."""
+        self._temp += 1
+        return b"#unionfs-%d-%d" % (os.getpid(), self._temp)
 
     def close(self) -> None:
-        for layer in self.layers:
+        for layer in self.layers + ([self.work] if self.work else []):
             close = getattr(layer, "close", None)
             if close is not None:
                 close()
@@ -103,3 +135,43 @@ class Stack:
         st = self.layers[0].lstat(b"")
         assert st is not None
         return Resolved(b"", tuple(range(len(self.layers))), st)
+
+
+def prepare_workdir(workdir: str) -> str:
+    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does)."""
+    path = os.path.join(workdir, WORK_SUBDIR)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        cache = DirFdCache(8)
+        leftover = LayerDir(path, cache, 0)
+        try:
+            for name, _ in list(leftover.scandir(b"")):
+                leftover.remove_tree(name)
+        finally:
+            cache.close()
+            leftover.close()
+    return path
+
+
+def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
+    """The kernel's marker forms where this filesystem and our privileges allow them."""
+    name = b"#unionfs-probe-%d" % os.getpid()
+    device = True
+    try:
+        work.mknod(name, stat.S_IFCHR, 0)
+    except PermissionError:
+        device = False
+    else:
+        work.unlink(name)
+    xattr = b"trusted.overlay.opaque"
+    work.mkdir(name, 0o700)
+    try:
+        work.setxattr(name, xattr, b"y")
+    except OSError:
+        xattr = b"user.overlay.opaque"
+    finally:
+        work.rmdir(name)
+    if device and xattr.startswith(b"trusted."):
+        return layerfmt.KERNEL_STYLE
+    return layerfmt.MarkerStyle(device, xattr, not xattr.startswith(b"trusted."))

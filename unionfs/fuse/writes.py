@@ -1,0 +1,333 @@
+"""The FUSE handlers that change the merged view: they call the ``union`` write rules.
+
+Every change runs under one mutation lock, so the rules never see a half-done change of
+another request; a copy-up of file data runs in a worker thread under that lock, so reads
+and lookups keep being served while it runs. After a change, the nodes it touched are
+re-resolved: the entry, its parent and every ancestor a copy-up may have created.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pyfuse3
+import trio
+
+from unionfs.fuse import entry
+from unionfs.fuse.edge import handler
+from unionfs.fuse.handles import FileHandle, HandleTable
+from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.safepath import join, split
+from unionfs.union import attrs, create, remove
+from unionfs.union import rename as rename_rules
+from unionfs.union.copyup import copy_up
+from unionfs.union.lookup import lookup
+from unionfs.union.stack import Resolved, Stack
+
+# Data copy-ups above this size leave the trio thread (a thread hop costs ~100 us).
+THREAD_COPY_MIN = 1 << 20
+
+
+def _erofs() -> OSError:
+    return OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def backing_flags(flags: int) -> int:
+    """Flags for the upper file behind a FUSE open. Write-only becomes read-write, since
+    the write-back cache reads pages of files open for writing; O_APPEND goes, since the
+    kernel sends every write with its offset and pwrite on O_APPEND ignores offsets."""
+    mode = flags & os.O_ACCMODE
+    keep = flags & (os.O_SYNC | os.O_DSYNC | os.O_NOATIME)
+    return (os.O_RDONLY if mode == os.O_RDONLY else os.O_RDWR) | keep
+
+
+class WriteOperations:
+    """Mixed into ``UnionOperations``; relies on its ``stack``, ``inodes`` and ``handles``."""
+
+    stack: Stack
+    inodes: InodeTable
+    handles: HandleTable
+    lock: trio.Lock
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _upper_check(self) -> None:
+        if not self.stack.has_upper:
+            raise _erofs()
+
+    def _refresh_ancestors(self, path: bytes) -> None:
+        """Directories above *path* may have been copied up: let their nodes know."""
+        upper = self.stack.upper
+        assert upper is not None
+        while True:
+            path, _ = split(path) if path else (b"", b"")
+            node = self.inodes.dir_at(path)
+            if node is not None and node.res.top != 0:
+                st = upper.lstat(path)
+                if st is None:
+                    return  # not copied up: nothing above it was either
+                self.inodes.update(node, Resolved(path, (0, *node.res.layers), st))
+            if not path:
+                return
+
+    def _changed(self, node: Node, res: Resolved) -> None:
+        self.inodes.update(node, res)
+        self._refresh_ancestors(res.path)
+
+    def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
+        self._refresh_ancestors(res.path)
+        node = self.inodes.remember(res, parent_ino)
+        return entry.attributes(node.ino, node.res)
+
+    async def _copied_up(self, node: Node, data: bool = True) -> Resolved:
+        """*node* copied up (in a thread when there is much data to copy)."""
+        res = node.res
+        if res.top != 0:
+            big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
+            if big:
+                res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
+            else:
+                res = copy_up(self.stack, res, data)
+            self._changed(node, res)
+        return res
+
+    def _dir_node(self, ino: int) -> Node:
+        node = self.inodes.get(ino)
+        if not node.res.is_dir:
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        return node
+
+    # -- creating ------------------------------------------------------------------------
+    @handler
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            res = create.mkdir(self.stack, parent.res, name, mode, create.Owner(ctx.uid, ctx.gid))
+            return self._new_entry(parent_inode, res)
+
+    @handler
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            owner = create.Owner(ctx.uid, ctx.gid)
+            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
+            return self._new_entry(parent_inode, res)
+
+    @handler
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            owner = create.Owner(ctx.uid, ctx.gid)
+            res = create.symlink(self.stack, parent.res, name, target, owner)
+            return self._new_entry(parent_inode, res)
+
+    @handler
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            owner = create.Owner(ctx.uid, ctx.gid)
+            res = create.create_file(self.stack, parent.res, name, mode, owner)
+            attrs_ = self._new_entry(parent_inode, res)
+            assert self.stack.upper is not None
+            fd = self.stack.upper.open(res.path, backing_flags(flags))
+        fh = self.handles.open_file(FileHandle(fd, attrs_.st_ino, True))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True), attrs_
+
+    @handler
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        async with self.lock:
+            node = self.inodes.get(inode)
+            parent = self._dir_node(new_parent_inode)
+            await self._copied_up(node)
+            source, res = create.link(self.stack, node.res, parent.res, new_name)
+            self._changed(node, source)
+            return self._new_entry(new_parent_inode, res)
+
+    # -- removing ------------------------------------------------------------------------
+    def _gone(self, res: Resolved) -> None:
+        """*res* lost a name: if that was the name its node knew, the node is unlinked."""
+        node = self.inodes.node_of(res)
+        if node is None or node.res.path != res.path:
+            return
+        upper = self.stack.upper
+        assert upper is not None
+        st = upper.lstat(res.path) if res.top == 0 else None
+        if st is not None and (st.st_dev, st.st_ino) == (res.st.st_dev, res.st.st_ino):
+            return  # the same file is still there (a rename onto one of its own names)
+        node.unlinked = True
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            res = remove.unlink(self.stack, parent.res, name)
+            self._refresh_ancestors(res.path)
+            self._gone(res)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._upper_check()
+        async with self.lock:
+            parent = self._dir_node(parent_inode)
+            res = remove.rmdir(self.stack, parent.res, name)
+            self._refresh_ancestors(res.path)
+            self._gone(res)
+
+    @handler
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        self._upper_check()
+        async with self.lock:
+            old_parent = self._dir_node(parent_inode_old)
+            new_parent = self._dir_node(parent_inode_new)
+            before = lookup(self.stack, old_parent.res, name_old)
+            target = lookup(self.stack, new_parent.res, name_new)
+            mover = self.inodes.node_of(before) if before else None
+            other = self.inodes.node_of(target) if target else None
+            moved, replaced = rename_rules.rename(
+                self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
+            )
+            old_path = join(old_parent.res.path, name_old)
+            self._after_rename(old_path, moved, replaced, flags, mover, other)
+
+    def _after_rename(
+        self,
+        old_path: bytes,
+        moved: Resolved,
+        replaced: Resolved | None,
+        flags: int,
+        mover: Node | None,
+        other: Node | None,
+    ) -> None:
+        self._refresh_ancestors(moved.path)
+        self._refresh_ancestors(old_path)
+        if moved.path == old_path:
+            return
+        exchanged = bool(flags & pyfuse3.RENAME_EXCHANGE)
+        if exchanged:
+            parking = b"\0exchange"
+            self.inodes.moved(old_path, parking)
+            self.inodes.moved(moved.path, old_path)
+            self.inodes.moved(parking, moved.path)
+        else:
+            self.inodes.moved(old_path, moved.path)
+        if mover is not None:
+            self.inodes.update(mover, moved)
+        if other is not None and replaced is not None and other is not mover:
+            if exchanged:
+                self.inodes.update(other, replaced)
+            else:
+                other.unlinked = True
+
+    # -- changing files ------------------------------------------------------------------
+    async def _open_for_write(self, node: Node, flags: int) -> int:
+        self._upper_check()
+        truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(node.res.st.st_mode)
+        async with self.lock:
+            res = await self._copied_up(node, data=not truncate)
+            assert self.stack.upper is not None
+            fd = self.stack.upper.open(res.path, backing_flags(flags))
+            if truncate:
+                os.ftruncate(fd, 0)
+            self._changed(node, self._fresh(res))
+        return fd
+
+    def _fresh(self, res: Resolved) -> Resolved:
+        layer = self.stack.layers[res.top]
+        st = layer.lstat(res.path)
+        return res if st is None else Resolved(res.path, res.layers, st)
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self.handles.file(fh)
+        if not handle.writable:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return os.pwrite(handle.fd, buf, off)
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        fd = self.handles.file(fh).fd
+        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, fd)
+
+    @handler
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        changes = attrs.Changes(
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+        )
+        async with self.lock:
+            node = self.inodes.get(inode)
+            fd = None
+            if fh is not None:
+                handle = self.handles.file(fh)
+                fd = handle.fd if handle.writable else None
+            if node.unlinked:
+                return self._set_unlinked(node, changes)
+            if not (changes.size == 0 or fd is not None):
+                await self._copied_up(node)
+            res = attrs.set_attributes(self.stack, node.res, changes, fd)
+            self._changed(node, res)
+            return entry.attributes(node.ino, node.res)
+
+    def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
+        """A file with no name left can change only through an open upper descriptor."""
+        fd = self.handles.fd_of(node.ino)
+        if fd is None or node.res.top != 0:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        st = attrs.set_attributes_fd(fd, changes)
+        node.res = Resolved(node.res.path, node.res.layers, st)
+        return entry.attributes(node.ino, node.res, unlinked=True)
+
+    @handler
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self._upper_check()
+        async with self.lock:
+            node = self.inodes.get(inode)
+            res = attrs.set_xattr(self.stack, node.res, name, value)
+            self._changed(node, self._fresh(res))
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._upper_check()
+        async with self.lock:
+            node = self.inodes.get(inode)
+            res = attrs.remove_xattr(self.stack, node.res, name)
+            self._changed(node, self._fresh(res))

@@ -1,0 +1,116 @@
+"""Changing attributes and xattrs (the kernel's inode.c and xattrs.c): copy up, then change.
+
+The overlay's own xattrs (``trusted.overlay.*``, ``user.overlay.*``) cannot be read or set
+through the mount (EOPNOTSUPP, as overlayfs answers for its own names). Removing an xattr
+that is not there fails without copying anything up.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from unionfs import layerfmt
+from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union.stack import Resolved, Stack
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a setattr asks for; None leaves a field alone."""
+
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+
+
+def set_attributes(
+    stack: Stack, res: Resolved, changes: Changes, fd: int | None = None
+) -> Resolved:
+    """Apply *changes* to *res* (copied up first); *fd*, if given, is open for writing on it."""
+    truncating_to_zero = changes.size == 0 and stat.S_ISREG(res.st.st_mode)
+    res = copy_up(stack, res, data=not truncating_to_zero)
+    upper = upper_of(stack)
+    path = res.path
+    if changes.uid is not None or changes.gid is not None:
+        upper.chown(
+            path,
+            -1 if changes.uid is None else changes.uid,
+            -1 if changes.gid is None else changes.gid,
+        )
+    if changes.mode is not None and not stat.S_ISLNK(res.st.st_mode):
+        upper.chmod(path, stat.S_IMODE(changes.mode))
+    if changes.size is not None:
+        if not stat.S_ISREG(res.st.st_mode):
+            raise OSError(errno.EISDIR if res.is_dir else errno.EINVAL, "not a regular file")
+        if fd is not None:
+            os.ftruncate(fd, changes.size)
+        else:
+            own = upper.open(path, os.O_WRONLY)
+            try:
+                os.ftruncate(own, changes.size)
+            finally:
+                os.close(own)
+    if changes.atime_ns is not None or changes.mtime_ns is not None:
+        now = upper.lstat(path)
+        assert now is not None
+        upper.utime(
+            path,
+            (
+                now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
+                now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
+            ),
+        )
+    st = upper.lstat(path)
+    assert st is not None
+    return Resolved(path, res.layers, st)
+
+
+def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
+    """Apply *changes* through a descriptor: the file has no name left (unlinked, open)."""
+    if changes.uid is not None or changes.gid is not None:
+        os.fchown(
+            fd,
+            -1 if changes.uid is None else changes.uid,
+            -1 if changes.gid is None else changes.gid,
+        )
+    if changes.mode is not None:
+        os.fchmod(fd, stat.S_IMODE(changes.mode))
+    if changes.size is not None:
+        os.ftruncate(fd, changes.size)
+    if changes.atime_ns is not None or changes.mtime_ns is not None:
+        now = os.fstat(fd)
+        os.utime(
+            fd,
+            ns=(
+                now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
+                now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
+            ),
+        )
+    return os.fstat(fd)
+
+
+def _own_name(name: bytes) -> None:
+    if layerfmt.is_private_xattr(name):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+
+def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
+    _own_name(name)
+    res = copy_up(stack, res)
+    upper_of(stack).setxattr(res.path, name, value)
+    return res
+
+
+def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
+    _own_name(name)
+    if res.top != 0 and stack.layers[res.top].getxattr(res.path, name) is None:
+        raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
+    res = copy_up(stack, res)
+    upper_of(stack).removexattr(res.path, name)
+    return res

@@ -1,0 +1,111 @@
+"""Rename (the kernel's ovl_rename), with the kernel's default options (redirect_dir=off).
+
+A directory that has lower parts cannot move: EXDEV, and ``mv`` falls back to copying, as
+on kernel overlayfs. Everything else is copied up and renamed within the upper layer;
+the old name gets a whiteout where a lower entry would show through it; a directory moved
+to where a lower entry would show through becomes opaque.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from unionfs.safepath import RENAME_EXCHANGE, RENAME_NOREPLACE, join
+from unionfs.union import whiteout
+from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union.create import prepare
+from unionfs.union.lookup import check_name, lookup
+from unionfs.union.readdir import is_empty
+from unionfs.union.remove import lower_positive
+from unionfs.union.stack import Resolved, Stack
+
+
+def _fail(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def _has_lower(res: Resolved) -> bool:
+    return any(i != 0 for i in res.layers)
+
+
+def rename(
+    stack: Stack,
+    old_parent: Resolved,
+    old_name: bytes,
+    new_parent: Resolved,
+    new_name: bytes,
+    flags: int = 0,
+) -> tuple[Resolved, Resolved | None]:
+    """Rename; returns (the moved entry at its new path, what was at the new path before)."""
+    upper = upper_of(stack)
+    check_name(old_name)
+    check_name(new_name)
+    if flags & ~(RENAME_EXCHANGE | RENAME_NOREPLACE) or flags == RENAME_EXCHANGE | RENAME_NOREPLACE:
+        raise _fail(errno.EINVAL)
+    src = lookup(stack, old_parent, old_name)
+    if src is None:
+        raise _fail(errno.ENOENT)
+    dst = lookup(stack, new_parent, new_name)
+    if dst is None and not flags & RENAME_EXCHANGE:
+        prepare(stack, new_parent, new_name)  # name checks and the parent copied up
+    if flags & RENAME_NOREPLACE and dst is not None:
+        raise _fail(errno.EEXIST)
+    if flags & RENAME_EXCHANGE and dst is None:
+        raise _fail(errno.ENOENT)
+    if src.path == (dst.path if dst else None):
+        return src, dst
+    if dst is not None and not flags & RENAME_EXCHANGE:
+        if src.is_dir and not dst.is_dir:
+            raise _fail(errno.ENOTDIR)
+        if dst.is_dir and not src.is_dir:
+            raise _fail(errno.EISDIR)
+        if dst.is_dir and not is_empty(stack, dst):
+            raise _fail(errno.ENOTEMPTY)
+        if (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino):
+            return src, dst  # two names of one file: rename(2) does nothing
+    if (src.is_dir and _has_lower(src)) or (
+        flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and _has_lower(dst)
+    ):
+        raise _fail(errno.EXDEV)
+
+    new_parent = copy_up(stack, new_parent)
+    old_parent = copy_up(stack, old_parent)
+    src = copy_up(stack, src)
+    src_path = src.path
+    dst_path = join(new_parent.path, new_name)
+
+    if flags & RENAME_EXCHANGE:
+        assert dst is not None
+        dst = copy_up(stack, dst)
+        upper.rename_to(src_path, upper, dst_path, RENAME_EXCHANGE)
+        _opaque_if_needed(stack, new_parent, new_name, src)
+        _opaque_if_needed(stack, old_parent, old_name, dst)
+        return _at(stack, dst_path, src), Resolved(src_path, dst.layers, dst.st)
+
+    leave_whiteout = lower_positive(stack, old_parent, old_name)
+    current = upper.lstat(dst_path)
+    if dst is not None and dst.top == 0 and dst.is_dir:
+        whiteout.clear_markers(stack, dst_path)
+    if src.is_dir and current is not None and not dst:
+        upper.unlink(dst_path)  # a whiteout device: a directory cannot be renamed over it
+    upper.rename_to(src_path, upper, dst_path)
+    whiteout.remove_whiteout_file(stack, dst_path)
+    _opaque_if_needed(stack, new_parent, new_name, src)
+    if leave_whiteout:
+        whiteout.whiteout(stack, src_path)
+    return _at(stack, dst_path, src), dst
+
+
+def _opaque_if_needed(stack: Stack, parent: Resolved, name: bytes, moved: Resolved) -> None:
+    """A directory now standing where lower entries would show through must hide them."""
+    if moved.is_dir and lower_positive(stack, parent, name):
+        assert stack.upper is not None
+        whiteout.set_opaque(stack, stack.upper, join(parent.path, name))
+
+
+def _at(stack: Stack, path: bytes, moved: Resolved) -> Resolved:
+    assert stack.upper is not None
+    st = stack.upper.lstat(path)
+    assert st is not None
+    return Resolved(path, (0,), st)
