@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The quick-start demo: a small stack of layers with a whiteout and an opaque directory,
+# mounted with unionfs, shown next to its layers; then a copy-up and a whiteout written to
+# the upper layer; then unmounted. Everything lives in a temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UNIONFS=$(pwd)/.venv/bin/unionfs
+demo=$(mktemp -d /tmp/unionfs-demo.XXXXXX)
+mnt=$demo/merged
+cleanup() {
+    if mountpoint -q "$mnt" 2>/dev/null; then "$UNIONFS" umount "$mnt" || fusermount3 -uz "$mnt"; fi
+    rm -rf "$demo"
+}
+trap cleanup EXIT
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show_tree() {  # every entry with its type, mode and (for files) content
+    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do
+        if [ -L "$p" ]; then printf '  %-22s -> %s\n' "$p" "$(readlink "$p")"
+        elif [ -c "$p" ]; then printf '  %-22s (char device %s: a whiteout)\n' "$p" "$(stat -c %t:%T "$p")"
+        elif [ -d "$p" ]; then
+            opq=$(getfattr --only-values -n trusted.overlay.opaque "$p" 2>/dev/null || true)
+            printf '  %-22s/%s\n' "$p" "${opq:+  (opaque)}"
+        else printf '  %-22s %s\n' "$p" "$(head -c 40 "$p" | tr '\n' ' ')"; fi
+    done)
+}
+
+mkdir -p "$demo"/{base,app,config,upper,work,merged}
+# base: the bottom layer
+mkdir -p "$demo"/base/{etc,usr/share/doc,tmp}
+echo "base motd" > "$demo/base/etc/motd"
+echo "old setting=1" > "$demo/base/etc/app.conf"
+echo "docs from base" > "$demo/base/usr/share/doc/README"
+echo "scratch" > "$demo/base/tmp/old.log"
+# app: adds a program, replaces the docs (opaque dir) and deletes a base file (whiteout)
+mkdir -p "$demo"/app/{bin,usr/share/doc}
+printf '#!/bin/sh\necho hello from app\n' > "$demo/app/bin/hello"; chmod 755 "$demo/app/bin/hello"
+echo "docs from app" > "$demo/app/usr/share/doc/APP"
+setfattr -n trusted.overlay.opaque -v y "$demo/app/usr/share/doc"
+mknod "$demo/app/tmp" c 0 0 2>/dev/null || touch "$demo/app/.wh.tmp"
+# config: the top lower layer overrides one file and hides another the rootless way
+mkdir -p "$demo/config/etc"
+echo "new setting=2" > "$demo/config/etc/app.conf"
+touch "$demo/config/etc/.wh.motd"
+
+section "The layers (leftmost in lowerdir= is on top)"
+for layer in config app base; do echo " $layer:"; show_tree "$demo/$layer"; done
+
+section "unionfs mount -o lowerdir=config:app:base,upperdir=upper,workdir=work merged"
+"$UNIONFS" mount -o "lowerdir=$demo/config:$demo/app:$demo/base,upperdir=$demo/upper,workdir=$demo/work" "$mnt"
+grep " $mnt " /proc/mounts | sed 's/^/  /'
+
+section "The merged view: etc/motd and tmp/ are whited out, usr/share/doc is opaque"
+show_tree "$mnt"
+
+section "Changes go to the upper layer"
+echo "  \$ echo 'changed setting=3' > etc/app.conf     # copy-up of a lower file"
+echo "changed setting=3" > "$mnt/etc/app.conf"
+echo "  \$ rm bin/hello                                  # leaves a whiteout"
+rm "$mnt/bin/hello"
+echo "  \$ mkdir -p var/log && date > var/log/boot        # new in the upper only"
+mkdir -p "$mnt/var/log"; date > "$mnt/var/log/boot"
+echo " merged:"; show_tree "$mnt"
+echo " upper:"; show_tree "$demo/upper"
+echo " the lower layers are untouched: config/etc/app.conf still says '$(cat "$demo/config/etc/app.conf")'"
+
+section "unionfs umount merged"
+"$UNIONFS" umount "$mnt"
+if command -v modprobe >/dev/null; then modprobe overlay 2>/dev/null || true; fi
+kmnt=$demo/kernel; mkdir -p "$kmnt" "$demo/kwork"
+if mount -t overlay overlay -o "lowerdir=$demo/app:$demo/base,upperdir=$demo/upper,workdir=$demo/kwork" "$kmnt" 2>/dev/null; then
+    section "The same upper under kernel overlayfs (kernel markers only: config/ left out)"
+    show_tree "$kmnt" | grep -E 'app.conf|hello|var/log|tmp' || true
+    umount "$kmnt"
+fi
+echo; echo "Done: everything was in $demo and is removed now."
