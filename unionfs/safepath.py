@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import stat
 from collections import OrderedDict
@@ -117,8 +118,8 @@ class DirFdCache:
             os.close(victim)
 
     def forget(self, layer_id: int, path: bytes) -> None:
-        """Drop *path* and everything below it for one layer."""
-        prefix = path + b"/"
+        """Drop *path* and everything below it (all of the layer for the root, b"")."""
+        prefix = path + b"/" if path else b""
         doomed = [
             k for k in self._fds if k[0] == layer_id and (k[1] == path or k[1].startswith(prefix))
         ]
@@ -131,7 +132,16 @@ class DirFdCache:
         self._fds.clear()
 
 
+_layer_ids = itertools.count(1)
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG)
+_DOTS = (b"", b".", b"..")
+
+
+def _check_final(name: bytes, path: bytes) -> None:
+    """A final component is resolved by an *at() call, outside openat2's guard: "." and
+    ".." (and an empty name) would name another directory than the one asked for."""
+    if name in _DOTS:
+        raise OSError(errno.EINVAL, "not a name inside a layer", os.fsdecode(path))
 
 
 class LayerDir:
@@ -141,14 +151,16 @@ class LayerDir:
     raises ``OSError`` with the real errno.
     """
 
-    def __init__(self, root: str, cache: DirFdCache, layer_id: int) -> None:
+    def __init__(self, root: str, cache: DirFdCache, layer_id: int | None = None) -> None:
         self.root = root
-        self.layer_id = layer_id
+        # Unique per LayerDir, whatever the caller numbers it: stacks may share one cache.
+        self.layer_id = next(_layer_ids)
         self._cache = cache
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dev = os.fstat(self.root_fd).st_dev
 
     def close(self) -> None:
+        self._cache.forget(self.layer_id, b"")
         os.close(self.root_fd)
 
     def __repr__(self) -> str:
@@ -167,13 +179,15 @@ class LayerDir:
                 cut = path.rfind(b"/", 0, _CHUNK)
                 if cut > 0:
                     base, rest = self.dir_fd(path[:cut]), path[cut + 1 :]
-            fd = openat2(base, rest, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+            # No O_NOFOLLOW: RESOLVE_NO_SYMLINKS already refuses a symlink, with ELOOP.
+            fd = openat2(base, rest, os.O_PATH | os.O_DIRECTORY)
             self._cache.put(key, fd)
         return fd
 
     def at(self, path: bytes) -> tuple[int, bytes]:
         """(descriptor of the parent directory, final name) for an fd-relative call."""
         parent, name = split(path)
+        _check_final(name, path)
         return self.dir_fd(parent), name
 
     def forget(self, path: bytes) -> None:
@@ -182,7 +196,7 @@ class LayerDir:
     def scandir(self, path: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
         """Every entry of directory *path* with its lstat, in on-disk order."""
         base, name = self.at(path) if path else (self.root_fd, b".")
-        fd = openat2(base, name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = openat2(base, name, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with os.scandir(fd) as it:
                 for entry in it:
@@ -199,6 +213,8 @@ class LayerDir:
         if not path:
             return os.fstat(self.root_fd)
         parent, name = split(path)
+        if name in _DOTS:
+            return None
         try:
             return os.stat(name, dir_fd=self.dir_fd(parent), follow_symlinks=False)
         except OSError as exc:

@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 import tempfile
+import typing
 from dataclasses import dataclass
 
 from unionfs import mountopts
@@ -41,9 +42,14 @@ def _add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", metavar="FILE", help="write the daemon's log to FILE")
 
 
+class _HelperParser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{message} (usage: unionfs [SOURCE] MOUNTPOINT -o lowerdir=...)", 2)
+
+
 def parse_helper_args(argv: list[str]) -> argparse.Namespace:
     """``[SOURCE] MNT -o OPTS [-f] [-d]`` as fuse-overlayfs, podman and mount(8) call it."""
-    p = argparse.ArgumentParser(prog="unionfs", add_help=False, exit_on_error=False)
+    p = _HelperParser(prog="unionfs", add_help=False, exit_on_error=False)
     _add_mount_arguments(p)
     for flag in ("-n", "-s", "-v"):  # mount(8) helper flags: no mtab, sloppy, verbose
         p.add_argument(flag, action="store_true")

@@ -67,7 +67,7 @@ def lookup(stack: Stack, parent: Resolved, name: bytes) -> Resolved | None:
     Marker names (``.wh.*``) are never visible. Raises ENAMETOOLONG for names over 255 bytes.
     """
     check_name(name)
-    if layerfmt.is_marker_name(name) or name in (b".", b""):
+    if layerfmt.is_marker_name(name) or name in (b".", b"..", b"") or b"/" in name:
         return None
     wh_name = join(parent.path, layerfmt.whiteout_file_name(name))
     path = join(parent.path, name)

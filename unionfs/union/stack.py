@@ -86,6 +86,7 @@ class Stack:
         upper: DirLayer | None = None,
         work: DirLayer | None = None,
         style: layerfmt.MarkerStyle = layerfmt.KERNEL_STYLE,
+        cache: DirFdCache | None = None,
     ) -> None:
         if not layers and upper is None:
             raise ValueError("a stack needs at least one layer")
@@ -93,6 +94,7 @@ class Stack:
         self.upper = upper
         self.work = work
         self.style = style
+        self._cache = cache  # owned: closed with the stack
         self._temp = 0
 
     @property
@@ -108,16 +110,18 @@ class Stack:
         cache: DirFdCache | None = None,
     ) -> Stack:
         """A stack over plain directories; with *upper*, *work* is required and prepared."""
-        cache = cache or DirFdCache()
+        owned = DirFdCache() if cache is None else None
+        cache = cache or owned
+        assert cache is not None
         offset = 1 if upper else 0
         layers = [DirLayer(root, cache, i + offset) for i, root in enumerate(lowers)]
         if upper is None:
-            return cls(layers)
+            return cls(layers, cache=owned)
         if work is None:
             raise ValueError("an upper layer needs a work directory")
         upper_layer = DirLayer(upper, cache, 0)
         work_layer = DirLayer(prepare_workdir(work), cache, -1)
-        return cls(layers, upper_layer, work_layer, probe_style(work_layer))
+        return cls(layers, upper_layer, work_layer, probe_style(work_layer), owned)
 
     def temp_name(self) -> bytes:
         """A fresh name in the work directory for something built before it is moved up."""
@@ -129,6 +133,8 @@ class Stack:
             close = getattr(layer, "close", None)
             if close is not None:
                 close()
+        if self._cache is not None:
+            self._cache.close()
 
     def root(self) -> Resolved:
         """The merged root: the roots of all layers (the kernel ignores opaque on the root)."""
