@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 
 from unionfs import __version__
@@ -19,13 +20,23 @@ from unionfs.errors import UserError
 COMMANDS = {"mount": mount, "umount": umount}
 
 
+_GLOBAL_FLAGS = ("-h", "--help", "--version", "-V")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (through UserError), not argparse's usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{self.prog}: {message} (see --help)", exit_code=2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="unionfs", description="A union filesystem in userspace with overlayfs semantics."
     )
     parser.add_argument("--version", action="version", version=f"unionfs {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for module in COMMANDS.values():
         module.add_parser(sub)
     return parser
@@ -36,11 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     try:
         first = next((a for a in args_list if a != "--debug"), None)
-        if (
-            first is not None
-            and (first == "-o" or not first.startswith("-"))
-            and first not in COMMANDS
-        ):
+        if first is not None and first not in COMMANDS and first not in _GLOBAL_FLAGS:
+            # The mount-program forms: [SOURCE] MNT -o OPTS, -o OPTS MNT, -f -o OPTS MNT...
             return mount.run(mount.parse_helper_args(args_list))
         if first == "-V":
             print(f"unionfs {__version__}")
@@ -53,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = COMMANDS[args.command].run(args)
         return result
     except UserError as exc:
-        print(f"unionfs: {exc.message}", file=sys.stderr)
+        message = exc.message.removeprefix("unionfs: ")
+        print(f"unionfs: {message}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if debug:

@@ -7,16 +7,14 @@ mount, as with kernel overlayfs.
 
 from __future__ import annotations
 
-import os
-
 import pyfuse3
 
-from unionfs.union.stack import Resolved
+from unionfs.union.stack import Resolved, StatLike
 
 TIMEOUT = 300.0
 
 
-def from_stat(ino: int, st: os.stat_result, nlink: int | None = None) -> pyfuse3.EntryAttributes:
+def from_stat(ino: int, st: StatLike, nlink: int | None = None) -> pyfuse3.EntryAttributes:
     attrs = pyfuse3.EntryAttributes()
     attrs.st_ino = ino
     attrs.generation = 0

@@ -16,7 +16,7 @@ import stat
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
 from unionfs.union.lookup import resolve_path
-from unionfs.union.stack import Layer, Resolved, Stack
+from unionfs.union.stack import Layer, Resolved, Stack, StatLike
 
 
 def upper_of(stack: Stack) -> LayerDir:
@@ -78,7 +78,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool) -> None:
         raise
 
 
-def _build(src: Layer, path: bytes, st: os.stat_result, work: LayerDir, temp: bytes,
+def _build(src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
            data: bool) -> None:  # fmt: skip
     mode = st.st_mode
     if stat.S_ISDIR(mode):
@@ -142,7 +142,7 @@ def _copy_plain(src: int, dst: int, start: int, end: int) -> int:
     return len(block)
 
 
-def copy_metadata(src: Layer, path: bytes, st: os.stat_result, work: LayerDir,
+def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
                   temp: bytes) -> None:  # fmt: skip
     """xattrs (but the overlay's own), owner, mode, then times: chown clears set-id bits,
     and anything done after the times would change them."""

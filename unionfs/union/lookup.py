@@ -10,16 +10,17 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import typing
 from collections.abc import Callable
 
 from unionfs import layerfmt
 from unionfs.safepath import join
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.stack import Resolved, Stack, StatLike
 
 WHITEOUT = object()
 """What a layer shows for a whited-out name, as opposed to None (nothing there)."""
 
-Observation = os.stat_result | object | None
+Observation = StatLike | object | None
 
 
 def merge(
@@ -32,14 +33,14 @@ def merge(
     """
     path = join(parent.path, name)
     found: list[int] = []
-    top: os.stat_result | None = None
+    top: StatLike | None = None
     for index in parent.layers:
         seen = observe(index)
         if seen is None:
             continue
         if seen is WHITEOUT:
             break
-        assert isinstance(seen, os.stat_result)
+        seen = typing.cast(StatLike, seen)  # neither None nor WHITEOUT
         if top is None:
             top = seen
             found.append(index)

@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
@@ -20,13 +20,62 @@ from unionfs.safepath import DirFdCache, LayerDir, join
 WORK_SUBDIR = "work"
 
 
+class StatLike(Protocol):
+    """The fields of ``os.stat_result`` the rules use; ``Attrs`` (from an index) has them too."""
+
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_dev(self) -> int: ...
+    @property
+    def st_nlink(self) -> int: ...
+    @property
+    def st_uid(self) -> int: ...
+    @property
+    def st_gid(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_rdev(self) -> int: ...
+    @property
+    def st_blksize(self) -> int: ...
+    @property
+    def st_blocks(self) -> int: ...
+    @property
+    def st_atime_ns(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+    @property
+    def st_ctime_ns(self) -> int: ...
+
+
+class Attrs(NamedTuple):
+    """A stat result that did not come from ``lstat`` (an index serves these)."""
+
+    st_mode: int
+    st_ino: int
+    st_dev: int
+    st_nlink: int
+    st_uid: int
+    st_gid: int
+    st_size: int
+    st_rdev: int
+    st_blksize: int
+    st_blocks: int
+    st_atime_ns: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+
+
 class Layer(Protocol):
     """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError."""
 
     root: str
 
-    def lstat(self, path: bytes) -> os.stat_result | None: ...
-    def scandir(self, path: bytes) -> Iterator[tuple[bytes, os.stat_result]]: ...
+    def lstat(self, path: bytes) -> StatLike | None: ...
+    def scandir(self, path: bytes) -> Iterator[tuple[bytes, StatLike]]: ...
     def is_opaque(self, path: bytes) -> bool: ...
     def readlink(self, path: bytes) -> bytes: ...
     def open(self, path: bytes, flags: int, mode: int = 0) -> int: ...
@@ -57,7 +106,7 @@ class Resolved:
 
     path: bytes
     layers: tuple[int, ...]
-    st: os.stat_result
+    st: StatLike
 
     @property
     def is_dir(self) -> bool:

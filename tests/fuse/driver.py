@@ -1,0 +1,91 @@
+"""Driving ``UnionOperations`` without a mount: requests are plain coroutine calls.
+
+``call`` runs one handler to completion on a fresh trio loop and returns its answer;
+``fuse_errno`` runs one that must fail and returns the errno of its ``FUSEError``.
+``Readdir`` stands in for the kernel's READDIRPLUS buffer (``pyfuse3.readdir_reply`` needs
+a real request): it accepts a given number of entries, then reports the buffer full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pyfuse3
+import pytest
+import trio
+
+from unionfs.fuse.inodes import ROOT_INODE
+from unionfs.fuse.ops import UnionOperations
+
+T = TypeVar("T")
+
+# The handlers here never look at the context: a bare one is enough.
+CTX = pyfuse3.RequestContext()
+ROOT = ROOT_INODE
+
+
+def call(handler: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return trio.run(handler, *args)
+
+
+def fuse_errno(handler: Callable[..., Awaitable[Any]], *args: Any) -> int:
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        call(handler, *args)
+    return int(info.value.errno)
+
+
+@dataclass
+class Entry:
+    name: bytes
+    attrs: pyfuse3.EntryAttributes
+    next_id: int
+
+
+@dataclass
+class Readdir:
+    """One READDIRPLUS reply buffer with room for *room* entries (None: unlimited)."""
+
+    room: int | None = None
+    accepted: list[Entry] = field(default_factory=list)
+    refused: list[Entry] = field(default_factory=list)
+
+    def reply(
+        self, token: object, name: bytes, attrs: pyfuse3.EntryAttributes, next_id: int
+    ) -> bool:
+        assert token is self
+        entry = Entry(name, attrs, next_id)
+        if self.room is not None and len(self.accepted) >= self.room:
+            self.refused.append(entry)
+            return False
+        self.accepted.append(entry)
+        return True
+
+    @property
+    def names(self) -> list[bytes]:
+        return [e.name for e in self.accepted]
+
+
+def readdir(
+    ops: UnionOperations,
+    monkeypatch: pytest.MonkeyPatch,
+    fh: int,
+    start_id: int = 0,
+    room: int | None = None,
+) -> Readdir:
+    """One readdir request on open directory *fh*, answered into a fresh buffer."""
+    buffer = Readdir(room)
+    monkeypatch.setattr(pyfuse3, "readdir_reply", buffer.reply)
+    call(ops.readdir, fh, start_id, buffer)
+    return buffer
+
+
+def lookup_ino(ops: UnionOperations, parent: int, name: bytes) -> int:
+    return int(call(ops.lookup, parent, name, CTX).st_ino)
+
+
+def lookups(ops: UnionOperations, ino: int) -> int:
+    """The kernel's reference count on *ino* as the inode table sees it (0: not in it)."""
+    node = ops.inodes.find(ino)
+    return 0 if node is None else node.lookups

@@ -1,0 +1,1 @@
+from layers import layer_factory  # noqa: F401 -- the ``layers`` fixture
