@@ -49,8 +49,34 @@ def is_opaque_value(value: bytes | None) -> bool:
     return value == b"y"
 
 
+def _private_prefix(name: bytes) -> bytes | None:
+    for prefix in PRIVATE_XATTR_PREFIXES:
+        if name.startswith(prefix):
+            return prefix
+    return None
+
+
 def is_private_xattr(name: bytes) -> bool:
-    return name.startswith(PRIVATE_XATTR_PREFIXES)
+    """An overlay marker or other private xattr: never shown, never copied up. Escaped
+    names (``trusted.overlay.overlay.X``) are user data, not private."""
+    prefix = _private_prefix(name)
+    return prefix is not None and not name[len(prefix) :].startswith(b"overlay.")
+
+
+def escape_xattr(name: bytes) -> bytes:
+    """How a name set through the mount is stored: the kernel (6.7+) escapes its own
+    prefix, ``trusted.overlay.X`` -> ``trusted.overlay.overlay.X``, so overlays nest."""
+    prefix = _private_prefix(name)
+    return name if prefix is None else prefix + b"overlay." + name[len(prefix) :]
+
+
+def shown_xattr(name: bytes) -> bytes | None:
+    """How a stored name shows through the mount: unescaped, or None for a marker."""
+    prefix = _private_prefix(name)
+    if prefix is None:
+        return name
+    rest = name[len(prefix) :]
+    return prefix + rest[len(b"overlay.") :] if rest.startswith(b"overlay.") else None
 
 
 @dataclass(frozen=True, slots=True)

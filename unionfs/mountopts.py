@@ -51,6 +51,7 @@ class MountOptions:
     upperdir: str | None = None
     workdir: str | None = None
     fuse_options: tuple[str, ...] = ()
+    indexdir: str | None = None  # None: the default place; "off": no index
 
     @property
     def readonly(self) -> bool:
@@ -126,6 +127,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     upper: str | None = None
     work: str | None = None
     fuse: list[str] = []
+    indexdir: str | None = None
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -144,6 +146,12 @@ def parse(option_strings: list[str]) -> MountOptions:
                     upper = _unescape(value)
                 else:
                     work = _unescape(value)
+            elif key == "indexdir":
+                if not value:
+                    raise UserError("malformed indexdir=: give a directory or 'off'")
+                indexdir = _unescape(value)
+            elif item == "noindexdir":
+                indexdir = "off"
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
@@ -162,4 +170,4 @@ def parse(option_strings: list[str]) -> MountOptions:
         work = None  # overlayfs ignores a workdir without an upperdir
     if upper is not None and work is None:
         raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
-    return MountOptions(tuple(lowers), upper, work, tuple(fuse))
+    return MountOptions(tuple(lowers), upper, work, tuple(fuse), indexdir)

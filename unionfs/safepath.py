@@ -238,28 +238,33 @@ class LayerDir:
         return self.open(path, os.O_PATH)
 
     # -- xattrs --------------------------------------------------------------------------
+    def _xattr_path(self, path: bytes) -> str:
+        """A path for the l*xattr calls naming *path* itself: its directory through the
+        /proc magic link of a descriptor (confined like every walk here), then its name,
+        which the l* calls do not follow. The root is the magic link alone, which the
+        calls must follow (to the directory, never further: magic links end there)."""
+        if not path:
+            return proc_fd_path(self.root_fd)
+        base, name = self.at(path)
+        return proc_fd_path(base) + "/" + os.fsdecode(name)
+
     def getxattr(self, path: bytes, name: bytes) -> bytes | None:
         """The value of xattr *name* of *path* itself, or None when it has none."""
-        fd = self.opath(path)
         try:
-            return os.getxattr(proc_fd_path(fd), name)
+            return os.getxattr(self._xattr_path(path), name, follow_symlinks=not path)
         except OSError as exc:
             if exc.errno in (errno.ENODATA, errno.ENOTSUP):
                 return None
             raise
-        finally:
-            os.close(fd)
 
     def listxattr(self, path: bytes) -> list[bytes]:
-        fd = self.opath(path)
         try:
-            return [os.fsencode(n) for n in os.listxattr(proc_fd_path(fd))]
+            names = os.listxattr(self._xattr_path(path), follow_symlinks=not path)
         except OSError as exc:
             if exc.errno == errno.ENOTSUP:
                 return []
             raise
-        finally:
-            os.close(fd)
+        return [os.fsencode(n) for n in names]
 
     def dir_getxattr(self, path: bytes, name: bytes) -> bytes | None:
         """Like getxattr for a directory, through the cached descriptor (no open)."""

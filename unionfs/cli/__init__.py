@@ -14,10 +14,10 @@ import typing
 from collections.abc import Sequence
 
 from unionfs import __version__
-from unionfs.cli import mount, umount
+from unionfs.cli import index, mount, umount
 from unionfs.errors import UserError
 
-COMMANDS = {"mount": mount, "umount": umount}
+COMMANDS = {"mount": mount, "umount": umount, "index": index}
 
 
 _GLOBAL_FLAGS = ("-h", "--help", "--version", "-V")

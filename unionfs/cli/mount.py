@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from unionfs import mountopts
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
+from unionfs.index import mounting as indexing
+from unionfs.safepath import DirFdCache
+from unionfs.union.stack import Stack
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -95,8 +98,12 @@ def _inside(path: str, other: str) -> bool:
     return path == other or path.startswith(other.rstrip("/") + "/")
 
 
+def check_lowers(opts: mountopts.MountOptions) -> tuple[str, ...]:
+    return tuple(_directory("lowerdir", d) for d in opts.lowerdirs)
+
+
 def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
-    lowers = tuple(_directory("lowerdir", d) for d in opts.lowerdirs)
+    lowers = check_lowers(opts)
     upper = work = None
     if opts.upperdir is not None:
         upper = _directory("upperdir", opts.upperdir)
@@ -138,7 +145,6 @@ def _setup_logging(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
-    from unionfs.union.stack import Stack
 
     opts = mountopts.parse(args.options)
     layout = check_layout(opts, args.mountpoint)
@@ -146,19 +152,31 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
-    stack = Stack.from_dirs(layout.lowers, layout.upper, layout.work)
     if args.foreground:
         _setup_logging(args)
+    else:
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
+    index = indexing.prepare(opts.indexdir, layout.lowers)
+    if args.foreground:
+        stack = _stack(layout, index)
         try:
             ops = fusemount.start(stack, layout.mountpoint, fuse_options)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
         fusemount.serve(ops)
         return 0
-    return _daemonize(args, stack, layout, fuse_options)
+    return _daemonize(args, index, layout, fuse_options)
 
 
-def _daemonize(args: argparse.Namespace, stack: object, layout: Layout, options: set[str]) -> int:
+def _stack(layout: Layout, index: str | None) -> Stack:
+    cache = DirFdCache()
+    lowers = indexing.lowers(index, layout.lowers, cache)
+    return Stack.assemble(lowers, layout.upper, layout.work, cache)
+
+
+def _daemonize(
+    args: argparse.Namespace, index: str | None, layout: Layout, options: set[str]
+) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid > 0:
@@ -179,17 +197,15 @@ def _daemonize(args: argparse.Namespace, stack: object, layout: Layout, options:
     try:
         os.close(read_end)
         os.setsid()
-        code = 0 if os.fork() > 0 else _daemon(args, stack, layout, options, write_end)
+        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, write_end)
     finally:
         os._exit(code)
 
 
-def _daemon(args: argparse.Namespace, stack: object, layout: Layout, options: set[str],
+def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
             report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
-    from unionfs.union.stack import Stack
 
-    assert isinstance(stack, Stack)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -198,7 +214,7 @@ def _daemon(args: argparse.Namespace, stack: object, layout: Layout, options: se
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, options)
+            ops = fusemount.start(_stack(layout, index), layout.mountpoint, options)
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]

@@ -47,7 +47,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
 
     # -- helpers -------------------------------------------------------------------------
     def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
-        return entry.attributes(node.ino, node.res)
+        return self._entry(node.ino, node.res)
 
     def _current(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes now: an upper entry may have changed by writes since it was resolved."""
@@ -63,7 +63,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
             fd = self.handles.fd_of(node.ino)
             if fd is not None:
                 node.res = Resolved(res.path, res.layers, os.fstat(fd))
-            return entry.attributes(node.ino, node.res, unlinked=True)
+            return self._entry(node.ino, node.res, unlinked=True)
         return self._attrs(node)
 
     def _dir(self, ino: int) -> Node:
@@ -126,9 +126,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        if layerfmt.is_private_xattr(name):
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
-        value = self.stack.layers[res.top].getxattr(res.path, name)
+        value = self.stack.layers[res.top].getxattr(res.path, layerfmt.escape_xattr(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -137,7 +135,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         res = self.inodes.get(inode).res
         names = self.stack.layers[res.top].listxattr(res.path)
-        return [n for n in names if not layerfmt.is_private_xattr(n)]
+        return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
 
     # -- files ---------------------------------------------------------------------------
     @handler
@@ -190,7 +188,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         entries = handle.entries
         for index in range(start_id - 2, len(entries)):
             name, res = entries[index]
-            attrs = entry.attributes(self.inodes.number(res), res)
+            attrs = self._entry(self.inodes.number(res), res)
             if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
                 return
             # The kernel took a reference for every entry it accepted (READDIRPLUS).

@@ -52,6 +52,9 @@ class WriteOperations:
     lock: trio.Lock
 
     # -- bookkeeping ---------------------------------------------------------------------
+    def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
+        return entry.attributes(ino, res, unlinked, self.stack.has_upper)
+
     def _upper_check(self) -> None:
         if not self.stack.has_upper:
             raise _erofs()
@@ -78,7 +81,7 @@ class WriteOperations:
     def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
         self._refresh_ancestors(res.path)
         node = self.inodes.remember(res, parent_ino)
-        return entry.attributes(node.ino, node.res)
+        return self._entry(node.ino, node.res)
 
     async def _copied_up(self, node: Node, data: bool = True) -> Resolved:
         """*node* copied up (in a thread when there is much data to copy)."""
@@ -303,7 +306,7 @@ class WriteOperations:
                 await self._copied_up(node)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
-            return entry.attributes(node.ino, node.res)
+            return self._entry(node.ino, node.res)
 
     def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
         """A file with no name left can change only through an open upper descriptor."""
@@ -312,7 +315,7 @@ class WriteOperations:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
         st = attrs.set_attributes_fd(fd, changes)
         node.res = Resolved(node.res.path, node.res.layers, st)
-        return entry.attributes(node.ino, node.res, unlinked=True)
+        return self._entry(node.ino, node.res, unlinked=True)
 
     @handler
     async def setxattr(

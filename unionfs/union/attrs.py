@@ -1,8 +1,9 @@
 """Changing attributes and xattrs (the kernel's inode.c and xattrs.c): copy up, then change.
 
-The overlay's own xattrs (``trusted.overlay.*``, ``user.overlay.*``) cannot be read or set
-through the mount (EOPNOTSUPP, as overlayfs answers for its own names). Removing an xattr
-that is not there fails without copying anything up.
+A name in the overlay's own namespaces (``trusted.overlay.X``, ``user.overlay.X``) set
+through the mount is stored escaped (``trusted.overlay.overlay.X``), as the kernel does
+since 6.7, so it never passes for a marker. Removing an xattr that is not there fails
+without copying anything up.
 """
 
 from __future__ import annotations
@@ -95,20 +96,15 @@ def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
     return os.fstat(fd)
 
 
-def _own_name(name: bytes) -> None:
-    if layerfmt.is_private_xattr(name):
-        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-
-
 def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
-    _own_name(name)
+    name = layerfmt.escape_xattr(name)
     res = copy_up(stack, res)
     upper_of(stack).setxattr(res.path, name, value)
     return res
 
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
-    _own_name(name)
+    name = layerfmt.escape_xattr(name)
     if res.top != 0 and stack.layers[res.top].getxattr(res.path, name) is None:
         raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
     res = copy_up(stack, res)

@@ -62,8 +62,12 @@ def rename(
             raise _fail(errno.EISDIR)
         if dst.is_dir and not is_empty(stack, dst):
             raise _fail(errno.ENOTEMPTY)
-        if (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino):
-            return src, dst  # two names of one file: rename(2) does nothing
+        same_file = (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino)
+        if same_file and src.top == 0 and dst.top == 0:
+            # Two names of one upper file: rename(2) does nothing. Names of a lower hard
+            # link are separate inodes of the overlay (copy-up breaks the link), so for
+            # them the rename goes ahead, as on the kernel.
+            return src, dst
     if (src.is_dir and _has_lower(src)) or (
         flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and _has_lower(dst)
     ):

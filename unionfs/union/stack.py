@@ -162,15 +162,27 @@ class Stack:
         owned = DirFdCache() if cache is None else None
         cache = cache or owned
         assert cache is not None
-        offset = 1 if upper else 0
-        layers = [DirLayer(root, cache, i + offset) for i, root in enumerate(lowers)]
+        layers = [DirLayer(root, cache) for root in lowers]
+        return cls.assemble(layers, upper, work, cache, owned is not None)
+
+    @classmethod
+    def assemble(
+        cls,
+        lowers: Sequence[Layer],
+        upper: str | None,
+        work: str | None,
+        cache: DirFdCache,
+        own_cache: bool = True,
+    ) -> Stack:
+        """A stack of *lowers* (any layers) under an upper directory, if one is given."""
+        owned = cache if own_cache else None
         if upper is None:
-            return cls(layers, cache=owned)
+            return cls(lowers, cache=owned)
         if work is None:
             raise ValueError("an upper layer needs a work directory")
-        upper_layer = DirLayer(upper, cache, 0)
-        work_layer = DirLayer(prepare_workdir(work), cache, -1)
-        return cls(layers, upper_layer, work_layer, probe_style(work_layer), owned)
+        upper_layer = DirLayer(upper, cache)
+        work_layer = DirLayer(prepare_workdir(work), cache)
+        return cls(lowers, upper_layer, work_layer, probe_style(work_layer), owned)
 
     def temp_name(self) -> bytes:
         """A fresh name in the work directory for something built before it is moved up."""
