@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import os
+import stat
 
 import pytest
 from layers import WHITEOUT_CHR, Opaque
@@ -138,10 +138,10 @@ def test_readdir_entry_keeps_its_inode_number_after_forget(
 def test_readdir_continues_its_snapshot_and_refreshes_at_offset_zero(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ops = make_ops({"a": "", "b": ""})
+    ops = make_ops({"a": "", "b": ""}, upper={})
     fh = call(ops.opendir, ROOT, CTX)
     head = readdir(ops, monkeypatch, fh, room=3)
-    open(os.path.join(ops.stack.layers[0].root, "new"), "w").close()
+    call(ops.mknod, ROOT, b"new", stat.S_IFIFO | 0o644, 0, CTX)
     rest = readdir(ops, monkeypatch, fh, head.accepted[-1].next_id)
     assert b"new" not in head.names + rest.names
     assert sorted(head.names + rest.names) == [b".", b"..", b"a", b"b"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from unionfs.union.stack import Resolved
 
@@ -25,8 +25,7 @@ class FileHandle:
 @dataclass(slots=True)
 class DirHandle:
     ino: int
-    entries: list[tuple[bytes, Resolved]] | None = None
-    extra: dict[str, int] = field(default_factory=dict)
+    entries: list[tuple[bytes, Resolved, object]] | None = None
 
 
 class HandleTable:

@@ -20,13 +20,14 @@ from unionfs.union.stack import Resolved
 ROOT_INODE = 1
 
 Key = tuple[int, int | bytes]
+Listed = tuple[bytes, Resolved, object]  # name, entry, its EntryAttributes
 
 
 class Node:
     """One inode the kernel knows. ``res`` is how it resolves now; ``parent`` is the inode
     of the directory it was last looked up in (unique for directories, used for ``..``)."""
 
-    __slots__ = ("ino", "lookups", "parent", "res", "unlinked")
+    __slots__ = ("ino", "listing", "lookups", "parent", "res", "unlinked")
 
     def __init__(self, ino: int, parent: int, res: Resolved) -> None:
         self.ino = ino
@@ -34,6 +35,9 @@ class Node:
         self.res = res
         self.lookups = 0
         self.unlinked = False  # its last name is gone (it lives on while open)
+        # The merged listing of a directory with no upper part, kept while ``res`` stays:
+        # nothing can change it without copying the directory up (which changes ``res``).
+        self.listing: list[Listed] | None = None
 
 
 class InodeTable:
@@ -93,8 +97,19 @@ class InodeTable:
         node.lookups += count
         return node
 
+    def remember_listed(self, ino: int, res: Resolved, parent: int) -> None:
+        """A lookup reference taken by READDIRPLUS for an entry numbered *ino*."""
+        node = self._nodes.get(ino)
+        if node is not None and node.res is res:
+            node.lookups += 1  # the common case: a cached listing, nothing moved
+        else:
+            self.remember(res, parent)
+
     def update(self, node: Node, res: Resolved) -> None:
         """*node* now resolves as *res* (after a copy-up or a rename); its number stays."""
+        if res is node.res:
+            return
+        node.listing = None
         if self.key(res) != self.key(node.res):
             self._numbers[self.key(res)] = node.ino
         if node.res.is_dir and self._dirs.get(node.res.path) == node.ino:

@@ -23,7 +23,7 @@ from unionfs import layerfmt
 from unionfs.fuse import entry
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
-from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.fuse.inodes import InodeTable, Listed, Node
 from unionfs.fuse.writes import WriteOperations
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
@@ -169,12 +169,25 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         self._dir(inode)
         return self.handles.open_dir(DirHandle(inode))
 
+    def _listing(self, node: Node) -> list[Listed]:
+        """The merged listing of *node* with each entry's attributes, cached on the node
+        when the directory has no upper part (so ``ls`` and ``find`` cost one merge)."""
+        if node.listing is not None:
+            return node.listing
+        listing: list[Listed] = [
+            (name, res, self._entry(self.inodes.number(res), res))
+            for name, res in list_dir(self.stack, node.res)
+        ]
+        if 0 not in node.res.layers or not self.stack.has_upper:
+            node.listing = listing
+        return listing
+
     @handler
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self.handles.dir(fh)
         node = self.inodes.get(handle.ino)
         if handle.entries is None or start_id == 0:
-            handle.entries = list_dir(self.stack, node.res)
+            handle.entries = self._listing(node)
         parent = self.inodes.find(node.parent) or node
         # Offsets: 1 and 2 follow "." and ".."; entry i of the snapshot ends at i + 3.
         if start_id == 0:
@@ -186,13 +199,14 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
                 return
             start_id = 2
         entries = handle.entries
+        remember = self.inodes.remember_listed
         for index in range(start_id - 2, len(entries)):
-            name, res = entries[index]
-            attrs = self._entry(self.inodes.number(res), res)
+            name, res, attrs = entries[index]
+            assert isinstance(attrs, pyfuse3.EntryAttributes)
             if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
                 return
             # The kernel took a reference for every entry it accepted (READDIRPLUS).
-            self.inodes.remember(res, handle.ino)
+            remember(attrs.st_ino, res, handle.ino)
 
     @handler
     async def releasedir(self, fh: int) -> None:
