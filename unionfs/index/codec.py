@@ -3,8 +3,8 @@
 Key: an 8-byte big-endian table id (one per layer, one per stack), the parent path, a NUL,
 the name; the root entry is the id alone. The children of one directory are therefore one
 contiguous range, and a lookup is one ``get``. Parent paths too long for LMDB's 511-byte
-keys are replaced by their SHA-256 (prefixed by 0xff 0xfe, which starts no real path that
-long), so their children still share one range.
+keys are replaced by ``/`` and their SHA-256: a relative path never starts with ``/``, so
+no real parent can spell a hashed one, and their children still share one range.
 
 Value: a fixed struct of the stat fields, flags, and the number of the layer that holds the
 entry, then the symlink target and the xattrs when the flags say so.
@@ -40,7 +40,7 @@ def table_prefix(table: int) -> bytes:
 def parent_key(parent: bytes) -> bytes:
     if len(parent) <= _LONG_PARENT:
         return parent
-    return b"\xff\xfe" + hashlib.sha256(parent).digest()
+    return b"/" + hashlib.sha256(parent).digest()
 
 
 def entry_key(table: int, path: bytes) -> bytes:

@@ -66,6 +66,8 @@ class IndexEnv:
         except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError) as exc:
             raise _Unusable(str(exc)) from None
         try:
+            self._check_whole()
+            self._check_ours()
             self.meta = self.env.open_db(b"meta")
             self.entries = self.env.open_db(b"entries")
             with self.env.begin(write=True) as txn:
@@ -76,17 +78,36 @@ class IndexEnv:
                     txn.put(b"format", FORMAT, db=self.meta)
                 elif found != FORMAT:
                     raise _Unusable(f"format {found!r}, this unionfs reads {FORMAT!r}")
-        except (lmdb.IncompatibleError, lmdb.CorruptedError, lmdb.InvalidError) as exc:
+        except (lmdb.IncompatibleError, lmdb.CorruptedError, lmdb.InvalidError,
+                lmdb.BadValsizeError) as exc:  # fmt: skip
             self.env.close()
             raise _Unusable(str(exc)) from None
         except _Unusable:
             self.env.close()
             raise
 
+    def _check_whole(self) -> None:
+        """A file shorter than its own last page would fault (SIGBUS) on the first read."""
+        expected = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        actual = os.path.getsize(os.path.join(self.path, "data.mdb"))
+        if actual < expected:
+            raise _Unusable(f"data.mdb is truncated ({actual} of {expected} bytes)")
+
+    def _check_ours(self) -> None:
+        """Only our two named databases may be in the main database."""
+        with self.env.begin() as txn:
+            names = {bytes(key) for key in txn.cursor().iternext(values=False)}
+        strangers = names - {b"meta", b"entries"}
+        if strangers:
+            shown = ", ".join(sorted(repr(n) for n in strangers)[:3])
+            raise _Unusable(f"it is another program's LMDB database (it holds {shown})")
+
     def _set_aside(self) -> None:
+        """Move an unusable database out of the way (kept once, as *.unusable)."""
         for name in ("data.mdb", "lock.mdb"):
+            where = os.path.join(self.path, name)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.path, name))
+                os.replace(where, where + ".unusable")
 
     def close(self) -> None:
         self.env.close()
@@ -101,12 +122,11 @@ class IndexEnv:
         try:
             with self.env.begin(write=True) as txn:
                 yield txn
-        except (lmdb.MapFullError, lmdb.DiskError) as exc:
+        except lmdb.MapFullError as exc:
             raise IndexUnavailable(f"the index at {self.path} is full: {exc}") from None
         except lmdb.Error as exc:
-            if "No space" in str(exc):
-                raise IndexUnavailable(f"no space for the index at {self.path}") from None
-            raise
+            # A full disk shows as ENOSPC or, for a short write at commit, as EIO.
+            raise IndexUnavailable(f"cannot write the index at {self.path}: {exc}") from None
 
     def read(self) -> lmdb.Transaction:
         return self.env.begin(buffers=False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import lmdb
+
 from unionfs.index import build
 from unionfs.index.env import IndexEnv, IndexUnavailable, default_dir
 from unionfs.safepath import DirFdCache
@@ -41,7 +43,7 @@ def prepare(indexdir: str | None, lower_paths: Sequence[str]) -> str | None:
             build.open_lowers(env, layers)
         finally:
             env.close()
-    except (IndexUnavailable, OSError) as exc:
+    except (IndexUnavailable, OSError, lmdb.Error) as exc:
         log.warning("the index cannot be used (%s): serving the layers directly", exc)
         return None
     finally:
@@ -58,6 +60,6 @@ def lowers(where: str | None, lower_paths: Sequence[str], cache: DirFdCache) -> 
         return list(layers)
     try:
         return [build.open_lowers(IndexEnv(where), layers, check=False)]
-    except (IndexUnavailable, OSError) as exc:
+    except (IndexUnavailable, OSError, lmdb.Error) as exc:
         log.warning("the index cannot be used (%s): serving the layers directly", exc)
         return list(layers)

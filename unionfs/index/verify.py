@@ -48,6 +48,8 @@ def _tree(stack: Stack, merged_nlink: bool) -> dict[bytes, dict[str, object]]:
 
 def verify(indexed: IndexedLowers, layers: Sequence[DirLayer]) -> list[str]:
     """Every difference between the index and the layers; empty when they agree."""
+    if indexed.lstat(b"") is None:
+        return ["/: missing from the index (its stack table is empty)"]
     from_index = _tree(Stack([indexed]), merged_nlink=False)
     from_disk = _tree(Stack(list(layers)), merged_nlink=True)
     problems: list[str] = []
