@@ -1,0 +1,75 @@
+"""PNG plots of a summary: one bar chart per workload, and time against layer count for the
+workloads measured at several depths (stat-all, mount). Needs matplotlib (see README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.report import Row
+
+
+def write_plots(rows: Sequence[Row], systems: Sequence[str], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for wl in dict.fromkeys(r.workload for r in rows):
+        mine = [r for r in rows if r.workload == wl]
+        groups = list(dict.fromkeys((r.layers, r.pass_) for r in mine))
+        width = 0.8 / max(1, len(systems))
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 4))
+        for i, system in enumerate(systems):
+            heights, low, high = [], [], []
+            for g in groups:
+                r = next((r for r in mine if (r.layers, r.pass_) == g and r.system == system), None)
+                med = r.median if r is not None and r.median is not None else 0.0
+                heights.append(med)
+                low.append(med - r.min if r is not None and r.min is not None else 0.0)
+                high.append(r.max - med if r is not None and r.max is not None else 0.0)
+            xs = [j + (i - (len(systems) - 1) / 2) * width for j in range(len(groups))]
+            ax.bar(xs, heights, width, yerr=[low, high], capsize=2, label=system)
+        ax.set_xticks(range(len(groups)), [f"{n} layer{'s' * (n > 1)}\n{p}" for n, p in groups])
+        ax.set_ylabel("seconds (median; bars: min-max)")
+        ax.set_title(wl)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = out / f"bar-{wl}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
+    for wl in ("stat-all", "mount"):
+        mine = [r for r in rows if r.workload == wl and r.median is not None]
+        if len({r.layers for r in mine}) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for color, system in enumerate(systems):
+            for pass_ in ("cold", "hot", "warm"):
+                pts = sorted(
+                    (r.layers, r.median) for r in mine if r.system == system and r.pass_ == pass_
+                )
+                if pts:
+                    ax.plot(
+                        [p[0] for p in pts],
+                        [p[1] for p in pts],
+                        marker="o",
+                        color=f"C{color}",
+                        linestyle={"cold": "-", "hot": "--", "warm": ":"}[pass_],
+                        label=f"{system} {pass_}",
+                    )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("layers")
+        ax.set_ylabel("seconds (median)")
+        ax.set_title(f"{wl} against layer count")
+        ax.legend(fontsize="x-small", ncol=2)
+        fig.tight_layout()
+        path = out / f"{wl}-vs-layers.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,356 @@
+"""The measurement loop: for each workload, layer count, first pass and run, every system
+in turn on a fresh mount, so drift on a shared machine spreads over all of them alike.
+
+Owns the cache handling (cold: ``sync; echo 3 > /proc/sys/vm/drop_caches``; hot: the
+stack's files read into the page cache first), timing of the shell commands, and turning
+every failure (mount error, non-zero exit, hang, daemon death) into a recorded result.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.config import Config
+from bench.stacks import Stack, StackCache, fingerprint, forget
+from bench.systems import (
+    Mounted,
+    MountError,
+    System,
+    abort_fuse,
+    is_mounted,
+    mounted,
+    remove_place,
+)
+from bench.workloads import Workload
+
+KILL_WAIT = 10.0
+
+
+class LowerModified(Exception):
+    """A system wrote to a lower layer: every later number on that stack would be wrong."""
+
+
+@dataclass
+class Sample:
+    workload: str
+    layers: int
+    system: str
+    pass_: str
+    run: int
+    seconds: float | None = None
+    error: str | None = None
+    note: str | None = None
+    client_cpu: float | None = None  # user + sys of the timed command's processes
+    daemon_cpu: float | None = None  # user + sys of the FUSE daemon during the pass
+    mount_seconds: float | None = None
+    log_problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["pass"] = d.pop("pass_")
+        return d
+
+
+def drop_caches() -> None:
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def _sh(
+    cmd: str, timeout: float, on_hang: Callable[[], None] | None = None
+) -> tuple[float, str | None, float]:
+    """Run *cmd*; (wall seconds, error or None, CPU seconds of its processes).
+
+    A command still running after *timeout* is a hang: its process group is killed, and if
+    it cannot die (stuck in a FUSE request), *on_hang* aborts the mount under it.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", cmd],
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    error = None
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        error = f"hang: killed after {timeout:g} s"
+        err = b""
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            proc.communicate(timeout=KILL_WAIT)
+        except subprocess.TimeoutExpired:
+            if on_hang is not None:
+                on_hang()
+            try:
+                proc.communicate(timeout=KILL_WAIT)
+            except subprocess.TimeoutExpired:
+                error += " (unkillable, left behind)"
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if error is None and proc.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        error = f"exit {proc.returncode}: {last[0]}"[:300]
+    return elapsed, error, cpu
+
+
+class Runner:
+    def __init__(
+        self, cfg: Config, cache: StackCache, scratch: Path, say: Callable[[str], None]
+    ) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self.scratch = scratch
+        self.say = say
+        self._places = 0
+        self._prints: dict[str, tuple[int, int, int]] = {}
+        self.aborted: str | None = None  # why the run stopped early
+
+    # -- what runs where -------------------------------------------------------------------
+
+    def layer_counts(self, wl: Workload) -> tuple[int, ...]:
+        return self.cfg.layers if wl.sweep else (1,)
+
+    def stack(self, wl: Workload, layers: int, system: System) -> Stack:
+        if wl.stack == "big":
+            return self.cache.big()
+        return self.cache.source(layers, system.flavor)
+
+    def context(self, mnt: Path) -> dict[str, str]:
+        return {
+            "mnt": str(mnt),
+            "tar": str(self.cache.tarball()),
+            "n": str(self.cache.sizes.create_files),
+            "mib": str(self.cache.sizes.big_mib),
+        }
+
+    def _place(self) -> Path:
+        self._places += 1
+        return self.scratch / f"m{self._places:05d}"
+
+    @staticmethod
+    def unsupported(wl: Workload, layers: int, system: System) -> str | None:
+        """Why *system* does not run *wl* at *layers*, or None."""
+        if system.max_lowers is not None and layers > system.max_lowers:
+            return f"skipped: {system.name} takes at most {system.max_lowers} lower layers"
+        if wl.writes and not system.copy_up:
+            return f"skipped: {system.name} has no copy-up (a write would change a lower layer)"
+        return None
+
+    def prepare(self, wls: list[Workload], systems: list[System]) -> dict[str, Stack]:
+        """Every stack the run needs, generated now (or found in the cache)."""
+        stacks = {}
+        for wl in wls:
+            for layers in self.layer_counts(wl):
+                for system in systems:
+                    if not self.unsupported(wl, layers, system):
+                        stack = self.stack(wl, layers, system)
+                        stacks[stack.key] = stack
+        self.cache.tarball()
+        return stacks
+
+    # -- the merged view is what it should be ------------------------------------------------
+
+    def check(self, wls: list[Workload], systems: list[System]) -> list[dict[str, object]]:
+        """Mount every stack once per system and count what the merged view shows."""
+        results: list[dict[str, object]] = []
+        for system in systems:
+            seen_keys = set()
+            for wl in wls:
+                for layers in self.layer_counts(wl):
+                    stack = self.stack(wl, layers, system)
+                    if stack.key in seen_keys or self.unsupported(wl, layers, system):
+                        continue
+                    seen_keys.add(stack.key)
+                    results.append(self._check_one(system, stack))
+        return results
+
+    def _check_one(self, system: System, stack: Stack) -> dict[str, object]:
+        result: dict[str, object] = {
+            "system": system.name,
+            "stack": stack.key,
+            "expected": {"f": stack.files, "d": stack.dirs},
+        }
+        place = self._place()
+        try:
+            with mounted(system, stack.layers, place, self.cache.dir / "state") as m:
+                out = subprocess.run(
+                    ["find", str(m.mnt), "-mindepth", "1", "-printf", "%y\\n"],
+                    capture_output=True,
+                    text=True,
+                    timeout=self.cfg.timeout,
+                    check=False,
+                )
+                kinds: dict[str, int] = {}
+                for k in out.stdout.split():
+                    kinds[k] = kinds.get(k, 0) + 1
+                result["seen"] = kinds
+                result["ok"] = out.returncode == 0 and kinds == {
+                    k: v for k, v in {"f": stack.files, "d": stack.dirs}.items() if v
+                }
+                if out.returncode != 0:
+                    result["error"] = out.stderr.strip().splitlines()[-1:]
+            result["log_problems"] = m.log_problems()
+        except (MountError, OSError, subprocess.TimeoutExpired) as exc:
+            result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            remove_place(place)
+        if not result["ok"]:
+            self.say(
+                f"check: {system.name} on {stack.key}: expected {result['expected']}, "
+                f"saw {result.get('seen')} {result.get('error', '')}"
+            )
+        return result
+
+    # -- measurements ----------------------------------------------------------------------
+
+    def plan(
+        self, wls: list[Workload], systems: list[System]
+    ) -> Iterator[tuple[Workload, int, str, int, System]]:
+        for wl in wls:
+            for layers in self.layer_counts(wl):
+                for first in self.cfg.first_passes:
+                    for run in range(self.cfg.runs):
+                        for system in systems:
+                            yield wl, layers, first, run, system
+
+    def run(self, wls: list[Workload], systems: list[System]) -> list[Sample]:
+        samples: list[Sample] = []
+        steps = list(self.plan(wls, systems))
+        for i, (wl, layers, first, run, system) in enumerate(steps, 1):
+            try:
+                got = self.measure(wl, layers, first, run, system)
+            except LowerModified as exc:
+                self.aborted = str(exc)
+                self.say(f"bench: STOPPED: {exc}")
+                samples.append(Sample(wl.name, layers, system.name, first, run, error=str(exc)))
+                break
+            samples += got
+            shown = ", ".join(
+                f"{s.pass_} " + (f"{s.seconds:.3f} s" if s.seconds is not None else str(s.error))
+                for s in got
+            )
+            self.say(
+                f"[{i}/{len(steps)}] {wl.name} layers={layers} run {run + 1}/"
+                f"{self.cfg.runs} {system.name}: {shown}"
+            )
+        return samples
+
+    def measure(
+        self, wl: Workload, layers: int, first: str, run: int, system: System
+    ) -> list[Sample]:
+        def sample(pass_: str, **kw: object) -> Sample:
+            return Sample(wl.name, layers, system.name, pass_, run, **kw)  # type: ignore[arg-type]
+
+        skip = self.unsupported(wl, layers, system)
+        if skip:
+            return [sample(first, error=skip)] if run == 0 else []
+        stack = self.stack(wl, layers, system)
+        if wl.writes and stack.key not in self._prints:
+            self._prints[stack.key] = fingerprint(stack)
+        place = self._place()
+        samples: list[Sample] = []
+        try:
+            if first == "cold":
+                drop_caches()
+            else:
+                self._prime(stack)
+            with mounted(system, stack.layers, place, self.cache.dir / "state") as m:
+                if wl.mount_only:
+                    samples.append(
+                        sample(first, seconds=m.mount_seconds, mount_seconds=m.mount_seconds)
+                    )
+                else:
+                    samples += self._passes(wl, first, m, sample)
+                problems = m.log_problems()
+            for s in samples:
+                s.log_problems = problems
+        except MountError as exc:
+            samples.append(sample(first, error=f"mount failed: {exc}"[:300]))
+        finally:
+            remove_place(place)
+            if wl.writes:
+                os.sync()  # written data must not be flushed during the next measurement
+        if wl.writes and fingerprint(stack) != self._prints[stack.key]:
+            forget(stack)
+            raise LowerModified(
+                f"{system.name} changed the lower layers of {stack.key} during {wl.name} "
+                f"(layers={layers}, {first}); the stack will be regenerated on the next run"
+            )
+        return samples
+
+    def _passes(
+        self, wl: Workload, first: str, m: Mounted, sample: Callable[..., Sample]
+    ) -> list[Sample]:
+        ctx = self.context(m.mnt)
+        if wl.setup:
+            _, error, _ = _sh(wl.setup.format(**ctx), self.cfg.timeout, lambda: self._unhang(m))
+            if error:
+                return [
+                    sample(first, error=f"setup failed: {error}", mount_seconds=m.mount_seconds)
+                ]
+        labels = [first]
+        if wl.repeatable and "warm" in self.cfg.passes and first == self.cfg.first_passes[-1]:
+            labels.append("warm")
+        samples = []
+        for label in labels:
+            cpu0 = m.daemon_cpu()
+            seconds, error, client_cpu = _sh(
+                wl.command.format(**ctx), self.cfg.timeout, lambda: self._unhang(m)
+            )
+            cpu1 = m.daemon_cpu()
+            s = sample(
+                label,
+                seconds=None if error else seconds,
+                error=error,
+                client_cpu=round(client_cpu, 4),
+                mount_seconds=m.mount_seconds,
+            )
+            if cpu0 is not None and cpu1 is not None:
+                s.daemon_cpu = round(cpu1 - cpu0, 4)
+            samples.append(s)
+            dead = m.alive()
+            if dead:
+                s.error = f"{s.error + '; ' if s.error else ''}{dead}"
+                s.seconds = None
+                break
+            if error:
+                break
+        if wl.probe is not None and samples and samples[-1].error is None:
+            try:
+                samples[-1].note = wl.probe(m.mnt)
+            except OSError as exc:
+                samples[-1].note = f"probe failed: {exc}"
+        return samples
+
+    def _unhang(self, m: Mounted) -> None:
+        self.say(f"hang on {m.system.name}: aborting its FUSE connection")
+        if m.system.kind == "fuse" and is_mounted(m.mnt):
+            abort_fuse(m.mnt)
+
+    def _prime(self, stack: Stack) -> None:
+        """Read the stack's files and metadata into the page cache (a "hot" start)."""
+        layers = stack.root / "layers"
+        subprocess.run(
+            f"find {layers} -type f -print0 | xargs -0 -r cat > /dev/null",
+            shell=True,
+            cwd="/",
+            check=False,
+        )
+
+
+def say_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
