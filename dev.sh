@@ -11,7 +11,8 @@ ROOT=$(pwd)
 # Debian packages. fuse3/libfuse3-dev/pkg-config/gcc/python3-dev build and run pyfuse3;
 # attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
-              util-linux fuse-overlayfs busybox-static strace)
+              util-linux fuse-overlayfs busybox-static strace
+              runc)  # runc: the reference runtime that tests/runtime/test_runc.py compares with
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then

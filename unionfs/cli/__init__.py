@@ -14,10 +14,21 @@ import typing
 from collections.abc import Sequence
 
 from unionfs import __version__
-from unionfs.cli import index, mount, umount
+from unionfs.cli import exec as exec_
+from unionfs.cli import index, kill, mount, ps, rm, run, stats, umount
 from unionfs.errors import UserError
 
-COMMANDS = {"mount": mount, "umount": umount, "index": index}
+COMMANDS = {
+    "mount": mount,
+    "umount": umount,
+    "index": index,
+    "run": run,
+    "ps": ps,
+    "stats": stats,
+    "kill": kill,
+    "exec": exec_,
+    "rm": rm,
+}
 
 
 _GLOBAL_FLAGS = ("-h", "--help", "--version", "-V")

@@ -1,0 +1,104 @@
+"""Running the unionfs CLI as containers for tests, and finding what they leave behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from unionfs.runtime import cgroups
+from unionfs.runtime.state import State, Store
+
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
+
+
+def own_cgroup_dirs() -> list[Path]:
+    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made)."""
+    v1, _ = cgroups.own_cgroups(Path("/proc/self/cgroup").read_text())
+    dirs = [Path("/sys/fs/cgroup", c, v1[c].lstrip("/")) for c in V1_CONTROLLERS if c in v1]
+    return [d for d in dirs if d.is_dir()]
+
+
+def container_cgroups() -> set[Path]:
+    return {p for d in own_cgroup_dirs() for p in d.glob("unionfs-*")}
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+class Runtime:
+    """The unionfs CLI with one UNIONFS_HOME; remembers the containers it starts."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "UNIONFS_HOME": str(home)}
+        self.started: list[subprocess.Popen[str]] = []
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "unionfs", *args]
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.cmd(*args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            self.cmd(*args),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        self.started.append(proc)
+        return proc
+
+    def wait_running(self, name: str, proc: subprocess.Popen[str], timeout: float = 30) -> State:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = next((s for s in Store(str(self.home)).all() if s.name == name), None)
+            if state is not None and state.status == "running":
+                return state
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"{name} ended with {proc.returncode}: {out}{err}")
+            time.sleep(0.02)
+        raise AssertionError(f"{name} is not running after {timeout}s")
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # the runtime cleans up
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            proc.communicate()
+
+
+def unique_name() -> str:
+    """A container name no other test (nor another run of this one) uses."""
+    return f"t-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,107 @@
+"""Exit codes, signals, exec and clean-up of real containers: whatever ends them, the
+``runtime`` fixture then asserts that no mount, process or cgroup remains."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.containerutil import Runtime, unique_name
+
+
+def test_exit_codes_propagate(runtime: Runtime, busybox_rootfs: Path) -> None:
+    done = runtime("run", "--rm", "--rootfs", str(busybox_rootfs), "sh", "-c", "exit 3")
+    assert done.returncode == 3
+
+
+def test_command_not_found_is_127_with_a_message(runtime: Runtime, busybox_rootfs: Path) -> None:
+    done = runtime("run", "--rm", "--rootfs", str(busybox_rootfs), "no-such-command")
+    assert done.returncode == 127
+    assert done.stderr == ('unionfs: exec: "no-such-command": executable file not found in $PATH\n')
+
+
+def test_sigterm_to_run_reaches_the_process(runtime: Runtime, busybox_rootfs: Path) -> None:
+    c = unique_name()
+    proc = runtime.start(
+        "run", "--rm", "--name", c, "--rootfs", str(busybox_rootfs), "sh", "-c",
+        "trap 'echo got TERM; exit 7' TERM; echo ready; sleep 60 & wait",
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 7 and out == "got TERM\n"
+
+
+def test_a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout(
+    runtime: Runtime, busybox_rootfs: Path
+) -> None:
+    c = unique_name()
+    proc = runtime.start(
+        "run", "--rm", "--name", c, "--stop-timeout", "0.5", "--rootfs", str(busybox_rootfs),
+        "sleep", "60",
+    )  # fmt: skip
+    runtime.wait_running(c, proc)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGKILL
+    assert time.monotonic() - started < 10
+
+
+def test_exec_joins_the_namespaces_and_cgroups_and_signals_propagate(
+    runtime: Runtime, busybox_rootfs: Path
+) -> None:
+    c = unique_name()
+    proc = runtime.start(
+        "run", "--rm", "--name", c, "--hostname", "exec-box", "--rootfs", str(busybox_rootfs),
+        "sh", "-c", "echo hi > /tmp/mark; echo ready; exec sleep 60",
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    state = runtime.wait_running(c, proc)
+    done = runtime("exec", c, "sh", "-c", "hostname; cat /tmp/mark; ps; cat /proc/self/cgroup")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["exec-box", "hi"]
+    assert any(re.match(r"\s*1 +\S+ +sleep 60", line) for line in lines), lines
+    assert f"pids:/unionfs-{state.id}" in done.stdout
+    assert runtime("exec", c, "sh", "-c", "exit 5").returncode == 5
+    sleeper = subprocess.Popen(runtime.cmd("exec", c, "sleep", "60"), env=runtime.env, text=True)
+    runtime.started.append(sleeper)
+    time.sleep(1.0)
+    sleeper.send_signal(signal.SIGTERM)  # not PID 1 of the namespace: TERM kills it
+    assert sleeper.wait(timeout=30) == 128 + signal.SIGTERM
+    assert runtime("kill", c, "KILL").returncode == 0
+    assert proc.wait(timeout=30) == 128 + signal.SIGKILL
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.4, 0.8])
+def test_sigterm_at_any_point_of_the_start_leaves_nothing(
+    runtime: Runtime, busybox_rootfs: Path, delay: float
+) -> None:
+    proc = runtime.start(
+        "run", "--rm", "--stop-timeout", "0.2", "--rootfs", str(busybox_rootfs), "sleep", "60"
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    # before the process exists: 143, the runtime stops; after: forwarded, ignored by
+    # PID 1, killed at the stop timeout: 137 (or -15 when the signal came before Python
+    # set up its handlers, when nothing was made yet)
+    assert proc.wait(timeout=30) in (128 + signal.SIGTERM, 128 + signal.SIGKILL, -15)
+
+
+def test_a_killed_runtime_is_cleaned_up_by_rm(runtime: Runtime, busybox_rootfs: Path) -> None:
+    c = unique_name()
+    proc = runtime.start(
+        "run", "--name", c, "--memory", "64m", "--rootfs", str(busybox_rootfs), "sleep", "60"
+    )
+    runtime.wait_running(c, proc)
+    proc.kill()  # SIGKILL: the runtime cannot clean up
+    proc.wait()
+    assert re.search(rf"{c}\s+\d+\s+dead \(runtime gone\)", runtime("ps", "-a").stdout)
+    done = runtime("rm", c)
+    assert done.returncode == 0, done.stderr
+    assert runtime("ps", "-a").stdout.count("\n") == 1

@@ -1,0 +1,64 @@
+"""``unionfs rm [-f] C...``: remove containers' directories (upper layer included).
+
+An exited container is simply deleted. A running one needs ``-f``: its process is killed
+and its own runtime cleans up. A dead one (its runtime was killed with SIGKILL and could
+not clean up) is cleaned up here: its process killed, its root unmounted, its cgroups
+(recorded in its state, made by its runtime) removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import time
+
+from unionfs.errors import UserError
+from unionfs.runtime import cgroups, rootfs
+from unionfs.runtime.state import State, Store, default_home, describe, is_alive
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rm", help="remove containers that have exited")
+    p.add_argument("-f", "--force", action="store_true", help="kill a running one first")
+    p.add_argument("containers", nargs="+", metavar="C")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(default_home())
+    for ref in args.containers:
+        state = store.find(ref)
+        status = describe(state)
+        if status == "starting":
+            raise UserError(f"container {state.name} is starting: try again")
+        if status in ("running", "stopping"):
+            if not args.force:
+                raise UserError(f"container {state.name} is running: stop it or use rm -f")
+            _kill(state)
+            _wait_for_runtime(store, state.id)
+        elif status.startswith("dead"):
+            _kill(state)
+            rootfs.unmount(store.paths(state.id).rootfs)
+            if state.cgroup:
+                cgroups.from_record(dict(state.cgroup)).remove()
+        if store.load(state.id) is not None:
+            store.delete(state.id)
+    return 0
+
+
+def _kill(state: State) -> None:
+    if state.pid is not None and is_alive(state):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGKILL)
+
+
+def _wait_for_runtime(store: Store, container_id: str, timeout: float = 10.0) -> None:
+    """Until the container's runtime has cleaned up (and, for --rm, deleted it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = store.load(container_id)
+        if state is None or state.status == "exited":
+            return
+        time.sleep(0.05)
+    raise UserError(f"container {container_id[:12]}: its runtime did not finish in {timeout}s")

@@ -1,0 +1,81 @@
+"""``unionfs run``: run a command in a container on a unionfs mount of a rootfs or bundle.
+
+Flags become a ``RunSpec`` (``unionfs.runtime.spec`` / ``oci``); ``unionfs.runtime.run``
+does the rest. A positional IMAGE is refused until the image store exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from unionfs.errors import UserError
+from unionfs.runtime import oci, spec
+from unionfs.runtime import run as runtime
+from unionfs.runtime.state import default_home
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a command in a new container",
+        description="Run CMD in new PID, mount, UTS, IPC and network namespaces, on a "
+        "unionfs mount with a fresh upper layer over --rootfs DIR (or an OCI bundle).",
+    )
+    p.add_argument("--name", help="a unique name for the container")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--hostname", help="the container's host name (default: its short id)")
+    p.add_argument("--memory", "-m", help="memory limit, e.g. 64m (no swap beyond it)")
+    p.add_argument("--cpus", help="CPU limit in CPUs, e.g. 0.5")
+    p.add_argument("--pids", "--pids-limit", dest="pids", help="most processes at once")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
+    p.add_argument("--workdir", "-w", metavar="DIR", help="working directory in the container")
+    p.add_argument("--user", "-u", metavar="UID[:GID]")
+    p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
+    p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
+    where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="[IMAGE] CMD ARGS")
+
+
+_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
+
+
+def build_spec(args: argparse.Namespace) -> spec.RunSpec:
+    command = list(args.argv)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if args.bundle is not None:
+        given = [f"--{k}" for k in _CLI_ONLY if getattr(args, k) is not None]
+        given += ["--env"] * bool(args.env) + ["--volume"] * bool(args.volume)
+        if given:
+            raise UserError(f"with --bundle, {given[0]} goes into config.json")
+        if command:
+            raise UserError("with --bundle, the command comes from config.json (process.args)")
+        return oci.load(args.bundle, args.name, args.rm)
+    if args.rootfs is None:
+        if command:
+            raise UserError(f"cannot run image {command[0]!r}: no image store yet; "
+                            "use --rootfs DIR or --bundle DIR")  # fmt: skip
+        raise UserError("give --rootfs DIR or --bundle DIR, then the command")
+    return spec.from_cli(
+        rootfs=args.rootfs,
+        command=command,
+        host_env=os.environ,
+        name=args.name,
+        remove=args.rm,
+        hostname=args.hostname,
+        memory=args.memory,
+        cpus=args.cpus,
+        pids=args.pids,
+        env=args.env,
+        workdir=args.workdir,
+        user=args.user,
+        volumes=args.volume,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return runtime.run(build_spec(args), default_home(), args.stop_timeout)

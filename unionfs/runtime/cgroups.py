@@ -1,0 +1,348 @@
+"""A container's cgroups: one small ``Cgroup`` interface, with a v1 and a v2 implementation.
+
+``locate`` finds where they go: *below the cgroup this process runs in*, per hierarchy (from
+/proc/self/cgroup), named ``unionfs-<id>``. Rules kept here: only a directory this code
+made is ever written to or removed (mkdir must create it); only the pids it is given are
+moved; nothing of the parent cgroup is changed (not even v2's subtree_control: a controller
+that is not delegated is an error that says so). The root path is a parameter, so the v2
+path is tested against a fake tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from unionfs.errors import UserError
+from unionfs.runtime.spec import DeviceRule, Resources
+
+ROOT = "/sys/fs/cgroup"
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # joined when present, for stats
+V1_UNLIMITED = 1 << 62  # memory.limit_in_bytes at or above this means no limit
+WHAT_FOR = {"memory": "--memory", "cpu": "--cpus", "pids": "--pids", "devices": "device rules"}
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupStats:
+    """None where the controller is absent."""
+
+    cpu_ns: int | None = None
+    memory: int | None = None
+    memory_peak: int | None = None
+    memory_limit: int | None = None
+    pids: int | None = None
+    pids_limit: int | None = None
+    oom_kills: int | None = None
+
+
+class Cgroup(Protocol):
+    """The container's cgroup(s). Callers: ``create`` once, then ``set_limits`` before any
+    process is added; ``remove`` only after the container's processes are gone (it kills
+    what is left *in these cgroups*, nothing else)."""
+
+    def create(self) -> None: ...
+    def set_limits(self, resources: Resources) -> None: ...
+    def add(self, pid: int) -> None: ...
+    def procs(self) -> list[int]: ...
+    def stats(self) -> CgroupStats: ...
+    def remove(self, timeout: float = 5.0) -> None: ...
+    def record(self) -> dict[str, str]: ...
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _read_int(path: str) -> int | None:
+    text = _read(path)
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
+
+
+def _keyed(path: str, key: str) -> int | None:
+    """The value of *key* in a flat-keyed file (memory.events, memory.oom_control)."""
+    for line in (_read(path) or "").splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _write(path: str, value: str) -> None:
+    """Write to an existing control file (never create one: a missing file is a missing
+    controller or a path that is not ours)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # as `echo >`
+    except FileNotFoundError:
+        raise UserError(f"cgroup file {path} does not exist (is the controller enabled?)") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        raise UserError(f"cannot write {value!r} to {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        raise UserError(f"cgroup {path} already exists and was not made by this container: "
+                        "refusing to use it") from None  # fmt: skip
+    except OSError as exc:
+        raise UserError(f"cannot create cgroup {path}: {exc.strerror}") from None
+
+
+def _procs(directory: str) -> list[int]:
+    text = _read(os.path.join(directory, "cgroup.procs")) or ""
+    return [int(line) for line in text.split()]
+
+
+def _remove_dir(directory: str, deadline: float) -> None:
+    """rmdir *directory* (one of ours) once empty; its remaining processes are killed."""
+    while True:
+        left = _procs(directory)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if left:
+            _reap()
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise UserError(f"cannot remove cgroup {directory}: {exc.strerror}") from None
+        time.sleep(0.01)
+
+
+def _reap() -> None:
+    """Collect exited children (a subreaper inherits the container's orphans)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _device_rule(rule: DeviceRule) -> str:
+    if rule.kind == "a":
+        return "a"
+    major = "*" if rule.major is None else str(rule.major)
+    minor = "*" if rule.minor is None else str(rule.minor)
+    return f"{rule.kind} {major}:{minor} {rule.access}"
+
+
+class V1Cgroup:
+    """One directory per v1 hierarchy (controller -> path of our cgroup there)."""
+
+    version = 1
+
+    def __init__(self, dirs: dict[str, str]) -> None:
+        self.dirs = dirs
+        # The directories this object made; None when it was read from a container's state
+        # (which records only directories that were made).
+        self._made: list[str] | None = None
+
+    def create(self) -> None:
+        self._made = []
+        try:
+            for path in dict.fromkeys(self.dirs.values()):  # cpu,cpuacct may share one
+                _mkdir(path)
+                self._made.append(path)
+        except BaseException:
+            self.remove()
+            raise
+
+    def set_limits(self, resources: Resources) -> None:
+        if resources.memory is not None:
+            memory = self.dirs["memory"]
+            _write(f"{memory}/memory.limit_in_bytes", str(resources.memory))
+            if os.path.exists(f"{memory}/memory.memsw.limit_in_bytes"):  # no swap beyond
+                _write(f"{memory}/memory.memsw.limit_in_bytes", str(resources.memory))
+        if resources.cpu_quota is not None:
+            period = resources.cpu_period or 100_000
+            _write(f"{self.dirs['cpu']}/cpu.cfs_period_us", str(period))
+            _write(f"{self.dirs['cpu']}/cpu.cfs_quota_us", str(resources.cpu_quota))
+        if resources.pids is not None:
+            _write(f"{self.dirs['pids']}/pids.max", str(resources.pids))
+        if resources.devices is not None:
+            devices = self.dirs["devices"]
+            for rule in resources.devices:
+                kind = "allow" if rule.allow else "deny"
+                _write(f"{devices}/devices.{kind}", _device_rule(rule))
+
+    def add(self, pid: int) -> None:
+        for path in dict.fromkeys(self.dirs.values()):
+            _write(f"{path}/cgroup.procs", str(pid))
+
+    def procs(self) -> list[int]:
+        return sorted({pid for path in self.dirs.values() for pid in _procs(path)})
+
+    def stats(self) -> CgroupStats:
+        memory, pids = self.dirs.get("memory"), self.dirs.get("pids")
+        cpuacct = self.dirs.get("cpuacct")
+        limit = _read_int(f"{memory}/memory.limit_in_bytes") if memory else None
+        pids_max = _read(f"{pids}/pids.max") if pids else None
+        return CgroupStats(
+            cpu_ns=_read_int(f"{cpuacct}/cpuacct.usage") if cpuacct else None,
+            memory=_read_int(f"{memory}/memory.usage_in_bytes") if memory else None,
+            memory_peak=_read_int(f"{memory}/memory.max_usage_in_bytes") if memory else None,
+            memory_limit=limit if limit is not None and limit < V1_UNLIMITED else None,
+            pids=_read_int(f"{pids}/pids.current") if pids else None,
+            pids_limit=int(pids_max) if pids_max and pids_max.isdigit() else None,
+            oom_kills=_keyed(f"{memory}/memory.oom_control", "oom_kill") if memory else None,
+        )
+
+    def remove(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        made = list(dict.fromkeys(self.dirs.values())) if self._made is None else self._made
+        for path in reversed(made):
+            _remove_dir(path, deadline)
+        self._made = []
+
+    def record(self) -> dict[str, str]:
+        return {"version": "1", **self.dirs}
+
+
+class V2Cgroup:
+    """One directory in the unified hierarchy."""
+
+    version = 2
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def create(self) -> None:
+        _mkdir(self.path)
+
+    def set_limits(self, resources: Resources) -> None:
+        if resources.memory is not None:
+            _write(f"{self.path}/memory.max", str(resources.memory))
+            if os.path.exists(f"{self.path}/memory.swap.max"):
+                _write(f"{self.path}/memory.swap.max", "0")
+        if resources.cpu_quota is not None:
+            period = resources.cpu_period or 100_000
+            _write(f"{self.path}/cpu.max", f"{resources.cpu_quota} {period}")
+        if resources.pids is not None:
+            _write(f"{self.path}/pids.max", str(resources.pids))
+        if resources.devices is not None:
+            raise UserError("device rules need the cgroup v1 devices controller (cgroup v2 "
+                            "needs an eBPF program, which unionfs does not load)")  # fmt: skip
+
+    def add(self, pid: int) -> None:
+        _write(f"{self.path}/cgroup.procs", str(pid))
+
+    def procs(self) -> list[int]:
+        return sorted(_procs(self.path))
+
+    def stats(self) -> CgroupStats:
+        usage = _keyed(f"{self.path}/cpu.stat", "usage_usec")
+        limit = _read(f"{self.path}/memory.max")
+        pids_max = _read(f"{self.path}/pids.max")
+        return CgroupStats(
+            cpu_ns=usage * 1000 if usage is not None else None,
+            memory=_read_int(f"{self.path}/memory.current"),
+            memory_peak=_read_int(f"{self.path}/memory.peak"),
+            memory_limit=int(limit) if limit and limit.isdigit() else None,
+            pids=_read_int(f"{self.path}/pids.current"),
+            pids_limit=int(pids_max) if pids_max and pids_max.isdigit() else None,
+            oom_kills=_keyed(f"{self.path}/memory.events", "oom_kill"),
+        )
+
+    def remove(self, timeout: float = 5.0) -> None:
+        _remove_dir(self.path, time.monotonic() + timeout)
+
+    def record(self) -> dict[str, str]:
+        return {"version": "2", "path": self.path}
+
+
+def from_record(record: dict[str, str]) -> Cgroup:
+    """The cgroup of a container from its saved state (for stats, exec, clean-up)."""
+    fields = dict(record)
+    if fields.pop("version", None) == "2":
+        return V2Cgroup(fields["path"])
+    return V1Cgroup(fields)
+
+
+def own_cgroups(text: str) -> tuple[dict[str, str], str | None]:
+    """/proc/self/cgroup -> (v1 controller -> own path, own v2 path or None)."""
+    v1: dict[str, str] = {}
+    v2 = None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            v2 = path
+        for controller in controllers.split(","):
+            if controller and not controller.startswith("name="):
+                v1[controller] = path
+    return v1, v2
+
+
+def locate(name: str, resources: Resources, root: str = ROOT,
+           self_cgroup: str | None = None) -> Cgroup:  # fmt: skip
+    """Where the cgroup *name* of a new container goes, checked but not created."""
+    if self_cgroup is None:
+        with open("/proc/self/cgroup", encoding="ascii") as f:
+            self_cgroup = f.read()
+    v1, v2 = own_cgroups(self_cgroup)
+    needed = resources.controllers()
+    if any(c in v1 for c in ("memory", "cpu", "pids")):
+        return _locate_v1(name, needed, v1, root)
+    return _locate_v2(name, needed, v2, root)
+
+
+def _locate_v1(name: str, needed: tuple[str, ...], own: dict[str, str], root: str) -> V1Cgroup:
+    dirs = {}
+    for controller in dict.fromkeys((*V1_CONTROLLERS, *needed)):
+        hierarchy = _v1_hierarchy(root, controller, own)
+        if hierarchy is None:
+            if controller in needed:
+                raise UserError(f"the cgroup controller {controller!r} is not available "
+                                f"(needed for {WHAT_FOR[controller]}): no v1 hierarchy "
+                                f"mounted at {root}/{controller}")  # fmt: skip
+            continue
+        dirs[controller] = os.path.join(hierarchy, own[controller].lstrip("/"), name)
+    return V1Cgroup(dirs)
+
+
+def _v1_hierarchy(root: str, controller: str, own: dict[str, str]) -> str | None:
+    if controller not in own:
+        return None
+    comounted = sorted(c for c, p in own.items() if p == own[controller])
+    for candidate in (controller, ",".join(comounted)):
+        path = os.path.join(root, candidate)
+        if os.path.isfile(os.path.join(path, "cgroup.procs")):
+            return path
+    return None
+
+
+def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -> V2Cgroup:
+    mount = next((p for p in (root, os.path.join(root, "unified"))
+                  if os.path.isfile(os.path.join(p, "cgroup.controllers"))), None)  # fmt: skip
+    if own is None or mount is None:
+        raise UserError(f"no cgroup hierarchy found at {root} (neither v1 nor v2)")
+    parent = os.path.join(mount, own.lstrip("/"))
+    delegated = (_read(os.path.join(parent, "cgroup.subtree_control")) or "").split()
+    available = (_read(os.path.join(mount, "cgroup.controllers")) or "").split()
+    for controller in needed:
+        if controller == "devices":
+            continue  # refused with its own message by set_limits
+        if controller not in delegated:
+            hint = ("it is not enabled in this kernel's cgroup v2" if controller not in available
+                    else f"enable it in {parent}/cgroup.subtree_control (the cgroup "
+                         f"{own} must then have no processes of its own)")  # fmt: skip
+            raise UserError(f"the cgroup controller {controller!r} is not available below "
+                            f"{own} (needed for {WHAT_FOR[controller]}): {hint}")  # fmt: skip
+    return V2Cgroup(os.path.join(parent, name))

@@ -1,0 +1,93 @@
+"""``unionfs exec``: another process in a running container's namespaces and cgroups.
+
+The helper joins the namespaces of the container's process with setns (mount last), forks
+into its PID namespace, and the child is put into the container's cgroups before it runs
+anything; then it takes the container's user, capabilities and environment (with the
+given changes) and execs. This module waits for it and forwards signals, as ``run`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from unionfs.errors import UserError
+from unionfs.runtime import cgroups, plan, spec
+from unionfs.runtime import namespaces as ns
+from unionfs.runtime.helper import Helper, StepError
+from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
+from unionfs.runtime.run import require_root
+from unionfs.runtime.state import State, Store, describe, is_alive
+
+
+def running(store: Store, ref: str) -> State:
+    state = store.find(ref)
+    if state.status != "running" or not is_alive(state):
+        raise UserError(f"container {state.name} is not running ({describe(state)})")
+    return state
+
+
+def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: str | None,
+                user: str | None) -> spec.Process:  # fmt: skip
+    base = state.process
+    if base is None:
+        raise UserError(f"container {state.name} has no recorded process")
+    changes: dict[str, object] = {"args": tuple(args), "make_cwd": False}
+    changes["env"] = spec.merge_env(base.env, env)
+    if workdir is not None:
+        changes["cwd"] = spec.container_path(workdir, "--workdir")
+    if user is not None:
+        uid, gid = spec.parse_user(user)
+        changes.update(uid=uid, gid=gid, groups=())
+        if base.capabilities is not None and uid != 0:  # as setuid would leave them
+            changes["capabilities"] = spec.Capabilities(base.capabilities.bounding, (), ())
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
+            workdir: str | None = None, user: str | None = None) -> int:  # fmt: skip
+    require_root("unionfs exec")
+    if not args:
+        raise UserError("no command given")
+    state = running(Store(home), ref)
+    assert state.pid is not None
+    process = process_for(state, args, env, workdir, user)
+    steps = plan.exec_plan(state.pid, state.namespaces, process)
+    cgroup = cgroups.from_record(dict(state.cgroup))
+    proxy = SignalProxy(stop_timeout=10.0)
+    proxy.install()
+    cleanup = contextlib.ExitStack()
+    try:
+        ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
+        helper = Helper()
+        cleanup.callback(helper.close)
+        helper.send_plan(steps)
+        child = Child(helper.child_pid())
+        cleanup.callback(child.kill_and_reap)
+        cgroup.add(child.pid)
+        proxy.attach(child.pid)
+        helper.go("cgroup")
+        failure = None
+        try:
+            helper.finish()
+        except StepError as exc:
+            failure = exc
+        code = proxy.wait(child.pid)
+        child.reaped = True
+        if failure is not None:
+            print(f"unionfs: {failure.message}", file=sys.stderr)
+        return code
+    except Interrupted as exc:
+        print(f"unionfs: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except StepError as exc:
+        print(f"unionfs: {exc.message}", file=sys.stderr)
+        return exc.code
+    finally:
+        proxy.quiet = True
+        try:
+            cleanup.close()
+        finally:
+            proxy.restore()

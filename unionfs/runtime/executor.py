@@ -1,0 +1,222 @@
+"""Performing a plan's steps, in order, in this (single-threaded, freshly exec'd) process.
+
+The one executor for ``run`` and ``exec``. Each step is a few syscalls; no step decides
+what to do (``plan`` did). Before ``PivotRoot`` a path inside the new root is resolved by
+``resolve_in_root`` so that a symlink in the image cannot make us create or mount anything
+outside it. A failing step reports ``error CODE MESSAGE`` on the channel and ends the
+process; nothing here may return to the caller's code after a ``Fork`` in the parent.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import resource
+import signal
+import stat
+import typing
+
+from unionfs.runtime import namespaces as ns
+from unionfs.runtime import plan as p
+from unionfs.runtime.helper import SETUP_FAILED, Channel
+from unionfs.runtime.mountflags import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
+
+MAX_SYMLINKS = 40
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """*path* (absolute, in the container) as a host path below *root*, with symlinks
+    resolved as if *root* were ``/`` (``..`` stops at it). Components that do not exist
+    are kept as they are."""
+    todo = [part for part in path.split("/") if part not in ("", ".")]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            done.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, "too many symlinks", path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            todo[:0] = [part for part in target.split("/") if part not in ("", ".")]
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
+
+
+def _make(root: str, target: str, kind: str, source: str = "") -> str:
+    """The host path of *target* in *root*, created as a directory or an empty file."""
+    path = resolve_in_root(root, target)
+    if kind == "auto":
+        kind = "dir" if os.path.isdir(source) else "file"
+    if kind == "dir":
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.lexists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+    return path
+
+
+def _exec(step: p.Exec, channel: Channel) -> typing.NoReturn:
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):  # Python changed these
+        signal.signal(sig, signal.SIG_DFL)
+    env = {key: value for key, _, value in (item.partition("=") for item in step.env)}
+    name = step.args[0]
+    try:
+        os.execvpe(name, list(step.args), env)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and "/" not in name:
+            fail(channel, 127, f'exec: "{name}": executable file not found in $PATH')
+        if exc.errno == errno.ENOENT:
+            fail(channel, 127, f'exec: "{name}": stat {name}: no such file or directory')
+        fail(channel, 126, f'exec: "{name}": {exc.strerror.lower() if exc.strerror else exc}')
+
+
+def fail(channel: Channel, code: int, message: str) -> typing.NoReturn:
+    try:
+        channel.send(f"error {code} {message}")
+    finally:
+        os._exit(code)
+
+
+def perform(step: p.Step, channel: Channel) -> None:
+    match step:
+        case p.Unshare(flags=flags):
+            ns.unshare(flags)
+        case p.SetNs(path=path, kind=kind):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ns.setns(fd, ns.KINDS[kind][0])
+            finally:
+                os.close(fd)
+        case p.Fork():
+            pid = os.fork()
+            if pid > 0:
+                channel.send(f"pid {pid}")
+                os._exit(0)
+        case p.AwaitGo(tag=tag):
+            if channel.recv().decode() != f"go {tag}":
+                os._exit(SETUP_FAILED)  # the runtime gave up; it says why
+        case p.MakeRprivate():
+            ns.mount(None, "/", None, MS_REC | MS_PRIVATE, "")
+        case p.Mount():
+            target = _make(step.root, step.target, step.kind, step.source)
+            fstype = step.fstype or None
+            ns.mount(step.source, target, fstype, step.flags, step.data)
+        case p.Remount(root=root, target=target, flags=flags):
+            ns.mount(None, resolve_in_root(root, target), None, flags, "")
+        case p.Propagation(root=root, target=target, flags=flags):
+            ns.mount(None, resolve_in_root(root, target), None, flags, "")
+        case p.MakeDir(root=root, target=target):
+            _make(root, target, "dir")
+        case p.Symlink(root=root, target=target, link=link):
+            path = resolve_in_root(root, posixpath.dirname(link))
+            os.symlink(target, os.path.join(path, posixpath.basename(link)))
+        case p.PivotRoot(root=root):
+            os.chdir(root)
+            ns.pivot_root(".", ".")
+            ns.umount2(".", ns.MNT_DETACH)
+            os.chdir("/")
+        case p.MaskPath(path=path):
+            _mask(path)
+        case p.ReadonlyPath(path=path):
+            if os.path.lexists(path):
+                ns.mount(path, path, None, MS_BIND | MS_REC, "")
+                ns.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, "")
+        case p.ReadonlyRoot():
+            ns.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, "")
+        case p.SetHostname(name=name):
+            ns.sethostname(name)
+        case p.SetDomainname(name=name):
+            ns.setdomainname(name)
+        case p.LoopbackUp():
+            ns.loopback_up()
+        case p.Sysctl(key=key, value=value):
+            with open("/proc/sys/" + key.replace(".", "/"), "w", encoding="utf-8") as f:
+                f.write(value)
+        case p.SetRlimit(resource=name, soft=soft, hard=hard):
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        case p.OomScoreAdj(value=value):
+            with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+                f.write(str(value))
+        case p.Umask(mask=mask):
+            os.umask(mask)
+        case p.Chdir(path=path):
+            os.chdir(path)
+        case p.DropBounding(keep=keep):
+            _drop_bounding(set(keep))
+        case p.SetUser(uid=uid, gid=gid, groups=groups, keep_caps=keep_caps):
+            if keep_caps:
+                ns.prctl(ns.PR_SET_KEEPCAPS, 1)
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
+        case p.SetCapabilities():
+            ns.capset(_mask_of(step.effective), _mask_of(step.permitted),
+                      _mask_of(step.inheritable))  # fmt: skip
+            for cap in step.ambient:
+                ns.prctl(ns.PR_CAP_AMBIENT, ns.PR_CAP_AMBIENT_RAISE, cap)
+        case p.NoNewPrivileges():
+            ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+        case p.Exec():
+            _exec(step, channel)
+        case _:
+            raise AssertionError(f"unknown step {step!r}")
+
+
+def _mask(path: str) -> None:
+    """Hide *path*: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        ns.mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0")
+    else:
+        ns.mount("/dev/null", path, None, MS_BIND, "")
+
+
+def _drop_bounding(keep: set[int]) -> None:
+    cap = 0
+    while True:
+        if cap not in keep:
+            try:
+                ns.prctl(ns.PR_CAPBSET_DROP, cap)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:  # past the kernel's last capability
+                    return
+                raise
+        cap += 1
+
+
+def _mask_of(caps: tuple[int, ...]) -> int:
+    result = 0
+    for cap in caps:
+        result |= 1 << cap
+    return result
+
+
+def execute(steps: tuple[p.Step, ...], channel: Channel) -> typing.NoReturn:
+    """Perform *steps*; the last one execs. Any failure is reported and ends the process."""
+    for step in steps:
+        try:
+            perform(step, channel)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(
+                exc.strerror) else ""  # fmt: skip
+            fail(channel, SETUP_FAILED, f"{type(step).__name__}: {exc.strerror}{where}")
+        except Exception as exc:
+            fail(channel, SETUP_FAILED, f"{type(step).__name__}: {exc!r}")
+    fail(channel, SETUP_FAILED, "the plan ended without an Exec step")

@@ -1,0 +1,303 @@
+"""An OCI runtime bundle's ``config.json`` -> ``RunSpec``: what is supported, ignored, refused.
+
+Every field is accounted for: supported ones are translated; the few ignored ones are listed
+in ``IGNORED`` with why ignoring them is safe; anything else that is present and not empty
+is refused with its JSON path named, so a bundle never runs with less isolation or fewer
+limits than it asked for. Two readings to know: ``process.terminal`` is accepted, but no
+pty is made: the process uses the runtime's own stdin/stdout/stderr (a terminal when the
+caller has one); an absent ``process.capabilities`` means none at all (runc keeps all).
+``parse`` is pure; ``load`` reads the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from typing import cast
+
+from unionfs.errors import UserError
+from unionfs.runtime import caps, spec
+from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, Rlimit, RunSpec
+
+JSON = object
+
+# Present or not, these change nothing that matters for isolation or limits.
+IGNORED = {
+    "annotations": "metadata for tools, not for the runtime",
+    "process.consoleSize": "only sizes a terminal, and unionfs passes its own through",
+    "linux.cgroupsPath": "unionfs always places cgroups below its own, unionfs-<id>",
+    "linux.resources.memory.reservation": "a soft limit: a hint for reclaim, no guarantee",
+    "linux.resources.memory.swappiness": "a reclaim preference, not a limit",
+    "linux.resources.cpu.shares": "a relative weight, not a limit",
+}
+CGROUP_MOUNT_NOTE = "cgroup mounts are skipped: /sys/fs/cgroup stays empty (no cgroup view)"
+
+
+class _Fields:
+    """A JSON object whose fields are taken one by one; the rest are refused at the end."""
+
+    def __init__(self, value: JSON, where: str) -> None:
+        if not isinstance(value, dict):
+            raise UserError(f"config.json: {where or 'the top level'} must be an object")
+        self.data = cast(dict[str, JSON], value)
+        self.where = where
+        self.taken: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: JSON = None) -> JSON:
+        self.taken.add(key)
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            raise UserError(f"config.json: {self.path(key)} has the wrong type")
+        return value
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self.get(key, dict, {}), self.path(key))
+
+    def done(self) -> None:
+        """Refuse whatever was not taken, unless it is empty or listed as ignorable."""
+        for key, value in self.data.items():
+            if key in self.taken or self.path(key) in IGNORED or value in (None, "", [], {}):
+                continue
+            raise UserError(f"config.json: {self.path(key)} is not supported by unionfs")
+
+
+def _str(fields: _Fields, key: str, default: str | None = None) -> str | None:
+    value = fields.get(key, str, default)
+    return cast("str | None", value)
+
+
+def _int(fields: _Fields, key: str) -> int | None:
+    return cast("int | None", fields.get(key, int))
+
+
+def _strings(fields: _Fields, key: str) -> tuple[str, ...]:
+    value = cast(list[JSON], fields.get(key, list, []))
+    if not all(isinstance(item, str) for item in value):
+        raise UserError(f"config.json: {fields.path(key)} must be a list of strings")
+    return tuple(cast(list[str], value))
+
+
+def _objects(fields: _Fields, key: str) -> list[_Fields]:
+    value = cast(list[JSON], fields.get(key, list, []))
+    return [_Fields(item, f"{fields.path(key)}[{i}]") for i, item in enumerate(value)]
+
+
+def parse(config: JSON, bundle: str, name: str | None, remove: bool) -> RunSpec:
+    top = _Fields(config, "")
+    version = _str(top, "ociVersion")
+    if version is None or not version.startswith("1."):
+        raise UserError(f"config.json: ociVersion {version!r} is not a 1.x runtime spec")
+    root = top.sub("root")
+    root_path = _str(root, "path")
+    if not root_path:
+        raise UserError("config.json: root.path is missing")
+    readonly = bool(root.get("readonly", bool, False))
+    root.done()
+    hostname = _str(top, "hostname")
+    if hostname:
+        spec.check_hostname(hostname, "config.json: hostname")
+    domainname = _str(top, "domainname")
+    process = _process(top.sub("process"))
+    mounts = _mounts(top)
+    linux = top.sub("linux")
+    namespaces = _namespaces(linux)
+    if "mount" not in namespaces:
+        raise UserError("config.json: linux.namespaces must include a mount namespace")
+    if "uts" not in namespaces and (hostname or domainname):
+        raise UserError("config.json: hostname needs a uts namespace in linux.namespaces")
+    resources = _resources(linux.sub("resources"))
+    sysctl = cast(dict[str, JSON], linux.get("sysctl", dict, {}))
+    if not all(isinstance(v, str) for v in sysctl.values()):
+        raise UserError("config.json: linux.sysctl values must be strings")
+    masked = tuple(spec.container_path(p, "linux.maskedPaths") for p in
+                   _strings(linux, "maskedPaths"))  # fmt: skip
+    ro_paths = tuple(spec.container_path(p, "linux.readonlyPaths") for p in
+                     _strings(linux, "readonlyPaths"))  # fmt: skip
+    propagation = _str(linux, "rootfsPropagation")
+    if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
+        raise UserError(f"config.json: linux.rootfsPropagation {propagation!r} is not "
+                        "supported (the container's mounts are always private)")  # fmt: skip
+    linux.done()
+    top.done()
+    return RunSpec(
+        process=process,
+        rootfs=os.path.normpath(os.path.join(bundle, root_path)),
+        readonly_root=readonly,
+        hostname=hostname or None,
+        domainname=domainname or None,
+        mounts=mounts,
+        namespaces=namespaces,
+        resources=resources,
+        sysctl=tuple(sorted((k, cast(str, v)) for k, v in sysctl.items())),
+        masked_paths=masked,
+        readonly_paths=ro_paths,
+        name=name,
+        remove=remove,
+    )
+
+
+def _process(fields: _Fields) -> spec.Process:
+    args = _strings(fields, "args")
+    if not args:
+        raise UserError("config.json: process.args is missing")
+    cwd = _str(fields, "cwd") or ""
+    cwd = spec.container_path(cwd, "config.json: process.cwd")
+    user = fields.sub("user")
+    uid, gid = _int(user, "uid") or 0, _int(user, "gid") or 0
+    groups = cast(list[JSON], user.get("additionalGids", list, []))
+    if not all(isinstance(g, int) for g in groups):
+        raise UserError("config.json: process.user.additionalGids must be numbers")
+    umask = _int(user, "umask")
+    user.done()
+    for key in ("apparmorProfile", "selinuxLabel"):
+        if _str(fields, key):
+            raise UserError(f"config.json: process.{key} is not supported by unionfs "
+                            "(no LSM profile would be applied)")  # fmt: skip
+    oom = _int(fields, "oomScoreAdj")
+    if oom is not None and not -1000 <= oom <= 1000:
+        raise UserError("config.json: process.oomScoreAdj must be between -1000 and 1000")
+    process = spec.Process(
+        args=args,
+        env=_strings(fields, "env"),
+        cwd=cwd,
+        uid=uid,
+        gid=gid,
+        groups=tuple(cast(list[int], groups)),
+        umask=umask,
+        capabilities=_capabilities(fields),
+        no_new_privileges=bool(fields.get("noNewPrivileges", bool, False)),
+        rlimits=_rlimits(fields),
+        oom_score_adj=oom,
+        terminal=bool(fields.get("terminal", bool, False)),
+    )
+    fields.done()
+    return process
+
+
+def _capabilities(fields: _Fields) -> spec.Capabilities:
+    """Absent sets are empty, as runc reads them: a bundle gets only what it lists."""
+    sets = fields.sub("capabilities")
+    where = sets.where
+    result = spec.Capabilities(
+        *(caps.numbers(_strings(sets, key), f"config.json: {where}.{key}")
+          for key in ("bounding", "effective", "permitted", "inheritable", "ambient"))
+    )  # fmt: skip
+    sets.done()
+    return result
+
+
+def _rlimits(fields: _Fields) -> tuple[Rlimit, ...]:
+    result = []
+    for item in _objects(fields, "rlimits"):
+        kind = _str(item, "type") or ""
+        soft, hard = _int(item, "soft"), _int(item, "hard")
+        if not hasattr(resource, kind) or not kind.startswith("RLIMIT_"):
+            raise UserError(f"config.json: {item.where}.type {kind!r} is not a known rlimit")
+        if soft is None or hard is None:
+            raise UserError(f"config.json: {item.where} needs soft and hard")
+        item.done()
+        result.append(Rlimit(kind, soft, hard))
+    return tuple(result)
+
+
+def _mounts(top: _Fields) -> tuple[MountSpec, ...]:
+    result = []
+    for item in _objects(top, "mounts"):
+        destination = _str(item, "destination") or ""
+        kind = _str(item, "type") or ""
+        source = _str(item, "source") or ""
+        options = _strings(item, "options")
+        item.done()
+        if kind in ("", "none") and ("bind" in options or "rbind" in options):
+            kind = "bind"
+        if kind == "cgroup":
+            continue  # CGROUP_MOUNT_NOTE
+        result.append(spec.check_mount(MountSpec(destination, kind, source, options),
+                                       f"config.json: {item.where}"))  # fmt: skip
+    return tuple(result)
+
+
+def _namespaces(linux: _Fields) -> tuple[str, ...]:
+    found = set()
+    for item in _objects(linux, "namespaces"):
+        kind = _str(item, "type") or ""
+        if _str(item, "path"):
+            raise UserError(f"config.json: {item.where}.path: joining an existing namespace "
+                            "is not supported by unionfs")  # fmt: skip
+        item.done()
+        if kind == "user":
+            raise UserError("config.json: a user namespace is not supported yet "
+                            "(rootless containers come later)")  # fmt: skip
+        if kind not in spec.NAMESPACES:
+            raise UserError(f"config.json: {item.where}.type {kind!r} is not a namespace "
+                            f"unionfs creates ({', '.join(spec.NAMESPACES)})")  # fmt: skip
+        found.add(kind)
+    return tuple(sorted(found))
+
+
+def _resources(fields: _Fields) -> Resources:
+    memory = fields.sub("memory")
+    limit = _limit(memory, "limit")
+    swap = _limit(memory, "swap")
+    if swap is not None and swap != limit:
+        raise UserError("config.json: linux.resources.memory.swap is not supported "
+                        "(unionfs allows no swap beyond the memory limit)")  # fmt: skip
+    memory.done()
+    cpu = fields.sub("cpu")
+    quota, period = _limit(cpu, "quota"), _int(cpu, "period")
+    if quota is not None and quota < 1000:
+        raise UserError("config.json: linux.resources.cpu.quota must be at least 1000")
+    if _int(cpu, "realtimePeriod") or _int(cpu, "realtimeRuntime"):
+        raise UserError("config.json: linux.resources.cpu.realtime* is not supported")
+    cpu.done()
+    pids = fields.sub("pids")
+    pids_limit = _limit(pids, "limit")
+    pids.done()
+    devices = _devices(fields) if "devices" in fields.data else None
+    fields.done()
+    return Resources(
+        memory=limit,
+        cpu_quota=quota,
+        cpu_period=(period or 100_000) if quota is not None else None,
+        pids=pids_limit,
+        devices=devices,
+    )
+
+
+def _limit(fields: _Fields, key: str) -> int | None:
+    """A limit; 0 or negative (-1 in runc's specs) means none."""
+    value = _int(fields, key)
+    return value if value is not None and value > 0 else None
+
+
+def _devices(fields: _Fields) -> tuple[DeviceRule, ...]:
+    rules = []
+    for item in _objects(fields, "devices"):
+        allow = bool(item.get("allow", bool, False))
+        kind = _str(item, "type") or "a"
+        major, minor = _int(item, "major"), _int(item, "minor")
+        access = _str(item, "access") or "rwm"
+        item.done()
+        if kind not in ("a", "c", "b") or not access or set(access) - set("rwm"):
+            raise UserError(f"config.json: {item.where} is not a device rule")
+        rules.append(DeviceRule(allow, kind, major, minor, access))
+    return tuple(rules)
+
+
+def load(bundle: str, name: str | None, remove: bool) -> RunSpec:
+    """Read ``BUNDLE/config.json`` (the only I/O here) and parse it."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"bundle {bundle!r} has no config.json") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    return parse(config, bundle, name, remove)

@@ -1,0 +1,318 @@
+"""A container's set-up as data: ``RunSpec`` -> an immutable tuple of steps (bubblewrap's way).
+
+Pure: builds values, touches nothing. ``executor`` performs the steps, in order, in the
+helper process; ``Fork`` splits them: the steps before it run in the helper (which then
+reports the child's pid and exits), the rest in the child, which becomes the container's
+process. Steps before ``PivotRoot`` name paths inside *root* (resolved there without
+following a symlink out of it); the later ones name paths in the container. Adding user
+namespaces later means adding steps (unshare USER, await the id maps), not a new executor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+from unionfs.runtime import mountflags
+from unionfs.runtime.mountflags import MS_BIND, MS_REC, MS_REMOUNT
+from unionfs.runtime.namespaces import CLONE_NEWCGROUP, KINDS
+from unionfs.runtime.spec import MountSpec, Process, RunSpec
+
+# The devices of a minimal /dev, bound from the host's: name, major, minor.
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))  # fmt: skip
+DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+             ("pts/ptmx", "/dev/ptmx"))  # fmt: skip
+
+
+class Step:
+    """Base of the step values; ``REGISTRY`` maps names to classes for (de)serialising."""
+
+    __slots__ = ()
+    REGISTRY: ClassVar[dict[str, type[Step]]] = {}
+
+    def __init_subclass__(cls) -> None:
+        Step.REGISTRY[cls.__name__] = cls
+
+
+# -- the steps -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Unshare(Step):
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetNs(Step):
+    path: str  # /proc/PID/ns/KIND
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fork(Step):
+    """The helper forks; it reports the child's (host) pid and exits. Needed after a PID
+    namespace is created or joined: only children enter it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitGo(Step):
+    """Wait until the runtime says go (it has put this process into its cgroups)."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class MakeRprivate(Step):
+    """mount --make-rprivate /: nothing mounted here propagates back to the host."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mount(Step):
+    root: str
+    target: str  # inside root
+    source: str  # a bind's source is a host path
+    fstype: str
+    flags: int
+    data: str = ""
+    kind: str = "dir"  # what to create at target: dir, file, or as the bind source is: auto
+
+
+@dataclass(frozen=True, slots=True)
+class Remount(Step):
+    """Change the flags of the mount at target (a bind's ro/nosuid/nodev/noexec)."""
+
+    root: str
+    target: str
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class Propagation(Step):
+    root: str
+    target: str
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class MakeDir(Step):
+    root: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Symlink(Step):
+    root: str
+    target: str  # the link's text
+    link: str  # inside root
+
+
+@dataclass(frozen=True, slots=True)
+class PivotRoot(Step):
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaskPath(Step):
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadonlyPath(Step):
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadonlyRoot(Step):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetHostname(Step):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetDomainname(Step):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackUp(Step):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sysctl(Step):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRlimit(Step):
+    resource: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class OomScoreAdj(Step):
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Umask(Step):
+    mask: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chdir(Step):
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropBounding(Step):
+    keep: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetUser(Step):
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    keep_caps: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetCapabilities(Step):
+    effective: tuple[int, ...]
+    permitted: tuple[int, ...]
+    inheritable: tuple[int, ...]
+    ambient: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoNewPrivileges(Step):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Exec(Step):
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+
+
+# -- building plans ------------------------------------------------------------------------
+def run_plan(spec: RunSpec, root: str) -> tuple[Step, ...]:
+    """The steps that turn a fresh helper into the container's process on *root*."""
+    flags = 0
+    for name in spec.namespaces:
+        if name != "cgroup":
+            flags |= KINDS[name][0]
+    steps: list[Step] = [Unshare(flags), Fork(), AwaitGo("cgroup")]
+    if "cgroup" in spec.namespaces:  # after joining the cgroups: they become its root
+        steps.append(Unshare(CLONE_NEWCGROUP))
+    steps.append(MakeRprivate())
+    for mount in spec.mounts:
+        steps += mount_steps(mount, root)
+        if mount.destination == "/dev" and mount.type == "tmpfs":
+            steps += dev_steps(root)
+    if spec.process.make_cwd:
+        steps.append(MakeDir(root, spec.process.cwd))
+    steps.append(PivotRoot(root))
+    steps += [Sysctl(k, v) for k, v in spec.sysctl]
+    steps += [MaskPath(p) for p in spec.masked_paths]
+    steps += [ReadonlyPath(p) for p in spec.readonly_paths]
+    if spec.readonly_root:
+        steps.append(ReadonlyRoot())
+    if spec.hostname is not None:
+        steps.append(SetHostname(spec.hostname))
+    if spec.domainname is not None:
+        steps.append(SetDomainname(spec.domainname))
+    if "network" in spec.namespaces:
+        steps.append(LoopbackUp())
+    steps += process_steps(spec.process)
+    return tuple(steps)
+
+
+def mount_steps(mount: MountSpec, root: str) -> list[Step]:
+    parsed = mountflags.parse(mount.options, mount.destination)
+    steps: list[Step] = []
+    if mount.type == "bind":
+        # A bind ignores every flag but MS_REC: the others need a remount (mount(8) does too).
+        steps.append(Mount(root, mount.destination, mount.source, "", parsed.flags & (MS_BIND |
+                           MS_REC) | MS_BIND, "", "auto"))  # fmt: skip
+        extra = parsed.flags & ~(MS_BIND | MS_REC)
+        if extra:
+            steps.append(Remount(root, mount.destination, extra | MS_BIND | MS_REMOUNT))
+    else:
+        steps.append(Mount(root, mount.destination, mount.source, mount.type,
+                           parsed.flags, parsed.data))  # fmt: skip
+    if parsed.propagation:
+        steps.append(Propagation(root, mount.destination, parsed.propagation))
+    return steps
+
+
+def dev_steps(root: str) -> list[Step]:
+    """Device nodes bound from the host's /dev (bind mounts work rootless too) and links."""
+    steps: list[Step] = [
+        Mount(root, f"/dev/{name}", f"/dev/{name}", "", MS_BIND, "", "file")
+        for name, _major, _minor in DEVICES
+    ]
+    steps += [Symlink(root, target, link) for target, link in DEV_LINKS]
+    return steps
+
+
+def process_steps(process: Process) -> list[Step]:
+    """From the process's limits to exec: the part ``run`` and ``exec`` share."""
+    steps: list[Step] = [SetRlimit(r.resource, r.soft, r.hard) for r in process.rlimits]
+    if process.oom_score_adj is not None:
+        steps.append(OomScoreAdj(process.oom_score_adj))
+    if process.umask is not None:
+        steps.append(Umask(process.umask))
+    steps.append(Chdir(process.cwd))
+    caps = process.capabilities
+    if caps is not None:
+        steps.append(DropBounding(caps.bounding))  # needs CAP_SETPCAP: before setuid
+    steps.append(SetUser(process.uid, process.gid, process.groups, caps is not None))
+    if caps is not None:
+        # The kernel raises an ambient capability only if it is permitted and inheritable;
+        # runc skips the others silently (its default spec lists ambient caps that are not
+        # inheritable), and so do we.
+        ambient = tuple(c for c in caps.ambient if c in caps.permitted and c in caps.inheritable)
+        steps.append(SetCapabilities(caps.effective, caps.permitted, caps.inheritable,
+                                     ambient))  # fmt: skip
+    if process.no_new_privileges:
+        steps.append(NoNewPrivileges())
+    steps.append(Exec(process.args, process.env))
+    return steps
+
+
+def exec_plan(pid: int, namespaces: tuple[str, ...], process: Process) -> tuple[Step, ...]:
+    """Join the namespaces of the container's process *pid*, then become *process*.
+
+    The mount namespace is joined last: after it, the host's /proc is out of sight."""
+    order = sorted(namespaces, key=lambda kind: kind == "mount")
+    steps: list[Step] = [SetNs(f"/proc/{pid}/ns/{KINDS[kind][1]}", kind) for kind in order]
+    steps += [Fork(), AwaitGo("cgroup")]
+    steps += process_steps(process)
+    return tuple(steps)
+
+
+# -- (de)serialising: the plan crosses an exec as JSON -------------------------------------
+def dumps(steps: tuple[Step, ...]) -> bytes:
+    items = [{"step": type(s).__name__, **dataclasses.asdict(s)} for s in steps]  # type: ignore[call-overload]
+    return json.dumps(items).encode()
+
+
+def loads(data: bytes) -> tuple[Step, ...]:
+    steps = []
+    for item in json.loads(data):
+        cls = Step.REGISTRY[item.pop("step")]
+        steps.append(cls(**{k: _tuples(v) for k, v in item.items()}))
+    return tuple(steps)
+
+
+def _tuples(value: object) -> object:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

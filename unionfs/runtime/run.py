@@ -1,0 +1,145 @@
+"""``unionfs run``: a container from a ``RunSpec``, from start to clean-up.
+
+Order: state directory, cgroups (limits set, nothing in them yet), the unionfs mount, the
+helper (which unshares and forks the container's process), the process into the cgroups,
+go; then wait, forwarding signals. Every resource is pushed on one clean-up stack as soon
+as it exists, so whatever happens (a bad step, the process killed, SIGTERM to the runtime)
+the process is killed and reaped, the root unmounted, the cgroups removed and, for
+``--rm`` or a failed start, the state directory deleted. Never call this from a process
+with threads, nor from one that others wait on for children (it becomes a subreaper).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+
+from unionfs.errors import UserError
+from unionfs.runtime import cgroups, plan, rootfs
+from unionfs.runtime import namespaces as ns
+from unionfs.runtime.helper import Helper, StepError
+from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
+from unionfs.runtime.spec import DeviceRule, Resources, RunSpec
+from unionfs.runtime.state import State, Store, process_start
+
+# Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
+DEVICE_DEFAULTS = (
+    *(DeviceRule(True, "c", major, minor, "rwm") for _name, major, minor in plan.DEVICES),
+    DeviceRule(True, "c", 5, 2, "rwm"),
+    DeviceRule(True, "c", 136, None, "rwm"),
+)
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise UserError(f"{what} needs root for now (rootless containers, in a user "
+                        "namespace, come with a later version)")  # fmt: skip
+
+
+def check_host_paths(spec: RunSpec) -> str:
+    """The rootfs, resolved; every bind source must exist."""
+    if not os.path.isdir(spec.rootfs):
+        what = "does not exist" if not os.path.lexists(spec.rootfs) else "is not a directory"
+        raise UserError(f"rootfs {spec.rootfs!r} {what}")
+    for mount in spec.mounts:
+        if mount.type == "bind" and not os.path.exists(mount.source):
+            raise UserError(f"bind source {mount.source!r} (for {mount.destination}) "
+                            "does not exist")  # fmt: skip
+    return os.path.realpath(spec.rootfs)
+
+
+def _limits(resources: Resources) -> Resources:
+    if resources.devices is None:
+        return resources
+    return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
+
+
+class _Container:
+    """The registration, and what to do with it at the end."""
+
+    def __init__(self, store: Store, state: State, remove: bool) -> None:
+        self.store = store
+        self.state = state
+        self.remove = remove
+
+    def update(self, **changes: object) -> None:
+        self.state = dataclasses.replace(self.state, **changes)  # type: ignore[arg-type]
+        self.store.save(self.state)
+
+    def finish(self) -> None:
+        """Delete the directory for --rm or a container that never ran."""
+        if self.remove or self.state.status != "exited":
+            self.store.delete(self.state.id)
+
+
+def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
+    require_root("unionfs run")
+    lower = check_host_paths(spec)
+    store = Store(home)
+    proxy = SignalProxy(stop_timeout)
+    proxy.install()
+    cleanup = contextlib.ExitStack()
+    try:
+        state = store.create(spec.name, spec.process.args, lower, spec.remove)
+        container = _Container(store, state, spec.remove)
+        cleanup.callback(container.finish)
+        proxy.check()
+        return _start_and_wait(spec, container, proxy, cleanup)
+    except Interrupted as exc:
+        print(f"unionfs: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except StepError as exc:
+        print(f"unionfs: {exc.message}", file=sys.stderr)
+        return exc.code
+    finally:
+        proxy.quiet = True
+        try:
+            cleanup.close()
+        finally:
+            proxy.restore()
+
+
+def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
+                    cleanup: contextlib.ExitStack) -> int:  # fmt: skip
+    state = container.state
+    spec = spec.with_id(state.short_id)
+    paths = container.store.paths(state.id)
+    cgroup = cgroups.locate(f"unionfs-{state.id}", spec.resources)
+    cgroup.create()
+    cleanup.callback(cgroup.remove)
+    container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
+    cgroup.set_limits(_limits(spec.resources))
+    proxy.check()
+    helper = Helper()  # starts while the filesystem is mounted; waits for its plan
+    cleanup.callback(helper.close)
+    indexdir = os.path.join(container.store.home, "index")
+    cleanup.callback(rootfs.unmount, paths.rootfs)
+    rootfs.mount([state.rootfs], paths.upper, paths.work, paths.rootfs, indexdir)
+    proxy.check()
+    # After the mount (its daemon must not become our child): the container's process,
+    # orphaned when the helper exits, becomes our child.
+    ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
+    helper.send_plan(plan.run_plan(spec, paths.rootfs))
+    pid = helper.child_pid()
+    child = Child(pid)
+    cleanup.callback(child.kill_and_reap)
+    cgroup.add(pid)
+    proxy.attach(pid)
+    container.update(status="running", pid=pid, pid_start=process_start(pid),
+                     namespaces=spec.namespaces, process=spec.process)  # fmt: skip
+    helper.go("cgroup")
+    failure = None
+    try:
+        helper.finish()
+    except StepError as exc:
+        failure = exc
+    code = proxy.wait(pid)
+    child.reaped = True
+    oom = (cgroup.stats().oom_kills or 0) > 0
+    container.update(status="exited", exit_code=code, oom_killed=oom, finished=time.time())
+    if failure is not None:
+        print(f"unionfs: {failure.message}", file=sys.stderr)
+    return code

@@ -1,0 +1,289 @@
+"""What a container is to be: ``RunSpec``, a frozen value built from CLI flags or config.json.
+
+This module owns the values and the CLI side (``from_cli``); ``oci`` builds the same value
+from an OCI bundle. Pure: no file is read here, no directory checked (``run`` does that), so
+every rule is testable without privileges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from unionfs.errors import UserError
+from unionfs.runtime import caps, mountflags, units
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Namespaces unionfs can create; "user" comes with rootless containers.
+NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "uts")
+DEFAULT_NAMESPACES = ("ipc", "mount", "network", "pid", "uts")
+
+
+@dataclass(frozen=True, slots=True)
+class MountSpec:
+    """One mount in the container, in config.json's terms; *source* of a bind is a host path."""
+
+    destination: str
+    type: str  # proc, sysfs, tmpfs, devpts, mqueue or bind
+    source: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRule:
+    """A device cgroup rule: *kind* a (all), c or b; None major/minor mean any."""
+
+    allow: bool
+    kind: str = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    memory: int | None = None  # bytes; swap is not allowed beyond it
+    cpu_quota: int | None = None  # microseconds per period
+    cpu_period: int | None = None
+    pids: int | None = None
+    devices: tuple[DeviceRule, ...] | None = None  # None: no device cgroup asked for
+
+    def controllers(self) -> tuple[str, ...]:
+        """The cgroup controllers these limits need (others are joined when present)."""
+        needed = []
+        if self.memory is not None:
+            needed.append("memory")
+        if self.cpu_quota is not None:
+            needed.append("cpu")
+        if self.pids is not None:
+            needed.append("pids")
+        if self.devices is not None:
+            needed.append("devices")
+        return tuple(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Capability numbers per set, sorted."""
+
+    bounding: tuple[int, ...]
+    effective: tuple[int, ...]
+    permitted: tuple[int, ...]
+    inheritable: tuple[int, ...] = ()
+    ambient: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rlimit:
+    resource: str  # RLIMIT_NOFILE ...
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    groups: tuple[int, ...] = ()
+    umask: int | None = None
+    capabilities: Capabilities | None = None  # None: keep all (never chosen by from_cli)
+    no_new_privileges: bool = False
+    rlimits: tuple[Rlimit, ...] = ()
+    oom_score_adj: int | None = None
+    terminal: bool = False
+    make_cwd: bool = False  # create cwd if missing (docker -w does; a bundle's must exist)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    process: Process
+    rootfs: str  # the host directory that becomes the single lower layer
+    readonly_root: bool = False
+    hostname: str | None = None
+    domainname: str | None = None
+    mounts: tuple[MountSpec, ...] = ()
+    namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
+    resources: Resources = field(default_factory=Resources)
+    sysctl: tuple[tuple[str, str], ...] = ()
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    name: str | None = None
+    remove: bool = False
+    hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
+
+    def with_id(self, short_id: str) -> RunSpec:
+        """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
+        if not self.hostname_from_id:
+            return self
+        env = merge_env([f"HOSTNAME={short_id}"], self.process.env)
+        process = dataclasses.replace(self.process, env=env)
+        return dataclasses.replace(self, hostname=short_id, process=process,
+                                   hostname_from_id=False)  # fmt: skip
+
+
+DEFAULT_MOUNTS = (
+    MountSpec("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
+    MountSpec("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+    MountSpec("/dev/pts", "devpts", "devpts",
+              ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
+    MountSpec("/dev/shm", "tmpfs", "shm",
+              ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")),
+    MountSpec("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
+    MountSpec("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+)  # fmt: skip
+# As docker: kernel interfaces a container should neither read nor change.
+DEFAULT_MASKED = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)  # fmt: skip
+DEFAULT_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+MOUNT_TYPES = ("bind", "devpts", "mqueue", "proc", "sysfs", "tmpfs")
+
+
+def container_path(path: str, what: str) -> str:
+    """*path* normalised; it must be absolute (it is resolved inside the container root)."""
+    if not path.startswith("/"):
+        raise UserError(f"{what} {path!r} must be an absolute path")
+    if "\0" in path:
+        raise UserError(f"{what} {path!r} contains a NUL byte")
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def check_mount(mount: MountSpec, where: str) -> MountSpec:
+    """*mount* with a normalised destination, its type and options checked."""
+    if mount.type not in MOUNT_TYPES:
+        raise UserError(f"{where}: mount type {mount.type!r} is not supported "
+                        f"(supported: {', '.join(MOUNT_TYPES)})")  # fmt: skip
+    destination = container_path(mount.destination, f"{where}: destination")
+    if destination == "/":
+        raise UserError(f"{where}: cannot mount over the container's root")
+    if mount.type == "bind" and not mount.source.startswith("/"):
+        raise UserError(f"{where}: bind source {mount.source!r} must be an absolute host path")
+    mountflags.parse(mount.options, where)
+    return MountSpec(destination, mount.type, mount.source, tuple(mount.options))
+
+
+def parse_env(items: Sequence[str], host_env: Mapping[str, str]) -> tuple[str, ...]:
+    """``K=V`` as given; a bare ``K`` takes the host's value, or is dropped (as docker)."""
+    result = []
+    for item in items:
+        key, eq, _value = item.partition("=")
+        if not key or "\0" in item:
+            raise UserError(f"--env {item!r}: expected KEY=VALUE")
+        if eq:
+            result.append(item)
+        elif key in host_env:
+            result.append(f"{key}={host_env[key]}")
+    return tuple(result)
+
+
+def merge_env(base: Sequence[str], overrides: Sequence[str]) -> tuple[str, ...]:
+    """*base* with each key of *overrides* replaced in place or appended."""
+    merged: dict[str, str] = {}
+    for item in (*base, *overrides):
+        merged[item.partition("=")[0]] = item
+    return tuple(merged.values())
+
+
+def parse_user(text: str) -> tuple[int, int]:
+    """``UID[:GID]`` (numbers; names would need the image's /etc/passwd)."""
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        uid = int(uid_text)
+        gid = int(gid_text) if gid_text else 0
+    except ValueError:
+        raise UserError(f"--user {text!r}: give numbers, UID[:GID] "
+                        "(user names need the image's /etc/passwd)") from None  # fmt: skip
+    if not (0 <= uid < 2**32 - 1 and 0 <= gid < 2**32 - 1):
+        raise UserError(f"--user {text!r}: out of range")
+    return uid, gid
+
+
+def parse_volume(text: str) -> MountSpec:
+    """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
+    so that no submount stays writable)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UserError(f"-v {text!r}: expected HOSTDIR:CONTAINERDIR[:ro]")
+    host, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise UserError(f"-v {text!r}: the mode must be ro or rw, not {mode!r}")
+    if not host.startswith("/"):
+        raise UserError(f"-v {text!r}: named volumes need the image store; "
+                        "give an absolute host path")  # fmt: skip
+    options = ("bind", "ro", "nosuid", "nodev") if mode == "ro" else ("rbind",)
+    return check_mount(MountSpec(target, "bind", host, options), f"-v {text!r}")
+
+
+def from_cli(
+    *,
+    rootfs: str,
+    command: Sequence[str],
+    host_env: Mapping[str, str],
+    name: str | None = None,
+    remove: bool = False,
+    hostname: str | None = None,
+    memory: str | None = None,
+    cpus: str | None = None,
+    pids: str | None = None,
+    env: Sequence[str] = (),
+    workdir: str | None = None,
+    user: str | None = None,
+    volumes: Sequence[str] = (),
+) -> RunSpec:
+    if not command:
+        raise UserError("no command given (an image's default command comes with the store)")
+    uid, gid = parse_user(user) if user is not None else (0, 0)
+    cwd = container_path(workdir, "--workdir") if workdir is not None else "/"
+    quota, period = units.parse_cpus(cpus) if cpus is not None else (None, None)
+    resources = Resources(
+        memory=units.parse_memory(memory) if memory is not None else None,
+        cpu_quota=quota,
+        cpu_period=period,
+        pids=units.parse_pids(pids) if pids is not None else None,
+    )
+    if hostname is not None:
+        check_hostname(hostname, "--hostname")
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={'/root' if uid == 0 else '/'}"]
+    if hostname is not None:
+        defaults.append(f"HOSTNAME={hostname}")
+    default_caps = caps.numbers(caps.DEFAULT, "default capabilities")
+    # As for any process: setuid to a non-root user clears the permitted and effective sets.
+    held = default_caps if uid == 0 else ()
+    process = Process(
+        args=tuple(command),
+        env=merge_env(defaults, parse_env(env, host_env)),
+        cwd=cwd,
+        uid=uid,
+        gid=gid,
+        capabilities=Capabilities(default_caps, held, held, held),
+        make_cwd=workdir is not None,
+    )
+    binds = tuple(parse_volume(v) for v in volumes)
+    destinations = [m.destination for m in binds]
+    if len(set(destinations)) != len(destinations):
+        raise UserError("-v: two volumes for the same container directory")
+    return RunSpec(
+        process=process,
+        rootfs=rootfs,
+        hostname=hostname,
+        mounts=DEFAULT_MOUNTS + binds,
+        resources=resources,
+        masked_paths=DEFAULT_MASKED,
+        readonly_paths=DEFAULT_READONLY,
+        name=name,
+        remove=remove,
+        hostname_from_id=hostname is None,
+    )
+
+
+def check_hostname(hostname: str, where: str) -> None:
+    if not 0 < len(hostname.encode()) <= 64 or "\0" in hostname or "/" in hostname:
+        raise UserError(f"{where} {hostname!r}: a host name is 1 to 64 bytes, without / or NUL")

@@ -1,0 +1,214 @@
+"""The per-container state directory: ``$UNIONFS_HOME/containers/<id>/``.
+
+It holds ``state.json`` (a ``State`` value, replaced atomically), the container's ``upper``
+and ``work`` directories and ``rootfs``, the mount point of its merged tree. Names and ids
+are unique: a new container is registered under a lock. This module reads and writes
+these files only; it mounts nothing and signals no process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from unionfs.errors import UserError
+from unionfs.runtime.spec import Capabilities, Process, Rlimit
+
+NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+
+
+def default_home() -> str:
+    explicit = os.environ.get("UNIONFS_HOME")
+    if explicit:
+        return os.path.abspath(explicit)
+    if os.geteuid() == 0:
+        return "/var/lib/unionfs"
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "unionfs")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    id: str
+    name: str
+    created: float
+    command: tuple[str, ...]
+    rootfs: str  # the lower layer (host directory)
+    remove: bool
+    status: str = "created"  # created -> running -> exited
+    pid: int | None = None  # host pid of the container's process
+    pid_start: int | None = None  # its start time, so that a reused pid is not mistaken
+    runtime_pid: int | None = None  # the `unionfs run` process, and its start time
+    runtime_start: int | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    finished: float | None = None
+    cgroup: tuple[tuple[str, str], ...] = ()  # Cgroup.record() items
+    namespaces: tuple[str, ...] = ()
+    process: Process | None = None  # what `unionfs exec` repeats: env, cwd, user, caps
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    dir: str
+    upper: str
+    work: str
+    rootfs: str
+    state: str
+
+
+def process_start(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def is_alive(state: State) -> bool:
+    """The container's process still exists (and is not a reused pid)."""
+    return state.pid is not None and process_start(state.pid) == state.pid_start
+
+
+def runtime_alive(state: State) -> bool:
+    """The `unionfs run` process that owns the container still exists."""
+    pid = state.runtime_pid
+    return pid is not None and process_start(pid) == state.runtime_start
+
+
+def describe(state: State) -> str:
+    """starting / running / exited (N) / exited (137, OOM) / dead (runtime gone)
+
+    "dead" is a container whose runtime was killed (SIGKILL) before it could clean up:
+    ``unionfs rm`` does that clean-up."""
+    if state.status == "exited":
+        return f"exited ({state.exit_code}{', OOM' if state.oom_killed else ''})"
+    if not runtime_alive(state):
+        return "dead (runtime gone)"
+    if state.status == "running":
+        return "running" if is_alive(state) else "stopping"
+    return "starting"
+
+
+def _to_json(state: State) -> str:
+    return json.dumps(dataclasses.asdict(state), indent=1)
+
+
+def _from_json(text: str) -> State:
+    data = json.loads(text)
+    proc = data.pop("process")
+    if proc is not None:
+        caps = proc.pop("capabilities")
+        proc["capabilities"] = None if caps is None else Capabilities(
+            **{k: tuple(v) for k, v in caps.items()})  # fmt: skip
+        proc["rlimits"] = tuple(Rlimit(**r) for r in proc["rlimits"])
+        for key in ("args", "env", "groups"):
+            proc[key] = tuple(proc[key])
+        proc = Process(**proc)
+    data["command"] = tuple(data["command"])
+    data["namespaces"] = tuple(data["namespaces"])
+    data["cgroup"] = tuple((k, v) for k, v in data["cgroup"])
+    return State(process=proc, **data)
+
+
+class Store:
+    """The containers directory of one UNIONFS_HOME."""
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self.dir = os.path.join(home, "containers")
+
+    def paths(self, container_id: str) -> Paths:
+        d = os.path.join(self.dir, container_id)
+        return Paths(d, f"{d}/upper", f"{d}/work", f"{d}/rootfs", f"{d}/state.json")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def create(self, name: str | None, command: tuple[str, ...], rootfs: str,
+               remove: bool) -> State:  # fmt: skip
+        """Register a new container: its directory, empty upper/work/rootfs, state.json."""
+        if name is not None and not NAME.fullmatch(name):
+            raise UserError(f"invalid container name {name!r}: use letters, digits, _ . - "
+                            "(starting with a letter or digit)")  # fmt: skip
+        with self._locked():
+            container_id = secrets.token_hex(16)
+            name = name or container_id[:12]
+            taken = next((s for s in self.all() if s.name == name), None)
+            if taken is not None:
+                raise UserError(f"the name {name!r} is in use by container "
+                                f"{taken.short_id} ({describe(taken)}); "
+                                f"remove it with: unionfs rm {name}")  # fmt: skip
+            paths = self.paths(container_id)
+            os.mkdir(paths.dir, 0o700)
+            for d in (paths.upper, paths.work, paths.rootfs):
+                os.mkdir(d, 0o755)
+            state = State(container_id, name, time.time(), command, rootfs, remove,
+                          runtime_pid=os.getpid(),
+                          runtime_start=process_start(os.getpid()))  # fmt: skip
+            self.save(state)
+        return state
+
+    def save(self, state: State) -> None:
+        path = self.paths(state.id).state
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(_to_json(state))
+        os.replace(tmp, path)
+
+    def load(self, container_id: str) -> State | None:
+        try:
+            with open(self.paths(container_id).state, encoding="utf-8") as f:
+                return _from_json(f.read())
+        except FileNotFoundError:
+            return None
+
+    def all(self) -> list[State]:
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return []
+        found = [self.load(n) for n in names if not n.startswith(".")]
+        return sorted((s for s in found if s is not None), key=lambda s: s.created)
+
+    def find(self, ref: str) -> State:
+        """A container by name, id, or unique id prefix."""
+        states = self.all()
+        for state in states:
+            if ref in (state.name, state.id):
+                return state
+        matches = [s for s in states if s.id.startswith(ref)] if len(ref) >= 3 else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UserError(f"{ref!r} matches {len(matches)} containers: give more of the id")
+        raise UserError(f"no such container: {ref}")
+
+    def delete(self, container_id: str) -> None:
+        """Remove the directory (the caller has unmounted rootfs)."""
+        paths = self.paths(container_id)
+        if os.path.ismount(paths.rootfs):
+            raise UserError(f"{paths.rootfs} is still mounted")
+        shutil.rmtree(paths.dir, ignore_errors=False)
