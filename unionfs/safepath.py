@@ -349,6 +349,9 @@ class LayerDir:
             os.close(fd)
 
     def utime(self, path: bytes, ns: tuple[int, int]) -> None:
+        if not path:
+            os.utime(proc_fd_path(self.root_fd), ns=ns)  # the magic link ends at the root
+            return
         base, name = self.at(path)
         os.utime(name, ns=ns, dir_fd=base, follow_symlinks=False)
 

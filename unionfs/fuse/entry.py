@@ -34,19 +34,12 @@ def from_stat(ino: int, st: StatLike, nlink: int | None = None) -> pyfuse3.Entry
     return attrs
 
 
-def attributes(
-    ino: int, res: Resolved, unlinked: bool = False, writable: bool = False
-) -> pyfuse3.EntryAttributes:
+def attributes(ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
     # A merged directory reports one link, as the kernel does: counting subdirectories of
     # every layer is not worth it, and nlink=1 tells find(1) not to trust the count.
     if unlinked:
         return from_stat(ino, res.st, 0)
-    attrs = from_stat(ino, res.st, 1 if res.is_merged and res.is_dir else None)
-    if writable and res.top != 0 and res.st.st_nlink > 1 and not res.is_dir:
-        # Copying up one name of a lower hard link changes its link count behind the
-        # kernel's cache: let the kernel ask again rather than notify it from a handler.
-        attrs.attr_timeout = 0
-    return attrs
+    return from_stat(ino, res.st, 1 if res.is_merged and res.is_dir else None)
 
 
 def negative() -> pyfuse3.EntryAttributes:

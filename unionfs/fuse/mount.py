@@ -44,6 +44,9 @@ def fuse_options(extra: Sequence[str], source: str) -> set[str]:
 
 def start(stack: Stack, mountpoint: str, options: set[str]) -> UnionOperations:
     """Mount; on return the mount is live (requests queue until ``serve`` runs)."""
+    # Modes arrive already masked by the caller's umask (the kernel applies it); ours
+    # must not mask them a second time.
+    os.umask(0)
     ops = UnionOperations(stack)
     pyfuse3.init(ops, mountpoint, options)
     return ops

@@ -44,6 +44,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         self.inodes = InodeTable(stack.root(), writable=stack.has_upper)
         self.handles = HandleTable()
         self.lock = trio.Lock()
+        self.stale: set[int] = set()
 
     # -- helpers -------------------------------------------------------------------------
     def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:

@@ -9,6 +9,7 @@ re-resolved: the entry, its parent and every ancestor a copy-up may have created
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 
@@ -26,12 +27,19 @@ from unionfs.union.copyup import copy_up
 from unionfs.union.lookup import lookup
 from unionfs.union.stack import Resolved, Stack
 
+log = logging.getLogger("unionfs.fuse")
+
 # Data copy-ups above this size leave the trio thread (a thread hop costs ~100 us).
 THREAD_COPY_MIN = 1 << 20
 
 
 def _erofs() -> OSError:
     return OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def _breaks_link(res: Resolved) -> bool:
+    """Copying up *res* breaks a hard link (its count changes behind the kernel's cache)."""
+    return res.top != 0 and not res.is_dir and res.st.st_nlink > 1
 
 
 def backing_flags(flags: int) -> int:
@@ -50,10 +58,26 @@ class WriteOperations:
     inodes: InodeTable
     handles: HandleTable
     lock: trio.Lock
+    stale: set[int]  # inodes whose attributes the kernel must fetch again
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
-        return entry.attributes(ino, res, unlinked, self.stack.has_upper)
+        return entry.attributes(ino, res, unlinked)
+
+    async def _tell_kernel(self) -> None:
+        """Drop the kernel's cached attributes of inodes that changed behind its back.
+
+        Copying up one name of a lower hard link breaks the link (its nlink drops), and
+        an open for writing has no attributes in its reply. Attribute-only invalidation
+        takes no inode lock in the kernel; it still runs outside our lock, in a thread,
+        as pyfuse3's notifications block until the kernel has taken them.
+        """
+        while self.stale:
+            ino = self.stale.pop()
+            try:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, True)
+            except Exception as exc:  # no session (Operations under test), or forgotten
+                log.debug("invalidating inode %d: %s", ino, exc)
 
     def _upper_check(self) -> None:
         if not self.stack.has_upper:
@@ -87,6 +111,8 @@ class WriteOperations:
         """*node* copied up (in a thread when there is much data to copy)."""
         res = node.res
         if res.top != 0:
+            if _breaks_link(res):
+                self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
             big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
             if big:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
@@ -160,7 +186,9 @@ class WriteOperations:
             await self._copied_up(node)
             source, res = create.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
-            return self._new_entry(new_parent_inode, res)
+            made = self._new_entry(new_parent_inode, res)
+        await self._tell_kernel()
+        return made
 
     # -- removing ------------------------------------------------------------------------
     def _gone(self, res: Resolved) -> None:
@@ -216,6 +244,10 @@ class WriteOperations:
             )
             old_path = join(old_parent.res.path, name_old)
             self._after_rename(old_path, moved, replaced, flags, mover, other)
+            for was, node in ((before, mover), (target, other)):
+                if node is not None and was is not None and _breaks_link(was):
+                    self.stale.add(node.ino)  # copied up: a hard link broke
+        await self._tell_kernel()
 
     def _after_rename(
         self,
@@ -257,6 +289,7 @@ class WriteOperations:
             if truncate:
                 os.ftruncate(fd, 0)
             self._changed(node, self._fresh(res))
+        await self._tell_kernel()
         return fd
 
     def _fresh(self, res: Resolved) -> Resolved:
@@ -324,8 +357,10 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             node = self.inodes.get(inode)
+            await self._copied_up(node)
             res = attrs.set_xattr(self.stack, node.res, name, value)
             self._changed(node, self._fresh(res))
+        await self._tell_kernel()
 
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -334,3 +369,4 @@ class WriteOperations:
             node = self.inodes.get(inode)
             res = attrs.remove_xattr(self.stack, node.res, name)
             self._changed(node, self._fresh(res))
+        await self._tell_kernel()

@@ -15,6 +15,7 @@ recomputes the same over the directories themselves and compares.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -134,7 +135,8 @@ def ensure_layer(env: IndexEnv, layer: DirLayer, check: bool = True) -> int:
         known = env.get_record(txn, key)
     if known is not None and (known.get("sealed") or not check):
         return int(known["table"])
-    if known is not None and fingerprint(layer) == known.get("fingerprint"):
+    found = _fingerprints.pop(layer.layer_id, None) if known is not None else None
+    if known is not None and (found or fingerprint(layer)) == known.get("fingerprint"):
         return int(known["table"])
     if known is not None:
         log.info("layer %s changed since it was indexed: indexing it again", layer.root)
@@ -220,8 +222,27 @@ def ensure_stack(env: IndexEnv, tables: Sequence[int], layers: Sequence[DirLayer
 
 def open_lowers(env: IndexEnv, layers: Sequence[DirLayer], check: bool = True) -> IndexedLowers:
     """The merged lower stack of *layers* (top first), indexing what is missing or stale."""
+    if check and len(layers) > 1:
+        _fingerprint_all(env, layers)
     tables = [ensure_layer(env, layer, check) for layer in layers]
     return IndexedLowers(env, ensure_stack(env, tables, layers), layers)
+
+
+_fingerprints: dict[int, str] = {}  # layer_id -> fingerprint, computed ahead in threads
+
+
+def _fingerprint_all(env: IndexEnv, layers: Sequence[DirLayer]) -> None:
+    """Walk the known layers in parallel: the walks wait on the disk, not on Python (the
+    GIL is released in every syscall), and a cold walk of many layers is I/O-bound."""
+    with env.read() as txn:
+        records = [(layer, env.get_record(txn, _identity(layer))) for layer in layers]
+    known = [layer for layer, record in records if record and not record.get("sealed")]
+    if len(known) < 2:
+        return
+    workers = min(8, len(known))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for layer, found in zip(known, pool.map(fingerprint, known), strict=True):
+            _fingerprints[layer.layer_id] = found
 
 
 def rebuild(env: IndexEnv, layers: Sequence[DirLayer]) -> IndexedLowers:

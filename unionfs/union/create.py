@@ -102,26 +102,39 @@ def create_entry(
 
 
 def _finish(layer: LayerDir, path: bytes, ids: tuple[int, int] | None, mode: int | None) -> None:
-    if ids is not None:
+    """Owner, then mode (chown clears set-id bits); each only if it would change anything:
+    creating many files should cost one syscall each, not three."""
+    st = layer.lstat(path)
+    assert st is not None
+    if ids is not None and ids != (st.st_uid, st.st_gid):
         layer.chown(path, *ids)
-    if mode is not None:
+        st = layer.lstat(path)
+        assert st is not None
+    if mode is not None and stat.S_IMODE(st.st_mode) != mode:
         layer.chmod(path, mode)
 
 
+# Entries are created with their final permission bits (so that usually nothing else is
+# needed), except set-id and sticky bits, which chown would clear: chmod adds those after.
+# The entry is empty or new while it may still belong to the daemon: nothing can leak.
+def _first_mode(mode: int) -> int:
+    return stat.S_IMODE(mode) & 0o777
+
+
 def make_dir(mode: int) -> Callable[[LayerDir, bytes], None]:
-    return lambda layer, path: layer.mkdir(path, 0o700)
+    return lambda layer, path: layer.mkdir(path, _first_mode(mode))
 
 
 def make_node(mode: int, rdev: int) -> Callable[[LayerDir, bytes], None]:
-    return lambda layer, path: layer.mknod(path, stat.S_IFMT(mode) | 0o600, rdev)
+    return lambda layer, path: layer.mknod(path, stat.S_IFMT(mode) | _first_mode(mode), rdev)
 
 
 def make_symlink(target: bytes) -> Callable[[LayerDir, bytes], None]:
     return lambda layer, path: layer.symlink(target, path)
 
 
-def make_file() -> Callable[[LayerDir, bytes], None]:
-    return lambda layer, path: os.close(layer.create(path, os.O_WRONLY, 0o600))
+def make_file(mode: int = 0o600) -> Callable[[LayerDir, bytes], None]:
+    return lambda layer, path: os.close(layer.create(path, os.O_WRONLY, _first_mode(mode)))
 
 
 def mkdir(stack: Stack, parent: Resolved, name: bytes, mode: int, owner: Owner) -> Resolved:
@@ -140,7 +153,7 @@ def symlink(stack: Stack, parent: Resolved, name: bytes, target: bytes, owner: O
 
 def create_file(stack: Stack, parent: Resolved, name: bytes, mode: int,
                 owner: Owner) -> Resolved:  # fmt: skip
-    return create_entry(stack, parent, name, make_file(), owner, stat.S_IMODE(mode))
+    return create_entry(stack, parent, name, make_file(mode), owner, stat.S_IMODE(mode))
 
 
 def link(

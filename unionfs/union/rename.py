@@ -55,11 +55,18 @@ def rename(
         raise _fail(errno.ENOENT)
     if src.path == (dst.path if dst else None):
         return src, dst
+    # The order of the kernel's checks: the VFS's (types), then ovl_rename's (EXDEV before
+    # ovl_check_empty_dir).
     if dst is not None and not flags & RENAME_EXCHANGE:
         if src.is_dir and not dst.is_dir:
             raise _fail(errno.ENOTDIR)
         if dst.is_dir and not src.is_dir:
             raise _fail(errno.EISDIR)
+    if (src.is_dir and _has_lower(src)) or (
+        flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and _has_lower(dst)
+    ):
+        raise _fail(errno.EXDEV)
+    if dst is not None and not flags & RENAME_EXCHANGE:
         if dst.is_dir and not is_empty(stack, dst):
             raise _fail(errno.ENOTEMPTY)
         same_file = (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino)
@@ -68,10 +75,6 @@ def rename(
             # link are separate inodes of the overlay (copy-up breaks the link), so for
             # them the rename goes ahead, as on the kernel.
             return src, dst
-    if (src.is_dir and _has_lower(src)) or (
-        flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and _has_lower(dst)
-    ):
-        raise _fail(errno.EXDEV)
 
     new_parent = copy_up(stack, new_parent)
     old_parent = copy_up(stack, old_parent)
