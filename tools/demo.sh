@@ -73,4 +73,26 @@ if mount -t overlay overlay -o "lowerdir=$demo/app:$demo/base,upperdir=$demo/upp
     show_tree "$kmnt" | grep -E 'app.conf|hello|var/log|tmp' || true
     umount "$kmnt"
 fi
+section "A container on a unionfs mount: unionfs run --memory 64m --pids 64"
+rootfs=$demo/busybox-rootfs
+mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,root}
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+chroot "$rootfs" /bin/busybox --install -s
+echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
+echo "  (rootfs: Debian's busybox-static in $rootfs, the container's only lower layer)"
+UNIONFS_HOME=$demo/store "$UNIONFS" run --rm --memory 64m --pids 64 --hostname demo-box \
+    --rootfs "$rootfs" sh -c '
+        echo "  hostname:      $(hostname)"
+        echo "  processes:     $(ps -o pid,comm | tail -n +2 | awk "{printf \"%s:%s \", \$1, \$2}")"
+        echo "  network:       $(ls /sys/class/net | tr "\n" " ")"
+        echo "  root fs:       $(awk "\$5 == \"/\" { for (i = 7; \$i != \"-\"; i++); print \$(i+1) }" /proc/self/mountinfo)"
+        echo "  mounts seen:   $(wc -l < /proc/self/mountinfo) (none of the host'"'"'s)"
+        echo hello > /root/written-inside && echo "  wrote /root/written-inside in the container upper layer"'
+echo "  the rootfs is untouched: $(ls "$rootfs/root" | wc -l) files in its /root"
+echo "  \$ unionfs run --memory 32m ... dd bs=64M count=1   # asks for more than its limit"
+code=0
+UNIONFS_HOME=$demo/store "$UNIONFS" run --rm --memory 32m --rootfs "$rootfs" \
+    dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null || code=$?
+echo "  exit code $code (137 means the OOM killer ended it inside its memory cgroup)"
+
 echo; echo "Done: everything was in $demo and is removed now."
