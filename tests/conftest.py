@@ -1,0 +1,68 @@
+"""Shared test setup: ``slow`` tests on request, a private unionfs index dir, no leaked mounts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# The shared helpers (mountutil, treecmp) live next to this file.
+_HERE = str(Path(__file__).parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from mountutil import force_unmount, fresh_dir, mounts  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``slow`` tests unless ``--run-slow`` is given or ``-m`` names them."""
+    if config.getoption("--run-slow") or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every unionfs started by the tests keeps its LMDB index in this session's temp dir,
+    not in root's ~/.cache (unless UNIONFS_INDEX_DIR is set already)."""
+    if os.environ.get("UNIONFS_INDEX_DIR"):
+        yield
+        return
+    os.environ["UNIONFS_INDEX_DIR"] = str(tmp_path_factory.mktemp("unionfs-index"))
+    try:
+        yield
+    finally:
+        del os.environ["UNIONFS_INDEX_DIR"]
+
+
+@pytest.fixture
+def newdir(tmp_path: Path) -> Callable[..., Path]:
+    """``newdir("mnt")``: a new, uniquely named directory for this test."""
+    return lambda prefix="d": fresh_dir(tmp_path, prefix)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_mounts(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a mount in its ``tmp_path`` (and unmount it)."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    base = str(request.getfixturevalue("tmp_path")) + "/"
+    yield
+    leaked = [(p, fs) for p, fs in mounts() if p.startswith(base)]
+    for point, _fs in reversed(leaked):
+        force_unmount(Path(point))
+        if any(p == point for p, _ in mounts()):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    assert not leaked, f"mounts left behind: {leaked}"

@@ -1,0 +1,390 @@
+"""Build layer stacks from literal data, and mount them with unionfs or kernel overlayfs.
+
+A layer is a ``Dir`` tree (``bytes`` names -> nodes); ``build_layer`` writes it to disk with
+the markers either in the kernel's forms (char device 0/0, ``trusted.overlay.opaque``) or in
+the forms each node asks for (``.wh.NAME``, ``user.overlay.opaque``, ``.wh..wh..opq``).
+Every mount made here is unmounted in ``finally``; the unionfs daemon runs in the foreground
+as our own child, so it is only ever ended by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOUNT_TIMEOUT = 20.0
+EXIT_TIMEOUT = 5.0
+LOG_PROBLEM = re.compile(r"ERROR|Traceback")
+
+
+# -- layer contents as data ----------------------------------------------------------------
+
+
+@dataclass
+class File:
+    content: bytes = b""
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    link: int | None = None  # files of one layer with the same link group are hard links
+
+
+@dataclass
+class Dir:
+    children: dict[bytes, Node] = field(default_factory=dict)
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    opaque: str | None = None  # None, or the unionfs form: "trusted", "user" or "wh"
+    opaque_value: bytes = b"y"  # an xattr form with another value is not opaque
+
+
+@dataclass
+class Symlink:
+    target: bytes
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class Fifo:
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class Device:
+    char: bool = True
+    major: int = 1
+    minor: int = 3
+    mode: int = 0o644
+
+
+@dataclass
+class Whiteout:
+    form: str = "chr"  # the unionfs form: "chr" (device 0/0) or "wh" (an empty .wh.NAME file)
+
+
+Node = File | Dir | Symlink | Fifo | Device | Whiteout
+NAME_MAX = 255
+
+
+def tree(spec: dict[bytes | str, object], **attrs: object) -> Dir:
+    """A ``Dir`` from a literal dict: str/bytes keys; bytes values are files, dicts are dirs."""
+    children: dict[bytes, Node] = {}
+    for name, value in spec.items():
+        key = os.fsencode(name)
+        if isinstance(value, bytes):
+            children[key] = File(value)
+        elif isinstance(value, dict):
+            children[key] = tree(value)
+        else:
+            assert isinstance(value, File | Dir | Symlink | Fifo | Device | Whiteout), value
+            children[key] = value
+    return Dir(children, **attrs)  # type: ignore[arg-type]
+
+
+def build_layer(root: Path | bytes, layer: Dir, kernel: bool) -> None:
+    """Write *layer* at *root* (created here), with kernel markers if *kernel*."""
+    root_b = os.fsencode(root)
+    os.mkdir(root_b)
+    links: dict[int, bytes] = {}
+    _fill_dir(root_b, layer, kernel, links)
+    _set_attrs(root_b, layer.uid, layer.gid, layer.mode, layer.xattrs)
+
+
+def _fill_dir(path: bytes, d: Dir, kernel: bool, links: dict[int, bytes]) -> None:
+    for name, node in sorted(d.children.items()):
+        _make(path + b"/" + name, name, node, kernel, links)
+    if d.opaque is not None:
+        form = "trusted" if kernel else d.opaque
+        assert d.opaque_value == b"y" or d.opaque != "wh", "a marker file is always opaque"
+        if form == "wh":
+            open(path + b"/.wh..wh..opq", "wb").close()
+        else:
+            os.setxattr(path, f"{form}.overlay.opaque", d.opaque_value)
+
+
+def _make(path: bytes, name: bytes, node: Node, kernel: bool, links: dict[int, bytes]) -> None:
+    if isinstance(node, Whiteout):
+        marker = path[: -len(name)] + b".wh." + name
+        # A .wh.NAME must itself fit in NAME_MAX; longer names can only use the device form.
+        if kernel or node.form == "chr" or len(name) + 4 > NAME_MAX:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+        else:
+            open(marker, "wb").close()
+    elif isinstance(node, File):
+        if node.link is not None and node.link in links:
+            os.link(links[node.link], path)
+            return
+        with open(path, "wb") as f:
+            f.write(node.content)
+        if node.link is not None:
+            links[node.link] = path
+        _set_attrs(path, node.uid, node.gid, node.mode, node.xattrs)
+    elif isinstance(node, Dir):
+        os.mkdir(path)
+        _fill_dir(path, node, kernel, links)
+        _set_attrs(path, node.uid, node.gid, node.mode, node.xattrs)
+    elif isinstance(node, Symlink):
+        os.symlink(node.target, path)
+        os.lchown(path, node.uid, node.gid)
+    elif isinstance(node, Fifo):
+        os.mkfifo(path)
+        _set_attrs(path, node.uid, node.gid, node.mode, {})
+    elif isinstance(node, Device):
+        kind = stat.S_IFCHR if node.char else stat.S_IFBLK
+        os.mknod(path, kind | 0o600, os.makedev(node.major, node.minor))
+        os.chmod(path, node.mode)
+    else:  # pragma: no cover
+        raise TypeError(node)
+
+
+def _set_attrs(path: bytes, uid: int, gid: int, mode: int, xattrs: dict[str, bytes]) -> None:
+    for key, value in sorted(xattrs.items()):
+        os.setxattr(path, key, value, follow_symlinks=False)
+    os.lchown(path, uid, gid)
+    os.chmod(path, mode)  # after chown, which clears set-id bits
+
+
+def build_stack(base: Path, layers: Sequence[Dir], kernel: bool) -> list[Path]:
+    """Layers ``base/l0`` (the top one), ``base/l1``, ...; returns their paths, top first."""
+    paths = []
+    for i, layer in enumerate(layers):
+        path = base / f"l{i}"
+        build_layer(path, layer, kernel)
+        paths.append(path)
+    return paths
+
+
+def fresh_dir(parent: Path, prefix: str = "d") -> Path:
+    """A new, uniquely named directory below *parent*."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=parent))
+
+
+# -- mount state -------------------------------------------------------------------------
+
+
+def _unescape_mountinfo(field_: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
+
+
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, fstype) of every mount in this namespace, in mount order."""
+    result = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            result.append((_unescape_mountinfo(fields[4]), fields[sep + 1]))
+    return result
+
+
+def fstype(mnt: Path) -> str | None:
+    """The fstype of the topmost mount at *mnt*, or None."""
+    found = [fs for point, fs in mounts() if point == str(mnt)]
+    return found[-1] if found else None
+
+
+def is_mounted(mnt: Path) -> bool:
+    return fstype(mnt) is not None
+
+
+def force_unmount(mnt: Path) -> None:
+    """Unmount a FUSE mount at *mnt*, lazily if it is busy or dead; silent if not mounted."""
+    for args in (["fusermount3", "-u"], ["fusermount3", "-uz"]):
+        if not is_mounted(mnt):
+            return
+        subprocess.run([*args, str(mnt)], capture_output=True, check=False)
+
+
+# -- unionfs -------------------------------------------------------------------------------
+
+
+def escape_layer(path: Path | str) -> str:
+    """A path as one lowerdir element: ``:`` escaped as ``\\:``."""
+    text = str(path)
+    assert "," not in text and "\\" not in text, f"unsupported character in {text!r}"
+    return text.replace(":", "\\:")
+
+
+def mount_options(
+    lowers: Sequence[Path | str],
+    upper: Path | None = None,
+    work: Path | None = None,
+    extra_opts: Sequence[str] = (),
+) -> str:
+    opts = ["lowerdir=" + ":".join(escape_layer(p) for p in lowers)]
+    if upper is not None:
+        opts.append(f"upperdir={escape_layer(upper)}")
+    if work is not None:
+        opts.append(f"workdir={escape_layer(work)}")
+    return ",".join([*opts, *extra_opts])
+
+
+def unionfs_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "unionfs", *args]
+
+
+def log_problems(text: str) -> list[str]:
+    return [line for line in text.splitlines() if LOG_PROBLEM.search(line)]
+
+
+@contextmanager
+def unionfs_mount(
+    lowers: Sequence[Path | str],
+    mnt: Path,
+    upper: Path | None = None,
+    work: Path | None = None,
+    extra_opts: Sequence[str] = (),
+    log: Path | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[Path]:
+    """Mount with ``unionfs mount -f`` as a child process; yield *mnt* once it is live.
+
+    On the way out: unmount (``fusermount3 -u``, then ``-uz``), wait for the child (kill it,
+    by its pid, only if it does not exit), then fail on any ERROR/Traceback in its log.
+    """
+    log = log or mnt.with_name(mnt.name + ".log")
+    errfile = log.with_name(log.name + ".stderr")
+    opts = mount_options(lowers, upper, work, extra_opts)
+    cmd = unionfs_cmd("mount", "-f", *extra_args, "--log", str(log), "-o", opts, str(mnt))
+    with open(errfile, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    killed = mounted = False
+    try:
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while not os.path.ismount(mnt):
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"unionfs exited with {proc.returncode} before mounting\n"
+                    f"command: {cmd}\n{_outputs(log, errfile)}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not mounted after {MOUNT_TIMEOUT}s\n{_outputs(log, errfile)}"
+                )
+            time.sleep(0.01)
+        mounted = True
+        yield mnt
+    finally:
+        force_unmount(mnt)
+        try:
+            proc.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            killed = True
+            proc.kill()
+            proc.wait()
+        problems = log_problems(_read(log)) + log_problems(_read(errfile))
+        # (a daemon that never mounted has been reported above, with its log)
+        if mounted and (killed or proc.returncode != 0 or problems):
+            raise AssertionError(
+                f"unionfs daemon: exit {proc.returncode}{' (killed)' if killed else ''}, "
+                f"{len(problems)} problem line(s) in its log\n{_outputs(log, errfile)}"
+            )
+        if mounted:
+            disagree = verify_index(lowers, extra_opts)
+            assert not disagree, f"the index disagrees with the layers: {disagree[:10]}"
+
+
+def verify_index(lowers: Sequence[Path | str], extra_opts: Sequence[str]) -> list[str]:
+    """The index a mount served, checked against the rules over its layers (our fsck)."""
+    from unionfs.index import build, verify
+    from unionfs.index.env import IndexEnv, IndexUnavailable, default_dir
+    from unionfs.safepath import DirFdCache
+    from unionfs.union.stack import DirLayer
+
+    options = [item for text in extra_opts for item in text.split(",")]
+    chosen = [item.partition("=")[2] for item in options if item.startswith("indexdir=")]
+    where = chosen[-1] if chosen else default_dir()
+    if where == "off" or "noindexdir" in options:
+        return []
+    cache = DirFdCache(64)
+    layers = [DirLayer(os.path.realpath(p), cache) for p in lowers]
+    try:
+        env = IndexEnv(where)
+    except IndexUnavailable:
+        return []  # the mount served the layers directly
+    try:
+        return verify.verify(build.open_lowers(env, layers, check=False), layers)
+    except IndexUnavailable:
+        return []
+    finally:
+        env.close()
+        for layer in layers:
+            layer.close()
+        cache.close()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _outputs(log: Path, errfile: Path, limit: int = 20000) -> str:
+    return (
+        f"--- log {log} ---\n{_read(log)[-limit:]}\n"
+        f"--- stdout+stderr ---\n{_read(errfile)[-limit:]}"
+    )
+
+
+# -- kernel overlayfs ----------------------------------------------------------------------
+
+
+@contextmanager
+def kernel_overlay(
+    lowers: Sequence[Path | str],
+    mnt: Path,
+    upper: Path | None = None,
+    work: Path | None = None,
+    opts: str = "",
+) -> Iterator[Path]:
+    """``mount -t overlay``; ``umount`` (then ``umount -l``) on the way out.
+
+    A long ``lowerdir`` list is passed relative to the layers' common parent (the kernel
+    takes one page of options).
+    """
+    options = mount_options(lowers, upper, work, [opts] if opts else [])
+    cwd = None
+    if len(options) > 3000 and upper is None:
+        cwd = os.path.commonpath([str(p) for p in lowers])
+        relative = [os.path.relpath(p, cwd) for p in lowers]
+        options = mount_options(relative, None, None, [opts] if opts else [])
+    result = subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", options, str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"mount -t overlay -o {options} failed: {result.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        for args in (["umount"], ["umount", "-l"]):
+            if not is_mounted(mnt):
+                break
+            subprocess.run([*args, str(mnt)], capture_output=True, check=False)
+
+
+def remove_tree(base: Path) -> None:
+    """Delete *base* after checking that nothing below it is still mounted."""
+    below = [p for p, _ in mounts() if p == str(base) or p.startswith(str(base) + "/")]
+    assert not below, f"refusing to delete {base}: still mounted: {below}"
+    shutil.rmtree(base)
