@@ -27,12 +27,13 @@ class Node:
     """One inode the kernel knows. ``res`` is how it resolves now; ``parent`` is the inode
     of the directory it was last looked up in (unique for directories, used for ``..``)."""
 
-    __slots__ = ("ino", "listing", "lookups", "parent", "res", "unlinked")
+    __slots__ = ("ino", "listing", "lookups", "names", "parent", "res", "unlinked")
 
     def __init__(self, ino: int, parent: int, res: Resolved) -> None:
         self.ino = ino
         self.parent = parent
         self.res = res
+        self.names = {res.path}  # every path the kernel found it by (hard links: several)
         self.lookups = 0
         self.unlinked = False  # its last name is gone (it lives on while open)
         # The merged listing of a directory with no upper part, kept while ``res`` stays:
@@ -89,7 +90,7 @@ class InodeTable:
             node = Node(ino, parent, res)
             self._nodes[ino] = node
         else:
-            self.update(node, res)
+            self.update(node, res, renamed=False)
             node.parent = parent
             node.unlinked = False
         if res.is_dir:
@@ -105,11 +106,16 @@ class InodeTable:
         else:
             self.remember(res, parent)
 
-    def update(self, node: Node, res: Resolved) -> None:
-        """*node* now resolves as *res* (after a copy-up or a rename); its number stays."""
+    def update(self, node: Node, res: Resolved, renamed: bool = True) -> None:
+        """*node* now resolves as *res* (after a copy-up, a rename, or, not *renamed*, a
+        lookup by another of its names); its number stays."""
         if res is node.res:
             return
         node.listing = None
+        if res.path != node.res.path:
+            if renamed:
+                node.names.discard(node.res.path)
+            node.names.add(res.path)
         if self.key(res) != self.key(node.res):
             self._numbers[self.key(res)] = node.ino
         if node.res.is_dir and self._dirs.get(node.res.path) == node.ino:
@@ -117,6 +123,17 @@ class InodeTable:
         node.res = res
         if res.is_dir:
             self._dirs[res.path] = node.ino
+
+    def lost_name(self, node: Node, path: bytes) -> bool:
+        """*node* is no longer found at *path*; False when that was its last known name
+        (it is then unlinked), True when it has another (which it now resolves by)."""
+        node.names.discard(path)
+        if not node.names:
+            return False
+        if node.res.path == path:
+            other = next(iter(node.names))
+            node.res = Resolved(other, node.res.layers, node.res.st)
+        return True
 
     def dir_at(self, path: bytes) -> Node | None:
         ino = self._dirs.get(path)

@@ -192,16 +192,10 @@ class WriteOperations:
 
     # -- removing ------------------------------------------------------------------------
     def _gone(self, res: Resolved) -> None:
-        """*res* lost a name: if that was the name its node knew, the node is unlinked."""
+        """*res* lost its name: its node resolves by another name, or is unlinked."""
         node = self.inodes.node_of(res)
-        if node is None or node.res.path != res.path:
-            return
-        upper = self.stack.upper
-        assert upper is not None
-        st = upper.lstat(res.path) if res.top == 0 else None
-        if st is not None and (st.st_dev, st.st_ino) == (res.st.st_dev, res.st.st_ino):
-            return  # the same file is still there (a rename onto one of its own names)
-        node.unlinked = True
+        if node is not None and not self.inodes.lost_name(node, res.path):
+            node.unlinked = True
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -275,7 +269,7 @@ class WriteOperations:
         if other is not None and replaced is not None and other is not mover:
             if exchanged:
                 self.inodes.update(other, replaced)
-            else:
+            elif not self.inodes.lost_name(other, moved.path):
                 other.unlinked = True
 
     # -- changing files ------------------------------------------------------------------
@@ -285,7 +279,10 @@ class WriteOperations:
         async with self.lock:
             res = await self._copied_up(node, data=not truncate)
             assert self.stack.upper is not None
-            fd = self.stack.upper.open(res.path, backing_flags(flags))
+            backing = backing_flags(flags)
+            if truncate and backing & os.O_ACCMODE == os.O_RDONLY:
+                backing = backing & ~os.O_ACCMODE | os.O_RDWR  # O_RDONLY|O_TRUNC truncates too
+            fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
             self._changed(node, self._fresh(res))
