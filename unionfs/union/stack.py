@@ -205,20 +205,28 @@ class Stack:
 
 
 def prepare_workdir(workdir: str) -> str:
-    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does)."""
-    path = os.path.join(workdir, WORK_SUBDIR)
+    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does).
+
+    ``work`` is examined and emptied through the workdir's own descriptor: if it is not a
+    real directory (a symlink, a file) it is removed, never followed, and made again.
+    """
+    cache = DirFdCache(8)
+    parent = LayerDir(workdir, cache)
+    name = WORK_SUBDIR.encode()
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        cache = DirFdCache(8)
-        leftover = LayerDir(path, cache, 0)
-        try:
-            for name, _ in list(leftover.scandir(b"")):
-                leftover.remove_tree(name)
-        finally:
-            cache.close()
-            leftover.close()
-    return path
+        st = parent.lstat(name)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            parent.unlink(name)
+            st = None
+        if st is None:
+            parent.mkdir(name, 0o700)
+        else:
+            for child, _ in list(parent.scandir(name)):
+                parent.remove_tree(join(name, child))
+    finally:
+        parent.close()
+        cache.close()
+    return os.path.join(workdir, WORK_SUBDIR)
 
 
 def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
