@@ -67,12 +67,6 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
             return self._entry(node.ino, node.res, unlinked=True)
         return self._attrs(node)
 
-    def _dir(self, ino: int) -> Node:
-        node = self.inodes.get(ino)
-        if not node.res.is_dir:
-            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        return node
-
     # -- lookups and attributes ----------------------------------------------------------
     @handler
     async def lookup(

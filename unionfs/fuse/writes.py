@@ -121,7 +121,8 @@ class WriteOperations:
             self._changed(node, res)
         return res
 
-    def _dir_node(self, ino: int) -> Node:
+    def _dir(self, ino: int) -> Node:
+        """The node of directory inode *ino* (ENOTDIR for anything else)."""
         node = self.inodes.get(ino)
         if not node.res.is_dir:
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
@@ -134,7 +135,7 @@ class WriteOperations:
     ) -> pyfuse3.EntryAttributes:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             res = create.mkdir(self.stack, parent.res, name, mode, create.Owner(ctx.uid, ctx.gid))
             return self._new_entry(parent_inode, res)
 
@@ -144,7 +145,7 @@ class WriteOperations:
     ) -> pyfuse3.EntryAttributes:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             owner = create.Owner(ctx.uid, ctx.gid)
             res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
             return self._new_entry(parent_inode, res)
@@ -155,7 +156,7 @@ class WriteOperations:
     ) -> pyfuse3.EntryAttributes:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             owner = create.Owner(ctx.uid, ctx.gid)
             res = create.symlink(self.stack, parent.res, name, target, owner)
             return self._new_entry(parent_inode, res)
@@ -166,7 +167,7 @@ class WriteOperations:
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             owner = create.Owner(ctx.uid, ctx.gid)
             res = create.create_file(self.stack, parent.res, name, mode, owner)
             attrs_ = self._new_entry(parent_inode, res)
@@ -182,7 +183,7 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             node = self.inodes.get(inode)
-            parent = self._dir_node(new_parent_inode)
+            parent = self._dir(new_parent_inode)
             await self._copied_up(node)
             source, res = create.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
@@ -201,7 +202,7 @@ class WriteOperations:
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             res = remove.unlink(self.stack, parent.res, name)
             self._refresh_ancestors(res.path)
             self._gone(res)
@@ -210,7 +211,7 @@ class WriteOperations:
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._upper_check()
         async with self.lock:
-            parent = self._dir_node(parent_inode)
+            parent = self._dir(parent_inode)
             res = remove.rmdir(self.stack, parent.res, name)
             self._refresh_ancestors(res.path)
             self._gone(res)
@@ -227,8 +228,8 @@ class WriteOperations:
     ) -> None:
         self._upper_check()
         async with self.lock:
-            old_parent = self._dir_node(parent_inode_old)
-            new_parent = self._dir_node(parent_inode_new)
+            old_parent = self._dir(parent_inode_old)
+            new_parent = self._dir(parent_inode_new)
             before = lookup(self.stack, old_parent.res, name_old)
             target = lookup(self.stack, new_parent.res, name_new)
             mover = self.inodes.node_of(before) if before else None
