@@ -157,7 +157,9 @@ def ensure_layer(env: IndexEnv, layer: DirLayer, check: bool = True) -> int:
 
 
 def _stack_key(tables: Sequence[int]) -> bytes:
-    return b"S" + b",".join(str(t).encode() for t in tables)
+    # Hashed: 500 table ids would not fit in LMDB's 511-byte keys. The record lists them.
+    joined = ",".join(str(t) for t in tables).encode()
+    return b"S" + hashlib.sha256(joined).digest()
 
 
 def _drop_layer_table(env: IndexEnv, txn: object, table: int) -> None:
@@ -166,13 +168,14 @@ def _drop_layer_table(env: IndexEnv, txn: object, table: int) -> None:
     cursor = txn.cursor(db=env.meta)  # type: ignore[attr-defined]
     stale = []
     if cursor.set_range(b"S"):
-        for key, _ in cursor:
+        for raw, _ in cursor:
+            key = bytes(raw)
             if not key.startswith(b"S"):
                 break
-            if str(table) in key[1:].decode().split(","):
-                stale.append(key)
-    for key in stale:
-        record = env.get_record(txn, key)  # type: ignore[arg-type]
+            record = env.get_record(txn, key)  # type: ignore[arg-type]
+            if record is None or table in record.get("layers", ()):
+                stale.append((key, record))
+    for key, record in stale:
         if record is not None:
             env.drop_table(txn, int(record["table"]))  # type: ignore[arg-type]
         txn.delete(key, db=env.meta)  # type: ignore[attr-defined]

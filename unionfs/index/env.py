@@ -26,7 +26,7 @@ import lmdb
 
 log = logging.getLogger("unionfs.index")
 
-FORMAT = b"unionfs-index-2"
+FORMAT = b"unionfs-index-3"
 MAP_SIZE = 1 << 36  # address space only: the file grows as it fills
 
 
