@@ -20,6 +20,7 @@ class FileHandle:
     fd: int
     ino: int
     writable: bool
+    upper: bool = False  # fd is a file of the upper layer (else of a lower: never written)
 
 
 @dataclass(slots=True)
@@ -72,10 +73,11 @@ class HandleTable:
     def release_dir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
-    def fd_of(self, ino: int) -> int | None:
-        """A descriptor of any open handle of inode *ino* (for fstat once it is unlinked)."""
+    def fd_of(self, ino: int, upper: bool = False) -> int | None:
+        """A descriptor of an open handle of inode *ino* (for fstat once it is unlinked);
+        with *upper*, only one of an upper file (the only kind that may be changed)."""
         for handle in self._files.values():
-            if handle.ino == ino:
+            if handle.ino == ino and (handle.upper or not upper):
                 return handle.fd
         return None
 

@@ -63,7 +63,10 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         if node.unlinked:
             fd = self.handles.fd_of(node.ino)
             if fd is not None:
+                # An upper file says nlink 0; a whited-out lower one keeps its own count,
+                # as the kernel shows it.
                 node.res = Resolved(res.path, res.layers, os.fstat(fd))
+                return self._attrs(node)
             return self._entry(node.ino, node.res, unlinked=True)
         return self._attrs(node)
 
@@ -142,13 +145,29 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         else:
             res = node.res
             fd = self.stack.layers[res.top].open(res.path, os.O_RDONLY)
-        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write)))
+        upper = bool(wants_write) or (node.res.top == 0 and self.stack.has_upper)
+        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return os.pread(self.handles.file(fh).fd, size, off)
+        handle = self.handles.file(fh)
+        if not handle.upper and self.stack.has_upper:
+            self._follow_copy_up(handle)
+        return os.pread(handle.fd, size, off)
+
+    def _follow_copy_up(self, handle: FileHandle) -> None:
+        """A handle opened on a lower file reads the copy once there is one (the kernel's
+        stacked file does the same), or it would read stale data after a copy-up."""
+        node = self.inodes.find(handle.ino)
+        if node is None or node.res.top != 0 or node.unlinked:
+            return
+        upper = self.stack.upper
+        assert upper is not None
+        fd = upper.open(node.res.path, os.O_RDONLY)
+        os.close(handle.fd)
+        handle.fd, handle.upper = fd, True
 
     @handler
     async def release(self, fh: int) -> None:

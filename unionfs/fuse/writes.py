@@ -173,7 +173,7 @@ class WriteOperations:
             attrs_ = self._new_entry(parent_inode, res)
             assert self.stack.upper is not None
             fd = self.stack.upper.open(res.path, backing_flags(flags))
-        fh = self.handles.open_file(FileHandle(fd, attrs_.st_ino, True))
+        fh = self.handles.open_file(FileHandle(fd, attrs_.st_ino, True, True))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), attrs_
 
     @handler
@@ -341,9 +341,11 @@ class WriteOperations:
 
     def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
         """A file with no name left can change only through an open upper descriptor."""
-        fd = self.handles.fd_of(node.ino)
-        if fd is None or node.res.top != 0:
-            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        fd = self.handles.fd_of(node.ino, upper=True)
+        if fd is None:
+            # Never through a descriptor of a lower file. The kernel cannot copy up what has
+            # no name left, and says EEXIST.
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         st = attrs.set_attributes_fd(fd, changes)
         node.res = Resolved(node.res.path, node.res.layers, st)
         return self._entry(node.ino, node.res, unlinked=True)
@@ -355,6 +357,8 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             node = self.inodes.get(inode)
+            if node.unlinked and node.res.top != 0:
+                raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
             await self._copied_up(node)
             res = attrs.set_xattr(self.stack, node.res, name, value)
             self._changed(node, self._fresh(res))

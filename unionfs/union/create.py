@@ -144,6 +144,9 @@ def mkdir(stack: Stack, parent: Resolved, name: bytes, mode: int, owner: Owner) 
 
 def mknod(stack: Stack, parent: Resolved, name: bytes, mode: int, rdev: int,
           owner: Owner) -> Resolved:  # fmt: skip
+    if layerfmt.is_whiteout_device(mode, rdev):
+        # It would be a whiteout: the kernel refuses to create one (EPERM).
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
     return create_entry(stack, parent, name, make_node(mode, rdev), owner, stat.S_IMODE(mode))
 
 

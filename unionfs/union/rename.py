@@ -105,10 +105,13 @@ def rename(
 
 
 def _opaque_if_needed(stack: Stack, parent: Resolved, name: bytes, moved: Resolved) -> None:
-    """A directory now standing where lower entries would show through must hide them."""
-    if moved.is_dir and lower_positive(stack, parent, name):
+    """A directory moved into a merged directory is made opaque, as ovl_rename does: lower
+    entries of the same name must not show through it, now or after later changes."""
+    if moved.is_dir and (parent.is_merged or lower_positive(stack, parent, name)):
         assert stack.upper is not None
-        whiteout.set_opaque(stack, stack.upper, join(parent.path, name))
+        path = join(parent.path, name)
+        if not stack.upper.is_opaque(path):
+            whiteout.set_opaque(stack, stack.upper, path)
 
 
 def _at(stack: Stack, path: bytes, moved: Resolved) -> Resolved:
