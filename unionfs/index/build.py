@@ -27,7 +27,7 @@ from unionfs import layerfmt
 from unionfs.index import codec
 from unionfs.index.env import IndexEnv
 from unionfs.index.views import IndexedLayer, IndexedLowers
-from unionfs.safepath import join
+from unionfs.safepath import DirFdCache, join
 from unionfs.union.readdir import list_dir
 from unionfs.union.stack import DirLayer, Resolved, Stack, StatLike
 
@@ -244,8 +244,21 @@ def _fingerprint_all(env: IndexEnv, layers: Sequence[DirLayer]) -> None:
         return
     workers = min(8, len(known))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        for layer, found in zip(known, pool.map(fingerprint, known), strict=True):
+        roots = [layer.root for layer in known]
+        for layer, found in zip(known, pool.map(_fingerprint_alone, roots), strict=True):
             _fingerprints[layer.layer_id] = found
+
+
+def _fingerprint_alone(root: str) -> str:
+    """``fingerprint`` of *root* with descriptors of its own: a DirFdCache is not shared
+    between threads (one thread's eviction would close another's descriptor)."""
+    cache = DirFdCache(16)
+    layer = DirLayer(root, cache)
+    try:
+        return fingerprint(layer)
+    finally:
+        layer.close()
+        cache.close()
 
 
 def rebuild(env: IndexEnv, layers: Sequence[DirLayer]) -> IndexedLowers:
