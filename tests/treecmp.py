@@ -21,7 +21,8 @@ SHOWN_XATTR_PREFIXES = ("user.", "trusted.")
 INLINE_CONTENT = 64
 
 
-def _type(mode: int) -> str:
+def kind(mode: int) -> str:
+    """The file type of *mode* as a word."""
     for test, name in (
         (stat.S_ISDIR, "dir"),
         (stat.S_ISREG, "file"),
@@ -42,17 +43,17 @@ def _errname(exc: OSError) -> str:
 
 def describe_stat(st: os.stat_result) -> Entry:
     """The comparable part of one ``stat`` result."""
-    kind = _type(st.st_mode)
+    what = kind(st.st_mode)
     entry: Entry = {
-        "type": kind,
+        "type": what,
         "mode": oct(stat.S_IMODE(st.st_mode)),
         "uid": st.st_uid,
         "gid": st.st_gid,
     }
-    if kind != "dir":
+    if what != "dir":
         entry["size"] = st.st_size
         entry["nlink"] = st.st_nlink
-    if kind in ("chr", "blk"):
+    if what in ("chr", "blk"):
         entry["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
     return entry
 
@@ -114,7 +115,7 @@ def describe(path: bytes) -> Entry:
     return entry
 
 
-def _dirent_type(dirent: os.DirEntry[bytes]) -> str:
+def _direntkind(dirent: os.DirEntry[bytes]) -> str:
     if dirent.is_symlink():
         return "symlink"
     if dirent.is_dir(follow_symlinks=False):
@@ -151,7 +152,7 @@ def _walk(top: bytes, rel: bytes, snap: Snapshot) -> None:
         child = _join(rel, dirent.name)
         entry = describe(dirent.path)
         kind = entry["type"]
-        listed = _dirent_type(dirent)
+        listed = _direntkind(dirent)
         expected = kind if kind in ("dir", "file", "symlink") else "other"
         if kind != "unstatable" and listed != expected:
             entry["readdir_type"] = listed

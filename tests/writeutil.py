@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mountutil import Dir, build_stack, fresh_dir, kernel_overlay, unionfs_mount
-from treecmp import Snapshot, diff_trees, drop_unstatable, snapshot
+from treecmp import Snapshot, diff_trees, drop_unstatable, kind, snapshot
 
 Outcome = tuple[str, object]
 
@@ -61,21 +61,6 @@ def outcome(fn: Callable[[], object]) -> Outcome:
         return ("ok", fn())
     except OSError as exc:
         return ("err", errname(exc))
-
-
-def kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "dir"),
-        (stat.S_ISREG, "file"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISCHR, "chr"),
-        (stat.S_ISBLK, "blk"),
-        (stat.S_ISSOCK, "sock"),
-    ):
-        if test(mode):
-            return name
-    return "unknown"
 
 
 def summary(st: os.stat_result) -> tuple[object, ...]:

@@ -17,8 +17,8 @@ from unionfs.errors import UserError
 from unionfs.runtime import cgroups, plan, spec
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
-from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
-from unionfs.runtime.run import require_root
+from unionfs.runtime.proxy import Child, SignalProxy
+from unionfs.runtime.run import require_root, supervised
 from unionfs.runtime.state import State, Store, describe, is_alive
 
 
@@ -57,9 +57,8 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
     steps = plan.exec_plan(state.pid, state.namespaces, process)
     cgroup = cgroups.from_record(dict(state.cgroup))
     proxy = SignalProxy(stop_timeout=10.0)
-    proxy.install()
-    cleanup = contextlib.ExitStack()
-    try:
+
+    def body(cleanup: contextlib.ExitStack) -> int:
         ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
         helper = Helper()
         cleanup.callback(helper.close)
@@ -79,15 +78,5 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
         if failure is not None:
             print(f"unionfs: {failure.message}", file=sys.stderr)
         return code
-    except Interrupted as exc:
-        print(f"unionfs: {exc}", file=sys.stderr)
-        return 128 + exc.signum
-    except StepError as exc:
-        print(f"unionfs: {exc.message}", file=sys.stderr)
-        return exc.code
-    finally:
-        proxy.quiet = True
-        try:
-            cleanup.close()
-        finally:
-            proxy.restore()
+
+    return supervised(proxy, body)

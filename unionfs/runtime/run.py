@@ -16,6 +16,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from unionfs.errors import UserError
 from unionfs.runtime import cgroups, plan, rootfs
@@ -80,14 +81,24 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
     lower = check_host_paths(spec)
     store = Store(home)
     proxy = SignalProxy(stop_timeout)
-    proxy.install()
-    cleanup = contextlib.ExitStack()
-    try:
+
+    def body(cleanup: contextlib.ExitStack) -> int:
         state = store.create(spec.name, spec.process.args, lower, spec.remove)
         container = _Container(store, state, spec.remove)
         cleanup.callback(container.finish)
         proxy.check()
         return _start_and_wait(spec, container, proxy, cleanup)
+
+    return supervised(proxy, body)
+
+
+def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) -> int:
+    """Run *body* with signals forwarded by *proxy*; whatever happens, everything it put on
+    the cleanup stack is undone. An interruption or a failed step becomes an exit code."""
+    proxy.install()
+    cleanup = contextlib.ExitStack()
+    try:
+        return body(cleanup)
     except Interrupted as exc:
         print(f"unionfs: {exc}", file=sys.stderr)
         return 128 + exc.signum
