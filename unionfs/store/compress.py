@@ -102,6 +102,53 @@ class _Decompressed(io.RawIOBase):
         super().close()
 
 
+class _ZstdReader(io.RawIOBase):
+    """zstd frames one after another, decoded in small steps (a bomb of zeros cannot fill
+    memory); unlike zstandard's stream_reader it notices a stream cut inside a frame."""
+
+    _STEP = 2048
+
+    def __init__(self, src: typing.BinaryIO) -> None:
+        self._src = src
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._pending = b""  # compressed bytes not fed yet
+        self._out = bytearray()
+        self._in_frame = False
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self) -> None:
+        if not self._pending:
+            self._pending = self._src.read(_CHUNK)
+            if not self._pending:
+                if self._in_frame:
+                    raise EOFError("the stream ends inside a zstd frame (truncated)")
+                self._eof = True
+                return
+        step, self._pending = self._pending[: self._STEP], self._pending[self._STEP :]
+        while step:
+            if self._obj.eof:
+                self._obj = self._dctx.decompressobj()
+            self._in_frame = True
+            self._out += self._obj.decompress(step)
+            step = b""
+            if self._obj.eof:
+                self._in_frame = False
+                step = self._obj.unused_data
+
+    def readinto(self, buffer: typing.Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._out and not self._eof:
+            self._feed()
+        n = min(len(view), len(self._out))
+        view[:n] = self._out[:n]
+        del self._out[:n]
+        return n
+
+
 def _peek(raw: typing.BinaryIO, n: int) -> tuple[bytes, typing.BinaryIO]:
     """The first *n* bytes of *raw* (fewer at its end) and a reader still giving them."""
     chunks = []
@@ -160,8 +207,7 @@ def open_layer(path_or_file: str | typing.BinaryIO) -> typing.BinaryIO:
     if kind == "gzip":
         inner = typing.cast(typing.BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
     elif kind == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-        inner = typing.cast(typing.BinaryIO, reader)
+        inner = typing.cast(typing.BinaryIO, _ZstdReader(stream))
     else:
         inner = stream
     return typing.cast(

@@ -201,8 +201,14 @@ class _Extractor:
         fd = self.layer.opath(path)
         try:
             where = f"/proc/self/fd/{fd}"
-            self._owner(member, lambda u, g: os.chown(where, u, g, follow_symlinks=False))
-            if not symlink:
+            if symlink:  # lchown: the magic link would be followed to the symlink's target
+                base, name = self.layer.at(path)
+                self._owner(
+                    member,
+                    lambda u, g: os.chown(name, u, g, dir_fd=base, follow_symlinks=False),
+                )
+            else:
+                self._owner(member, lambda u, g: os.chown(where, u, g))
                 os.chmod(where, member.mode)
             self._xattrs(member, lambda n, v: os.setxattr(where, n, v))
         finally:

@@ -64,6 +64,32 @@ def _xattr_headers(layer: LayerDir, path: bytes) -> dict[str, str]:
     return headers
 
 
+class _TarInfo(tarfile.TarInfo):
+    """pax records written as Go's archive/tar writes them: xattr values as raw bytes,
+    without the ``hdrcharset=BINARY`` record the stdlib adds for them (GNU tar warns
+    about it and container tools ignore it)."""
+
+    @classmethod
+    def _create_pax_generic_header(
+        cls, pax_headers: dict[str, str], type: bytes, encoding: str
+    ) -> bytes:
+        records = b""
+        for keyword, value in pax_headers.items():
+            key = keyword.encode("utf-8")
+            val = value.encode("utf-8", "surrogateescape")
+            length = len(key) + len(val) + 3  # " ", "=", "\n"
+            size = 0
+            while size != length + len(str(size)):  # the length counts its own digits
+                size = length + len(str(size))
+            records += str(size).encode("ascii") + b" " + key + b"=" + val + b"\n"
+        info = {"name": "././@PaxHeader", "type": type, "size": len(records),
+                "magic": tarfile.POSIX_MAGIC}  # fmt: skip
+        header: bytes = cls._create_header(  # type: ignore[attr-defined]
+            info, tarfile.USTAR_FORMAT, "ascii", "replace"
+        )
+        return header + cls._create_payload(records)  # type: ignore[attr-defined, no-any-return]
+
+
 class _Writer:
     """One pass over the upper, writing tar entries as it goes."""
 
@@ -73,7 +99,7 @@ class _Writer:
         self.links: dict[tuple[int, int], str] = {}
 
     def _info(self, name: str, st: os.stat_result, type_: bytes) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
+        info = _TarInfo(name)
         info.type = type_
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid = st.st_uid
@@ -208,6 +234,7 @@ def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
             format=tarfile.PAX_FORMAT,
             encoding="utf-8",
             errors="surrogateescape",
+            tarinfo=_TarInfo,
             copybufsize=_CHUNK,
         )
         _Writer(layer, tar).directory(b"", None)
