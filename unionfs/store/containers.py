@@ -16,8 +16,7 @@ from unionfs.errors import UserError
 from unionfs.runtime import rootfs
 from unionfs.runtime.state import State
 from unionfs.runtime.state import Store as StateStore
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.images import Image, Store, Use, Warn
 from unionfs.store.ociformat import Descriptor
 from unionfs.store.transfer import _adding, finish_image, new_config, write_layer

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from unionfs import layerfmt
 from unionfs.errors import UserError
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.blobs import BlobDir, HashingReader, check_digest
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress

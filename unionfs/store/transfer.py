@@ -19,8 +19,7 @@ import typing
 from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.blobs import sha256_bytes
 from unionfs.store.images import Image, Store, Warn, normalize
 from unionfs.store.meta import LayerRecord
