@@ -131,7 +131,7 @@ class _Writer:
         whiteouts: dict[bytes, os.stat_result] = {}
         for name, child in entries:
             hidden = layerfmt.whited_out_name(name)
-            if hidden is not None and stat.S_ISREG(child.st_mode):
+            if hidden is not None:  # any .wh. name hides, as union/readdir reads it
                 whiteouts.setdefault(hidden, child)
             elif layerfmt.is_whiteout_device(child.st_mode, child.st_rdev):
                 whiteouts.setdefault(name, child)
@@ -139,7 +139,7 @@ class _Writer:
             marker = join(path, layerfmt.whiteout_file_name(hidden))
             self._marker(_name(marker), whiteouts[hidden])
         for name, child in entries:
-            if layerfmt.is_marker_name(name) and stat.S_ISREG(child.st_mode):
+            if layerfmt.is_marker_name(name):
                 continue  # written above (or AUFS metadata, never exported)
             if layerfmt.is_whiteout_device(child.st_mode, child.st_rdev):
                 continue
