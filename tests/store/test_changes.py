@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from layers import WHITEOUT_CHR, Dir, File, Opaque, Symlink, build
+from layers import WHITEOUT_CHR, File, Opaque, Symlink, build
 
 from unionfs.store.layertar import changes
 
