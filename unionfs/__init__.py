@@ -7,7 +7,8 @@ Layering (each arrow an import; nothing imports upward, tests/test_layering.py e
 is a cache of them) and uses lmdb, as ``store`` does for its metadata (``store``: layers,
 images, commit; beside ``runtime``, whose container state dirs and mounts it uses);
 ``fuse`` is the protocol edge and the only package that raises ``pyfuse3.FUSEError``;
-``runtime`` drives mounts through the CLI and never imports ``fuse``; ``safepath`` is the only place that touches layer paths.
+``runtime`` drives mounts through the CLI and never imports ``fuse``; ``safepath`` is the
+only place that touches layer paths.
 """
 
 __version__ = "0.1.0"
