@@ -215,3 +215,55 @@ def test_tar_helper_is_a_valid_archive(tmp_path: Path) -> None:
     oci_layout(lay, [BASE])
     with tarfile.open(tar_dir(lay, tmp_path / "a.tar")) as tar:
         assert "index.json" in tar.getnames()
+
+
+def test_concurrent_imports_share_one_copy_of_each_layer(
+    uf: Run, tmp_path: Path, store_root: Path
+) -> None:
+    import subprocess
+    import sys
+
+    lay = tmp_path / "lay"
+    oci_layout(lay, [BASE, layer_tar([("etc", "dir", ""), ("etc/x", "file", "x")])])
+    procs = [subprocess.Popen([sys.executable, "-m", "unionfs", "--root", str(store_root),
+                               "import", str(lay), f"same:{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(4)]  # fmt: skip
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    info = json.loads(uf("inspect", "same:0").stdout)[0]
+    assert info["RepoTags"] == [f"same:{i}" for i in range(4)] and len(info["Layers"]) == 2
+    layers = os.listdir(store_root / "layers")
+    assert len(layers) == 2 and not [n for n in layers if n.startswith(".")]
+    assert not [n for n in os.listdir(store_root / "blobs/sha256") if n.startswith(".")]
+
+
+def test_progress_bar_only_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from unionfs.store.progress import Progress
+
+    quiet = Progress("copying", 100)  # stderr is not a terminal here
+    quiet(50)
+    quiet.done()
+    assert capsys.readouterr().err == ""
+    shown = Progress("copying", 2_000_000, enabled=True)
+    shown(1_000_000)
+    shown.done()
+    err = capsys.readouterr().err
+    assert "copying [" in err and "1.0 MB/2.0 MB" in err and err.endswith("\n")
+
+
+def test_diff_and_commit_of_an_exited_run(uf: Run, tmp_path: Path) -> None:
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    root = rootfs(tmp_path / "bb", {"etc/motd": b"v1\n", "bin/": ""})
+    shutil.copy(busybox, root / "bin/busybox")
+    uf("import", str(root), "bbox")
+    uf("run", "--name", "r-exit", "bbox", "/bin/busybox", "sh", "-c",
+       "echo v2 > /etc/motd; /bin/busybox rm /bin/busybox")  # fmt: skip
+    lines = uf("diff", "r-exit").stdout.splitlines()
+    assert "C /etc/motd" in lines and "D /bin/busybox" in lines
+    uf("commit", "r-exit", "bbox:v2")
+    uf("create", "bbox:v2", "--name", "c-v2")
+    mnt = Path(uf("mount", "c-v2").stdout.strip())
+    assert (mnt / "etc/motd").read_text() == "v2\n" and not (mnt / "bin/busybox").exists()
+    uf("rm", "r-exit", "c-v2")
