@@ -46,8 +46,9 @@ def tar_header_checksum_ok(block: bytes) -> bool:
         return False
     blanked = block[:148] + b" " * 8 + block[156:BLOCK]
     unsigned = sum(blanked)
-    signed = sum(b - 256 if b > 127 else b for b in blanked)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    return stored == unsigned - 256 * sum(1 for b in blanked if b > 127)  # old signed sums
 
 
 class _Prefixed(io.RawIOBase):
@@ -103,16 +104,18 @@ class _Decompressed(io.RawIOBase):
 
 
 class _ZstdReader(io.RawIOBase):
-    """zstd frames one after another, decoded in small steps (a bomb of zeros cannot fill
-    memory); unlike zstandard's stream_reader it notices a stream cut inside a frame."""
+    """zstd frames one after another, decoded in small input steps (a bomb of zeros
+    cannot fill memory: a step of 4 KiB yields at most ~128 MiB); unlike zstandard's
+    stream_reader it notices a stream cut inside a frame."""
 
-    _STEP = 2048
+    _STEP = 4096
+    _WANT = 1 << 18
 
     def __init__(self, src: typing.BinaryIO) -> None:
         self._src = src
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
-        self._pending = b""  # compressed bytes not fed yet
+        self._pending = memoryview(b"")  # compressed bytes not fed yet
         self._out = bytearray()
         self._in_frame = False
         self._eof = False
@@ -122,13 +125,14 @@ class _ZstdReader(io.RawIOBase):
 
     def _feed(self) -> None:
         if not self._pending:
-            self._pending = self._src.read(_CHUNK)
+            self._pending = memoryview(self._src.read(_CHUNK))
             if not self._pending:
                 if self._in_frame:
                     raise EOFError("the stream ends inside a zstd frame (truncated)")
                 self._eof = True
                 return
-        step, self._pending = self._pending[: self._STEP], self._pending[self._STEP :]
+        step = bytes(self._pending[: self._STEP])
+        self._pending = self._pending[self._STEP :]
         while step:
             if self._obj.eof:
                 self._obj = self._dctx.decompressobj()
@@ -141,7 +145,8 @@ class _ZstdReader(io.RawIOBase):
 
     def readinto(self, buffer: typing.Any) -> int:
         view = memoryview(buffer).cast("B")
-        while not self._out and not self._eof:
+        want = min(len(view), self._WANT)
+        while len(self._out) < want and not self._eof:
             self._feed()
         n = min(len(view), len(self._out))
         view[:n] = self._out[:n]
