@@ -256,3 +256,15 @@ def test_destination_must_be_empty(box: Box) -> None:
     (box.dest / "old").write_bytes(b"x")
     with pytest.raises(UserError, match="not empty"):
         box.extract(craft([E("a", data=b"x")]))
+
+
+def test_oversized_pax_header_is_refused(box: Box) -> None:
+    box.refuse(craft([E("f", data=b"x", pax={"comment": "c" * (2 << 20)})]), "1 MiB")
+
+
+def test_nul_in_a_symlink_target_is_refused(box: Box) -> None:
+    box.refuse(craft([E("s", "symlink", pax={"linkpath": "a\0b"})]), "s:")
+
+
+def test_owner_out_of_range_is_refused(box: Box) -> None:
+    box.refuse(craft([E("f", data=b"x", pax={"uid": str(1 << 40)})]), "f:")

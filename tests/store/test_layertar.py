@@ -384,3 +384,18 @@ def _add_layer(layout: Path, layer: Path) -> None:
     manifest_bytes = json.dumps(manifest).encode()
     desc.update(digest=put(manifest_bytes), size=len(manifest_bytes))
     (layout / "index.json").write_text(json.dumps(index))
+
+
+def test_write_layer_of_a_missing_upper_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot read"):
+        write_layer(str(tmp_path / "nothere"), io.BytesIO())
+
+
+def test_sockets_are_left_out(tmp_path: Path) -> None:
+    import socket
+
+    upper = build(tmp_path / "upper", {"a": "a"})
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(upper / "sock"))
+        _, data = write(upper, tmp_path)
+    assert [m.name for m in members(data)] == ["a"]

@@ -371,6 +371,9 @@ def extract_layer(stream: typing.BinaryIO, dest: str, style: MarkerStyle, *,
     except OSError as exc:
         where = show(member.name) if member is not None else dest
         raise UserError(f"{where}: {exc.strerror or exc}") from None
+    except (ValueError, OverflowError) as exc:  # a NUL in a link name, an owner past 2**32
+        where = show(member.name) if member is not None else dest
+        raise UserError(f"{where}: a value out of range in the archive ({exc})") from None
     finally:
         layer.close()
         cache.close()

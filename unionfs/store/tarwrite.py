@@ -97,6 +97,7 @@ class _Writer:
         self.layer = layer
         self.tar = tar
         self.links: dict[tuple[int, int], str] = {}
+        self.current = b""  # the path being written, for messages
 
     def _info(self, name: str, st: os.stat_result, type_: bytes) -> tarfile.TarInfo:
         info = _TarInfo(name)
@@ -117,6 +118,7 @@ class _Writer:
         self.tar.addfile(info)
 
     def directory(self, path: bytes, st: os.stat_result | None) -> None:
+        self.current = path
         entries = sorted(self.layer.scandir(path))
         names = {n for n, _ in entries}
         if st is not None:
@@ -146,6 +148,7 @@ class _Writer:
             self.entry(join(path, name), child)
 
     def entry(self, path: bytes, st: os.stat_result) -> None:
+        self.current = path
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             self.directory(path, st)
@@ -237,7 +240,12 @@ def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
             tarinfo=_TarInfo,
             copybufsize=_CHUNK,
         )
-        _Writer(layer, tar).directory(b"", None)
+        writer = _Writer(layer, tar)
+        try:
+            writer.directory(b"", None)
+        except OSError as exc:
+            where = os.path.join(upper, _name(writer.current))
+            raise UserError(f"cannot archive {where}: {exc.strerror or exc}") from None
         tar.close()
     finally:
         layer.close()
