@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import shutil
 import stat
@@ -332,58 +331,6 @@ def test_we_extract_what_gnu_tar_writes(tmp_path: Path) -> None:
         extract(archive.read_bytes(), out)
         assert diff_trees(snapshot(src), snapshot(out)) == [], fmt
         assert mtimes(out) == mtimes(src)
-
-
-def test_umoci_unpacks_our_layer_to_the_same_tree(tmp_path: Path) -> None:
-    """umoci applies our blob as an OCI layer and finds the tree we wrote."""
-    umoci = shutil.which("umoci")
-    if umoci is None:
-        pytest.fail("umoci is not installed (dev.sh installs it)")
-    upper = build(tmp_path / "upper", {
-        "etc/conf": File("c", mode=0o600, xattrs={"user.k": "v"}),
-        "bin/sh": File("#!", mode=0o755), "bin/sh2": Hardlink("bin/sh"),
-        "lnk": Symlink("bin/sh"), "dev/null": Device(1, 3), "p": Fifo(),
-    })  # fmt: skip
-    layout = tmp_path / "layout"
-    subprocess.run([umoci, "init", "--layout", str(layout)], check=True)
-    subprocess.run([umoci, "new", "--image", f"{layout}:t"], check=True)
-    with open(tmp_path / "layer.tgz", "wb") as f:
-        write_layer(str(upper), f)
-    _add_layer(layout, tmp_path / "layer.tgz")
-    bundle = tmp_path / "bundle"
-    subprocess.run([umoci, "unpack", "--image", f"{layout}:t", str(bundle)], check=True,
-                   capture_output=True)  # fmt: skip
-    before, after = snapshot(upper), snapshot(bundle / "rootfs")
-    del before[b""], after[b""]
-    assert diff_trees(before, after) == []
-
-
-def _add_layer(layout: Path, layer: Path) -> None:
-    """Append *layer* to the only image of *layout* by editing manifest and config."""
-
-    def put(data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        (layout / "blobs" / "sha256" / digest).write_bytes(data)
-        return "sha256:" + digest
-
-    index = json.loads((layout / "index.json").read_text())
-    desc = index["manifests"][0]
-    manifest = json.loads((layout / "blobs" / "sha256" / desc["digest"][7:]).read_bytes())
-    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"][7:])
-                        .read_bytes())  # fmt: skip
-    data = layer.read_bytes()
-    config["rootfs"]["diff_ids"].append(
-        "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest()
-    )
-    manifest["layers"].append({
-        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-        "digest": put(data), "size": len(data),
-    })  # fmt: skip
-    config_bytes = json.dumps(config).encode()
-    manifest["config"].update(digest=put(config_bytes), size=len(config_bytes))
-    manifest_bytes = json.dumps(manifest).encode()
-    desc.update(digest=put(manifest_bytes), size=len(manifest_bytes))
-    (layout / "index.json").write_text(json.dumps(index))
 
 
 def test_write_layer_of_a_missing_upper_is_a_user_error(tmp_path: Path) -> None:
