@@ -58,7 +58,7 @@ def layer_tar(entries: list[tuple[str, str, bytes | str]], *, mtime: int = 1_700
     return out.getvalue()
 
 
-def _blob(layout: Path, data: bytes) -> tuple[str, int]:
+def blob(layout: Path, data: bytes) -> tuple[str, int]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     (layout / "blobs/sha256").mkdir(parents=True, exist_ok=True)
     (layout / "blobs/sha256" / digest[7:]).write_bytes(data)
@@ -72,7 +72,7 @@ def oci_layout(layout: Path, layers: list[bytes], tag: str = "latest") -> dict[s
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     descs, diff_ids, found = [], [], {}
     for i, raw in enumerate(layers):
-        digest, size = _blob(layout, gzip.compress(raw, mtime=0))
+        digest, size = blob(layout, gzip.compress(raw, mtime=0))
         found[f"layer{i}"] = digest
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                       "digest": digest, "size": size})  # fmt: skip
@@ -80,11 +80,11 @@ def oci_layout(layout: Path, layers: list[bytes], tag: str = "latest") -> dict[s
     config = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
               "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": [{"created_by": f"layer {i}"} for i in range(len(layers))]}  # fmt: skip
-    cdigest, csize = _blob(layout, json.dumps(config).encode())
+    cdigest, csize = blob(layout, json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": cdigest, "size": csize}, "layers": descs}  # fmt: skip
-    mdigest, msize = _blob(layout, json.dumps(manifest).encode())
+    mdigest, msize = blob(layout, json.dumps(manifest).encode())
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest,
         "size": msize, "annotations": {"org.opencontainers.image.ref.name": tag}}]}  # fmt: skip

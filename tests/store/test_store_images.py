@@ -118,3 +118,33 @@ def test_rmi_refuses_an_image_a_container_uses(store: Store, tmp_path: Path) -> 
     containers.states(store).delete(state.id)
     store.remove("one", False, lambda: containers.uses(store))
     assert store.images() == []
+
+
+def test_import_picks_linux_amd64_from_a_nested_index(store: Store, tmp_path: Path) -> None:
+    import json
+
+    from store.storeutil import blob
+    from unionfs.store import transfer
+
+    lay = tmp_path / "lay"
+    amd = oci_layout(lay, [BASE], tag="x")
+    arm = oci_layout(tmp_path / "arm", [TOP], tag="x")
+    for name in os.listdir(tmp_path / "arm/blobs/sha256"):
+        os.replace(tmp_path / "arm/blobs/sha256" / name, lay / "blobs/sha256" / name)
+    mtype = "application/vnd.oci.image.manifest.v1+json"
+
+    def entry(digest: str, arch: str) -> dict[str, object]:
+        size = (lay / "blobs/sha256" / digest[7:]).stat().st_size
+        return {"mediaType": mtype, "digest": digest, "size": size,
+                "platform": {"os": "linux", "architecture": arch}}  # fmt: skip
+
+    both = [entry(arm["manifest"], "arm64"), entry(amd["manifest"], "amd64")]
+    nested = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+              "manifests": both}  # fmt: skip
+    digest, size = blob(lay, json.dumps(nested).encode())
+    (lay / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
+        "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))  # fmt: skip
+    image = transfer.import_image(store, str(lay), None, lambda _m: None, False)
+    assert image.digest == amd["manifest"] and image.names == ("lay:multi",)
+    assert store.has_blob(digest) is False  # the index itself is not kept: no image names it

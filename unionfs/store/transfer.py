@@ -162,9 +162,15 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
     descs = ociformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
     top = desc = ociformat.pick(descs, source.label, tag)
     with _adding(store, show) as adding:
-        if ociformat.is_index(desc):
-            _copy_blob(adding, source, desc, "index.json")
-            nested = ociformat.parse_index(store.blobs.read(desc.digest), f"index {desc.digest}")
+        if ociformat.is_index(desc):  # read in place, verified, not kept: no image names it
+            rel = blob_rel(desc.digest)
+            if not source.exists(rel):
+                raise UserError(f"{source.label}: index.json names blob {desc.digest}, "
+                                "which is missing")  # fmt: skip
+            data = source.read_small(rel)
+            if sha256_bytes(data) != desc.digest:
+                raise UserError(f"{source.label}: blob {desc.digest} does not match its digest")
+            nested = ociformat.parse_index(data, f"index {desc.digest}")
             desc = ociformat.pick(nested, f"{source.label}: index {desc.digest[:19]}")
             if not ociformat.is_image_manifest(desc):
                 raise UserError(f"{source.label}: nested indexes are not supported")
