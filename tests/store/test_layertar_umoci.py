@@ -136,3 +136,44 @@ def test_umoci_unpacks_every_entry_kind_of_ours(tmp_path: Path) -> None:
     assert (
         diff_trees(without_root(snapshot(upper)), without_root(snapshot(bundle / "rootfs"))) == []
     )
+
+
+def test_we_apply_a_layer_umoci_wrote(tmp_path: Path) -> None:
+    """umoci repack turns changes to an unpacked rootfs into a layer of its own (Go's
+    archive/tar, its whiteouts); stacked under the kernel it gives umoci's rootfs again."""
+    base = build(tmp_path / "base", BASE)
+    blob = tmp_path / "base.tar.gz"
+    with open(blob, "wb") as f:
+        write_layer(str(base), f)
+    layout = tmp_path / "layout"
+    layout_with(layout, [blob])
+    bundle = tmp_path / "bundle"
+    subprocess.run([umoci(), "unpack", "--image", f"{layout}:t", str(bundle)], check=True,
+                   capture_output=True)  # fmt: skip
+    rootfs = bundle / "rootfs"
+    (rootfs / "etc" / "old").unlink()
+    (rootfs / "etc" / "passwd").write_text("changed")
+    (rootfs / "etc" / "new").write_text("new")
+    shutil.rmtree(rootfs / "usr" / "share")
+    (rootfs / "var" / "log" / "y").unlink()
+    (rootfs / "var" / "log" / "y").mkdir()
+    (rootfs / "var" / "log" / "y" / "z").write_text("z")
+    subprocess.run([umoci(), "repack", "--image", f"{layout}:t2", str(bundle)], check=True,
+                   capture_output=True)  # fmt: skip
+    index = json.loads((layout / "index.json").read_text())
+    ref = "org.opencontainers.image.ref.name"
+    [desc] = [m for m in index["manifests"] if m.get("annotations", {}).get(ref) == "t2"]
+    manifest = json.loads((layout / "blobs" / "sha256" / desc["digest"][7:]).read_bytes())
+    layers = []
+    for i, layer in enumerate(manifest["layers"]):
+        dest = tmp_path / f"layer{i}"
+        dest.mkdir()
+        with open_layer(str(layout / "blobs" / "sha256" / layer["digest"][7:])) as stream:
+            extract_layer(stream, str(dest), KERNEL_STYLE, warn=pytest.fail)
+        layers.append(dest)
+    assert len(layers) == 2
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with kernel_overlay(list(reversed(layers)), mnt):
+        ours = without_root(snapshot(mnt))
+    assert diff_trees(without_root(snapshot(rootfs)), ours, ("umoci", "extracted")) == []
