@@ -119,7 +119,7 @@ class _Extractor:
 
     # -- placing an entry ----------------------------------------------------------------
     def _mkdir(self, path: bytes) -> None:
-        self.layer.mkdir(path, 0o700)  # opened up by _finish_dirs, after the children
+        self.layer.mkdir(path, 0o700)  # opened up by finish(), after the children
 
     def _parents(self, member: Member) -> None:
         """Make sure every parent of *member* is a directory of this layer."""
