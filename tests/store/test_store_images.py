@@ -124,7 +124,7 @@ def test_import_picks_linux_amd64_from_a_nested_index(store: Store, tmp_path: Pa
     import json
 
     from store.storeutil import blob
-    from unionfs.store import transfer
+    from unionfs.store import importer
 
     lay = tmp_path / "lay"
     amd = oci_layout(lay, [BASE], tag="x")
@@ -145,6 +145,6 @@ def test_import_picks_linux_amd64_from_a_nested_index(store: Store, tmp_path: Pa
     (lay / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))  # fmt: skip
-    image = transfer.import_image(store, str(lay), None, lambda _m: None, False)
+    image = importer.import_image(store, str(lay), None, lambda _m: None, False)
     assert image.digest == amd["manifest"] and image.names == ("lay:multi",)
     assert store.has_blob(digest) is False  # the index itself is not kept: no image names it

@@ -18,8 +18,8 @@ from unionfs.runtime.state import State
 from unionfs.runtime.state import Store as StateStore
 from unionfs.store import layertar, ociformat
 from unionfs.store.images import Image, Store, Use, Warn
+from unionfs.store.importer import _adding, finish_image, new_config, write_layer
 from unionfs.store.ociformat import Descriptor
-from unionfs.store.transfer import _adding, finish_image, new_config, write_layer
 
 _DOCKER_TO_OCI = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": ociformat.LAYER_GZIP,
