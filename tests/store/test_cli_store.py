@@ -160,6 +160,12 @@ def _symlink_escape(lay: Path, d: dict[str, str]) -> Path:
     return bad
 
 
+def _dotdot_in_second_layer(lay: Path, d: dict[str, str]) -> Path:
+    bad = lay.parent / "lay2"
+    oci_layout(bad, [BASE, layer_tar([("etc", "dir", ""), ("etc/../../up", "file", "x")])])
+    return bad
+
+
 def _bad_manifest_json(lay: Path, d: dict[str, str]) -> None:
     (lay / "index.json").write_text("{not json")
 
@@ -173,6 +179,7 @@ BAD = {
     "absolute-entry": (_absolute, ""),
     "through-symlink": (_symlink_escape, ""),
     "bad-index-json": (_bad_manifest_json, "JSON"),
+    "dotdot-in-second-layer": (_dotdot_in_second_layer, ""),
 }
 
 

@@ -80,6 +80,7 @@ class Store:
         os.makedirs(self.layers_dir, exist_ok=True)
         self.meta = Meta(self.root)
         self.index_dir = os.path.join(self.root, "index")
+        self.extracted: list[str] = []  # layers this process renamed in (for an undo)
 
     def close(self) -> None:
         self.meta.close()
@@ -192,8 +193,11 @@ class Store:
             with open(self.blobs.path(blob), "rb") as raw:
                 hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
                 buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
-                found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                               warn=warn)  # fmt: skip
+                try:
+                    found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
+                                                   warn=warn)  # fmt: skip
+                except UserError as exc:
+                    raise UserError(f"layer {blob[:19]}: {exc.message}") from None
                 while buffered.read(1 << 20):
                     pass
             if hashing.digest != blob:
@@ -202,6 +206,7 @@ class Store:
                 raise UserError(f"layer {blob}: its content is {found}, the config says {diff_id}")
             try:
                 os.rename(tmp, self.layer_path(found))
+                self.extracted.append(found)
             except OSError:
                 if not os.path.isdir(self.layer_path(found)):
                     raise
@@ -213,9 +218,22 @@ class Store:
                 _remove_tree(tmp)
         return found
 
-    def record_layer(self, rec: LayerRecord) -> None:
-        with self.meta.write() as txn:
-            self.meta.put_layer(txn, rec)
+    def record_layer(self, rec: LayerRecord, warn: Warn = _warn_stderr) -> None:
+        with self.locked():
+            if not os.path.isdir(self.layer_path(rec.diff_id)):  # removed by a concurrent undo
+                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, warn, False)
+            with self.meta.write() as txn:
+                self.meta.put_layer(txn, rec)
+
+    def discard_layers(self, diff_ids: list[str]) -> None:
+        """Remove extracted layers that no image records (lock held): a failed import's."""
+        recorded = {d for image in self.meta.all_images() for d in image.diff_ids}
+        for diff_id in diff_ids:
+            path = self.layer_path(diff_id)
+            if diff_id not in recorded and self.meta.layer(diff_id) is None and os.path.isdir(path):
+                gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
+                os.rename(path, gone_dir)
+                _remove_tree(gone_dir)
 
     def find_layer(self, ref: str) -> LayerRecord:
         """A layer by diff_id or blob digest (or a unique hex prefix of either)."""

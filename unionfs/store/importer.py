@@ -56,6 +56,7 @@ class _Adding:
         self.store = store
         self.added: list[str] = []
         self.show = show_progress
+        self.mark = len(store.extracted)
 
     def blob(self, stream: typing.BinaryIO, expected: str | None, size: int | None,
              label: str) -> str:  # fmt: skip
@@ -86,6 +87,7 @@ class _Adding:
             for digest in self.added:
                 if digest not in used:
                     self.store.blobs.remove(digest)
+            self.store.discard_layers(self.store.extracted[self.mark :])
 
 
 @contextlib.contextmanager
@@ -311,5 +313,5 @@ def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) 
         media = layer_media_type(head)
         diff_id = store.ensure_layer(digest, media, None, warn, show)
         rec = LayerRecord(diff_id, digest, store.blobs.size(digest), media)
-        store.record_layer(rec)
+        store.record_layer(rec, warn)
         return store.meta.layer(diff_id) or rec
