@@ -335,6 +335,10 @@ class Store:
             keep_layers.update(image.diff_ids)
         doomed = [d for d in gone.record.diff_ids
                   if d not in keep_layers and self.layer_path(d) not in used_dirs]  # fmt: skip
+        for diff_id in set(gone.record.diff_ids) - set(doomed):
+            kept = self.meta.layer(diff_id)  # export-layer serves a kept layer from this blob
+            if kept is not None:
+                keep_blobs.add(kept.digest)
         records = [self.meta.layer(d) for d in doomed]
         with self.meta.write() as txn:
             for diff_id in doomed:
