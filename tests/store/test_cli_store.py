@@ -274,3 +274,19 @@ def test_diff_and_commit_of_an_exited_run(uf: Run, tmp_path: Path) -> None:
     mnt = Path(uf("mount", "c-v2").stdout.strip())
     assert (mnt / "etc/motd").read_text() == "v2\n" and not (mnt / "bin/busybox").exists()
     uf("rm", "r-exit", "c-v2")
+
+
+def test_commit_while_a_file_is_open_for_writing_holds_what_was_written(
+    uf: Run, tmp_path: Path
+) -> None:
+    uf("import", str(rootfs(tmp_path / "rootfs")), "base")
+    uf("create", "base", "--name", "c-open")
+    mnt = Path(uf("mount", "c-open").stdout.strip())
+    data = os.urandom(100_000)
+    with open(mnt / "written", "wb") as f:
+        f.write(data)
+        f.flush()  # handed to the kernel (writeback cache), not closed: commit syncs first
+        uf("commit", "c-open", "snap")
+    uf("create", "snap", "--name", "c-snap")
+    view = Path(uf("mount", "c-snap").stdout.strip())
+    assert (view / "written").read_bytes() == data
