@@ -81,6 +81,11 @@ def test_save_archive_reimports_to_the_same_digests(uf: Run, tmp_path: Path) -> 
     after = inspect(uf, "orig")
     for key in ("Id", "Digest", "Layers"):
         assert after[key] == before[key]
+    # as `docker save | gzip` would leave it
+    (tmp_path / "orig.tar.gz").write_bytes(gzip.compress((tmp_path / "orig.tar").read_bytes()))
+    uf("rmi", "orig")
+    uf("import", str(tmp_path / "orig.tar.gz"), "zipped")
+    assert inspect(uf, "zipped")["Digest"] == before["Digest"]
 
 
 def test_export_layer_and_import_layer(uf: Run, tmp_path: Path, store_root: Path) -> None:

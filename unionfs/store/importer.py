@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import json
 import os
 import platform
+import re
+import shutil
 import tarfile
+import tempfile
 import typing
+import zlib
 from collections.abc import Iterator
 
 from unionfs.errors import UserError
@@ -119,21 +124,51 @@ def import_image(store: Store, src: str, name: str | None, warn: Warn,
         return _from_rootfs_dir(store, src, name, warn, show_progress)
     with open(src, "rb") as f:
         head = f.read(512)
+    if head.startswith(GZIP_MAGIC) and _looks_like_archive(src):
+        # `docker save | gzip`: read from an uncompressed copy (tar members need seeking)
+        with tempfile.NamedTemporaryFile(dir=store.root, prefix=".tmp-archive-") as plain:
+            with gzip.open(src, "rb") as packed:
+                try:
+                    shutil.copyfileobj(packed, plain, 1 << 20)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise UserError(f"{src}: a damaged gzip file ({exc})") from None
+            plain.flush()
+            return _from_archive(store, plain.name, src, name, tag, warn, show_progress)
     if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
         return _from_rootfs_tar(store, src, name, warn, show_progress)
+    return _from_archive(store, src, src, name, tag, warn, show_progress)
+
+
+_ARCHIVE_FIRST = re.compile(r"(\./)?(oci-layout|index\.json|manifest\.json|repositories|blobs/?"
+                            r"|[0-9a-f]{64}(\.json|/.*)?)")  # fmt: skip
+
+
+def _looks_like_archive(src: str) -> bool:
+    """A gzip file whose first tar entry is one an image archive starts with (a rootfs
+    tarball starts with its own directories)."""
     try:
-        tar = tarfile.open(src, "r:")  # noqa: SIM115 - closed by the with below
-        source = ociformat.TarSource(src, tar)
+        with tarfile.open(src, "r|gz") as tar:
+            first = tar.next()
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return False
+    return first is not None and _ARCHIVE_FIRST.fullmatch(first.name) is not None
+
+
+def _from_archive(store: Store, path: str, label: str, name: str | None, tag: str | None,
+                  warn: Warn, show_progress: bool | None) -> Image:  # fmt: skip
+    try:
+        tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
+        source = ociformat.TarSource(label, tar)
     except (tarfile.TarError, EOFError):
-        raise UserError(f"{src}: not a tar archive, or a truncated one") from None
+        raise UserError(f"{label}: not a tar archive, or a truncated one") from None
     with tar:
         if not source.members:
-            raise UserError(f"{src}: not a tar archive, or an empty one")
+            raise UserError(f"{label}: not a tar archive, or an empty one")
         if source.exists("index.json"):
             return _from_layout(store, source, name, tag, warn, show_progress)
         if source.exists("manifest.json"):
             return _from_docker(store, source, name, tag, warn, show_progress)
-    return _from_rootfs_tar(store, src, name, warn, show_progress)
+    return _from_rootfs_tar(store, path, name or _base_name(label), warn, show_progress)
 
 
 def _copy_blob(adding: _Adding, source: Source, desc: Descriptor, label: str) -> str:
