@@ -120,7 +120,19 @@ class Store:
     def add_image(self, manifest_digest: str, name: str | None, warn: Warn = _warn_stderr,
                   show_progress: bool | None = None) -> Image:  # fmt: skip
         """Record the image whose manifest and blobs are all in ``blobs/`` (verified), under
-        *name*: extracts the layers missing, then records everything in one transaction."""
+        *name*: extracts the layers missing, then records everything in one transaction.
+        On failure the layers it extracted are removed again; the blobs stay (the caller's)."""
+        full = normalize(name) if name else None
+        mark = len(self.extracted)
+        try:
+            return self._add_image(manifest_digest, full, warn, show_progress)
+        except BaseException:
+            with self.locked():
+                self.discard_layers(self.extracted[mark:])
+            raise
+
+    def _add_image(self, manifest_digest: str, full: str | None, warn: Warn,
+                   show_progress: bool | None) -> Image:  # fmt: skip
         data = self.blobs.read(manifest_digest)
         manifest = ociformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
         config = ociformat.parse_config(self.blobs.read(manifest.config.digest))
@@ -139,7 +151,6 @@ class Store:
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
                              sum(d.size for d in manifest.layers))  # fmt: skip
-        full = normalize(name) if name else None
         with self.locked():
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
