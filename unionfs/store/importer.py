@@ -54,7 +54,7 @@ def layer_media_type(head: bytes) -> str:
     return ociformat.LAYER_TAR
 
 
-class _Adding:
+class Adding:
     """The blobs one import adds; removed again if the import fails and nothing uses them."""
 
     def __init__(self, store: Store, show_progress: bool | None) -> None:
@@ -96,8 +96,8 @@ class _Adding:
 
 
 @contextlib.contextmanager
-def _adding(store: Store, show_progress: bool | None) -> Iterator[_Adding]:
-    adding = _Adding(store, show_progress)
+def undo_on_failure(store: Store, show_progress: bool | None) -> Iterator[Adding]:
+    adding = Adding(store, show_progress)
     try:
         yield adding
     except BaseException:
@@ -171,7 +171,7 @@ def _from_archive(store: Store, path: str, label: str, name: str | None, tag: st
     return _from_rootfs_tar(store, path, name or _base_name(label), warn, show_progress)
 
 
-def _copy_blob(adding: _Adding, source: Source, desc: Descriptor, label: str) -> str:
+def _copy_blob(adding: Adding, source: Source, desc: Descriptor, label: str) -> str:
     rel = blob_rel(desc.digest)
     if adding.store.has_blob(desc.digest):
         return desc.digest
@@ -198,7 +198,7 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
         warn(f"{source.label}: no oci-layout file; reading it as an image layout anyway")
     descs = ociformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
     top = desc = ociformat.pick(descs, source.label, tag)
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         if ociformat.is_index(desc):  # read in place, verified, not kept: no image names it
             rel = blob_rel(desc.digest)
             if not source.exists(rel):
@@ -240,7 +240,7 @@ def _from_docker(store: Store, source: Source, name: str | None, tag: str | None
     config_rel, layer_rels = entry.get("Config"), entry.get("Layers")
     if not isinstance(config_rel, str) or not isinstance(layer_rels, list):
         raise UserError(f"{label}: an entry lacks Config or Layers")
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         for rel in [config_rel, *layer_rels]:
             if not isinstance(rel, str) or not source.exists(rel):
                 raise UserError(f"{label} names {rel!r}, which is missing")
@@ -283,7 +283,7 @@ def new_config(diff_id: str, created_by: str, base: dict[str, typing.Any] | None
     return config
 
 
-def finish_image(store: Store, adding: _Adding, layers: list[Descriptor],
+def finish_image(store: Store, adding: Adding, layers: list[Descriptor],
                  config: dict[str, typing.Any], name: str | None, warn: Warn,
                  show: bool | None) -> Image:  # fmt: skip
     """Write *config* and a manifest for *layers* (blobs present, extracted), record it."""
@@ -295,7 +295,7 @@ def finish_image(store: Store, adding: _Adding, layers: list[Descriptor],
 
 def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
                      show: bool | None) -> Image:  # fmt: skip
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         blob = write_layer(store, adding, src, f"tarring {os.path.basename(src)}")
         store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
         config = new_config(blob.diff_id, f"unionfs import {os.path.abspath(src)}")
@@ -305,7 +305,7 @@ def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
 
 def _from_rootfs_tar(store: Store, src: str, name: str | None, warn: Warn,
                      show: bool | None) -> Image:  # fmt: skip
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         with open(src, "rb") as f:
             head = f.read(4)
             f.seek(0)
@@ -323,7 +323,7 @@ def _base_name(src: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in base) or "imported"
 
 
-def write_layer(store: Store, adding: _Adding, upper: str, label: str) -> layertar.LayerBlob:
+def write_layer(store: Store, adding: Adding, upper: str, label: str) -> layertar.LayerBlob:
     """Tar *upper* into a new blob (verified as written); the LayerBlob."""
     progress = Progress(label, None, adding.show)
     with store.blobs.writer() as out:
@@ -339,7 +339,7 @@ def write_layer(store: Store, adding: _Adding, upper: str, label: str) -> layert
 
 def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) -> LayerRecord:
     """``unionfs import-layer FILE``: a layer tarball (gzip, zstd or plain) into the store."""
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         with open(path, "rb") as f:
             head = f.read(4)
             f.seek(0)
