@@ -16,6 +16,7 @@ and a non-directory under one name are refused.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -93,16 +94,22 @@ class _Extractor:
             self.warn(message)
 
     # -- markers -------------------------------------------------------------------------
-    def _make_whiteout(self, path: bytes) -> None:
+    def _make_whiteout(self, path: bytes, member: Member) -> None:
+        """A whiteout for *path* in the style asked for, with the permission bits, owner
+        and mtime of the entry that stands for it (so that writing this layer again
+        gives the same ``.wh.`` entry)."""
+        marker = path
         if self.style.device_whiteouts:
             try:
                 self.layer.mknod(path, stat.S_IFCHR, 0)
-                return
             except PermissionError:
                 self._warn_once("wh", "cannot create 0/0 whiteout devices: using .wh. files")
                 self.style = MarkerStyle(False, self.style.opaque_xattr, self.style.opaque_file)
-        parent, name = split(path)
-        os.close(self.layer.create(join(parent, layerfmt.whiteout_file_name(name)), os.O_WRONLY, 0))
+        if not self.style.device_whiteouts:
+            parent, name = split(path)
+            marker = join(parent, layerfmt.whiteout_file_name(name))
+            os.close(self.layer.create(marker, os.O_WRONLY, 0))
+        self._attrs_path(marker, dataclasses.replace(member, mode=member.mode & 0o777, xattrs={}))
 
     def _remove_whiteout(self, path: bytes) -> None:
         parent, name = split(path)
@@ -264,7 +271,7 @@ class _Extractor:
         self._parents(member)
         kind = self.kinds.get(hidden)
         if kind is None:
-            self._make_whiteout(hidden)
+            self._make_whiteout(hidden, member)
             self.kinds[hidden] = Kind.WHITEOUT
         elif kind in _DIRS:
             # The OCI whiteout hides only what lower layers hold: this layer's own
