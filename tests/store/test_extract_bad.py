@@ -268,3 +268,7 @@ def test_nul_in_a_symlink_target_is_refused(box: Box) -> None:
 
 def test_owner_out_of_range_is_refused(box: Box) -> None:
     box.refuse(craft([E("f", data=b"x", pax={"uid": str(1 << 40)})]), "f:")
+
+
+def test_overlong_path_is_refused(box: Box) -> None:
+    box.refuse(craft([E("a/" * 9000 + "f", data=b"x")]), "longer than 16384 bytes")

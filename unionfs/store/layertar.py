@@ -130,6 +130,8 @@ class _Extractor:
 
     def _parents(self, member: Member) -> None:
         """Make sure every parent of *member* is a directory of this layer."""
+        if self.kinds.get(split(member.path)[0]) in _DIRS:
+            return  # a directory here was placed with all its parents, and stays one
         parts = member.path.split(b"/")[:-1]
         path = b""
         for part in parts:

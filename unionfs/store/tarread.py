@@ -37,6 +37,8 @@ _TYPE_WORDS = {
 }
 _CHUNK = 1 << 20
 _MAX_EXTENSION = 1 << 20  # a pax header or GNU long name
+# Four times PATH_MAX: deeper than any real tree, and bounds the work one name can cause.
+MAX_PATH = 16384
 _ZERO_BLOCK = bytes(BLOCK)
 
 
@@ -55,7 +57,10 @@ def normalize(raw: bytes, what: str = "entry") -> bytes:
     parts = [p for p in raw.split(b"/") if p not in (b"", b".")]
     if b".." in parts:
         raise UserError(f"{what} {show(raw)!r} has a '..' component")
-    return b"/".join(parts)
+    path = b"/".join(parts)
+    if len(path) > MAX_PATH:
+        raise UserError(f"{what} {show(raw[:60])!r}...: a path longer than {MAX_PATH} bytes")
+    return path
 
 
 @dataclass(slots=True)
