@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, plan, rootfs
+from unionfs.runtime import cgroups, plan, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
@@ -58,6 +58,18 @@ def _limits(resources: Resources) -> Resources:
     return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
 
 
+def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cgroups.Cgroup:
+    """Below our own cgroup, as root; rootless, where ``cgroups.delegated`` found room."""
+    if place is None:
+        return cgroups.locate(name, resources)
+    if isinstance(place, cgroups.V1Cgroup):
+        return cgroups.V1Cgroup({c: os.path.join(os.path.dirname(p), name)
+                                 for c, p in place.dirs.items()})  # fmt: skip
+    if isinstance(place, cgroups.V2Cgroup):
+        return cgroups.V2Cgroup(os.path.join(os.path.dirname(place.path), name))
+    return place
+
+
 class _Container:
     """The registration, and what to do with it at the end."""
 
@@ -77,8 +89,11 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
-    require_root("unionfs run")
     lower = check_host_paths(spec)
+    rootless = os.geteuid() != 0
+    place = None
+    if rootless:
+        spec, place = _go_rootless(spec)
     store = Store(home)
     proxy = SignalProxy(stop_timeout)
 
@@ -87,9 +102,28 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
         container = _Container(store, state, spec.remove)
         cleanup.callback(container.finish)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup)
+        return _start_and_wait(spec, container, proxy, cleanup, place)
 
     return supervised(proxy, body)
+
+
+def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
+    """Check everything a rootless run needs, pick the cgroup, then enter a user namespace
+    where this user is root (the rest of the run is then as for root)."""
+    mapping, note = userns.preflight()
+    process = spec.process
+    if userns.needs_more_ids(mapping, process.uid, process.gid, process.groups):
+        raise UserError(f"the container's user {process.uid}:{process.gid} needs subordinate "
+                        f"ids, and {note}")  # fmt: skip
+    # Device rules need the v1 devices controller, never delegated: dropped, as rootless
+    # runc does; the minimal /dev is bound from the host's anyway.
+    spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
+    cgroup, cgroup_note = cgroups.delegated("unionfs-pending", spec.resources)
+    for text in (note, cgroup_note):
+        if text is not None:
+            userns.notice(text)
+    userns.enter(mapping)
+    return spec, cgroup
 
 
 def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) -> int:
@@ -114,11 +148,12 @@ def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) 
 
 
 def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
-                    cleanup: contextlib.ExitStack) -> int:  # fmt: skip
+                    cleanup: contextlib.ExitStack,
+                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
     paths = container.store.paths(state.id)
-    cgroup = cgroups.locate(f"unionfs-{state.id}", spec.resources)
+    cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
