@@ -23,7 +23,7 @@ from unionfs.runtime import cgroups, plan, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
-from unionfs.runtime.spec import DeviceRule, Resources, RunSpec
+from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, RunSpec
 from unionfs.runtime.state import State, Store, process_start
 
 # Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
@@ -58,6 +58,13 @@ def _limits(resources: Resources) -> Resources:
     return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
 
 
+def _own_gid_only(mount: MountSpec) -> MountSpec:
+    if mount.type != "devpts":
+        return mount
+    options = tuple(o for o in mount.options if not o.startswith("gid=") or o == "gid=0")
+    return dataclasses.replace(mount, options=options)
+
+
 def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cgroups.Cgroup:
     """Below our own cgroup, as root; rootless, where ``cgroups.delegated`` found room."""
     if place is None:
@@ -89,11 +96,10 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
-    lower = check_host_paths(spec)
-    rootless = os.geteuid() != 0
     place = None
-    if rootless:
+    if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
+    lower = check_host_paths(spec)
     store = Store(home)
     proxy = SignalProxy(stop_timeout)
 
@@ -118,6 +124,10 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
     # Device rules need the v1 devices controller, never delegated: dropped, as rootless
     # runc does; the minimal /dev is bound from the host's anyway.
     spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
+    if mapping.single:
+        # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
+        # runc finds too; the ptys then belong to group 0.
+        spec = dataclasses.replace(spec, mounts=tuple(_own_gid_only(m) for m in spec.mounts))
     cgroup, cgroup_note = cgroups.delegated("unionfs-pending", spec.resources)
     for text in (note, cgroup_note):
         if text is not None:

@@ -1,0 +1,148 @@
+"""``unionfs run`` as an ordinary user: a busybox container whose root is the user (uid 0
+inside, the user's uid outside), nothing left behind; and bad input named up front."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import RootlessUser, remove_user
+
+BUSYBOX = "/bin/busybox"
+
+
+@pytest.fixture
+def rootfs(rootless_user: RootlessUser) -> Path:
+    """A busybox rootfs owned by the user (as an image it imported would be)."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=rootless_user.base))
+    (root / "bin").mkdir()
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for applet in ("sh", "id", "touch", "stat", "cat", "ls", "true"):
+        os.symlink("busybox", root / "bin" / applet)
+    for d in ("proc", "dev", "sys", "tmp", "out"):
+        (root / d).mkdir()
+    rootless_user.chown(root)
+    return root
+
+
+def _store(user: RootlessUser) -> Path:
+    return user.home / ".local" / "share" / "unionfs"
+
+
+def test_run_as_user_is_root_inside_and_the_user_outside(
+    rootless_user: RootlessUser, rootfs: Path
+) -> None:
+    user = rootless_user
+    out = rootfs.with_name(rootfs.name + "-out")
+    out.mkdir()
+    user.chown(out)
+    inside = "id -u; id -g; stat -c %u:%g /bin/busybox; touch /out/made /made; "
+    inside += "cat /proc/self/uid_map"
+    proc = user.unionfs("run", "--name", "rl-one", "-v", f"{out}:/out", "--rootfs", str(rootfs),
+                        "sh", "-c", inside)  # fmt: skip
+    lines = proc.stdout.split()
+    assert lines[:3] == ["0", "0", "0:0"]
+    assert lines[3:6] == ["0", str(user.uid), "1"]  # the user is root inside
+    assert lines[6] == "1"  # ... and its subordinate ids follow
+    assert (out / "made").stat().st_uid == user.uid  # outside, files are the user's
+    assert "no delegated cgroup" in proc.stderr  # said, in one line
+    assert len(proc.stderr.strip().splitlines()) == 1
+    containers = _store(user) / "containers"
+    (state,) = [p for p in containers.iterdir() if p.is_dir()]
+    made = state / "upper" / "made"
+    assert (made.stat().st_uid, made.stat().st_gid) == (user.uid, user.gid)
+    # The FUSE mount lived in the user's namespaces: nothing of it here, no process left.
+    assert not os.path.ismount(state / "rootfs")
+    user.unionfs("rm", "rl-one")
+    assert [p for p in containers.iterdir() if p.is_dir()] == []
+    assert _processes_of(user.uid) == []
+
+
+def _processes_of(uid: int) -> list[str]:
+    """The live processes of *uid* (an exited FUSE daemon may wait, a zombie, for the
+    machine's init to reap it: it holds nothing)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
+                if state != "Z":
+                    found.append(Path(f"/proc/{entry}/cmdline").read_text())
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def test_run_rm_as_user_leaves_nothing(rootless_user: RootlessUser, rootfs: Path) -> None:
+    rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "true")
+    containers = _store(rootless_user) / "containers"
+    assert [p for p in containers.iterdir() if p.is_dir()] == []
+
+
+def _one_line_failure(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("unionfs: ")
+    return lines[0]
+
+
+def test_unusable_dev_fuse_is_named_with_its_fix(rootless_user: RootlessUser, rootfs: Path) -> None:
+    if os.stat("/dev/fuse").st_mode & 0o006 == 0o006:
+        pytest.skip("/dev/fuse is usable by everyone on this machine")
+    proc = rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "true", fuse=False,
+                                 check=False)  # fmt: skip
+    line = _one_line_failure(proc)
+    assert "/dev/fuse is not usable" in line and "chmod 0666 /dev/fuse" in line
+
+
+def test_limits_without_a_delegated_cgroup_are_refused_with_the_fix(
+    rootless_user: RootlessUser, rootfs: Path
+) -> None:
+    proc = rootless_user.unionfs("run", "--rm", "--pids", "20", "--rootfs", str(rootfs), "true",
+                                 check=False)  # fmt: skip
+    line = _one_line_failure(proc)
+    assert "--pids needs a cgroup delegated to you" in line and "chown -R" in line
+
+
+@pytest.fixture
+def user_without_subids(rootless_user: RootlessUser) -> Iterator[RootlessUser]:
+    """A second user, created without /etc/subuid and /etc/subgid ranges."""
+    name = f"{rootless_user.name}n"
+    home = rootless_user.base / "home-nosub"
+    subprocess.run(["useradd", "-m", "-d", str(home), "-K", "SUB_UID_COUNT=0", "-K",
+                    "SUB_GID_COUNT=0", "-s", "/bin/sh", name], check=True)  # fmt: skip
+    import pwd
+
+    entry = pwd.getpwnam(name)
+    try:
+        yield RootlessUser(name, entry.pw_uid, entry.pw_gid, home, rootless_user.base,
+                           rootless_user.python, rootless_user.pythonpath,
+                           rootless_user.fuse_node)  # fmt: skip
+    finally:
+        problems = remove_user(name, entry.pw_uid)
+        assert not problems, f"left behind: {problems}"
+
+
+def test_no_subordinate_ids_maps_only_the_user_and_says_so(
+    user_without_subids: RootlessUser, rootfs: Path
+) -> None:
+    user = user_without_subids
+    user.chown(rootfs)
+    proc = user.unionfs("run", "--rm", "--rootfs", str(rootfs), "cat", "/proc/self/uid_map")
+    assert proc.stdout.split() == ["0", str(user.uid), "1"]
+    assert f"no range for {user.name} in /etc/subuid and /etc/subgid" in proc.stderr
+    assert "usermod --add-subuids" in proc.stderr
+    refused = user.unionfs("run", "--rm", "--user", "5", "--rootfs", str(rootfs), "true",
+                           check=False)  # fmt: skip
+    line = _one_line_failure(refused)
+    assert "needs subordinate ids" in line and "usermod --add-subuids" in line
