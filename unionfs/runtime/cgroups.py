@@ -15,6 +15,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -335,11 +336,15 @@ def locate(name: str, resources: Resources, root: str = ROOT,
 
 
 def delegated(name: str, resources: Resources, root: str = ROOT,
-              self_cgroup: str | None = None) -> tuple[Cgroup, str | None]:  # fmt: skip
+              self_cgroup: str | None = None,
+              may_create: Callable[[str], bool] | None = None,
+              ) -> tuple[Cgroup, str | None]:  # fmt: skip
     """For an ordinary user: the cgroups *name* below their own where they may create one
     (a v1 directory chowned to them, a v2 subtree delegated to them), and a one-line
     notice when there is none (then no limits, no stats). Limits asked for without a
-    delegated cgroup for their controller are an error naming the fix."""
+    delegated cgroup for their controller are an error naming the fix. *may_create*
+    (parent directory -> bool) is a seam for tests; the default asks the kernel."""
+    allowed = may_create or _may_create
     needed = resources.controllers()
     try:
         found = locate(name, resources, root, self_cgroup)
@@ -348,12 +353,12 @@ def delegated(name: str, resources: Resources, root: str = ROOT,
             raise
         return NoCgroup(), "no cgroup hierarchy found: running without cgroup limits or stats"
     if isinstance(found, V1Cgroup):
-        usable = {c: p for c, p in found.dirs.items() if _may_create(os.path.dirname(p))}
+        usable = {c: p for c, p in found.dirs.items() if allowed(os.path.dirname(p))}
         parents = {c: os.path.dirname(p) for c, p in found.dirs.items()}
     else:
         assert isinstance(found, V2Cgroup)
         parent = os.path.dirname(found.path)
-        usable = {"unified": found.path} if _may_create(parent) else {}
+        usable = {"unified": found.path} if allowed(parent) else {}
         parents = {c: parent for c in ("memory", "cpu", "pids", "unified")}
     for controller in needed:
         if controller != "devices" and controller not in usable and "unified" not in usable:
