@@ -146,3 +146,42 @@ def test_no_subordinate_ids_maps_only_the_user_and_says_so(
                            check=False)  # fmt: skip
     line = _one_line_failure(refused)
     assert "needs subordinate ids" in line and "usermod --add-subuids" in line
+
+
+@pytest.fixture
+def delegated_pids_cgroup(rootless_user: RootlessUser) -> Iterator[Path]:
+    """A v1 pids cgroup below ours, handed to the user with chown (as an admin would)."""
+    own = None
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, where = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            own = where
+    hierarchy = Path("/sys/fs/cgroup/pids")
+    if own is None or not (hierarchy / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids hierarchy here")
+    path = hierarchy / own.lstrip("/") / f"unionfs-test-{rootless_user.name}"
+    path.mkdir()
+    try:
+        rootless_user.chown(path)
+        yield path
+    finally:
+        for child in path.iterdir():
+            if child.is_dir():
+                child.rmdir()
+        path.rmdir()
+
+
+def test_run_as_user_uses_a_delegated_cgroup(
+    rootless_user: RootlessUser, rootfs: Path, delegated_pids_cgroup: Path
+) -> None:
+    user = rootless_user
+    run = [user.python, "-m", "unionfs", "run", "--rm", "--pids", "20", "--rootfs", str(rootfs),
+           "sh", "-c", "cat /proc/self/cgroup"]  # fmt: skip
+    # The user's shell moves itself into the delegated cgroup, then becomes the runtime.
+    script = f'echo $$ > {delegated_pids_cgroup}/cgroup.procs && exec "$@"'
+    proc = user.run(["sh", "-c", script, "sh", *run])
+    assert proc.stderr == ""  # no notice: the limits apply
+    (line,) = [ln for ln in proc.stdout.splitlines() if ":pids:" in ln]
+    own = "/" + str(delegated_pids_cgroup.relative_to("/sys/fs/cgroup/pids"))
+    assert line.split(":", 2)[2].startswith(own + "/unionfs-")
+    assert [p for p in delegated_pids_cgroup.iterdir() if p.is_dir()] == []  # removed
