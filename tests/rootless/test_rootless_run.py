@@ -24,7 +24,7 @@ def rootfs(rootless_user: RootlessUser) -> Path:
     root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=rootless_user.base))
     (root / "bin").mkdir()
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    for applet in ("sh", "id", "touch", "stat", "cat", "ls", "true"):
+    for applet in ("sh", "id", "touch", "stat", "cat", "ls", "true", "sleep"):
         os.symlink("busybox", root / "bin" / applet)
     for d in ("proc", "dev", "sys", "tmp", "out"):
         (root / d).mkdir()
@@ -185,3 +185,24 @@ def test_run_as_user_uses_a_delegated_cgroup(
     own = "/" + str(delegated_pids_cgroup.relative_to("/sys/fs/cgroup/pids"))
     assert line.split(":", 2)[2].startswith(own + "/unionfs-")
     assert [p for p in delegated_pids_cgroup.iterdir() if p.is_dir()] == []  # removed
+
+
+def test_exec_ps_and_kill_as_user(rootless_user: RootlessUser, rootfs: Path) -> None:
+    """exec joins the container's user namespace first; ps and kill need nothing more."""
+    user = rootless_user
+    unionfs = f"{user.python} -m unionfs"
+    script = f"""
+{unionfs} run --rm --name rl-exec --rootfs {rootfs} sleep 60 2>/dev/null &
+runtime=$!
+for i in $(seq 100); do {unionfs} ps | grep -q rl-exec && break; sleep 0.05; done
+{unionfs} exec rl-exec sh -c 'echo $(id -u) $$'
+{unionfs} kill rl-exec KILL
+wait $runtime
+echo "exit $?"
+"""
+    proc = user.run(["sh", "-c", script])
+    lines = proc.stdout.split("\n")
+    uid, pid = lines[0].split()
+    assert uid == "0" and int(pid) > 1  # root in the container's own PID namespace
+    assert "exit 137" in proc.stdout
+    assert [p for p in (_store(user) / "containers").iterdir() if p.is_dir()] == []

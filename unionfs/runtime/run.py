@@ -34,12 +34,6 @@ DEVICE_DEFAULTS = (
 )
 
 
-def require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise UserError(f"{what} needs root for now (rootless containers, in a user "
-                        "namespace, come with a later version)")  # fmt: skip
-
-
 def check_host_paths(spec: RunSpec) -> str:
     """The rootfs, resolved; every bind source must exist."""
     if not os.path.isdir(spec.rootfs):
