@@ -159,7 +159,7 @@ def delegated_pids_cgroup(rootless_user: RootlessUser) -> Iterator[Path]:
     hierarchy = Path("/sys/fs/cgroup/pids")
     if own is None or not (hierarchy / "cgroup.procs").exists():
         pytest.skip("no cgroup v1 pids hierarchy here")
-    path = hierarchy / own.lstrip("/") / f"unionfs-test-{rootless_user.name}"
+    path = hierarchy / own.lstrip("/") / f"rootless-test-{rootless_user.name}"
     path.mkdir()
     try:
         rootless_user.chown(path)
