@@ -188,7 +188,8 @@ def test_run_as_user_uses_a_delegated_cgroup(
 
 
 def test_exec_ps_and_kill_as_user(rootless_user: RootlessUser, rootfs: Path) -> None:
-    """exec joins the container's user namespace first; ps and kill need nothing more."""
+    """exec joins the container's user namespace first; ps, stats and kill need nothing
+    more."""
     user = rootless_user
     unionfs = f"{user.python} -m unionfs"
     script = f"""
@@ -196,6 +197,7 @@ def test_exec_ps_and_kill_as_user(rootless_user: RootlessUser, rootfs: Path) -> 
 runtime=$!
 for i in $(seq 100); do {unionfs} ps | grep -q rl-exec && break; sleep 0.05; done
 {unionfs} exec rl-exec sh -c 'echo $(id -u) $$'
+{unionfs} stats rl-exec --no-stream >/dev/null && echo stats-ok
 {unionfs} kill rl-exec KILL
 wait $runtime
 echo "exit $?"
@@ -204,5 +206,6 @@ echo "exit $?"
     lines = proc.stdout.split("\n")
     uid, pid = lines[0].split()
     assert uid == "0" and int(pid) > 1  # root in the container's own PID namespace
+    assert "stats-ok" in proc.stdout  # no cgroup: dashes, not an error
     assert "exit 137" in proc.stdout
     assert [p for p in (_store(user) / "containers").iterdir() if p.is_dir()] == []
