@@ -209,3 +209,17 @@ echo "exit $?"
     assert "stats-ok" in proc.stdout  # no cgroup: dashes, not an error
     assert "exit 137" in proc.stdout
     assert [p for p in (_store(user) / "containers").iterdir() if p.is_dir()] == []
+
+
+def test_a_rootfs_owned_by_host_root_runs_and_shows_unmapped_owners(
+    rootless_user: RootlessUser, rootfs: Path
+) -> None:
+    """Host root is not mapped in the user's namespace: its files show as the overflow id
+    (65534) and stay readable through their "other" bits; new files are the container's.
+    (A store for a user extracts layers inside the user's namespace, as podman does, so
+    that image owners are mapped ids.)"""
+    subprocess.run(["chown", "-R", "0:0", str(rootfs)], check=True)
+    rootfs.chmod(0o755)  # (made by mkdtemp: 0700) only "other" bits reach unmapped owners
+    inside = "stat -c %u:%g /bin/busybox; touch /tmp/x && stat -c %u:%g /tmp/x"
+    proc = rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", inside)
+    assert proc.stdout.split() == ["65534:65534", "0:0"]
