@@ -8,7 +8,9 @@ no mapping become the overflow id 65534, both ways. Written as a user namespace'
 ``uid_map`` lines (``0 1000 1`` + ``1 100000 65536`` -> ``0:1000:1:1:100000:65536``), it
 shows an image stored with container ids (root = 0) owned by the host ids the namespace
 maps them to, so that inside the namespace they are right again, without a chown.
-Squashing changes only what is shown: every owner shows as the squash id.
+Squashing changes only what is shown: every owner shows as the squash id. In the issue's
+and podman's words the fields are ``CONTAINER_ID:HOST_ID:LENGTH``: stored = container ids
+(as the image has them), shown = host ids (what a daemon outside the namespace reports).
 """
 
 from __future__ import annotations
