@@ -223,3 +223,26 @@ def test_a_rootfs_owned_by_host_root_runs_and_shows_unmapped_owners(
     inside = "stat -c %u:%g /bin/busybox; touch /tmp/x && stat -c %u:%g /tmp/x"
     proc = rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", inside)
     assert proc.stdout.split() == ["65534:65534", "0:0"]
+
+
+def test_rm_cleans_up_after_a_killed_rootless_runtime(
+    rootless_user: RootlessUser, rootfs: Path
+) -> None:
+    """The mount of a rootless container lives in its runtime's mount namespace, which
+    only the FUSE daemon holds once the runtime is SIGKILLed. rm cannot see that mount,
+    but removing the state directory removes its mount point, and the kernel then
+    detaches the mounts on it in every namespace (since Linux 3.18): the daemon exits."""
+    user = rootless_user
+    unionfs = f"{user.python} -m unionfs"
+    script = f"""
+{unionfs} run --name rl-dead --rootfs {rootfs} sleep 60 2>/dev/null &
+runtime=$!
+for i in $(seq 100); do {unionfs} ps | grep -q rl-dead && break; sleep 0.05; done
+kill -KILL $runtime
+wait $runtime
+{unionfs} rm -f rl-dead && echo removed
+"""
+    proc = user.run(["sh", "-c", script])
+    assert "removed" in proc.stdout
+    assert [p for p in (_store(user) / "containers").iterdir() if p.is_dir()] == []
+    assert _processes_of(user.uid) == []
