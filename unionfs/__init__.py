@@ -2,7 +2,7 @@
 
 Layering (each arrow an import; nothing imports upward, tests/test_layering.py enforces it):
 ``cli`` -> (``runtime``, ``fuse``, ``index``) -> ``union`` -> (``layerfmt``, ``safepath``,
-``errors``). ``union`` holds the overlay rules and imports no pyfuse3, trio or lmdb;
+``idmap``, ``errors``). ``union`` holds the overlay rules and imports no pyfuse3, trio or lmdb;
 ``index`` imports ``union`` (its stack tables are computed by the union rules, so the index
 is a cache of them) and uses lmdb, as ``store`` does for its metadata (``store``: layers,
 images, commit; beside ``runtime``, whose container state dirs and mounts it uses);

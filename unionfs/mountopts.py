@@ -8,8 +8,10 @@ Validation against the filesystem lives in ``unionfs.cli.mount``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from unionfs import idmap
 from unionfs.errors import UserError
 
 # Passed to FUSE as they are.
@@ -40,8 +42,7 @@ IGNORED_VALUED = frozenset(
 )  # fmt: skip
 # Known but not supported yet: refusing is safer than pretending.
 UNSUPPORTED = frozenset(
-    {"uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
-     "xattr_permissions", "datadir", "datadir+"}
+    {"xattr_permissions", "datadir", "datadir+"}
 )  # fmt: skip
 
 
@@ -52,6 +53,7 @@ class MountOptions:
     workdir: str | None = None
     fuse_options: tuple[str, ...] = ()
     indexdir: str | None = None  # None: the default place; "off": no index
+    owners: idmap.Owners = idmap.IDENTITY  # uidmapping=, gidmapping=, squash_to_*
 
     @property
     def readonly(self) -> bool:
@@ -128,6 +130,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     work: str | None = None
     fuse: list[str] = []
     indexdir: str | None = None
+    owners = idmap.IDENTITY
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -152,6 +155,14 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = _unescape(value)
             elif item == "noindexdir":
                 indexdir = "off"
+            elif key in ("uidmapping", "gidmapping") and eq:
+                ids = idmap.parse_mapping(key, value)
+                if key == "uidmapping":
+                    owners = dataclasses.replace(owners, uids=ids)
+                else:
+                    owners = dataclasses.replace(owners, gids=ids)
+            elif (item == "squash_to_root") or (eq and key in ("squash_to_uid", "squash_to_gid")):
+                owners = idmap.with_squash(owners, key, value)
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
@@ -170,4 +181,4 @@ def parse(option_strings: list[str]) -> MountOptions:
         work = None  # overlayfs ignores a workdir without an upperdir
     if upper is not None and work is None:
         raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
-    return MountOptions(tuple(lowers), upper, work, tuple(fuse), indexdir)
+    return MountOptions(tuple(lowers), upper, work, tuple(fuse), indexdir, owners)

@@ -98,8 +98,8 @@ def test_unknown_mount_option_is_one_error_line(
 def test_unsupported_mount_option_is_one_error_line(
     dirs: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["mount", "-o", f"lowerdir={dirs['lower']},uidmapping=0:1000:1", dirs["mnt"]]
-    assert fails(argv, capsys) == "unionfs: option 'uidmapping' is not supported yet"
+    argv = ["mount", "-o", f"lowerdir={dirs['lower']},xattr_permissions=1", dirs["mnt"]]
+    assert fails(argv, capsys) == "unionfs: option 'xattr_permissions' is not supported yet"
 
 
 def test_upperdir_without_workdir_is_one_error_line(

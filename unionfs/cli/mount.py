@@ -17,7 +17,7 @@ import tempfile
 import typing
 from dataclasses import dataclass
 
-from unionfs import mountopts
+from unionfs import idmap, mountopts
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
@@ -79,6 +79,7 @@ class Layout:
     upper: str | None
     work: str | None
     mountpoint: str
+    owners: idmap.Owners = idmap.IDENTITY
 
 
 def _directory(kind: str, path: str) -> str:
@@ -122,7 +123,7 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
     mnt = _directory("mountpoint", mountpoint)
     if find_mount(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
-    return Layout(lowers, upper, work, mnt)
+    return Layout(lowers, upper, work, mnt, opts.owners)
 
 
 def _check_writable(kind: str, path: str) -> None:
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if args.foreground:
         stack = _stack(layout, index)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, fuse_options)
+            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
         fusemount.serve(ops)
@@ -219,7 +220,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(_stack(layout, index), layout.mountpoint, options)
+            ops = fusemount.start(_stack(layout, index), layout.mountpoint, options, layout.owners)
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]

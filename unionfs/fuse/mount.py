@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pyfuse3
 import trio
 
+from unionfs import idmap
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.stack import Stack
 
@@ -42,12 +43,13 @@ def fuse_options(extra: Sequence[str], source: str) -> set[str]:
     return options
 
 
-def start(stack: Stack, mountpoint: str, options: set[str]) -> UnionOperations:
+def start(stack: Stack, mountpoint: str, options: set[str],
+          owners: idmap.Owners = idmap.IDENTITY) -> UnionOperations:  # fmt: skip
     """Mount; on return the mount is live (requests queue until ``serve`` runs)."""
     # Modes arrive already masked by the caller's umask (the kernel applies it); ours
     # must not mask them a second time.
     os.umask(0)
-    ops = UnionOperations(stack)
+    ops = UnionOperations(stack, owners)
     pyfuse3.init(ops, mountpoint, options)
     return ops
 

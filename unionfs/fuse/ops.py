@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import pyfuse3
 import trio
 
-from unionfs import layerfmt
+from unionfs import idmap, layerfmt
 from unionfs.fuse import entry
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
@@ -38,9 +38,11 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
     enable_writeback_cache = True
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
         super().__init__()
         self.stack = stack
+        self.owners = owners
+        self.mapped = not owners.identity
         self.inodes = InodeTable(stack.root(), writable=stack.has_upper)
         self.handles = HandleTable()
         self.lock = trio.Lock()

@@ -16,6 +16,7 @@ import stat
 import pyfuse3
 import trio
 
+from unionfs import idmap
 from unionfs.fuse import entry
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
@@ -59,10 +60,21 @@ class WriteOperations:
     handles: HandleTable
     lock: trio.Lock
     stale: set[int]  # inodes whose attributes the kernel must fetch again
+    owners: idmap.Owners  # stored ids <-> shown ids (uidmapping=, squash_to_*)
+    mapped: bool  # whether owners is anything but the identity
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
-        return entry.attributes(ino, res, unlinked)
+        attrs = entry.attributes(ino, res, unlinked)
+        if self.mapped:
+            attrs.st_uid, attrs.st_gid = self.owners.shown(attrs.st_uid, attrs.st_gid)
+        return attrs
+
+    def _owner(self, ctx: pyfuse3.RequestContext) -> create.Owner:
+        """Who a new entry belongs to on disk: the caller, in stored ids."""
+        if not self.mapped:
+            return create.Owner(ctx.uid, ctx.gid)
+        return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
 
     async def _tell_kernel(self) -> None:
         """Drop the kernel's cached attributes of inodes that changed behind its back.
@@ -136,7 +148,7 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
-            res = create.mkdir(self.stack, parent.res, name, mode, create.Owner(ctx.uid, ctx.gid))
+            res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -146,7 +158,7 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
-            owner = create.Owner(ctx.uid, ctx.gid)
+            owner = self._owner(ctx)
             res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
             return self._new_entry(parent_inode, res)
 
@@ -157,7 +169,7 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
-            owner = create.Owner(ctx.uid, ctx.gid)
+            owner = self._owner(ctx)
             res = create.symlink(self.stack, parent.res, name, target, owner)
             return self._new_entry(parent_inode, res)
 
@@ -168,7 +180,7 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
-            owner = create.Owner(ctx.uid, ctx.gid)
+            owner = self._owner(ctx)
             res = create.create_file(self.stack, parent.res, name, mode, owner)
             attrs_ = self._new_entry(parent_inode, res)
             assert self.stack.upper is not None
@@ -319,8 +331,8 @@ class WriteOperations:
         self._upper_check()
         changes = attrs.Changes(
             mode=attr.st_mode if fields.update_mode else None,
-            uid=attr.st_uid if fields.update_uid else None,
-            gid=attr.st_gid if fields.update_gid else None,
+            uid=self.owners.stored_uid(attr.st_uid) if fields.update_uid else None,
+            gid=self.owners.stored_gid(attr.st_gid) if fields.update_gid else None,
             size=attr.st_size if fields.update_size else None,
             atime_ns=attr.st_atime_ns if fields.update_atime else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,

@@ -15,6 +15,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -265,10 +266,41 @@ class V2Cgroup:
         return {"version": "2", "path": self.path}
 
 
+class NoCgroup:
+    """No cgroup at all: a rootless container without a delegated cgroup (no limits, no
+    stats). Every call does nothing."""
+
+    version = 0
+
+    def create(self) -> None:
+        pass
+
+    def set_limits(self, resources: Resources) -> None:
+        pass
+
+    def add(self, pid: int) -> None:
+        pass
+
+    def procs(self) -> list[int]:
+        return []
+
+    def stats(self) -> CgroupStats:
+        return CgroupStats()
+
+    def remove(self, timeout: float = 5.0) -> None:
+        pass
+
+    def record(self) -> dict[str, str]:
+        return {"version": "none"}
+
+
 def from_record(record: dict[str, str]) -> Cgroup:
     """The cgroup of a container from its saved state (for stats, exec, clean-up)."""
     fields = dict(record)
-    if fields.pop("version", None) == "2":
+    version = fields.pop("version", None)
+    if version == "none":
+        return NoCgroup()
+    if version == "2":
         return V2Cgroup(fields["path"])
     return V1Cgroup(fields)
 
@@ -301,6 +333,51 @@ def locate(name: str, resources: Resources, root: str = ROOT,
     if any(c in v1 for c in ("memory", "cpu", "pids")):
         return _locate_v1(name, needed, v1, root)
     return _locate_v2(name, needed, v2, root)
+
+
+def delegated(name: str, resources: Resources, root: str = ROOT,
+              self_cgroup: str | None = None,
+              may_create: Callable[[str], bool] | None = None,
+              ) -> tuple[Cgroup, str | None]:  # fmt: skip
+    """For an ordinary user: the cgroups *name* below their own where they may create one
+    (a v1 directory chowned to them, a v2 subtree delegated to them), and a one-line
+    notice when there is none (then no limits, no stats). Limits asked for without a
+    delegated cgroup for their controller are an error naming the fix. *may_create*
+    (parent directory -> bool) is a seam for tests; the default asks the kernel."""
+    allowed = may_create or _may_create
+    needed = resources.controllers()
+    try:
+        found = locate(name, resources, root, self_cgroup)
+    except UserError:
+        if needed:
+            raise
+        return NoCgroup(), "no cgroup hierarchy found: running without cgroup limits or stats"
+    if isinstance(found, V1Cgroup):
+        usable = {c: p for c, p in found.dirs.items() if allowed(os.path.dirname(p))}
+        parents = {c: os.path.dirname(p) for c, p in found.dirs.items()}
+    else:
+        assert isinstance(found, V2Cgroup)
+        parent = os.path.dirname(found.path)
+        usable = {"unified": found.path} if allowed(parent) else {}
+        parents = {c: parent for c in ("memory", "cpu", "pids", "unified")}
+    for controller in needed:
+        if controller != "devices" and controller not in usable and "unified" not in usable:
+            where = parents.get(controller, root)
+            raise UserError(f"{WHAT_FOR[controller]} needs a cgroup delegated to you: {where} "
+                            "is not yours (fix: as root, make a cgroup there, chown -R it to "
+                            "you and move your shell into it; or run without limits)")  # fmt: skip
+    if not usable:
+        where = next(iter(parents.values()), root)
+        return NoCgroup(), (f"no delegated cgroup ({where} is not yours): running without "
+                            "cgroup limits or stats")  # fmt: skip
+    if isinstance(found, V1Cgroup):
+        return V1Cgroup(usable), None
+    return found, None
+
+
+def _may_create(parent: str) -> bool:
+    """Whether this user may make a cgroup in *parent* and move processes into it."""
+    return os.access(parent, os.W_OK) and os.access(os.path.join(parent, "cgroup.procs"), os.W_OK)
 
 
 def _locate_v1(name: str, needed: tuple[str, ...], own: dict[str, str], root: str) -> V1Cgroup:

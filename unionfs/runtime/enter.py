@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,7 +19,7 @@ from unionfs.runtime import cgroups, plan, spec
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, SignalProxy
-from unionfs.runtime.run import require_root, supervised
+from unionfs.runtime.run import supervised
 from unionfs.runtime.state import State, Store, describe, is_alive
 
 
@@ -46,15 +47,26 @@ def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: 
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+def _with_user_namespace(pid: int, namespaces: tuple[str, ...]) -> tuple[str, ...]:
+    """A rootless container lives in its runtime's user namespace: join that one first
+    (its owner gets every capability in it), then the others, which it owns."""
+    try:
+        theirs = os.readlink(f"/proc/{pid}/ns/user")
+    except OSError as exc:
+        raise UserError(f"cannot see the container's namespaces: {exc.strerror}") from None
+    if theirs == os.readlink("/proc/self/ns/user") or "user" in namespaces:
+        return namespaces
+    return ("user", *namespaces)
+
+
 def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
             workdir: str | None = None, user: str | None = None) -> int:  # fmt: skip
-    require_root("unionfs exec")
     if not args:
         raise UserError("no command given")
     state = running(Store(home), ref)
     assert state.pid is not None
     process = process_for(state, args, env, workdir, user)
-    steps = plan.exec_plan(state.pid, state.namespaces, process)
+    steps = plan.exec_plan(state.pid, _with_user_namespace(state.pid, state.namespaces), process)
     cgroup = cgroups.from_record(dict(state.cgroup))
     proxy = SignalProxy(stop_timeout=10.0)
 

@@ -162,7 +162,8 @@ def perform(step: p.Step, channel: Channel) -> None:
         case p.SetUser(uid=uid, gid=gid, groups=groups, keep_caps=keep_caps):
             if keep_caps:
                 ns.prctl(ns.PR_SET_KEEPCAPS, 1)
-            os.setgroups(list(groups))
+            if groups or not _setgroups_denied():
+                os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
         case p.SetCapabilities():
@@ -176,6 +177,17 @@ def perform(step: p.Step, channel: Channel) -> None:
             _exec(step, channel)
         case _:
             raise AssertionError(f"unknown step {step!r}")
+
+
+def _setgroups_denied() -> bool:
+    """In a user namespace with only the user's own ids mapped, setgroups(2) is denied (and
+    the process has no supplementary groups there to drop). Read as bytes: after
+    PivotRoot no codec module can be imported any more."""
+    try:
+        with open("/proc/self/setgroups", "rb") as f:
+            return f.read().strip() == b"deny"
+    except FileNotFoundError:
+        return False
 
 
 def _mask(path: str) -> None:

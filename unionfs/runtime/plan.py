@@ -292,8 +292,9 @@ def process_steps(process: Process) -> list[Step]:
 def exec_plan(pid: int, namespaces: tuple[str, ...], process: Process) -> tuple[Step, ...]:
     """Join the namespaces of the container's process *pid*, then become *process*.
 
-    The mount namespace is joined last: after it, the host's /proc is out of sight."""
-    order = sorted(namespaces, key=lambda kind: kind == "mount")
+    A user namespace is joined first (the others belong to it); the mount namespace
+    last: after it, the host's /proc is out of sight."""
+    order = sorted(namespaces, key=lambda kind: (kind != "user", kind == "mount"))
     steps: list[Step] = [SetNs(f"/proc/{pid}/ns/{KINDS[kind][1]}", kind) for kind in order]
     steps += [Fork(), AwaitGo("cgroup")]
     steps += process_steps(process)

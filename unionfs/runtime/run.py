@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, plan, rootfs
+from unionfs.runtime import cgroups, plan, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
-from unionfs.runtime.spec import DeviceRule, Resources, RunSpec
+from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, RunSpec
 from unionfs.runtime.state import State, Store, process_start
 
 # Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
@@ -32,12 +32,6 @@ DEVICE_DEFAULTS = (
     DeviceRule(True, "c", 5, 2, "rwm"),
     DeviceRule(True, "c", 136, None, "rwm"),
 )
-
-
-def require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise UserError(f"{what} needs root for now (rootless containers, in a user "
-                        "namespace, come with a later version)")  # fmt: skip
 
 
 def check_host_paths(spec: RunSpec) -> str:
@@ -56,6 +50,25 @@ def _limits(resources: Resources) -> Resources:
     if resources.devices is None:
         return resources
     return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
+
+
+def _own_gid_only(mount: MountSpec) -> MountSpec:
+    if mount.type != "devpts":
+        return mount
+    options = tuple(o for o in mount.options if not o.startswith("gid=") or o == "gid=0")
+    return dataclasses.replace(mount, options=options)
+
+
+def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cgroups.Cgroup:
+    """Below our own cgroup, as root; rootless, where ``cgroups.delegated`` found room."""
+    if place is None:
+        return cgroups.locate(name, resources)
+    if isinstance(place, cgroups.V1Cgroup):
+        return cgroups.V1Cgroup({c: os.path.join(os.path.dirname(p), name)
+                                 for c, p in place.dirs.items()})  # fmt: skip
+    if isinstance(place, cgroups.V2Cgroup):
+        return cgroups.V2Cgroup(os.path.join(os.path.dirname(place.path), name))
+    return place
 
 
 class _Container:
@@ -79,8 +92,10 @@ class _Container:
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
         lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
-    over ``spec.rootfs`` alone."""
-    require_root("unionfs run")
+    over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own."""
+    place = None
+    if os.geteuid() != 0:
+        spec, place = _go_rootless(spec)
     lower = check_host_paths(spec)
     store = Store(home)
     proxy = SignalProxy(stop_timeout)
@@ -91,9 +106,32 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
         container = _Container(store, state, spec.remove)
         cleanup.callback(container.finish)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup)
+        return _start_and_wait(spec, container, proxy, cleanup, place)
 
     return supervised(proxy, body)
+
+
+def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
+    """Check everything a rootless run needs, pick the cgroup, then enter a user namespace
+    where this user is root (the rest of the run is then as for root)."""
+    mapping, note = userns.preflight()
+    process = spec.process
+    if userns.needs_more_ids(mapping, process.uid, process.gid, process.groups):
+        raise UserError(f"the container's user {process.uid}:{process.gid} needs subordinate "
+                        f"ids, and {note}")  # fmt: skip
+    # Device rules need the v1 devices controller, never delegated: dropped, as rootless
+    # runc does; the minimal /dev is bound from the host's anyway.
+    spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
+    if mapping.single:
+        # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
+        # runc finds too; the ptys then belong to group 0.
+        spec = dataclasses.replace(spec, mounts=tuple(_own_gid_only(m) for m in spec.mounts))
+    cgroup, cgroup_note = cgroups.delegated("unionfs-pending", spec.resources)
+    for text in (note, cgroup_note):
+        if text is not None:
+            userns.notice(text)
+    userns.enter(mapping)
+    return spec, cgroup
 
 
 def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) -> int:
@@ -118,11 +156,12 @@ def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) 
 
 
 def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
-                    cleanup: contextlib.ExitStack) -> int:  # fmt: skip
+                    cleanup: contextlib.ExitStack,
+                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
     paths = container.store.paths(state.id)
-    cgroup = cgroups.locate(f"unionfs-{state.id}", spec.resources)
+    cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed

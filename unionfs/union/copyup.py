@@ -19,6 +19,17 @@ from unionfs.union.lookup import resolve_path
 from unionfs.union.stack import Layer, Resolved, Stack, StatLike
 
 
+def chown_if_allowed(layer: LayerDir, path: bytes, uid: int, gid: int) -> None:
+    """Give *path* the owner *uid*:*gid* where this daemon may: an unprivileged daemon (a
+    user's mount, or root in a user namespace for an id it does not map) keeps its own
+    ids on copies and new entries instead of failing, as fuse-overlayfs does."""
+    try:
+        layer.chown(path, uid, gid)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EINVAL):
+            raise
+
+
 def upper_of(stack: Stack) -> LayerDir:
     if stack.upper is None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -152,7 +163,7 @@ def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
         value = src.getxattr(path, name)
         if value is not None:
             work.setxattr(temp, name, value)
-    work.chown(temp, st.st_uid, st.st_gid)
+    chown_if_allowed(work, temp, st.st_uid, st.st_gid)
     if not stat.S_ISLNK(st.st_mode):
         work.chmod(temp, stat.S_IMODE(st.st_mode))
     work.utime(temp, (st.st_atime_ns, st.st_mtime_ns))

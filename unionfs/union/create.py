@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
 from unionfs.union import whiteout
-from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union.copyup import chown_if_allowed, copy_up, upper_of
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.stack import Resolved, Stack
 
@@ -107,7 +107,7 @@ def _finish(layer: LayerDir, path: bytes, ids: tuple[int, int] | None, mode: int
     st = layer.lstat(path)
     assert st is not None
     if ids is not None and ids != (st.st_uid, st.st_gid):
-        layer.chown(path, *ids)
+        chown_if_allowed(layer, path, *ids)
         st = layer.lstat(path)
         assert st is not None
     if mode is not None and stat.S_IMODE(st.st_mode) != mode:
