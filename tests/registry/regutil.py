@@ -1,0 +1,235 @@
+"""A real registry for the tests: Debian's ``docker-registry`` (CNCF distribution) on
+127.0.0.1 with a free port, a temporary storage dir and (optionally) htpasswd basic auth;
+its access log is read back to see which requests our client made. Also builds small OCI
+image layouts by hand (deterministic gzip, so equal layers have equal digests).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+_ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3})')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    storage: Path
+
+    def requests(self, since: int = 0) -> list[tuple[str, str, int]]:
+        """(method, uri, status) of every access-log line after byte offset *since*."""
+        text = self.log_path.read_bytes()[since:].decode(errors="replace")
+        return [(m[1], m[2], int(m[3])) for m in _ACCESS.finditer(text)]
+
+    def mark(self) -> int:
+        return self.log_path.stat().st_size
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_registry(workdir: Path, htpasswd: Path | None = None) -> Registry:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    storage = workdir / "storage"
+    auth = ""
+    if htpasswd is not None:
+        auth = f"auth:\n  htpasswd:\n    realm: unionfs-test\n    path: {htpasswd}\n"
+    config = workdir / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
+    )
+    log_path = workdir / "registry.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    reg = Registry(f"127.0.0.1:{port}", proc, log_path, storage)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log_path.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=2).close()
+            return reg
+        except urllib.error.HTTPError:
+            return reg  # 401: up, wants auth
+        except OSError:
+            if time.monotonic() > deadline:
+                reg.stop()
+                raise RuntimeError("docker-registry did not answer /v2/ in 30 s") from None
+            time.sleep(0.05)
+
+
+def write_htpasswd(path: Path, user: str, password: str) -> None:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    path.write_text(f"{user}:{hashed}\n")
+
+
+# -- OCI layouts by hand ------------------------------------------------------------------
+
+
+def _blob(layout: Path, data: bytes) -> str:
+    hexd = hashlib.sha256(data).hexdigest()
+    d = layout / "blobs" / "sha256"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / hexd).write_bytes(data)
+    return "sha256:" + hexd
+
+
+def layer_tar(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A deterministic gzip'd tar of *files*; (blob bytes, diff_id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mtime = 1_700_000_000
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(files[name]))
+    plain = raw.getvalue()
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=1) as gz:
+        gz.write(plain)
+    return out.getvalue(), "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+OCI_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+)
+DOCKER_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.container.image.v1+json",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+)
+
+
+def build_image(
+    layout: Path,
+    tag: str,
+    layers: list[dict[str, bytes]],
+    *,
+    arch: str = "amd64",
+    docker: bool = False,
+) -> str:
+    """Write an image of *layers* (bottom first) into *layout* as *tag*; its manifest
+    digest. Several images can share a layout (and equal layers share blobs). *docker*:
+    Docker v2 schema 2 media types instead of OCI ones."""
+    manifest_type, config_type, layer_type = DOCKER_TYPES if docker else OCI_TYPES
+    descs, diff_ids = [], []
+    for files in layers:
+        blob, diff_id = layer_tar(files)
+        descs.append(
+            {
+                "mediaType": layer_type,
+                "digest": _blob(layout, blob),
+                "size": len(blob),
+            }
+        )
+        diff_ids.append(diff_id)
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": manifest_type,
+            "config": {
+                "mediaType": config_type,
+                "digest": _blob(layout, config),
+                "size": len(config),
+            },
+            "layers": descs,
+        }
+    ).encode()
+    digest = _blob(layout, manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    index_path = layout / "index.json"
+    index = (
+        json.loads(index_path.read_text())
+        if index_path.exists()
+        else {"schemaVersion": 2, "manifests": []}
+    )
+    index["manifests"] = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag
+    ] + [
+        {
+            "mediaType": manifest_type,
+            "digest": digest,
+            "size": len(manifest),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }
+    ]
+    index_path.write_text(json.dumps(index))
+    return digest
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    """*n* incompressible bytes, the same for the same seed."""
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def blob_files(layout: Path) -> dict[str, bytes]:
+    """hex -> bytes of every blob in *layout* (partials excluded)."""
+    d = layout / "blobs" / "sha256"
+    if not d.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in d.iterdir() if not p.name.startswith(".")}
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under *root* -> its bytes (None for directories): to prove it unchanged."""
+    if not root.exists():
+        return {}
+    out: dict[str, bytes | None] = {}
+    for p in sorted(root.rglob("*")):
+        out[str(p.relative_to(root))] = None if p.is_dir() else p.read_bytes()
+    return out
