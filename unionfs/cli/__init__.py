@@ -9,13 +9,35 @@ stderr and a non-zero exit; ``--debug`` shows tracebacks.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing
 from collections.abc import Sequence
 
 from unionfs import __version__
+from unionfs.cli import (
+    commit,
+    create,
+    diff,
+    exportlayer,
+    history,
+    images,
+    importimage,
+    importlayer,
+    index,
+    inspect,
+    kill,
+    mount,
+    ps,
+    rm,
+    rmi,
+    run,
+    save,
+    stats,
+    tag,
+    umount,
+)
 from unionfs.cli import exec as exec_
-from unionfs.cli import index, kill, mount, ps, rm, run, stats, umount
 from unionfs.errors import UserError
 
 COMMANDS = {
@@ -28,6 +50,18 @@ COMMANDS = {
     "kill": kill,
     "exec": exec_,
     "rm": rm,
+    "import": importimage,
+    "images": images,
+    "inspect": inspect,
+    "history": history,
+    "rmi": rmi,
+    "tag": tag,
+    "save": save,
+    "create": create,
+    "diff": diff,
+    "commit": commit,
+    "export-layer": exportlayer,
+    "import-layer": importlayer,
 }
 
 
@@ -47,16 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"unionfs {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--root", metavar="DIR", help="the store (sets UNIONFS_HOME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for module in COMMANDS.values():
         module.add_parser(sub)
     return parser
 
 
+def _take_root(args: list[str]) -> list[str]:
+    """A global ``--root DIR`` (before the command) becomes UNIONFS_HOME for every command."""
+    for i, arg in enumerate(args):
+        if arg in COMMANDS or not arg.startswith("-"):
+            break
+        if arg == "--root" or arg.startswith("--root="):
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None:
+                if i + 1 >= len(args):
+                    raise UserError("--root needs a directory", exit_code=2)
+                value = args[i + 1]
+            os.environ["UNIONFS_HOME"] = os.path.abspath(value)
+            return args[:i] + args[i + (1 if "=" in arg else 2) :]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
+        args_list = _take_root(args_list)
         first = next((a for a in args_list if a != "--debug"), None)
         if first is not None and first not in COMMANDS and first not in _GLOBAL_FLAGS:
             # The mount-program forms: [SOURCE] MNT -o OPTS, -o OPTS MNT, -f -o OPTS MNT...

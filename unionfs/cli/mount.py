@@ -31,10 +31,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "mount",
         help="mount a stack of layer directories",
-        description="Mount lowerdir layers (leftmost on top) with an optional upperdir.",
+        description="Mount lowerdir layers (leftmost on top) with an optional upperdir; "
+        "or, given only a container's name, mount the container and print where.",
     )
     _add_mount_arguments(p)
-    p.add_argument("mountpoint")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER")
 
 
 def _add_mount_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
 
+    if not args.options and getattr(args, "source", None) is None:
+        from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
+
+        return mount_container(args.mountpoint)
     opts = mountopts.parse(args.options)
     layout = check_layout(opts, args.mountpoint)
     source = getattr(args, "source", None) or "unionfs"

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"container {state.name} is running: stop it or use rm -f")
             _kill(state)
             _wait_for_runtime(store, state.id)
+        elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
+            rootfs.unmount(store.paths(state.id).rootfs)
         elif status.startswith("dead"):
             _kill(state)
             rootfs.unmount(store.paths(state.id).rootfs)

@@ -1,7 +1,9 @@
 """``unionfs run``: run a command in a container on a unionfs mount of a rootfs or bundle.
 
 Flags become a ``RunSpec`` (``unionfs.runtime.spec`` / ``oci``); ``unionfs.runtime.run``
-does the rest. A positional IMAGE is refused until the image store exists.
+does the rest. Without --rootfs or --bundle the first word is an IMAGE of the store: its
+layers are the lowers, and its config gives the defaults for the command, environment,
+working directory and user.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     where = p.add_mutually_exclusive_group()
     where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
     where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="[IMAGE] CMD ARGS")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="IMAGE [CMD ARGS] | CMD ARGS")
 
 
 _CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
@@ -56,12 +58,14 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
             raise UserError("with --bundle, the command comes from config.json (process.args)")
         return oci.load(args.bundle, args.name, args.rm)
     if args.rootfs is None:
-        if command:
-            raise UserError(f"cannot run image {command[0]!r}: no image store yet; "
-                            "use --rootfs DIR or --bundle DIR")  # fmt: skip
-        raise UserError("give --rootfs DIR or --bundle DIR, then the command")
+        raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
+    return _from_cli(args, args.rootfs, command, [])
+
+
+def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
+              image_env: list[str]) -> spec.RunSpec:  # fmt: skip
     return spec.from_cli(
-        rootfs=args.rootfs,
+        rootfs=rootfs,
         command=command,
         host_env=os.environ,
         name=args.name,
@@ -70,12 +74,44 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         memory=args.memory,
         cpus=args.cpus,
         pids=args.pids,
-        env=args.env,
+        env=[*image_env, *args.env],
         workdir=args.workdir,
         user=args.user,
         volumes=args.volume,
     )
 
 
+def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, ...]]:
+    """``unionfs run [opts] IMAGE [CMD...]``: the spec, the image digest and its layer dirs."""
+    from unionfs.store import Store
+
+    command = list(args.argv)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
+    ref, command = command[0], command[1:]
+    with Store(default_home()) as store:
+        image = store.resolve(ref)
+        lowers = tuple(store.lowers(image))
+        settings = store.config(image).get("config") or {}
+    if not isinstance(settings, dict):
+        settings = {}
+    if not command:
+        entry, cmd = settings.get("Entrypoint") or [], settings.get("Cmd") or []
+        command = [str(a) for a in [*entry, *cmd]]
+        if not command:
+            raise UserError(f"image {ref} has no default command: give one after its name")
+    if args.workdir is None and settings.get("WorkingDir"):
+        args.workdir = str(settings["WorkingDir"])
+    if args.user is None and settings.get("User"):
+        args.user = str(settings["User"])
+    env = [str(e) for e in settings.get("Env") or [] if "=" in str(e)]
+    return _from_cli(args, lowers[0], command, env), image.digest, lowers
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.rootfs is None and args.bundle is None:
+        run_spec, digest, lowers = image_spec(args)
+        return runtime.run(run_spec, default_home(), args.stop_timeout, digest, lowers)
     return runtime.run(build_spec(args), default_home(), args.stop_timeout)

@@ -1,4 +1,4 @@
-"""``unionfs umount MNT``: unmount a unionfs mount (its daemon then exits by itself)."""
+"""``unionfs umount MNT|C``: unmount a unionfs mount (its daemon then exits by itself)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ from unionfs.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("umount", help="unmount a unionfs mount")
-    p.add_argument("mountpoint")
+    p = sub.add_parser("umount", help="unmount a unionfs mount, or a container's root")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER")
     p.add_argument("-z", "--lazy", action="store_true", help="detach now, clean up when unused")
 
 
 def run(args: argparse.Namespace) -> int:
     mnt = os.path.realpath(args.mountpoint)
     fstype = find_mount(mnt)
+    if fstype is None and "/" not in args.mountpoint:
+        from unionfs.cli.storecli import umount_container  # `unionfs umount C`
+
+        if umount_container(args.mountpoint) is not None:
+            return 0
     if fstype is None:
         raise UserError(f"{args.mountpoint} is not mounted")
     if fstype != "fuse.unionfs":

@@ -76,14 +76,18 @@ class _Container:
             self.store.delete(self.state.id)
 
 
-def run(spec: RunSpec, home: str, stop_timeout: float = 10.0) -> int:
+def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
+        lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
+    """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
+    over ``spec.rootfs`` alone."""
     require_root("unionfs run")
     lower = check_host_paths(spec)
     store = Store(home)
     proxy = SignalProxy(stop_timeout)
 
     def body(cleanup: contextlib.ExitStack) -> int:
-        state = store.create(spec.name, spec.process.args, lower, spec.remove)
+        state = store.create(spec.name, spec.process.args, lower, spec.remove, image=image,
+                             lowers=lowers)  # fmt: skip
         container = _Container(store, state, spec.remove)
         cleanup.callback(container.finish)
         proxy.check()
@@ -128,7 +132,8 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     cleanup.callback(helper.close)
     indexdir = os.path.join(container.store.home, "index")
     cleanup.callback(rootfs.unmount, paths.rootfs)
-    rootfs.mount([state.rootfs], paths.upper, paths.work, paths.rootfs, indexdir)
+    lowers = list(state.lowers or (state.rootfs,))
+    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.

@@ -55,6 +55,8 @@ class State:
     cgroup: tuple[tuple[str, str], ...] = ()  # Cgroup.record() items
     namespaces: tuple[str, ...] = ()
     process: Process | None = None  # what `unionfs exec` repeats: env, cwd, user, caps
+    image: str | None = None  # the manifest digest of the image it was made from
+    lowers: tuple[str, ...] = ()  # its layer dirs, topmost first (else: rootfs alone)
 
     @property
     def short_id(self) -> str:
@@ -96,6 +98,8 @@ def describe(state: State) -> str:
 
     "dead" is a container whose runtime was killed (SIGKILL) before it could clean up:
     ``unionfs rm`` does that clean-up."""
+    if state.status == "created" and state.runtime_pid is None:
+        return "created"  # by `unionfs create`: no runtime, perhaps mounted
     if state.status == "exited":
         return f"exited ({state.exit_code}{', OOM' if state.oom_killed else ''})"
     if not runtime_alive(state):
@@ -122,6 +126,7 @@ def _from_json(text: str) -> State:
         proc = Process(**proc)
     data["command"] = tuple(data["command"])
     data["namespaces"] = tuple(data["namespaces"])
+    data["lowers"] = tuple(data.get("lowers", ()))
     data["cgroup"] = tuple((k, v) for k, v in data["cgroup"])
     return State(process=proc, **data)
 
@@ -148,8 +153,10 @@ class Store:
             os.close(fd)
 
     def create(self, name: str | None, command: tuple[str, ...], rootfs: str,
-               remove: bool) -> State:  # fmt: skip
-        """Register a new container: its directory, empty upper/work/rootfs, state.json."""
+               remove: bool, image: str | None = None, lowers: tuple[str, ...] = (),
+               runtime: bool = True) -> State:  # fmt: skip
+        """Register a new container: its directory, empty upper/work/rootfs, state.json.
+        With *runtime*, the calling process is recorded as the one that runs it."""
         if name is not None and not NAME.fullmatch(name):
             raise UserError(f"invalid container name {name!r}: use letters, digits, _ . - "
                             "(starting with a letter or digit)")  # fmt: skip
@@ -165,9 +172,10 @@ class Store:
             os.mkdir(paths.dir, 0o700)
             for d in (paths.upper, paths.work, paths.rootfs):
                 os.mkdir(d, 0o755)
+            pid = os.getpid() if runtime else None
             state = State(container_id, name, time.time(), command, rootfs, remove,
-                          runtime_pid=os.getpid(),
-                          runtime_start=process_start(os.getpid()))  # fmt: skip
+                          runtime_pid=pid, runtime_start=process_start(pid) if pid else None,
+                          image=image, lowers=lowers)  # fmt: skip
             self.save(state)
         return state
 

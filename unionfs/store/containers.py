@@ -1,0 +1,125 @@
+"""Containers made from images: create, mount, diff, commit.
+
+A container is the runtime's state directory (``unionfs.runtime.state``: upper, work,
+rootfs mount point, state.json) whose state names its image (manifest digest) and layer
+dirs. ``commit`` tars the upper (flushed first when mounted) into a new layer and records
+a new image: the parent's layers plus that one, its config's diff_ids and history extended.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import typing
+
+from unionfs.errors import UserError
+from unionfs.runtime import rootfs
+from unionfs.runtime.state import State
+from unionfs.runtime.state import Store as StateStore
+from unionfs.store import ociformat
+from unionfs.store._compat import layertar
+from unionfs.store.images import Image, Store, Use, Warn
+from unionfs.store.ociformat import Descriptor
+from unionfs.store.transfer import _adding, finish_image, new_config, write_layer
+
+_DOCKER_TO_OCI = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": ociformat.LAYER_GZIP,
+    "application/vnd.docker.image.rootfs.diff.tar": ociformat.LAYER_TAR,
+}
+
+
+def states(store: Store) -> StateStore:
+    return StateStore(store.root)
+
+
+def uses(store: Store) -> list[Use]:
+    """What every container holds on to (for rmi)."""
+    return [Use(s.name, s.image, s.lowers or (s.rootfs,)) for s in states(store).all()]
+
+
+def create(store: Store, ref: str, name: str | None) -> State:
+    """A new container over the image *ref*: an empty upper, not mounted."""
+    with store.locked():  # rmi cannot remove the image between resolving and registering
+        image = store.resolve(ref)
+        lowers = tuple(store.lowers(image))
+        if not lowers:
+            raise UserError(f"image {ref} has no layers")
+        return states(store).create(name, (), lowers[0], False, image=image.digest,
+                                    lowers=lowers, runtime=False)  # fmt: skip
+
+
+def lowers_of(state: State) -> list[str]:
+    return list(state.lowers or (state.rootfs,))
+
+
+def mount(store: Store, ref: str) -> str:
+    """Mount container *ref*'s merged tree (if it is not already); its mount point."""
+    state = states(store).find(ref)
+    paths = states(store).paths(state.id)
+    if not os.path.ismount(paths.rootfs):
+        for lower in lowers_of(state):
+            if not os.path.isdir(lower):
+                raise UserError(f"container {state.name}: its layer {lower} is missing")
+        rootfs.mount(lowers_of(state), paths.upper, paths.work, paths.rootfs, store.index_dir)
+    return paths.rootfs
+
+
+def unmount(store: Store, ref: str) -> str:
+    state = states(store).find(ref)
+    paths = states(store).paths(state.id)
+    if state.status == "running" and state.runtime_pid is not None:
+        raise UserError(f"container {state.name} is running: its runtime unmounts it")
+    rootfs.unmount(paths.rootfs)
+    return paths.rootfs
+
+
+def diff(store: Store, ref: str) -> list[tuple[str, str]]:
+    state = states(store).find(ref)
+    paths = states(store).paths(state.id)
+    if os.path.ismount(paths.rootfs):
+        flush(paths.rootfs)
+    found: list[tuple[str, str]] = layertar.changes(paths.upper, lowers_of(state))
+    return found
+
+
+def flush(mountpoint: str) -> None:
+    """Make what was written through the mount reach the upper: syncfs on the mount (the
+    kernel's writeback cache sends its dirty pages to the daemon), or sync() if that fails."""
+    fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def commit(store: Store, ref: str, new_name: str, message: str | None, warn: Warn,
+           show: bool | None = None) -> Image:  # fmt: skip
+    state = states(store).find(ref)
+    if state.image is None:
+        raise UserError(f"container {state.name} was not made from an image (--rootfs): "
+                        "nothing to commit onto")  # fmt: skip
+    paths = states(store).paths(state.id)
+    with store.locked():
+        image = store.resolve(state.image)
+    if os.path.ismount(paths.rootfs):
+        flush(paths.rootfs)
+    parent = ociformat.parse_manifest(store.blobs.read(image.digest))
+    layers = [Descriptor(_DOCKER_TO_OCI.get(d.media_type, d.media_type), d.digest, d.size)
+              for d in parent.layers]  # fmt: skip
+    with _adding(store, show) as adding:
+        blob = write_layer(store, adding, paths.upper, f"committing {state.name}")
+        store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
+        config = new_config(blob.diff_id, f"unionfs commit {state.name}",
+                            base=store.config(image), comment=message)  # fmt: skip
+        layers.append(Descriptor(blob.media_type, blob.digest, blob.size))
+        return finish_image(store, adding, layers, config, new_name, warn, show)
+
+
+def export_layer(store: Store, ref: str, out: typing.BinaryIO) -> str:
+    rec = store.find_layer(ref)
+    with open(store.blobs.path(rec.digest), "rb") as f:
+        while chunk := f.read(1 << 20):
+            out.write(chunk)
+    return rec.digest

@@ -1,0 +1,371 @@
+"""The image store: ``Store(root)`` — blobs, extracted layers, images and their names.
+
+Layout of ROOT: ``blobs/sha256/`` (``BlobDir``), ``layers/<diffid-hex>/`` (extracted,
+read-only trees, renamed in when complete), ``meta/`` (``Meta``), ``containers/`` (the
+runtime's state dirs), ``index/`` (the mounts' LMDB index), ``.lock`` (the store lock).
+Invariants: an image recorded in meta has its manifest, config and layer blobs in
+``blobs/`` and each of its layers extracted; a layer dir is never written after it is
+renamed in, and is removed only when no image and no container uses it (under the lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import secrets
+import shutil
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from unionfs import layerfmt
+from unionfs.errors import UserError
+from unionfs.safepath import DirFdCache, LayerDir
+from unionfs.store import ociformat
+from unionfs.store._compat import layertar
+from unionfs.store.blobs import BlobDir, HashingReader, check_digest
+from unionfs.store.meta import ImageRecord, LayerRecord, Meta
+from unionfs.store.progress import Progress
+from unionfs.union.stack import probe_style
+
+Warn = Callable[[str], None]
+
+
+def normalize(name: str) -> str:
+    """``NAME`` -> ``NAME:latest``; ``NAME:TAG`` kept (a ``:`` in a registry host is not a tag)."""
+    if not name or any(c.isspace() for c in name) or name.startswith(("-", "sha256:")):
+        raise UserError(f"invalid image name {name!r}")
+    if "@" in name:
+        raise UserError(f"invalid image name {name!r}: give a tag, not a digest")
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else name + ":latest"
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """What one container holds on to: its image (manifest digest) and layer dirs."""
+
+    container: str
+    image: str | None
+    lowers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image as resolved from a reference: its record, config and names."""
+
+    record: ImageRecord
+    names: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        return self.record.manifest
+
+
+def _warn_stderr(message: str) -> None:
+    import sys
+
+    print(f"unionfs: warning: {message}", file=sys.stderr)
+
+
+class Store:
+    """One store root. Cheap to create; open it once per command."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        self.blobs = BlobDir(self.root)
+        self.layers_dir = os.path.join(self.root, "layers")
+        os.makedirs(self.layers_dir, exist_ok=True)
+        self.meta = Meta(self.root)
+        self.index_dir = os.path.join(self.root, "index")
+
+    def close(self) -> None:
+        self.meta.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the API the registry client uses ---------------------------------------------------
+    def blob_path(self, digest: str) -> str:
+        return self.blobs.path(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blobs.has(digest)
+
+    def add_blob(self, source: typing.BinaryIO | str, expected_digest: str | None = None,
+                 progress: Callable[[int], None] | None = None) -> str:  # fmt: skip
+        """A stream or a file path into ``blobs/`` (temp, verify, rename); its digest."""
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                return self.blobs.add_stream(typing.cast(typing.BinaryIO, f), expected_digest,
+                                             progress)  # fmt: skip
+        return self.blobs.add_stream(source, expected_digest, progress)
+
+    def image_manifest(self, ref: str) -> tuple[str, bytes]:
+        """(manifest digest, manifest bytes) of a stored image; its config and layer blobs
+        are in ``blobs/`` too."""
+        image = self.resolve(ref)
+        data = self.blobs.read(image.digest)
+        for digest in (image.record.config, *image.record.blobs):
+            if not self.blobs.has(digest):
+                raise UserError(f"image {ref}: blob {digest} is missing from the store")
+        return image.digest, data
+
+    def add_image(self, manifest_digest: str, name: str | None, warn: Warn = _warn_stderr,
+                  show_progress: bool | None = None) -> Image:  # fmt: skip
+        """Record the image whose manifest and blobs are all in ``blobs/`` (verified), under
+        *name*: extracts the layers missing, then records everything in one transaction."""
+        data = self.blobs.read(manifest_digest)
+        manifest = ociformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
+        config = ociformat.parse_config(self.blobs.read(manifest.config.digest))
+        ids = ociformat.diff_ids(config)
+        if len(ids) != len(manifest.layers):
+            raise UserError(f"image config lists {len(ids)} diff_ids for "
+                            f"{len(manifest.layers)} layers")  # fmt: skip
+        for desc in manifest.layers:
+            if not self.blobs.has(desc.digest):
+                raise UserError(f"manifest names blob {desc.digest}, which is missing")
+            if self.blobs.size(desc.digest) != desc.size:
+                raise UserError(f"blob {desc.digest}: size differs from the manifest's")
+        for desc, diff_id in zip(manifest.layers, ids, strict=True):
+            self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, show_progress)
+        record = ImageRecord(manifest_digest, manifest.config.digest, tuple(ids),
+                             tuple(d.digest for d in manifest.layers),
+                             str(config.get("created", "")),
+                             sum(d.size for d in manifest.layers))  # fmt: skip
+        full = normalize(name) if name else None
+        with self.locked():
+            # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
+            for desc, diff_id in zip(manifest.layers, ids, strict=True):
+                if not os.path.isdir(self.layer_path(diff_id)):
+                    self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, False)
+            with self.meta.write() as txn:
+                for desc, diff_id in zip(manifest.layers, ids, strict=True):
+                    self.meta.put_layer(txn, LayerRecord(diff_id, desc.digest, desc.size,
+                                                         desc.media_type))  # fmt: skip
+                self.meta.put_image(txn, record)
+                if full is not None:
+                    self.meta.put_name(txn, full, manifest_digest)
+        return Image(record, self.names_of(manifest_digest))
+
+    # -- layers -------------------------------------------------------------------------------
+    def layer_path(self, diff_id: str) -> str:
+        return os.path.join(self.layers_dir, check_digest(diff_id, "diff_id"))
+
+    def style(self) -> layerfmt.MarkerStyle:
+        """The marker forms this store's layers are extracted with, probed once."""
+        known = self.meta.setting("style")
+        if known is None:
+            probe = os.path.join(self.layers_dir, f".probe-{os.getpid()}-{secrets.token_hex(4)}")
+            os.mkdir(probe, 0o700)
+            cache = DirFdCache()
+            layer = LayerDir(probe, cache)
+            try:
+                found = probe_style(layer)
+            finally:
+                layer.close()
+                cache.close()
+                os.rmdir(probe)
+            known = "kernel" if found == layerfmt.KERNEL_STYLE else "rootless"
+            with self.meta.write() as txn:
+                self.meta.put_setting(txn, "style", known)
+        return layerfmt.KERNEL_STYLE if known == "kernel" else layerfmt.ROOTLESS_STYLE
+
+    def ensure_layer(
+        self, blob: str, media_type: str, diff_id: str | None, warn: Warn = _warn_stderr,
+        show_progress: bool | None = None,
+    ) -> str:  # fmt: skip
+        """The layer of blob *blob* extracted in ``layers/`` (if it is not already); its
+        diff_id, which must equal *diff_id* when given. The blob is re-hashed as it is read."""
+        if diff_id is not None and os.path.isdir(self.layer_path(diff_id)):
+            return diff_id
+        style = self.style()
+        tmp = os.path.join(self.layers_dir, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
+        os.mkdir(tmp, 0o755)
+        progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
+        try:
+            with open(self.blobs.path(blob), "rb") as raw:
+                hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
+                buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
+                found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
+                                               warn=warn)  # fmt: skip
+                while buffered.read(1 << 20):
+                    pass
+            if hashing.digest != blob:
+                raise UserError(f"blob {blob} does not match its digest (the store is damaged)")
+            if diff_id is not None and found != diff_id:
+                raise UserError(f"layer {blob}: its content is {found}, the config says {diff_id}")
+            try:
+                os.rename(tmp, self.layer_path(found))
+            except OSError:
+                if not os.path.isdir(self.layer_path(found)):
+                    raise
+                # Another command extracted the same layer meanwhile: keep theirs.
+        finally:
+            if progress.done_bytes:
+                progress.done()
+            if os.path.lexists(tmp):
+                _remove_tree(tmp)
+        return found
+
+    def record_layer(self, rec: LayerRecord) -> None:
+        with self.meta.write() as txn:
+            self.meta.put_layer(txn, rec)
+
+    def find_layer(self, ref: str) -> LayerRecord:
+        """A layer by diff_id or blob digest (or a unique hex prefix of either)."""
+        hexpart = ref.removeprefix("sha256:")
+        if len(hexpart) < 3 or any(c not in "0123456789abcdef" for c in hexpart):
+            raise UserError(f"invalid layer digest {ref!r}")
+        n = len(hexpart)
+        found = [r for r in self.meta.all_layers()
+                 if hexpart in (r.diff_id[7 : 7 + n], r.digest[7 : 7 + n])]  # fmt: skip
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise UserError(f"no such layer: {ref}")
+        raise UserError(f"{ref!r} matches {len(found)} layers: give more of the digest")
+
+    # -- images -------------------------------------------------------------------------------
+    def names_of(self, manifest: str) -> tuple[str, ...]:
+        return tuple(sorted(n for n, m in self.meta.names().items() if m == manifest))
+
+    def images(self) -> list[Image]:
+        names = self.meta.names()
+        return [Image(rec, tuple(sorted(n for n, m in names.items() if m == rec.manifest)))
+                for rec in self.meta.all_images()]  # fmt: skip
+
+    def resolve(self, ref: str) -> Image:
+        """An image by name[:tag], manifest digest, or image id (prefix, >= 3 hex digits)."""
+        names = self.meta.names()
+        manifest: str | None = None
+        if not ref.startswith("sha256:"):
+            with contextlib.suppress(UserError):
+                manifest = names.get(normalize(ref))
+        if manifest is None:
+            hexpart = ref.removeprefix("sha256:")
+            if len(hexpart) >= 3 and all(c in "0123456789abcdef" for c in hexpart):
+                n = len(hexpart)
+                hits = {r.manifest for r in self.meta.all_images()
+                        if hexpart in (r.id[:n], r.manifest[7 : 7 + n])}  # fmt: skip
+                if len(hits) > 1:
+                    raise UserError(f"{ref!r} matches {len(hits)} images: give more of the id")
+                manifest = hits.pop() if hits else None
+        record = self.meta.image(manifest) if manifest is not None else None
+        if record is None:
+            raise UserError(f"no such image: {ref}")
+        return Image(record, tuple(sorted(n for n, m in names.items() if m == manifest)))
+
+    def config(self, image: Image) -> dict[str, typing.Any]:
+        return ociformat.parse_config(self.blobs.read(image.record.config))
+
+    def lowers(self, image: Image) -> list[str]:
+        """The image's layer directories, topmost first (as ``lowerdir=`` wants them)."""
+        return [self.layer_path(d) for d in reversed(image.record.diff_ids)]
+
+    def tag(self, ref: str, new_name: str) -> None:
+        image = self.resolve(ref)
+        with self.locked(), self.meta.write() as txn:
+            self.meta.put_name(txn, normalize(new_name), image.digest)
+
+    def remove(self, ref: str, force: bool, containers: Callable[[], list[Use]]) -> list[str]:
+        """``rmi``: untag *ref*; when it was the image's last name (or with *force*, or when
+        *ref* is an id), remove the image and whatever of it no other image and no container
+        uses. *containers()* lists what each container uses. Returns what was done."""
+        done = []
+        with self.locked():
+            image = self.resolve(ref)
+            names = self.meta.names()
+            mine = [n for n, m in names.items() if m == image.digest]
+            named = _try_norm(ref) if _try_norm(ref) in mine else None
+            if named is not None and len(mine) > 1 and not force:
+                untag = [named]
+            elif named is None and len(mine) > 1 and not force:
+                raise UserError(f"image {ref} has {len(mine)} names: remove them one by one "
+                                "or use rmi -f")  # fmt: skip
+            else:
+                untag = mine
+            uses = containers()
+            if len(untag) == len(mine):
+                blocking = sorted(u.container for u in uses if u.image == image.digest)
+                if blocking:
+                    raise UserError(f"image {ref} is in use by container {blocking[0]}: "
+                                    f"remove it first (unionfs rm {blocking[0]})")  # fmt: skip
+            with self.meta.write() as txn:
+                for n in untag:
+                    self.meta.delete_name(txn, n)
+                    done.append(f"Untagged: {n}")
+                if len(untag) == len(mine):
+                    self.meta.delete_image(txn, image.digest)
+            if len(untag) < len(mine):
+                return done
+            done.append(f"Deleted: {image.record.id}")
+            self._collect(image, {p for u in uses for p in u.lowers})
+        return done
+
+    def _collect(self, gone: Image, used_dirs: set[str]) -> None:
+        """Remove the blobs and layers of *gone* that nothing else uses (lock held)."""
+        keep_blobs: set[str] = set()
+        keep_layers: set[str] = set()
+        for image in self.meta.all_images():
+            keep_blobs.update((image.manifest, image.config, *image.blobs))
+            keep_layers.update(image.diff_ids)
+        doomed = [d for d in gone.record.diff_ids
+                  if d not in keep_layers and self.layer_path(d) not in used_dirs]  # fmt: skip
+        records = [self.meta.layer(d) for d in doomed]
+        with self.meta.write() as txn:
+            for diff_id in doomed:
+                self.meta.delete_layer(txn, diff_id)
+        for diff_id, rec in zip(doomed, records, strict=True):
+            if rec is not None and rec.digest not in keep_blobs:
+                self.blobs.remove(rec.digest)
+            path = self.layer_path(diff_id)
+            if os.path.isdir(path):
+                gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
+                os.rename(path, gone_dir)
+                _remove_tree(gone_dir)
+        for digest in (gone.record.manifest, gone.record.config, *gone.record.blobs):
+            if digest not in keep_blobs:
+                self.blobs.remove(digest)
+
+    # -- the store lock -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The store-wide lock, for the few steps that read, decide and write several things."""
+        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)  # fmt: skip
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _try_norm(ref: str) -> str:
+    try:
+        return normalize(ref)
+    except UserError:
+        return ref
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree that also removes what a read-only directory holds (we made it; root or not)."""
+
+    def onerror(_fn: object, p: str, _exc: object) -> None:
+        parent = os.path.dirname(p)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+        with contextlib.suppress(OSError):
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+
+    shutil.rmtree(path, onerror=onerror)
