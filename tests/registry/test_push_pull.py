@@ -208,7 +208,7 @@ def test_missing_tag_is_one_line_and_leaves_the_destination_alone(
     before = snapshot(dest)
     with pytest.raises(RegistryError) as info:
         pull_layout(registry, "nosuch/img:nope", dest)
-    assert "not found" in info.value.message and "\n" not in info.value.message
+    assert "no such image" in info.value.message and "\n" not in info.value.message
     assert info.value.status == 404
     assert snapshot(dest) == before
 

@@ -32,6 +32,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def discard_partials(directory: str, prefix: str) -> int:
+    """Remove ``<prefix><pid>-...`` files in *directory* whose writer (pid) is gone: what a
+    killed transfer left. A live pid (even a reused one) keeps its file. How many went."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -92,23 +114,7 @@ class OciLayout:
 
     def discard_partials(self) -> int:
         """Remove partial blobs whose writer is gone; how many were removed."""
-        removed = 0
-        try:
-            names = os.listdir(self.blob_dir)
-        except FileNotFoundError:
-            return 0
-        for name in names:
-            if not name.startswith(_PARTIAL):
-                continue
-            pid_text = name[len(_PARTIAL) :].split("-", 1)[0]
-            if pid_text.isdigit() and _pid_alive(int(pid_text)):
-                continue
-            try:
-                os.unlink(os.path.join(self.blob_dir, name))
-                removed += 1
-            except FileNotFoundError:
-                pass
-        return removed
+        return discard_partials(self.blob_dir, _PARTIAL)
 
     # -- images -----------------------------------------------------------------------------
 
@@ -151,8 +157,9 @@ class OciLayout:
             missing = f"manifest {short(digest)} of {ref!r} is missing from {self.root}"
             raise UserError(missing) from None
 
-    def add_image(self, manifest_digest: str, name: str) -> None:
-        """Name the manifest blob *manifest_digest* (already present) *name* in index.json."""
+    def add_image(self, manifest_digest: str, name: str | None) -> None:
+        """List the manifest blob *manifest_digest* (already present) in index.json, named
+        *name* (replacing what had that name) unless None."""
         with open(self.blob_path(manifest_digest), "rb") as f:
             data = f.read()
         media = json.loads(data).get("mediaType") or OCI_MANIFEST
@@ -161,15 +168,17 @@ class OciLayout:
         kept = [
             m
             for m in index["manifests"]  # type: ignore[attr-defined]
-            if not (isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) == name)
+            if not (
+                isinstance(m, dict) and name and (m.get("annotations") or {}).get(REF_NAME) == name
+            )
         ]
-        kept.append(
-            {
-                "mediaType": media,
-                "digest": manifest_digest,
-                "size": len(data),
-                "annotations": {REF_NAME: name},
-            }
-        )
+        entry: dict[str, object] = {
+            "mediaType": media,
+            "digest": manifest_digest,
+            "size": len(data),
+        }
+        if name:
+            entry["annotations"] = {REF_NAME: name}
+        kept.append(entry)
         index["manifests"] = kept
         _write_atomic(os.path.join(self.root, "index.json"), json.dumps(index, indent=2).encode())

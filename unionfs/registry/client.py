@@ -78,6 +78,7 @@ class Client:
         tls_verify: bool = True,
         credentials: Credentials | None = None,
         timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.registry = registry
         self.host = api_host or registry
@@ -88,6 +89,7 @@ class Client:
             follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"User-Agent": USER_AGENT},
+            transport=transport,
         )
         self._base: str | None = None
         self._basic = False  # the registry asked for Basic auth: send it on every request
@@ -107,6 +109,9 @@ class Client:
     def _transport_error(self, exc: httpx.TransportError, what: str) -> RegistryError:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             reason = str(exc).split("] ")[-1] or type(exc).__name__
+            if "ssl" in str(exc).lower() or "certificate" in str(exc).lower():
+                hint = "plain http or a self-signed certificate? --tls-verify=false"
+                return RegistryError(f"TLS to registry {self.registry} failed: {reason} ({hint})")
             return RegistryError(f"cannot reach registry {self.registry}: {reason}")
         if isinstance(exc, httpx.TimeoutException):
             return RegistryError(f"registry {self.registry} timed out during {what}")
@@ -404,6 +409,9 @@ class Client:
             what=what,
             headers={"Accept": ACCEPT},
         )
+        if resp.status_code == 404:
+            detail = _error_detail(resp)
+            raise RegistryError(f"{what}: no such image on {self.registry}{detail}", 404)
         if resp.status_code != 200:
             raise self._fail(resp, what)
         data = resp.content

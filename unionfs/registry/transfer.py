@@ -33,7 +33,7 @@ class ImageSource(Protocol):
 class ImageSink(Protocol):
     def has_blob(self, digest: str) -> bool: ...
     def add_blob(self, stream: BinaryIO, expected_digest: str) -> object: ...
-    def add_image(self, manifest_digest: str, name: str) -> object: ...
+    def add_image(self, manifest_digest: str, name: str | None) -> object: ...
 
 
 class Progress(Protocol):
@@ -58,7 +58,8 @@ class NoProgress:
 
 @dataclass(slots=True)
 class Summary:
-    """What a transfer did, counted per distinct blob (layers and config)."""
+    """What a transfer did, counted per distinct blob (layers and config); ``layers_*``
+    count the layers alone. Skipped includes mounted (no data moved for either)."""
 
     manifest_digest: str = ""
     moved: int = 0
@@ -66,18 +67,24 @@ class Summary:
     skipped: int = 0
     skipped_bytes: int = 0
     mounted: int = 0
+    layers_mounted: int = 0
+    layers_moved: int = 0
+    layers_skipped: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)
 
-    def count(self, desc: Descriptor, outcome: str) -> None:
+    def count(self, desc: Descriptor, outcome: str, *, layer: bool) -> None:
         self.outcomes[desc.digest] = outcome
         if outcome in ("sent", "fetched"):
             self.moved += 1
             self.moved_bytes += desc.size
+            self.layers_moved += layer
         else:
             self.skipped += 1
             self.skipped_bytes += desc.size
+            self.layers_skipped += layer
             if outcome == "mounted":
                 self.mounted += 1
+                self.layers_mounted += layer
 
 
 def _distinct(blobs: tuple[Descriptor, ...]) -> list[Descriptor]:
@@ -140,7 +147,7 @@ def push(
                     progress=_tick(progress, desc),
                 )
         progress.end(desc, outcome)
-        summary.count(desc, outcome)
+        summary.count(desc, outcome, layer=desc is not parsed.config)
     client.put_manifest(repo, dest.reference, data, parsed.media_type)
     if sources is not None:
         sources.record([d.digest for d in parsed.blobs], dest.registry, repo)
@@ -169,12 +176,12 @@ def pull(
     client: Client,
     ref: Reference,
     sink: ImageSink,
-    name: str,
+    name: str | None,
     *,
     sources: BlobSources | None = None,
     progress: Progress | None = None,
 ) -> Summary:
-    """Pull *ref* into *sink* and name it *name* there."""
+    """Pull *ref* into *sink* and name it *name* there (None: leave it unnamed)."""
     progress = progress or NoProgress()
     client.ping()
     digest, data, manifest = resolve(client, ref)
@@ -196,7 +203,7 @@ def pull(
                 ref.repository, desc.digest, desc.size, consume, progress=_tick(progress, desc)
             )
         progress.end(desc, outcome)
-        summary.count(desc, outcome)
+        summary.count(desc, outcome, layer=desc is not manifest.config)
     if not sink.has_blob(digest):
         sink.add_blob(io.BytesIO(data), digest)
     sink.add_image(digest, name)
