@@ -19,6 +19,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +115,25 @@ def _blob(layout: Path, data: bytes) -> str:
     return "sha256:" + hexd
 
 
-def layer_tar(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A deterministic gzip'd tar of *files*; (blob bytes, diff_id)."""
+def layer_tar(files: Mapping[str, bytes | str | None]) -> tuple[bytes, str]:
+    """A deterministic gzip'd tar of *files* (bytes: a file, str: a symlink to it, None: a
+    directory); (blob bytes, diff_id)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(files):
+            value = files[name]
             info = tarfile.TarInfo(name)
-            info.size = len(files[name])
             info.mtime = 1_700_000_000
             info.mode = 0o644
-            tar.addfile(info, io.BytesIO(files[name]))
+            if value is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(value, str):
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, value, 0o777
+                tar.addfile(info)
+            else:
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value))
     plain = raw.getvalue()
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=1) as gz:
@@ -146,7 +156,7 @@ DOCKER_TYPES = (
 def build_image(
     layout: Path,
     tag: str,
-    layers: list[dict[str, bytes]],
+    layers: Sequence[Mapping[str, bytes | str | None]],
     *,
     arch: str = "amd64",
     docker: bool = False,
