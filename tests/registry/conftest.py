@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry.regutil import Registry, start_registry, write_htpasswd
+from registry.regutil import Registry, TokenServer, start_registry, write_htpasswd
 
 USER, PASSWORD = "tester", "s3cret-pw"
 
@@ -30,3 +30,19 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
         yield reg
     finally:
         reg.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry with bearer-token auth; its token server is ``reg.token``."""
+    work = tmp_path_factory.mktemp("token-registry")
+    token = TokenServer(work / "token", USER, PASSWORD)
+    try:
+        reg = start_registry(work / "reg", token=token)
+        reg.token = token
+        try:
+            yield reg
+        finally:
+            reg.stop()
+    finally:
+        token.stop()

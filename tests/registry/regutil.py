@@ -39,6 +39,7 @@ class Registry:
     proc: subprocess.Popen[bytes]
     log_path: Path
     storage: Path
+    token: TokenServer | None = None
 
     def requests(self, since: int = 0) -> list[tuple[str, str, int]]:
         """(method, uri, status) of every access-log line after byte offset *since*."""
@@ -58,13 +59,20 @@ class Registry:
                 self.proc.wait()
 
 
-def start_registry(workdir: Path, htpasswd: Path | None = None) -> Registry:
+def start_registry(
+    workdir: Path, htpasswd: Path | None = None, token: TokenServer | None = None
+) -> Registry:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     storage = workdir / "storage"
     auth = ""
     if htpasswd is not None:
         auth = f"auth:\n  htpasswd:\n    realm: unionfs-test\n    path: {htpasswd}\n"
+    if token is not None:
+        auth = (
+            f"auth:\n  token:\n    realm: {token.realm}\n    service: unionfs-test-registry\n"
+            f"    issuer: unionfs-test-issuer\n    rootcertbundle: {token.cert}\n"
+        )
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -243,3 +251,93 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
     for p in sorted(root.rglob("*")):
         out[str(p.relative_to(root))] = None if p.is_dir() else p.read_bytes()
     return out
+
+
+# -- bearer tokens: a token server for a docker-registry with ``auth: token`` --------------
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """Issues RS256 JWTs (signed with ``openssl``) that docker-registry's token auth accepts:
+    the certificate rides in the ``x5c`` header and is the registry's root bundle. Answers
+    only requests with the right Basic credentials; grants what was asked for."""
+
+    def __init__(self, workdir: Path, user: str, password: str) -> None:
+        import base64
+        import http.server
+        import threading
+        import urllib.parse
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.key, self.cert = workdir / "key.pem", workdir / "cert.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+             str(self.key), "-out", str(self.cert), "-days", "2", "-subj", "/CN=unionfs-test"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        der = subprocess.run(
+            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.issued: list[list[str]] = []
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        server_self = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                query = urllib.parse.parse_qs(url.query)
+                scopes = query.get("scope", [])
+                server_self.issued.append(scopes)
+                token = server_self.sign(query.get("service", [""])[0], scopes)
+                body = json.dumps({"token": token, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def sign(self, service: str, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        claims = {"iss": "unionfs-test-issuer", "sub": "tester", "aud": service,
+                  "exp": now + 300, "nbf": now - 10, "iat": now,
+                  "jti": os.urandom(8).hex(), "access": access}  # fmt: skip
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        signing_input = (
+            _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+        )
+        sig = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            check=True,
+            capture_output=True,
+        ).stdout
+        return signing_input + "." + _b64url(sig)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

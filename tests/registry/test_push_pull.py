@@ -256,3 +256,33 @@ def test_basic_auth_with_an_authfile(auth_registry: Registry, tmp_path: Path) ->
         assert info.value.status == 401 and why in info.value.message
         assert "wrong-password" not in info.value.message and PASSWORD not in info.value.message
         assert not dest.exists()
+
+
+def test_bearer_token_auth_against_a_token_server(token_registry: Registry, tmp_path: Path) -> None:
+    """docker-registry with ``auth: token``: the client answers the Bearer challenge at the
+    realm with its Basic credentials, for push and pull scopes, and the registry accepts
+    the signed token."""
+    layout = tmp_path / "layout"
+    build_image(layout, "v1", base_layers())
+    authfile = tmp_path / "auth.json"
+    write_authfile(authfile, token_registry.host, USER, PASSWORD)
+    ref = parse_reference(f"{token_registry.host}/tok/img:v1")
+    with connect(ref, tls_verify=False, authfile=str(authfile)) as client:
+        push(client, OciLayout(str(layout)), "v1", ref)
+    with connect(ref, tls_verify=False, authfile=str(authfile)) as client:
+        pull(client, ref, OciLayout(str(tmp_path / "dest")), "v1")
+    assert blob_files(tmp_path / "dest") == blob_files(layout)
+    assert token_registry.token is not None
+    issued = [s for scopes in token_registry.token.issued for s in scopes]
+    assert "repository:tok/img:pull,push" in issued and "repository:tok/img:pull" in issued
+
+    wrong = tmp_path / "wrong.json"
+    write_authfile(wrong, token_registry.host, USER, "bad-password")
+    with (
+        connect(ref, tls_verify=False, authfile=str(wrong)) as client,
+        pytest.raises(RegistryError) as info,
+    ):
+        pull(client, ref, OciLayout(str(tmp_path / "d2")), "v1")
+    assert "refused the credentials" in info.value.message
+    assert "bad-password" not in info.value.message
+    assert not (tmp_path / "d2").exists()
