@@ -9,6 +9,7 @@ It does not know about blob directories or images (``transfer`` does).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -378,7 +379,7 @@ class Client:
                         "Content-Length": str(n),
                         "Content-Range": f"{start}-{start + n - 1}",
                     },
-                    content=lambda s=start, k=n: _file_chunks(path, s, k, progress),  # type: ignore[misc]
+                    content=functools.partial(_file_chunks, path, start, n, progress),
                 )
                 if resp.status_code != 202:
                     raise self._fail(resp, what)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from unionfs.errors import UserError
@@ -70,10 +70,8 @@ class Summary:
     layers_mounted: int = 0
     layers_moved: int = 0
     layers_skipped: int = 0
-    outcomes: dict[str, str] = field(default_factory=dict)
 
     def count(self, desc: Descriptor, outcome: str, *, layer: bool) -> None:
-        self.outcomes[desc.digest] = outcome
         if outcome in ("sent", "fetched"):
             self.moved += 1
             self.moved_bytes += desc.size
