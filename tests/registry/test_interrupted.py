@@ -127,7 +127,7 @@ def fake_registry() -> Iterator[Callable[[dict[str, Handler]], str]]:
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return f"127.0.0.1:{server.server_address[1]}"
 
     yield serve
