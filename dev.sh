@@ -13,7 +13,8 @@ ROOT=$(pwd)
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
-              docker-registry skopeo openssl)  # registry tests: the registry, a cross-check, token signing
+              umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
+              docker-registry openssl)  # registry tests: the real registry, token signing
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then

@@ -9,6 +9,10 @@ demo=$(mktemp -d /tmp/unionfs-demo.XXXXXX)
 mnt=$demo/merged
 cleanup() {
     if mountpoint -q "$mnt" 2>/dev/null; then "$UNIONFS" umount "$mnt" || fusermount3 -uz "$mnt"; fi
+    # a container root the store section mounted, if it stopped half-way
+    awk -v d="$demo/" 'index($2, d) == 1 { print $2 }' /proc/mounts | while read -r m; do
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" || true
+    done
     rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -94,5 +98,35 @@ code=0
 UNIONFS_HOME=$demo/store "$UNIONFS" run --rm --memory 32m --rootfs "$rootfs" \
     dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null || code=$?
 echo "  exit code $code (137 means the OOM killer ended it inside its memory cgroup)"
+
+section "The image store: import, a change in a container, diff, commit, history, run"
+export UNIONFS_HOME=$demo/store   # (or --root DIR on any command)
+echo "  \$ unionfs import busybox-rootfs busybox:demo      # a plain rootfs becomes a one-layer image"
+"$UNIONFS" import "$rootfs" busybox:demo | sed 's/^/  /'
+"$UNIONFS" images | sed 's/^/  /'
+echo "  \$ unionfs create busybox:demo --name demo-c && unionfs mount demo-c"
+"$UNIONFS" create busybox:demo --name demo-c >/dev/null
+cmnt=$("$UNIONFS" mount demo-c)
+echo "  $cmnt"
+echo "  \$ echo 'Welcome to the committed image' > etc/motd; rm bin/vi; mkdir srv; ...  (in the mount)"
+echo "Welcome to the committed image" > "$cmnt/etc/motd"
+rm "$cmnt/bin/vi"
+mkdir "$cmnt/srv" && echo '<h1>hello</h1>' > "$cmnt/srv/index.html"
+echo "  \$ unionfs diff demo-c"
+"$UNIONFS" diff demo-c | sed 's/^/  /'
+echo "  \$ unionfs commit demo-c busybox:web -m 'motd, a web page, no vi'   # while mounted"
+"$UNIONFS" commit demo-c busybox:web -m "motd, a web page, no vi" | sed 's/^/  /'
+"$UNIONFS" umount demo-c
+echo "  \$ unionfs history busybox:web"
+"$UNIONFS" history busybox:web | sed 's/^/  /'
+echo "  \$ unionfs run --rm busybox:web sh -c 'cat /etc/motd; ls /srv; which vi || echo no vi'"
+"$UNIONFS" run --rm busybox:web sh -c 'cat /etc/motd; ls /srv; which vi || echo no vi' | sed 's/^/  /'
+echo "  \$ unionfs save busybox:web -o busybox-web.tar      # an OCI archive"
+"$UNIONFS" save busybox:web -o "$demo/busybox-web.tar"
+if command -v skopeo >/dev/null; then
+    echo "  \$ skopeo inspect oci-archive:busybox-web.tar   (the layers, as another tool sees them)"
+    skopeo inspect "oci-archive:$demo/busybox-web.tar" | grep -A3 '"Layers"' | sed 's/^/  /'
+fi
+"$UNIONFS" rm demo-c
 
 echo; echo "Done: everything was in $demo and is removed now."

@@ -4,9 +4,11 @@ Layering (each arrow an import; nothing imports upward, tests/test_layering.py e
 ``cli`` -> (``runtime``, ``fuse``, ``index``) -> ``union`` -> (``layerfmt``, ``safepath``,
 ``errors``). ``union`` holds the overlay rules and imports no pyfuse3, trio or lmdb;
 ``index`` imports ``union`` (its stack tables are computed by the union rules, so the index
-is a cache of them) and is the only user of lmdb; ``fuse`` is the protocol edge and the only
-package that raises ``pyfuse3.FUSEError``; ``runtime`` drives mounts through the CLI and
-never imports ``fuse``; ``safepath`` is the only place that touches layer paths.
+is a cache of them) and uses lmdb, as ``store`` does for its metadata (``store``: layers,
+images, commit; beside ``runtime``, whose container state dirs and mounts it uses);
+``fuse`` is the protocol edge and the only package that raises ``pyfuse3.FUSEError``;
+``runtime`` drives mounts through the CLI and never imports ``fuse``; ``safepath`` is the
+only place that touches layer paths.
 """
 
 __version__ = "0.1.0"

@@ -137,7 +137,7 @@ def test_volumes_and_the_lower_layer_stays_untouched(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["busybox", "true"], "no image store yet; use --rootfs DIR or --bundle DIR"),
+        (["busybox", "true"], "no such image: busybox"),
         (["--rootfs", "/nonexistent-rootfs", "true"], "rootfs '/nonexistent-rootfs' does not"),
         (["--memory", "lots", "--rootfs", "ROOTFS", "true"], "--memory 'lots': not a size"),
         (["--cpus", "0", "--rootfs", "ROOTFS", "true"], "--cpus '0'"),

@@ -94,18 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _take_root(args: list[str]) -> list[str]:
     """A global ``--root DIR`` (before the command) becomes UNIONFS_HOME for every command."""
-    for i, arg in enumerate(args):
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg in COMMANDS or not arg.startswith("-"):
-            break
-        if arg == "--root" or arg.startswith("--root="):
-            value = arg.partition("=")[2] if "=" in arg else None
-            if value is None:
-                if i + 1 >= len(args):
-                    raise UserError("--root needs a directory", exit_code=2)
-                value = args[i + 1]
-            os.environ["UNIONFS_HOME"] = os.path.abspath(value)
-            return args[:i] + args[i + (1 if "=" in arg else 2) :]
-    return args
+            return rest + args[i:]
+        if arg == "--root":
+            if i + 1 >= len(args):
+                raise UserError("--root needs a directory", exit_code=2)
+            os.environ["UNIONFS_HOME"] = os.path.abspath(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--root="):
+            os.environ["UNIONFS_HOME"] = os.path.abspath(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

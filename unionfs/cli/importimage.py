@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from unionfs.cli.storecli import add_root, open_store, warn
-from unionfs.store import transfer
+from unionfs.store import importer
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +20,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        image = transfer.import_image(store, args.source, args.name, warn)
+        image = importer.import_image(store, args.source, args.name, warn)
     print(f"{', '.join(image.names) or '<none>'} {image.record.config}")
     return 0

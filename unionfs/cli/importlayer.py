@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from unionfs.cli.storecli import add_root, open_store, warn
-from unionfs.store import transfer
+from unionfs.store import importer
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,6 +17,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        rec = transfer.import_layer(store, args.file, warn)
+        rec = importer.import_layer(store, args.file, warn)
     print(f"{rec.diff_id} {rec.digest}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
-from unionfs.store import transfer
+from unionfs.store import exporter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give -o FILE (an OCI archive) or --layout DIR")
     with open_store(args) as store:
         if args.layout is not None:
-            transfer.save_layout(store, args.image, args.layout)
+            exporter.save_layout(store, args.image, args.layout)
         else:
-            transfer.save_archive(store, args.image, args.output)
+            exporter.save_archive(store, args.image, args.output)
     return 0

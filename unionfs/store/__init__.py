@@ -2,8 +2,9 @@
 
 Modules: ``blobs`` (the content-addressed ``blobs/sha256`` dir), ``meta`` (the LMDB
 metadata), ``images`` (``Store``: layers, images, names, rmi), ``ociformat`` (manifests,
-indexes, configs, layout readers), ``transfer`` (import and save), ``containers`` (create,
-mount, diff, commit), ``layertar`` (the OCI layer tar codec), ``progress``.
+indexes, configs, layout readers), ``importer`` and ``exporter`` (import, save),
+``containers`` (create, mount, diff, commit), ``layertar`` (the OCI layer tar codec, with
+``tarread``, ``tarwrite``, ``compress``, ``changes``), ``progress``.
 The store imports ``union`` (marker probing), ``safepath`` and ``runtime.state`` and
 ``runtime.rootfs`` (containers are the runtime's state dirs); nothing below imports it.
 

@@ -25,14 +25,12 @@ from unionfs.safepath import DirFdCache, LayerDir, join, split
 def _opaque(layer: LayerDir, path: bytes) -> bool:
     if any(layerfmt.is_opaque_value(layer.getxattr(path, n)) for n in layerfmt.OPAQUE_XATTRS):
         return True
-    st = layer.lstat(join(path, layerfmt.OPAQUE_MARKER))
-    return st is not None and stat.S_ISREG(st.st_mode)
+    return layer.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None
 
 
 def _whiteout_file(layer: LayerDir, path: bytes) -> bool:
     parent, name = split(path)
-    st = layer.lstat(join(parent, layerfmt.whiteout_file_name(name)))
-    return st is not None and stat.S_ISREG(st.st_mode)
+    return layer.lstat(join(parent, layerfmt.whiteout_file_name(name))) is not None
 
 
 def _same_time(a: int, b: int) -> bool:
@@ -116,7 +114,7 @@ class _Walk:
         for name, st in entries:
             child = join(path, name)
             hidden = layerfmt.whited_out_name(name)
-            if layerfmt.is_marker_name(name) and stat.S_ISREG(st.st_mode):
+            if layerfmt.is_marker_name(name):  # any type, as union/readdir reads it
                 if hidden is not None and hidden not in names:
                     self.record(join(path, hidden), "D", False)
                 continue  # the opaque marker, AUFS metadata

@@ -46,8 +46,9 @@ def tar_header_checksum_ok(block: bytes) -> bool:
         return False
     blanked = block[:148] + b" " * 8 + block[156:BLOCK]
     unsigned = sum(blanked)
-    signed = sum(b - 256 if b > 127 else b for b in blanked)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    return stored == unsigned - 256 * sum(1 for b in blanked if b > 127)  # old signed sums
 
 
 class _Prefixed(io.RawIOBase):
@@ -100,6 +101,57 @@ class _Decompressed(io.RawIOBase):
                 if self._owned is not None:
                     self._owned.close()
         super().close()
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd frames one after another, decoded in small input steps (a bomb of zeros
+    cannot fill memory: a step of 4 KiB yields at most ~128 MiB); unlike zstandard's
+    stream_reader it notices a stream cut inside a frame."""
+
+    _STEP = 4096
+    _WANT = 1 << 18
+
+    def __init__(self, src: typing.BinaryIO) -> None:
+        self._src = src
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._pending = memoryview(b"")  # compressed bytes not fed yet
+        self._out = bytearray()
+        self._in_frame = False
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self) -> None:
+        if not self._pending:
+            self._pending = memoryview(self._src.read(_CHUNK))
+            if not self._pending:
+                if self._in_frame:
+                    raise EOFError("the stream ends inside a zstd frame (truncated)")
+                self._eof = True
+                return
+        step = bytes(self._pending[: self._STEP])
+        self._pending = self._pending[self._STEP :]
+        while step:
+            if self._obj.eof:
+                self._obj = self._dctx.decompressobj()
+            self._in_frame = True
+            self._out += self._obj.decompress(step)
+            step = b""
+            if self._obj.eof:
+                self._in_frame = False
+                step = self._obj.unused_data
+
+    def readinto(self, buffer: typing.Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._WANT)
+        while len(self._out) < want and not self._eof:
+            self._feed()
+        n = min(len(view), len(self._out))
+        view[:n] = self._out[:n]
+        del self._out[:n]
+        return n
 
 
 def _peek(raw: typing.BinaryIO, n: int) -> tuple[bytes, typing.BinaryIO]:
@@ -160,8 +212,7 @@ def open_layer(path_or_file: str | typing.BinaryIO) -> typing.BinaryIO:
     if kind == "gzip":
         inner = typing.cast(typing.BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
     elif kind == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-        inner = typing.cast(typing.BinaryIO, reader)
+        inner = typing.cast(typing.BinaryIO, _ZstdReader(stream))
     else:
         inner = stream
     return typing.cast(

@@ -16,11 +16,10 @@ from unionfs.errors import UserError
 from unionfs.runtime import rootfs
 from unionfs.runtime.state import State
 from unionfs.runtime.state import Store as StateStore
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.images import Image, Store, Use, Warn
+from unionfs.store.importer import finish_image, new_config, undo_on_failure, write_layer
 from unionfs.store.ociformat import Descriptor
-from unionfs.store.transfer import _adding, finish_image, new_config, write_layer
 
 _DOCKER_TO_OCI = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": ociformat.LAYER_GZIP,
@@ -108,7 +107,7 @@ def commit(store: Store, ref: str, new_name: str, message: str | None, warn: War
     parent = ociformat.parse_manifest(store.blobs.read(image.digest))
     layers = [Descriptor(_DOCKER_TO_OCI.get(d.media_type, d.media_type), d.digest, d.size)
               for d in parent.layers]  # fmt: skip
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         blob = write_layer(store, adding, paths.upper, f"committing {state.name}")
         store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
         config = new_config(blob.diff_id, f"unionfs commit {state.name}",

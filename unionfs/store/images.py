@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from unionfs import layerfmt
 from unionfs.errors import UserError
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.blobs import BlobDir, HashingReader, check_digest
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
@@ -81,6 +80,7 @@ class Store:
         os.makedirs(self.layers_dir, exist_ok=True)
         self.meta = Meta(self.root)
         self.index_dir = os.path.join(self.root, "index")
+        self.extracted: list[str] = []  # layers this process renamed in (for an undo)
 
     def close(self) -> None:
         self.meta.close()
@@ -120,7 +120,19 @@ class Store:
     def add_image(self, manifest_digest: str, name: str | None, warn: Warn = _warn_stderr,
                   show_progress: bool | None = None) -> Image:  # fmt: skip
         """Record the image whose manifest and blobs are all in ``blobs/`` (verified), under
-        *name*: extracts the layers missing, then records everything in one transaction."""
+        *name*: extracts the layers missing, then records everything in one transaction.
+        On failure the layers it extracted are removed again; the blobs stay (the caller's)."""
+        full = normalize(name) if name else None
+        mark = len(self.extracted)
+        try:
+            return self._add_image(manifest_digest, full, warn, show_progress)
+        except BaseException:
+            with self.locked():
+                self.discard_layers(self.extracted[mark:])
+            raise
+
+    def _add_image(self, manifest_digest: str, full: str | None, warn: Warn,
+                   show_progress: bool | None) -> Image:  # fmt: skip
         data = self.blobs.read(manifest_digest)
         manifest = ociformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
         config = ociformat.parse_config(self.blobs.read(manifest.config.digest))
@@ -139,7 +151,6 @@ class Store:
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
                              sum(d.size for d in manifest.layers))  # fmt: skip
-        full = normalize(name) if name else None
         with self.locked():
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
@@ -193,8 +204,11 @@ class Store:
             with open(self.blobs.path(blob), "rb") as raw:
                 hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
                 buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
-                found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                               warn=warn)  # fmt: skip
+                try:
+                    found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
+                                                   warn=warn)  # fmt: skip
+                except UserError as exc:
+                    raise UserError(f"layer {blob[:19]}: {exc.message}") from None
                 while buffered.read(1 << 20):
                     pass
             if hashing.digest != blob:
@@ -203,6 +217,7 @@ class Store:
                 raise UserError(f"layer {blob}: its content is {found}, the config says {diff_id}")
             try:
                 os.rename(tmp, self.layer_path(found))
+                self.extracted.append(found)
             except OSError:
                 if not os.path.isdir(self.layer_path(found)):
                     raise
@@ -214,9 +229,22 @@ class Store:
                 _remove_tree(tmp)
         return found
 
-    def record_layer(self, rec: LayerRecord) -> None:
-        with self.meta.write() as txn:
-            self.meta.put_layer(txn, rec)
+    def record_layer(self, rec: LayerRecord, warn: Warn = _warn_stderr) -> None:
+        with self.locked():
+            if not os.path.isdir(self.layer_path(rec.diff_id)):  # removed by a concurrent undo
+                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, warn, False)
+            with self.meta.write() as txn:
+                self.meta.put_layer(txn, rec)
+
+    def discard_layers(self, diff_ids: list[str]) -> None:
+        """Remove extracted layers that no image records (lock held): a failed import's."""
+        recorded = {d for image in self.meta.all_images() for d in image.diff_ids}
+        for diff_id in diff_ids:
+            path = self.layer_path(diff_id)
+            if diff_id not in recorded and self.meta.layer(diff_id) is None and os.path.isdir(path):
+                gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
+                os.rename(path, gone_dir)
+                _remove_tree(gone_dir)
 
     def find_layer(self, ref: str) -> LayerRecord:
         """A layer by diff_id or blob digest (or a unique hex prefix of either)."""
@@ -318,6 +346,10 @@ class Store:
             keep_layers.update(image.diff_ids)
         doomed = [d for d in gone.record.diff_ids
                   if d not in keep_layers and self.layer_path(d) not in used_dirs]  # fmt: skip
+        for diff_id in set(gone.record.diff_ids) - set(doomed):
+            kept = self.meta.layer(diff_id)  # export-layer serves a kept layer from this blob
+            if kept is not None:
+                keep_blobs.add(kept.digest)
         records = [self.meta.layer(d) for d in doomed]
         with self.meta.write() as txn:
             for diff_id in doomed:

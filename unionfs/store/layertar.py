@@ -119,7 +119,7 @@ class _Extractor:
 
     # -- placing an entry ----------------------------------------------------------------
     def _mkdir(self, path: bytes) -> None:
-        self.layer.mkdir(path, 0o700)  # opened up by _finish_dirs, after the children
+        self.layer.mkdir(path, 0o700)  # opened up by finish(), after the children
 
     def _parents(self, member: Member) -> None:
         """Make sure every parent of *member* is a directory of this layer."""
@@ -201,8 +201,14 @@ class _Extractor:
         fd = self.layer.opath(path)
         try:
             where = f"/proc/self/fd/{fd}"
-            self._owner(member, lambda u, g: os.chown(where, u, g, follow_symlinks=False))
-            if not symlink:
+            if symlink:  # lchown: the magic link would be followed to the symlink's target
+                base, name = self.layer.at(path)
+                self._owner(
+                    member,
+                    lambda u, g: os.chown(name, u, g, dir_fd=base, follow_symlinks=False),
+                )
+            else:
+                self._owner(member, lambda u, g: os.chown(where, u, g))
                 os.chmod(where, member.mode)
             self._xattrs(member, lambda n, v: os.setxattr(where, n, v))
         finally:
@@ -365,6 +371,9 @@ def extract_layer(stream: typing.BinaryIO, dest: str, style: MarkerStyle, *,
     except OSError as exc:
         where = show(member.name) if member is not None else dest
         raise UserError(f"{where}: {exc.strerror or exc}") from None
+    except (ValueError, OverflowError) as exc:  # a NUL in a link name, an owner past 2**32
+        where = show(member.name) if member is not None else dest
+        raise UserError(f"{where}: a value out of range in the archive ({exc})") from None
     finally:
         layer.close()
         cache.close()

@@ -3,7 +3,7 @@ deterministically), and reading image layouts from a directory or a tar archive.
 
 Parsing never trusts a name from the input as a path: blobs are found by digests checked
 against ``blobs.DIGEST``. Docker's schema 2 media types are read as their OCI twins.
-Nothing here writes to the store; ``images`` and ``transfer`` do.
+Nothing here writes to the store; ``images``, ``importer`` and ``exporter`` do.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ _TYPE_WORDS = {
     b"N": "an old GNU long-name entry",
 }
 _CHUNK = 1 << 20
+_MAX_EXTENSION = 1 << 20  # a pax header or GNU long name
 _ZERO_BLOCK = bytes(BLOCK)
 
 
@@ -185,6 +186,8 @@ class TarStream:
             self._unread -= n
 
     def _extension(self, size: int, what: str) -> bytes:
+        if size > _MAX_EXTENSION:  # Go's archive/tar draws the same line
+            raise UserError(f"corrupt tar: {what} of {size} bytes (more than 1 MiB)")
         padded = -(-size // BLOCK) * BLOCK
         return self._exactly(padded, what)[:size]
 

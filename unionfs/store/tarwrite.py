@@ -64,6 +64,32 @@ def _xattr_headers(layer: LayerDir, path: bytes) -> dict[str, str]:
     return headers
 
 
+class _TarInfo(tarfile.TarInfo):
+    """pax records written as Go's archive/tar writes them: xattr values as raw bytes,
+    without the ``hdrcharset=BINARY`` record the stdlib adds for them (GNU tar warns
+    about it and container tools ignore it)."""
+
+    @classmethod
+    def _create_pax_generic_header(
+        cls, pax_headers: dict[str, str], type: bytes, encoding: str
+    ) -> bytes:
+        records = b""
+        for keyword, value in pax_headers.items():
+            key = keyword.encode("utf-8")
+            val = value.encode("utf-8", "surrogateescape")
+            length = len(key) + len(val) + 3  # " ", "=", "\n"
+            size = 0
+            while size != length + len(str(size)):  # the length counts its own digits
+                size = length + len(str(size))
+            records += str(size).encode("ascii") + b" " + key + b"=" + val + b"\n"
+        info = {"name": "././@PaxHeader", "type": type, "size": len(records),
+                "magic": tarfile.POSIX_MAGIC}  # fmt: skip
+        header: bytes = cls._create_header(  # type: ignore[attr-defined]
+            info, tarfile.USTAR_FORMAT, "ascii", "replace"
+        )
+        return header + cls._create_payload(records)  # type: ignore[attr-defined, no-any-return]
+
+
 class _Writer:
     """One pass over the upper, writing tar entries as it goes."""
 
@@ -71,9 +97,10 @@ class _Writer:
         self.layer = layer
         self.tar = tar
         self.links: dict[tuple[int, int], str] = {}
+        self.current = b""  # the path being written, for messages
 
     def _info(self, name: str, st: os.stat_result, type_: bytes) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
+        info = _TarInfo(name)
         info.type = type_
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid = st.st_uid
@@ -91,6 +118,7 @@ class _Writer:
         self.tar.addfile(info)
 
     def directory(self, path: bytes, st: os.stat_result | None) -> None:
+        self.current = path
         entries = sorted(self.layer.scandir(path))
         names = {n for n, _ in entries}
         if st is not None:
@@ -105,7 +133,7 @@ class _Writer:
         whiteouts: dict[bytes, os.stat_result] = {}
         for name, child in entries:
             hidden = layerfmt.whited_out_name(name)
-            if hidden is not None and stat.S_ISREG(child.st_mode):
+            if hidden is not None:  # any .wh. name hides, as union/readdir reads it
                 whiteouts.setdefault(hidden, child)
             elif layerfmt.is_whiteout_device(child.st_mode, child.st_rdev):
                 whiteouts.setdefault(name, child)
@@ -113,13 +141,14 @@ class _Writer:
             marker = join(path, layerfmt.whiteout_file_name(hidden))
             self._marker(_name(marker), whiteouts[hidden])
         for name, child in entries:
-            if layerfmt.is_marker_name(name) and stat.S_ISREG(child.st_mode):
+            if layerfmt.is_marker_name(name):
                 continue  # written above (or AUFS metadata, never exported)
             if layerfmt.is_whiteout_device(child.st_mode, child.st_rdev):
                 continue
             self.entry(join(path, name), child)
 
     def entry(self, path: bytes, st: os.stat_result) -> None:
+        self.current = path
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             self.directory(path, st)
@@ -208,9 +237,15 @@ def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
             format=tarfile.PAX_FORMAT,
             encoding="utf-8",
             errors="surrogateescape",
+            tarinfo=_TarInfo,
             copybufsize=_CHUNK,
         )
-        _Writer(layer, tar).directory(b"", None)
+        writer = _Writer(layer, tar)
+        try:
+            writer.directory(b"", None)
+        except OSError as exc:
+            where = os.path.join(upper, _name(writer.current))
+            raise UserError(f"cannot archive {where}: {exc.strerror or exc}") from None
         tar.close()
     finally:
         layer.close()

@@ -1,28 +1,32 @@
-"""``unionfs import`` and ``unionfs save``: images in and out of the store.
+"""``unionfs import`` and ``import-layer``: images and layers into the store; new images.
 
 Import reads an OCI image layout (directory or tar archive), a ``docker save`` archive, or a
 plain rootfs (directory or tarball, which becomes one layer). Every blob is copied into
 ``blobs/`` verified; the image is recorded by ``Store.add_image``. A refused import leaves
 the store as it was: the blobs it added that no image uses are removed again.
-Save writes an OCI image layout directory or an OCI archive (a tar of one, reproducible).
+``new_config``/``finish_image``/``write_layer`` also serve commit (``containers``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import json
 import os
 import platform
+import re
+import shutil
 import tarfile
+import tempfile
 import typing
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Iterator
 
 from unionfs.errors import UserError
-from unionfs.store import ociformat
-from unionfs.store._compat import layertar
+from unionfs.store import layertar, ociformat
 from unionfs.store.blobs import sha256_bytes
-from unionfs.store.images import Image, Store, Warn, normalize
+from unionfs.store.images import Image, Store, Warn
 from unionfs.store.meta import LayerRecord
 from unionfs.store.ociformat import Descriptor, Source, blob_rel
 from unionfs.store.progress import Progress
@@ -50,13 +54,14 @@ def layer_media_type(head: bytes) -> str:
     return ociformat.LAYER_TAR
 
 
-class _Adding:
+class Adding:
     """The blobs one import adds; removed again if the import fails and nothing uses them."""
 
     def __init__(self, store: Store, show_progress: bool | None) -> None:
         self.store = store
         self.added: list[str] = []
         self.show = show_progress
+        self.mark = len(store.extracted)
 
     def blob(self, stream: typing.BinaryIO, expected: str | None, size: int | None,
              label: str) -> str:  # fmt: skip
@@ -87,11 +92,12 @@ class _Adding:
             for digest in self.added:
                 if digest not in used:
                     self.store.blobs.remove(digest)
+            self.store.discard_layers(self.store.extracted[self.mark :])
 
 
 @contextlib.contextmanager
-def _adding(store: Store, show_progress: bool | None) -> Iterator[_Adding]:
-    adding = _Adding(store, show_progress)
+def undo_on_failure(store: Store, show_progress: bool | None) -> Iterator[Adding]:
+    adding = Adding(store, show_progress)
     try:
         yield adding
     except BaseException:
@@ -118,24 +124,54 @@ def import_image(store: Store, src: str, name: str | None, warn: Warn,
         return _from_rootfs_dir(store, src, name, warn, show_progress)
     with open(src, "rb") as f:
         head = f.read(512)
+    if head.startswith(GZIP_MAGIC) and _looks_like_archive(src):
+        # `docker save | gzip`: read from an uncompressed copy (tar members need seeking)
+        with tempfile.NamedTemporaryFile(dir=store.root, prefix=".tmp-archive-") as plain:
+            with gzip.open(src, "rb") as packed:
+                try:
+                    shutil.copyfileobj(packed, plain, 1 << 20)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise UserError(f"{src}: a damaged gzip file ({exc})") from None
+            plain.flush()
+            return _from_archive(store, plain.name, src, name, tag, warn, show_progress)
     if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
         return _from_rootfs_tar(store, src, name, warn, show_progress)
+    return _from_archive(store, src, src, name, tag, warn, show_progress)
+
+
+_ARCHIVE_FIRST = re.compile(r"(\./)?(oci-layout|index\.json|manifest\.json|repositories|blobs/?"
+                            r"|[0-9a-f]{64}(\.json|/.*)?)")  # fmt: skip
+
+
+def _looks_like_archive(src: str) -> bool:
+    """A gzip file whose first tar entry is one an image archive starts with (a rootfs
+    tarball starts with its own directories)."""
     try:
-        tar = tarfile.open(src, "r:")  # noqa: SIM115 - closed by the with below
-        source = ociformat.TarSource(src, tar)
+        with tarfile.open(src, "r|gz") as tar:
+            first = tar.next()
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return False
+    return first is not None and _ARCHIVE_FIRST.fullmatch(first.name) is not None
+
+
+def _from_archive(store: Store, path: str, label: str, name: str | None, tag: str | None,
+                  warn: Warn, show_progress: bool | None) -> Image:  # fmt: skip
+    try:
+        tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
+        source = ociformat.TarSource(label, tar)
     except (tarfile.TarError, EOFError):
-        raise UserError(f"{src}: not a tar archive, or a truncated one") from None
+        raise UserError(f"{label}: not a tar archive, or a truncated one") from None
     with tar:
         if not source.members:
-            raise UserError(f"{src}: not a tar archive, or an empty one")
+            raise UserError(f"{label}: not a tar archive, or an empty one")
         if source.exists("index.json"):
             return _from_layout(store, source, name, tag, warn, show_progress)
         if source.exists("manifest.json"):
             return _from_docker(store, source, name, tag, warn, show_progress)
-    return _from_rootfs_tar(store, src, name, warn, show_progress)
+    return _from_rootfs_tar(store, path, name or _base_name(label), warn, show_progress)
 
 
-def _copy_blob(adding: _Adding, source: Source, desc: Descriptor, label: str) -> str:
+def _copy_blob(adding: Adding, source: Source, desc: Descriptor, label: str) -> str:
     rel = blob_rel(desc.digest)
     if adding.store.has_blob(desc.digest):
         return desc.digest
@@ -162,10 +198,16 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
         warn(f"{source.label}: no oci-layout file; reading it as an image layout anyway")
     descs = ociformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
     top = desc = ociformat.pick(descs, source.label, tag)
-    with _adding(store, show) as adding:
-        if ociformat.is_index(desc):
-            _copy_blob(adding, source, desc, "index.json")
-            nested = ociformat.parse_index(store.blobs.read(desc.digest), f"index {desc.digest}")
+    with undo_on_failure(store, show) as adding:
+        if ociformat.is_index(desc):  # read in place, verified, not kept: no image names it
+            rel = blob_rel(desc.digest)
+            if not source.exists(rel):
+                raise UserError(f"{source.label}: index.json names blob {desc.digest}, "
+                                "which is missing")  # fmt: skip
+            data = source.read_small(rel)
+            if sha256_bytes(data) != desc.digest:
+                raise UserError(f"{source.label}: blob {desc.digest} does not match its digest")
+            nested = ociformat.parse_index(data, f"index {desc.digest}")
             desc = ociformat.pick(nested, f"{source.label}: index {desc.digest[:19]}")
             if not ociformat.is_image_manifest(desc):
                 raise UserError(f"{source.label}: nested indexes are not supported")
@@ -198,7 +240,7 @@ def _from_docker(store: Store, source: Source, name: str | None, tag: str | None
     config_rel, layer_rels = entry.get("Config"), entry.get("Layers")
     if not isinstance(config_rel, str) or not isinstance(layer_rels, list):
         raise UserError(f"{label}: an entry lacks Config or Layers")
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         for rel in [config_rel, *layer_rels]:
             if not isinstance(rel, str) or not source.exists(rel):
                 raise UserError(f"{label} names {rel!r}, which is missing")
@@ -241,7 +283,7 @@ def new_config(diff_id: str, created_by: str, base: dict[str, typing.Any] | None
     return config
 
 
-def finish_image(store: Store, adding: _Adding, layers: list[Descriptor],
+def finish_image(store: Store, adding: Adding, layers: list[Descriptor],
                  config: dict[str, typing.Any], name: str | None, warn: Warn,
                  show: bool | None) -> Image:  # fmt: skip
     """Write *config* and a manifest for *layers* (blobs present, extracted), record it."""
@@ -253,7 +295,7 @@ def finish_image(store: Store, adding: _Adding, layers: list[Descriptor],
 
 def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
                      show: bool | None) -> Image:  # fmt: skip
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         blob = write_layer(store, adding, src, f"tarring {os.path.basename(src)}")
         store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
         config = new_config(blob.diff_id, f"unionfs import {os.path.abspath(src)}")
@@ -263,7 +305,7 @@ def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
 
 def _from_rootfs_tar(store: Store, src: str, name: str | None, warn: Warn,
                      show: bool | None) -> Image:  # fmt: skip
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         with open(src, "rb") as f:
             head = f.read(4)
             f.seek(0)
@@ -281,7 +323,7 @@ def _base_name(src: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in base) or "imported"
 
 
-def write_layer(store: Store, adding: _Adding, upper: str, label: str) -> layertar.LayerBlob:
+def write_layer(store: Store, adding: Adding, upper: str, label: str) -> layertar.LayerBlob:
     """Tar *upper* into a new blob (verified as written); the LayerBlob."""
     progress = Progress(label, None, adding.show)
     with store.blobs.writer() as out:
@@ -295,138 +337,9 @@ def write_layer(store: Store, adding: _Adding, upper: str, label: str) -> layert
     return blob
 
 
-# -- save -------------------------------------------------------------------------------------
-
-
-def _descriptor(store: Store, image: Image, name: str | None) -> Descriptor:
-    data = store.blobs.read(image.digest)
-    media = json.loads(data).get("mediaType", ociformat.OCI_MANIFEST)
-    annotations = {}
-    if name:
-        annotations = {ociformat.FULL_NAME: name, ociformat.REF_NAME: name.rsplit(":", 1)[1]}
-    return Descriptor(media, image.digest, len(data), annotations,
-                      {"architecture": str(store.config(image).get("architecture", arch())),
-                       "os": str(store.config(image).get("os", "linux"))})  # fmt: skip
-
-
-def _blobs_of(store: Store, image: Image) -> list[str]:
-    return [image.digest, image.record.config, *image.record.blobs]
-
-
-def _name_for(store: Store, ref: str, image: Image) -> str | None:
-    with contextlib.suppress(UserError):
-        if normalize(ref) in image.names:
-            return normalize(ref)
-    return image.names[0] if image.names else None
-
-
-def save_layout(store: Store, ref: str, dest: str, show: bool | None = None) -> Descriptor:
-    """Write the image into the layout directory *dest* (created, or an existing layout to
-    which it is added; an entry with the same name is replaced)."""
-    image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
-    entries: list[Descriptor] = []
-    if os.path.exists(dest):
-        if not os.path.isdir(dest):
-            raise UserError(f"{dest} exists and is not a directory")
-        if os.listdir(dest):
-            if not os.path.isfile(os.path.join(dest, ociformat.LAYOUT_FILE)):
-                raise UserError(f"{dest} is not empty and not an OCI image layout")
-            with open(os.path.join(dest, "index.json"), "rb") as f:
-                entries = ociformat.parse_index(f.read(), f"{dest}/index.json")
-    blob_dir = os.path.join(dest, "blobs", "sha256")
-    os.makedirs(blob_dir, exist_ok=True)
-    progress = Progress("saving", sum(store.blobs.size(d) for d in _blobs_of(store, image)), show)
-    for digest in _blobs_of(store, image):
-        target = os.path.join(dest, blob_rel(digest))
-        size = store.blobs.size(digest)
-        if not (os.path.isfile(target) and os.path.getsize(target) == size):
-            store.blobs.copy_to(digest, target)
-        progress(size)
-    if progress.done_bytes > 1 << 20:
-        progress.done()
-    _write_file(os.path.join(dest, ociformat.LAYOUT_FILE), ociformat.LAYOUT_VERSION)
-    ref_name = desc.annotations.get(ociformat.REF_NAME)
-    kept = [e for e in entries if e.digest != desc.digest
-            and (ref_name is None or e.annotations.get(ociformat.REF_NAME) != ref_name)]
-    _write_file(os.path.join(dest, "index.json"), ociformat.build_index([*kept, desc]))
-    return desc
-
-
-def _write_file(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def save_archive(store: Store, ref: str, out_path: str, show: bool | None = None) -> Descriptor:
-    """Write the image as an OCI archive (a tar of a layout) to *out_path*, reproducibly:
-    fixed order, owners, modes and times."""
-    image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
-    tmp = f"{out_path}.tmp-{os.getpid()}"
-    total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
-    progress = Progress("saving", total, show)
-    try:
-        with open(tmp, "wb") as f, tarfile.open(fileobj=f, mode="w:", format=PAX) as tar:
-            _add_dir(tar, "blobs")
-            _add_dir(tar, "blobs/sha256")
-            for digest in sorted(set(_blobs_of(store, image))):
-                with open(store.blobs.path(digest), "rb") as blob:
-                    _add_file(tar, blob_rel(digest), store.blobs.size(digest),
-                              _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
-            index = ociformat.build_index([desc])
-            _add_bytes(tar, "index.json", index)
-            _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
-        os.replace(tmp, out_path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    if progress.done_bytes > 1 << 20:
-        progress.done()
-    return desc
-
-
-class _Counting:
-    def __init__(self, f: typing.BinaryIO, progress: Callable[[int], None]) -> None:
-        self.f = f
-        self.progress = progress
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
-        self.progress(len(data))
-        return data
-
-
-def _info(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.size = size
-    info.mode = mode
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    tar.addfile(_info(name, tarfile.DIRTYPE, 0, 0o755))
-
-
-def _add_file(tar: tarfile.TarFile, name: str, size: int, f: object) -> None:
-    tar.addfile(_info(name, tarfile.REGTYPE, size, 0o644), typing.cast(typing.BinaryIO, f))
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
-    _add_file(tar, name, len(data), io.BytesIO(data))
-
-
 def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) -> LayerRecord:
     """``unionfs import-layer FILE``: a layer tarball (gzip, zstd or plain) into the store."""
-    with _adding(store, show) as adding:
+    with undo_on_failure(store, show) as adding:
         with open(path, "rb") as f:
             head = f.read(4)
             f.seek(0)
@@ -435,5 +348,5 @@ def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) 
         media = layer_media_type(head)
         diff_id = store.ensure_layer(digest, media, None, warn, show)
         rec = LayerRecord(diff_id, digest, store.blobs.size(digest), media)
-        store.record_layer(rec)
+        store.record_layer(rec, warn)
         return store.meta.layer(diff_id) or rec
