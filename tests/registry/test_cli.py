@@ -165,6 +165,7 @@ def test_bad_input_is_one_line_nonzero_and_the_store_unchanged(
         (["pull", f"{registry.host}/cli/app:base", "--tls-verify=true"], "--tls-verify=false"),
         (["pull", f"{registry.host}/cli/app:base", "--tls-verify=maybe"], "expected true or false"),
         (["push", "nosuch:1", f"{registry.host}/cli/x:1"], "no such image"),
+        (["pull", f"{registry.host}/cli/app:base", "bad name"], "invalid image name"),
     ]
     for args, message in cases:
         extra = [] if any(a.startswith("--tls-verify") for a in args) else ["--tls-verify=false"]
@@ -174,6 +175,10 @@ def test_bad_input_is_one_line_nonzero_and_the_store_unchanged(
         assert lines[0].startswith("unionfs: ") and message in lines[0], (args, lines)
         assert "not-it" not in proc.stderr and "Traceback" not in proc.stderr
         assert store_state(dest) == before, args
+    # A pull that fails at the registry does not even create a new store.
+    missing = tmp_path / "never"
+    proc = uf(missing, "pull", f"{registry.host}/cli/app:nosuchtag", "--tls-verify=false", ok=False)
+    assert proc.returncode == 1 and not missing.exists()
 
 
 def test_push_and_pull_with_basic_auth(

@@ -19,7 +19,8 @@ from unionfs.cli.registrycli import (
 )
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.registry.reference import parse_reference
-from unionfs.registry.transfer import connect, pull
+from unionfs.registry.transfer import connect, pull, resolve
+from unionfs.store import normalize
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,13 +36,22 @@ def run(args: argparse.Namespace) -> int:
     name = args.name
     if name is None and ref.digest is None:
         name = str(ref)
-    with (
-        open_store(args) as store,
-        connect(ref, tls_verify=args.tls_verify, authfile=args.authfile) as client,
-    ):
-        discard_store_partials(store)
-        summary = pull(
-            client, ref, store, name, sources=sources_of(store), progress=Bars("fetching")
-        )
+    if name is not None:
+        normalize(name)  # a bad NAME fails before anything is downloaded
+    with connect(ref, tls_verify=args.tls_verify, authfile=args.authfile) as client:
+        # The registry and the manifest first: a pull that fails there leaves no trace,
+        # not even a new empty store.
+        resolved = resolve(client, ref)
+        with open_store(args) as store:
+            discard_store_partials(store)
+            summary = pull(
+                client,
+                ref,
+                store,
+                name,
+                sources=sources_of(store),
+                progress=Bars("fetching"),
+                resolved=resolved,
+            )
     print(f"pulled {ref} as {name or summary.manifest_digest}: {summary_line('fetched', summary)}")
     return 0

@@ -178,11 +178,14 @@ def pull(
     *,
     sources: BlobSources | None = None,
     progress: Progress | None = None,
+    resolved: tuple[str, bytes, Manifest] | None = None,
 ) -> Summary:
-    """Pull *ref* into *sink* and name it *name* there (None: leave it unnamed)."""
+    """Pull *ref* into *sink* and name it *name* there (None: leave it unnamed).
+    *resolved*: what ``resolve`` answered already (a caller may check the registry before
+    it opens the sink)."""
     progress = progress or NoProgress()
     client.ping()
-    digest, data, manifest = resolve(client, ref)
+    digest, data, manifest = resolved or resolve(client, ref)
     summary = Summary(manifest_digest=digest)
     discard = getattr(sink, "discard_partials", None)
     if callable(discard):
