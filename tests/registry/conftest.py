@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry.regutil import Registry, TokenServer, start_registry, write_htpasswd
+from registry.regutil import Registry, TokenServer, self_signed, start_registry, write_htpasswd
 
 USER, PASSWORD = "tester", "s3cret-pw"
 
@@ -46,3 +46,14 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
             reg.stop()
     finally:
         token.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry on https with a self-signed certificate."""
+    work = tmp_path_factory.mktemp("tls-registry")
+    reg = start_registry(work / "reg", tls=self_signed(work))
+    try:
+        yield reg
+    finally:
+        reg.stop()

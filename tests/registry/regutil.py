@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
@@ -59,8 +60,23 @@ class Registry:
                 self.proc.wait()
 
 
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """(cert, key) for 127.0.0.1, made by openssl."""
+    cert, key = workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def start_registry(
-    workdir: Path, htpasswd: Path | None = None, token: TokenServer | None = None
+    workdir: Path,
+    htpasswd: Path | None = None,
+    token: TokenServer | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Registry:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -78,7 +94,9 @@ def start_registry(
         "version: 0.1\n"
         "log:\n  level: info\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
+        + auth
     )
     log_path = workdir / "registry.log"
     with open(log_path, "wb") as log:
@@ -94,7 +112,9 @@ def start_registry(
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log_path.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=2).close()
+            scheme = "https" if tls else "http"
+            context = ssl._create_unverified_context() if tls else None
+            urllib.request.urlopen(f"{scheme}://{reg.host}/v2/", timeout=2, context=context).close()
             return reg
         except urllib.error.HTTPError:
             return reg  # 401: up, wants auth

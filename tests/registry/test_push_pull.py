@@ -286,3 +286,20 @@ def test_bearer_token_auth_against_a_token_server(token_registry: Registry, tmp_
     assert "refused the credentials" in info.value.message
     assert "bad-password" not in info.value.message
     assert not (tmp_path / "d2").exists()
+
+
+def test_https_with_a_self_signed_certificate(tls_registry: Registry, tmp_path: Path) -> None:
+    """--tls-verify=false speaks https without checking the certificate (and never falls
+    back to http when https answers); verification on refuses it in one line."""
+    layout = tmp_path / "layout"
+    build_image(layout, "v1", base_layers())
+    mark = tls_registry.mark()
+    push_layout(tls_registry, layout, "v1", "tls/img:v1")
+    pull_layout(tls_registry, "tls/img:v1", tmp_path / "dest")
+    assert blob_files(tmp_path / "dest") == blob_files(layout)
+    assert ("PUT", "/v2/tls/img/manifests/v1", 201) in tls_registry.requests(mark)
+    ref = parse_reference(f"{tls_registry.host}/tls/img:v1")
+    with connect(ref, tls_verify=True) as client, pytest.raises(RegistryError) as info:
+        pull(client, ref, OciLayout(str(tmp_path / "d2")), "v1")
+    assert "TLS to registry" in info.value.message and "--tls-verify=false" in info.value.message
+    assert "\n" not in info.value.message and not (tmp_path / "d2").exists()
