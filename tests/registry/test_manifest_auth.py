@@ -207,3 +207,26 @@ def test_bearer_token_refused_is_one_line() -> None:
     ):
         client.blob_exists("a/b", D1)
     assert "refused the credentials" in info.value.message and "wrong" not in info.value.message
+
+
+def test_an_expired_bearer_token_is_fetched_again() -> None:
+    tokens = iter(["T1", "T2"])
+    valid = {"current": ""}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            valid["current"] = next(tokens)
+            return httpx.Response(200, json={"access_token": valid["current"]})
+        if (
+            request.headers.get("Authorization") != f"Bearer {valid['current']}"
+            or not valid["current"]
+        ):
+            return httpx.Response(
+                401, headers={"WWW-Authenticate": 'Bearer realm="https://a.test/token"'}
+            )
+        return httpx.Response(200)
+
+    with Client("reg.test", transport=httpx.MockTransport(handler)) as client:
+        assert client.blob_exists("a/b", D1)
+        valid["current"] = "expired-by-the-server"
+        assert client.blob_exists("a/b", D2)

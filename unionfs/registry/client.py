@@ -166,7 +166,8 @@ class Client:
                 return False
             self._basic = True
             return True
-        if challenge.scheme == "bearer" and scopes not in self._tokens:
+        if challenge.scheme == "bearer":
+            # Also when a token is cached: it may have expired during a long transfer.
             self._tokens[scopes] = self._fetch_token(challenge, scopes)
             return True
         return False
