@@ -13,7 +13,8 @@ import pytest
 
 from unionfs.errors import UserError
 from unionfs.registry import auth, manifest
-from unionfs.registry.client import Client, RegistryError
+from unionfs.registry.auth import RegistryError
+from unionfs.registry.client import Client
 from unionfs.registry.digest import DigestMismatch, VerifyingReader
 
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

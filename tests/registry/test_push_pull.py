@@ -13,8 +13,9 @@ import pytest
 from registry.conftest import PASSWORD, USER
 from registry.regutil import Registry, blob_files, build_image, random_bytes, snapshot
 from unionfs.registry import manifest
+from unionfs.registry.auth import RegistryError
 from unionfs.registry.blobdir import OciLayout
-from unionfs.registry.client import Client, RegistryError
+from unionfs.registry.client import Client
 from unionfs.registry.reference import parse_reference
 from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import Summary, connect, pull, push

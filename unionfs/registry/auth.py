@@ -1,4 +1,5 @@
-"""Registry credentials and ``WWW-Authenticate`` challenges. Secrets are never shown.
+"""Registry credentials, ``WWW-Authenticate`` challenges and bearer tokens. Secrets are
+never shown: not in a repr, not in a message.
 
 Where credentials come from, first found wins: an explicit ``--authfile``; the environment
 (``UNIONFS_REGISTRY_USERNAME`` + ``UNIONFS_REGISTRY_PASSWORD``); ``$REGISTRY_AUTH_FILE``;
@@ -16,10 +17,20 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from unionfs.errors import UserError
 
 ENV_USER = "UNIONFS_REGISTRY_USERNAME"
 ENV_PASSWORD = "UNIONFS_REGISTRY_PASSWORD"
+
+
+class RegistryError(UserError):
+    """The registry refused or failed a request (or could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +135,48 @@ def parse_challenge(header: str) -> Challenge | None:
         params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", value)
         pos = m.end()
     return Challenge(scheme.lower(), params)
+
+
+def fetch_token(
+    http: httpx.Client,
+    registry: str,
+    challenge: Challenge,
+    scopes: tuple[str, ...],
+    credentials: Credentials | None,
+) -> str:
+    """A bearer token for *scopes* (and the one the challenge names) from the challenge's
+    realm, asked with the Basic credentials when there are any (anonymously otherwise)."""
+    realm = challenge.params.get("realm")
+    if not realm:
+        raise RegistryError(f"registry {registry} asked for a token but named no realm")
+    wanted = list(scopes)
+    if challenge.params.get("scope") and challenge.params["scope"] not in wanted:
+        wanted.append(challenge.params["scope"])
+    params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted]
+    if challenge.params.get("service"):
+        params.insert(0, ("service", challenge.params["service"]))
+    headers = {}
+    if credentials is not None:
+        headers["Authorization"] = credentials.basic_header()
+    try:
+        resp = http.get(realm, params=params, headers=headers)
+    except httpx.TransportError as exc:
+        raise RegistryError(f"cannot reach the token server of {registry}: {exc}") from None
+    if resp.status_code in (401, 403):
+        if credentials is not None:
+            why = f"authentication to {registry} failed: the token server refused the credentials"
+        else:
+            why = f"registry {registry} needs credentials (none found; see --authfile)"
+        raise RegistryError(why, resp.status_code)
+    if resp.status_code != 200:
+        raise RegistryError(
+            f"token server of {registry} answered {resp.status_code}", resp.status_code
+        )
+    try:
+        body = resp.json()
+        token = body.get("token") or body.get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise RegistryError(f"token server of {registry} sent no token")
+    return token

@@ -18,20 +18,12 @@ from typing import BinaryIO
 import httpx
 
 from unionfs.errors import UserError
-from unionfs.registry.auth import Challenge, Credentials, parse_challenge
+from unionfs.registry.auth import Credentials, RegistryError, fetch_token, parse_challenge
 from unionfs.registry.digest import CHUNK, VerifyingReader, sha256_digest, short
 from unionfs.registry.manifest import ACCEPT
 
 Content = Callable[[], Iterator[bytes] | bytes]
 USER_AGENT = "unionfs-registry/0.1"
-
-
-class RegistryError(UserError):
-    """The registry refused or failed a request (or could not be reached)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +39,7 @@ def _error_detail(resp: httpx.Response) -> str:
         body = json.loads(resp.read() or b"null")
         first = body["errors"][0]
         text = str(first.get("message") or first.get("code") or "")
-    except Exception:
+    except (ValueError, LookupError, TypeError, AttributeError, httpx.HTTPError):
         return ""
     return f" ({text[:200]})" if text else ""
 
@@ -168,48 +160,11 @@ class Client:
             return True
         if challenge.scheme == "bearer":
             # Also when a token is cached: it may have expired during a long transfer.
-            self._tokens[scopes] = self._fetch_token(challenge, scopes)
+            self._tokens[scopes] = fetch_token(
+                self._http, self.registry, challenge, scopes, self._credentials
+            )
             return True
         return False
-
-    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> str:
-        realm = challenge.params.get("realm")
-        if not realm:
-            raise RegistryError(f"registry {self.registry} asked for a token but named no realm")
-        wanted = list(scopes)
-        if challenge.params.get("scope") and challenge.params["scope"] not in wanted:
-            wanted.append(challenge.params["scope"])
-        params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted]
-        if challenge.params.get("service"):
-            params.insert(0, ("service", challenge.params["service"]))
-        headers = {}
-        if self._credentials is not None:
-            headers["Authorization"] = self._credentials.basic_header()
-        try:
-            resp = self._http.get(realm, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            where = f"the token server of {self.registry}"
-            raise RegistryError(f"cannot reach {where}: {exc}") from None
-        if resp.status_code in (401, 403):
-            raise RegistryError(
-                f"authentication to {self.registry} failed: the token server refused the "
-                "credentials"
-                if self._credentials
-                else f"registry {self.registry} needs credentials (none found; see --authfile)",
-                resp.status_code,
-            )
-        if resp.status_code != 200:
-            raise RegistryError(
-                f"token server of {self.registry} answered {resp.status_code}", resp.status_code
-            )
-        try:
-            body = resp.json()
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if not isinstance(token, str) or not token:
-            raise RegistryError(f"token server of {self.registry} sent no token")
-        return token
 
     def _send(
         self,
