@@ -14,7 +14,8 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
-              uidmap)  # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
+              uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
+              docker-registry openssl)  # registry tests: the real registry, token signing
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then

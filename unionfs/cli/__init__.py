@@ -29,6 +29,8 @@ from unionfs.cli import (
     kill,
     mount,
     ps,
+    pull,
+    push,
     rm,
     rmi,
     run,
@@ -62,6 +64,8 @@ COMMANDS = {
     "commit": commit,
     "export-layer": exportlayer,
     "import-layer": importlayer,
+    "push": push,
+    "pull": pull,
 }
 
 

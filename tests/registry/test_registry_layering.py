@@ -1,0 +1,30 @@
+"""The registry package sits beside the store: it imports nothing of unionfs but
+``errors``, and reaches the store only through the protocols in ``transfer``."""
+
+from __future__ import annotations
+
+from test_layering import imports, modules, within
+
+
+def test_registry_imports_only_errors_of_unionfs() -> None:
+    found = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        if within(name, "unionfs.registry")
+        for target in imports(name, path)
+        if within(target, "unionfs")
+        and not within(target, "unionfs.registry")
+        and target != "unionfs.errors"
+    ]
+    assert found == []
+
+
+def test_only_the_cli_imports_the_registry() -> None:
+    found = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        if not within(name, "unionfs.registry") and not within(name, "unionfs.cli")
+        for target in imports(name, path)
+        if within(target, "unionfs.registry")
+    ]
+    assert found == []
