@@ -3,6 +3,7 @@
 ``-o`` strings are split on commas outside double quotes (``context="a,b"``); empty entries
 are ignored (podman sends ``...,work,`` and ``,,volatile``). In ``lowerdir=`` a backslash
 escapes the next character, so ``\\:`` is a colon inside a path; the leftmost lower is the top.
+``uidmapping=``/``gidmapping=`` are accepted only when they map every id to itself.
 Validation against the filesystem lives in ``unionfs.cli.mount``.
 """
 
@@ -41,7 +42,7 @@ IGNORED_VALUED = frozenset(
 # Known but not supported yet: refusing is safer than pretending.
 UNSUPPORTED = frozenset(
     {"uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
-     "xattr_permissions", "datadir", "datadir+"}
+     "datadir", "datadir+"}
 )  # fmt: skip
 
 
@@ -121,6 +122,16 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+def _is_identity_map(key: str, value: str) -> bool:
+    """``uidmapping=[:]C:H:N[:C:H:N...]`` (podman puts a colon first): True when every
+    triple maps ids to themselves (C == H); a map that translates is refused by the caller."""
+    fields = value.removeprefix(":").split(":")
+    if len(fields) % 3 or not all(f.isdigit() for f in fields):
+        raise UserError(f"malformed {key}={value!r}: give CONTAINER:HOST:SIZE triples")
+    triples = [fields[i : i + 3] for i in range(0, len(fields), 3)]
+    return all(int(container) == int(host) for container, host, _size in triples)
+
+
 def parse(option_strings: list[str]) -> MountOptions:
     """Merge every ``-o`` string into one ``MountOptions``; later values win."""
     lowers: list[str] = []
@@ -152,8 +163,15 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = _unescape(value)
             elif item == "noindexdir":
                 indexdir = "off"
+            elif key in ("uidmapping", "gidmapping") and eq and _is_identity_map(key, value):
+                continue  # maps every id to itself: nothing to translate
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
+            elif key == "xattr_permissions":
+                if value not in ("0", "1", "2"):
+                    raise UserError(f"malformed {item!r}: give 0, 1 or 2")
+                if value != "0":  # owners and modes kept in xattrs (podman's force_mask)
+                    raise UserError(f"option {item!r} is not supported yet")
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
                 fuse.append(item)
             elif (not eq and (key in IGNORED_FLAGS or item in IGNORED_FLAGS)) or (
