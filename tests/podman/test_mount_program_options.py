@@ -18,7 +18,7 @@ def refused(text: str) -> str:
 
 
 def test_a_container_mount_as_podman_sends_it() -> None:
-    text = (f"lowerdir={G}/l/AAA:{G}/l/BBB,upperdir={G}/c1/diff,workdir={G}/c1/work,,volatile")
+    text = f"lowerdir={G}/l/AAA:{G}/l/BBB,upperdir={G}/c1/diff,workdir={G}/c1/work,,volatile"
     assert parse([text]) == MountOptions((f"{G}/l/AAA", f"{G}/l/BBB"), f"{G}/c1/diff",
                                          f"{G}/c1/work")  # fmt: skip
 
@@ -83,5 +83,7 @@ def test_xattr_permissions_other_than_0_are_refused() -> None:
 def test_the_argv_podman_uses_is_exactly_dash_o_opts_target() -> None:
     args = parse_helper_args(["-o", "lowerdir=/a,,volatile", "/mnt/merged"])
     assert (args.options, args.mountpoint, args.source) == (
-        ["lowerdir=/a,,volatile"], "/mnt/merged", None
+        ["lowerdir=/a,,volatile"],
+        "/mnt/merged",
+        None,
     )
