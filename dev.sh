@@ -12,7 +12,8 @@ ROOT=$(pwd)
 # attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
               util-linux fuse-overlayfs busybox-static strace
-              runc)  # runc: the reference runtime that tests/runtime/test_runc.py compares with
+              runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
+              podman)  # podman: tests/podman runs it with unionfs as its mount_program
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then

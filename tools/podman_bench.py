@@ -1,0 +1,73 @@
+"""Time root podman with each overlay mount program (issue 11's numbers for the note).
+
+    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000]
+
+For unionfs, fuse-overlayfs and the kernel driver, each on a private storage root: the
+median wall time of ``podman run --rm IMAGE true``, and of ``podman diff`` on a container
+that created FILES files. Uses the podman set-up of tests/podman (runc, cgroupfs, a
+cgroup parent below our own, busybox-static image) and removes everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "podman")]
+
+from podmanutil import CgroupParent, Podman, busybox_rootfs  # noqa: E402
+
+IMAGE = "localhost/unionfs-bench-busybox"
+
+
+def timed(pm: Podman, *args: str) -> float:
+    start = time.perf_counter()
+    pm.ok(*args)
+    return time.perf_counter() - start
+
+
+def bench(pm: Podman, runs: int, files: int) -> tuple[float, float, int]:
+    pm.ok("run", "--rm", IMAGE, "true")  # warm: the first run sets up podman's state
+    run_true = statistics.median(timed(pm, "run", "--rm", IMAGE, "true") for _ in range(runs))
+    make = f"mkdir /many && cd /many && seq {files} | xargs touch && echo changed >> /data/keep"
+    pm.ok("run", "--name", "big", IMAGE, "sh", "-c", make)
+    changes = len(pm.ok("diff", "big").splitlines())
+    diff = statistics.median(timed(pm, "diff", "big") for _ in range(max(3, runs // 2)))
+    pm.ok("rm", "big")
+    return run_true, diff, changes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--files", type=int, default=10_000)
+    args = parser.parse_args()
+    unionfs = str(Path(sys.executable).with_name("unionfs"))
+    programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
+    cgroups = CgroupParent("unionfs-podman-bench")
+    with tempfile.TemporaryDirectory(prefix="podman-bench-") as tmp:
+        rootfs = busybox_rootfs(Path(tmp) / "rootfs")
+        print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
+        try:
+            for name, program in programs.items():
+                pm = Podman(Path(tmp) / name, program, cgroups)
+                try:
+                    pm.import_rootfs(rootfs, IMAGE)
+                    run_true, diff, changes = bench(pm, args.runs, args.files)
+                    print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
+                finally:
+                    problems = pm.teardown()
+                    if problems:
+                        print(f"{name}: {problems}", file=sys.stderr)
+        finally:
+            cgroups.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
