@@ -86,3 +86,10 @@ def test_podman_wrote_whiteout_files_into_its_layers(podman: Callable[..., Podma
     assert [p.name for p in whiteout_files(pm.graphroot)] == [".wh.gone"]
     assert pm.ok("run", "--rm", "img-w", "ls", "/data").split().count("gone") == 0
     pm.ok("rm", "w1")
+
+
+def test_podman_shows_the_mount_programs_error_verbatim(podman: Callable[..., Podman]) -> None:
+    pm = podman(UNIONFS, "unionfs")
+    r = pm("--storage-opt", "overlay.mountopt=frobnicate", "run", "--rm", IMAGE, "true")
+    assert r.rc != 0
+    assert f"using mount program {UNIONFS}: unionfs: unknown option 'frobnicate'\n" in r.err
