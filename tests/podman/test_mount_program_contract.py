@@ -25,7 +25,7 @@ CALL_TIMEOUT = 60.0
 LAYERS = 500
 
 
-def call_like_podman(cwd: Path, opts: str, target: Path) -> tuple[int, str, bytes]:
+def call_like_podman(cwd: Path, opts: str, target: Path | str) -> tuple[int, str, bytes]:
     """(exit code, stderr, what the extra inherited pipe saw) once both pipes hit EOF."""
     extra_read, extra_write = os.pipe()
     try:
@@ -144,3 +144,16 @@ def test_a_translating_uid_map_is_refused_in_one_line(graph: Path, target: Path)
 def test_version_answers_podman_info() -> None:
     proc = subprocess.run([UNIONFS, "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("unionfs ")
+
+
+def test_relative_paths_from_the_overlay_dir_as_for_long_stacks(graph: Path, target: Path) -> None:
+    """containers/storage switches to ``l/``-relative paths when the options get long."""
+    (graph / "c1" / "diff").mkdir()
+    (graph / "c1" / "work").mkdir()
+    lowers = ":".join(f"l/L{i:03d}" for i in range(LAYERS))
+    opts = f"lowerdir={lowers},upperdir=c1/diff,workdir=c1/work,,volatile"
+    rc, err, _extra = call_like_podman(graph, opts, target.relative_to(graph))
+    assert (rc, err) == (0, "")
+    assert sorted(os.listdir(target / "etc")) == ["kept"]
+    (target / "new").write_text("new\n")
+    assert (graph / "c1" / "diff" / "new").read_text() == "new\n"
