@@ -79,12 +79,28 @@ def test_podman_script_on_unionfs_as_on_fuse_overlayfs(podman: Callable[..., Pod
 
 
 def test_podman_wrote_whiteout_files_into_its_layers(podman: Callable[..., Podman]) -> None:
-    """The committed layer's deletions are ``.wh.`` files (what the script relies on)."""
+    """A committed layer's deletions are ``.wh.`` files podman wrote itself (as the script
+    relies on; a replaced directory becomes one per old child), and the next mount reads
+    them right."""
     pm = podman(UNIONFS, "unionfs")
-    pm.ok("run", "--name", "w1", IMAGE, "rm", "/data/gone")
+    pm.ok(
+        "run",
+        "--name",
+        "w1",
+        IMAGE,
+        "sh",
+        "-c",
+        "rm /data/gone && rm -r /data/dir && mkdir /data/dir",
+    )
     pm.ok("commit", "w1", "img-w")
-    assert [p.name for p in whiteout_files(pm.graphroot)] == [".wh.gone"]
-    assert pm.ok("run", "--rm", "img-w", "ls", "/data").split().count("gone") == 0
+    assert sorted(p.name for p in whiteout_files(pm.graphroot)) == [
+        ".wh.a",
+        ".wh.b",
+        ".wh.gone",
+        ".wh.sub",
+    ]
+    listing = pm.ok("run", "--rm", "img-w", "sh", "-c", "ls -A /data; echo --; ls -A /data/dir")
+    assert "gone" not in listing.split() and listing.endswith("--\n")
     pm.ok("rm", "w1")
 
 
