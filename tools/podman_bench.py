@@ -4,8 +4,9 @@
 
 For unionfs, fuse-overlayfs and the kernel driver, each on a private storage root: the
 median wall time of ``podman run --rm IMAGE true``, and of ``podman diff`` on a container
-that created FILES files. Uses the podman set-up of tests/podman (runc, cgroupfs, a
-cgroup parent below our own, busybox-static image) and removes everything it made.
+that created FILES files (and changed one); the programs take turns in each round. Uses the
+podman set-up of tests/podman (runc, cgroupfs, a cgroup parent below our own,
+busybox-static image) and removes everything it made.
 """
 
 from __future__ import annotations
@@ -31,15 +32,24 @@ def timed(pm: Podman, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def bench(pm: Podman, runs: int, files: int) -> tuple[float, float, int]:
-    pm.ok("run", "--rm", IMAGE, "true")  # warm: the first run sets up podman's state
-    run_true = statistics.median(timed(pm, "run", "--rm", IMAGE, "true") for _ in range(runs))
+def bench(pms: dict[str, Podman], runs: int, files: int) -> dict[str, tuple[float, float, int]]:
+    """Rounds interleave the programs, so that a change in the machine's load hits all."""
     make = f"mkdir /many && cd /many && seq {files} | xargs touch && echo changed >> /data/keep"
-    pm.ok("run", "--name", "big", IMAGE, "sh", "-c", make)
-    changes = len(pm.ok("diff", "big").splitlines())
-    diff = statistics.median(timed(pm, "diff", "big") for _ in range(max(3, runs // 2)))
-    pm.ok("rm", "big")
-    return run_true, diff, changes
+    changes = {}
+    for name, pm in pms.items():
+        pm.ok("run", "--rm", IMAGE, "true")  # warm: the first run sets up podman's state
+        pm.ok("run", "--name", "big", IMAGE, "sh", "-c", make)
+        changes[name] = len(pm.ok("diff", "big").splitlines())
+    run_true: dict[str, list[float]] = {name: [] for name in pms}
+    diff: dict[str, list[float]] = {name: [] for name in pms}
+    for _round in range(runs):
+        for name, pm in pms.items():
+            run_true[name].append(timed(pm, "run", "--rm", IMAGE, "true"))
+            diff[name].append(timed(pm, "diff", "big"))
+    return {
+        name: (statistics.median(run_true[name]), statistics.median(diff[name]), changes[name])
+        for name in pms
+    }
 
 
 def main() -> int:
@@ -50,21 +60,21 @@ def main() -> int:
     unionfs = str(Path(sys.executable).with_name("unionfs"))
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
     cgroups = CgroupParent("unionfs-podman-bench")
+    pms: dict[str, Podman] = {}
     with tempfile.TemporaryDirectory(prefix="podman-bench-") as tmp:
         rootfs = busybox_rootfs(Path(tmp) / "rootfs")
-        print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
         try:
             for name, program in programs.items():
-                pm = Podman(Path(tmp) / name, program, cgroups)
-                try:
-                    pm.import_rootfs(rootfs, IMAGE)
-                    run_true, diff, changes = bench(pm, args.runs, args.files)
-                    print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
-                finally:
-                    problems = pm.teardown()
-                    if problems:
-                        print(f"{name}: {problems}", file=sys.stderr)
+                pms[name] = Podman(Path(tmp) / name, program, cgroups)
+                pms[name].import_rootfs(rootfs, IMAGE)
+            results = bench(pms, args.runs, args.files)
+            print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
+            for name, (run_true, diff, changes) in results.items():
+                print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
         finally:
+            for name, pm in pms.items():
+                if problems := pm.teardown():
+                    print(f"{name}: {problems}", file=sys.stderr)
             cgroups.cleanup()
     return 0
 
