@@ -12,6 +12,7 @@ busybox-static image) and removes everything it made.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,6 +62,8 @@ def main() -> int:
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
     cgroups = CgroupParent("unionfs-podman-bench")
     pms: dict[str, Podman] = {}
+    system_cache = Path("/var/lib/containers")  # root podman's blob cache, whatever --root
+    cache_existed = system_cache.exists()
     with tempfile.TemporaryDirectory(prefix="podman-bench-") as tmp:
         rootfs = busybox_rootfs(Path(tmp) / "rootfs")
         try:
@@ -76,6 +79,8 @@ def main() -> int:
                 if problems := pm.teardown():
                     print(f"{name}: {problems}", file=sys.stderr)
             cgroups.cleanup()
+            if not cache_existed:
+                shutil.rmtree(system_cache, ignore_errors=True)
     return 0
 
 

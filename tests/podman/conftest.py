@@ -8,6 +8,7 @@ daemon serving that storage root, or a cgroup directory made for the test is lef
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def podman(tmp_path: Path, cgroup_parent: CgroupParent) -> Iterator[Callable[...
     """``podman("/path/to/program")`` (or None: the kernel's overlayfs), image ``IMAGE``."""
     rootfs = busybox_rootfs(tmp_path / "rootfs")
     made: list[Podman] = []
+    # Root podman keeps a blob cache here whatever --root says; remove it if we made it.
+    system_cache = Path("/var/lib/containers")
+    cache_existed = system_cache.exists()
 
     def make(program: str | None, name: str) -> Podman:
         pm = Podman(tmp_path / name, program, cgroup_parent)
@@ -48,4 +52,6 @@ def podman(tmp_path: Path, cgroup_parent: CgroupParent) -> Iterator[Callable[...
         yield make
     finally:
         problems = [f"{pm.base.name}: {p}" for pm in made for p in pm.teardown()]
+        if not cache_existed:
+            shutil.rmtree(system_cache, ignore_errors=True)
         assert not problems, "\n".join(problems)
