@@ -60,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
     unionfs = str(Path(sys.executable).with_name("unionfs"))
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
-    cgroups = CgroupParent("unionfs-podman-bench")
+    cgroups = CgroupParent("podman-bench")
     pms: dict[str, Podman] = {}
     system_cache = Path("/var/lib/containers")  # root podman's blob cache, whatever --root
     cache_existed = system_cache.exists()

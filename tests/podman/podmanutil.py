@@ -68,7 +68,8 @@ class CgroupParent:
     removes all of it again, deepest first, but only directories that were not there before.
     """
 
-    def __init__(self, prefix: str = "unionfs-podman") -> None:
+    def __init__(self, prefix: str = "podman-test") -> None:
+        # Not "unionfs-*": tests/runtime takes every such cgroup for one of its containers.
         self.path = f"{own_memory_cgroup().rstrip('/')}/{prefix}-{uuid.uuid4().hex[:10]}"
         self.hierarchies = cgroup_hierarchies()
         self._existed = {d for h in self.hierarchies for d in self._chain(h) if d.exists()}
