@@ -8,12 +8,15 @@ unionfs must then show what the kernel shows, and the difference is written down
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from podmanutil import Podman, whiteout_files
 from script import Transcript, run_script
+
+from unionfs import __version__
 
 UNIONFS = str(Path(sys.executable).with_name("unionfs"))  # absolute: podman runs it by path
 FUSE_OVERLAYFS = "/usr/bin/fuse-overlayfs"
@@ -63,7 +66,9 @@ def differences(a: Transcript, b: Transcript) -> dict[str, tuple[list[str], list
 
 def test_podman_script_on_unionfs_as_on_fuse_overlayfs(podman: Callable[..., Podman]) -> None:
     ours = podman(UNIONFS, "unionfs")
-    assert ours.ok("info", "--format", "{{.Store.GraphDriverName}}").strip() == "overlay"
+    # `podman info` runs `unionfs --version` and shows what it printed.
+    info = json.loads(ours.ok("info", "--format", "{{json .Store.GraphOptions}}"))
+    assert info["overlay.mount_program"]["Version"] == f"unionfs {__version__}"
     on_unionfs = run_script(ours, IMAGE)
     assert all(rc == 0 for _name, rc, _out in on_unionfs), on_unionfs
     # The committed layer podman wrote holds .wh. whiteouts, and unionfs read them right.
