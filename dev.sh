@@ -15,7 +15,8 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
-              docker-registry openssl)  # registry tests: the real registry, token signing
+              docker-registry openssl   # registry tests: the real registry, token signing
+              podman)  # podman: tests/podman runs it with unionfs as its mount_program
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then

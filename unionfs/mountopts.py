@@ -3,6 +3,7 @@
 ``-o`` strings are split on commas outside double quotes (``context="a,b"``); empty entries
 are ignored (podman sends ``...,work,`` and ``,,volatile``). In ``lowerdir=`` a backslash
 escapes the next character, so ``\\:`` is a colon inside a path; the leftmost lower is the top.
+``uidmapping=``/``gidmapping=`` are accepted only when they map every id to itself.
 Validation against the filesystem lives in ``unionfs.cli.mount``.
 """
 
@@ -42,7 +43,7 @@ IGNORED_VALUED = frozenset(
 )  # fmt: skip
 # Known but not supported yet: refusing is safer than pretending.
 UNSUPPORTED = frozenset(
-    {"xattr_permissions", "datadir", "datadir+"}
+    {"datadir", "datadir+"}
 )  # fmt: skip
 
 
@@ -165,6 +166,11 @@ def parse(option_strings: list[str]) -> MountOptions:
                 owners = idmap.with_squash(owners, key, value)
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
+            elif key == "xattr_permissions":
+                if value not in ("0", "1", "2"):
+                    raise UserError(f"malformed {item!r}: give 0, 1 or 2")
+                if value != "0":  # owners and modes kept in xattrs (podman's force_mask)
+                    raise UserError(f"option {key!r} is not supported yet")
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
                 fuse.append(item)
             elif (not eq and (key in IGNORED_FLAGS or item in IGNORED_FLAGS)) or (

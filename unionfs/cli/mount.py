@@ -212,6 +212,10 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
             report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
 
+    # Descriptors our caller let us inherit (podman passes some) must not stay open for the
+    # daemon's lifetime: whoever holds the other end of a pipe would wait for us.
+    os.closerange(3, report)
+    os.closerange(report + 1, os.sysconf("SC_OPEN_MAX"))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)

@@ -1,0 +1,88 @@
+"""Time root podman with each overlay mount program (issue 11's numbers for the note).
+
+    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000]
+
+For unionfs, fuse-overlayfs and the kernel driver, each on a private storage root: the
+median wall time of ``podman run --rm IMAGE true``, and of ``podman diff`` on a container
+that created FILES files (and changed one); the programs take turns in each round. Uses the
+podman set-up of tests/podman (runc, cgroupfs, a cgroup parent below our own,
+busybox-static image) and removes everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "podman")]
+
+from podmanutil import CgroupParent, Podman, busybox_rootfs  # noqa: E402
+
+IMAGE = "localhost/unionfs-bench-busybox"
+
+
+def timed(pm: Podman, *args: str) -> float:
+    start = time.perf_counter()
+    pm.ok(*args)
+    return time.perf_counter() - start
+
+
+def bench(pms: dict[str, Podman], runs: int, files: int) -> dict[str, tuple[float, float, int]]:
+    """Rounds interleave the programs, so that a change in the machine's load hits all."""
+    make = f"mkdir /many && cd /many && seq {files} | xargs touch && echo changed >> /data/keep"
+    changes = {}
+    for name, pm in pms.items():
+        pm.ok("run", "--rm", IMAGE, "true")  # warm: the first run sets up podman's state
+        pm.ok("run", "--name", "big", IMAGE, "sh", "-c", make)
+        changes[name] = len(pm.ok("diff", "big").splitlines())
+    run_true: dict[str, list[float]] = {name: [] for name in pms}
+    diff: dict[str, list[float]] = {name: [] for name in pms}
+    for _round in range(runs):
+        for name, pm in pms.items():
+            run_true[name].append(timed(pm, "run", "--rm", IMAGE, "true"))
+            diff[name].append(timed(pm, "diff", "big"))
+    return {
+        name: (statistics.median(run_true[name]), statistics.median(diff[name]), changes[name])
+        for name in pms
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--files", type=int, default=10_000)
+    args = parser.parse_args()
+    unionfs = str(Path(sys.executable).with_name("unionfs"))
+    programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
+    cgroups = CgroupParent("podman-bench")
+    pms: dict[str, Podman] = {}
+    system_cache = Path("/var/lib/containers")  # root podman's blob cache, whatever --root
+    cache_existed = system_cache.exists()
+    with tempfile.TemporaryDirectory(prefix="podman-bench-") as tmp:
+        rootfs = busybox_rootfs(Path(tmp) / "rootfs")
+        try:
+            for name, program in programs.items():
+                pms[name] = Podman(Path(tmp) / name, program, cgroups)
+                pms[name].import_rootfs(rootfs, IMAGE)
+            results = bench(pms, args.runs, args.files)
+            print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
+            for name, (run_true, diff, changes) in results.items():
+                print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
+        finally:
+            for name, pm in pms.items():
+                if problems := pm.teardown():
+                    print(f"{name}: {problems}", file=sys.stderr)
+            cgroups.cleanup()
+            if not cache_existed:
+                shutil.rmtree(system_cache, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
