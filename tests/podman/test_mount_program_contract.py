@@ -134,11 +134,14 @@ def test_a_failure_is_one_line_on_stderr_and_leaves_nothing(graph: Path, target:
     assert not is_mounted(target)
 
 
-def test_a_translating_uid_map_is_refused_in_one_line(graph: Path, target: Path) -> None:
+def test_a_keep_id_uid_map_shows_translated_owners(graph: Path, target: Path) -> None:
+    """podman --userns=keep-id (user 1001): stored 0..1000 show as 1..1001, 1001 as 0."""
+    os.chown(graph / f"layer{LAYERS - 1:03d}" / "diff" / "etc" / "kept", 1001, 1001)
     opts = f"{lowerdir(graph)},uidmapping=:0:1:1001:1001:0:1:1002:1002:64535"
     rc, err, _extra = call_like_podman(graph, opts, target)
-    assert rc != 0 and err == "unionfs: option 'uidmapping' is not supported yet\n"
-    assert not is_mounted(target)
+    assert (rc, err) == (0, "")
+    assert (target / "etc" / "kept").stat().st_uid == 0
+    assert (target / "etc").stat().st_uid == 1
 
 
 def test_version_answers_podman_info() -> None:
