@@ -221,6 +221,16 @@ class Podman:
         tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
         self.ok("import", "-", name, stdin=tar.stdout)
 
+    def mount_and_look(self, mount: tuple[str, ...], change: bool) -> tuple[int, list[str]]:
+        """See script.PodmanLike: the mount is visible here, so look at it directly."""
+        r = self(*mount)
+        if r.rc != 0:
+            return r.rc, []
+        root = Path(r.out.strip())
+        if change:
+            change_mounted(root)
+        return 0, tree_listing(root / "data")
+
     def teardown(self) -> list[str]:
         """Remove every container and image, unmount what is left; return the problems."""
         problems = []
@@ -294,6 +304,12 @@ def tree_listing(top: Path) -> list[str]:
                 what += f" -> {os.readlink(path)}"
             lines.append(what)
     return lines
+
+
+def change_mounted(root: Path) -> None:
+    """What the script does from the host to a container's mounted rootfs."""
+    (root / "fromhost").write_text("written on the host\n")
+    (root / "data/keepdir/k").unlink()
 
 
 def normalize(text: str) -> str:

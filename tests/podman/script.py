@@ -6,9 +6,9 @@ host paths are normalized (ids) or replaced by what they point at (a mounted tre
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Protocol
 
-from podmanutil import Podman, Result, normalize, tree_listing
+from podmanutil import Result, normalize
 
 # Writes, deletes, replaces a directory, renames and chmods a lower file, makes a link,
 # appends to a lower file, makes an opaque directory, and a deep new tree.
@@ -34,8 +34,19 @@ find . -type f | sort | xargs md5sum
 Transcript = list[tuple[str, int, str]]
 
 
+class PodmanLike(Protocol):
+    """What the script needs: root podman (podmanutil.Podman) or a rootless user's."""
+
+    def __call__(self, *args: str) -> Result: ...
+
+    def mount_and_look(self, mount: tuple[str, ...], change: bool) -> tuple[int, list[str]]:
+        """Run ``podman MOUNT...``; if *change*, write ``fromhost`` and delete
+        ``data/keepdir/k`` in the mounted tree; return the exit code and ``data``'s listing."""
+        ...
+
+
 class Recorder:
-    def __init__(self, pm: Podman) -> None:
+    def __init__(self, pm: PodmanLike) -> None:
         self.pm = pm
         self.steps: Transcript = []
 
@@ -52,7 +63,7 @@ class Recorder:
         self.steps.append((name, 0, "\n".join(lines)))
 
 
-def run_script(pm: Podman, image: str) -> Transcript:
+def run_script(pm: PodmanLike, image: str) -> Transcript:
     rec = Recorder(pm)
     s = rec.step
     # run --rm: write, delete and replace a directory, then look.
@@ -80,21 +91,18 @@ def run_script(pm: Podman, image: str) -> Transcript:
     s("wait c2", "wait", "c2")
     s("rm c2", "rm", "c2")
     # image mount: the read-only mount of an image, read from the host.
-    r = s("image mount img2", "image", "mount", "img2")
-    rec.steps[-1] = (rec.steps[-1][0], r.rc, "")
-    if r.rc == 0:
-        rec.note("image mount tree", tree_listing(Path(r.out.strip()) / "data"))
+    rc, tree = pm.mount_and_look(("image", "mount", "img2"), change=False)
+    rec.steps.append(("image mount img2", rc, ""))
+    if rc == 0:
+        rec.note("image mount tree", tree)
     s("image umount img2", "image", "umount", "img2")
     # mount/umount: write into a stopped container's rootfs from the host, then run it.
     s("create c3", "create", "--name", "c3", image, "sh", "-c", "cat /fromhost\n" + SHOW)
     rec.steps[-1] = (rec.steps[-1][0], rec.steps[-1][1], "")
-    r = s("mount c3", "mount", "c3")
-    rec.steps[-1] = (rec.steps[-1][0], r.rc, "")
-    if r.rc == 0:
-        root = Path(r.out.strip())
-        (root / "fromhost").write_text("written on the host\n")
-        (root / "data/keepdir/k").unlink()
-        rec.note("mount tree", tree_listing(root / "data"))
+    rc, tree = pm.mount_and_look(("mount", "c3"), change=True)
+    rec.steps.append(("mount c3", rc, ""))
+    if rc == 0:
+        rec.note("mount tree", tree)
     s("umount c3", "umount", "c3")
     rec.steps[-1] = (rec.steps[-1][0], rec.steps[-1][1], "")
     s("start -a c3", "start", "-a", "c3")

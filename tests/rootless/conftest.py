@@ -31,6 +31,7 @@ import pytest
 HERE = Path(__file__).parent
 TESTS = HERE.parent
 HELPERS = ("mountutil.py", "treecmp.py", "writeutil.py", "differential/write_pairs.py",
+           "podman/podmanutil.py",
            "rootless/userside.py")  # fmt: skip
 PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", "attrs",
             "idna", "sortedcontainers", "hypothesis", "_hypothesis_ftz_detector",
