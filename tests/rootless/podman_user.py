@@ -24,10 +24,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from conftest import RootlessUser
-from podmanutil import CGROUP_ROOT, Result, wait_until_gone
+from podmanutil import CGROUP_ROOT, GONE_TIMEOUT, Result, wait_until_gone
 
 COMMAND_TIMEOUT = 120.0
 
@@ -41,10 +42,12 @@ print(json.dumps(tree_listing(root / "data")))
 """
 
 
-def unionfs_wrapper(user: RootlessUser, path: Path) -> Path:
-    """A mount program podman can run by path: unionfs with the Python the user can use."""
+def unionfs_wrapper(user: RootlessUser, path: Path, log: Path) -> Path:
+    """A mount program podman can run by path: unionfs with the Python the user can use.
+    Each call's arguments are appended to *log* (to see what podman passed)."""
     path.write_text(
         "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> {shlex.quote(str(log))}\n'
         f"PYTHONPATH={shlex.quote(user.pythonpath)} PYTHONDONTWRITEBYTECODE=1 "
         f'exec {shlex.quote(user.python)} -m unionfs "$@"\n'
     )
@@ -174,6 +177,25 @@ def user_ids(user: RootlessUser) -> set[int]:
                 first, count = (int(x) for x in rest.split(":"))
                 ids.update(range(first, first + count))
     return ids
+
+
+def user_processes(user: RootlessUser) -> list[int]:
+    """Live processes of the user or of its containers (waits for them to go first)."""
+    ids = user_ids(user)
+    deadline = time.monotonic() + GONE_TIMEOUT
+    while True:
+        found = []
+        for entry in os.scandir("/proc"):
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid in ids:
+                    state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def leftover_cgroups(user: RootlessUser) -> list[Path]:
