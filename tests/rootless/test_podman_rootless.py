@@ -12,6 +12,7 @@ podman process or cgroup of the user is left.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[...
     if missing := missing_tools():
         pytest.skip(f"not installed: {', '.join(missing)}")
     user = rootless_user
-    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    rootfs = owned_files(busybox_rootfs(tmp_path / "rootfs"), user.uid, user.gid)
     tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
                          check=True).stdout  # fmt: skip
     made: list[RootlessPodman] = []
@@ -50,7 +51,7 @@ def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[...
     log.touch()
     user.chown(log)
     wrapper = unionfs_wrapper(user, cases / "unionfs-mount-program", log)
-    programs = {"fuse-overlayfs": FUSE_OVERLAYFS, "unionfs": str(wrapper)}
+    programs = {"fuse-overlayfs": FUSE_OVERLAYFS, "unionfs": str(wrapper), "kernel": None}
 
     def make(program: str) -> RootlessPodman:
         pm = RootlessPodman(user, cases / program, programs[program])
@@ -83,17 +84,41 @@ def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     assert differences(peer, on_unionfs) == {
         k: (sorted(v[0]), sorted(v[1])) for k, v in FUSE_OVERLAYFS_DIFFERS.items()
     }
+    # As in the root test: the kernel agrees on everything but the form of diff lines.
+    kernel = run_script(podman("kernel"), IMAGE)
+    content = {name for name, _rc, _out in kernel if not name.startswith("diff ")}
+    assert {k: v for k, v in differences(kernel, on_unionfs).items() if k in content} == {}
 
 
 # What a container sees of owners: the image's root-owned files, files it makes, and
 # whether it may read a root-only file.
 OWNERS = """id -u; id -g
 touch /tmp/mine && mkdir /tmp/mydir && echo w >> /data/append
+echo w >> /owners/mine; echo w >> /owners/other; touch /owners/setgid/new
+chown 5:5 /tmp/mine 2>/dev/null || echo chown refused
+chown 1000:1000 /owners/mine 2>/dev/null || echo chown 1000 refused
 stat -c '%n %u:%g %a' /bin/busybox /data /data/keep /data/secret /data/append /tmp/mine \
-/tmp/mydir
+/tmp/mydir /owners/* /owners/setgid/new
 cat /data/secret 2>/dev/null || echo secret unreadable
 """
-STORED = "stat -c '%n %u:%g %a' /tmp/mine /tmp/mydir /data/append /data/keep"
+STORED = "stat -c '%n %u:%g %a' /tmp/mine /tmp/mydir /data/append /data/keep /owners/*"
+
+
+def owned_files(rootfs: Path, uid: int, gid: int) -> Path:
+    """Files in the image owned by someone else than root: the user's ids (keep-id's
+    container user), 1000, the overflow id, and a setgid directory of group 1000."""
+    owners = rootfs / "owners"
+    owners.mkdir(mode=0o777)
+    owners.chmod(0o777)
+    for name, ids, mode in (("mine", (uid, gid), 0o644), ("other", (1000, 1000), 0o664),
+                            ("nobody", (65534, 65534), 0o644)):  # fmt: skip
+        (owners / name).write_text(name + "\n")
+        os.chown(owners / name, *ids)
+        (owners / name).chmod(mode)
+    (owners / "setgid").mkdir()
+    os.chown(owners / "setgid", 1000, 1000)
+    (owners / "setgid").chmod(0o2777)
+    return rootfs
 
 
 def id_mapped_script(pm: RootlessPodman, flags: tuple[str, ...]) -> Transcript:
@@ -114,21 +139,55 @@ def id_mapped_script(pm: RootlessPodman, flags: tuple[str, ...]) -> Transcript:
     return rec.steps
 
 
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        (("--userns=keep-id",), ",uidmapping=:0:1:"),
-        (("--uidmap", "0:1:1", "--gidmap", "0:1:1"), ",squash_to_uid=1,squash_to_gid=1 "),
-    ],
-    ids=["keep-id", "single-id"],
-)
-def test_rootless_podman_id_maps_on_unionfs_as_on_fuse_overlayfs(
-    podman: Callable[..., RootlessPodman], flags: tuple[str, ...], expected: str
+def setgid_lost(owner: str) -> tuple[list[str], list[str]]:
+    return [f"/owners/setgid {owner} 777"], [f"/owners/setgid {owner} 2777"]
+
+
+def setgid_copy_up_differs(uid: int, gid: int) -> dict[str, tuple[list[str], list[str]]]:
+    """fuse-overlayfs 1.10 loses a lower setgid directory's S_ISGID when it copies the
+    directory up (a file made in it), on disk: the directory shows 777 (in the committed
+    image too), and under keep-id the new file gets the creator's group instead of the
+    directory's. The kernel's overlayfs keeps 2777 and gives the file the directory's
+    group, as unionfs does. step -> (only fuse-overlayfs's lines, only unionfs's)."""
+    lost, kept = setgid_lost("1000:1000")
+    made = sorted([*lost, f"/owners/setgid/new {uid}:{gid} 644"])
+    right = sorted([*kept, f"/owners/setgid/new {uid}:1000 644"])
+    return {"run --rm": (made, right), "run m1": (made, right),
+            "run img-m": (lost, kept), "run img-m mapped": (lost, kept)}  # fmt: skip
+
+
+# With squash_to_uid/gid everything shows as 0:0 in the container, the new file included;
+# the committed layer, run without the map, shows the stored owner.
+SQUASHED_SETGID_DIFFERS = {"run --rm": setgid_lost("0:0"), "run m1": setgid_lost("0:0"),
+                           "run img-m": setgid_lost("1000:1000"),
+                           "run img-m mapped": setgid_lost("0:0")}  # fmt: skip
+
+
+def test_rootless_podman_keep_id_on_unionfs_as_on_the_kernel(
+    podman: Callable[..., RootlessPodman], rootless_user: RootlessUser
 ) -> None:
+    """keep-id: podman passes ``uidmapping=``/``gidmapping=``; the kernel's overlayfs (in
+    podman's user namespace) is the oracle, fuse-overlayfs differs only by its bug."""
+    ours = podman("unionfs")
+    on_unionfs = id_mapped_script(ours, ("--userns=keep-id",))
+    calls = (ours.base.parent / "mount-program.log").read_text()
+    assert ",uidmapping=:0:1:" in calls and ",gidmapping=:0:1:" in calls, calls
+    kernel = id_mapped_script(podman("kernel"), ("--userns=keep-id",))
+    assert differences(kernel, on_unionfs) == {}
+    peer = id_mapped_script(podman("fuse-overlayfs"), ("--userns=keep-id",))
+    uid, gid = rootless_user.uid, rootless_user.gid
+    assert differences(peer, on_unionfs) == setgid_copy_up_differs(uid, gid)
+
+
+def test_rootless_podman_single_id_map_on_unionfs_as_on_fuse_overlayfs(
+    podman: Callable[..., RootlessPodman],
+) -> None:
+    """A one-id map (``--uidmap 0:1:1``): podman passes ``squash_to_uid=1,squash_to_gid=1``.
+    The kernel has no squash, so fuse-overlayfs is the reference here."""
+    flags = ("--uidmap", "0:1:1", "--gidmap", "0:1:1")
     ours = podman("unionfs")
     on_unionfs = id_mapped_script(ours, flags)
-    peer = id_mapped_script(podman("fuse-overlayfs"), flags)
-    assert differences(peer, on_unionfs) == {}
-    # podman did pass its id map to unionfs: a map for keep-id, squash for a single id.
     calls = (ours.base.parent / "mount-program.log").read_text()
-    assert expected in calls, calls
+    assert ",squash_to_uid=1,squash_to_gid=1 " in calls, calls
+    peer = id_mapped_script(podman("fuse-overlayfs"), flags)
+    assert differences(peer, on_unionfs) == SQUASHED_SETGID_DIFFERS
