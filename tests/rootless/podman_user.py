@@ -58,9 +58,12 @@ def unionfs_wrapper(user: RootlessUser, path: Path, log: Path) -> Path:
 class RootlessPodman:
     """podman as *user*, storage below *base* (made here, the user's)."""
 
-    def __init__(self, user: RootlessUser, base: Path, mount_program: str | None) -> None:
+    def __init__(
+        self, user: RootlessUser, base: Path, mount_program: str | None, overlay_options: str = ""
+    ) -> None:
         """*mount_program* None: the kernel's overlayfs in podman's user namespace (Linux
-        5.11+), the oracle where fuse-overlayfs is wrong."""
+        5.11+), the oracle where fuse-overlayfs is wrong. *overlay_options*: more lines
+        for ``[storage.options.overlay]``."""
         self.user = user
         self.base = base
         self.mount_program = mount_program
@@ -77,8 +80,9 @@ class RootlessPodman:
             # is what decides.
             f'graphroot = "{self.graphroot}"\n'
             f'rootless_storage_path = "{self.graphroot}"\n'
-            + ("[storage.options.overlay]\n" f'mount_program = "{mount_program}"\n'
-               if mount_program else "")
+            + "[storage.options.overlay]\n"
+            + (f'mount_program = "{mount_program}"\n' if mount_program else "")
+            + overlay_options
         )  # fmt: skip
         self.containers_conf = base / "containers.conf"
         self.containers_conf.write_text(

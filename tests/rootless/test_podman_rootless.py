@@ -1,18 +1,22 @@
 """Rootless podman with unionfs as its overlay ``mount_program``, next to fuse-overlayfs.
 
 The session's fresh test user runs issue 11's podman script (tests/podman/script.py) once
-per mount program, in its own storage, and every step must match. Where fuse-overlayfs
-1.10 is wrong, the difference is the one the root test (tests/podman) shows against the
-kernel driver. Then the id-mapped cases: ``--userns=keep-id`` (podman passes
-``uidmapping=``/``gidmapping=``) and a single-id map ``--uidmap 0:1:1`` (podman passes
-``squash_to_uid=``/``squash_to_gid=``). Afterwards no mount, mount-program daemon,
-podman process or cgroup of the user is left.
+per mount program, each in its own storage, and every step must match. Where fuse-overlayfs
+1.10 is wrong the difference is written down, and the kernel's overlayfs (mounted by podman
+in its user namespace, Linux 5.11+) shows what is right, as in the root test. Then the
+id-mapped cases: ``--userns=keep-id`` (podman passes ``uidmapping=``/``gidmapping=``), a
+one-id map ``--uidmap 0:1:1`` (``squash_to_uid=``/``squash_to_gid=``), and a second user
+without subordinate ids (no owner option). Afterwards no mount, mount-program daemon,
+process or cgroup of the users is left, and the users are gone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import pwd
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -23,7 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "podman"))
 
-from conftest import RootlessUser
+from conftest import RootlessUser, remove_user
 from podman_user import RootlessPodman, leftover_cgroups, unionfs_wrapper, user_processes
 from podmanutil import busybox_rootfs, missing_tools
 from script import Recorder, Transcript, run_script
@@ -36,27 +40,49 @@ IMAGE = "localhost/unionfs-test-busybox"
 
 
 @pytest.fixture
+def lone_user(rootless_user: RootlessUser) -> Iterator[RootlessUser]:
+    """A second fresh user without subordinate ids (podman then has a one-id namespace)."""
+    name = f"ufsln{secrets.token_hex(4)}"
+    home = rootless_user.base / name
+    subprocess.run(["useradd", "-m", "-d", str(home), "-s", "/bin/sh", "-K", "SUB_UID_COUNT=0",
+                    "-K", "SUB_GID_COUNT=0", name], check=True, capture_output=True)  # fmt: skip
+    entry = pwd.getpwnam(name)
+    try:
+        yield dataclasses.replace(rootless_user, name=name, uid=entry.pw_uid,
+                                  gid=entry.pw_gid, home=home)  # fmt: skip
+    finally:
+        problems = remove_user(name, entry.pw_uid)
+        assert not problems, f"left behind: {problems}"
+
+
+@pytest.fixture
 def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[..., RootlessPodman]]:
-    """``podman("unionfs" | "fuse-overlayfs")``: the user's podman on its own storage."""
+    """``podman("unionfs" | "fuse-overlayfs" | "kernel", user=the session's user)``: the
+    user's podman on its own storage, with the image imported."""
     if missing := missing_tools():
         pytest.skip(f"not installed: {', '.join(missing)}")
-    user = rootless_user
-    rootfs = owned_files(busybox_rootfs(tmp_path / "rootfs"), user.uid, user.gid)
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True).stdout  # fmt: skip
+    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    plain = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                           check=True).stdout  # fmt: skip
+    owned_files(rootfs, rootless_user.uid, rootless_user.gid)
+    with_owners = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                                 check=True).stdout  # fmt: skip
     made: list[RootlessPodman] = []
-    cases = Path(tempfile.mkdtemp(prefix="podman-", dir=user.base))
+    cases = Path(tempfile.mkdtemp(prefix="podman-", dir=rootless_user.base))
     cases.chmod(0o755)
     log = cases / "mount-program.log"
     log.touch()
-    user.chown(log)
-    wrapper = unionfs_wrapper(user, cases / "unionfs-mount-program", log)
+    log.chmod(0o666)  # every test user's podman runs the wrapper
+    wrapper = unionfs_wrapper(rootless_user, cases / "unionfs-mount-program", log)
     programs = {"fuse-overlayfs": FUSE_OVERLAYFS, "unionfs": str(wrapper), "kernel": None}
 
-    def make(program: str) -> RootlessPodman:
-        pm = RootlessPodman(user, cases / program, programs[program])
+    def make(program: str, user: RootlessUser = rootless_user) -> RootlessPodman:
+        lone = user is not rootless_user
+        # Without subordinate ids podman can only store the user's own ids.
+        options = 'ignore_chown_errors = "true"\n' if lone else ""
+        pm = RootlessPodman(user, cases / f"{program}-{user.name}", programs[program], options)
         made.append(pm)
-        pm.import_rootfs(tar, IMAGE)
+        pm.import_rootfs(plain if lone else with_owners, IMAGE)
         return pm
 
     try:
@@ -64,10 +90,11 @@ def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[...
     finally:
         problems = [f"{pm.base.name}: {p}" for pm in made for p in pm.teardown()]
         subprocess.run(["rm", "-rf", str(cases)], check=False)
-        if left := leftover_cgroups(user):
-            problems.append(f"cgroups left: {left}")
-        if procs := user_processes(user):
-            problems.append(f"processes of the user left: {procs}")
+        for user in {pm.user.name: pm.user for pm in made}.values():
+            if left := leftover_cgroups(user):
+                problems.append(f"cgroups of {user.name} left: {left}")
+            if procs := user_processes(user):
+                problems.append(f"processes of {user.name} left: {procs}")
         assert not problems, "\n".join(problems)
 
 
@@ -191,3 +218,21 @@ def test_rootless_podman_single_id_map_on_unionfs_as_on_fuse_overlayfs(
     assert ",squash_to_uid=1,squash_to_gid=1 " in calls, calls
     peer = id_mapped_script(podman("fuse-overlayfs"), flags)
     assert differences(peer, on_unionfs) == SQUASHED_SETGID_DIFFERS
+
+
+def test_rootless_podman_without_subordinate_ids_on_unionfs_as_on_fuse_overlayfs(
+    lone_user: RootlessUser,  # first: it must outlive podman's teardown
+    podman: Callable[..., RootlessPodman],
+) -> None:
+    """A user with no /etc/subuid range: podman's namespace maps only the user (to 0), its
+    layers keep only the user's ids (``ignore_chown_errors``), and podman passes no owner
+    option. The script runs as for everyone else."""
+    ours = podman("unionfs", lone_user)
+    on_unionfs = run_script(ours, IMAGE)
+    assert [s for s in on_unionfs if s[1] != 0] == []
+    calls = (ours.base.parent / "mount-program.log").read_text()
+    assert "squash_to" not in calls and "mapping=" not in calls, calls
+    peer = run_script(podman("fuse-overlayfs", lone_user), IMAGE)
+    assert differences(peer, on_unionfs) == {
+        k: (sorted(v[0]), sorted(v[1])) for k, v in FUSE_OVERLAYFS_DIFFERS.items()
+    }
