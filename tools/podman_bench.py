@@ -1,23 +1,31 @@
-"""Time root podman with each overlay mount program (issue 11's numbers for the note).
+"""Time podman with each overlay mount program (issue 11's numbers for the note).
 
-    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000]
+    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000] [--rootless]
 
 For unionfs, fuse-overlayfs and the kernel driver, each on a private storage root: the
 median wall time of ``podman run --rm IMAGE true``, and of ``podman diff`` on a container
 that created FILES files (and changed one); the programs take turns in each round. Uses the
 podman set-up of tests/podman (runc, cgroupfs, a cgroup parent below our own,
-busybox-static image) and removes everything it made.
+busybox-static image) and removes everything it made. ``--rootless``: as a fresh user
+instead (the set-up of tests/rootless: its own storage.conf, XDG_RUNTIME_DIR, a private
+mount namespace with a 0666 /dev/fuse; unionfs run through a wrapper script), removed again
+afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "podman")]
@@ -27,13 +35,13 @@ from podmanutil import CgroupParent, Podman, busybox_rootfs  # noqa: E402
 IMAGE = "localhost/unionfs-bench-busybox"
 
 
-def timed(pm: Podman, *args: str) -> float:
+def timed(pm: Any, *args: str) -> float:
     start = time.perf_counter()
     pm.ok(*args)
     return time.perf_counter() - start
 
 
-def bench(pms: dict[str, Podman], runs: int, files: int) -> dict[str, tuple[float, float, int]]:
+def bench(pms: dict[str, Any], runs: int, files: int) -> dict[str, tuple[float, float, int]]:
     """Rounds interleave the programs, so that a change in the machine's load hits all."""
     make = f"mkdir /many && cd /many && seq {files} | xargs touch && echo changed >> /data/keep"
     changes = {}
@@ -53,11 +61,13 @@ def bench(pms: dict[str, Podman], runs: int, files: int) -> dict[str, tuple[floa
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--files", type=int, default=10_000)
-    args = parser.parse_args()
+def report(results: dict[str, tuple[float, float, int]]) -> None:
+    print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
+    for name, (run_true, diff, changes) in results.items():
+        print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
+
+
+def bench_root(runs: int, files: int) -> None:
     unionfs = str(Path(sys.executable).with_name("unionfs"))
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
     cgroups = CgroupParent("podman-bench")
@@ -70,10 +80,7 @@ def main() -> int:
             for name, program in programs.items():
                 pms[name] = Podman(Path(tmp) / name, program, cgroups)
                 pms[name].import_rootfs(rootfs, IMAGE)
-            results = bench(pms, args.runs, args.files)
-            print(f"{'mount program':<16} {'run --rm true':>14} {'diff':>10} {'changes':>8}")
-            for name, (run_true, diff, changes) in results.items():
-                print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
+            report(bench(pms, runs, files))
         finally:
             for name, pm in pms.items():
                 if problems := pm.teardown():
@@ -81,6 +88,57 @@ def main() -> int:
             cgroups.cleanup()
             if not cache_existed:
                 shutil.rmtree(system_cache, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def rootless_user() -> Iterator[Any]:
+    """tests/rootless/conftest.py's fresh user (loaded by path: tests/ has its own conftest)."""
+    spec = importlib.util.spec_from_file_location(
+        "rootless_conftest", HERE.parent / "tests" / "rootless" / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    with module.fresh_user() as user:
+        yield user
+
+
+def bench_rootless(runs: int, files: int) -> None:
+    sys.path.insert(0, str(HERE.parent / "tests" / "rootless"))
+    from podman_user import RootlessPodman, unionfs_wrapper
+
+    with rootless_user() as user:
+        tmp = Path(tempfile.mkdtemp(prefix="podman-bench-", dir=user.base))
+        tmp.chmod(0o755)
+        log = tmp / "calls.log"
+        log.touch()
+        log.chmod(0o666)
+        unionfs = str(unionfs_wrapper(user, tmp / "unionfs-mount-program", log))
+        programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs",
+                    "kernel": None}  # fmt: skip
+        rootfs = busybox_rootfs(tmp / "rootfs")
+        tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                             check=True).stdout  # fmt: skip
+        pms: dict[str, Any] = {}
+        try:
+            for name, program in programs.items():
+                pms[name] = RootlessPodman(user, tmp / name, program)
+                pms[name].import_rootfs(tar, IMAGE)
+            report(bench(pms, runs, files))
+        finally:
+            for name, pm in pms.items():
+                if problems := pm.teardown():
+                    print(f"{name}: {problems}", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--rootless", action="store_true", help="as a fresh unprivileged user")
+    args = parser.parse_args()
+    (bench_rootless if args.rootless else bench_root)(args.runs, args.files)
     return 0
 
 

@@ -12,6 +12,7 @@ removed at the end of the session; the tests need root and skip otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -158,13 +159,15 @@ def remove_user(name: str, uid: int) -> list[str]:
     return problems + _sub_lines(name)
 
 
-@pytest.fixture(scope="session")
-def rootless_user() -> Iterator[RootlessUser]:
-    if os.geteuid() != 0:
-        pytest.skip("the rootless tests create a user: they need root")
-    for tool in ("useradd", "userdel", "runuser", "unshare", "fusermount3"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+class NoUserPython(RuntimeError):
+    """Neither this interpreter nor Debian's python3 can import unionfs as the user."""
+
+
+@contextlib.contextmanager
+def fresh_user() -> Iterator[RootlessUser]:
+    """A new user with a 0666 fuse node and a Python it can run unionfs with; on the way
+    out the user (home, subordinate ids, processes) and its files are removed, and what
+    could not be is an AssertionError. Needs root. Also used by tools/podman_bench.py."""
     base = Path(tempfile.mkdtemp(prefix="unionfs-rootless-"))
     os.chmod(base, 0o755)
     name = None
@@ -185,9 +188,23 @@ def rootless_user() -> Iterator[RootlessUser]:
             _copy_site(base / "site")
             python, pythonpath = "/usr/bin/python3", f"{base / 'site'}:{base / 'py'}"
             if not _can_import(name, python, pythonpath, home):
-                pytest.skip("no Python the test user can run unionfs with")
+                raise NoUserPython("no Python the test user can run unionfs with")
         yield RootlessUser(name, uid, entry.pw_gid, home, base, python, pythonpath, base / "fuse")
     finally:
         problems = remove_user(name, uid) if name is not None else []
         shutil.rmtree(base, ignore_errors=True)
         assert not problems, f"left behind: {problems}"
+
+
+@pytest.fixture(scope="session")
+def rootless_user() -> Iterator[RootlessUser]:
+    if os.geteuid() != 0:
+        pytest.skip("the rootless tests create a user: they need root")
+    for tool in ("useradd", "userdel", "runuser", "unshare", "fusermount3"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    try:
+        with fresh_user() as user:
+            yield user
+    except NoUserPython as exc:
+        pytest.skip(str(exc))

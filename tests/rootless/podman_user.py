@@ -26,9 +26,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conftest import RootlessUser
 from podmanutil import CGROUP_ROOT, GONE_TIMEOUT, Result, wait_until_gone
+
+if TYPE_CHECKING:  # tools/podman_bench.py imports this without tests/rootless/conftest.py
+    from conftest import RootlessUser
 
 COMMAND_TIMEOUT = 120.0
 

@@ -98,6 +98,39 @@ def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[...
         assert not problems, "\n".join(problems)
 
 
+APPEND_TO_LINKED = """echo changed >> /data/keep; cat /data/keep /data/hardlink
+stat -c '%n %s %h' /data/keep /data/hardlink
+"""
+# fuse-overlayfs 1.10, after an append to /data/keep (whose lower inode /data/hardlink
+# shares): stat shows the other name with the new size and the copied-up file still with
+# 2 links; `podman diff` does not report /data/keep changed, and `podman commit` drops the
+# change (the committed image has the old 5 bytes). The kernel's overlayfs and unionfs
+# break the link on copy-up (keep: 13 bytes, 1 link; hardlink: the lower's 5 bytes, 2
+# links), report the change and commit it. The kernel driver computes diff from the upper
+# directory and so leaves out the parent directory that podman's walk of two mounts adds.
+HARD_LINK_DIFFERS = {
+    "run h1": (["/data/hardlink 13 2", "/data/keep 13 2"],
+               ["/data/hardlink 5 2", "/data/keep 13 1"]),
+    "diff h1": ([], ["C /data", "C /data/keep"]),
+    "diff img-h": ([], ["C /data", "C /data/keep"]),
+    "run img-h": (["/data/keep 5 2"], ["/data/keep 13 1", "changed"]),
+}  # fmt: skip
+
+
+def hard_link_script(pm: RootlessPodman) -> Transcript:
+    rec = Recorder(pm)
+    s = rec.step
+    s("run h1", "run", "--name", "h1", IMAGE, "sh", "-c", APPEND_TO_LINKED)
+    s("diff h1", "diff", "h1", sort=True)
+    s("commit h1", "commit", "h1", "img-h")
+    rec.steps[-1] = (rec.steps[-1][0], rec.steps[-1][1], "")
+    s("diff img-h", "diff", "img-h", sort=True)
+    s("run img-h", "run", "--rm", "img-h", "sh", "-c", "cat /data/keep /data/hardlink\n"
+      "stat -c '%n %s %h' /data/keep /data/hardlink")  # fmt: skip
+    s("rm h1", "rm", "h1")
+    return rec.steps
+
+
 def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     podman: Callable[..., RootlessPodman],
 ) -> None:
@@ -107,14 +140,21 @@ def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     assert version == f"unionfs {__version__}"
     on_unionfs = run_script(ours, IMAGE)
     assert [s for s in on_unionfs if s[1] != 0] == []
-    peer = run_script(podman("fuse-overlayfs"), IMAGE)
+    peer_pm, kernel_pm = podman("fuse-overlayfs"), podman("kernel")
+    peer = run_script(peer_pm, IMAGE)
     assert differences(peer, on_unionfs) == {
         k: (sorted(v[0]), sorted(v[1])) for k, v in FUSE_OVERLAYFS_DIFFERS.items()
     }
     # As in the root test: the kernel agrees on everything but the form of diff lines.
-    kernel = run_script(podman("kernel"), IMAGE)
+    kernel = run_script(kernel_pm, IMAGE)
     content = {name for name, _rc, _out in kernel if not name.startswith("diff ")}
     assert {k: v for k, v in differences(kernel, on_unionfs).items() if k in content} == {}
+    # A lower file with a hard link, appended to: fuse-overlayfs loses the change.
+    on_unionfs = hard_link_script(ours)
+    assert differences(hard_link_script(peer_pm), on_unionfs) == HARD_LINK_DIFFERS
+    assert differences(hard_link_script(kernel_pm), on_unionfs) == {
+        "diff h1": ([], ["C /data"]), "diff img-h": ([], ["C /data"])
+    }  # fmt: skip
 
 
 # What a container sees of owners: the image's root-owned files, files it makes, and
