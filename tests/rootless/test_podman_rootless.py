@@ -155,6 +155,57 @@ def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     assert differences(hard_link_script(kernel_pm), on_unionfs) == {
         "diff h1": ([], ["C /data"]), "diff img-h": ([], ["C /data"])
     }  # fmt: skip
+    # Owners, modes, links and setgid directories made by root in the container.
+    on_unionfs = metadata_script(ours)
+    assert differences(metadata_script(kernel_pm), on_unionfs) == {}
+    assert differences(metadata_script(peer_pm), on_unionfs) == METADATA_DIFFERS
+
+
+# Root in the container changes owners and modes, links a lower file, makes a fifo and a
+# setgid directory, and looks; then the committed image is run, with and without the map.
+METADATA = """chown 5:7 /data/keep && chown 1000 /tmp
+touch /tmp/n && chown 65534:65534 /tmp/n
+chmod 4755 /data/append && chmod 2755 /data/dir
+mkdir /tmp/sgd && chown 0:5 /tmp/sgd && chmod 2775 /tmp/sgd && touch /tmp/sgd/f
+mkdir /tmp/sgd/sub && ln /data/keep /tmp/kl && mv /data/gone /tmp/gone && mkfifo /tmp/fifo
+"""
+LOOK_AT = ("stat -c '%n %u:%g %a %h %s' /data/keep /tmp /tmp/n /data/append /data/dir /tmp/sgd "
+           "/tmp/sgd/f /tmp/sgd/sub /tmp/kl /tmp/gone /tmp/fifo")  # fmt: skip
+
+
+def metadata_script(pm: RootlessPodman) -> Transcript:
+    rec = Recorder(pm)
+    s = rec.step
+    s("run x1", "run", "--name", "x1", IMAGE, "sh", "-c", "set -e\n" + METADATA + LOOK_AT)
+    s("diff x1", "diff", "x1", sort=True)
+    s("commit x1", "commit", "x1", "img-x")
+    rec.steps[-1] = (rec.steps[-1][0], rec.steps[-1][1], "")
+    s("run img-x", "run", "--rm", "img-x", "sh", "-c", LOOK_AT)
+    s("rm x1", "rm", "x1")
+    return rec.steps
+
+
+# fuse-overlayfs 1.10 where the kernel's overlayfs agrees with unionfs: merged directories
+# show a counted nlink (the kernel: 1); the copied-up /data/keep, linked again, shows 3
+# links (2: the lower's other name is not this inode any more); a directory made in a
+# setgid directory gets neither its group nor S_ISGID; and the chown of the hard-linked
+# lower /data/keep is missing from `podman diff` and lost in `podman commit` (the image
+# has it 0:0, and /tmp/kl, committed as a separate file, keeps 5:7).
+METADATA_DIFFERS = {
+    "run x1": (
+        ["/data/dir 0:0 2755 3 4096", "/data/keep 5:7 644 3 5", "/tmp 1000:0 1777 3 4096",
+         "/tmp/kl 5:7 644 3 5", "/tmp/sgd/sub 0:0 755 2 4096"],
+        ["/data/dir 0:0 2755 1 4096", "/data/keep 5:7 644 2 5", "/tmp 1000:0 1777 1 4096",
+         "/tmp/kl 5:7 644 2 5", "/tmp/sgd/sub 0:5 2755 2 4096"],
+    ),
+    "diff x1": ([], ["C /data/keep"]),
+    "run img-x": (
+        ["/data/dir 0:0 2755 3 4096", "/data/keep 0:0 644 2 5", "/tmp 1000:0 1777 3 4096",
+         "/tmp/kl 5:7 644 1 5", "/tmp/sgd/sub 0:0 755 2 4096"],
+        ["/data/dir 0:0 2755 1 4096", "/data/keep 5:7 644 2 5", "/tmp 1000:0 1777 1 4096",
+         "/tmp/kl 5:7 644 2 5", "/tmp/sgd/sub 0:5 2755 2 4096"],
+    ),
+}  # fmt: skip
 
 
 # What a container sees of owners: the image's root-owned files, files it makes, and
