@@ -71,9 +71,9 @@ class RootlessPodman:
         self.base = base
         self.mount_program = mount_program
         self.graphroot = base / "graph"
+        base.mkdir()
         # conmon refuses long socket paths: a short runtime dir outside base.
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="ufs-rl-", dir="/tmp"))
-        base.mkdir()
         self.storage_conf = base / "storage.conf"
         self.storage_conf.write_text(
             "[storage]\n"
