@@ -38,6 +38,7 @@ from unionfs.cli import (
     stats,
     tag,
     umount,
+    unshare,
 )
 from unionfs.cli import exec as exec_
 from unionfs.errors import UserError
@@ -58,6 +59,7 @@ COMMANDS = {
     "history": history,
     "rmi": rmi,
     "tag": tag,
+    "unshare": unshare,
     "save": save,
     "create": create,
     "diff": diff,
