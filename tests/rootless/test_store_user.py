@@ -6,6 +6,7 @@ a single mapping with a one-line notice. Nothing is left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -13,10 +14,13 @@ import secrets
 import shutil
 import subprocess
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import PATH, TIMEOUT, RootlessUser
+from registry.regutil import REGISTRY_BIN, start_registry
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "id", "cat", "echo", "chown", "rm", "true", "stat")
@@ -80,8 +84,9 @@ def _top_layer_owners(archive: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture
 def image_tar(rootless_user: RootlessUser) -> Path:
-    if not os.path.exists(BUSYBOX):
-        pytest.skip("busybox-static is not installed")
+    for tool in (BUSYBOX, REGISTRY_BIN, shutil.which("skopeo") or "/skopeo"):
+        if not os.path.exists(tool):
+            pytest.skip(f"{tool} is not installed")
     return _image_tar(rootless_user.base / f"image-{secrets.token_hex(4)}.tar")
 
 
@@ -114,6 +119,7 @@ def test_user_store_keeps_host_ids_and_shows_container_ids(
     # Inside `unionfs unshare`, a mount keeps every owner on writes.
     inside = (f'set -e; m=$({py} mount {cname}); echo new > "$m/etc/added"; '
               f'chown 1000:1000 "$m/etc/added"; echo more >> "$m/etc/owned"; rm "$m/bin/ls"; '
+              f'mkdir -p "$m/srv/d"; echo f > "$m/srv/d/f"; chown -R 1000:1000 "$m/srv"; '
               f'ls -ln "$m/etc"; {py} umount {cname}')  # fmt: skip
     proc = user.unionfs("unshare", "sh", "-c", inside)
     assert _owners(proc.stdout) == {"added": "1000:1000", "owned": "1000:1000"}
@@ -129,18 +135,43 @@ def test_user_store_keeps_host_ids_and_shows_container_ids(
     assert owners["etc/added"] == (1000, 1000)  # container ids, not host ids
     assert owners["etc/owned"] == (1000, 1000)
     assert owners["etc"] == (0, 0)
-    if shutil.which("skopeo"):
-        info = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
-                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
-        assert len(json.loads(info.stdout)["Layers"]) == 2
+    info = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
+                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert len(json.loads(info.stdout)["Layers"]) == 2
 
-    user.unionfs("rm", cname)
+    user.unionfs("rm", cname)  # its upper holds a directory of container uid 1000
     user.unionfs("rmi", img2)
     user.unionfs("rmi", img)
     assert not (store / "containers" / cid).exists()
     assert _layer_with(store, "etc/owned") == [] and _layer_with(store, "etc/added") == []
+
+    # The same image through a registry: pulled into the user's store with host ids.
+    with registry_with(archive, f"ustore/{tok}:v1") as host:
+        user.unionfs("pull", "--tls-verify=false", f"{host}/ustore/{tok}:v1", img)
+    (top,) = _layer_with(store, "etc/added")
+    assert (top / "etc" / "added").stat().st_uid == subuid + 999
+    proc = user.unionfs("run", "--rm", img, "busybox", "ls", "-ln", "/etc/added", "/bin/busybox")
+    assert _owners(proc.stdout) == {"added": "1000:1000", "busybox": "0:0"}
+    user.unionfs("rmi", img)
+    archive.unlink()
     leftovers = [p.name for p in (store / "layers").iterdir()]
     assert leftovers == [], leftovers
+    assert not [p for p in (store / "containers").iterdir() if p.is_dir()]
+
+
+@contextlib.contextmanager
+def registry_with(archive: Path, name: str) -> Iterator[str]:
+    """A registry on loopback holding the OCI archive as *name*; its host:port."""
+    work = Path(tempfile.mkdtemp(prefix="ustore-reg-"))
+    reg = start_registry(work)
+    try:
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                        f"oci-archive:{archive}", f"docker://{reg.host}/{name}"],
+                       check=True, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+        yield reg.host
+    finally:
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _run_without_ranges(user: RootlessUser, argv: list[str], store: Path) -> str:
