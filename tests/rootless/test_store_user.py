@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -150,6 +151,8 @@ def test_user_store_keeps_host_ids_and_shows_container_ids(
         user.unionfs("pull", "--tls-verify=false", f"{host}/ustore/{tok}:v1", img)
     (top,) = _layer_with(store, "etc/added")
     assert (top / "etc" / "added").stat().st_uid == subuid + 999
+    whiteout = (top / "bin" / "ls").lstat()  # the store's marker form in the namespace
+    assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
     proc = user.unionfs("run", "--rm", img, "busybox", "ls", "-ln", "/etc/added", "/bin/busybox")
     assert _owners(proc.stdout) == {"added": "1000:1000", "busybox": "0:0"}
     user.unionfs("rmi", img)
