@@ -36,7 +36,8 @@ HELPERS = ("mountutil.py", "treecmp.py", "writeutil.py", "differential/write_pai
            "rootless/userside.py")  # fmt: skip
 PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", "attrs",
             "idna", "sortedcontainers", "hypothesis", "_hypothesis_ftz_detector",
-            "_hypothesis_globals")  # fmt: skip
+            "_hypothesis_globals", "zstandard", "httpx", "httpcore", "h11", "certifi", "anyio",
+            "typing_extensions")  # fmt: skip
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TIMEOUT = 120
 

@@ -46,6 +46,7 @@ COMMANDS = {
     "import-layer": "importlayer",
     "push": "push",
     "pull": "pull",
+    "unshare": "unshare",
 }
 
 

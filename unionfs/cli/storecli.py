@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 
 from unionfs.runtime.state import default_home
@@ -17,7 +18,13 @@ def add_root(p: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    return Store(getattr(args, "root", None) or default_home())
+    """The store; an ordinary user's is opened inside a user namespace with the user's
+    mapping (``store.userstore``), so its files carry host ids and read as container ids."""
+    from unionfs.store import userstore
+
+    root = getattr(args, "root", None) or default_home()
+    userstore.enter(root)
+    return Store(root)
 
 
 def warn(message: str) -> None:
@@ -57,11 +64,17 @@ def table(rows: list[tuple[str, ...]]) -> None:
 def mount_container(ref: str) -> int:
     """``unionfs mount C``: mount container C and print its mount point (as podman does)."""
     from unionfs.errors import UserError
-    from unionfs.store import containers
+    from unionfs.store import containers, userstore
 
+    # Mounted where the caller's shell sees it (outside the user's namespace): a user's
+    # store holds host ids, shown as the container's ids again by uidmapping/gidmapping.
+    # Its index is not the one mounts inside the namespace use: the owners it records
+    # are those the indexing process sees, and they differ between the two.
     with Store(default_home()) as store:
+        options = userstore.mount_options()
+        index = os.path.join(store.root, "index-host") if options else None
         try:
-            print(containers.mount(store, ref))
+            print(containers.mount(store, ref, options, index))
         except UserError as exc:
             if exc.message.startswith("no such container"):
                 hint = "to mount layers: unionfs mount -o lowerdir=L1:L2,... MOUNTPOINT"

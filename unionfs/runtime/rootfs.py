@@ -22,12 +22,14 @@ def _option_path(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:")
 
 
-def mount(lowers: list[str], upper: str, work: str, target: str, indexdir: str) -> None:
+def mount(lowers: list[str], upper: str, work: str, target: str, indexdir: str,
+          extra: tuple[str, ...] = ()) -> None:  # fmt: skip
     options = ",".join([
         "lowerdir=" + ":".join(_option_path(p) for p in lowers),
         f"upperdir={_option_path(upper)}",
         f"workdir={_option_path(work)}",
         f"indexdir={_option_path(indexdir)}",
+        *extra,
     ])  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "unionfs", "mount", "-o", options, target],

@@ -219,4 +219,11 @@ class Store:
         paths = self.paths(container_id)
         if os.path.ismount(paths.rootfs):
             raise UserError(f"{paths.rootfs} is still mounted")
-        shutil.rmtree(paths.dir, ignore_errors=False)
+        try:
+            shutil.rmtree(paths.dir, ignore_errors=False)
+        except PermissionError:
+            if os.geteuid() == 0:
+                raise
+            from unionfs.runtime import userns  # entries of the user's subordinate ids
+
+            userns.remove_tree(paths.dir)

@@ -204,6 +204,26 @@ def enter(mapping: Mapping) -> None:
         os.close(said_read)
 
 
+def remove_tree(path: str) -> None:
+    """Remove *path*, which holds entries owned by the user's subordinate ids (an upper a
+    rootless container wrote), from a child that enters the user's namespace to do it."""
+    mapping, _ = plan_mapping(pwd.getpwuid(os.getuid()))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            enter(mapping)
+            shutil.rmtree(path)
+            code = 0
+        except BaseException as exc:  # the child must not return into the caller's code
+            print(f"unionfs: cannot remove {path}: {exc}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise UserError(f"cannot remove {path} (in your user namespace either)")
+
+
 def _unshare() -> None:
     try:
         ns.unshare(ns.CLONE_NEWUSER | ns.CLONE_NEWNS)

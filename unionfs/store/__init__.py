@@ -4,9 +4,11 @@ Modules: ``blobs`` (the content-addressed ``blobs/sha256`` dir), ``meta`` (the L
 metadata), ``images`` (``Store``: layers, images, names, rmi), ``ociformat`` (manifests,
 indexes, configs, layout readers), ``importer`` and ``exporter`` (import, save),
 ``containers`` (create, mount, diff, commit), ``layertar`` (the OCI layer tar codec, with
-``tarread``, ``tarwrite``, ``compress``, ``changes``), ``progress``.
-The store imports ``union`` (marker probing), ``safepath`` and ``runtime.state`` and
-``runtime.rootfs`` (containers are the runtime's state dirs); nothing below imports it.
+``tarread``, ``tarwrite``, ``compress``, ``changes``), ``progress``, ``userstore`` (an
+ordinary user's store: commands run in the user's namespace).
+The store imports ``union`` (marker probing), ``safepath`` and ``runtime.state``,
+``runtime.rootfs`` (containers are the runtime's state dirs) and ``runtime.userns``;
+nothing below imports it.
 
 The API the registry client uses (all on ``Store(root)``; digests are ``sha256:<hex>``):
 - ``blob_path(digest) -> str``: where a blob lives (``ROOT/blobs/sha256/<hex>``);

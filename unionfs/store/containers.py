@@ -51,15 +51,17 @@ def lowers_of(state: State) -> list[str]:
     return list(state.lowers or (state.rootfs,))
 
 
-def mount(store: Store, ref: str) -> str:
-    """Mount container *ref*'s merged tree (if it is not already); its mount point."""
+def mount(store: Store, ref: str, options: tuple[str, ...] = (), index: str | None = None) -> str:
+    """Mount container *ref*'s merged tree (if it is not already), with extra mount
+    *options* and the index in *index* (default: the store's); its mount point."""
     state = states(store).find(ref)
     paths = states(store).paths(state.id)
     if not os.path.ismount(paths.rootfs):
         for lower in lowers_of(state):
             if not os.path.isdir(lower):
                 raise UserError(f"container {state.name}: its layer {lower} is missing")
-        rootfs.mount(lowers_of(state), paths.upper, paths.work, paths.rootfs, store.index_dir)
+        rootfs.mount(lowers_of(state), paths.upper, paths.work, paths.rootfs,
+                     index or store.index_dir, options)  # fmt: skip
     return paths.rootfs
 
 

@@ -23,13 +23,16 @@ from dataclasses import dataclass
 from unionfs import layerfmt
 from unionfs.errors import UserError
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import layertar, ociformat
+from unionfs.store import layertar, ociformat, userstore
 from unionfs.store.blobs import BlobDir, HashingReader, check_digest
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
 from unionfs.union.stack import probe_style
 
 Warn = Callable[[str], None]
+# A user's store, extracted in the user's namespace: 0/0 whiteouts (allowed there since
+# Linux 5.8), user.overlay.opaque plus .wh..wh..opq (trusted.* needs real root).
+USERNS_STYLE = layerfmt.MarkerStyle(True, b"user.overlay.opaque", True)
 
 
 def normalize(name: str) -> str:
@@ -183,10 +186,12 @@ class Store:
                 layer.close()
                 cache.close()
                 os.rmdir(probe)
-            known = "kernel" if found == layerfmt.KERNEL_STYLE else "rootless"
+            known = ("kernel" if found == layerfmt.KERNEL_STYLE
+                     else "userns" if found == USERNS_STYLE else "rootless")  # fmt: skip
             with self.meta.write() as txn:
                 self.meta.put_setting(txn, "style", known)
-        return layerfmt.KERNEL_STYLE if known == "kernel" else layerfmt.ROOTLESS_STYLE
+        styles = {"kernel": layerfmt.KERNEL_STYLE, "userns": USERNS_STYLE}
+        return styles.get(known, layerfmt.ROOTLESS_STYLE)
 
     def ensure_layer(
         self, blob: str, media_type: str, diff_id: str | None, warn: Warn = _warn_stderr,
@@ -197,6 +202,7 @@ class Store:
         if diff_id is not None and os.path.isdir(self.layer_path(diff_id)):
             return diff_id
         style = self.style()
+        warn = userstore.owner_warnings(warn)
         tmp = os.path.join(self.layers_dir, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
         os.mkdir(tmp, 0o755)
         progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
