@@ -98,6 +98,23 @@ def podman(rootless_user: RootlessUser, tmp_path: Path) -> Iterator[Callable[...
         assert not problems, "\n".join(problems)
 
 
+Differences = dict[str, tuple[list[str], list[str]]]
+
+
+def assert_only_known(found: Differences, known: Differences) -> None:
+    """Every line where fuse-overlayfs and unionfs differ is one written down as a
+    fuse-overlayfs bug. Some of its wrong lines come from its attribute cache and are not
+    there every time, so a known difference may be missing; unionfs's side of each is
+    checked against the kernel where the kernel can run the same case."""
+    unknown = {}
+    for step, (peer_only, ours_only) in found.items():
+        peer_known, ours_known = known.get(step, ([], []))
+        extra = (sorted(set(peer_only) - set(peer_known)), sorted(set(ours_only) - set(ours_known)))
+        if extra != ([], []):
+            unknown[step] = extra
+    assert unknown == {}, f"differences not known as fuse-overlayfs bugs: {unknown}"
+
+
 APPEND_TO_LINKED = """echo changed >> /data/keep; cat /data/keep /data/hardlink
 stat -c '%n %s %h' /data/keep /data/hardlink
 """
@@ -142,23 +159,21 @@ def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     assert [s for s in on_unionfs if s[1] != 0] == []
     peer_pm, kernel_pm = podman("fuse-overlayfs"), podman("kernel")
     peer = run_script(peer_pm, IMAGE)
-    assert differences(peer, on_unionfs) == {
-        k: (sorted(v[0]), sorted(v[1])) for k, v in FUSE_OVERLAYFS_DIFFERS.items()
-    }
+    assert_only_known(differences(peer, on_unionfs), FUSE_OVERLAYFS_DIFFERS)
     # As in the root test: the kernel agrees on everything but the form of diff lines.
     kernel = run_script(kernel_pm, IMAGE)
     content = {name for name, _rc, _out in kernel if not name.startswith("diff ")}
     assert {k: v for k, v in differences(kernel, on_unionfs).items() if k in content} == {}
     # A lower file with a hard link, appended to: fuse-overlayfs loses the change.
     on_unionfs = hard_link_script(ours)
-    assert differences(hard_link_script(peer_pm), on_unionfs) == HARD_LINK_DIFFERS
+    assert_only_known(differences(hard_link_script(peer_pm), on_unionfs), HARD_LINK_DIFFERS)
     assert differences(hard_link_script(kernel_pm), on_unionfs) == {
         "diff h1": ([], ["C /data"]), "diff img-h": ([], ["C /data"])
     }  # fmt: skip
     # Owners, modes, links and setgid directories made by root in the container.
     on_unionfs = metadata_script(ours)
     assert differences(metadata_script(kernel_pm), on_unionfs) == {}
-    assert differences(metadata_script(peer_pm), on_unionfs) == METADATA_DIFFERS
+    assert_only_known(differences(metadata_script(peer_pm), on_unionfs), METADATA_DIFFERS)
 
 
 # Root in the container changes owners and modes, links a lower file, makes a fifo and a
@@ -294,7 +309,7 @@ def test_rootless_podman_keep_id_on_unionfs_as_on_the_kernel(
     assert differences(kernel, on_unionfs) == {}
     peer = id_mapped_script(podman("fuse-overlayfs"), ("--userns=keep-id",))
     uid, gid = rootless_user.uid, rootless_user.gid
-    assert differences(peer, on_unionfs) == setgid_copy_up_differs(uid, gid)
+    assert_only_known(differences(peer, on_unionfs), setgid_copy_up_differs(uid, gid))
 
 
 def test_rootless_podman_single_id_map_on_unionfs_as_on_fuse_overlayfs(
@@ -308,7 +323,7 @@ def test_rootless_podman_single_id_map_on_unionfs_as_on_fuse_overlayfs(
     calls = (ours.base.parent / "mount-program.log").read_text()
     assert ",squash_to_uid=1,squash_to_gid=1 " in calls, calls
     peer = id_mapped_script(podman("fuse-overlayfs"), flags)
-    assert differences(peer, on_unionfs) == SQUASHED_SETGID_DIFFERS
+    assert_only_known(differences(peer, on_unionfs), SQUASHED_SETGID_DIFFERS)
 
 
 def test_rootless_podman_without_subordinate_ids_on_unionfs_as_on_fuse_overlayfs(
@@ -324,6 +339,4 @@ def test_rootless_podman_without_subordinate_ids_on_unionfs_as_on_fuse_overlayfs
     calls = (ours.base.parent / "mount-program.log").read_text()
     assert "squash_to" not in calls and "mapping=" not in calls, calls
     peer = run_script(podman("fuse-overlayfs", lone_user), IMAGE)
-    assert differences(peer, on_unionfs) == {
-        k: (sorted(v[0]), sorted(v[1])) for k, v in FUSE_OVERLAYFS_DIFFERS.items()
-    }
+    assert_only_known(differences(peer, on_unionfs), FUSE_OVERLAYFS_DIFFERS)
