@@ -92,9 +92,9 @@ def bench_root(runs: int, files: int) -> None:
 
 @contextlib.contextmanager
 def rootless_user() -> Iterator[Any]:
-    """tests/rootless/conftest.py's fresh user (loaded by path: tests/ has its own conftest)."""
+    """tests/rootless/rootlessutil.py's fresh user (loaded by path: tests/ has its own conftest)."""
     spec = importlib.util.spec_from_file_location(
-        "rootless_conftest", HERE.parent / "tests" / "rootless" / "conftest.py"
+        "rootless_conftest", HERE.parent / "tests" / "rootless" / "rootlessutil.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

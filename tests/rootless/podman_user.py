@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 from podmanutil import CGROUP_ROOT, GONE_TIMEOUT, Result, wait_until_gone
 
-if TYPE_CHECKING:  # tools/podman_bench.py imports this without tests/rootless/conftest.py
-    from conftest import RootlessUser
+if TYPE_CHECKING:  # tools/podman_bench.py imports this without pytest
+    from rootlessutil import RootlessUser
 
 COMMAND_TIMEOUT = 120.0
 

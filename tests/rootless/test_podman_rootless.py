@@ -27,9 +27,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "podman"))
 
-from conftest import RootlessUser, remove_user
 from podman_user import RootlessPodman, leftover_cgroups, unionfs_wrapper, user_processes
 from podmanutil import busybox_rootfs, missing_tools
+from rootlessutil import RootlessUser, remove_user
 from script import Recorder, Transcript, run_script
 from test_podman_on_unionfs import FUSE_OVERLAYFS_DIFFERS, differences
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RootlessUser, remove_user
+from rootlessutil import RootlessUser, remove_user
 
 BUSYBOX = "/bin/busybox"
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PATH, TIMEOUT, RootlessUser
 from registry.regutil import REGISTRY_BIN, start_registry
+from rootlessutil import PATH, TIMEOUT, RootlessUser
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "id", "cat", "echo", "chown", "rm", "true", "stat")

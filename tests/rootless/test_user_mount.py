@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from conftest import RootlessUser
+from rootlessutil import RootlessUser
 
 
 def _build_layers(base: Path) -> None:
