@@ -33,7 +33,7 @@ IGNORED_FLAGS = frozenset(
 )  # fmt: skip
 IGNORED_VALUED = frozenset(
     {
-        "comment", "fsync", "xino", "redirect_dir", "index", "metacopy", "nfs_export",
+        "comment", "fsync", "xino", "nfs_export",
         "uuid", "context", "fscontext", "defcontext", "rootcontext", "timeout",
         "threaded", "override_creds", "verity", "max_idle_threads", "max_read",
     }
@@ -52,6 +52,13 @@ class MountOptions:
     workdir: str | None = None
     fuse_options: tuple[str, ...] = ()
     indexdir: str | None = None  # None: the default place; "off": no index
+    # Overlay features, as the kernel's options (see union.stack.Features). Defaults:
+    # rename of any directory (its upper stays readable by a default kernel mount, which
+    # follows redirects); metacopy and index change what a kernel mount without the same
+    # options would show, so they are asked for.
+    redirect_dir: str = "on"
+    metacopy: bool = False
+    index: bool = False
 
     @property
     def readonly(self) -> bool:
@@ -121,6 +128,13 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+FEATURE_VALUES = {
+    "redirect_dir": ("on", "off", "follow", "nofollow"),
+    "metacopy": ("on", "off"),
+    "index": ("on", "off"),
+}
+
+
 def parse(option_strings: list[str]) -> MountOptions:
     """Merge every ``-o`` string into one ``MountOptions``; later values win."""
     lowers: list[str] = []
@@ -128,6 +142,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     work: str | None = None
     fuse: list[str] = []
     indexdir: str | None = None
+    features: dict[str, str] = {}
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -152,6 +167,11 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = _unescape(value)
             elif item == "noindexdir":
                 indexdir = "off"
+            elif key in FEATURE_VALUES:
+                if value not in FEATURE_VALUES[key]:
+                    allowed = "|".join(FEATURE_VALUES[key])
+                    raise UserError(f"malformed {key}={value!r}: give {allowed}")
+                features[key] = value
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
@@ -170,4 +190,9 @@ def parse(option_strings: list[str]) -> MountOptions:
         work = None  # overlayfs ignores a workdir without an upperdir
     if upper is not None and work is None:
         raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
-    return MountOptions(tuple(lowers), upper, work, tuple(fuse), indexdir)
+    return MountOptions(
+        tuple(lowers), upper, work, tuple(fuse), indexdir,
+        features.get("redirect_dir", "on"),
+        features.get("metacopy", "off") == "on",
+        features.get("index", "off") == "on",
+    )  # fmt: skip

@@ -132,7 +132,7 @@ class InodeTable:
             return False
         if node.res.path == path:
             other = next(iter(node.names))
-            node.res = Resolved(other, node.res.layers, node.res.st)
+            node.res = node.res.moved_to(other)
         return True
 
     def dir_at(self, path: bytes) -> Node | None:
@@ -151,7 +151,7 @@ class InodeTable:
             path = node.res.path
             if path.startswith(prefix):
                 fresh = new + path[len(old) :]
-                self.update(node, Resolved(fresh, node.res.layers, node.res.st))
+                self.update(node, node.res.moved_to(fresh))
 
     def forget(self, ino: int, count: int) -> None:
         """Drop *count* references; the node leaves the table at zero. Never raises."""

@@ -57,7 +57,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         if res.top == 0 and upper is not None and not node.unlinked:
             st = upper.lstat(res.path)
             if st is not None and (st.st_dev, st.st_ino) == (res.st.st_dev, res.st.st_ino):
-                node.res = Resolved(res.path, res.layers, st)
+                node.res = res.with_st(st)
                 return self._attrs(node)
             node.unlinked = True
         if node.unlinked:
@@ -65,7 +65,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
             if fd is not None:
                 # An upper file says nlink 0; a whited-out lower one keeps its own count,
                 # as the kernel shows it.
-                node.res = Resolved(res.path, res.layers, os.fstat(fd))
+                node.res = res.with_st(os.fstat(fd))
                 return self._attrs(node)
             return self._entry(node.ino, node.res, unlinked=True)
         return self._attrs(node)
@@ -95,7 +95,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        return self.stack.layers[res.top].readlink(res.path)
+        return self.stack.layers[res.top].readlink(res.top_path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
@@ -124,7 +124,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        value = self.stack.layers[res.top].getxattr(res.path, layerfmt.escape_xattr(name))
+        value = self.stack.layers[res.top].getxattr(res.top_path, layerfmt.escape_xattr(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -132,7 +132,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         res = self.inodes.get(inode).res
-        names = self.stack.layers[res.top].listxattr(res.path)
+        names = self.stack.layers[res.top].listxattr(res.top_path)
         return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
 
     # -- files ---------------------------------------------------------------------------
@@ -143,9 +143,11 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         if wants_write:
             fd = await self._open_for_write(node, flags)
         else:
-            res = node.res
-            fd = self.stack.layers[res.top].open(res.path, os.O_RDONLY)
-        upper = bool(wants_write) or (node.res.top == 0 and self.stack.has_upper)
+            res = node.res  # a metacopy file's data is still below
+            fd = self.stack.layers[res.data].open(res.data_path, os.O_RDONLY)
+        upper = bool(wants_write) or (
+            node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
+        )
         fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
@@ -161,7 +163,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         """A handle opened on a lower file reads the copy once there is one (the kernel's
         stacked file does the same), or it would read stale data after a copy-up."""
         node = self.inodes.find(handle.ino)
-        if node is None or node.res.top != 0 or node.unlinked:
+        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
             return
         upper = self.stack.upper
         assert upper is not None

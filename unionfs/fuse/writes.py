@@ -23,7 +23,7 @@ from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.safepath import join, split
 from unionfs.union import attrs, create, remove
 from unionfs.union import rename as rename_rules
-from unionfs.union.copyup import copy_up
+from unionfs.union.copyup import copy_up, copy_up_data
 from unionfs.union.lookup import lookup
 from unionfs.union.stack import Resolved, Stack
 
@@ -94,7 +94,7 @@ class WriteOperations:
                 st = upper.lstat(path)
                 if st is None:
                     return  # not copied up: nothing above it was either
-                self.inodes.update(node, Resolved(path, (0, *node.res.layers), st))
+                self.inodes.update(node, node.res.under_upper(st))
             if not path:
                 return
 
@@ -107,17 +107,25 @@ class WriteOperations:
         node = self.inodes.remember(res, parent_ino)
         return self._entry(node.ino, node.res)
 
-    async def _copied_up(self, node: Node, data: bool = True) -> Resolved:
-        """*node* copied up (in a thread when there is much data to copy)."""
+    async def _copied_up(self, node: Node, data: bool = True, meta: bool = False) -> Resolved:
+        """*node* copied up (in a thread when there is much data to copy). Without *meta*
+        a metacopy file gets its data (or, without *data*, loses its mark)."""
         res = node.res
+        big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
         if res.top != 0:
             if _breaks_link(res):
                 self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
-            big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
-            if big:
+            metadata_only = meta and self.stack.features.metacopy
+            if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
             else:
-                res = copy_up(self.stack, res, data)
+                res = copy_up(self.stack, res, data, meta)
+            self._changed(node, res)
+        if res.metacopy and not meta:
+            if big:
+                res = await trio.to_thread.run_sync(copy_up_data, self.stack, res, data)
+            else:
+                res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
 
@@ -292,8 +300,8 @@ class WriteOperations:
 
     def _fresh(self, res: Resolved) -> Resolved:
         layer = self.stack.layers[res.top]
-        st = layer.lstat(res.path)
-        return res if st is None else Resolved(res.path, res.layers, st)
+        st = layer.lstat(res.top_path)
+        return res if st is None else res.with_st(st)
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -334,7 +342,7 @@ class WriteOperations:
             if node.unlinked:
                 return self._set_unlinked(node, changes)
             if not (changes.size == 0 or fd is not None):
-                await self._copied_up(node)
+                await self._copied_up(node, meta=changes.size is None)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
             return self._entry(node.ino, node.res)
@@ -347,7 +355,7 @@ class WriteOperations:
             # no name left, and says EEXIST.
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         st = attrs.set_attributes_fd(fd, changes)
-        node.res = Resolved(node.res.path, node.res.layers, st)
+        node.res = node.res.with_st(st)
         return self._entry(node.ino, node.res, unlinked=True)
 
     @handler
@@ -359,7 +367,7 @@ class WriteOperations:
             node = self.inodes.get(inode)
             if node.unlinked and node.res.top != 0:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
-            await self._copied_up(node)
+            await self._copied_up(node, meta=True)
             res = attrs.set_xattr(self.stack, node.res, name, value)
             self._changed(node, self._fresh(res))
         await self._tell_kernel()

@@ -196,7 +196,7 @@ def merged_records(layers: Sequence[IndexedLayer]) -> Iterator[tuple[bytes, code
 
 
 def _merged(layers: Sequence[IndexedLayer], res: Resolved) -> codec.Record:
-    top = layers[res.top].record(res.path)
+    top = layers[res.top].record(res.top_path)
     assert top is not None
     merged = res.is_dir and len(res.layers) > 1
     attrs = top.attrs._replace(st_nlink=1) if merged else top.attrs

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
 from unionfs.union import whiteout
-from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union.copyup import copy_up, copy_up_data, upper_of
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.stack import Resolved, Stack
 
@@ -165,7 +165,8 @@ def link(
     """A new name for non-directory *source*; returns (source copied up, the new entry)."""
     if source.is_dir:
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
-    source = copy_up(stack, source)
+    # A metacopy file finds its data by its name: both names need the data in the upper.
+    source = copy_up_data(stack, copy_up(stack, source))
     upper = upper_of(stack)
     existing = source.path
     entry = create_entry(
@@ -174,7 +175,7 @@ def link(
     )  # fmt: skip
     fresh = upper.lstat(source.path)
     assert fresh is not None
-    return Resolved(source.path, source.layers, fresh), entry
+    return source.with_st(fresh), entry
 
 
 def _link(upper: LayerDir, existing: bytes, layer: LayerDir, path: bytes) -> None:

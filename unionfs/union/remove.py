@@ -16,7 +16,7 @@ from unionfs.union import whiteout
 from unionfs.union.copyup import copy_up, upper_of
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.readdir import is_empty
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.stack import Resolved, Stack, normal_paths
 
 
 def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
@@ -25,7 +25,9 @@ def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
     lowers = tuple(i for i in parent.layers if i != 0)
     if not lowers:
         return False
-    return lookup(stack, Resolved(parent.path, lowers, parent.st), name) is not None
+    paths = normal_paths(parent.path, [parent.path_in(i) for i in lowers])
+    below = Resolved(parent.path, lowers, parent.st, paths)
+    return lookup(stack, below, name) is not None
 
 
 def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
