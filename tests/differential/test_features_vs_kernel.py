@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import initialize, rule
+from layer_strategies import stacks
 from mountutil import Dir, File
 from test_write_vs_kernel import COMMON, WriteMachine
 from write_pairs import (
@@ -40,13 +41,14 @@ from write_pairs import (
     op_utime,
     op_write,
     rich_stack,
+    without_hard_links,
 )
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 
 def deep_stack() -> list[Dir]:
     """rich_stack with a lower tree two levels deep, split over both layers."""
-    layers = rich_stack()
+    layers = without_hard_links(rich_stack())
     layers[0].children[b"t"] = Dir(
         {b"a": Dir({b"b": Dir({b"f": File(b"tf")}), b"g": File(b"g" * 5000)})}
     )
@@ -166,6 +168,13 @@ class FeatureMachine(WriteMachine):
     """The write machine with every feature on, and directory renames drawn often."""
 
     features = ALL_FEATURES
+
+    @initialize(
+        layers=st.one_of(stacks(max_layers=3, max_depth=3), st.builds(deep_stack)),
+        unionfs_forms=st.booleans(),
+    )
+    def mount(self, layers: list[Dir], unionfs_forms: bool) -> None:
+        super().mount(without_hard_links(layers), unionfs_forms)
 
     @rule(data=st.data(), flags=st.sampled_from([0, 0, 0, RENAME_EXCHANGE]))
     def rename_dir(self, data: st.DataObject, flags: int) -> None:

@@ -361,8 +361,26 @@ def step(op: Op, root: int) -> Outcome:
 
 
 # The kernel's defaults (unionfs's own default is redirect_dir=on), and every feature on.
+# unionfs does not do index=on yet (hard links of lower files break on copy-up): stacks
+# compared under ALL_FEATURES hold no lower hard links (``without_hard_links``).
 DEFAULT_FEATURES = "redirect_dir=off,metacopy=off,index=off"
 ALL_FEATURES = "redirect_dir=on,metacopy=on,index=on"
+UNIONFS_FEATURES = {ALL_FEATURES: "redirect_dir=on,metacopy=on"}
+
+
+def without_hard_links(layers: list[Dir]) -> list[Dir]:
+    """*layers* with every lower hard link group dissolved (each name its own file)."""
+
+    def strip(d: Dir) -> None:
+        for node in d.children.values():
+            if isinstance(node, File):
+                node.link = None
+            elif isinstance(node, Dir):
+                strip(node)
+
+    for layer in layers:
+        strip(layer)
+    return layers
 
 
 class Pair:
@@ -393,13 +411,12 @@ class Pair:
 
     def mount(self) -> None:
         d = self.dirs
+        unionfs_opts = UNIONFS_FEATURES.get(self.features, self.features)
         self.mounts.enter_context(
             kernel_overlay(self.k_lowers, d["k/mnt"], d["k/upper"], d["k/work"], self.features)
         )
         self.mounts.enter_context(
-            unionfs_mount(
-                self.u_lowers, d["u/mnt"], d["u/upper"], d["u/work"], [self.features]
-            )
+            unionfs_mount(self.u_lowers, d["u/mnt"], d["u/upper"], d["u/work"], [unionfs_opts])
         )
         self.kroot = os.open(d["k/mnt"], os.O_PATH | os.O_DIRECTORY)
         self.mounts.callback(os.close, self.kroot)

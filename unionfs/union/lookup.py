@@ -116,7 +116,12 @@ def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | 
     value = _private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
     if not value or b"\0" in value:
         return None
-    parts = value[1:].split(b"/") if value.startswith(b"/") else [value]
+    if value.startswith(b"/"):
+        parts = value[1:].split(b"/")
+    elif b"/" in value:
+        return None  # a relative redirect is one name
+    else:
+        parts = [value]
     if any(part in (b"", b".", b"..") or len(part) > layerfmt.NAME_MAX for part in parts):
         return None
     return value
