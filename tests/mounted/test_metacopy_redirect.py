@@ -37,7 +37,7 @@ def fill(lowers: list[Path]) -> None:
 def allocated(top: Path) -> int:
     """Bytes the filesystem allocated for *top* and everything below it."""
     total = os.lstat(top).st_blocks * 512
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, _dirnames, filenames in os.walk(top):
         for name in filenames:
             total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
     return total
