@@ -58,7 +58,7 @@ class MountOptions:
     # options would show, so they are asked for.
     redirect_dir: str = "on"
     metacopy: bool = False
-    index: bool = False  # index=on is refused for now (hard links still break on copy-up)
+    index: bool = False
 
     @property
     def readonly(self) -> bool:
@@ -171,10 +171,6 @@ def parse(option_strings: list[str]) -> MountOptions:
                 if value not in FEATURE_VALUES[key]:
                     allowed = "|".join(FEATURE_VALUES[key])
                     raise UserError(f"malformed {key}={value!r}: give {allowed}")
-                if item == "index=on":
-                    # Hard links that survive copy-up are not built yet: index=on would
-                    # promise what the kernel's index gives and not give it.
-                    raise UserError("option 'index=on' is not supported yet")
                 features[key] = value
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")

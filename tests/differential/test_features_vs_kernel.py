@@ -41,14 +41,13 @@ from write_pairs import (
     op_utime,
     op_write,
     rich_stack,
-    without_hard_links,
 )
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 
 def deep_stack() -> list[Dir]:
     """rich_stack with a lower tree two levels deep, split over both layers."""
-    layers = without_hard_links(rich_stack())
+    layers = rich_stack()
     layers[0].children[b"t"] = Dir(
         {b"a": Dir({b"b": Dir({b"f": File(b"tf")}), b"g": File(b"g" * 5000)})}
     )
@@ -148,6 +147,34 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("chmod f", op_chmod(b"f", 0o444)),
         ("truncate f to 0", op_truncate(b"f", 0, True)),
     ],
+    "hard links of a lower file survive copy-up (index=on)": [
+        ("write h1", op_write(b"h1", 0, b"changed", False)),
+        ("stat h1", op_stat(b"h1")),
+        ("stat h2", op_stat(b"h2")),
+        ("read h2", op_read(b"h2", 0, 20)),
+        ("link h2 h3", op_link(b"h2", b"h3")),
+        ("stat h1", op_stat(b"h1")),
+        ("unlink h1", op_unlink(b"h1")),
+        ("stat h3", op_stat(b"h3")),
+        ("chmod h3", op_chmod(b"h3", 0o600)),
+        ("stat h2", op_stat(b"h2")),
+    ],
+    "removing and renaming names of a lower hard link before any copy-up": [
+        ("unlink h2", op_unlink(b"h2")),
+        ("stat h1", op_stat(b"h1")),
+        ("rename h1 h2", op_rename(b"h1", b"h2", 0)),
+        ("stat h2", op_stat(b"h2")),
+        ("read h2", op_read(b"h2", 0, 20)),
+    ],
+    "rename between two names of a lower hard link does nothing": [
+        ("rename h1 h2", op_rename(b"h1", b"h2", 0)),
+        ("stat h1", op_stat(b"h1")),
+        ("stat h2", op_stat(b"h2")),
+        ("chown h2", op_chown(b"h2", 5, 5)),
+        ("stat h1", op_stat(b"h1")),
+        ("rename d/top h1 (over a name of the link)", op_rename(b"d/top", b"h1", 0)),
+        ("stat h2", op_stat(b"h2")),
+    ],
 }
 
 
@@ -174,7 +201,7 @@ class FeatureMachine(WriteMachine):
         unionfs_forms=st.booleans(),
     )
     def mount(self, layers: list[Dir], unionfs_forms: bool) -> None:
-        super().mount(without_hard_links(layers), unionfs_forms)
+        super().mount(layers, unionfs_forms)
 
     @rule(data=st.data(), flags=st.sampled_from([0, 0, 0, RENAME_EXCHANGE]))
     def rename_dir(self, data: st.DataObject, flags: int) -> None:

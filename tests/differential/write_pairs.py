@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -361,11 +362,8 @@ def step(op: Op, root: int) -> Outcome:
 
 
 # The kernel's defaults (unionfs's own default is redirect_dir=on), and every feature on.
-# unionfs does not do index=on yet (hard links of lower files break on copy-up): stacks
-# compared under ALL_FEATURES hold no lower hard links (``without_hard_links``).
 DEFAULT_FEATURES = "redirect_dir=off,metacopy=off,index=off"
 ALL_FEATURES = "redirect_dir=on,metacopy=on,index=on"
-UNIONFS_FEATURES = {ALL_FEATURES: "redirect_dir=on,metacopy=on"}
 
 
 def without_hard_links(layers: list[Dir]) -> list[Dir]:
@@ -411,7 +409,7 @@ class Pair:
 
     def mount(self) -> None:
         d = self.dirs
-        unionfs_opts = UNIONFS_FEATURES.get(self.features, self.features)
+        unionfs_opts = self.features
         self.mounts.enter_context(
             kernel_overlay(self.k_lowers, d["k/mnt"], d["k/upper"], d["k/work"], self.features)
         )
@@ -508,6 +506,12 @@ class Pair:
 
     def kernel_over_unionfs_upper(self) -> Snapshot:
         d = self.dirs
+        # The kernel does not read unionfs's hard link index; every name has been resolved
+        # (the snapshot walked them all), so the upper alone holds every link: drop the
+        # index's own link, which the kernel would count (see unionfs.union.links).
+        index = d["u/work"] / "unionfs-index"
+        if index.exists():
+            shutil.rmtree(index)
         opts = self.features
         with kernel_overlay(self.k_lowers, d["r/mnt"], d["u/upper"], d["r/work"], opts):
             return drop_unstatable(snapshot(d["r/mnt"]))

@@ -41,7 +41,8 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     def __init__(self, stack: Stack) -> None:
         super().__init__()
         self.stack = stack
-        self.inodes = InodeTable(stack.root(), writable=stack.has_upper)
+        # With index=on the names of a lower hard link stay one inode (the kernel's too).
+        self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index)
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()
@@ -86,6 +87,8 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         res = lookup(self.stack, parent.res, name)
         if res is None:
             return entry.negative()
+        if res.top == 0 and parent.res.top != 0:
+            self._refresh_ancestors(res.path)  # linked up to an indexed copy (index=on)
         return self._attrs(self.inodes.remember(res, parent_inode))
 
     @handler
@@ -190,9 +193,13 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         when the directory has no upper part (so ``ls`` and ``find`` cost one merge)."""
         if node.listing is not None:
             return node.listing
+        found = list_dir(self.stack, node.res)
+        if self.stack.has_upper and 0 not in node.res.layers:
+            linked = [res.path for _, res in found if res.top == 0]
+            if linked:  # names linked up to indexed copies (index=on): the dir is upper now
+                self._refresh_ancestors(linked[0])
         listing: list[Listed] = [
-            (name, res, self._entry(self.inodes.number(res), res))
-            for name, res in list_dir(self.stack, node.res)
+            (name, res, self._entry(self.inodes.number(res), res)) for name, res in found
         ]
         if 0 not in node.res.layers or not self.stack.has_upper:
             node.listing = listing

@@ -21,7 +21,7 @@ from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.safepath import join, split
-from unionfs.union import attrs, create, remove
+from unionfs.union import attrs, create, links, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.copyup import copy_up, copy_up_data
 from unionfs.union.lookup import lookup
@@ -62,7 +62,10 @@ class WriteOperations:
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
-        return entry.attributes(ino, res, unlinked)
+        attrs_ = entry.attributes(ino, res, unlinked)
+        if not unlinked and (shown := links.shown_nlink(self.stack, res)) is not None:
+            attrs_.st_nlink = shown  # an indexed copy: its overlay link count
+        return attrs_
 
     async def _tell_kernel(self) -> None:
         """Drop the kernel's cached attributes of inodes that changed behind its back.

@@ -15,6 +15,7 @@ import stat
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
+from unionfs.union import links
 from unionfs.union.lookup import is_metacopy, resolve_path
 from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths
 
@@ -40,6 +41,7 @@ def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) 
     if res.path:
         ensure_upper_dir(stack, parent_path)
     metacopy = meta and data and stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
+    metacopy = metacopy and not links.indexed(stack, res.st)
     existing = upper.lstat(res.path)
     if existing is None or layerfmt.is_whiteout_device(existing.st_mode, existing.st_rdev):
         _copy_one(stack, res, data, metacopy)
@@ -102,6 +104,15 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
     assert work is not None
     src = stack.layers[res.top]
     st = res.st
+    if links.indexed(stack, st):
+        # One copy for every name of the lower file, kept in the index, linked here.
+        def build(temp: bytes) -> None:
+            assert work is not None
+            _build(src, res.top_path, st, work, temp, data)
+            copy_metadata(src, res.top_path, st, work, temp)
+
+        links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
+        return
     temp = stack.temp_name()
     try:
         if metacopy:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
-from unionfs.union import whiteout
+from unionfs.union import links, whiteout
 from unionfs.union.copyup import copy_up, copy_up_data, upper_of
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.stack import Resolved, Stack
@@ -173,6 +173,7 @@ def link(
         stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
         None, None,
     )  # fmt: skip
+    links.adjust(stack, source, +1)
     fresh = upper.lstat(source.path)
     assert fresh is not None
     return source.with_st(fresh), entry

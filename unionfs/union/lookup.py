@@ -28,6 +28,7 @@ def merge(
     parent: Resolved,
     name: bytes,
     observe: Callable[[int, bytes], Observation],
+    aliases: bool = True,
 ) -> Resolved | None:
     """Apply the overlay rules to what each of *parent*'s layers holds under *name*.
 
@@ -36,7 +37,9 @@ def merge(
     the parent's part of layer *i*, unless a layer above recorded a redirect (the kernel's
     ovl_check_redirect): a relative one replaces the name, an absolute one is looked up
     from the root of every layer below the one that holds it. A regular file with the
-    metacopy mark goes on down to the file that holds its data.
+    metacopy mark goes on down to the file that holds its data. With ``index=on`` a lower
+    hard link whose file was copied up by another name resolves to that copy (``links``);
+    *aliases* False leaves it lower (for questions about the lower layers alone).
     """
     path = join(parent.path, name)
     found: list[int] = []
@@ -94,7 +97,12 @@ def merge(
     if wants_data:
         # The kernel: "metacopy with no lower data found - abort lookup".
         raise OSError(errno.EIO, f"metacopy file {os.fsdecode(path)!r} has no data below it")
-    return Resolved(path, tuple(found), top, normal_paths(path, where))
+    found_res = Resolved(path, tuple(found), top, normal_paths(path, where))
+    if aliases and stack.features.index and found_res.top != 0 and not found_res.is_dir:
+        from unionfs.union import links  # links -> copyup -> lookup
+
+        return links.alias(stack, found_res)
+    return found_res
 
 
 def _private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
@@ -139,7 +147,7 @@ def check_name(name: bytes) -> None:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
 
 
-def lookup(stack: Stack, parent: Resolved, name: bytes) -> Resolved | None:
+def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) -> Resolved | None:
     """The entry *name* in merged directory *parent*, or None.
 
     Marker names (``.wh.*``) are never visible. Raises ENAMETOOLONG for names over 255 bytes.
@@ -147,7 +155,7 @@ def lookup(stack: Stack, parent: Resolved, name: bytes) -> Resolved | None:
     check_name(name)
     if layerfmt.is_marker_name(name) or name in (b".", b"..", b"") or b"/" in name:
         return None
-    return merge(stack, parent, name, lambda index, path: observe(stack, index, path))
+    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), aliases)
 
 
 def observe(stack: Stack, index: int, path: bytes) -> Observation:

@@ -15,7 +15,7 @@ import errno
 import os
 
 from unionfs.safepath import RENAME_EXCHANGE, RENAME_NOREPLACE, join, split
-from unionfs.union import whiteout
+from unionfs.union import links, whiteout
 from unionfs.union.copyup import copy_up, copy_up_data, upper_of
 from unionfs.union.create import prepare
 from unionfs.union.lookup import check_name, lookup, redirect_of
@@ -76,7 +76,8 @@ def rename(
         if dst.is_dir and not is_empty(stack, dst):
             raise _fail(errno.ENOTEMPTY)
         same_file = (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino)
-        if same_file and src.top == 0 and dst.top == 0:
+        same_layer = src.top == dst.top and (src.top == 0 or links.indexed(stack, src.st))
+        if same_file and same_layer:
             # Two names of one upper file: rename(2) does nothing. Names of a lower hard
             # link are separate inodes of the overlay (copy-up breaks the link), so for
             # them the rename goes ahead, as on the kernel.
@@ -102,6 +103,10 @@ def rename(
             _opaque_if_needed(stack, old_parent, old_name, dst)
         return _at(stack, new_parent, new_name), _at(stack, old_parent, old_name)
 
+    if dst is not None and not dst.is_dir:
+        if dst.top != 0 and links.indexed(stack, dst.st):
+            dst = copy_up(stack, dst)  # the other names see one link less
+        links.adjust(stack, dst, -1)
     leave_whiteout = lower_positive(stack, old_parent, old_name)
     current = upper.lstat(dst_path)
     if dst is not None and dst.top == 0 and dst.is_dir:

@@ -19,6 +19,7 @@ from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
 
 WORK_SUBDIR = "work"
+INDEX_SUBDIR = "unionfs-index"  # hard links that survive copy-up (see union.links)
 
 
 class StatLike(Protocol):
@@ -224,6 +225,7 @@ class Stack:
         prefix = style.opaque_xattr[: -len(b"opaque")]
         self.redirect_xattr = prefix + b"redirect"
         self.metacopy_xattr = prefix + b"metacopy"
+        self.links: DirLayer | None = None  # the hard link index (``union.links``)
 
     @property
     def has_upper(self) -> bool:
@@ -264,7 +266,10 @@ class Stack:
         upper_layer = DirLayer(upper, cache)
         work_layer = DirLayer(prepare_workdir(work), cache)
         style = probe_style(work_layer)
-        return cls(lowers, upper_layer, work_layer, style, owned, features)
+        stack = cls(lowers, upper_layer, work_layer, style, owned, features)
+        if features.index:
+            stack.links = DirLayer(prepare_subdir(work, INDEX_SUBDIR), cache)
+        return stack
 
     def temp_name(self) -> bytes:
         """A fresh name in the work directory for something built before it is moved up."""
@@ -272,7 +277,8 @@ class Stack:
         return b"#unionfs-%d-%d" % (os.getpid(), self._temp)
 
     def close(self) -> None:
-        for layer in self.layers + ([self.work] if self.work else []):
+        extra = [d for d in (self.work, self.links) if d is not None]
+        for layer in self.layers + extra:
             close = getattr(layer, "close", None)
             if close is not None:
                 close()
@@ -309,6 +315,25 @@ def prepare_workdir(workdir: str) -> str:
         parent.close()
         cache.close()
     return os.path.join(workdir, WORK_SUBDIR)
+
+
+def prepare_subdir(workdir: str, name: str) -> str:
+    """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
+    symlink included, is removed, never followed). Its contents are kept."""
+    cache = DirFdCache(8)
+    parent = LayerDir(workdir, cache)
+    raw = name.encode()
+    try:
+        st = parent.lstat(raw)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            parent.unlink(raw)
+            st = None
+        if st is None:
+            parent.mkdir(raw, 0o700)
+    finally:
+        parent.close()
+        cache.close()
+    return os.path.join(workdir, name)
 
 
 def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
