@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
-from layers import LayerFactory, read_tree
+from layers import Hardlink, LayerFactory, read_tree
 
-from unionfs.union import attrs, copyup, remove
+from unionfs.union import attrs, copyup, create, links, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.flatten import flatten
 from unionfs.union.lookup import resolve_path
@@ -189,3 +189,44 @@ def test_flatten_spells_out_renamed_dirs_and_metacopy_files(layers: LayerFactory
     assert changes[b"e/s/g"].data == (lower, b"d/s/g")
     assert changes[b"m"].meta == (upper, b"m") and changes[b"m"].data == (lower, b"m")
     assert read_tree(Path(lower))  # the lower layer is untouched by flatten
+
+
+# -- hard links that survive copy-up (index=on) --------------------------------------------
+
+INDEXED = Features("on", metacopy=True, index=True)
+
+
+def test_copy_up_of_one_name_keeps_the_link(layers: LayerFactory) -> None:
+    stack = layers.stack({"a": "data", "b": Hardlink("a"), "d/": {}}, upper={}, features=INDEXED)
+    up = copyup.copy_up(stack, res(stack, "a"))
+    work = layers.dirs(stack).work
+    assert work is not None
+    index = os.listdir(work / "unionfs-index")
+    assert len(index) == 1
+    other = res(stack, "b")  # resolved again: linked to the same copy
+    assert other.top == 0 and other.st.st_ino == up.st.st_ino
+    assert links.shown_nlink(stack, other) == 2
+    assert os.lstat(upper_dir(layers, stack) / "b").st_nlink == 3  # + the index's link
+
+
+def test_link_and_unlink_change_the_shown_count(layers: LayerFactory) -> None:
+    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
+    create.link(stack, res(stack, "a"), res(stack, ""), b"c")
+    assert links.shown_nlink(stack, res(stack, "c")) == 3
+    remove.unlink(stack, res(stack, ""), b"a")
+    remove.unlink(stack, res(stack, ""), b"b")
+    assert links.shown_nlink(stack, res(stack, "c")) == 1
+    assert sorted(names(stack, res(stack, ""))) == [b"c"]
+
+
+def test_unlink_of_an_untouched_name_counts_on_the_others(layers: LayerFactory) -> None:
+    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
+    remove.unlink(stack, res(stack, ""), b"b")
+    assert links.shown_nlink(stack, res(stack, "a")) == 1
+
+
+def test_without_index_a_copy_up_breaks_the_link(layers: LayerFactory) -> None:
+    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={})
+    copyup.copy_up(stack, res(stack, "a"))
+    assert res(stack, "b").top == 1
+    assert stack.links is None
