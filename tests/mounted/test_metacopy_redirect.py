@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mountutil import tree
+from mountutil import File, tree
 from writeutil import Mounted, kernel_view, writable
 
 GIB = 1 << 30
@@ -101,3 +101,30 @@ def test_kernel_reads_the_renamed_dir_and_the_metacopy_file(tmp_path: Path) -> N
     assert view[b"f"]["content"] == f"sha256:{expected} (400 bytes)"
     assert view[b"f"]["mode"] == "0o600"
     assert b"d" not in view and b"e" in view and b"s2/x" in view and b"e/sub" not in view
+
+
+LINKED = [tree({"a": {"h1": File(b"linked", link=1)}, "b": {"h2": File(b"", link=1)}})]
+
+
+def test_hard_links_keep_one_inode_through_lookup_readdir_and_copy_up(tmp_path: Path) -> None:
+    with writable(tmp_path, LINKED, opts="index=on") as m:
+
+        def seen() -> list[tuple[int, int, int]]:
+            listed = {e.name: e.inode() for d in ("a", "b") for e in os.scandir(m.path(d))}
+            out = []
+            for rel in ("a/h1", "b/h2"):
+                st = os.stat(m.path(rel))
+                out.append((st.st_ino, st.st_nlink, listed[rel[2:]]))
+            return out
+
+        before = seen()
+        assert before[0] == before[1] and before[0][0] == before[0][2]
+        assert before[0][1] == 2
+        with open(m.path("a/h1"), "r+b") as f:
+            f.write(b"LINKED")
+        after = seen()
+        assert after == before  # the same inode, count and readdir inode after copy-up
+        assert m.path("b/h2").read_bytes() == b"LINKED"
+        os.unlink(m.path("a/h1"))
+        assert os.stat(m.path("b/h2")).st_nlink == 1
+        assert m.path("b/h2").read_bytes() == b"LINKED"
