@@ -79,8 +79,9 @@ def rename(
         same_layer = src.top == dst.top and (src.top == 0 or links.indexed(stack, src.st))
         if same_file and same_layer:
             # Two names of one upper file: rename(2) does nothing. Names of a lower hard
-            # link are separate inodes of the overlay (copy-up breaks the link), so for
-            # them the rename goes ahead, as on the kernel.
+            # link are one inode only with index=on; otherwise they are separate inodes of
+            # the overlay (copy-up breaks the link) and the rename goes ahead, as on the
+            # kernel.
             return src, dst
 
     new_parent = copy_up(stack, new_parent)
