@@ -6,8 +6,8 @@ Each system gets a fresh upper and workdir for every run, over the same lower la
 directory ``many`` of N empty files and a tree ``big`` of 64 files holding 1 GiB of real
 data (written once). Prints seconds (median of the runs) and the bytes the upper
 filesystem allocated after ``chown -R``. unionfs runs with its defaults
-(``redirect_dir=on``) plus ``metacopy=on``; kernel overlayfs twice, with its defaults and
-with ``redirect_dir=on,metacopy=on``; fuse-overlayfs and unionfs-fuse as they come.
+(``redirect_dir=on``) and with ``metacopy=on`` as well; kernel overlayfs with its defaults
+and with ``redirect_dir=on,metacopy=on``; fuse-overlayfs and unionfs-fuse as they come.
 Everything mounted is unmounted, and every daemon started is ended by its own pid.
 """
 
@@ -27,9 +27,12 @@ from pathlib import Path
 Command = Callable[[Path, Path, Path, Path], list[str]]
 
 
-def _unionfs(lower: Path, upper: Path, work: Path, mnt: Path) -> list[str]:
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work},metacopy=on"
-    return [sys.executable, "-m", "unionfs", "mount", "-f", "-o", opts, str(mnt)]
+def _unionfs(extra: str) -> Command:
+    def command(lower: Path, upper: Path, work: Path, mnt: Path) -> list[str]:
+        opts = f"lowerdir={lower},upperdir={upper},workdir={work}{extra}"
+        return [sys.executable, "-m", "unionfs", "mount", "-f", "-o", opts, str(mnt)]
+
+    return command
 
 
 def _kernel(extra: str) -> Command:
@@ -51,7 +54,8 @@ def _unionfs_fuse(lower: Path, upper: Path, work: Path, mnt: Path) -> list[str]:
 
 
 SYSTEMS: dict[str, tuple[Command, bool]] = {  # name -> (command, is a FUSE daemon)
-    "unionfs (metacopy=on)": (_unionfs, True),
+    "unionfs (metacopy=on)": (_unionfs(",metacopy=on"), True),
+    "unionfs (defaults)": (_unionfs(""), True),
     "kernel (defaults)": (_kernel(""), False),
     "kernel (redirect_dir,metacopy)": (_kernel(",redirect_dir=on,metacopy=on"), False),
     "fuse-overlayfs": (_fuse_overlayfs, True),
