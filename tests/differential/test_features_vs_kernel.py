@@ -45,12 +45,17 @@ from write_pairs import (
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 
+LONG = b"n" * 200  # LONG/mmm...: an absolute redirect to it is longer than redirect_max
+LONG_FILE = LONG + b"/" + b"m" * 60
+
+
 def deep_stack() -> list[Dir]:
     """rich_stack with a lower tree two levels deep, split over both layers."""
     layers = rich_stack()
     layers[0].children[b"t"] = Dir(
         {b"a": Dir({b"b": Dir({b"f": File(b"tf")}), b"g": File(b"g" * 5000)})}
     )
+    layers[1].children[LONG] = Dir({b"m" * 60: File(b"m"), b"sub": Dir({b"y": File(b"y")})})
     layers[1].children[b"t"] = Dir(
         {b"a": Dir({b"b": Dir({b"low": File(b"low")}), b"c": Dir({b"x": File(b"x")})})}
     )
@@ -146,6 +151,17 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("unlink e/below", op_unlink(b"e/below")),
         ("chmod f", op_chmod(b"f", 0o444)),
         ("truncate f to 0", op_truncate(b"f", 0, True)),
+    ],
+    "redirects longer than redirect_max: EXDEV where the kernel records one": [
+        ("link LONG/m.. new", op_link(LONG_FILE, b"new")),
+        ("rename LONG/m.. new", op_rename(LONG_FILE, b"new", 0)),
+        ("rename LONG/m.. LONG/short (same dir)", op_rename(LONG_FILE, LONG + b"/short", 0)),
+        ("rename LONG/short x", op_rename(LONG + b"/short", b"x", 0)),
+        ("rename LONG/sub sub2", op_rename(LONG + b"/sub", b"sub2", 0)),
+        ("listdir sub2", op_listdir(b"sub2")),
+        ("chmod f", op_chmod(b"f", 0o600)),
+        ("link f d/f2 (a metacopy file)", op_link(b"f", b"d/f2")),
+        ("read d/f2", op_read(b"d/f2", 0, 20)),
     ],
     "hard links of a lower file survive copy-up (index=on)": [
         ("write h1", op_write(b"h1", 0, b"changed", False)),

@@ -157,12 +157,27 @@ def test_truncate_of_a_metacopy_file_copies_its_data(layers: LayerFactory) -> No
     assert (upper_dir(layers, stack) / "f").read_bytes() == b"abc"
 
 
-def test_rename_of_a_metacopy_file_brings_its_data(layers: LayerFactory) -> None:
-    stack = featured(layers, {"f": "abc"}, upper={})
+def test_a_renamed_metacopy_file_records_where_its_data_is(layers: LayerFactory) -> None:
+    stack = featured(layers, {"f": "abc", "d/": {}}, upper={})
     attrs.set_attributes(stack, res(stack, "f"), attrs.Changes(uid=7))
     rename(stack, "f", "g")
-    assert (upper_dir(layers, stack) / "g").read_bytes() == b"abc"
-    assert not res(stack, "g").metacopy
+    up = upper_dir(layers, stack)
+    assert os.getxattr(up / "g", XATTR) == b"f"
+    assert res(stack, "g").metacopy and res(stack, "g").data_path == b"f"
+    rename(stack, "g", "d/h")
+    assert os.getxattr(up / "d" / "h", XATTR) == b"/f"
+    assert res(stack, "d/h").data_path == b"f"
+    assert (up / "d" / "h").stat().st_blocks == 0  # no data moved
+
+
+def test_link_of_a_lower_file_is_metadata_only_with_an_absolute_redirect(
+    layers: LayerFactory,
+) -> None:
+    stack = featured(layers, {"d/": {"f": "abc"}}, upper={})
+    create.link(stack, res(stack, "d/f"), res(stack, ""), b"g")
+    up = upper_dir(layers, stack)
+    assert os.getxattr(up / "d" / "f", XATTR) == b"/d/f"
+    assert res(stack, "g").metacopy and res(stack, "g").data_path == b"d/f"
 
 
 def test_metacopy_without_data_below_is_eio(layers: LayerFactory) -> None:

@@ -195,7 +195,12 @@ class WriteOperations:
         async with self.lock:
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
-            await self._copied_up(node)
+            if not node.res.is_dir:
+                # The new name's checks come first (the VFS's), then the kernel's EXDEV
+                # for a redirect it could not record; only then the copy-up.
+                create.prepare(self.stack, parent.res, new_name)
+                rename_rules.check_file_redirect(self.stack, node.res, samedir=False)
+            await self._copied_up(node, meta=True)
             source, res = create.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
             made = self._new_entry(new_parent_inode, res)
