@@ -44,7 +44,6 @@ from write_pairs import (
 )
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE
 
-
 LONG = b"n" * 200  # LONG/mmm...: an absolute redirect to it is longer than redirect_max
 LONG_FILE = LONG + b"/" + b"m" * 60
 

@@ -194,10 +194,15 @@ def test_flatten_spells_out_renamed_dirs_and_metacopy_files(layers: LayerFactory
     )
     rename(stack, "d", "e")
     attrs.set_attributes(stack, res(stack, "m"), attrs.Changes(mode=0o600))
+    attrs.set_attributes(stack, res(stack, "keep"), attrs.Changes(mode=0o600))
+    rename(stack, "keep", "e/kept")
     lower = str(layers.dirs(stack).lowers[0])
     upper = str(upper_dir(layers, stack))
     changes = {c.path: c for c in flatten(stack)}
-    assert set(changes) == {b"d", b"e", b"e/f", b"e/s", b"e/s/g", b"m"}
+    assert set(changes) == {b"d", b"e", b"e/f", b"e/s", b"e/s/g", b"m", b"keep", b"e/kept"}
+    assert changes[b"keep"].kind == "whiteout"
+    assert changes[b"e/kept"].meta == (upper, b"e/kept")
+    assert changes[b"e/kept"].data == (lower, b"keep")
     assert changes[b"d"].kind == "whiteout"
     assert changes[b"e"].kind == "dir" and changes[b"e"].opaque
     assert changes[b"e"].meta == (upper, b"e")

@@ -7,8 +7,11 @@ its data. An OCI layer tarball (``unionfs commit``/``diff``), or kernel overlayf
 without the options, needs instead what the records stand for: the renamed directory as
 its whole merged tree at the new name, opaque (nothing at the new name below shows
 through), next to the whiteout of the old name (the upper has it already); a metacopy file
-as a whole file whose data comes from the lower layer that holds it. Pure reading: nothing
-is written anywhere.
+as a whole file whose data comes from the lower layer that holds it (followed through
+its own redirect when it was renamed). Nothing is written, except that with ``index=on``
+a name of an indexed hard link met on the way is linked up, as any lookup does; names of
+such a link that are still only lower are not in the upper and not in the result, so walk
+the merged tree once first (``find``) when committing an ``index=on`` upper.
 """
 
 from __future__ import annotations
