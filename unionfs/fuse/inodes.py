@@ -124,6 +124,12 @@ class InodeTable:
         if res.is_dir:
             self._dirs[res.path] = node.ino
 
+    def renamed(self, node: Node, old: bytes, res: Resolved) -> None:
+        """*node*'s name *old* is now *res* (a rename). Only that name goes: a hard link
+        keeps its others, whichever of them ``res`` last named."""
+        node.names.discard(old)
+        self.update(node, res, renamed=False)
+
     def lost_name(self, node: Node, path: bytes) -> bool:
         """*node* is no longer found at *path*; False when that was its last known name
         (it is then unlinked), True when it has another (which it now resolves by)."""

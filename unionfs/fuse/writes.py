@@ -282,10 +282,10 @@ class WriteOperations:
         else:
             self.inodes.moved(old_path, moved.path)
         if mover is not None:
-            self.inodes.update(mover, moved)
+            self.inodes.renamed(mover, old_path, moved)
         if other is not None and replaced is not None and other is not mover:
             if exchanged:
-                self.inodes.update(other, replaced)
+                self.inodes.renamed(other, moved.path, replaced)
             elif not self.inodes.lost_name(other, moved.path):
                 other.unlinked = True
 
