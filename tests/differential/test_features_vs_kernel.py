@@ -231,7 +231,7 @@ class FeatureMachine(WriteMachine):
 
 
 class TestFeaturesMatchKernel(FeatureMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(max_examples=60, stateful_step_count=20, **COMMON)
+    settings = settings(max_examples=40, stateful_step_count=20, **COMMON)
 
 
 def test_remove_tree_counts(tmp_path: Path) -> None:
@@ -244,3 +244,8 @@ def test_remove_tree_counts(tmp_path: Path) -> None:
     finally:
         os.close(root)
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.slow
+class TestManyFeaturesMatchKernel(FeatureMachine.TestCase):  # type: ignore[name-defined]
+    settings = settings(max_examples=400, stateful_step_count=30, **COMMON)
