@@ -24,7 +24,7 @@ from unionfs.safepath import join, split
 from unionfs.union import attrs, create, links, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.copyup import copy_up, copy_up_data
-from unionfs.union.lookup import lookup
+from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.stack import Resolved, Stack
 
 log = logging.getLogger("unionfs.fuse")
@@ -208,20 +208,34 @@ class WriteOperations:
         return made
 
     # -- removing ------------------------------------------------------------------------
-    def _gone(self, res: Resolved) -> None:
-        """*res* lost its name: its node resolves by another name, or is unlinked."""
-        node = self.inodes.node_of(res)
-        if node is not None and not self.inodes.lost_name(node, res.path):
+    def _gone(self, res: Resolved, node: Node | None = None) -> None:
+        """*res* lost its name: its node (*node*, found before the change when a copy-up
+        may have changed the file's identity) resolves by another name, or is unlinked."""
+        node = node or self.inodes.node_of(res)
+        if node is not None:
+            self._lost(node, res.path)
+
+    def _lost(self, node: Node, path: bytes) -> None:
+        """*node* is no longer found at *path*."""
+        if not self.inodes.lost_name(node, path):
             node.unlinked = True
+        elif self.stack.features.index and not node.res.is_dir:
+            # Another name of an indexed hard link: resolve it for real (it may still be
+            # lower, or be linked up to the indexed copy by this very lookup).
+            found = resolve_path(self.stack, node.res.path)
+            if found is not None and not found.is_dir:
+                self.inodes.update(node, found, renamed=False)
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
+            before = lookup(self.stack, parent.res, name)
+            node = self.inodes.node_of(before) if before is not None else None
             res = remove.unlink(self.stack, parent.res, name)
             self._refresh_ancestors(res.path)
-            self._gone(res)
+            self._gone(res, node)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -286,8 +300,8 @@ class WriteOperations:
         if other is not None and replaced is not None and other is not mover:
             if exchanged:
                 self.inodes.renamed(other, moved.path, replaced)
-            elif not self.inodes.lost_name(other, moved.path):
-                other.unlinked = True
+            else:
+                self._lost(other, moved.path)
 
     # -- changing files ------------------------------------------------------------------
     async def _open_for_write(self, node: Node, flags: int) -> int:
