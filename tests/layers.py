@@ -40,7 +40,7 @@ from typing import Literal
 import pytest
 
 from unionfs import layerfmt
-from unionfs.union.stack import Stack
+from unionfs.union.stack import Features, Stack
 
 Name = str | bytes
 Text = str | bytes
@@ -255,7 +255,10 @@ class LayerFactory:
     def _dir(self, value: Spec | Path, name: str) -> Path:
         return value if isinstance(value, Path) else self.layer(value, name)
 
-    def stack(self, *lowers: Spec | Path, upper: Spec | Path | None = None) -> Stack:
+    def stack(
+        self, *lowers: Spec | Path, upper: Spec | Path | None = None,
+        features: Features | None = None,
+    ) -> Stack:  # fmt: skip
         """A stack of *lowers* (leftmost on top, as in ``lowerdir=``) under *upper*.
 
         Specs are built into new directories; Paths are used as they are. With an upper,
@@ -271,7 +274,9 @@ class LayerFactory:
         if upper_dir is None:
             stack = Stack.from_dirs(roots)
         else:
-            stack = Stack.from_dirs(roots, upper=str(upper_dir), work=str(work_dir))
+            stack = Stack.from_dirs(
+                roots, upper=str(upper_dir), work=str(work_dir), features=features or Features()
+            )
         self._open.append(stack)
         self._dirs[id(stack)] = StackDirs(lower_dirs, upper_dir, work_dir)
         return stack

@@ -234,10 +234,12 @@ def writable(
     kernel: bool = False,
     upper_base: Path | None = None,
     prepare: Callable[[list[Path]], None] | None = None,
+    opts: str = "",
 ) -> Iterator[Mounted]:
     """*layers* (top first, kernel markers) under a fresh upper, mounted with unionfs or, with
     *kernel*, kernel overlayfs. Upper and workdir go below *upper_base* (default *base*).
-    ``prepare(lowers)`` runs before the mount: lowers must not change under a mount."""
+    ``prepare(lowers)`` runs before the mount: lowers must not change under a mount.
+    *opts*: more mount options for either."""
     side = fresh_dir(base, "k" if kernel else "u")
     lowers = build_stack(side, layers, kernel=True)
     if prepare is not None:
@@ -246,17 +248,20 @@ def writable(
     upper, work, mnt = holder / "upper", holder / "work", side / "mnt"
     for path in (upper, work, mnt):
         path.mkdir()
-    manager = kernel_overlay if kernel else unionfs_mount
-    with manager(lowers, mnt, upper, work):
+    if kernel:
+        mounting = kernel_overlay(lowers, mnt, upper, work, opts)
+    else:
+        mounting = unionfs_mount(lowers, mnt, upper, work, [opts] if opts else [])
+    with mounting:
         yield Mounted(mnt, lowers, upper, work)
 
 
-def kernel_view(base: Path, lowers: Sequence[Path], upper: Path) -> Snapshot:
+def kernel_view(base: Path, lowers: Sequence[Path], upper: Path, opts: str = "") -> Snapshot:
     """What kernel overlayfs shows over *lowers* with *upper* and a fresh workdir."""
     holder = fresh_dir(base, "again")
     (holder / "work").mkdir()
     (holder / "mnt").mkdir()
-    with kernel_overlay(lowers, holder / "mnt", upper, holder / "work"):
+    with kernel_overlay(lowers, holder / "mnt", upper, holder / "work", opts):
         return drop_unstatable(snapshot(holder / "mnt"))
 
 

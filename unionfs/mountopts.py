@@ -36,7 +36,7 @@ IGNORED_FLAGS = frozenset(
 )  # fmt: skip
 IGNORED_VALUED = frozenset(
     {
-        "comment", "fsync", "xino", "redirect_dir", "index", "metacopy", "nfs_export",
+        "comment", "fsync", "xino", "nfs_export",
         "uuid", "context", "fscontext", "defcontext", "rootcontext", "timeout",
         "threaded", "override_creds", "verity", "max_idle_threads", "max_read",
     }
@@ -55,6 +55,13 @@ class MountOptions:
     fuse_options: tuple[str, ...] = ()
     indexdir: str | None = None  # None: the default place; "off": no index
     owners: idmap.Owners = idmap.IDENTITY  # uidmapping=, gidmapping=, squash_to_*
+    # Overlay features, as the kernel's options (see union.stack.Features). Defaults:
+    # rename of any directory (its upper stays readable by a default kernel mount, which
+    # follows redirects); metacopy and index change what a kernel mount without the same
+    # options would show, so they are asked for.
+    redirect_dir: str = "on"
+    metacopy: bool = False
+    index: bool = False
 
     @property
     def readonly(self) -> bool:
@@ -124,6 +131,13 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+FEATURE_VALUES = {
+    "redirect_dir": ("on", "off", "follow", "nofollow"),
+    "metacopy": ("on", "off"),
+    "index": ("on", "off"),
+}
+
+
 def parse(option_strings: list[str]) -> MountOptions:
     """Merge every ``-o`` string into one ``MountOptions``; later values win."""
     lowers: list[str] = []
@@ -132,6 +146,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     fuse: list[str] = []
     indexdir: str | None = None
     owners = idmap.IDENTITY
+    features: dict[str, str] = {}
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -164,6 +179,11 @@ def parse(option_strings: list[str]) -> MountOptions:
                     owners = dataclasses.replace(owners, gids=ids)
             elif (item == "squash_to_root") or (eq and key in ("squash_to_uid", "squash_to_gid")):
                 owners = idmap.with_squash(owners, key, value)
+            elif key in FEATURE_VALUES:
+                if value not in FEATURE_VALUES[key]:
+                    allowed = "|".join(FEATURE_VALUES[key])
+                    raise UserError(f"malformed {key}={value!r}: give {allowed}")
+                features[key] = value
             elif key in UNSUPPORTED:
                 raise UserError(f"option {key!r} is not supported yet")
             elif key == "xattr_permissions":
@@ -187,4 +207,9 @@ def parse(option_strings: list[str]) -> MountOptions:
         work = None  # overlayfs ignores a workdir without an upperdir
     if upper is not None and work is None:
         raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
-    return MountOptions(tuple(lowers), upper, work, tuple(fuse), indexdir, owners)
+    return MountOptions(
+        tuple(lowers), upper, work, tuple(fuse), indexdir, owners,
+        features.get("redirect_dir", "on"),
+        features.get("metacopy", "off") == "on",
+        features.get("index", "off") == "on",
+    )  # fmt: skip

@@ -174,3 +174,17 @@ def test_parse_ignores_workdir_without_upperdir() -> None:
     opts = parse(["lowerdir=/a,workdir=/w"])
     assert opts == MountOptions(("/a",))
     assert opts.workdir is None and opts.readonly
+
+
+def test_parse_overlay_features_with_their_defaults() -> None:
+    plain = parse(["lowerdir=/a"])
+    assert (plain.redirect_dir, plain.metacopy, plain.index) == ("on", False, False)
+    opts = parse(["lowerdir=/a,redirect_dir=nofollow,metacopy=on,index=off"])
+    assert (opts.redirect_dir, opts.metacopy, opts.index) == ("nofollow", True, False)
+    assert parse(["lowerdir=/a,redirect_dir=off"]).redirect_dir == "off"
+
+
+def test_parse_refuses_bad_feature_values() -> None:
+    assert "redirect_dir='yes'" in refused("lowerdir=/a,redirect_dir=yes")
+    assert "metacopy=''" in refused("lowerdir=/a,metacopy=")
+    assert parse(["lowerdir=/a,index=on"]).index

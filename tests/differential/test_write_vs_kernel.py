@@ -29,6 +29,7 @@ from mountutil import (
 )
 from write_pairs import (
     BLOBS,
+    DEFAULT_FEATURES,
     FRESH,
     HOLD_FLAGS,
     IDS,
@@ -73,6 +74,8 @@ from writeutil import (
 
 class WriteMachine(RuleBasedStateMachine):
     """Random operations on paths that exist, existed, are hidden or are fresh."""
+
+    features = DEFAULT_FEATURES  # the overlay feature options of both mounts
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,7 +125,7 @@ class WriteMachine(RuleBasedStateMachine):
     def mount(self, layers: list[Dir], unionfs_forms: bool) -> None:
         self.stepping = True
         base = Path(tempfile.mkdtemp(prefix="unionfs-write-"))
-        self.pair = Pair(base, layers, unionfs_forms)
+        self.pair = Pair(base, layers, unionfs_forms, self.features)
         self.pair.mount()
         for layer in layers:
             self.paths.update(layer_paths(layer))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -235,6 +236,33 @@ def op_unlink(path: bytes) -> Op:
     return run
 
 
+def _remove_tree_at(dir_fd: int, name: str) -> int:
+    try:
+        st_ = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0  # a whiteout kernel overlayfs lists in a directory it does not merge
+    if not stat.S_ISDIR(st_.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return 1
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        removed = sum(_remove_tree_at(fd, child) for child in sorted(os.listdir(fd)))
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+    return removed + 1
+
+
+def op_remove_tree(path: bytes) -> Op:
+    """``rm -rf``: children first, then the directory; the number of entries removed."""
+
+    def run(root: int) -> object:
+        with Parent(root, path) as p:
+            return _remove_tree_at(p.fd, os.fsdecode(p.name))
+
+    return run
+
+
 def op_rename(src: bytes, dst: bytes, flags: int) -> Op:
     def run(root: int) -> object:
         with Parent(root, src) as a, Parent(root, dst) as b:
@@ -333,15 +361,39 @@ def step(op: Op, root: int) -> Outcome:
 # -- two mounts of one stack ---------------------------------------------------------------
 
 
+# The kernel's defaults (unionfs's own default is redirect_dir=on), and every feature on.
+DEFAULT_FEATURES = "redirect_dir=off,metacopy=off,index=off"
+ALL_FEATURES = "redirect_dir=on,metacopy=on,index=on"
+
+
+def without_hard_links(layers: list[Dir]) -> list[Dir]:
+    """*layers* with every lower hard link group dissolved (each name its own file)."""
+
+    def strip(d: Dir) -> None:
+        for node in d.children.values():
+            if isinstance(node, File):
+                node.link = None
+            elif isinstance(node, Dir):
+                strip(node)
+
+    for layer in layers:
+        strip(layer)
+    return layers
+
+
 class Pair:
-    """Kernel overlayfs and unionfs over two copies of *layers*, each with its own upper.
+    """Kernel overlayfs and unionfs over two copies of *layers*, each with its own upper,
+    both mounted with the overlay feature options *features*.
 
     ``apply`` runs one operation on both and fails on the first difference. ``finish``
     compares the trees, unmounts, and checks unionfs's upper under kernel overlayfs.
     """
 
-    def __init__(self, base: Path, layers: list[Dir], unionfs_forms: bool) -> None:
+    def __init__(
+        self, base: Path, layers: list[Dir], unionfs_forms: bool, features: str = DEFAULT_FEATURES
+    ) -> None:
         self.base = base
+        self.features = features
         self.dirs: dict[str, Path] = {}
         for side in ("k", "u", "r"):
             for part in ("", "/upper", "/work", "/mnt"):
@@ -357,11 +409,12 @@ class Pair:
 
     def mount(self) -> None:
         d = self.dirs
+        unionfs_opts = self.features
         self.mounts.enter_context(
-            kernel_overlay(self.k_lowers, d["k/mnt"], d["k/upper"], d["k/work"])
+            kernel_overlay(self.k_lowers, d["k/mnt"], d["k/upper"], d["k/work"], self.features)
         )
         self.mounts.enter_context(
-            unionfs_mount(self.u_lowers, d["u/mnt"], d["u/upper"], d["u/work"])
+            unionfs_mount(self.u_lowers, d["u/mnt"], d["u/upper"], d["u/work"], [unionfs_opts])
         )
         self.kroot = os.open(d["k/mnt"], os.O_PATH | os.O_DIRECTORY)
         self.mounts.callback(os.close, self.kroot)
@@ -453,7 +506,14 @@ class Pair:
 
     def kernel_over_unionfs_upper(self) -> Snapshot:
         d = self.dirs
-        with kernel_overlay(self.k_lowers, d["r/mnt"], d["u/upper"], d["r/work"]):
+        # The kernel does not read unionfs's hard link index; every name has been resolved
+        # (the snapshot walked them all), so the upper alone holds every link: drop the
+        # index's own link, which the kernel would count (see unionfs.union.links).
+        index = d["u/work"] / "unionfs-index"
+        if index.exists():
+            shutil.rmtree(index)
+        opts = self.features
+        with kernel_overlay(self.k_lowers, d["r/mnt"], d["u/upper"], d["r/work"], opts):
             return drop_unstatable(snapshot(d["r/mnt"]))
 
     def _report(self, title: str, problems: list[str]) -> str:

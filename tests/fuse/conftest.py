@@ -10,17 +10,21 @@ from layers import (
 )
 
 from unionfs.fuse.ops import UnionOperations
+from unionfs.union.stack import Features
 
 MakeOps = Callable[..., UnionOperations]
 
 
 @pytest.fixture
 def make_ops(layers: LayerFactory) -> Iterator[MakeOps]:
-    """``make_ops(*lowers, upper=None)``: the Operations of a new stack, not mounted."""
+    """``make_ops(*lowers, upper=None, features=None)``: the Operations of a new stack,
+    not mounted."""
     made: list[UnionOperations] = []
 
-    def make(*lowers: Spec, upper: Spec | None = None) -> UnionOperations:
-        ops = UnionOperations(layers.stack(*lowers, upper=upper))
+    def make(
+        *lowers: Spec, upper: Spec | None = None, features: Features | None = None
+    ) -> UnionOperations:
+        ops = UnionOperations(layers.stack(*lowers, upper=upper, features=features))
         made.append(ops)
         return ops
 

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from layers import (
     WHITEOUT_CHR,
     Device,
@@ -25,7 +26,7 @@ from layers import (
 from layers import build as make_layer
 
 from unionfs.index import build, codec, verify
-from unionfs.index.env import IndexEnv
+from unionfs.index.env import IndexEnv, IndexUnavailable
 from unionfs.union.lookup import lookup
 from unionfs.union.stack import Stack
 
@@ -329,3 +330,27 @@ def test_the_layer_order_decides_which_layer_wins(tmp_path: Path, indexdir: Path
             assert view.lstat(b"resurrected") is not None
         finally:
             env.close()
+
+
+def test_a_lower_layer_with_overlay_redirects_is_served_directly(
+    tmp_path: Path, indexdir: Path
+) -> None:
+    """An old upper used as a lower: a renamed directory's contents are elsewhere, which a
+    stack table cannot say; the index declines (every time), the mount uses the rules."""
+    top = make_layer(tmp_path / "top", {"new/": {}, "old": WHITEOUT_CHR})
+    os.setxattr(top / "new", "trusted.overlay.redirect", b"/old")
+    bottom = make_layer(tmp_path / "bottom", {"old/": {"f": "data"}})
+    for _ in range(2):
+        with dir_layers([top, bottom]) as layers:
+            env = IndexEnv(str(indexdir))
+            try:
+                with pytest.raises(IndexUnavailable, match="redirect or metacopy"):
+                    build.open_lowers(env, layers)
+            finally:
+                env.close()
+    stack = Stack.from_dirs([str(top), str(bottom)])
+    try:
+        found = lookup(stack, stack.root(), b"new")
+        assert found is not None and found.path_in(1) == b"old"
+    finally:
+        stack.close()

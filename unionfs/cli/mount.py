@@ -22,7 +22,7 @@ from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
-from unionfs.union.stack import Stack
+from unionfs.union.stack import Features, Stack
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -163,25 +163,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
     index = indexing.prepare(opts.indexdir, layout.lowers)
+    features = Features(opts.redirect_dir, opts.metacopy, opts.index)
     if args.foreground:
-        stack = _stack(layout, index)
+        stack = _stack(layout, index, features)
         try:
             ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
         fusemount.serve(ops)
         return 0
-    return _daemonize(args, index, layout, fuse_options)
+    return _daemonize(args, index, layout, fuse_options, features)
 
 
-def _stack(layout: Layout, index: str | None) -> Stack:
+def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
     cache = DirFdCache()
     lowers = indexing.lowers(index, layout.lowers, cache)
-    return Stack.assemble(lowers, layout.upper, layout.work, cache)
+    return Stack.assemble(lowers, layout.upper, layout.work, cache, features=features)
 
 
 def _daemonize(
-    args: argparse.Namespace, index: str | None, layout: Layout, options: set[str]
+    args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
+    features: Features,
 ) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -203,13 +205,13 @@ def _daemonize(
     try:
         os.close(read_end)
         os.setsid()
-        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, write_end)
+        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, write_end)
     finally:
         os._exit(code)
 
 
 def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-            report: int) -> int:  # fmt: skip
+            features: Features, report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
 
     # Descriptors our caller let us inherit (podman passes some) must not stay open for the
@@ -224,7 +226,8 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(_stack(layout, index), layout.mountpoint, options, layout.owners)
+            ops = fusemount.start(_stack(layout, index, features), layout.mountpoint, options,
+                                  layout.owners)
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]

@@ -124,6 +124,12 @@ class InodeTable:
         if res.is_dir:
             self._dirs[res.path] = node.ino
 
+    def renamed(self, node: Node, old: bytes, res: Resolved) -> None:
+        """*node*'s name *old* is now *res* (a rename). Only that name goes: a hard link
+        keeps its others, whichever of them ``res`` last named."""
+        node.names.discard(old)
+        self.update(node, res, renamed=False)
+
     def lost_name(self, node: Node, path: bytes) -> bool:
         """*node* is no longer found at *path*; False when that was its last known name
         (it is then unlinked), True when it has another (which it now resolves by)."""
@@ -132,7 +138,7 @@ class InodeTable:
             return False
         if node.res.path == path:
             other = next(iter(node.names))
-            node.res = Resolved(other, node.res.layers, node.res.st)
+            node.res = node.res.moved_to(other)
         return True
 
     def dir_at(self, path: bytes) -> Node | None:
@@ -151,7 +157,7 @@ class InodeTable:
             path = node.res.path
             if path.startswith(prefix):
                 fresh = new + path[len(old) :]
-                self.update(node, Resolved(fresh, node.res.layers, node.res.st))
+                self.update(node, node.res.moved_to(fresh))
 
     def forget(self, ino: int, count: int) -> None:
         """Drop *count* references; the node leaves the table at zero. Never raises."""

@@ -43,7 +43,8 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         self.stack = stack
         self.owners = owners
         self.mapped = not owners.identity
-        self.inodes = InodeTable(stack.root(), writable=stack.has_upper)
+        # With index=on the names of a lower hard link stay one inode (the kernel's too).
+        self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index)
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()
@@ -59,7 +60,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         if res.top == 0 and upper is not None and not node.unlinked:
             st = upper.lstat(res.path)
             if st is not None and (st.st_dev, st.st_ino) == (res.st.st_dev, res.st.st_ino):
-                node.res = Resolved(res.path, res.layers, st)
+                node.res = res.with_st(st)
                 return self._attrs(node)
             node.unlinked = True
         if node.unlinked:
@@ -67,7 +68,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
             if fd is not None:
                 # An upper file says nlink 0; a whited-out lower one keeps its own count,
                 # as the kernel shows it.
-                node.res = Resolved(res.path, res.layers, os.fstat(fd))
+                node.res = res.with_st(os.fstat(fd))
                 return self._attrs(node)
             return self._entry(node.ino, node.res, unlinked=True)
         return self._attrs(node)
@@ -88,6 +89,8 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         res = lookup(self.stack, parent.res, name)
         if res is None:
             return entry.negative()
+        if res.top == 0 and parent.res.top != 0:
+            self._refresh_ancestors(res.path)  # linked up to an indexed copy (index=on)
         return self._attrs(self.inodes.remember(res, parent_inode))
 
     @handler
@@ -97,7 +100,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        return self.stack.layers[res.top].readlink(res.path)
+        return self.stack.layers[res.top].readlink(res.top_path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
@@ -126,7 +129,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        value = self.stack.layers[res.top].getxattr(res.path, layerfmt.escape_xattr(name))
+        value = self.stack.layers[res.top].getxattr(res.top_path, layerfmt.escape_xattr(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -134,7 +137,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
     @handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         res = self.inodes.get(inode).res
-        names = self.stack.layers[res.top].listxattr(res.path)
+        names = self.stack.layers[res.top].listxattr(res.top_path)
         return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
 
     # -- files ---------------------------------------------------------------------------
@@ -145,9 +148,11 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         if wants_write:
             fd = await self._open_for_write(node, flags)
         else:
-            res = node.res
-            fd = self.stack.layers[res.top].open(res.path, os.O_RDONLY)
-        upper = bool(wants_write) or (node.res.top == 0 and self.stack.has_upper)
+            res = node.res  # a metacopy file's data is still below
+            fd = self.stack.layers[res.data].open(res.data_path, os.O_RDONLY)
+        upper = bool(wants_write) or (
+            node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
+        )
         fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
@@ -163,7 +168,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         """A handle opened on a lower file reads the copy once there is one (the kernel's
         stacked file does the same), or it would read stale data after a copy-up."""
         node = self.inodes.find(handle.ino)
-        if node is None or node.res.top != 0 or node.unlinked:
+        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
             return
         upper = self.stack.upper
         assert upper is not None
@@ -190,9 +195,13 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         when the directory has no upper part (so ``ls`` and ``find`` cost one merge)."""
         if node.listing is not None:
             return node.listing
+        found = list_dir(self.stack, node.res)
+        if self.stack.has_upper and 0 not in node.res.layers:
+            linked = [res.path for _, res in found if res.top == 0]
+            if linked:  # names linked up to indexed copies (index=on): the dir is upper now
+                self._refresh_ancestors(linked[0])
         listing: list[Listed] = [
-            (name, res, self._entry(self.inodes.number(res), res))
-            for name, res in list_dir(self.stack, node.res)
+            (name, res, self._entry(self.inodes.number(res), res)) for name, res in found
         ]
         if 0 not in node.res.layers or not self.stack.has_upper:
             node.listing = listing

@@ -22,10 +22,10 @@ from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.safepath import join, split
-from unionfs.union import attrs, create, remove
+from unionfs.union import attrs, create, links, remove
 from unionfs.union import rename as rename_rules
-from unionfs.union.copyup import copy_up
-from unionfs.union.lookup import lookup
+from unionfs.union.copyup import copy_up, copy_up_data
+from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.stack import Resolved, Stack
 
 log = logging.getLogger("unionfs.fuse")
@@ -66,6 +66,8 @@ class WriteOperations:
     # -- bookkeeping ---------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
         attrs = entry.attributes(ino, res, unlinked)
+        if not unlinked and (shown := links.shown_nlink(self.stack, res)) is not None:
+            attrs.st_nlink = shown  # an indexed copy: its overlay link count
         if self.mapped:
             attrs.st_uid, attrs.st_gid = self.owners.shown(attrs.st_uid, attrs.st_gid)
         return attrs
@@ -106,7 +108,7 @@ class WriteOperations:
                 st = upper.lstat(path)
                 if st is None:
                     return  # not copied up: nothing above it was either
-                self.inodes.update(node, Resolved(path, (0, *node.res.layers), st))
+                self.inodes.update(node, node.res.under_upper(st))
             if not path:
                 return
 
@@ -119,17 +121,25 @@ class WriteOperations:
         node = self.inodes.remember(res, parent_ino)
         return self._entry(node.ino, node.res)
 
-    async def _copied_up(self, node: Node, data: bool = True) -> Resolved:
-        """*node* copied up (in a thread when there is much data to copy)."""
+    async def _copied_up(self, node: Node, data: bool = True, meta: bool = False) -> Resolved:
+        """*node* copied up (in a thread when there is much data to copy). Without *meta*
+        a metacopy file gets its data (or, without *data*, loses its mark)."""
         res = node.res
+        big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
         if res.top != 0:
             if _breaks_link(res):
                 self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
-            big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
-            if big:
+            metadata_only = meta and self.stack.features.metacopy
+            if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
             else:
-                res = copy_up(self.stack, res, data)
+                res = copy_up(self.stack, res, data, meta)
+            self._changed(node, res)
+        if res.metacopy and not meta:
+            if big:
+                res = await trio.to_thread.run_sync(copy_up_data, self.stack, res, data)
+            else:
+                res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
 
@@ -196,7 +206,12 @@ class WriteOperations:
         async with self.lock:
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
-            await self._copied_up(node)
+            if not node.res.is_dir:
+                # The new name's checks come first (the VFS's), then the kernel's EXDEV
+                # for a redirect it could not record; only then the copy-up.
+                create.prepare(self.stack, parent.res, new_name)
+                rename_rules.check_file_redirect(self.stack, node.res, samedir=False)
+            await self._copied_up(node, meta=True)
             source, res = create.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
             made = self._new_entry(new_parent_inode, res)
@@ -204,20 +219,34 @@ class WriteOperations:
         return made
 
     # -- removing ------------------------------------------------------------------------
-    def _gone(self, res: Resolved) -> None:
-        """*res* lost its name: its node resolves by another name, or is unlinked."""
-        node = self.inodes.node_of(res)
-        if node is not None and not self.inodes.lost_name(node, res.path):
+    def _gone(self, res: Resolved, node: Node | None = None) -> None:
+        """*res* lost its name: its node (*node*, found before the change when a copy-up
+        may have changed the file's identity) resolves by another name, or is unlinked."""
+        node = node or self.inodes.node_of(res)
+        if node is not None:
+            self._lost(node, res.path)
+
+    def _lost(self, node: Node, path: bytes) -> None:
+        """*node* is no longer found at *path*."""
+        if not self.inodes.lost_name(node, path):
             node.unlinked = True
+        elif self.stack.features.index and not node.res.is_dir:
+            # Another name of an indexed hard link: resolve it for real (it may still be
+            # lower, or be linked up to the indexed copy by this very lookup).
+            found = resolve_path(self.stack, node.res.path)
+            if found is not None and not found.is_dir:
+                self.inodes.update(node, found, renamed=False)
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
+            before = lookup(self.stack, parent.res, name)
+            node = self.inodes.node_of(before) if before is not None else None
             res = remove.unlink(self.stack, parent.res, name)
             self._refresh_ancestors(res.path)
-            self._gone(res)
+            self._gone(res, node)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -278,12 +307,12 @@ class WriteOperations:
         else:
             self.inodes.moved(old_path, moved.path)
         if mover is not None:
-            self.inodes.update(mover, moved)
+            self.inodes.renamed(mover, old_path, moved)
         if other is not None and replaced is not None and other is not mover:
             if exchanged:
-                self.inodes.update(other, replaced)
-            elif not self.inodes.lost_name(other, moved.path):
-                other.unlinked = True
+                self.inodes.renamed(other, moved.path, replaced)
+            else:
+                self._lost(other, moved.path)
 
     # -- changing files ------------------------------------------------------------------
     async def _open_for_write(self, node: Node, flags: int) -> int:
@@ -304,8 +333,8 @@ class WriteOperations:
 
     def _fresh(self, res: Resolved) -> Resolved:
         layer = self.stack.layers[res.top]
-        st = layer.lstat(res.path)
-        return res if st is None else Resolved(res.path, res.layers, st)
+        st = layer.lstat(res.top_path)
+        return res if st is None else res.with_st(st)
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -346,7 +375,7 @@ class WriteOperations:
             if node.unlinked:
                 return self._set_unlinked(node, changes)
             if not (changes.size == 0 or fd is not None):
-                await self._copied_up(node)
+                await self._copied_up(node, meta=changes.size is None)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
             return self._entry(node.ino, node.res)
@@ -359,7 +388,7 @@ class WriteOperations:
             # no name left, and says EEXIST.
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         st = attrs.set_attributes_fd(fd, changes)
-        node.res = Resolved(node.res.path, node.res.layers, st)
+        node.res = node.res.with_st(st)
         return self._entry(node.ino, node.res, unlinked=True)
 
     @handler
@@ -371,7 +400,7 @@ class WriteOperations:
             node = self.inodes.get(inode)
             if node.unlinked and node.res.top != 0:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
-            await self._copied_up(node)
+            await self._copied_up(node, meta=True)
             res = attrs.set_xattr(self.stack, node.res, name, value)
             self._changed(node, self._fresh(res))
         await self._tell_kernel()

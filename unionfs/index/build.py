@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.index import codec
-from unionfs.index.env import IndexEnv
+from unionfs.index.env import IndexEnv, IndexUnavailable
 from unionfs.index.views import IndexedLayer, IndexedLowers
 from unionfs.safepath import DirFdCache, join
 from unionfs.union.readdir import list_dir
@@ -176,7 +176,7 @@ def _drop_layer_table(env: IndexEnv, txn: object, table: int) -> None:
             if record is None or table in record.get("layers", ()):
                 stale.append((key, record))
     for key, record in stale:
-        if record is not None:
+        if record is not None and "table" in record:
             env.drop_table(txn, int(record["table"]))  # type: ignore[arg-type]
         txn.delete(key, db=env.meta)  # type: ignore[attr-defined]
 
@@ -195,25 +195,49 @@ def merged_records(layers: Sequence[IndexedLayer]) -> Iterator[tuple[bytes, code
                 pending.append(child)
 
 
+# A lower layer that was once an upper may hold these: a renamed directory's contents, or a
+# file's data, are then at another path or in another layer than the one a stack record can
+# name. Such stacks are served from their directories, by the rules (slower, never wrong).
+OVERLAY_RECORDS = frozenset(
+    p + n for p in (b"trusted.overlay.", b"user.overlay.") for n in (b"redirect", b"metacopy")
+)
+
+
+class ServeDirectly(Exception):
+    """The stack holds records a stack table cannot express (see OVERLAY_RECORDS)."""
+
+
 def _merged(layers: Sequence[IndexedLayer], res: Resolved) -> codec.Record:
-    top = layers[res.top].record(res.path)
+    top = layers[res.top].record(res.top_path)
     assert top is not None
+    if any(name in OVERLAY_RECORDS for name, _ in top.xattrs):
+        raise ServeDirectly(os.fsdecode(res.path))
     merged = res.is_dir and len(res.layers) > 1
     attrs = top.attrs._replace(st_nlink=1) if merged else top.attrs
     return codec.Record(res.top, codec.MERGED if merged else 0, attrs, top.target, top.xattrs)
+
+
+DIRECT = "the lower layers hold overlay redirect or metacopy records"
 
 
 def ensure_stack(env: IndexEnv, tables: Sequence[int], layers: Sequence[DirLayer]) -> int:
     key = _stack_key(tables)
     with env.read() as txn:
         known = env.get_record(txn, key)
+    if known is not None and known.get("direct"):
+        raise IndexUnavailable(f"{DIRECT}: {known['direct']}")
     if known is not None:
         return int(known["table"])
     views = [IndexedLayer(env, t, d) for t, d in zip(tables, layers, strict=True)]
-    records = list(merged_records(views))
+    try:
+        records = list(merged_records(views))
+    except ServeDirectly as exc:
+        with env.write() as txn:
+            env.put_record(txn, key, {"direct": str(exc), "layers": list(tables)})
+        raise IndexUnavailable(f"{DIRECT}: {exc}") from None
     with env.write() as txn:
         latest = env.get_record(txn, key)
-        if latest is not None:
+        if latest is not None and not latest.get("direct"):
             return int(latest["table"])
         table = env.new_table(txn)
         items = [(codec.entry_key(table, p), codec.encode(r)) for p, r in records]

@@ -26,8 +26,9 @@ def _describe(layer_stack: Stack, res: Resolved, nlink: int | None) -> dict[str,
         facts["st_nlink"] = nlink
     layer = layer_stack.layers[res.top]
     if (res.st.st_mode & 0o170000) == 0o120000:
-        facts["target"] = layer.readlink(res.path)
-    facts["xattrs"] = sorted((n, layer.getxattr(res.path, n)) for n in layer.listxattr(res.path))
+        facts["target"] = layer.readlink(res.top_path)
+    where = res.top_path
+    facts["xattrs"] = sorted((n, layer.getxattr(where, n)) for n in layer.listxattr(where))
     return facts
 
 

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 
 from unionfs import layerfmt
-from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union.copyup import copy_up, copy_up_data, upper_of
 from unionfs.union.stack import Resolved, Stack
 
 
@@ -35,7 +35,9 @@ def set_attributes(
 ) -> Resolved:
     """Apply *changes* to *res* (copied up first); *fd*, if given, is open for writing on it."""
     truncating_to_zero = changes.size == 0 and stat.S_ISREG(res.st.st_mode)
-    res = copy_up(stack, res, data=not truncating_to_zero)
+    res = copy_up(stack, res, data=not truncating_to_zero, meta=changes.size is None)
+    if changes.size is not None:
+        res = copy_up_data(stack, res, data=not truncating_to_zero)
     upper = upper_of(stack)
     path = res.path
     if changes.uid is not None or changes.gid is not None:
@@ -69,7 +71,7 @@ def set_attributes(
         )
     st = upper.lstat(path)
     assert st is not None
-    return Resolved(path, res.layers, st)
+    return res.with_st(st)
 
 
 def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
@@ -98,15 +100,15 @@ def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
 
 def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
     name = layerfmt.escape_xattr(name)
-    res = copy_up(stack, res)
+    res = copy_up(stack, res, meta=True)
     upper_of(stack).setxattr(res.path, name, value)
     return res
 
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
     name = layerfmt.escape_xattr(name)
-    if res.top != 0 and stack.layers[res.top].getxattr(res.path, name) is None:
+    if res.top != 0 and stack.layers[res.top].getxattr(res.top_path, name) is None:
         raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
-    res = copy_up(stack, res)
+    res = copy_up(stack, res, meta=True)
     upper_of(stack).removexattr(res.path, name)
     return res

@@ -15,8 +15,9 @@ import stat
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
-from unionfs.union.lookup import resolve_path
-from unionfs.union.stack import Layer, Resolved, Stack, StatLike
+from unionfs.union import links
+from unionfs.union.lookup import is_metacopy, resolve_path
+from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths
 
 
 def chown_if_allowed(layer: LayerDir, path: bytes, uid: int, gid: int) -> None:
@@ -36,10 +37,13 @@ def upper_of(stack: Stack) -> LayerDir:
     return stack.upper
 
 
-def copy_up(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
+def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) -> Resolved:
     """*res* as it resolves once it exists in the upper layer (copied up if needed).
 
     With ``data=False`` a regular file is copied up empty (the caller truncates it anyway).
+    With ``meta=True`` and the metacopy feature on, a regular file is copied up without its
+    data (the kernel's metacopy copy-up): an upper file of the same size with no blocks,
+    marked ``overlay.metacopy``; its data is read from below until ``copy_up_data``.
     """
     upper = upper_of(stack)
     if res.top == 0:
@@ -47,13 +51,51 @@ def copy_up(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
     parent_path, _ = split(res.path)
     if res.path:
         ensure_upper_dir(stack, parent_path)
+    metacopy = meta and data and stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
+    metacopy = metacopy and not links.indexed(stack, res.st)
     existing = upper.lstat(res.path)
     if existing is None or layerfmt.is_whiteout_device(existing.st_mode, existing.st_rdev):
-        _copy_one(stack, res, data)
+        _copy_one(stack, res, data, metacopy)
         existing = upper.lstat(res.path)
         assert existing is not None
-    layers = (0, *res.layers) if res.is_dir else (0,)
-    return Resolved(res.path, layers, existing)
+    if res.is_dir:
+        return res.under_upper(existing)
+    if metacopy and is_metacopy(stack, 0, res.path):
+        paths = normal_paths(res.path, (res.path, res.data_path))
+        return Resolved(res.path, (0, res.data), existing, paths)
+    return Resolved(res.path, (0,), existing)
+
+
+def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
+    """Metacopy file *res* (upper) gets its data (the kernel's ovl_copy_up_meta_inode_data);
+    with ``data=False`` it is emptied instead (the caller truncates it to 0 anyway).
+
+    The data goes into the upper file in place, then the mark goes: until then the data
+    is read from below, so a crash in between loses nothing.
+    """
+    if not (res.top == 0 and res.metacopy):
+        return res
+    upper = upper_of(stack)
+    out = upper.open(res.path, os.O_WRONLY)
+    try:
+        if data:
+            src = stack.layers[res.data].open(res.data_path, os.O_RDONLY)
+            try:
+                copy_data(src, out, os.fstat(out).st_size)
+            finally:
+                os.close(src)
+        else:
+            os.ftruncate(out, 0)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    times = upper.lstat(res.path)
+    assert times is not None
+    upper.removexattr(res.path, stack.metacopy_xattr)
+    upper.utime(res.path, (times.st_atime_ns, times.st_mtime_ns))  # data, not a change
+    st = upper.lstat(res.path)
+    assert st is not None
+    return Resolved(res.path, (0,), st)
 
 
 def ensure_upper_dir(stack: Stack, path: bytes) -> None:
@@ -67,16 +109,38 @@ def ensure_upper_dir(stack: Stack, path: bytes) -> None:
     copy_up(stack, res)
 
 
-def _copy_one(stack: Stack, res: Resolved, data: bool) -> None:
+def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
     upper = upper_of(stack)
     work = stack.work
     assert work is not None
     src = stack.layers[res.top]
     st = res.st
+    if links.indexed(stack, st):
+        # One copy for every name of the lower file, kept in the index, linked here.
+        def build(temp: bytes) -> None:
+            assert work is not None
+            _build(src, res.top_path, st, work, temp, data)
+            copy_metadata(src, res.top_path, st, work, temp)
+
+        links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
+        return
     temp = stack.temp_name()
     try:
-        _build(src, res.path, st, work, temp, data)
-        copy_metadata(src, res.path, st, work, temp)
+        if metacopy:
+            out = work.create(temp, os.O_WRONLY, 0o600)
+            try:
+                os.ftruncate(out, st.st_size)  # a hole the size of the data: no blocks
+            finally:
+                os.close(out)
+        else:
+            if res.metacopy:  # a lower metacopy file: the data from the layer below it
+                _build(stack.layers[res.data], res.data_path, st, work, temp, data)
+            else:
+                _build(src, res.top_path, st, work, temp, data)
+        copy_metadata(src, res.top_path, st, work, temp)
+        if metacopy:
+            # An empty value: the kernel's form without an fs-verity digest.
+            work.setxattr(temp, stack.metacopy_xattr, b"")
         parent_path, _ = split(res.path)
         parent_times = upper.lstat(parent_path)
         work.rename_to(temp, upper, res.path, RENAME_NOREPLACE)

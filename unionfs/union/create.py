@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
-from unionfs.union import whiteout
+from unionfs.union import links, whiteout
 from unionfs.union.copyup import chown_if_allowed, copy_up, upper_of
 from unionfs.union.lookup import check_name, lookup
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.stack import Resolved, Stack, normal_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +165,24 @@ def link(
     """A new name for non-directory *source*; returns (source copied up, the new entry)."""
     if source.is_dir:
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
-    source = copy_up(stack, source)
+    from unionfs.union import rename  # rename imports create
+
+    rename.check_file_redirect(stack, source, samedir=False)
+    source = rename.copy_up_to_move(stack, source)
+    rename.set_link_redirect(stack, source)
     upper = upper_of(stack)
     existing = source.path
     entry = create_entry(
         stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
         None, None,
     )  # fmt: skip
+    if source.metacopy:  # the new name finds the same data, by the absolute redirect
+        paths = normal_paths(entry.path, (entry.path, source.data_path))
+        entry = Resolved(entry.path, source.layers, entry.st, paths)
+    links.adjust(stack, source, +1)
     fresh = upper.lstat(source.path)
     assert fresh is not None
-    return Resolved(source.path, source.layers, fresh), entry
+    return source.with_st(fresh), entry
 
 
 def _link(upper: LayerDir, existing: bytes, layer: LayerDir, path: bytes) -> None:

@@ -11,11 +11,11 @@ import errno
 import os
 import stat
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from unionfs import layerfmt
-from unionfs.safepath import join
-from unionfs.union.stack import Resolved, Stack, StatLike
+from unionfs.safepath import join, split
+from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths
 
 WHITEOUT = object()
 """What a layer shows for a whited-out name, as opposed to None (nothing there)."""
@@ -24,37 +24,122 @@ Observation = StatLike | object | None
 
 
 def merge(
-    stack: Stack, parent: Resolved, name: bytes, observe: Callable[[int], Observation]
+    stack: Stack,
+    parent: Resolved,
+    name: bytes,
+    observe: Callable[[int, bytes], Observation],
+    aliases: bool = True,
 ) -> Resolved | None:
     """Apply the overlay rules to what each of *parent*'s layers holds under *name*.
 
-    *observe(i)* tells what layer *i* has: a stat result, WHITEOUT or None. It is called
-    top down and only as far as the rules need.
+    *observe(i, path)* tells what layer *i* has at *path*: a stat result, WHITEOUT or
+    None. It is called top down and only as far as the rules need. *path* is the name in
+    the parent's part of layer *i*, unless a layer above recorded a redirect (the kernel's
+    ovl_check_redirect): a relative one replaces the name, an absolute one is looked up
+    from the root of every layer below the one that holds it. A regular file with the
+    metacopy mark goes on down to the file that holds its data. With ``index=on`` a lower
+    hard link whose file was copied up by another name resolves to that copy (``links``);
+    *aliases* False leaves it lower (for questions about the lower layers alone).
     """
     path = join(parent.path, name)
     found: list[int] = []
+    where: list[bytes] = []
     top: StatLike | None = None
-    for index in parent.layers:
-        seen = observe(index)
+    candidates: Sequence[int] = parent.layers
+    absolute: bytes | None = None  # once an absolute redirect is seen: the path in each layer
+    component = name  # otherwise: the name in the parent's part of each layer
+    last = len(stack.layers) - 1
+    wants_data = False
+    position = 0
+    while position < len(candidates):
+        index = candidates[position]
+        position += 1
+        here = absolute if absolute is not None else join(parent.path_in(index), component)
+        seen = observe(index, here)
         if seen is None:
             continue
         if seen is WHITEOUT:
             break
         seen = typing.cast(StatLike, seen)  # neither None nor WHITEOUT
+        if wants_data:
+            if stat.S_ISREG(seen.st_mode):
+                found.append(index)
+                where.append(here)
+                wants_data = False
+            break
         if top is None:
             top = seen
-            found.append(index)
-            if not stat.S_ISDIR(seen.st_mode):
-                break
-            continue
         # A lower entry joins the directory above only if it is a directory and the
         # directory above is not opaque (checked only now: most directories never need it).
-        if not stat.S_ISDIR(seen.st_mode) or stack.layers[found[-1]].is_opaque(path):
+        elif not stat.S_ISDIR(seen.st_mode) or stack.layers[found[-1]].is_opaque(where[-1]):
             break
         found.append(index)
+        where.append(here)
+        if index == last:
+            break
+        if not stat.S_ISDIR(seen.st_mode):
+            if not (stat.S_ISREG(seen.st_mode) and is_metacopy(stack, index, here)):
+                break
+            wants_data = True
+        target = redirect_of(stack, index, here, stat.S_ISDIR(seen.st_mode))
+        if target is None:
+            continue
+        if target.startswith(b"/"):
+            absolute = target.strip(b"/")
+            candidates = range(index + 1, last + 1)
+            position = 0
+        elif absolute is not None:
+            absolute = join(split(absolute)[0], target)
+        else:
+            component = target
     if top is None:
         return None
-    return Resolved(path, tuple(found), top)
+    if wants_data:
+        # The kernel: "metacopy with no lower data found - abort lookup".
+        raise OSError(errno.EIO, f"metacopy file {os.fsdecode(path)!r} has no data below it")
+    found_res = Resolved(path, tuple(found), top, normal_paths(path, where))
+    if aliases and stack.features.index and found_res.top != 0 and not found_res.is_dir:
+        from unionfs.union import links  # links -> copyup -> lookup
+
+        return links.alias(stack, found_res)
+    return found_res
+
+
+def _private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
+                   is_dir: bool) -> bytes | None:  # fmt: skip
+    layer = stack.layers[index]
+    by_fd = getattr(layer, "dir_getxattr", None) if is_dir else None
+    value: bytes | None = by_fd(path, name) if by_fd is not None else layer.getxattr(path, name)
+    return value
+
+
+def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | None:
+    """The valid ``overlay.redirect`` of *path* in layer *index*, if redirects are followed.
+
+    As the kernel checks it: an absolute path (``/a/b``) or one name; never ``.``/``..``
+    or an empty component. Anything else is ignored, as if there were none.
+    """
+    if not stack.features.follow:
+        return None
+    value = _private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
+    if not value or b"\0" in value:
+        return None
+    if value.startswith(b"/"):
+        parts = value[1:].split(b"/")
+    elif b"/" in value:
+        return None  # a relative redirect is one name
+    else:
+        parts = [value]
+    if any(part in (b"", b".", b"..") or len(part) > layerfmt.NAME_MAX for part in parts):
+        return None
+    return value
+
+
+def is_metacopy(stack: Stack, index: int, path: bytes) -> bool:
+    """Regular file *path* of layer *index* holds only metadata (``overlay.metacopy``)."""
+    if not stack.features.metacopy:
+        return False
+    return _private_xattr(stack, index, path, stack.metacopy_xattr, False) is not None
 
 
 def check_name(name: bytes) -> None:
@@ -62,7 +147,7 @@ def check_name(name: bytes) -> None:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
 
 
-def lookup(stack: Stack, parent: Resolved, name: bytes) -> Resolved | None:
+def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) -> Resolved | None:
     """The entry *name* in merged directory *parent*, or None.
 
     Marker names (``.wh.*``) are never visible. Raises ENAMETOOLONG for names over 255 bytes.
@@ -70,19 +155,20 @@ def lookup(stack: Stack, parent: Resolved, name: bytes) -> Resolved | None:
     check_name(name)
     if layerfmt.is_marker_name(name) or name in (b".", b"..", b"") or b"/" in name:
         return None
-    wh_name = join(parent.path, layerfmt.whiteout_file_name(name))
-    path = join(parent.path, name)
+    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), aliases)
 
-    def observe(index: int) -> Observation:
-        layer = stack.layers[index]
-        st = layer.lstat(path)
-        if st is None:
-            return WHITEOUT if layer.lstat(wh_name) is not None else None
-        if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev):
-            return WHITEOUT
-        return st
 
-    return merge(stack, parent, name, observe)
+def observe(stack: Stack, index: int, path: bytes) -> Observation:
+    """What layer *index* holds at *path*: its lstat, WHITEOUT (either form) or None."""
+    layer = stack.layers[index]
+    st = layer.lstat(path)
+    if st is None:
+        dirname, name = split(path)
+        wh_name = join(dirname, layerfmt.whiteout_file_name(name))
+        return WHITEOUT if layer.lstat(wh_name) is not None else None
+    if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev):
+        return WHITEOUT
+    return st
 
 
 def resolve_path(stack: Stack, path: bytes) -> Resolved | None:

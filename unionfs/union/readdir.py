@@ -7,7 +7,8 @@ Every layer of the directory is read once; the highest layer decides each name, 
 from __future__ import annotations
 
 from unionfs import layerfmt
-from unionfs.union.lookup import WHITEOUT, Observation, merge
+from unionfs.safepath import join
+from unionfs.union.lookup import WHITEOUT, Observation, merge, observe
 from unionfs.union.stack import Resolved, Stack
 
 
@@ -32,13 +33,19 @@ def _layer_entries(stack: Stack, index: int, path: bytes) -> dict[bytes, Observa
 
 def list_dir(stack: Stack, directory: Resolved) -> list[tuple[bytes, Resolved]]:
     """Every visible entry of merged *directory* (without ``.`` and ``..``), upper first."""
-    per_layer = {i: _layer_entries(stack, i, directory.path) for i in directory.layers}
+    per_layer = {i: _layer_entries(stack, i, directory.path_in(i)) for i in directory.layers}
     names: dict[bytes, None] = {}
     for index in directory.layers:
         names.update(dict.fromkeys(per_layer[index]))
     listing: list[tuple[bytes, Resolved]] = []
+
+    def seen(index: int, path: bytes, name: bytes) -> Observation:
+        if index in per_layer and path == join(directory.path_in(index), name):
+            return per_layer[index].get(name)
+        return observe(stack, index, path)  # followed a redirect out of this directory
+
     for name in names:
-        resolved = merge(stack, directory, name, lambda i, n=name: per_layer[i].get(n))  # type: ignore[misc]
+        resolved = merge(stack, directory, name, lambda i, p, n=name: seen(i, p, n))  # type: ignore[misc]
         if resolved is not None:
             listing.append((name, resolved))
     return listing

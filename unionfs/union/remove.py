@@ -12,11 +12,11 @@ import errno
 import os
 
 from unionfs.safepath import join
-from unionfs.union import whiteout
+from unionfs.union import links, whiteout
 from unionfs.union.copyup import copy_up, upper_of
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.readdir import is_empty
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.stack import Resolved, Stack, normal_paths
 
 
 def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
@@ -25,7 +25,9 @@ def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
     lowers = tuple(i for i in parent.layers if i != 0)
     if not lowers:
         return False
-    return lookup(stack, Resolved(parent.path, lowers, parent.st), name) is not None
+    paths = normal_paths(parent.path, [parent.path_in(i) for i in lowers])
+    below = Resolved(parent.path, lowers, parent.st, paths)
+    return lookup(stack, below, name, aliases=False) is not None
 
 
 def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
@@ -42,6 +44,10 @@ def unlink(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
     res = _existing(stack, parent, name)
     if res.is_dir:
         raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if links.indexed(stack, res.st) and res.top != 0:
+        # The other names must see one link less (the kernel's ovl_nlink_start copies up
+        # too): the count lives on the indexed copy.
+        res = copy_up(stack, res)
     _remove(stack, parent, name, res)
     return res
 
@@ -63,6 +69,7 @@ def rmdir(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
 def _remove(stack: Stack, parent: Resolved, name: bytes, res: Resolved) -> None:
     upper = upper_of(stack)
     path = join(parent.path, name)
+    links.adjust(stack, res, -1)
     if lower_positive(stack, parent, name):
         copy_up(stack, parent)
         whiteout.whiteout(stack, path)

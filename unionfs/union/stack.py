@@ -8,6 +8,7 @@ Resolved values are immutable; whoever changes a layer makes new ones.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
 
 WORK_SUBDIR = "work"
+INDEX_SUBDIR = "unionfs-index"  # hard links that survive copy-up (see union.links)
 
 
 class StatLike(Protocol):
@@ -96,17 +98,83 @@ class DirLayer(LayerDir):
 
 
 @dataclass(frozen=True, slots=True)
+class Features:
+    """The overlay features of one mount, as the kernel's mount options name them.
+
+    ``redirect``: "on" (renaming a merged or lower directory records where its lower
+    contents are, ``overlay.redirect``, and follows such records), "follow" (follows them,
+    renames give EXDEV), "nofollow"/"off" (neither; "off" follows like the kernel's
+    default redirect_always_follow=Y). ``metacopy``: attribute changes of a lower regular
+    file copy up only its metadata (``overlay.metacopy``). ``index``: hard links of lower
+    files survive a copy-up (see ``union.links``).
+    """
+
+    redirect: str = "off"
+    metacopy: bool = False
+    index: bool = False
+
+    @property
+    def follow(self) -> bool:
+        return self.redirect != "nofollow"
+
+    @property
+    def create_redirects(self) -> bool:
+        return self.redirect == "on"
+
+
+@dataclass(frozen=True, slots=True)
 class Resolved:
     """One entry of the merged view.
 
     ``layers`` are stack indices, topmost first: one for a non-directory; for a directory,
-    every layer whose same-named directory merges into it (down to the first opaque one).
-    ``st`` is the lstat of the entry in ``layers[0]``.
+    every layer whose same-named directory merges into it (down to the first opaque one);
+    for a metacopy file (``overlay.metacopy``), the layer of its metadata and the layer of
+    its data. ``st`` is the lstat of the entry in ``layers[0]``. ``paths``, when not None,
+    is where the entry is in each of ``layers`` (a renamed directory's lower parts stay at
+    their old path, found through ``overlay.redirect``); None means ``path`` in all.
     """
 
     path: bytes
     layers: tuple[int, ...]
     st: StatLike
+    paths: tuple[bytes, ...] | None = None
+
+    def path_in(self, index: int) -> bytes:
+        """Where this entry is in stack layer *index* (one of ``layers``)."""
+        if self.paths is None:
+            return self.path
+        return self.paths[self.layers.index(index)]
+
+    @property
+    def top_path(self) -> bytes:
+        return self.path if self.paths is None else self.paths[0]
+
+    @property
+    def metacopy(self) -> bool:
+        """A file whose metadata is in ``top`` and whose data is still in ``data``."""
+        return len(self.layers) > 1 and not self.is_dir
+
+    @property
+    def data(self) -> int:
+        """The layer that holds this entry's data (a metacopy file's lower layer)."""
+        return self.layers[-1]
+
+    @property
+    def data_path(self) -> bytes:
+        return self.path_in(self.layers[-1])
+
+    def with_st(self, st: StatLike) -> Resolved:
+        return dataclasses.replace(self, st=st)
+
+    def under_upper(self, st: StatLike) -> Resolved:
+        """This directory once copied up: the upper on top of its layers, ``st`` its lstat."""
+        paths = None if self.paths is None else (self.path, *self.paths)
+        return Resolved(self.path, (0, *self.layers), st, paths)
+
+    def moved_to(self, path: bytes) -> Resolved:
+        """This entry shown at *path* (an ancestor was renamed); its lower parts stay."""
+        paths = tuple(path if i == 0 else self.path_in(i) for i in self.layers)
+        return Resolved(path, self.layers, self.st, normal_paths(path, paths))
 
     @property
     def is_dir(self) -> bool:
@@ -120,6 +188,11 @@ class Resolved:
     def is_merged(self) -> bool:
         """A directory made of more than one layer (the kernel's OVL_TYPE_MERGE)."""
         return len(self.layers) > 1
+
+
+def normal_paths(path: bytes, paths: Sequence[bytes]) -> tuple[bytes, ...] | None:
+    """*paths* for ``Resolved.paths``: None when every one is *path*."""
+    return None if all(p == path for p in paths) else tuple(paths)
 
 
 class Stack:
@@ -136,6 +209,7 @@ class Stack:
         work: DirLayer | None = None,
         style: layerfmt.MarkerStyle = layerfmt.KERNEL_STYLE,
         cache: DirFdCache | None = None,
+        features: Features = Features(),
     ) -> None:
         if not layers and upper is None:
             raise ValueError("a stack needs at least one layer")
@@ -145,6 +219,13 @@ class Stack:
         self.style = style
         self._cache = cache  # owned: closed with the stack
         self._temp = 0
+        self.features = features
+        # The overlay's private xattrs are read and written in one namespace: trusted.*
+        # as root, user.* where trusted xattrs are refused (the kernel's userxattr).
+        prefix = style.opaque_xattr[: -len(b"opaque")]
+        self.redirect_xattr = prefix + b"redirect"
+        self.metacopy_xattr = prefix + b"metacopy"
+        self.links: DirLayer | None = None  # the hard link index (``union.links``)
 
     @property
     def has_upper(self) -> bool:
@@ -157,13 +238,14 @@ class Stack:
         upper: str | None = None,
         work: str | None = None,
         cache: DirFdCache | None = None,
+        features: Features = Features(),
     ) -> Stack:
         """A stack over plain directories; with *upper*, *work* is required and prepared."""
         owned = DirFdCache() if cache is None else None
         cache = cache or owned
         assert cache is not None
         layers = [DirLayer(root, cache) for root in lowers]
-        return cls.assemble(layers, upper, work, cache, owned is not None)
+        return cls.assemble(layers, upper, work, cache, owned is not None, features)
 
     @classmethod
     def assemble(
@@ -173,16 +255,21 @@ class Stack:
         work: str | None,
         cache: DirFdCache,
         own_cache: bool = True,
+        features: Features = Features(),
     ) -> Stack:
         """A stack of *lowers* (any layers) under an upper directory, if one is given."""
         owned = cache if own_cache else None
         if upper is None:
-            return cls(lowers, cache=owned)
+            return cls(lowers, cache=owned, features=features)
         if work is None:
             raise ValueError("an upper layer needs a work directory")
         upper_layer = DirLayer(upper, cache)
         work_layer = DirLayer(prepare_workdir(work), cache)
-        return cls(lowers, upper_layer, work_layer, probe_style(work_layer), owned)
+        style = probe_style(work_layer)
+        stack = cls(lowers, upper_layer, work_layer, style, owned, features)
+        if features.index:
+            stack.links = DirLayer(prepare_subdir(work, INDEX_SUBDIR), cache)
+        return stack
 
     def temp_name(self) -> bytes:
         """A fresh name in the work directory for something built before it is moved up."""
@@ -190,7 +277,8 @@ class Stack:
         return b"#unionfs-%d-%d" % (os.getpid(), self._temp)
 
     def close(self) -> None:
-        for layer in self.layers + ([self.work] if self.work else []):
+        extra = [d for d in (self.work, self.links) if d is not None]
+        for layer in self.layers + extra:
             close = getattr(layer, "close", None)
             if close is not None:
                 close()
@@ -227,6 +315,25 @@ def prepare_workdir(workdir: str) -> str:
         parent.close()
         cache.close()
     return os.path.join(workdir, WORK_SUBDIR)
+
+
+def prepare_subdir(workdir: str, name: str) -> str:
+    """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
+    symlink included, is removed, never followed). Its contents are kept."""
+    cache = DirFdCache(8)
+    parent = LayerDir(workdir, cache)
+    raw = name.encode()
+    try:
+        st = parent.lstat(raw)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            parent.unlink(raw)
+            st = None
+        if st is None:
+            parent.mkdir(raw, 0o700)
+    finally:
+        parent.close()
+        cache.close()
+    return os.path.join(workdir, name)
 
 
 def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
