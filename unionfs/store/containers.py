@@ -20,6 +20,7 @@ from unionfs.store import layertar, ociformat
 from unionfs.store.images import Image, Store, Use, Warn
 from unionfs.store.importer import finish_image, new_config, undo_on_failure, write_layer
 from unionfs.store.ociformat import Descriptor
+from unionfs.store.spellout import spelled_out
 
 _DOCKER_TO_OCI = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": ociformat.LAYER_GZIP,
@@ -79,7 +80,9 @@ def diff(store: Store, ref: str) -> list[tuple[str, str]]:
     paths = states(store).paths(state.id)
     if os.path.ismount(paths.rootfs):
         flush(paths.rootfs)
-    found: list[tuple[str, str]] = layertar.changes(paths.upper, lowers_of(state))
+    lowers = lowers_of(state)
+    with spelled_out(paths.upper, lowers) as upper:
+        found: list[tuple[str, str]] = layertar.changes(upper, lowers)
     return found
 
 
@@ -110,7 +113,8 @@ def commit(store: Store, ref: str, new_name: str, message: str | None, warn: War
     layers = [Descriptor(_DOCKER_TO_OCI.get(d.media_type, d.media_type), d.digest, d.size)
               for d in parent.layers]  # fmt: skip
     with undo_on_failure(store, show) as adding:
-        blob = write_layer(store, adding, paths.upper, f"committing {state.name}")
+        with spelled_out(paths.upper, lowers_of(state)) as upper:
+            blob = write_layer(store, adding, upper, f"committing {state.name}")
         store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
         config = new_config(blob.diff_id, f"unionfs commit {state.name}",
                             base=store.config(image), comment=message)  # fmt: skip

@@ -119,7 +119,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
         # One copy for every name of the lower file, kept in the index, linked here.
         def build(temp: bytes) -> None:
             assert work is not None
-            _build(src, res.top_path, st, work, temp, data)
+            build_entry(src, res.top_path, st, work, temp, data)
             copy_metadata(src, res.top_path, st, work, temp)
 
         links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
@@ -134,9 +134,9 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
                 os.close(out)
         else:
             if res.metacopy:  # a lower metacopy file: the data from the layer below it
-                _build(stack.layers[res.data], res.data_path, st, work, temp, data)
+                build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
             else:
-                _build(src, res.top_path, st, work, temp, data)
+                build_entry(src, res.top_path, st, work, temp, data)
         copy_metadata(src, res.top_path, st, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.
@@ -153,8 +153,10 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
         raise
 
 
-def _build(src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
-           data: bool) -> None:  # fmt: skip
+def build_entry(src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
+                data: bool) -> None:  # fmt: skip
+    """A new entry *temp* in *work* of *st*'s type: a directory, a file holding *src*'s
+    data of *path* (when *data*), a symlink to *path*'s target, or a node; no metadata."""
     mode = st.st_mode
     if stat.S_ISDIR(mode):
         work.mkdir(temp, 0o700)
