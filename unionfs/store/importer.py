@@ -306,16 +306,23 @@ def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
 def _from_rootfs_tar(store: Store, src: str, name: str | None, warn: Warn,
                      show: bool | None) -> Image:  # fmt: skip
     with undo_on_failure(store, show) as adding:
-        with open(src, "rb") as f:
-            head = f.read(4)
-            f.seek(0)
-            digest = adding.blob(typing.cast(typing.BinaryIO, f), None,
-                                 os.fstat(f.fileno()).st_size, "copying")  # fmt: skip
-        media = layer_media_type(head)
-        diff_id = store.ensure_layer(digest, media, None, warn, show)
+        digest, media, diff_id = _add_layer_file(store, adding, src, warn, show)
         config = new_config(diff_id, f"unionfs import {os.path.abspath(src)}")
         desc = Descriptor(media, digest, store.blobs.size(digest))
         return finish_image(store, adding, [desc], config, name or _base_name(src), warn, show)
+
+
+def _add_layer_file(store: Store, adding: Adding, path: str, warn: Warn,
+                    show: bool | None) -> tuple[str, str, str]:  # fmt: skip
+    """A layer tarball file (gzip, zstd or plain) copied in as a blob and extracted: its
+    blob digest, media type and diff_id."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        digest = adding.blob(typing.cast(typing.BinaryIO, f), None,
+                             os.fstat(f.fileno()).st_size, "copying")  # fmt: skip
+    media = layer_media_type(head)
+    return digest, media, store.ensure_layer(digest, media, None, warn, show)
 
 
 def _base_name(src: str) -> str:
@@ -340,13 +347,7 @@ def write_layer(store: Store, adding: Adding, upper: str, label: str) -> layerta
 def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) -> LayerRecord:
     """``unionfs import-layer FILE``: a layer tarball (gzip, zstd or plain) into the store."""
     with undo_on_failure(store, show) as adding:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            f.seek(0)
-            digest = adding.blob(typing.cast(typing.BinaryIO, f), None,
-                                 os.fstat(f.fileno()).st_size, "copying")  # fmt: skip
-        media = layer_media_type(head)
-        diff_id = store.ensure_layer(digest, media, None, warn, show)
+        digest, media, diff_id = _add_layer_file(store, adding, path, warn, show)
         rec = LayerRecord(diff_id, digest, store.blobs.size(digest), media)
         store.record_layer(rec, warn)
         return store.meta.layer(diff_id) or rec

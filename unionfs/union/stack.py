@@ -298,28 +298,16 @@ def prepare_workdir(workdir: str) -> str:
     ``work`` is examined and emptied through the workdir's own descriptor: if it is not a
     real directory (a symlink, a file) it is removed, never followed, and made again.
     """
-    cache = DirFdCache(8)
-    parent = LayerDir(workdir, cache)
-    name = WORK_SUBDIR.encode()
-    try:
-        st = parent.lstat(name)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            parent.unlink(name)
-            st = None
-        if st is None:
-            parent.mkdir(name, 0o700)
-        else:
-            for child, _ in list(parent.scandir(name)):
-                parent.remove_tree(join(name, child))
-    finally:
-        parent.close()
-        cache.close()
-    return os.path.join(workdir, WORK_SUBDIR)
+    return _subdir(workdir, WORK_SUBDIR, empty=True)
 
 
 def prepare_subdir(workdir: str, name: str) -> str:
     """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
     symlink included, is removed, never followed). Its contents are kept."""
+    return _subdir(workdir, name, empty=False)
+
+
+def _subdir(workdir: str, name: str, empty: bool) -> str:
     cache = DirFdCache(8)
     parent = LayerDir(workdir, cache)
     raw = name.encode()
@@ -330,6 +318,9 @@ def prepare_subdir(workdir: str, name: str) -> str:
             st = None
         if st is None:
             parent.mkdir(raw, 0o700)
+        elif empty:
+            for child, _ in list(parent.scandir(raw)):
+                parent.remove_tree(join(raw, child))
     finally:
         parent.close()
         cache.close()
