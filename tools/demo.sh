@@ -13,6 +13,8 @@ cleanup() {
     awk -v d="$demo/" 'index($2, d) == 1 { print $2 }' /proc/mounts | while read -r m; do
         fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" || true
     done
+    # the store section's container, if it stopped half-way (its images stay)
+    [ -z "${container:-}" ] || "$UNIONFS" rm -f "$container" >/dev/null 2>&1 || true
     rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -100,23 +102,25 @@ UNIONFS_HOME=$demo/store "$UNIONFS" run --rm --memory 32m --rootfs "$rootfs" \
 echo "  exit code $code (137 means the OOM killer ended it inside its memory cgroup)"
 
 section "The image store: import, a change in a container, diff, commit, history, run"
-export UNIONFS_HOME=$demo/store   # (or --root DIR on any command)
+# The default store (/var/lib/unionfs as root; $UNIONFS_HOME or --root DIR elsewhere).
+container=demo-c-$$
+"$UNIONFS" rmi busybox:web busybox:demo >/dev/null 2>&1 || true   # an earlier demo's
 echo "  \$ unionfs import busybox-rootfs busybox:demo      # a plain rootfs becomes a one-layer image"
 "$UNIONFS" import "$rootfs" busybox:demo | sed 's/^/  /'
 "$UNIONFS" images | sed 's/^/  /'
-echo "  \$ unionfs create busybox:demo --name demo-c && unionfs mount demo-c"
-"$UNIONFS" create busybox:demo --name demo-c >/dev/null
-cmnt=$("$UNIONFS" mount demo-c)
+echo "  \$ unionfs create busybox:demo --name $container && unionfs mount $container"
+"$UNIONFS" create busybox:demo --name "$container" >/dev/null
+cmnt=$("$UNIONFS" mount "$container")
 echo "  $cmnt"
 echo "  \$ echo 'Welcome to the committed image' > etc/motd; rm bin/vi; mkdir srv; ...  (in the mount)"
 echo "Welcome to the committed image" > "$cmnt/etc/motd"
 rm "$cmnt/bin/vi"
 mkdir "$cmnt/srv" && echo '<h1>hello</h1>' > "$cmnt/srv/index.html"
-echo "  \$ unionfs diff demo-c"
-"$UNIONFS" diff demo-c | sed 's/^/  /'
-echo "  \$ unionfs commit demo-c busybox:web -m 'motd, a web page, no vi'   # while mounted"
-"$UNIONFS" commit demo-c busybox:web -m "motd, a web page, no vi" | sed 's/^/  /'
-"$UNIONFS" umount demo-c
+echo "  \$ unionfs diff $container"
+"$UNIONFS" diff "$container" | sed 's/^/  /'
+echo "  \$ unionfs commit $container busybox:web -m 'motd, a web page, no vi'   # while mounted"
+"$UNIONFS" commit "$container" busybox:web -m "motd, a web page, no vi" | sed 's/^/  /'
+"$UNIONFS" umount "$container"
 echo "  \$ unionfs history busybox:web"
 "$UNIONFS" history busybox:web | sed 's/^/  /'
 echo "  \$ unionfs run --rm busybox:web sh -c 'cat /etc/motd; ls /srv; which vi || echo no vi'"
@@ -127,6 +131,9 @@ if command -v skopeo >/dev/null; then
     echo "  \$ skopeo inspect oci-archive:busybox-web.tar   (the layers, as another tool sees them)"
     skopeo inspect "oci-archive:$demo/busybox-web.tar" | grep -A3 '"Layers"' | sed 's/^/  /'
 fi
-"$UNIONFS" rm demo-c
+"$UNIONFS" rm "$container" && container=
 
-echo; echo "Done: everything was in $demo and is removed now."
+echo
+echo "Done: the temporary files in $demo are removed. busybox:demo and busybox:web stay in"
+echo "the default store: try  .venv/bin/unionfs run --rm busybox:web cat /etc/motd"
+echo "(.venv/bin/unionfs rmi busybox:web busybox:demo  removes them)."
