@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -44,6 +45,17 @@ def private_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         yield
     finally:
         del os.environ["UNIONFS_INDEX_DIR"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_system_image_cache() -> Iterator[None]:
+    """skopeo and podman run as root keep a blob-info cache in /var/lib/containers whatever
+    their other options say: remove it at the end if the session made it."""
+    cache = Path("/var/lib/containers")
+    existed = cache.exists()
+    yield
+    if not existed:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture
