@@ -197,13 +197,7 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
 def test_feature_sequence_matches_kernel(title: str) -> None:
     base = Path(tempfile.mkdtemp(prefix="unionfs-feat-"))
     pair = Pair(base, deep_stack(), unionfs_forms=True, features=ALL_FEATURES)
-    try:
-        pair.mount()
-        for what, op in SEQUENCES[title]:
-            pair.apply(what, op)
-        pair.finish()
-    finally:
-        pair.close()
+    pair.run(SEQUENCES[title])
 
 
 class FeatureMachine(WriteMachine):

@@ -395,13 +395,7 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
 @pytest.mark.parametrize("title", list(SEQUENCES))
 def test_fixed_sequence_matches_kernel(title: str) -> None:
     pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=True)
-    try:
-        pair.mount()
-        for what, op in SEQUENCES[title]:
-            pair.apply(what, op)
-        pair.finish()
-    finally:
-        pair.close()
+    pair.run(SEQUENCES[title])
 
 
 def test_read_only_descriptor_follows_copy_up() -> None:

@@ -519,6 +519,16 @@ class Pair:
     def _report(self, title: str, problems: list[str]) -> str:
         return f"{title}:\n" + "\n".join(problems) + "\nsteps:\n  " + "\n  ".join(self.log)
 
+    def run(self, steps: list[tuple[str, Op]]) -> None:
+        """Mount, apply every (title, op) step to both, compare, and close."""
+        try:
+            self.mount()
+            for what, op in steps:
+                self.apply(what, op)
+            self.finish()
+        finally:
+            self.close()
+
     def close(self) -> None:
         try:
             self.release_held()
