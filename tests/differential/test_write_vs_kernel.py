@@ -365,6 +365,15 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("rename ld d", op_rename(b"ld", b"d", 0)),
         ("rename ld o", op_rename(b"ld", b"o", RENAME_EXCHANGE)),
     ],
+    "a failed rename copies nothing up, and the dirs it touched stay usable": [
+        ("rename d/sub d/new (EXDEV)", op_rename(b"d/sub", b"d/new", 0)),
+        ("rename d d", op_rename(b"d", b"d", 0)),
+        ("mkdir d/new", op_mkdir(b"d/new", 0o755)),
+        ("rename d/new new", op_rename(b"d/new", b"new", 0)),
+        ("rename ld/lf ld (EISDIR)", op_rename(b"ld/lf", b"ld", 0)),
+        ("create ld/n", op_create(b"ld/n", 0o644, 0, b"n")),
+        ("listdir d", op_listdir(b"d")),
+    ],
     "attributes of the mount root": [
         ("utime root", op_utime(b"", 7, 1_000_000_000)),
         ("chmod root", op_chmod(b"", 0o751)),

@@ -298,6 +298,16 @@ def test_rename_of_a_lower_dir_is_exdev(layers: LayerFactory) -> None:
     assert read_tree(upper(layers, stack)) == {}
 
 
+def test_a_refused_rename_copies_no_parent_up(layers: LayerFactory) -> None:
+    """ovl_rename's EXDEV, and the VFS's EISDIR, come before any copy-up."""
+    stack = layers.stack({"p/": {"d/": {"f": ""}, "q/": {}, "g": ""}}, upper={})
+    for old, new, code in (("p/d", "p/new", errno.EXDEV), ("p/g", "p/q", errno.EISDIR)):
+        with pytest.raises(OSError) as caught:
+            rename(stack, old, new)
+        assert caught.value.errno == code
+    assert read_tree(upper(layers, stack)) == {}
+
+
 def test_rename_of_a_merged_dir_is_exdev(layers: LayerFactory) -> None:
     stack = layers.stack({"d/": {"f": ""}}, upper={"d/": {"g": ""}})
     with pytest.raises(OSError) as caught:

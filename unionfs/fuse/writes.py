@@ -8,10 +8,12 @@ re-resolved: the entry, its parent and every ancestor a copy-up may have created
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+from collections.abc import Iterator
 
 import pyfuse3
 import trio
@@ -112,6 +114,18 @@ class WriteOperations:
             if not path:
                 return
 
+    @contextlib.contextmanager
+    def _refreshed_on_failure(self, *paths: bytes) -> Iterator[None]:
+        """Refresh the directories above *paths* when the block fails: it may have copied a
+        parent up before its error (ENOSPC, EXDEV), and the parent's node must then find
+        its upper half, or later requests through it miss what is created there."""
+        try:
+            yield
+        except OSError:
+            for path in paths:
+                self._refresh_ancestors(path)
+            raise
+
     def _changed(self, node: Node, res: Resolved) -> None:
         self.inodes.update(node, res)
         self._refresh_ancestors(res.path)
@@ -158,7 +172,8 @@ class WriteOperations:
         self._upper_check()
         async with self.lock:
             parent = self._dir(parent_inode)
-            res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
+            with self._refreshed_on_failure(join(parent.res.path, name)):
+                res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -169,7 +184,8 @@ class WriteOperations:
         async with self.lock:
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
+            with self._refreshed_on_failure(join(parent.res.path, name)):
+                res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -180,7 +196,8 @@ class WriteOperations:
         async with self.lock:
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.symlink(self.stack, parent.res, name, target, owner)
+            with self._refreshed_on_failure(join(parent.res.path, name)):
+                res = create.symlink(self.stack, parent.res, name, target, owner)
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -191,7 +208,8 @@ class WriteOperations:
         async with self.lock:
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.create_file(self.stack, parent.res, name, mode, owner)
+            with self._refreshed_on_failure(join(parent.res.path, name)):
+                res = create.create_file(self.stack, parent.res, name, mode, owner)
             attrs_ = self._new_entry(parent_inode, res)
             assert self.stack.upper is not None
             fd = self.stack.upper.open(res.path, backing_flags(flags))
@@ -209,10 +227,11 @@ class WriteOperations:
             if not node.res.is_dir:
                 # The new name's checks come first (the VFS's), then the kernel's EXDEV
                 # for a redirect it could not record; only then the copy-up.
-                create.prepare(self.stack, parent.res, new_name)
+                create.check_new(self.stack, parent.res, new_name)
                 rename_rules.check_file_redirect(self.stack, node.res, samedir=False)
             await self._copied_up(node, meta=True)
-            source, res = create.link(self.stack, node.res, parent.res, new_name)
+            with self._refreshed_on_failure(join(parent.res.path, new_name)):
+                source, res = create.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
             made = self._new_entry(new_parent_inode, res)
         await self._tell_kernel()
@@ -275,10 +294,11 @@ class WriteOperations:
             target = lookup(self.stack, new_parent.res, name_new)
             mover = self.inodes.node_of(before) if before else None
             other = self.inodes.node_of(target) if target else None
-            moved, replaced = rename_rules.rename(
-                self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
-            )
             old_path = join(old_parent.res.path, name_old)
+            with self._refreshed_on_failure(old_path, join(new_parent.res.path, name_new)):
+                moved, replaced = rename_rules.rename(
+                    self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
+                )
             self._after_rename(old_path, moved, replaced, flags, mover, other)
             for was, node in ((before, mover), (target, other)):
                 if node is not None and was is not None and _breaks_link(was):

@@ -35,14 +35,19 @@ def _refuse_marker_name(name: bytes) -> None:
         raise OSError(errno.EINVAL, "names starting with .wh. are reserved for whiteouts")
 
 
-def prepare(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
-    """Check that *name* can be created in *parent* and copy the parent up."""
+def check_new(stack: Stack, parent: Resolved, name: bytes) -> None:
+    """Check that *name* can be created in *parent*; changes nothing."""
     check_name(name)
     _refuse_marker_name(name)
     if not parent.is_dir:
         raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     if lookup(stack, parent, name) is not None:
         raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+
+
+def prepare(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
+    """Check that *name* can be created in *parent* and copy the parent up."""
+    check_new(stack, parent, name)
     return copy_up(stack, parent)
 
 

@@ -18,7 +18,7 @@ import stat
 from unionfs.safepath import RENAME_EXCHANGE, RENAME_NOREPLACE, join, split
 from unionfs.union import links, whiteout
 from unionfs.union.copyup import copy_up, copy_up_data, upper_of
-from unionfs.union.create import prepare
+from unionfs.union.create import check_new
 from unionfs.union.lookup import check_name, lookup, redirect_of
 from unionfs.union.readdir import is_empty
 from unionfs.union.remove import lower_positive
@@ -54,7 +54,7 @@ def rename(
         raise _fail(errno.ENOENT)
     dst = lookup(stack, new_parent, new_name)
     if dst is None and not flags & RENAME_EXCHANGE:
-        prepare(stack, new_parent, new_name)  # name checks and the parent copied up
+        check_new(stack, new_parent, new_name)  # nothing is copied up before every check
     if flags & RENAME_NOREPLACE and dst is not None:
         raise _fail(errno.EEXIST)
     if flags & RENAME_EXCHANGE and dst is None:
