@@ -220,7 +220,7 @@ MAN_HEADERS = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
             {"/manifests/t": reply(200, MAN, {**MAN_HEADERS, "Docker-Content-Digest": sha(b"x")})},
             "manifest from 127.0.0.1",
         ),
-        ({"/manifests/t": reply(200, b"<html>", MAN_HEADERS)}, "not JSON"),
+        ({"/manifests/t": reply(200, b"<html>", MAN_HEADERS)}, "not valid JSON"),
     ],
     ids=["manifest-500", "blob-500", "truncated", "digest-mismatch", "manifest-digest", "junk"],
 )

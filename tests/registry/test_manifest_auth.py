@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from unionfs.errors import UserError
+from unionfs.imageformat import DOCKER_CONFIG, LAYER_GZIP, OCI_MANIFEST
 from unionfs.registry import auth, manifest
 from unionfs.registry.auth import RegistryError
 from unionfs.registry.client import Client
@@ -26,8 +27,8 @@ def test_parse_manifest_and_index() -> None:
             {
                 "schemaVersion": 2,
                 "mediaType": manifest.DOCKER_MANIFEST,
-                "config": {"mediaType": "c", "digest": D1, "size": 3},
-                "layers": [{"mediaType": "l", "digest": D2, "size": 5}],
+                "config": {"mediaType": DOCKER_CONFIG, "digest": D1, "size": 3},
+                "layers": [{"mediaType": LAYER_GZIP, "digest": D2, "size": 5}],
             }
         ).encode(),
         None,
@@ -40,8 +41,10 @@ def test_parse_manifest_and_index() -> None:
             {
                 "schemaVersion": 2,
                 "manifests": [
-                    {"digest": D1, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
-                    {"digest": D2, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+                    {"mediaType": OCI_MANIFEST, "digest": D1, "size": 1,
+                     "platform": {"os": "linux", "architecture": "arm64"}},
+                    {"mediaType": OCI_MANIFEST, "digest": D2, "size": 1,
+                     "platform": {"os": "linux", "architecture": "amd64"}},
                 ],
             }
         ).encode(),
@@ -62,6 +65,12 @@ def test_parse_manifest_and_index() -> None:
         b'{"schemaVersion": 1, "fsLayers": []}',
         b'{"mediaType": "x/y"}',
         b'{"mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {}, "layers": []}',
+        json.dumps({  # a layer of a media type that is no layer
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "c", "digest": "sha256:" + "1" * 64, "size": 1},
+            "layers": [{"mediaType": "text/plain", "digest": "sha256:" + "2" * 64, "size": 1}],
+        }).encode(),
     ],
 )
 def test_bad_manifests_are_user_errors(body: bytes) -> None:

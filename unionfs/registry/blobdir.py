@@ -15,10 +15,10 @@ import os
 from typing import BinaryIO
 
 from unionfs.errors import UserError
+from unionfs.imageformat import OCI_INDEX, OCI_MANIFEST, REF_NAME
 from unionfs.registry.digest import DigestMismatch, digest_hex, short
-from unionfs.registry.manifest import INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
+from unionfs.registry.manifest import INDEX_TYPES
 
-REF_NAME = "org.opencontainers.image.ref.name"
 _PARTIAL = ".partial-"
 
 

@@ -8,12 +8,11 @@ end never makes a bad blob visible.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
+from unionfs.imageformat import check_digest
 
-_DIGEST = re.compile(r"sha256:([a-f0-9]{64})")
 CHUNK = 1 << 20
 
 
@@ -23,10 +22,7 @@ class DigestMismatch(UserError):
 
 def digest_hex(digest: str) -> str:
     """The hex part of ``sha256:<hex>``; ``UserError`` for other algorithms or forms."""
-    m = _DIGEST.fullmatch(digest)
-    if m is None:
-        raise UserError(f"unsupported or malformed digest {digest!r} (only sha256 is supported)")
-    return m.group(1)
+    return check_digest(digest)
 
 
 def sha256_digest(data: bytes) -> str:

@@ -3,7 +3,8 @@
 A blob is written to a temp name in the same directory, hashed as it is written, and
 renamed in only when its sha256 matches what the caller expected; so a blob that exists is
 complete and verified. Blobs are never modified; removing one is the caller's decision
-(under the store lock). Digests are checked against ``DIGEST`` before they become paths.
+(under the store lock). Digests are checked (``imageformat.check_digest``) before they
+become paths.
 """
 
 from __future__ import annotations
@@ -12,24 +13,16 @@ import contextlib
 import hashlib
 import io
 import os
-import re
 import secrets
 import shutil
 import typing
 from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
+from unionfs.imageformat import check_digest
 
-DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 CHUNK = 1 << 20
 
-
-def check_digest(digest: str, what: str = "digest") -> str:
-    """The hex part of a ``sha256:<hex>`` digest; UserError for anything else."""
-    m = DIGEST.fullmatch(digest) if isinstance(digest, str) else None
-    if m is None:
-        raise UserError(f"invalid {what} {str(digest)[:80]!r}: expected sha256:<64 hex digits>")
-    return m.group(1)
 
 
 def sha256_bytes(data: bytes) -> str:

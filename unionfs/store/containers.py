@@ -12,19 +12,20 @@ import ctypes
 import os
 import typing
 
+from unionfs import imageformat
 from unionfs.errors import UserError
+from unionfs.imageformat import Descriptor
 from unionfs.runtime import rootfs
 from unionfs.runtime.state import State
 from unionfs.runtime.state import Store as StateStore
-from unionfs.store import layertar, ociformat
+from unionfs.store import layertar
 from unionfs.store.images import Image, Store, Use, Warn
 from unionfs.store.importer import finish_image, new_config, undo_on_failure, write_layer
-from unionfs.store.ociformat import Descriptor
 from unionfs.store.spellout import spelled_out
 
 _DOCKER_TO_OCI = {
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": ociformat.LAYER_GZIP,
-    "application/vnd.docker.image.rootfs.diff.tar": ociformat.LAYER_TAR,
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": imageformat.LAYER_GZIP,
+    "application/vnd.docker.image.rootfs.diff.tar": imageformat.LAYER_TAR,
 }
 
 
@@ -109,7 +110,7 @@ def commit(store: Store, ref: str, new_name: str, message: str | None, warn: War
         image = store.resolve(state.image)
     if os.path.ismount(paths.rootfs):
         flush(paths.rootfs)
-    parent = ociformat.parse_manifest(store.blobs.read(image.digest))
+    parent = imageformat.parse_manifest(store.blobs.read(image.digest))
     layers = [Descriptor(_DOCKER_TO_OCI.get(d.media_type, d.media_type), d.digest, d.size)
               for d in parent.layers]  # fmt: skip
     with undo_on_failure(store, show) as adding:

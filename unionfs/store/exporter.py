@@ -14,11 +14,13 @@ import tarfile
 import typing
 from collections.abc import Callable
 
+from unionfs import imageformat
 from unionfs.errors import UserError
+from unionfs.imageformat import Descriptor
 from unionfs.store import ociformat
 from unionfs.store.images import Image, Store, normalize
 from unionfs.store.importer import arch
-from unionfs.store.ociformat import Descriptor, blob_rel
+from unionfs.store.ociformat import blob_rel
 from unionfs.store.progress import Progress
 
 PAX = tarfile.PAX_FORMAT
@@ -26,10 +28,10 @@ PAX = tarfile.PAX_FORMAT
 
 def _descriptor(store: Store, image: Image, name: str | None) -> Descriptor:
     data = store.blobs.read(image.digest)
-    media = json.loads(data).get("mediaType", ociformat.OCI_MANIFEST)
+    media = json.loads(data).get("mediaType", imageformat.OCI_MANIFEST)
     annotations = {}
     if name:
-        annotations = {ociformat.FULL_NAME: name, ociformat.REF_NAME: name.rsplit(":", 1)[1]}
+        annotations = {imageformat.FULL_NAME: name, imageformat.REF_NAME: name.rsplit(":", 1)[1]}
     return Descriptor(media, image.digest, len(data), annotations,
                       {"architecture": str(store.config(image).get("architecture", arch())),
                        "os": str(store.config(image).get("os", "linux"))})  # fmt: skip
@@ -59,7 +61,7 @@ def save_layout(store: Store, ref: str, dest: str, show: bool | None = None) -> 
             if not os.path.isfile(os.path.join(dest, ociformat.LAYOUT_FILE)):
                 raise UserError(f"{dest} is not empty and not an OCI image layout")
             with open(os.path.join(dest, "index.json"), "rb") as f:
-                entries = ociformat.parse_index(f.read(), f"{dest}/index.json")
+                entries = imageformat.parse_index(f.read(), f"{dest}/index.json")
     blob_dir = os.path.join(dest, "blobs", "sha256")
     os.makedirs(blob_dir, exist_ok=True)
     progress = Progress("saving", sum(store.blobs.size(d) for d in _blobs_of(store, image)), show)
@@ -72,10 +74,10 @@ def save_layout(store: Store, ref: str, dest: str, show: bool | None = None) -> 
     if progress.done_bytes > 1 << 20:
         progress.done()
     _write_file(os.path.join(dest, ociformat.LAYOUT_FILE), ociformat.LAYOUT_VERSION)
-    ref_name = desc.annotations.get(ociformat.REF_NAME)
+    ref_name = desc.annotations.get(imageformat.REF_NAME)
     kept = [e for e in entries if e.digest != desc.digest
-            and (ref_name is None or e.annotations.get(ociformat.REF_NAME) != ref_name)]
-    _write_file(os.path.join(dest, "index.json"), ociformat.build_index([*kept, desc]))
+            and (ref_name is None or e.annotations.get(imageformat.REF_NAME) != ref_name)]
+    _write_file(os.path.join(dest, "index.json"), imageformat.build_index([*kept, desc]))
     return desc
 
 
@@ -102,7 +104,7 @@ def save_archive(store: Store, ref: str, out_path: str, show: bool | None = None
                 with open(store.blobs.path(digest), "rb") as blob:
                     _add_file(tar, blob_rel(digest), store.blobs.size(digest),
                               _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
-            index = ociformat.build_index([desc])
+            index = imageformat.build_index([desc])
             _add_bytes(tar, "index.json", index)
             _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
         os.replace(tmp, out_path)

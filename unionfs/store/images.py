@@ -20,11 +20,12 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from unionfs import layerfmt
+from unionfs import imageformat, layerfmt
 from unionfs.errors import UserError
+from unionfs.imageformat import check_digest
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import layertar, ociformat, userstore
-from unionfs.store.blobs import BlobDir, HashingReader, check_digest
+from unionfs.store import layertar, userstore
+from unionfs.store.blobs import BlobDir, HashingReader
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
 from unionfs.union.stack import probe_style
@@ -137,9 +138,9 @@ class Store:
     def _add_image(self, manifest_digest: str, full: str | None, warn: Warn,
                    show_progress: bool | None) -> Image:  # fmt: skip
         data = self.blobs.read(manifest_digest)
-        manifest = ociformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
-        config = ociformat.parse_config(self.blobs.read(manifest.config.digest))
-        ids = ociformat.diff_ids(config)
+        manifest = imageformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
+        config = imageformat.parse_config(self.blobs.read(manifest.config.digest))
+        ids = imageformat.diff_ids(config)
         if len(ids) != len(manifest.layers):
             raise UserError(f"image config lists {len(ids)} diff_ids for "
                             f"{len(manifest.layers)} layers")  # fmt: skip
@@ -297,7 +298,7 @@ class Store:
         return Image(record, tuple(sorted(n for n, m in names.items() if m == manifest)))
 
     def config(self, image: Image) -> dict[str, typing.Any]:
-        return ociformat.parse_config(self.blobs.read(image.record.config))
+        return imageformat.parse_config(self.blobs.read(image.record.config))
 
     def lowers(self, image: Image) -> list[str]:
         """The image's layer directories, topmost first (as ``lowerdir=`` wants them)."""

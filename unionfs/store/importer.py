@@ -23,12 +23,14 @@ import typing
 import zlib
 from collections.abc import Iterator
 
+from unionfs import imageformat
 from unionfs.errors import UserError
+from unionfs.imageformat import Descriptor
 from unionfs.store import layertar, ociformat
 from unionfs.store.blobs import sha256_bytes
 from unionfs.store.images import Image, Store, Warn
 from unionfs.store.meta import LayerRecord
-from unionfs.store.ociformat import Descriptor, Source, blob_rel
+from unionfs.store.ociformat import Source, blob_rel
 from unionfs.store.progress import Progress
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -48,10 +50,10 @@ def arch() -> str:
 
 def layer_media_type(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
-        return ociformat.LAYER_GZIP
+        return imageformat.LAYER_GZIP
     if head.startswith(ZSTD_MAGIC):
-        return ociformat.LAYER_ZSTD
-    return ociformat.LAYER_TAR
+        return imageformat.LAYER_ZSTD
+    return imageformat.LAYER_TAR
 
 
 class Adding:
@@ -182,10 +184,10 @@ def _copy_blob(adding: Adding, source: Source, desc: Descriptor, label: str) -> 
 
 
 def _name_from(desc: Descriptor, src: str) -> str | None:
-    full = desc.annotations.get(ociformat.FULL_NAME)
+    full = desc.annotations.get(imageformat.FULL_NAME)
     if full:
         return full
-    ref = desc.annotations.get(ociformat.REF_NAME)
+    ref = desc.annotations.get(imageformat.REF_NAME)
     if ref and ("/" in ref or ":" in ref):
         return ref
     base = os.path.basename(os.path.normpath(src)).split(".")[0].lower() or "imported"
@@ -196,10 +198,10 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
                  show: bool | None) -> Image:  # fmt: skip
     if not source.exists(ociformat.LAYOUT_FILE):
         warn(f"{source.label}: no oci-layout file; reading it as an image layout anyway")
-    descs = ociformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
+    descs = imageformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
     top = desc = ociformat.pick(descs, source.label, tag)
     with undo_on_failure(store, show) as adding:
-        if ociformat.is_index(desc):  # read in place, verified, not kept: no image names it
+        if imageformat.is_index(desc):  # read in place, verified, not kept: no image names it
             rel = blob_rel(desc.digest)
             if not source.exists(rel):
                 raise UserError(f"{source.label}: index.json names blob {desc.digest}, "
@@ -207,13 +209,13 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
             data = source.read_small(rel)
             if sha256_bytes(data) != desc.digest:
                 raise UserError(f"{source.label}: blob {desc.digest} does not match its digest")
-            nested = ociformat.parse_index(data, f"index {desc.digest}")
+            nested = imageformat.parse_index(data, f"index {desc.digest}")
             desc = ociformat.pick(nested, f"{source.label}: index {desc.digest[:19]}")
-            if not ociformat.is_image_manifest(desc):
+            if not imageformat.is_image_manifest(desc):
                 raise UserError(f"{source.label}: nested indexes are not supported")
         _copy_blob(adding, source, desc, "index.json")
         what = f"{source.label}: manifest {desc.digest[:19]}"
-        manifest = ociformat.parse_manifest(store.blobs.read(desc.digest), what)
+        manifest = imageformat.parse_manifest(store.blobs.read(desc.digest), what)
         _copy_blob(adding, source, manifest.config, "the manifest")
         for layer in manifest.layers:
             _copy_blob(adding, source, layer, "the manifest")
@@ -247,7 +249,7 @@ def _from_docker(store: Store, source: Source, name: str | None, tag: str | None
         with source.open(config_rel) as f:
             config_digest = adding.blob(f, None, None, "config")
         config_data = store.blobs.read(config_digest)
-        ids = ociformat.diff_ids(ociformat.parse_config(config_data, f"{source.label}: config"))
+        ids = imageformat.diff_ids(imageformat.parse_config(config_data, f"{source.label}: config"))
         if len(ids) != len(layer_rels):
             raise UserError(f"{label}: {len(layer_rels)} layers, the config lists {len(ids)}")
         layers = []
@@ -257,8 +259,8 @@ def _from_docker(store: Store, source: Source, name: str | None, tag: str | None
             with source.open(rel) as f:
                 digest = adding.blob(f, None, None, f"copying {os.path.dirname(rel)[:12]}")
             layers.append(Descriptor(layer_media_type(head), digest, store.blobs.size(digest)))
-        config = Descriptor(ociformat.OCI_CONFIG, config_digest, len(config_data))
-        manifest = adding.data(ociformat.build_manifest(config, layers))
+        config = Descriptor(imageformat.OCI_CONFIG, config_digest, len(config_data))
+        manifest = adding.data(imageformat.build_manifest(config, layers))
         tags = entry.get("RepoTags") or []
         default = tags[0] if tags and isinstance(tags[0], str) else None
         return store.add_image(manifest, name or default, warn, show)
@@ -287,9 +289,9 @@ def finish_image(store: Store, adding: Adding, layers: list[Descriptor],
                  config: dict[str, typing.Any], name: str | None, warn: Warn,
                  show: bool | None) -> Image:  # fmt: skip
     """Write *config* and a manifest for *layers* (blobs present, extracted), record it."""
-    config_data = ociformat.dumps(config)
-    config_desc = Descriptor(ociformat.OCI_CONFIG, adding.data(config_data), len(config_data))
-    manifest = adding.data(ociformat.build_manifest(config_desc, layers))
+    config_data = imageformat.dumps(config)
+    config_desc = Descriptor(imageformat.OCI_CONFIG, adding.data(config_data), len(config_data))
+    manifest = adding.data(imageformat.build_manifest(config_desc, layers))
     return store.add_image(manifest, name, warn, show)
 
 
