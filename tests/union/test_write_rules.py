@@ -92,6 +92,19 @@ def test_copy_up_copies_parents_first_with_their_attributes(layers: LayerFactory
     assert os.lstat(top / "a").st_uid == 1000
 
 
+def test_copy_up_keeps_the_upper_parents_times_even_at_the_root(layers: LayerFactory) -> None:
+    """As the kernel's copy-up: a copy-up is no change of its parent directory, so the
+    parent's mtime and atime are put back (``tar`` would otherwise see ``.`` change)."""
+    stack = layers.stack({"a/b": "x", "c": "y"}, upper={"a/": {}})
+    top = upper(layers, stack)
+    for d in (top, top / "a"):
+        os.utime(d, ns=(MTIME_NS, MTIME_NS))
+    copyup.copy_up(stack, res(stack, "a/b"))
+    copyup.copy_up(stack, res(stack, "c"))
+    for d in (top, top / "a"):
+        assert (os.lstat(d).st_atime_ns, os.lstat(d).st_mtime_ns) == (MTIME_NS, MTIME_NS)
+
+
 def test_copy_up_is_idempotent(layers: LayerFactory) -> None:
     stack = layers.stack({"f": "one"}, upper={})
     first = copyup.copy_up(stack, res(stack, "f"))

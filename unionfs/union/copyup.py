@@ -144,7 +144,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
         parent_path, _ = split(res.path)
         parent_times = upper.lstat(parent_path)
         work.rename_to(temp, upper, res.path, RENAME_NOREPLACE)
-        if parent_times is not None and parent_path:
+        if parent_times is not None:
             upper.utime(parent_path, (parent_times.st_atime_ns, parent_times.st_mtime_ns))
     except FileExistsError:
         work.remove_tree(temp)  # raced with another copy-up: theirs stands
