@@ -125,6 +125,7 @@ stat -c '%n %s %h' /data/keep /data/hardlink
 # break the link on copy-up (keep: 13 bytes, 1 link; hardlink: the lower's 5 bytes, 2
 # links), report the change and commit it. The kernel driver computes diff from the upper
 # directory and so leaves out the parent directory that podman's walk of two mounts adds.
+# The steps where fuse-overlayfs may differ, with what it showed in one run:
 HARD_LINK_DIFFERS = {
     "run h1": (["/data/hardlink 13 2", "/data/keep 13 2"],
                ["/data/hardlink 5 2", "/data/keep 13 1"]),
@@ -164,9 +165,12 @@ def test_rootless_podman_script_on_unionfs_as_on_fuse_overlayfs(
     kernel = run_script(kernel_pm, IMAGE)
     content = {name for name, _rc, _out in kernel if not name.startswith("diff ")}
     assert {k: v for k, v in differences(kernel, on_unionfs).items() if k in content} == {}
-    # A lower file with a hard link, appended to: fuse-overlayfs loses the change.
+    # A lower file with a hard link, appended to: fuse-overlayfs loses the change. What it
+    # shows instead varies from run to run (once the other name's old bytes, once NULs up
+    # to the new size), so only the steps where it may differ are fixed; our side of every
+    # step is compared with the kernel's.
     on_unionfs = hard_link_script(ours)
-    assert_only_known(differences(hard_link_script(peer_pm), on_unionfs), HARD_LINK_DIFFERS)
+    assert set(differences(hard_link_script(peer_pm), on_unionfs)) <= set(HARD_LINK_DIFFERS)
     assert differences(hard_link_script(kernel_pm), on_unionfs) == {
         "diff h1": ([], ["C /data"]), "diff img-h": ([], ["C /data"])
     }  # fmt: skip
