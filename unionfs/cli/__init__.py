@@ -27,6 +27,7 @@ COMMANDS = {
     "umount": "umount",
     "index": "index",
     "run": "run",
+    "start": "start",
     "ps": "ps",
     "stats": "stats",
     "kill": "kill",

@@ -24,6 +24,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Run CMD in new PID, mount, UTS, IPC and network namespaces, on a "
         "unionfs mount with a fresh upper layer over --rootfs DIR (or an OCI bundle).",
     )
+    add_run_flags(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
+    where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="IMAGE [CMD ARGS] | CMD ARGS")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``run`` and ``create`` share (``create`` saves them for ``start``)."""
     p.add_argument("--name", help="a unique name for the container")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--hostname", help="the container's host name (default: its short id)")
@@ -36,10 +45,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
-    where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="IMAGE [CMD ARGS] | CMD ARGS")
 
 
 _CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
@@ -94,20 +99,35 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     with Store(default_home()) as store:
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
-        settings = store.config(image).get("config") or {}
+        config = store.config(image)
+    found = spec_for_image(args, ref, command, config, lowers)
+    if found is None:
+        raise UserError(f"image {ref} has no default command: give one after its name")
+    return found, image.digest, lowers
+
+
+def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
+                   config: dict[str, object],
+                   lowers: tuple[str, ...]) -> spec.RunSpec | None:  # fmt: skip
+    """The spec for IMAGE *ref* (its OCI *config*, its layer dirs *lowers*) and the flags in
+    *args*: the image's Entrypoint + Cmd when *command* is empty, its Env under --env, its
+    WorkingDir and User unless given. None when there is no command at all."""
+    if not lowers:
+        raise UserError(f"image {ref} has no layers")
+    settings = config.get("config") or {}
     if not isinstance(settings, dict):
         settings = {}
     if not command:
         entry, cmd = settings.get("Entrypoint") or [], settings.get("Cmd") or []
         command = [str(a) for a in [*entry, *cmd]]
         if not command:
-            raise UserError(f"image {ref} has no default command: give one after its name")
+            return None
     if args.workdir is None and settings.get("WorkingDir"):
         args.workdir = str(settings["WorkingDir"])
     if args.user is None and settings.get("User"):
         args.user = str(settings["User"])
     env = [str(e) for e in settings.get("Env") or [] if "=" in str(e)]
-    return _from_cli(args, lowers[0], command, env), image.digest, lowers
+    return _from_cli(args, lowers[0], command, env)
 
 
 def run(args: argparse.Namespace) -> int:

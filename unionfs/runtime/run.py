@@ -1,12 +1,17 @@
-"""``unionfs run``: a container from a ``RunSpec``, from start to clean-up.
+"""``unionfs run`` and ``unionfs start``: a container from a ``RunSpec``, from start to
+clean-up.
 
-Order: state directory, cgroups (limits set, nothing in them yet), the unionfs mount, the
-helper (which unshares and forks the container's process), the process into the cgroups,
-go; then wait, forwarding signals. Every resource is pushed on one clean-up stack as soon
-as it exists, so whatever happens (a bad step, the process killed, SIGTERM to the runtime)
-the process is killed and reaped, the root unmounted, the cgroups removed and, for
-``--rm`` or a failed start, the state directory deleted. Never call this from a process
-with threads, nor from one that others wait on for children (it becomes a subreaper).
+``run`` registers a new container (state directory, empty upper; the spec saved as
+``spec.json``); ``start`` claims an existing one that is created or exited, not mounted,
+and runs its saved spec over its existing upper. Then the same steps: cgroups (limits set,
+nothing in them yet), the unionfs mount, the helper (which unshares and forks the
+container's process), the process into the cgroups, go; then wait, forwarding signals.
+Every resource is pushed on one clean-up stack as soon as it exists, so whatever happens
+(a bad step, the process killed, SIGTERM to the runtime) the process is killed and reaped,
+the root unmounted, the cgroups removed and, for ``--rm`` or a failed ``run``, the state
+directory deleted (a failed ``start`` leaves the container as it was). Never call this
+from a process with threads, nor from one that others wait on for children (it becomes a
+subreaper).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
 from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, RunSpec
-from unionfs.runtime.state import State, Store, process_start
+from unionfs.runtime.state import Saved, State, Store, describe, process_start
 
 # Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
 DEVICE_DEFAULTS = (
@@ -72,27 +77,36 @@ def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cg
 
 
 class _Container:
-    """The registration, and what to do with it at the end."""
+    """The registration, and what to do with it at the end. *before* is the state of a
+    container being started again (None for a new one)."""
 
-    def __init__(self, store: Store, state: State, remove: bool) -> None:
+    def __init__(self, store: Store, state: State, remove: bool,
+                 before: State | None = None) -> None:  # fmt: skip
         self.store = store
         self.state = state
         self.remove = remove
+        self.before = before
 
     def update(self, **changes: object) -> None:
         self.state = dataclasses.replace(self.state, **changes)  # type: ignore[arg-type]
         self.store.save(self.state)
 
     def finish(self) -> None:
-        """Delete the directory for --rm or a container that never ran."""
-        if self.remove or self.state.status != "exited":
+        """Delete the directory for --rm or a new container that never ran; a container
+        that failed to start again is left as it was (its upper holds its changes)."""
+        ran = self.state.status == "exited"
+        if (ran and self.remove) or (not ran and self.before is None):
             self.store.delete(self.state.id)
+        elif not ran and self.before is not None:
+            self.store.save(self.before)
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
         lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
-    over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own."""
+    over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
+    spec is saved with the container, for ``start``."""
+    saved = Saved(spec, stop_timeout)
     place = None
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
@@ -105,10 +119,57 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
                              lowers=lowers)  # fmt: skip
         container = _Container(store, state, spec.remove)
         cleanup.callback(container.finish)
+        store.save_spec(state.id, saved)
         proxy.check()
         return _start_and_wait(spec, container, proxy, cleanup, place)
 
     return supervised(proxy, body)
+
+
+def start(home: str, ref: str) -> int:
+    """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
+    be created or exited, and not mounted by ``unionfs mount``."""
+    store = Store(home)
+    found = store.find(ref)
+    saved = store.load_spec(found)
+    if saved is None:
+        raise UserError(f"container {found.name} has no command to start: it was created "
+                        "without one and its image has none (unionfs mount "
+                        f"{found.name} shows its files)")  # fmt: skip
+    _startable(store, found)  # the same check again under the lock: a clear error early
+    spec = saved.spec
+    place = None
+    if os.geteuid() != 0:
+        spec, place = _go_rootless(spec)
+    check_host_paths(spec)
+    for lower in found.lowers:
+        if not os.path.isdir(lower):
+            raise UserError(f"container {found.name}: its layer {lower} is missing")
+    proxy = SignalProxy(saved.stop_timeout)
+
+    def body(cleanup: contextlib.ExitStack) -> int:
+        before, state = store.claim(found.id, lambda s: _startable(store, s))
+        container = _Container(store, state, spec.remove, before)
+        cleanup.callback(container.finish)
+        proxy.check()
+        return _start_and_wait(spec, container, proxy, cleanup, place)
+
+    return supervised(proxy, body)
+
+
+def _startable(store: Store, state: State) -> None:
+    """Refuse (UserError) to start a container that is not created or exited, or mounted."""
+    status = describe(state)
+    if status in ("starting", "running", "stopping"):
+        raise UserError(f"container {state.name} is already {status}")
+    if status.startswith("dead"):
+        raise UserError(
+            f"container {state.name}: its runtime was killed before it could "
+            f"clean up (unionfs rm -f {state.name} does that, and removes it)"
+        )
+    if os.path.ismount(store.paths(state.id).rootfs):
+        raise UserError(f"container {state.name} is mounted: unionfs umount {state.name} "
+                        "first")  # fmt: skip
 
 
 def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:

@@ -1,9 +1,11 @@
 """The per-container state directory: ``$UNIONFS_HOME/containers/<id>/``.
 
-It holds ``state.json`` (a ``State`` value, replaced atomically), the container's ``upper``
-and ``work`` directories and ``rootfs``, the mount point of its merged tree. Names and ids
-are unique: a new container is registered under a lock. This module reads and writes
-these files only; it mounts nothing and signals no process.
+It holds ``state.json`` (a ``State`` value, replaced atomically), ``spec.json`` (a
+``Saved`` value: what ``unionfs start`` runs; absent for a container made without a
+command), the container's ``upper`` and ``work`` directories and ``rootfs``, the mount
+point of its merged tree. Names and ids are unique: a new container is registered, and a
+container claimed by the runtime that starts it, under a lock. This module reads and
+writes these files only; it mounts nothing and signals no process.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unionfs.errors import UserError
-from unionfs.runtime.spec import Capabilities, Process, Rlimit
+from unionfs.runtime import jsonvalues
+from unionfs.runtime.spec import Process, RunSpec
 
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 
@@ -64,12 +67,21 @@ class State:
 
 
 @dataclass(frozen=True, slots=True)
+class Saved:
+    """``spec.json``: what ``unionfs start`` runs, saved by ``create`` and ``run``."""
+
+    spec: RunSpec
+    stop_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Paths:
     dir: str
     upper: str
     work: str
     rootfs: str
     state: str
+    spec: str
 
 
 def process_start(pid: int) -> int | None:
@@ -109,26 +121,12 @@ def describe(state: State) -> str:
     return "starting"
 
 
-def _to_json(state: State) -> str:
-    return json.dumps(dataclasses.asdict(state), indent=1)
+def _to_json(value: State | Saved) -> str:
+    return json.dumps(jsonvalues.dump(value), indent=1)
 
 
 def _from_json(text: str) -> State:
-    data = json.loads(text)
-    proc = data.pop("process")
-    if proc is not None:
-        caps = proc.pop("capabilities")
-        proc["capabilities"] = None if caps is None else Capabilities(
-            **{k: tuple(v) for k, v in caps.items()})  # fmt: skip
-        proc["rlimits"] = tuple(Rlimit(**r) for r in proc["rlimits"])
-        for key in ("args", "env", "groups"):
-            proc[key] = tuple(proc[key])
-        proc = Process(**proc)
-    data["command"] = tuple(data["command"])
-    data["namespaces"] = tuple(data["namespaces"])
-    data["lowers"] = tuple(data.get("lowers", ()))
-    data["cgroup"] = tuple((k, v) for k, v in data["cgroup"])
-    return State(process=proc, **data)
+    return jsonvalues.load(State, json.loads(text))
 
 
 class Store:
@@ -140,7 +138,8 @@ class Store:
 
     def paths(self, container_id: str) -> Paths:
         d = os.path.join(self.dir, container_id)
-        return Paths(d, f"{d}/upper", f"{d}/work", f"{d}/rootfs", f"{d}/state.json")
+        return Paths(d, f"{d}/upper", f"{d}/work", f"{d}/rootfs", f"{d}/state.json",
+                     f"{d}/spec.json")  # fmt: skip
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -180,11 +179,39 @@ class Store:
         return state
 
     def save(self, state: State) -> None:
-        path = self.paths(state.id).state
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(_to_json(state))
-        os.replace(tmp, path)
+        _replace(self.paths(state.id).state, _to_json(state))
+
+    def save_spec(self, container_id: str, saved: Saved) -> None:
+        _replace(self.paths(container_id).spec, _to_json(saved))
+
+    def load_spec(self, state: State) -> Saved | None:
+        """What ``unionfs start`` runs for *state*; None if it was made without a command."""
+        try:
+            with open(self.paths(state.id).spec, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return jsonvalues.load(Saved, json.loads(text))
+        except ValueError as exc:  # json.JSONDecodeError is one
+            raise UserError(f"container {state.name}: its spec.json is damaged ({exc})") from None
+
+    def claim(self, container_id: str, check: Callable[[State], None]) -> tuple[State, State]:
+        """Make the calling process the runtime of an existing container, if *check* (which
+        raises UserError to refuse) accepts its state: (the state before, the state now)."""
+        with self._locked():
+            before = self.load(container_id)
+            if before is None:
+                raise UserError(f"no such container: {container_id}")
+            check(before)
+            pid = os.getpid()
+            now = dataclasses.replace(
+                before, status="created", pid=None, pid_start=None, runtime_pid=pid,
+                runtime_start=process_start(pid), exit_code=None, oom_killed=False,
+                finished=None, cgroup=(),
+            )  # fmt: skip
+            self.save(now)
+        return before, now
 
     def load(self, container_id: str) -> State | None:
         try:
@@ -227,3 +254,11 @@ class Store:
             from unionfs.runtime import userns  # entries of the user's subordinate ids
 
             userns.remove_tree(paths.dir)
+
+
+def _replace(path: str, text: str) -> None:
+    """Write *path* whole or not at all: a temp name, then a rename over it."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,9 +1,10 @@
 """Containers made from images: create, mount, diff, commit.
 
 A container is the runtime's state directory (``unionfs.runtime.state``: upper, work,
-rootfs mount point, state.json) whose state names its image (manifest digest) and layer
-dirs. ``commit`` tars the upper (flushed first when mounted) into a new layer and records
-a new image: the parent's layers plus that one, its config's diff_ids and history extended.
+rootfs mount point, state.json, and spec.json when it was created with a command, which
+``unionfs start`` runs) whose state names its image (manifest digest) and layer dirs.
+``commit`` tars the upper (flushed first when mounted) into a new layer and records a new
+image: the parent's layers plus that one, its config's diff_ids and history extended.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import ctypes
 import os
 import typing
+from collections.abc import Callable
 
 from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
 from unionfs.runtime import rootfs
-from unionfs.runtime.state import State
+from unionfs.runtime.state import Saved, State
 from unionfs.runtime.state import Store as StateStore
 from unionfs.store import layertar
 from unionfs.store.images import Image, Store, Use, Warn
@@ -38,15 +40,30 @@ def uses(store: Store) -> list[Use]:
     return [Use(s.name, s.image, s.lowers or (s.rootfs,)) for s in states(store).all()]
 
 
-def create(store: Store, ref: str, name: str | None) -> State:
-    """A new container over the image *ref*: an empty upper, not mounted."""
+SpecFor = Callable[[dict[str, typing.Any], tuple[str, ...]], Saved | None]
+
+
+def create(store: Store, ref: str, name: str | None, spec_for: SpecFor | None = None) -> State:
+    """A new container over the image *ref*: an empty upper, not mounted. *spec_for*, given
+    the image's config and layer dirs, makes what ``unionfs start`` is to run (None: no
+    command; such a container can be mounted, not started)."""
     with store.locked():  # rmi cannot remove the image between resolving and registering
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
         if not lowers:
             raise UserError(f"image {ref} has no layers")
-        return states(store).create(name, (), lowers[0], False, image=image.digest,
-                                    lowers=lowers, runtime=False)  # fmt: skip
+        saved = spec_for(store.config(image), lowers) if spec_for is not None else None
+        command = saved.spec.process.args if saved is not None else ()
+        remove = saved.spec.remove if saved is not None else False
+        state = states(store).create(name, command, lowers[0], remove, image=image.digest,
+                                     lowers=lowers, runtime=False)  # fmt: skip
+        if saved is not None:
+            try:
+                states(store).save_spec(state.id, saved)
+            except BaseException:
+                states(store).delete(state.id)
+                raise
+        return state
 
 
 def lowers_of(state: State) -> list[str]:
