@@ -65,9 +65,11 @@ def blob(layout: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def oci_layout(layout: Path, layers: list[bytes], tag: str = "latest") -> dict[str, str]:
-    """An OCI image layout of gzip layers built from uncompressed *layers*; returns the
-    digests: ``manifest``, ``config`` and ``layer0``.. (blobs)."""
+def oci_layout(layout: Path, layers: list[bytes], tag: str = "latest",
+               settings: dict[str, object] | None = None) -> dict[str, str]:  # fmt: skip
+    """An OCI image layout of gzip layers built from uncompressed *layers*, its config's
+    ``config`` being *settings* (Cmd, Env, ...); returns the digests: ``manifest``,
+    ``config`` and ``layer0``.. (blobs)."""
     layout.mkdir(parents=True, exist_ok=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     descs, diff_ids, found = [], [], {}
@@ -80,6 +82,8 @@ def oci_layout(layout: Path, layers: list[bytes], tag: str = "latest") -> dict[s
     config = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
               "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": [{"created_by": f"layer {i}"} for i in range(len(layers))]}  # fmt: skip
+    if settings is not None:
+        config["config"] = settings
     cdigest, csize = blob(layout, json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",

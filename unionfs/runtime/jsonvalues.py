@@ -42,7 +42,7 @@ def _decode(hint: object, data: object, where: str) -> object:
             raise TypeError(f"{where}: cannot decode {hint}")
         return _decode(rest[0], data, where)
     if origin is tuple:
-        if not isinstance(data, list):
+        if not isinstance(data, list | tuple):  # tuple: straight from dump, not via JSON
             raise ValueError(f"{where}: expected a list, not {_kind(data)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_decode(args[0], x, f"{where}[{i}]") for i, x in enumerate(data))
