@@ -4,6 +4,7 @@ no mount, process or cgroup remains."""
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -112,4 +113,22 @@ def test_a_container_without_a_command_mounts_but_does_not_start(
     assert done.returncode == 1 and done.stderr.startswith(
         f"unionfs: container {c} has no command to start")  # fmt: skip
     assert states(runtime) == [(c, "created", None)]
+    assert runtime("rm", c).returncode == 0
+
+
+def test_start_cleans_up_after_a_killed_runtime_and_keeps_the_upper(
+    runtime: Runtime, busybox_rootfs: Path
+) -> None:
+    c = unique_name()
+    script = "if [ -e /k ]; then cat /k; exit 4; fi; echo kept > /k; echo ready; exec sleep 60"
+    proc = runtime.start("run", "--name", c, "--memory", "64m", "--rootfs", str(busybox_rootfs),
+                         "sh", "-c", script)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    runtime.wait_running(c, proc)
+    proc.kill()  # SIGKILL: the runtime cannot clean up; its process, mount, cgroups remain
+    proc.wait()
+    assert re.search(rf"{c}\s+\d+\s+dead \(runtime gone\)", runtime("ps", "-a").stdout)
+    done = runtime("start", c)
+    assert (done.returncode, done.stdout, done.stderr) == (4, "kept\n", "")
+    assert states(runtime) == [(c, "exited", 4)]
     assert runtime("rm", c).returncode == 0

@@ -9,14 +9,11 @@ not clean up) is cleaned up here: its process killed, its root unmounted, its cg
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import time
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, rootfs
-from unionfs.runtime.state import State, Store, default_home, describe, is_alive
+from unionfs.runtime import reclaim, rootfs
+from unionfs.runtime.state import Store, default_home, describe
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,24 +32,15 @@ def run(args: argparse.Namespace) -> int:
         if status in ("running", "stopping"):
             if not args.force:
                 raise UserError(f"container {state.name} is running: stop it or use rm -f")
-            _kill(state)
+            reclaim.kill(state)
             _wait_for_runtime(store, state.id)
         elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
             rootfs.unmount(store.paths(state.id).rootfs)
         elif status.startswith("dead"):
-            _kill(state)
-            rootfs.unmount(store.paths(state.id).rootfs)
-            if state.cgroup:
-                cgroups.from_record(dict(state.cgroup)).remove()
+            reclaim.clean_up(state, store.paths(state.id).rootfs)
         if store.load(state.id) is not None:
             store.delete(state.id)
     return 0
-
-
-def _kill(state: State) -> None:
-    if state.pid is not None and is_alive(state):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(state.pid, signal.SIGKILL)
 
 
 def _wait_for_runtime(store: Store, container_id: str, timeout: float = 10.0) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, plan, rootfs, userns
+from unionfs.runtime import cgroups, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
@@ -106,7 +106,8 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
-    saved = Saved(spec, stop_timeout)
+    # Absolute, for a start from elsewhere (a relative --bundle gives a relative rootfs).
+    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout)
     place = None
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
@@ -128,7 +129,8 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
 
 def start(home: str, ref: str) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
-    be created or exited, and not mounted by ``unionfs mount``."""
+    be created or exited (or dead: what its killed runtime left is cleaned up first), and
+    not mounted by ``unionfs mount``."""
     store = Store(home)
     found = store.find(ref)
     saved = store.load_spec(found)
@@ -151,6 +153,13 @@ def start(home: str, ref: str) -> int:
         before, state = store.claim(found.id, lambda s: _startable(store, s))
         container = _Container(store, state, spec.remove, before)
         cleanup.callback(container.finish)
+        if describe(before).startswith("dead"):  # ours now: no other start or rm can race
+            reclaim.clean_up(before, store.paths(state.id).rootfs)
+            ran = before.status != "created"
+            container.before = dataclasses.replace(
+                before, status="exited" if ran else "created", pid=None, pid_start=None,
+                exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
+            )  # fmt: skip
         proxy.check()
         return _start_and_wait(spec, container, proxy, cleanup, place)
 
@@ -158,15 +167,12 @@ def start(home: str, ref: str) -> int:
 
 
 def _startable(store: Store, state: State) -> None:
-    """Refuse (UserError) to start a container that is not created or exited, or mounted."""
+    """Refuse (UserError) to start a container that is running, or mounted."""
     status = describe(state)
     if status in ("starting", "running", "stopping"):
         raise UserError(f"container {state.name} is already {status}")
     if status.startswith("dead"):
-        raise UserError(
-            f"container {state.name}: its runtime was killed before it could "
-            f"clean up (unionfs rm -f {state.name} does that, and removes it)"
-        )
+        return  # its runtime's mount is still there: cleaned up once claimed
     if os.path.ismount(store.paths(state.id).rootfs):
         raise UserError(f"container {state.name} is mounted: unionfs umount {state.name} "
                         "first")  # fmt: skip
