@@ -59,7 +59,10 @@ def test_create_uses_the_images_defaults_and_start_keeps_the_changes(
         assert (done.returncode, done.stdout) == (0, f"hi from /srv\n{n}\n"), done.stderr
     assert states(runtime) == [(c, "exited", 0)]
     assert "A /count" in runtime("diff", c).stdout.splitlines()
+    assert runtime("commit", c, "bb-next").returncode == 0
     assert runtime("rm", c).returncode == 0
+    done = runtime("run", "--rm", "bb-next")  # the upper, and the image's defaults, kept
+    assert (done.returncode, done.stdout) == (0, "hello from /srv\n3\n"), done.stderr
 
 
 def test_create_rm_with_a_command_after_flags_that_follow_the_image(

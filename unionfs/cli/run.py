@@ -3,7 +3,9 @@
 Flags become a ``RunSpec`` (``unionfs.runtime.spec`` / ``oci``); ``unionfs.runtime.run``
 does the rest. Without --rootfs or --bundle the first word is an IMAGE of the store: its
 layers are the lowers, and its config gives the defaults for the command, environment,
-working directory and user.
+working directory and user. ``create`` shares the flags and the image defaults
+(``add_run_flags``, ``spec_for_image``); the spec is saved with the container, so that
+``unionfs start`` can run an exited container again.
 """
 
 from __future__ import annotations
