@@ -212,3 +212,22 @@ def test_single_mapping_stores_other_owners_as_the_user(
     assert _owners(out) == {"owned": "0:0"}
     _run_without_ranges(user, [*py, "rmi", "one"], store)
     assert _layer_with(store, "etc/owned") == []
+
+
+def test_a_user_creates_a_container_with_a_command_and_starts_it_twice(
+    rootless_user: RootlessUser, image_tar: Path
+) -> None:
+    user = rootless_user
+    store = user.home / ".local" / "share" / "unionfs"
+    tok = secrets.token_hex(3)
+    img, cname = f"ustart-{tok}", f"ustart-c-{tok}"
+    user.unionfs("import", str(image_tar), img)
+    script = "echo x >> /etc/owned; cat /etc/owned; id -u"
+    cid = user.unionfs("create", "--name", cname, "-u", "1000", img, "sh", "-c", script)
+    first, second = user.unionfs("start", cname), user.unionfs("start", "-a", cname)
+    assert first.stdout == "mine\nx\n1000\n" and second.stdout == "mine\nx\nx\n1000\n"
+    upper_file = store / "containers" / cid.stdout.strip() / "upper" / "etc" / "owned"
+    assert upper_file.stat().st_uid == _sub_start("/etc/subuid", user.name) + 999
+    user.unionfs("rm", cname)
+    user.unionfs("rmi", img)
+    assert not [p for p in (store / "containers").iterdir() if p.is_dir()]
