@@ -1,5 +1,6 @@
 """spec.json and state.json: the runtime's values survive JSON, and a damaged file is named,
-never half-read. Pure: temp dirs only."""
+never half-read; a start claims a container and, if it fails, leaves it as it was. Pure:
+temp dirs only."""
 
 from __future__ import annotations
 
@@ -93,3 +94,26 @@ def test_claim_checks_under_the_lock_and_resets_the_run_fields(tmp_path: Path) -
     before, now = store.claim(made.id, lambda s: None)
     assert before.exit_code == 3 and store.load(made.id) == now
     assert (now.status, now.exit_code, now.runtime_pid) == ("created", None, os.getpid())
+
+
+def test_a_start_that_fails_before_the_process_ran_leaves_the_container_as_it_was(
+    tmp_path: Path,
+) -> None:
+    from unionfs.runtime.run import _Container
+
+    store = Store(str(tmp_path))
+    made = store.create("c", ("sh",), "/rootfs", remove=True, runtime=False)
+    store.save(dataclasses.replace(made, status="exited", exit_code=3))
+    before, now = store.claim(made.id, lambda s: None)
+    _Container(store, now, remove=True, before=before).finish()  # failed: restored, kept
+    assert store.load(made.id) == before
+    before, now = store.claim(made.id, lambda s: None)
+    ran = _Container(store, now, remove=False, before=before)
+    ran.update(status="exited", exit_code=0)
+    ran.finish()  # ran: the new state stays
+    assert store.load(made.id) == ran.state
+    before, now = store.claim(made.id, lambda s: None)
+    removed = _Container(store, now, remove=True, before=before)
+    removed.update(status="exited", exit_code=0)
+    removed.finish()  # ran, --rm: gone
+    assert store.all() == []
