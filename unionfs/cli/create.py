@@ -26,10 +26,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "create",
         help="create a container on an image (not started)",
         description="Create a container: an empty upper layer over IMAGE's layers, with the "
-        "command and flags that `unionfs start` will run (as `unionfs run IMAGE` would).",
+        "command and flags that `unionfs start` will run (as `unionfs run IMAGE` would; "
+        "the image's default command when none is given). Flags may also come right after "
+        "IMAGE, before the command.",
     )
     _add_flags(p)
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", nargs="?")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD ARGS")
 
 
@@ -59,6 +61,8 @@ def _run_flags_given(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.image is None:
+        raise UserError("unionfs create: give IMAGE, then the command if any (see --help)", 2)
     args = _flags_after_image(args)
     command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
 
