@@ -1,4 +1,5 @@
-"""Shared test setup: ``slow`` tests on request, a private unionfs index dir, no leaked mounts."""
+"""Shared test setup: ``slow`` tests on request, fixed or fresh property-test examples, a
+private unionfs index dir, no leaked mounts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # The shared helpers (mountutil, treecmp) live next to this file.
 _HERE = str(Path(__file__).parent)
@@ -21,6 +23,21 @@ from mountutil import force_unmount, fresh_dir, mounts  # noqa: E402
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Property tests draw the same examples on every default run (``derandomize``): the
+    suite passes or fails by what the code does, not by the luck of one run's draw. The
+    slow tier (``--run-slow``, ``-m slow``) and ``UNIONFS_EXPLORE=1`` draw new examples
+    every time: that is where new cases are found, then kept as fixed sequences."""
+    explore = (
+        config.getoption("--run-slow")
+        or "slow" in (config.getoption("markexpr") or "")
+        or os.environ.get("UNIONFS_EXPLORE") == "1"
+    )
+    settings.register_profile("unionfs-fixed", derandomize=True)
+    settings.register_profile("unionfs-explore", derandomize=False)
+    settings.load_profile("unionfs-explore" if explore else "unionfs-fixed")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, userns
+from unionfs.runtime import cgroups, placement, userns
 from unionfs.runtime.spec import Resources
 
 SUBUID = "alice:100000:65536\n1234:300000:10\nbob:200000:65536\nbroken line\n"
@@ -96,7 +96,7 @@ def _only(*controllers: str) -> Callable[[str], bool]:
 
 def test_no_delegation_means_no_cgroup_said_in_one_line(tmp_path: Path) -> None:
     _v1_tree(tmp_path)
-    found, note = cgroups.delegated("c1", Resources(), str(tmp_path), SELF_V1, _only())
+    found, note = placement.delegated("c1", Resources(), str(tmp_path), SELF_V1, _only())
     assert isinstance(found, cgroups.NoCgroup)
     assert note is not None and "no delegated cgroup" in note and "\n" not in note
 
@@ -104,8 +104,10 @@ def test_no_delegation_means_no_cgroup_said_in_one_line(tmp_path: Path) -> None:
 def test_limits_need_their_controller_delegated(tmp_path: Path) -> None:
     _v1_tree(tmp_path)
     with pytest.raises(UserError, match="--memory needs a cgroup delegated to you"):
-        cgroups.delegated("c1", Resources(memory=1 << 26), str(tmp_path), SELF_V1, _only("pids"))
-    found, note = cgroups.delegated("c1", Resources(pids=10), str(tmp_path), SELF_V1, _only("pids"))
+        placement.delegated("c1", Resources(memory=1 << 26), str(tmp_path), SELF_V1, _only("pids"))
+    found, note = placement.delegated(
+        "c1", Resources(pids=10), str(tmp_path), SELF_V1, _only("pids")
+    )
     assert note is None
     assert isinstance(found, cgroups.V1Cgroup)
     assert found.dirs == {"pids": str(tmp_path / "pids" / "box" / "c1")}

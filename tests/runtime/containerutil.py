@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from unionfs.runtime import cgroups
+from unionfs.runtime import placement
 from unionfs.runtime.state import State, Store
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
@@ -18,7 +18,7 @@ V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 
 def own_cgroup_dirs() -> list[Path]:
     """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made)."""
-    v1, _ = cgroups.own_cgroups(Path("/proc/self/cgroup").read_text())
+    v1, _ = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
     dirs = [Path("/sys/fs/cgroup", c, v1[c].lstrip("/")) for c in V1_CONTROLLERS if c in v1]
     return [d for d in dirs if d.is_dir()]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups
+from unionfs.runtime import cgroups, placement
 from unionfs.runtime.cgroups import V1Cgroup, V2Cgroup
 from unionfs.runtime.spec import DeviceRule, Resources
 
@@ -51,7 +51,7 @@ def kernel_empties(directory: Path) -> None:
 
 def test_v2_cgroup_goes_below_our_own(tmp_path: Path) -> None:
     own = fake_v2(tmp_path)
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
     assert isinstance(cg, V2Cgroup)
     assert cg.path == str(own / "unionfs-x")
     assert not (own / "unionfs-x").exists()  # located, not created
@@ -60,7 +60,7 @@ def test_v2_cgroup_goes_below_our_own(tmp_path: Path) -> None:
 
 def test_v2_limits_pids_stats_and_removal(tmp_path: Path) -> None:
     own = fake_v2(tmp_path)
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
     cg.create()
     mine = own / "unionfs-x"
     kernel_fills(mine, V2_FILES)
@@ -97,16 +97,16 @@ def test_v2_controller_not_delegated_is_named_with_what_would_be_needed(tmp_path
         match=r"'memory' is not available below /user.slice/me "
         r"\(needed for --memory\): enable it in .*cgroup.subtree_control",
     ):
-        cgroups.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
+        placement.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
     fake = Resources(pids=5)
     (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
     with pytest.raises(UserError, match=r"'pids' .*not enabled in this kernel"):
-        cgroups.locate("unionfs-x", fake, str(tmp_path), "0::/user.slice/me\n")
+        placement.locate("unionfs-x", fake, str(tmp_path), "0::/user.slice/me\n")
 
 
 def test_v2_without_limits_needs_no_controller(tmp_path: Path) -> None:
     fake_v2(tmp_path, delegated="")
-    cg = cgroups.locate("unionfs-x", Resources(), str(tmp_path), "0::/user.slice/me\n")
+    cg = placement.locate("unionfs-x", Resources(), str(tmp_path), "0::/user.slice/me\n")
     assert isinstance(cg, V2Cgroup)
 
 
@@ -114,7 +114,7 @@ def test_an_existing_cgroup_is_never_taken_over(tmp_path: Path) -> None:
     own = fake_v2(tmp_path)
     (own / "unionfs-x").mkdir()
     (own / "unionfs-x" / "cgroup.procs").write_text("1\n")
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
     with pytest.raises(UserError, match="already exists and was not made by this container"):
         cg.create()
     assert (own / "unionfs-x" / "cgroup.procs").read_text() == "1\n"
@@ -130,7 +130,7 @@ def test_v2_device_rules_are_refused(tmp_path: Path) -> None:
 
 def test_writing_a_missing_control_file_is_a_clear_error(tmp_path: Path) -> None:
     fake_v2(tmp_path)
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), "0::/user.slice/me\n")
     cg.create()
     with pytest.raises(UserError, match=r"memory.max does not exist \(is the controller"):
         cg.set_limits(LIMITS)
@@ -160,7 +160,7 @@ def fake_v1(
 
 def test_v1_cgroups_go_below_our_own_in_each_hierarchy(tmp_path: Path) -> None:
     fake_v1(tmp_path)
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
     assert isinstance(cg, V1Cgroup)
     assert cg.dirs == {
         "memory": f"{tmp_path}/memory/process_api/abc/unionfs-x",
@@ -172,7 +172,7 @@ def test_v1_cgroups_go_below_our_own_in_each_hierarchy(tmp_path: Path) -> None:
 
 def test_v1_limits_and_stats(tmp_path: Path) -> None:
     fake_v1(tmp_path)
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
     assert isinstance(cg, V1Cgroup)
     cg.create()
     d = {k: Path(v) for k, v in cg.dirs.items()}
@@ -222,9 +222,9 @@ def test_v1_missing_controller_is_named(tmp_path: Path) -> None:
         match=r"controller 'pids' is not available \(needed for "
         r"--pids\): no v1 hierarchy mounted at .*/pids",
     ):
-        cgroups.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
+        placement.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
     # not needed: simply not joined
-    cg = cgroups.locate("unionfs-x", Resources(memory=1 << 25), str(tmp_path), SELF_V1)
+    cg = placement.locate("unionfs-x", Resources(memory=1 << 25), str(tmp_path), SELF_V1)
     assert isinstance(cg, V1Cgroup) and "pids" not in cg.dirs
 
 
@@ -236,7 +236,7 @@ def test_v1_device_rules_deny_then_allow(tmp_path: Path) -> None:
         DeviceRule(True, "c", 136, None, "rw"),
     )
     self_cgroup = SELF_V1 + "5:devices:/\n"
-    cg = cgroups.locate("unionfs-x", Resources(devices=rules), str(tmp_path), self_cgroup)
+    cg = placement.locate("unionfs-x", Resources(devices=rules), str(tmp_path), self_cgroup)
     assert isinstance(cg, V1Cgroup)
     cg.create()
     devices = Path(cg.dirs["devices"])
@@ -259,7 +259,7 @@ def test_v1_device_rules_deny_then_allow(tmp_path: Path) -> None:
 def test_a_failed_create_removes_only_what_it_made(tmp_path: Path) -> None:
     fake_v1(tmp_path)
     (tmp_path / "pids" / "unionfs-x").mkdir()  # someone else's
-    cg = cgroups.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
+    cg = placement.locate("unionfs-x", LIMITS, str(tmp_path), SELF_V1)
     with pytest.raises(UserError, match="already exists"):
         cg.create()
     assert (tmp_path / "pids" / "unionfs-x").is_dir()
@@ -268,6 +268,6 @@ def test_a_failed_create_removes_only_what_it_made(tmp_path: Path) -> None:
 
 
 def test_own_cgroups_reads_proc_self_cgroup() -> None:
-    v1, v2 = cgroups.own_cgroups(SELF_V1 + "3:cpu,cpuacct:/x\n")
+    v1, v2 = placement.own_cgroups(SELF_V1 + "3:cpu,cpuacct:/x\n")
     assert v1["memory"] == "/process_api/abc" and v1["pids"] == "/" and v2 == "/"
     assert "name=systemd" not in v1

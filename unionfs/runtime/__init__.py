@@ -5,10 +5,10 @@ config.json, with ``units``, ``caps`` and ``mountflags`` for values) -> ``plan``
 an immutable tuple of steps, pure data) -> ``executor`` (performs the steps through the
 syscalls of ``namespaces``, in ``python -m unionfs.runtime.child``: a fresh exec, so one
 thread). ``run`` (run and start) and ``enter`` (exec) drive a container from outside with
-``helper`` (the channel to the child), ``cgroups`` (one ``Cgroup`` interface, v1 and v2),
-``rootfs`` (the mount), ``state`` (the per-container directory; ``jsonvalues`` reads and
-writes its state.json and spec.json), ``reclaim`` (what a killed runtime left) and
-``proxy`` (signals, waiting).
+``helper`` (the channel to the child), ``cgroups`` (one ``Cgroup`` interface, v1 and v2;
+``placement`` says where they go), ``rootfs`` (the mount), ``state`` (the per-container
+directory; ``jsonvalues`` reads and writes its state.json and spec.json), ``reclaim``
+(what a killed runtime left) and ``proxy`` (signals, waiting).
 Nothing here imports pyfuse3, trio, lmdb, ``unionfs.fuse``, ``unionfs.index`` or the CLI:
 the filesystem is mounted by running ``python -m unionfs mount`` as its own process
 (tests/runtime/test_paths_and_state.py checks this).

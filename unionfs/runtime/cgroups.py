@@ -1,11 +1,8 @@
-"""A container's cgroups: one small ``Cgroup`` interface, with a v1 and a v2 implementation.
+"""A container's cgroups: one small ``Cgroup`` interface, with a v1 and a v2 implementation
+(and ``NoCgroup`` for a rootless run without a delegated one); ``placement`` decides where.
 
-``locate`` finds where they go: *below the cgroup this process runs in*, per hierarchy (from
-/proc/self/cgroup), named ``unionfs-<id>``. Rules kept here: only a directory this code
-made is ever written to or removed (mkdir must create it); only the pids it is given are
-moved; nothing of the parent cgroup is changed (not even v2's subtree_control: a controller
-that is not delegated is an error that says so). The root path is a parameter, so the v2
-path is tested against a fake tree.
+Rules kept here: only a directory this code made is ever written to or removed (mkdir must
+create it); only the pids it is given are moved; nothing of the parent cgroup is changed.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,7 +51,7 @@ class Cgroup(Protocol):
     def record(self) -> dict[str, str]: ...
 
 
-def _read(path: str) -> str | None:
+def read(path: str) -> str | None:
     try:
         with open(path, encoding="ascii") as f:
             return f.read().strip()
@@ -64,13 +60,13 @@ def _read(path: str) -> str | None:
 
 
 def _read_int(path: str) -> int | None:
-    text = _read(path)
+    text = read(path)
     return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def _keyed(path: str, key: str) -> int | None:
     """The value of *key* in a flat-keyed file (memory.events, memory.oom_control)."""
-    for line in (_read(path) or "").splitlines():
+    for line in (read(path) or "").splitlines():
         name, _, value = line.partition(" ")
         if name == key and value.strip().isdigit():
             return int(value)
@@ -103,7 +99,7 @@ def _mkdir(path: str) -> None:
 
 
 def _procs(directory: str) -> list[int]:
-    text = _read(os.path.join(directory, "cgroup.procs")) or ""
+    text = read(os.path.join(directory, "cgroup.procs")) or ""
     return [int(line) for line in text.split()]
 
 
@@ -192,7 +188,7 @@ class V1Cgroup:
         memory, pids = self.dirs.get("memory"), self.dirs.get("pids")
         cpuacct = self.dirs.get("cpuacct")
         limit = _read_int(f"{memory}/memory.limit_in_bytes") if memory else None
-        pids_max = _read(f"{pids}/pids.max") if pids else None
+        pids_max = read(f"{pids}/pids.max") if pids else None
         return CgroupStats(
             cpu_ns=_read_int(f"{cpuacct}/cpuacct.usage") if cpuacct else None,
             memory=_read_int(f"{memory}/memory.usage_in_bytes") if memory else None,
@@ -247,8 +243,8 @@ class V2Cgroup:
 
     def stats(self) -> CgroupStats:
         usage = _keyed(f"{self.path}/cpu.stat", "usage_usec")
-        limit = _read(f"{self.path}/memory.max")
-        pids_max = _read(f"{self.path}/pids.max")
+        limit = read(f"{self.path}/memory.max")
+        pids_max = read(f"{self.path}/pids.max")
         return CgroupStats(
             cpu_ns=usage * 1000 if usage is not None else None,
             memory=_read_int(f"{self.path}/memory.current"),
@@ -303,123 +299,3 @@ def from_record(record: dict[str, str]) -> Cgroup:
     if version == "2":
         return V2Cgroup(fields["path"])
     return V1Cgroup(fields)
-
-
-def own_cgroups(text: str) -> tuple[dict[str, str], str | None]:
-    """/proc/self/cgroup -> (v1 controller -> own path, own v2 path or None)."""
-    v1: dict[str, str] = {}
-    v2 = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":
-            v2 = path
-        for controller in controllers.split(","):
-            if controller and not controller.startswith("name="):
-                v1[controller] = path
-    return v1, v2
-
-
-def locate(name: str, resources: Resources, root: str = ROOT,
-           self_cgroup: str | None = None) -> Cgroup:  # fmt: skip
-    """Where the cgroup *name* of a new container goes, checked but not created."""
-    if self_cgroup is None:
-        with open("/proc/self/cgroup", encoding="ascii") as f:
-            self_cgroup = f.read()
-    v1, v2 = own_cgroups(self_cgroup)
-    needed = resources.controllers()
-    if any(c in v1 for c in ("memory", "cpu", "pids")):
-        return _locate_v1(name, needed, v1, root)
-    return _locate_v2(name, needed, v2, root)
-
-
-def delegated(name: str, resources: Resources, root: str = ROOT,
-              self_cgroup: str | None = None,
-              may_create: Callable[[str], bool] | None = None,
-              ) -> tuple[Cgroup, str | None]:  # fmt: skip
-    """For an ordinary user: the cgroups *name* below their own where they may create one
-    (a v1 directory chowned to them, a v2 subtree delegated to them), and a one-line
-    notice when there is none (then no limits, no stats). Limits asked for without a
-    delegated cgroup for their controller are an error naming the fix. *may_create*
-    (parent directory -> bool) is a seam for tests; the default asks the kernel."""
-    allowed = may_create or _may_create
-    needed = resources.controllers()
-    try:
-        found = locate(name, resources, root, self_cgroup)
-    except UserError:
-        if needed:
-            raise
-        return NoCgroup(), "no cgroup hierarchy found: running without cgroup limits or stats"
-    if isinstance(found, V1Cgroup):
-        usable = {c: p for c, p in found.dirs.items() if allowed(os.path.dirname(p))}
-        parents = {c: os.path.dirname(p) for c, p in found.dirs.items()}
-    else:
-        assert isinstance(found, V2Cgroup)
-        parent = os.path.dirname(found.path)
-        usable = {"unified": found.path} if allowed(parent) else {}
-        parents = {c: parent for c in ("memory", "cpu", "pids", "unified")}
-    for controller in needed:
-        if controller != "devices" and controller not in usable and "unified" not in usable:
-            where = parents.get(controller, root)
-            raise UserError(f"{WHAT_FOR[controller]} needs a cgroup delegated to you: {where} "
-                            "is not yours (fix: as root, make a cgroup there, chown -R it to "
-                            "you and move your shell into it; or run without limits)")  # fmt: skip
-    if not usable:
-        where = next(iter(parents.values()), root)
-        return NoCgroup(), (f"no delegated cgroup ({where} is not yours): running without "
-                            "cgroup limits or stats")  # fmt: skip
-    if isinstance(found, V1Cgroup):
-        return V1Cgroup(usable), None
-    return found, None
-
-
-def _may_create(parent: str) -> bool:
-    """Whether this user may make a cgroup in *parent* and move processes into it."""
-    return os.access(parent, os.W_OK) and os.access(os.path.join(parent, "cgroup.procs"), os.W_OK)
-
-
-def _locate_v1(name: str, needed: tuple[str, ...], own: dict[str, str], root: str) -> V1Cgroup:
-    dirs = {}
-    for controller in dict.fromkeys((*V1_CONTROLLERS, *needed)):
-        hierarchy = _v1_hierarchy(root, controller, own)
-        if hierarchy is None:
-            if controller in needed:
-                raise UserError(f"the cgroup controller {controller!r} is not available "
-                                f"(needed for {WHAT_FOR[controller]}): no v1 hierarchy "
-                                f"mounted at {root}/{controller}")  # fmt: skip
-            continue
-        dirs[controller] = os.path.join(hierarchy, own[controller].lstrip("/"), name)
-    return V1Cgroup(dirs)
-
-
-def _v1_hierarchy(root: str, controller: str, own: dict[str, str]) -> str | None:
-    if controller not in own:
-        return None
-    comounted = sorted(c for c, p in own.items() if p == own[controller])
-    for candidate in (controller, ",".join(comounted)):
-        path = os.path.join(root, candidate)
-        if os.path.isfile(os.path.join(path, "cgroup.procs")):
-            return path
-    return None
-
-
-def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -> V2Cgroup:
-    mount = next((p for p in (root, os.path.join(root, "unified"))
-                  if os.path.isfile(os.path.join(p, "cgroup.controllers"))), None)  # fmt: skip
-    if own is None or mount is None:
-        raise UserError(f"no cgroup hierarchy found at {root} (neither v1 nor v2)")
-    parent = os.path.join(mount, own.lstrip("/"))
-    delegated = (_read(os.path.join(parent, "cgroup.subtree_control")) or "").split()
-    available = (_read(os.path.join(mount, "cgroup.controllers")) or "").split()
-    for controller in needed:
-        if controller == "devices":
-            continue  # refused with its own message by set_limits
-        if controller not in delegated:
-            hint = ("it is not enabled in this kernel's cgroup v2" if controller not in available
-                    else f"enable it in {parent}/cgroup.subtree_control (the cgroup "
-                         f"{own} must then have no processes of its own)")  # fmt: skip
-            raise UserError(f"the cgroup controller {controller!r} is not available below "
-                            f"{own} (needed for {WHAT_FOR[controller]}): {hint}")  # fmt: skip
-    return V2Cgroup(os.path.join(parent, name))

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
@@ -65,9 +65,9 @@ def _own_gid_only(mount: MountSpec) -> MountSpec:
 
 
 def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cgroups.Cgroup:
-    """Below our own cgroup, as root; rootless, where ``cgroups.delegated`` found room."""
+    """Below our own cgroup, as root; rootless, where ``placement.delegated`` found room."""
     if place is None:
-        return cgroups.locate(name, resources)
+        return placement.locate(name, resources)
     if isinstance(place, cgroups.V1Cgroup):
         return cgroups.V1Cgroup({c: os.path.join(os.path.dirname(p), name)
                                  for c, p in place.dirs.items()})  # fmt: skip
@@ -193,7 +193,7 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
         # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
         # runc finds too; the ptys then belong to group 0.
         spec = dataclasses.replace(spec, mounts=tuple(_own_gid_only(m) for m in spec.mounts))
-    cgroup, cgroup_note = cgroups.delegated("unionfs-pending", spec.resources)
+    cgroup, cgroup_note = placement.delegated("unionfs-pending", spec.resources)
     for text in (note, cgroup_note):
         if text is not None:
             userns.notice(text)
