@@ -76,9 +76,7 @@ def test_create_rm_with_a_command_after_flags_that_follow_the_image(
     assert states(runtime) == []  # --rm: removed when it exited
 
 
-def test_start_of_a_running_or_mounted_container_is_refused(
-    runtime: Runtime, image: str
-) -> None:
+def test_start_of_a_running_or_mounted_container_is_refused(runtime: Runtime, image: str) -> None:
     c = unique_name()
     script = "trap 'exit 7' TERM; echo ready; sleep 60 & wait"
     assert runtime("create", "--name", c, image, "sh", "-c", script).returncode == 0
