@@ -27,6 +27,7 @@ from write_pairs import (
     Pair,
     op_chmod,
     op_chown,
+    op_create,
     op_link,
     op_listdir,
     op_mkdir,
@@ -62,6 +63,44 @@ def deep_stack() -> list[Dir]:
 
 
 SEQUENCES: dict[str, list[tuple[str, Op]]] = {
+    # The next three follow unionmount-testsuite's directory rename cases (rename-move-dir,
+    # rename-new-pop-dir, rename-mass-dir), which pass on kernel and unionfs alike.
+    "rename a merged dir's child, then the dir, then move the child elsewhere": [
+        ("rename t/a/b t/a/bx", op_rename(b"t/a/b", b"t/a/bx", 0)),
+        ("rename t/a t/ax", op_rename(b"t/a", b"t/ax", 0)),
+        ("rename t/ax/bx d/bx", op_rename(b"t/ax/bx", b"d/bx", 0)),
+        ("listdir t/ax", op_listdir(b"t/ax")),
+        ("listdir d/bx", op_listdir(b"d/bx")),
+        ("read d/bx/low", op_read(b"d/bx/low", 0, 10)),
+        ("read d/bx/f", op_read(b"d/bx/f", 0, 10)),
+        ("stat t/a", op_stat(b"t/a")),
+    ],
+    "a new dir renamed over a removed merged dir shows only its own entries": [
+        ("mkdir n", op_mkdir(b"n", 0o755)),
+        ("mkdir n/sub", op_mkdir(b"n/sub", 0o755)),
+        ("create n/sub/deep", op_create(b"n/sub/deep", 0o644, 0, b"new")),
+        ("rm -rf d", op_remove_tree(b"d")),
+        ("rename n d", op_rename(b"n", b"d", 0)),
+        ("listdir d", op_listdir(b"d")),
+        ("listdir d/sub", op_listdir(b"d/sub")),
+        ("read d/sub/deep", op_read(b"d/sub/deep", 0, 10)),
+        ("stat n", op_stat(b"n")),
+    ],
+    "new dirs renamed round a ring of names, then removed": [
+        ("mkdir r0", op_mkdir(b"r0", 0o755)),
+        ("create r0/a", op_create(b"r0/a", 0o644, 0, b"0")),
+        ("mkdir r1", op_mkdir(b"r1", 0o755)),
+        ("create r1/a", op_create(b"r1/a", 0o644, 0, b"1")),
+        ("rename r1 r2", op_rename(b"r1", b"r2", 0)),
+        ("rename r0 r1", op_rename(b"r0", b"r1", 0)),
+        ("rename r2 r0", op_rename(b"r2", b"r0", 0)),
+        ("rename r1 r2", op_rename(b"r1", b"r2", 0)),
+        ("read r0/a", op_read(b"r0/a", 0, 5)),
+        ("read r2/a", op_read(b"r2/a", 0, 5)),
+        ("rm -rf r0", op_remove_tree(b"r0")),
+        ("rmdir r2 (not empty)", op_rmdir(b"r2")),
+        ("listdir root", op_listdir(b"")),
+    ],
     "rename of a merged dir: no EXDEV; the old name is gone; contents follow": [
         ("rename d e", op_rename(b"d", b"e", 0)),
         ("listdir e", op_listdir(b"e")),
