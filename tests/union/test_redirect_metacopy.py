@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from layers import Hardlink, LayerFactory, read_tree
+from layers import WHITEOUT_CHR, Hardlink, LayerFactory, read_tree
 
 from unionfs.union import attrs, copyup, create, links, remove
 from unionfs.union import rename as rename_rules
@@ -250,3 +250,21 @@ def test_without_index_a_copy_up_breaks_the_link(layers: LayerFactory) -> None:
     copyup.copy_up(stack, res(stack, "a"))
     assert res(stack, "b").top == 1
     assert stack.links is None
+
+
+def test_metacopy_data_is_found_through_a_metacopy_file_in_a_lower_layer(
+    layers: LayerFactory,
+) -> None:
+    """An upper turned lower layer can hold a metacopy file itself (renamed there, so its
+    own redirect names the data): the data is the first file below without the mark, found
+    along each redirect in turn (unionmount-testsuite hard-link, --ov=2 with metacopy)."""
+    stack = featured(layers, {"a/": {"bar": "", "foo": WHITEOUT_CHR}}, {"a/": {"foo": ":xxx:"}},
+                     upper={"a/": {"foo": ""}})  # fmt: skip
+    middle = layers.dirs(stack).lowers[0]
+    os.setxattr(middle / "a" / "bar", META, b"")
+    os.setxattr(middle / "a" / "bar", XATTR, b"foo")
+    up = upper_dir(layers, stack)
+    os.setxattr(up / "a" / "foo", META, b"")
+    os.setxattr(up / "a" / "foo", XATTR, b"/a/bar")
+    found = res(stack, "a/foo")
+    assert found.metacopy and found.data_path == b"a/foo" and found.layers[-1] == 2
