@@ -268,3 +268,20 @@ def test_metacopy_data_is_found_through_a_metacopy_file_in_a_lower_layer(
     os.setxattr(up / "a" / "foo", XATTR, b"/a/bar")
     found = res(stack, "a/foo")
     assert found.metacopy and found.data_path == b"a/foo" and found.layers[-1] == 2
+
+
+def test_copy_up_of_a_linked_lower_metacopy_file_takes_the_data_below_it(
+    layers: LayerFactory,
+) -> None:
+    """With index=on a lower file with two names is copied into the index; when that lower
+    file is itself metacopy (an upper turned lower) its data is in the layer below, not in
+    its own sparse body (unionmount-testsuite rename-hard-link, --ov=2 with metacopy)."""
+    stack = layers.stack({"a": "", "b": Hardlink("a")}, {"a": ":xxx:"}, upper={},
+                         features=INDEXED)  # fmt: skip
+    middle = layers.dirs(stack).lowers[0]
+    os.truncate(middle / "a", 5)  # the metacopy body: a hole the size of the data
+    os.setxattr(middle / "a", META, b"")
+    os.setxattr(middle / "a", XATTR, b"/a")
+    up = copyup.copy_up(stack, res(stack, "b"), meta=True)
+    assert up.top == 0 and not up.metacopy
+    assert (upper_dir(layers, stack) / "b").read_bytes() == b":xxx:"
