@@ -19,7 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 from layer_strategies import stacks
-from mountutil import Dir, File
+from mountutil import Dir, File, Whiteout
 from test_write_vs_kernel import COMMON, WriteMachine
 from write_pairs import (
     ALL_FEATURES,
@@ -27,6 +27,7 @@ from write_pairs import (
     Pair,
     op_chmod,
     op_chown,
+    op_create,
     op_link,
     op_listdir,
     op_mkdir,
@@ -62,6 +63,44 @@ def deep_stack() -> list[Dir]:
 
 
 SEQUENCES: dict[str, list[tuple[str, Op]]] = {
+    # The next three follow unionmount-testsuite's directory rename cases (rename-move-dir,
+    # rename-new-pop-dir, rename-mass-dir), which pass on kernel and unionfs alike.
+    "rename a merged dir's child, then the dir, then move the child elsewhere": [
+        ("rename t/a/b t/a/bx", op_rename(b"t/a/b", b"t/a/bx", 0)),
+        ("rename t/a t/ax", op_rename(b"t/a", b"t/ax", 0)),
+        ("rename t/ax/bx d/bx", op_rename(b"t/ax/bx", b"d/bx", 0)),
+        ("listdir t/ax", op_listdir(b"t/ax")),
+        ("listdir d/bx", op_listdir(b"d/bx")),
+        ("read d/bx/low", op_read(b"d/bx/low", 0, 10)),
+        ("read d/bx/f", op_read(b"d/bx/f", 0, 10)),
+        ("stat t/a", op_stat(b"t/a")),
+    ],
+    "a new dir renamed over a removed merged dir shows only its own entries": [
+        ("mkdir n", op_mkdir(b"n", 0o755)),
+        ("mkdir n/sub", op_mkdir(b"n/sub", 0o755)),
+        ("create n/sub/deep", op_create(b"n/sub/deep", 0o644, 0, b"new")),
+        ("rm -rf d", op_remove_tree(b"d")),
+        ("rename n d", op_rename(b"n", b"d", 0)),
+        ("listdir d", op_listdir(b"d")),
+        ("listdir d/sub", op_listdir(b"d/sub")),
+        ("read d/sub/deep", op_read(b"d/sub/deep", 0, 10)),
+        ("stat n", op_stat(b"n")),
+    ],
+    "new dirs renamed round a ring of names, then removed": [
+        ("mkdir r0", op_mkdir(b"r0", 0o755)),
+        ("create r0/a", op_create(b"r0/a", 0o644, 0, b"0")),
+        ("mkdir r1", op_mkdir(b"r1", 0o755)),
+        ("create r1/a", op_create(b"r1/a", 0o644, 0, b"1")),
+        ("rename r1 r2", op_rename(b"r1", b"r2", 0)),
+        ("rename r0 r1", op_rename(b"r0", b"r1", 0)),
+        ("rename r2 r0", op_rename(b"r2", b"r0", 0)),
+        ("rename r1 r2", op_rename(b"r1", b"r2", 0)),
+        ("read r0/a", op_read(b"r0/a", 0, 5)),
+        ("read r2/a", op_read(b"r2/a", 0, 5)),
+        ("rm -rf r0", op_remove_tree(b"r0")),
+        ("rmdir r2 (not empty)", op_rmdir(b"r2")),
+        ("listdir root", op_listdir(b"")),
+    ],
     "rename of a merged dir: no EXDEV; the old name is gone; contents follow": [
         ("rename d e", op_rename(b"d", b"e", 0)),
         ("listdir e", op_listdir(b"e")),
@@ -191,6 +230,51 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("stat h2", op_stat(b"h2")),
     ],
 }
+
+
+def rotated_stack() -> list[Dir]:
+    """Two lowers, the top one an upper of an earlier mount: metacopy files there (one
+    renamed, two names of one linked file) whose data is in the layer below."""
+    body = b"#" * 12  # a metacopy file's own body is never its data
+    to_foo = {"trusted.overlay.metacopy": b"", "trusted.overlay.redirect": b"/a/foo"}
+    to_h = {"trusted.overlay.metacopy": b"", "trusted.overlay.redirect": b"/a/h"}
+    top = {
+        b"bar": File(body, xattrs=to_foo),
+        b"foo": Whiteout("chr"),
+        b"h": File(body, link=1, xattrs=to_h),
+        b"h2": File(body, link=1, xattrs=to_h),
+    }
+    below = {b"foo": File(b":xxx:yyy:zzz"), b"h": File(b"linked data!")}
+    return [Dir({b"a": Dir(top)}), Dir({b"a": Dir(below)})]
+
+
+# After unionmount-testsuite's hard-link and rename-hard-link with --ov=2 and metacopy: the
+# upper of one mount is a lower of the next, so a metacopy file can sit on another one.
+ROTATED: dict[str, list[tuple[str, Op]]] = {
+    "data through a metacopy file in a lower layer": [
+        ("read a/bar", op_read(b"a/bar", 0, 20)),
+        ("link a/bar a/foo2", op_link(b"a/bar", b"a/foo2")),
+        ("read a/foo2", op_read(b"a/foo2", 0, 20)),
+        ("rename a/bar a/baz", op_rename(b"a/bar", b"a/baz", 0)),
+        ("read a/baz", op_read(b"a/baz", 0, 20)),
+        ("stat a/baz", op_stat(b"a/baz")),
+    ],
+    "copy-up of a linked lower metacopy file": [
+        ("read a/h2", op_read(b"a/h2", 0, 20)),
+        ("chmod a/h2", op_chmod(b"a/h2", 0o600)),
+        ("read a/h2", op_read(b"a/h2", 0, 20)),
+        ("rename a/h2 a/h3", op_rename(b"a/h2", b"a/h3", 0)),
+        ("read a/h3", op_read(b"a/h3", 0, 20)),
+        ("read a/h", op_read(b"a/h", 0, 20)),
+    ],
+}
+
+
+@pytest.mark.parametrize("title", list(ROTATED))
+def test_rotated_upper_sequence_matches_kernel(title: str) -> None:
+    base = Path(tempfile.mkdtemp(prefix="unionfs-feat-"))
+    pair = Pair(base, rotated_stack(), unionfs_forms=False, features=ALL_FEATURES)
+    pair.run(ROTATED[title])
 
 
 @pytest.mark.parametrize("title", list(SEQUENCES))

@@ -374,6 +374,22 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("create ld/n", op_create(b"ld/n", 0o644, 0, b"n")),
         ("listdir d", op_listdir(b"d")),
     ],
+    # After unionmount-testsuite's rename-hard-link and hard-link-sym (they pass on both).
+    "a link to a lower file and to a lower symlink, renamed about": [
+        ("link f f2", op_link(b"f", b"f2")),
+        ("rename f2 f3", op_rename(b"f2", b"f3", 0)),
+        ("rename f3 f2", op_rename(b"f3", b"f2", 0)),
+        ("rename f f4", op_rename(b"f", b"f4", 0)),
+        ("stat f2", op_stat(b"f2")),
+        ("stat f4", op_stat(b"f4")),
+        ("read f2", op_read(b"f2", 0, 20)),
+        ("link s s2 (the link itself)", op_link(b"s", b"s2")),
+        ("rename s2 s3", op_rename(b"s2", b"s3", 0)),
+        ("stat s3", op_stat(b"s3")),
+        ("stat s", op_stat(b"s")),
+        ("unlink s", op_unlink(b"s")),
+        ("stat s3", op_stat(b"s3")),
+    ],
     "attributes of the mount root": [
         ("utime root", op_utime(b"", 7, 1_000_000_000)),
         ("chmod root", op_chmod(b"", 0o751)),

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from layers import Hardlink, LayerFactory, read_tree
+from layers import WHITEOUT_CHR, Hardlink, LayerFactory, read_tree
 
 from unionfs.union import attrs, copyup, create, links, remove
 from unionfs.union import rename as rename_rules
@@ -250,3 +250,38 @@ def test_without_index_a_copy_up_breaks_the_link(layers: LayerFactory) -> None:
     copyup.copy_up(stack, res(stack, "a"))
     assert res(stack, "b").top == 1
     assert stack.links is None
+
+
+def test_metacopy_data_is_found_through_a_metacopy_file_in_a_lower_layer(
+    layers: LayerFactory,
+) -> None:
+    """An upper turned lower layer can hold a metacopy file itself (renamed there, so its
+    own redirect names the data): the data is the first file below without the mark, found
+    along each redirect in turn (unionmount-testsuite hard-link, --ov=2 with metacopy)."""
+    stack = featured(layers, {"a/": {"bar": "", "foo": WHITEOUT_CHR}}, {"a/": {"foo": ":xxx:"}},
+                     upper={"a/": {"foo": ""}})  # fmt: skip
+    middle = layers.dirs(stack).lowers[0]
+    os.setxattr(middle / "a" / "bar", META, b"")
+    os.setxattr(middle / "a" / "bar", XATTR, b"foo")
+    up = upper_dir(layers, stack)
+    os.setxattr(up / "a" / "foo", META, b"")
+    os.setxattr(up / "a" / "foo", XATTR, b"/a/bar")
+    found = res(stack, "a/foo")
+    assert found.metacopy and found.data_path == b"a/foo" and found.layers[-1] == 2
+
+
+def test_copy_up_of_a_linked_lower_metacopy_file_takes_the_data_below_it(
+    layers: LayerFactory,
+) -> None:
+    """With index=on a lower file with two names is copied into the index; when that lower
+    file is itself metacopy (an upper turned lower) its data is in the layer below, not in
+    its own sparse body (unionmount-testsuite rename-hard-link, --ov=2 with metacopy)."""
+    stack = layers.stack({"a": "", "b": Hardlink("a")}, {"a": ":xxx:"}, upper={},
+                         features=INDEXED)  # fmt: skip
+    middle = layers.dirs(stack).lowers[0]
+    os.truncate(middle / "a", 5)  # the metacopy body: a hole the size of the data
+    os.setxattr(middle / "a", META, b"")
+    os.setxattr(middle / "a", XATTR, b"/a")
+    up = copyup.copy_up(stack, res(stack, "b"), meta=True)
+    assert up.top == 0 and not up.metacopy
+    assert (upper_dir(layers, stack) / "b").read_bytes() == b":xxx:"

@@ -119,7 +119,10 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
         # One copy for every name of the lower file, kept in the index, linked here.
         def build(temp: bytes) -> None:
             assert work is not None
-            build_entry(src, res.top_path, st, work, temp, data)
+            if res.metacopy:  # a lower metacopy file: the data from the layer below it
+                build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
+            else:
+                build_entry(src, res.top_path, st, work, temp, data)
             copy_metadata(src, res.top_path, st, work, temp)
 
         links.link_up(stack, links.copy_into_index(stack, res, build), res.path)

@@ -62,25 +62,33 @@ def merge(
             break
         seen = typing.cast(StatLike, seen)  # neither None nor WHITEOUT
         if wants_data:
-            if stat.S_ISREG(seen.st_mode):
+            if not stat.S_ISREG(seen.st_mode):
+                break
+            if not is_metacopy(stack, index, here):
                 found.append(index)
                 where.append(here)
                 wants_data = False
-            break
-        if top is None:
+                break
+            # A metacopy file between (an upper turned lower layer): the data is further
+            # down, along this file's own redirect, as ovl_lookup goes on to the first file
+            # without the mark.
+            if index == last:
+                break
+        elif top is None:
             top = seen
         # A lower entry joins the directory above only if it is a directory and the
         # directory above is not opaque (checked only now: most directories never need it).
         elif not stat.S_ISDIR(seen.st_mode) or stack.layers[found[-1]].is_opaque(where[-1]):
             break
-        found.append(index)
-        where.append(here)
-        if index == last:
-            break
-        if not stat.S_ISDIR(seen.st_mode):
-            if not (stat.S_ISREG(seen.st_mode) and is_metacopy(stack, index, here)):
+        if not wants_data:
+            found.append(index)
+            where.append(here)
+            if index == last:
                 break
-            wants_data = True
+            if not stat.S_ISDIR(seen.st_mode):
+                if not (stat.S_ISREG(seen.st_mode) and is_metacopy(stack, index, here)):
+                    break
+                wants_data = True
         target = redirect_of(stack, index, here, stat.S_ISDIR(seen.st_mode))
         if target is None:
             continue
