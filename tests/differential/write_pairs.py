@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,6 +172,21 @@ def op_chown(path: bytes, uid: int, gid: int) -> Op:
         with Parent(root, path) as p:
             os.chown(p.proc, uid, gid, follow_symlinks=bool(not p.name))
             return summary(os.lstat(p.proc) if p.name else os.stat(p.proc))
+
+    return run
+
+
+def op_chown_unchanged(path: bytes) -> Op:
+    """chown(path, -1, -1) of the entry itself: whether its ctime moved (POSIX allows
+    either; Linux moves it, and so must the overlay)."""
+
+    def run(root: int) -> object:
+        with Parent(root, path) as p:
+            before = p.lstat()
+            time.sleep(0.02)  # past the coarse clock's tick, whatever the filesystem's grain
+            os.chown(p.name, -1, -1, dir_fd=p.fd, follow_symlinks=False)
+            after = p.lstat()
+            return after.st_ctime_ns > before.st_ctime_ns, after.st_uid, after.st_gid
 
     return run
 

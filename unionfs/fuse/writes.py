@@ -9,6 +9,7 @@ re-resolved: the entry, its parent and every ancestor a copy-up may have created
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -378,6 +379,8 @@ class WriteOperations:
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         self._upper_check()
+        named = (fields.update_mode, fields.update_uid, fields.update_gid,
+                 fields.update_size, fields.update_atime, fields.update_mtime)  # fmt: skip
         changes = attrs.Changes(
             mode=attr.st_mode if fields.update_mode else None,
             uid=self.owners.stored_uid(attr.st_uid) if fields.update_uid else None,
@@ -385,6 +388,10 @@ class WriteOperations:
             size=attr.st_size if fields.update_size else None,
             atime_ns=attr.st_atime_ns if fields.update_atime else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            # chown(-1, -1) marks the inode changed. The kernel says so (FATTR_CTIME) only
+            # for a regular file under the write-back cache; otherwise it sends a setattr
+            # with no field at all, which means the same.
+            ctime=bool(fields.update_ctime) or not any(named),
         )
         async with self.lock:
             node = self.inodes.get(inode)
@@ -404,7 +411,9 @@ class WriteOperations:
         """A file with no name left can change only through an open upper descriptor."""
         fd = self.handles.fd_of(node.ino, upper=True)
         if fd is None:
-            if changes == attrs.Changes(mtime_ns=node.res.st.st_mtime_ns):
+            if dataclasses.replace(changes, ctime=False) == attrs.Changes(
+                mtime_ns=node.res.st.st_mtime_ns
+            ):
                 # The write-back cache flushing its (unchanged) mtime, as fsync does: not a
                 # change, and fsync of a lower file must not fail.
                 return self._entry(node.ino, node.res, unlinked=True)
