@@ -146,7 +146,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if wants_write:
-            fd = await self._open_for_write(node, flags)
+            fd = await self._open_for_write(node, flags, ctx)
         else:
             res = node.res  # a metacopy file's data is still below
             fd = self.stack.layers[res.data].open(res.data_path, os.O_RDONLY)

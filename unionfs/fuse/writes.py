@@ -20,7 +20,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry
+from unionfs.fuse import entry, killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
@@ -336,7 +336,7 @@ class WriteOperations:
                 self._lost(other, moved.path)
 
     # -- changing files ------------------------------------------------------------------
-    async def _open_for_write(self, node: Node, flags: int) -> int:
+    async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
         self._upper_check()
         truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(node.res.st.st_mode)
         async with self.lock:
@@ -348,6 +348,11 @@ class WriteOperations:
             fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
+                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
+                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                if killed.mode is not None:
+                    res = attrs.set_attributes(self.stack, res, killed, fd)
+                    self.stale.add(node.ino)  # the open's reply carries no attributes
             self._changed(node, self._fresh(res))
         await self._tell_kernel()
         return fd
@@ -399,6 +404,14 @@ class WriteOperations:
             if fh is not None:
                 handle = self.handles.file(fh)
                 fd = handle.fd if handle.writable else None
+            if any(named[:4]) or not any(named):  # a chown, chmod, truncate or write
+                # An empty request is a chown to -1, -1, or the write of a regular file
+                # (which alone comes without the ctime that the write-back cache adds).
+                empty = not any(named)
+                regular = stat.S_ISREG(node.res.st.st_mode)
+                chown = fields.update_uid or fields.update_gid
+                chown = chown or (empty and (fields.update_ctime or not regular))
+                changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
                 return self._set_unlinked(node, changes)
             if not (changes.size == 0 or fd is not None):
@@ -406,6 +419,19 @@ class WriteOperations:
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
             return self._entry(node.ino, node.res)
+
+    def _sgid_rule(
+        self, node: Node, changes: attrs.Changes, ctx: pyfuse3.RequestContext, chown: bool
+    ) -> attrs.Changes:
+        """*changes*, clearing S_ISGID where the VFS would and FUSE did not (``killpriv``)."""
+        st = node.res.st
+        bits = st.st_mode if changes.mode is None else changes.mode
+        mode = stat.S_IFMT(st.st_mode) | stat.S_IMODE(bits)
+        uid, gid = (
+            self.owners.shown(st.st_uid, st.st_gid) if self.mapped else (st.st_uid, st.st_gid)
+        )
+        after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
+        return changes if after == mode else dataclasses.replace(changes, mode=after)
 
     def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
         """A file with no name left can change only through an open upper descriptor."""
