@@ -15,6 +15,7 @@ stacks hold links to ``/etc`` and device numbers of real disks.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -319,6 +320,14 @@ class TestManyWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-def
 
 # -- fixed sequences every run checks --------------------------------------------------------
 
+# system.posix_acl_access: version 2, then (tag, perm, id) sorted: owner rw, user 65533 rw,
+# owning group none, mask rw, others none.
+ACL_65533_RW = struct.pack(
+    "<I" + "HHI" * 5,
+    2, 0x01, 6, 0xFFFFFFFF, 0x02, 6, 65533, 0x04, 0, 0xFFFFFFFF,
+    0x10, 6, 0xFFFFFFFF, 0x20, 0, 0xFFFFFFFF,
+)  # fmt: skip
+
 SEQUENCES: dict[str, list[tuple[str, Op]]] = {
     "rename of a merged dir is EXDEV, of an upper dir it works": [
         ("rename d e", op_rename(b"d", b"e", 0)),
@@ -414,6 +423,17 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("mkfifo p", op_mkfifo(b"p", 0o666)),
         ("chmod p 2666", op_chmod(b"p", 0o2666)),
         ("chown p -1 -1", op_as_user(b"p", 65533, 65533, "chown-1")),
+    ],
+    "a POSIX ACL grants access, on an upper and on a copied-up lower file": [
+        ("create a", op_create(b"a", 0o600, 0, b"data")),
+        ("write a as 65533, no ACL yet", op_as_user(b"a", 65533, 65533, "write")),
+        ("setxattr a ACL", op_setxattr(b"a", b"system.posix_acl_access", ACL_65533_RW)),
+        ("write a as 65533", op_as_user(b"a", 65533, 65533, "write")),
+        ("write a as 65532", op_as_user(b"a", 65532, 65532, "write")),
+        ("setxattr f ACL (lower)", op_setxattr(b"f", b"system.posix_acl_access", ACL_65533_RW)),
+        ("write f as 65533", op_as_user(b"f", 65533, 65533, "write")),
+        ("chmod f 600 (the mask)", op_chmod(b"f", 0o600)),
+        ("write f as 65533, masked", op_as_user(b"f", 65533, 65533, "write")),
     ],
     "O_RDONLY|O_TRUNC truncates a lower file": [
         ("open d/top O_RDONLY|O_TRUNC", op_open(b"d/top", os.O_RDONLY | os.O_TRUNC)),

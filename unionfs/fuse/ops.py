@@ -37,6 +37,11 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
     enable_writeback_cache = True
+    # POSIX ACLs: the kernel checks permissions with them (it asks getxattr for
+    # system.posix_acl_access once an inode) and leaves their storage to us, as kernel
+    # overlayfs honours the ACLs of its layers. Without this a user granted access by an
+    # ACL gets EACCES.
+    enable_acl = True
 
     def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
         super().__init__()
