@@ -116,15 +116,25 @@ class WriteOperations:
                 return
 
     @contextlib.contextmanager
-    def _refreshed_on_failure(self, *paths: bytes) -> Iterator[None]:
+    def _refreshed_on_failure(
+        self, *paths: bytes, nodes: tuple[Node | None, ...] = ()
+    ) -> Iterator[None]:
         """Refresh the directories above *paths* when the block fails: it may have copied a
         parent up before its error (ENOSPC, EXDEV), and the parent's node must then find
-        its upper half, or later requests through it miss what is created there."""
+        its upper half, or later requests through it miss what is created there. So for
+        *nodes* (a rename's source and target, copied up before the kernel's EXDEV for a
+        redirect it cannot record): left as they were, a lookup would number the copy anew,
+        and the kernel would hold two inodes, two dentries, for one directory."""
         try:
             yield
         except OSError:
             for path in paths:
                 self._refresh_ancestors(path)
+            for node in nodes:
+                if node is not None and node.res.top != 0 and not node.unlinked:
+                    found = resolve_path(self.stack, node.res.path)
+                    if found is not None and found.top == 0 and found.is_dir == node.res.is_dir:
+                        self.inodes.update(node, found, renamed=False)
             raise
 
     def _changed(self, node: Node, res: Resolved) -> None:
@@ -296,7 +306,8 @@ class WriteOperations:
             mover = self.inodes.node_of(before) if before else None
             other = self.inodes.node_of(target) if target else None
             old_path = join(old_parent.res.path, name_old)
-            with self._refreshed_on_failure(old_path, join(new_parent.res.path, name_new)):
+            new_path = join(new_parent.res.path, name_new)
+            with self._refreshed_on_failure(old_path, new_path, nodes=(mover, other)):
                 moved, replaced = rename_rules.rename(
                     self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
                 )
