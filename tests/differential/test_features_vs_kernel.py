@@ -19,7 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 from layer_strategies import stacks
-from mountutil import Dir, File, Whiteout
+from mountutil import Dir, File, Symlink, Whiteout
 from test_write_vs_kernel import COMMON, WriteMachine
 from write_pairs import (
     ALL_FEATURES,
@@ -282,6 +282,25 @@ def test_feature_sequence_matches_kernel(title: str) -> None:
     base = Path(tempfile.mkdtemp(prefix="unionfs-feat-"))
     pair = Pair(base, deep_stack(), unionfs_forms=True, features=ALL_FEATURES)
     pair.run(SEQUENCES[title])
+
+
+def test_a_rename_refused_after_copy_up_keeps_one_inode_per_directory() -> None:
+    """The exchange copies both sides up, then the redirect it needs is too long: EXDEV.
+    The copied-up directory must keep its inode, or the kernel holds two dentries for it
+    and misses that a rename onto it from inside targets an ancestor (ENOTEMPTY)."""
+    n9, n7, z = b"n" * 229, b"n" * 227, b"z" * 255
+    zn7 = z + b"/" + n7
+    layers = [Dir({n9: Dir({n7: Dir({n7: File(b"Lm")})}), n7: Symlink(b"../../etc/passwd")})]
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-feat-")), layers, unionfs_forms=True,
+                features=ALL_FEATURES)  # fmt: skip
+    pair.run(
+        [
+            ("rename N9 Z", op_rename(n9, z, 0)),
+            ("exchange Z/N7 N7: EXDEV", op_rename(zn7, n7, RENAME_EXCHANGE)),
+            ("rename Z/N7/N7 Z/N7: ENOTEMPTY", op_rename(zn7 + b"/" + n7, zn7, 0)),
+            ("stat Z/N7", op_stat(zn7)),
+        ]
+    )
 
 
 class FeatureMachine(WriteMachine):

@@ -15,6 +15,7 @@ stacks hold links to ``/etc`` and device numbers of real disks.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +41,10 @@ from write_pairs import (
     XATTR_NAMES,
     Op,
     Pair,
+    op_as_user,
     op_chmod,
     op_chown,
+    op_chown_unchanged,
     op_create,
     op_getxattr,
     op_link,
@@ -317,6 +320,14 @@ class TestManyWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-def
 
 # -- fixed sequences every run checks --------------------------------------------------------
 
+# system.posix_acl_access: version 2, then (tag, perm, id) sorted: owner rw, user 65533 rw,
+# owning group none, mask rw, others none.
+ACL_65533_RW = struct.pack(
+    "<I" + "HHI" * 5,
+    2, 0x01, 6, 0xFFFFFFFF, 0x02, 6, 65533, 0x04, 0, 0xFFFFFFFF,
+    0x10, 6, 0xFFFFFFFF, 0x20, 0, 0xFFFFFFFF,
+)  # fmt: skip
+
 SEQUENCES: dict[str, list[tuple[str, Op]]] = {
     "rename of a merged dir is EXDEV, of an upper dir it works": [
         ("rename d e", op_rename(b"d", b"e", 0)),
@@ -394,6 +405,51 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("utime root", op_utime(b"", 7, 1_000_000_000)),
         ("chmod root", op_chmod(b"", 0o751)),
         ("setxattr root", op_setxattr(b"", b"user.r", b"1")),
+    ],
+    "chown to -1, -1 marks every kind of entry changed, lower ones after their copy-up": [
+        ("mkfifo p", op_mkfifo(b"p", 0o644)),
+        ("mkdir n", op_mkdir(b"n", 0o755)),
+        ("symlink l", op_symlink(b"l", b"n")),
+        ("chown p -1 -1", op_chown_unchanged(b"p")),
+        ("chown n -1 -1", op_chown_unchanged(b"n")),
+        ("chown l -1 -1", op_chown_unchanged(b"l")),
+        ("chown d -1 -1 (merged dir)", op_chown_unchanged(b"d")),
+        ("chown d/sub/deep -1 -1 (lower file)", op_chown_unchanged(b"d/sub/deep")),
+        ("chown s -1 -1 (lower symlink)", op_chown_unchanged(b"s")),
+        ("chown ld -1 -1 (lower set-gid dir)", op_chown_unchanged(b"ld")),
+    ],
+    "set-gid without group-execute goes on a write, truncate or chown by a non-member": [
+        ("create g", op_create(b"g", 0o666, 0, b"data")),
+        ("chmod g 2766", op_chmod(b"g", 0o2766)),
+        ("write g as a member", op_as_user(b"g", 65533, 0, "write")),
+        ("write g", op_as_user(b"g", 65533, 65533, "write")),
+        ("chmod g 2766", op_chmod(b"g", 0o2766)),
+        ("ftruncate g", op_as_user(b"g", 65533, 65533, "ftruncate")),
+        ("chmod g 2766", op_chmod(b"g", 0o2766)),
+        ("truncate g", op_as_user(b"g", 65533, 65533, "truncate")),
+        ("chmod g 2766", op_chmod(b"g", 0o2766)),
+        ("open g O_TRUNC", op_as_user(b"g", 65533, 65533, "open-trunc")),
+        ("chmod g 6766", op_chmod(b"g", 0o6766)),
+        ("write g (set-uid too)", op_as_user(b"g", 65533, 65533, "write")),
+        ("chown g 65533", op_chown(b"g", 65533, -1)),
+        ("chmod g 2766", op_chmod(b"g", 0o2766)),
+        ("chown g -1 -1 as its owner", op_as_user(b"g", 65533, 65533, "chown-1")),
+        ("chmod f 2666 (lower)", op_chmod(b"f", 0o2666)),
+        ("write f", op_as_user(b"f", 65533, 65533, "write")),
+        ("mkfifo p", op_mkfifo(b"p", 0o666)),
+        ("chmod p 2666", op_chmod(b"p", 0o2666)),
+        ("chown p -1 -1", op_as_user(b"p", 65533, 65533, "chown-1")),
+    ],
+    "a POSIX ACL grants access, on an upper and on a copied-up lower file": [
+        ("create a", op_create(b"a", 0o600, 0, b"data")),
+        ("write a as 65533, no ACL yet", op_as_user(b"a", 65533, 65533, "write")),
+        ("setxattr a ACL", op_setxattr(b"a", b"system.posix_acl_access", ACL_65533_RW)),
+        ("write a as 65533", op_as_user(b"a", 65533, 65533, "write")),
+        ("write a as 65532", op_as_user(b"a", 65532, 65532, "write")),
+        ("setxattr f ACL (lower)", op_setxattr(b"f", b"system.posix_acl_access", ACL_65533_RW)),
+        ("write f as 65533", op_as_user(b"f", 65533, 65533, "write")),
+        ("chmod f 600 (the mask)", op_chmod(b"f", 0o600)),
+        ("write f as 65533, masked", op_as_user(b"f", 65533, 65533, "write")),
     ],
     "O_RDONLY|O_TRUNC truncates a lower file": [
         ("open d/top O_RDONLY|O_TRUNC", op_open(b"d/top", os.O_RDONLY | os.O_TRUNC)),

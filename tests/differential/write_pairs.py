@@ -7,9 +7,11 @@ holds a kernel overlayfs mount and a unionfs mount over identical lowers and com
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,6 +175,70 @@ def op_chown(path: bytes, uid: int, gid: int) -> Op:
             return summary(os.lstat(p.proc) if p.name else os.stat(p.proc))
 
     return run
+
+
+def op_chown_unchanged(path: bytes) -> Op:
+    """chown(path, -1, -1) of the entry itself: whether its ctime moved (POSIX allows
+    either; Linux moves it, and so must the overlay)."""
+
+    def run(root: int) -> object:
+        with Parent(root, path) as p:
+            before = p.lstat()
+            time.sleep(0.02)  # past the coarse clock's tick, whatever the filesystem's grain
+            os.chown(p.name, -1, -1, dir_fd=p.fd, follow_symlinks=False)
+            after = p.lstat()
+            return after.st_ctime_ns > before.st_ctime_ns, after.st_uid, after.st_gid
+
+    return run
+
+
+def op_as_user(path: bytes, uid: int, gid: int, action: str) -> Op:
+    """*action* on *path* by a process of *uid* and *gid* alone (no other group), then the
+    mode the entry shows: "write" (one byte), "ftruncate", "truncate", "open-trunc"
+    (open with O_TRUNC) or "chown-1" (chown to -1, -1)."""
+
+    def run(root: int) -> object:
+        with Parent(root, path) as p:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports through the pipe
+                try:
+                    os.close(r)
+                    os.fchdir(p.fd)
+                    os.setgroups([])
+                    os.setgid(gid)
+                    os.setuid(uid)
+                    os.write(w, _act(p.name, action).encode())
+                finally:
+                    os._exit(0)
+            os.close(w)
+            with os.fdopen(r, "rb") as answer:
+                said = answer.read().decode()
+            os.waitpid(pid, 0)
+            return said, oct(stat.S_IMODE(p.lstat().st_mode))
+
+    return run
+
+
+def _act(name: bytes, action: str) -> str:
+    try:
+        if action == "chown-1":
+            os.chown(name, -1, -1, follow_symlinks=False)
+        elif action == "truncate":
+            os.truncate(name, 1)
+        else:
+            trunc = os.O_TRUNC if action == "open-trunc" else 0
+            fd = os.open(name, os.O_WRONLY | trunc)
+            try:
+                if action == "write":
+                    os.write(fd, b"x")
+                elif action == "ftruncate":
+                    os.ftruncate(fd, 2)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return "ok"
 
 
 def op_utime(path: bytes, atime: int, mtime: int) -> Op:

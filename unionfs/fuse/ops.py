@@ -37,6 +37,11 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
     enable_writeback_cache = True
+    # POSIX ACLs: the kernel checks permissions with them (it asks getxattr for
+    # system.posix_acl_access once an inode) and leaves their storage to us, as kernel
+    # overlayfs honours the ACLs of its layers. Without this a user granted access by an
+    # ACL gets EACCES.
+    enable_acl = True
 
     def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
         super().__init__()
@@ -146,7 +151,7 @@ class UnionOperations(WriteOperations, pyfuse3.Operations):
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if wants_write:
-            fd = await self._open_for_write(node, flags)
+            fd = await self._open_for_write(node, flags, ctx)
         else:
             res = node.res  # a metacopy file's data is still below
             fd = self.stack.layers[res.data].open(res.data_path, os.O_RDONLY)

@@ -9,6 +9,7 @@ re-resolved: the entry, its parent and every ancestor a copy-up may have created
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -19,7 +20,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry
+from unionfs.fuse import entry, killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
@@ -115,15 +116,25 @@ class WriteOperations:
                 return
 
     @contextlib.contextmanager
-    def _refreshed_on_failure(self, *paths: bytes) -> Iterator[None]:
+    def _refreshed_on_failure(
+        self, *paths: bytes, nodes: tuple[Node | None, ...] = ()
+    ) -> Iterator[None]:
         """Refresh the directories above *paths* when the block fails: it may have copied a
         parent up before its error (ENOSPC, EXDEV), and the parent's node must then find
-        its upper half, or later requests through it miss what is created there."""
+        its upper half, or later requests through it miss what is created there. So for
+        *nodes* (a rename's source and target, copied up before the kernel's EXDEV for a
+        redirect it cannot record): left as they were, a lookup would number the copy anew,
+        and the kernel would hold two inodes, two dentries, for one directory."""
         try:
             yield
         except OSError:
             for path in paths:
                 self._refresh_ancestors(path)
+            for node in nodes:
+                if node is not None and node.res.top != 0 and not node.unlinked:
+                    found = resolve_path(self.stack, node.res.path)
+                    if found is not None and found.top == 0 and found.is_dir == node.res.is_dir:
+                        self.inodes.update(node, found, renamed=False)
             raise
 
     def _changed(self, node: Node, res: Resolved) -> None:
@@ -295,7 +306,8 @@ class WriteOperations:
             mover = self.inodes.node_of(before) if before else None
             other = self.inodes.node_of(target) if target else None
             old_path = join(old_parent.res.path, name_old)
-            with self._refreshed_on_failure(old_path, join(new_parent.res.path, name_new)):
+            new_path = join(new_parent.res.path, name_new)
+            with self._refreshed_on_failure(old_path, new_path, nodes=(mover, other)):
                 moved, replaced = rename_rules.rename(
                     self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
                 )
@@ -335,7 +347,7 @@ class WriteOperations:
                 self._lost(other, moved.path)
 
     # -- changing files ------------------------------------------------------------------
-    async def _open_for_write(self, node: Node, flags: int) -> int:
+    async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
         self._upper_check()
         truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(node.res.st.st_mode)
         async with self.lock:
@@ -347,6 +359,11 @@ class WriteOperations:
             fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
+                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
+                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                if killed.mode is not None:
+                    res = attrs.set_attributes(self.stack, res, killed, fd)
+                    self.stale.add(node.ino)  # the open's reply carries no attributes
             self._changed(node, self._fresh(res))
         await self._tell_kernel()
         return fd
@@ -378,6 +395,8 @@ class WriteOperations:
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         self._upper_check()
+        named = (fields.update_mode, fields.update_uid, fields.update_gid,
+                 fields.update_size, fields.update_atime, fields.update_mtime)  # fmt: skip
         changes = attrs.Changes(
             mode=attr.st_mode if fields.update_mode else None,
             uid=self.owners.stored_uid(attr.st_uid) if fields.update_uid else None,
@@ -385,6 +404,10 @@ class WriteOperations:
             size=attr.st_size if fields.update_size else None,
             atime_ns=attr.st_atime_ns if fields.update_atime else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            # chown(-1, -1) marks the inode changed. The kernel says so (FATTR_CTIME) only
+            # for a regular file under the write-back cache; otherwise it sends a setattr
+            # with no field at all, which means the same.
+            ctime=bool(fields.update_ctime) or not any(named),
         )
         async with self.lock:
             node = self.inodes.get(inode)
@@ -392,6 +415,14 @@ class WriteOperations:
             if fh is not None:
                 handle = self.handles.file(fh)
                 fd = handle.fd if handle.writable else None
+            if any(named[:4]) or not any(named):  # a chown, chmod, truncate or write
+                # An empty request is a chown to -1, -1, or the write of a regular file
+                # (which alone comes without the ctime that the write-back cache adds).
+                empty = not any(named)
+                regular = stat.S_ISREG(node.res.st.st_mode)
+                chown = fields.update_uid or fields.update_gid
+                chown = chown or (empty and (fields.update_ctime or not regular))
+                changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
                 return self._set_unlinked(node, changes)
             if not (changes.size == 0 or fd is not None):
@@ -400,11 +431,26 @@ class WriteOperations:
             self._changed(node, res)
             return self._entry(node.ino, node.res)
 
+    def _sgid_rule(
+        self, node: Node, changes: attrs.Changes, ctx: pyfuse3.RequestContext, chown: bool
+    ) -> attrs.Changes:
+        """*changes*, clearing S_ISGID where the VFS would and FUSE did not (``killpriv``)."""
+        st = node.res.st
+        bits = st.st_mode if changes.mode is None else changes.mode
+        mode = stat.S_IFMT(st.st_mode) | stat.S_IMODE(bits)
+        uid, gid = (
+            self.owners.shown(st.st_uid, st.st_gid) if self.mapped else (st.st_uid, st.st_gid)
+        )
+        after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
+        return changes if after == mode else dataclasses.replace(changes, mode=after)
+
     def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
         """A file with no name left can change only through an open upper descriptor."""
         fd = self.handles.fd_of(node.ino, upper=True)
         if fd is None:
-            if changes == attrs.Changes(mtime_ns=node.res.st.st_mtime_ns):
+            if dataclasses.replace(changes, ctime=False) == attrs.Changes(
+                mtime_ns=node.res.st.st_mtime_ns
+            ):
                 # The write-back cache flushing its (unchanged) mtime, as fsync does: not a
                 # change, and fsync of a lower file must not fail.
                 return self._entry(node.ino, node.res, unlinked=True)

@@ -28,6 +28,17 @@ class Changes:
     size: int | None = None
     atime_ns: int | None = None
     mtime_ns: int | None = None
+    # The change time alone, as chown(path, -1, -1) asks for it (the VFS sends ATTR_CTIME):
+    # every other change moves it anyway.
+    ctime: bool = False
+
+    @property
+    def moves_ctime(self) -> bool:
+        """Whether applying the other fields changes the file's ctime by itself."""
+        return any(
+            v is not None
+            for v in (self.mode, self.uid, self.gid, self.size, self.atime_ns, self.mtime_ns)
+        )
 
 
 def set_attributes(
@@ -69,6 +80,10 @@ def set_attributes(
                 now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
             ),
         )
+    if changes.ctime and not changes.moves_ctime:
+        # The kernel's chown(-1, -1) still marks the inode changed (notify_change with
+        # ATTR_CTIME); a chown to -1, -1 of the upper does exactly that, and needs no right.
+        upper.chown(path, -1, -1)
     st = upper.lstat(path)
     assert st is not None
     return res.with_st(st)
@@ -95,6 +110,8 @@ def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
                 now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
             ),
         )
+    if changes.ctime and not changes.moves_ctime:
+        os.fchown(fd, -1, -1)
     return os.fstat(fd)
 
 

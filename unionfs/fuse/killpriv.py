@@ -1,0 +1,62 @@
+"""The part of set-group-ID clearing that the kernel's FUSE client leaves undone.
+
+On a write, truncate or chown the VFS clears S_ISGID of a file without group-execute
+when the caller is neither in the file's group nor holds CAP_FSETID
+(``setattr_should_drop_sgid``); for a chown that is a mode change, so a caller who does not
+own the file gets EPERM. FUSE's ``fuse_setattr`` drops that part of the request and clears
+S_ISGID only when group-execute is set too, so the request reaches the filesystem without
+it. Kernel overlayfs follows the VFS, and so do we, here. FUSE tells the caller's uid, gid
+and pid only; the supplementary groups and capabilities come from ``/proc/PID/status``.
+Owns no state.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+CAP_FOWNER = 3
+CAP_FSETID = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    uid: int
+    gid: int
+    groups: frozenset[int]
+    caps: int
+
+    @classmethod
+    def of(cls, uid: int, gid: int, pid: int) -> Caller:
+        """The process *pid* that sent a request as (uid, gid); a process that is gone
+        counts as root when uid is 0 and as having no other group."""
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            groups = frozenset(int(g) for g in fields.get("Groups", "").split())
+            caps = int(fields.get("CapEff", "0").strip(), 16)
+        except (OSError, ValueError):
+            groups, caps = frozenset(), (~0 if uid == 0 else 0)
+        return cls(uid, gid, groups, caps)
+
+    def capable(self, cap: int) -> bool:
+        return bool(self.caps & (1 << cap))
+
+
+def sgid_after(
+    mode: int, file_uid: int, file_gid: int, uid: int, gid: int, pid: int, chown: bool
+) -> int:
+    """The mode a write, truncate or (with *chown*) chown by (uid, gid, pid) leaves to a
+    file of *mode* (the mode it is about to have) owned by *file_uid*:*file_gid*."""
+    if not mode & stat.S_ISGID or mode & stat.S_IXGRP or stat.S_ISDIR(mode):
+        return mode  # with group-execute the kernel's FUSE client clears it itself
+    if gid == file_gid:
+        return mode
+    caller = Caller.of(uid, gid, pid)
+    if file_gid in caller.groups or caller.capable(CAP_FSETID):
+        return mode
+    if chown and uid != file_uid and not caller.capable(CAP_FOWNER):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+    return mode & ~stat.S_ISGID
