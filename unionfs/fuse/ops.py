@@ -21,10 +21,10 @@ import trio
 
 from unionfs import idmap, layerfmt
 from unionfs.fuse import entry
+from unionfs.fuse.changes import ChangeOperations
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Listed, Node
-from unionfs.fuse.writes import WriteOperations
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
 from unionfs.union.stack import Resolved, Stack
@@ -32,7 +32,7 @@ from unionfs.union.stack import Resolved, Stack
 log = logging.getLogger("unionfs.fuse")
 
 
-class UnionOperations(WriteOperations, pyfuse3.Operations):
+class UnionOperations(ChangeOperations, pyfuse3.Operations):
     """Serves one ``Stack``. Invariant: ``inodes`` holds every inode the kernel references."""
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
