@@ -9,6 +9,7 @@ import stat
 from layers import WHITEOUT_CHR, Hardlink, Symlink
 
 from unionfs.fuse import entry
+from unionfs.fuse.inodes import FALLBACK
 
 from .conftest import MakeOps
 from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups
@@ -65,6 +66,21 @@ def test_inode_number_is_stable_across_forget_and_lookup_again(make_ops: MakeOps
     assert d_again == d
     assert lookup_ino(ops, ROOT, b"a") == numbers[b"a"]
     assert lookup_ino(ops, d_again, b"f") == numbers[b"f"]
+
+
+def test_an_entry_shows_its_own_inode_number_and_a_taken_one_is_not_given_twice(
+    make_ops: MakeOps,
+) -> None:
+    """As kernel overlayfs with its layers on one filesystem: a lower file's own number.
+    Two names of a lower hard link are two overlay inodes on a writable stack (copy-up
+    separates them): the second gets a number of this mount only."""
+    ops = make_ops({"a": "", "h1": "linked", "h2": Hardlink("h1")}, upper={})
+    lower = ops.stack.layers[1]
+    a = lookup_ino(ops, ROOT, b"a")
+    st = lower.lstat(b"a")
+    assert st is not None and a == st.st_ino
+    h1, h2 = lookup_ino(ops, ROOT, b"h1"), lookup_ino(ops, ROOT, b"h2")
+    assert h1 != h2 and FALLBACK in (h1 & FALLBACK, h2 & FALLBACK)
 
 
 def test_different_entries_get_different_inode_numbers(make_ops: MakeOps) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from layers import WHITEOUT_CHR, Opaque, read_tree
-from mountutil import File, Symlink, tree
+from mountutil import File, Symlink, build_stack, fresh_dir, kernel_overlay, tree, unionfs_mount
 from writeutil import Mounted, kernel_view, layer_state, outcome, upper_entries, writable
 
 MTIME_NS = 1_300_000_000_123_456_789
@@ -85,6 +85,46 @@ def test_copy_up_keeps_the_inode_number(mounted: Mounted) -> None:
         "f": before["f"],
         "d": before["d"],
     }
+
+
+KEPT = ("f", "d", "d/a", "d/b", "d/sub", "d/sub/x", "s", "both", "both/top", "both/bottom",
+        "e2", "e2/deep", "e2/deep/z")  # fmt: skip
+
+
+def _change(mnt: Path) -> None:
+    with open(mnt / "f", "ab") as f:
+        f.write(b"+")
+    os.chmod(mnt / "d" / "a", 0o600)
+    os.mkdir(mnt / "both" / "new")
+    os.chown(mnt / "s", 1000, 1000, follow_symlinks=False)
+    os.rename(mnt / "e", mnt / "e2")  # a merged dir moved: copied up, with a redirect
+
+
+def _numbers(mnt: Path) -> dict[str, int]:
+    return {rel: os.lstat(mnt / rel).st_ino for rel in KEPT}
+
+
+def test_inode_numbers_are_the_kernels_and_survive_a_remount(tmp_path: Path) -> None:
+    """With every layer on one filesystem, an entry shows the inode number kernel
+    overlayfs shows over the same lowers (a lower entry its own, a copied-up one its
+    lower's), and unmounting and mounting again keeps every number."""
+    lowers = build_stack(fresh_dir(tmp_path, "l"), LAYERS, kernel=True)
+    sides = {}
+    for side in ("k", "u"):
+        d = fresh_dir(tmp_path, side)
+        for sub in ("upper", "work", "mnt"):
+            (d / sub).mkdir()
+        sides[side] = d
+    k, u = sides["k"], sides["u"]
+    with kernel_overlay(lowers, k / "mnt", k / "upper", k / "work", "redirect_dir=on"):
+        _change(k / "mnt")
+        kernel = _numbers(k / "mnt")
+    with unionfs_mount(lowers, u / "mnt", u / "upper", u / "work"):
+        _change(u / "mnt")
+        ours = _numbers(u / "mnt")
+    assert ours == kernel
+    with unionfs_mount(lowers, u / "mnt", u / "upper", u / "work"):
+        assert _numbers(u / "mnt") == ours
 
 
 def test_a_busy_mount_never_modifies_the_lower_layers(mounted: Mounted) -> None:

@@ -1,9 +1,13 @@
 """The inode table: FUSE inode numbers for merged entries, and the kernel's lookup counts.
 
-Inode numbers are stable for the life of the mount: an entry's number is keyed by the
-identity (st_dev, st_ino) of the topmost file it is made of, and that key is never
-forgotten, so a name looked up again after the kernel forgot it gets its old number back,
-and the names of a hard link share one number (and so one kernel inode).
+An entry's number is the one the kernel's overlayfs would show (``numbering``: the file's
+own inode number, or the one a copied-up entry recorded), so numbers stay the same from
+one mount to the next; where that number is taken by another entry (two names of a lower
+hard link, once copy-up has separated them) or does not fit, the entry gets one from
+``FALLBACK``, good for this mount only. Within a mount numbers never change: an entry's
+number is keyed by the identity (st_dev, st_ino) of the topmost file it is made of, and
+that key is never forgotten, so a name looked up again after the kernel forgot it gets its
+old number back, and the names of a hard link share one number (and so one kernel inode).
 
 One exception, the kernel's (ovl_hash_bylower): on a writable stack, a lower file with
 several links is keyed by its name, because copying up one name breaks the link (as
@@ -14,10 +18,12 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from unionfs.union.stack import Resolved
 
 ROOT_INODE = 1
+FALLBACK = 1 << 63  # numbers from here on are handed out in order, for one mount
 
 Key = tuple[int, int | bytes]
 Listed = tuple[bytes, Resolved, object]  # name, entry, its EntryAttributes
@@ -46,12 +52,19 @@ class InodeTable:
     maps to one inode number for the life of the table; numbers are never reused;
     ``_dirs`` maps the path of every directory node to its inode."""
 
-    def __init__(self, root: Resolved, writable: bool = False) -> None:
+    def __init__(
+        self,
+        root: Resolved,
+        writable: bool = False,
+        numbering: Callable[[Resolved], int | None] | None = None,
+    ) -> None:
         self.writable = writable
+        self._numbering = numbering
         self._numbers: dict[Key, int] = {}
+        self._taken = {ROOT_INODE}  # every number given out: never given to another key
         self._nodes: dict[int, Node] = {}
         self._dirs: dict[bytes, int] = {root.path: ROOT_INODE}
-        self._next = ROOT_INODE + 1
+        self._next = FALLBACK if numbering is not None else ROOT_INODE + 1
         self._numbers[self.key(root)] = ROOT_INODE
         self.root = Node(ROOT_INODE, ROOT_INODE, root)
         self.root.lookups = 1
@@ -68,8 +81,11 @@ class InodeTable:
         key = self.key(res)
         ino = self._numbers.get(key)
         if ino is None:
-            ino = self._next
-            self._next += 1
+            ino = self._numbering(res) if self._numbering is not None else None
+            if ino is None or ino < 2 or ino in self._taken or ino >= FALLBACK:
+                ino = self._next
+                self._next += 1
+            self._taken.add(ino)
             self._numbers[key] = ino
         return ino
 

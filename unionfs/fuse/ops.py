@@ -25,6 +25,7 @@ from unionfs.fuse.changes import ChangeOperations
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Listed, Node
+from unionfs.union.copyup import shown_ino
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
 from unionfs.union.stack import Resolved, Stack
@@ -49,7 +50,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         self.owners = owners
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
-        self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index)
+        self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index,
+                                 lambda res: shown_ino(stack, res))  # fmt: skip
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()

@@ -9,6 +9,7 @@ back afterwards, as the kernel does: a copy-up is not a change of the directory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -16,7 +17,7 @@ import stat
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
 from unionfs.union import links
-from unionfs.union.lookup import is_metacopy, resolve_path
+from unionfs.union.lookup import is_metacopy, private_xattr, resolve_path
 from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths
 
 
@@ -141,6 +142,8 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
         copy_metadata(src, res.top_path, st, work, temp)
+        if not metacopy:
+            _keep_number(stack, res, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.
             work.setxattr(temp, stack.metacopy_xattr, b"")
@@ -154,6 +157,31 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
     except BaseException:
         work.remove_tree(temp)
         raise
+
+
+def _keep_number(stack: Stack, res: Resolved, work: LayerDir, temp: bytes) -> None:
+    """Record on the copy of lower *res* the inode number it showed, which it keeps
+    showing, in this mount and the next (the kernel's origin). Not for one of several
+    hard links: copy-up separates it from the others, which keep the number (ovl_getattr
+    then shows the copy's own). Nor for a metacopy copy, whose xattrs would then no longer
+    fit in an ext4 inode once it is renamed (a 4 KiB block each). Where no xattr goes, the
+    copy shows its own number from the next mount on."""
+    if not res.is_dir and res.st.st_nlink > 1:
+        return
+    number = stack.own_ino(res.st)
+    if number is not None:
+        with contextlib.suppress(OSError):
+            work.setxattr(temp, stack.ino_xattr, b"%d" % number)
+
+
+def shown_ino(stack: Stack, res: Resolved) -> int | None:
+    """The inode number the overlay shows for *res*: the one a copied-up entry recorded
+    (``_keep_number``), else its own (``Stack.own_ino``); None when neither fits."""
+    if res.top == 0 and stack.has_upper:
+        value = private_xattr(stack, 0, res.top_path, stack.ino_xattr, res.is_dir)
+        if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
+            return int(value)
+    return stack.own_ino(res.st)
 
 
 def build_entry(src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,

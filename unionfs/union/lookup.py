@@ -113,7 +113,7 @@ def merge(
     return found_res
 
 
-def _private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
+def private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
                    is_dir: bool) -> bytes | None:  # fmt: skip
     layer = stack.layers[index]
     by_fd = getattr(layer, "dir_getxattr", None) if is_dir else None
@@ -129,7 +129,7 @@ def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | 
     """
     if not stack.features.follow:
         return None
-    value = _private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
+    value = private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
     if not value or b"\0" in value:
         return None
     if value.startswith(b"/"):
@@ -147,7 +147,7 @@ def is_metacopy(stack: Stack, index: int, path: bytes) -> bool:
     """Regular file *path* of layer *index* holds only metadata (``overlay.metacopy``)."""
     if not stack.features.metacopy:
         return False
-    return _private_xattr(stack, index, path, stack.metacopy_xattr, False) is not None
+    return private_xattr(stack, index, path, stack.metacopy_xattr, False) is not None
 
 
 def check_name(name: bytes) -> None:

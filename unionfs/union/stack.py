@@ -122,6 +122,9 @@ class Features:
         return self.redirect == "on"
 
 
+XINO_SHIFT = 56  # the bits of a shown inode number below a filesystem's place
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """One entry of the merged view.
@@ -225,11 +228,30 @@ class Stack:
         prefix = style.opaque_xattr[: -len(b"opaque")]
         self.redirect_xattr = prefix + b"redirect"
         self.metacopy_xattr = prefix + b"metacopy"
+        self.ino_xattr = prefix + b"unionfs.ino"  # the number a copied-up entry keeps showing
+        self._filesystems: dict[int, int] | None = None  # st_dev -> its place among the layers'
         self.links: DirLayer | None = None  # the hard link index (``union.links``)
 
     @property
     def has_upper(self) -> bool:
         return self.upper is not None
+
+    def own_ino(self, st: StatLike) -> int | None:
+        """The inode number the overlay shows for the file *st* of one of its layers, as
+        the kernel shows it: the file's own number when every layer is on one filesystem;
+        otherwise with the filesystem's place among the layers' in the top bits (the
+        kernel's xino). None when the number does not leave room for them."""
+        if self._filesystems is None:
+            places: dict[int, int] = {}
+            for layer in self.layers:
+                root = layer.lstat(b"")
+                if root is not None:
+                    places.setdefault(root.st_dev, len(places))
+            self._filesystems = places
+        place = self._filesystems.get(st.st_dev)
+        if place is None or st.st_ino >> XINO_SHIFT or place >> (63 - XINO_SHIFT):
+            return None
+        return st.st_ino | place << XINO_SHIFT
 
     @classmethod
     def from_dirs(
