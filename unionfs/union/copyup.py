@@ -125,6 +125,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
             copy_metadata(src, res.top_path, st, work, temp)
+            _keep_number(stack, res, work, temp)
 
         links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
         return
@@ -142,8 +143,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
         copy_metadata(src, res.top_path, st, work, temp)
-        if not metacopy:
-            _keep_number(stack, res, work, temp)
+        _keep_number(stack, res, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.
             work.setxattr(temp, stack.metacopy_xattr, b"")
@@ -161,14 +161,12 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
 
 def _keep_number(stack: Stack, res: Resolved, work: LayerDir, temp: bytes) -> None:
     """Record on the copy of lower *res* the inode number it showed, which it keeps
-    showing, in this mount and the next (the kernel's origin). Not for one of several
-    hard links: copy-up separates it from the others, which keep the number (ovl_getattr
-    then shows the copy's own). Nor for a metacopy copy, whose xattrs would then no longer
-    fit in an ext4 inode once it is renamed (a 4 KiB block each). Where no xattr goes, the
-    copy shows its own number from the next mount on."""
-    if not res.is_dir and res.st.st_nlink > 1:
-        return
-    number = stack.own_ino(res.st)
+    showing, in this mount and the next (the kernel's origin). Also for one name of a
+    lower hard link: the inode table never gives one number to two entries, so its other
+    names, separate inodes once copy-up has broken the link, show numbers of their own.
+    Where no xattr goes (a symlink, as a user), the copy shows its own number from the next
+    mount on."""
+    number = shown_ino(stack, res)
     if number is not None:
         with contextlib.suppress(OSError):
             work.setxattr(temp, stack.ino_xattr, b"%d" % number)
@@ -176,11 +174,11 @@ def _keep_number(stack: Stack, res: Resolved, work: LayerDir, temp: bytes) -> No
 
 def shown_ino(stack: Stack, res: Resolved) -> int | None:
     """The inode number the overlay shows for *res*: the one a copied-up entry recorded
-    (``_keep_number``), else its own (``Stack.own_ino``); None when neither fits."""
-    if res.top == 0 and stack.has_upper:
-        value = private_xattr(stack, 0, res.top_path, stack.ino_xattr, res.is_dir)
-        if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
-            return int(value)
+    (``_keep_number``; also in a lower layer that was an upper), else its own
+    (``Stack.own_ino``); None when neither fits."""
+    value = private_xattr(stack, res.top, res.top_path, stack.ino_xattr, res.is_dir)
+    if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
+        return int(value)
     return stack.own_ino(res.st)
 
 

@@ -125,6 +125,21 @@ class Features:
 XINO_SHIFT = 56  # the bits of a shown inode number below a filesystem's place
 
 
+def _devices(layer: Layer) -> list[int]:
+    """The st_dev of the directories *layer* is made of, top first: an index's merged
+    lowers are several (``directories``), any other layer is one."""
+    parts = getattr(layer, "directories", None) or [getattr(layer, "directory", layer)]
+    found = []
+    for part in parts:
+        dev = getattr(part, "dev", None)
+        if dev is None:
+            root = part.lstat(b"")
+            dev = None if root is None else root.st_dev
+        if dev is not None:
+            found.append(dev)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """One entry of the merged view.
@@ -244,9 +259,8 @@ class Stack:
         if self._filesystems is None:
             places: dict[int, int] = {}
             for layer in self.layers:
-                root = layer.lstat(b"")
-                if root is not None:
-                    places.setdefault(root.st_dev, len(places))
+                for dev in _devices(layer):
+                    places.setdefault(dev, len(places))
             self._filesystems = places
         place = self._filesystems.get(st.st_dev)
         if place is None or st.st_ino >> XINO_SHIFT or place >> (63 - XINO_SHIFT):
