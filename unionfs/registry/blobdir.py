@@ -15,8 +15,8 @@ import os
 from typing import BinaryIO
 
 from unionfs.errors import UserError
-from unionfs.imageformat import OCI_INDEX, OCI_MANIFEST, REF_NAME
-from unionfs.registry.digest import DigestMismatch, digest_hex, short
+from unionfs.imageformat import OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest
+from unionfs.registry.digest import DigestMismatch, short
 from unionfs.registry.manifest import INDEX_TYPES
 
 _PARTIAL = ".partial-"
@@ -73,7 +73,7 @@ class OciLayout:
     # -- blobs ------------------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> str:
-        return os.path.join(self.blob_dir, digest_hex(digest))
+        return os.path.join(self.blob_dir, check_digest(digest))
 
     def has_blob(self, digest: str) -> bool:
         return os.path.isfile(self.blob_path(digest))
@@ -86,7 +86,7 @@ class OciLayout:
 
     def add_blob(self, stream: BinaryIO, expected_digest: str) -> str:
         """Copy *stream* to EOF into the blob *expected_digest*; the path, once verified."""
-        hexd = digest_hex(expected_digest)
+        hexd = check_digest(expected_digest)
         self._ensure()
         final = os.path.join(self.blob_dir, hexd)
         tmp = os.path.join(self.blob_dir, f"{_PARTIAL}{os.getpid()}-{hexd}")

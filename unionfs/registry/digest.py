@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
-from unionfs.imageformat import check_digest
 
 CHUNK = 1 << 20
 
@@ -19,10 +18,6 @@ CHUNK = 1 << 20
 class DigestMismatch(UserError):
     """Received bytes do not hash to the digest they were asked for by."""
 
-
-def digest_hex(digest: str) -> str:
-    """The hex part of ``sha256:<hex>``; ``UserError`` for other algorithms or forms."""
-    return check_digest(digest)
 
 
 def sha256_digest(data: bytes) -> str:
