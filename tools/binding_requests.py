@@ -66,7 +66,16 @@ def measure(toy: Toy, work: Callable[[Path], None]) -> tuple[dict[str, int], flo
 
 
 CONFIGS = {
-    "warm find (20 dirs x 50 files)": (find, [(), ("cache_readdir",), ("no_open",)]),
+    "warm find (20 dirs x 50 files)": (
+        find,
+        [
+            (),
+            ("cache_readdir",),
+            ("cache_readdir", "explicit_inval_data"),
+            ("no_opendir",),
+            ("no_opendir", "explicit_inval_data"),
+        ],
+    ),
     "1000 open+write+close": (writes, [(), ("noflush",), ("no_open",), ("writeback",)]),
     "1000 readlink": (readlinks, [(), ("cache_symlinks",)]),
 }

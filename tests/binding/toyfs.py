@@ -43,6 +43,7 @@ class ToyFs(pyfuse3.Operations):
         self.enable_writeback_cache = "writeback" in features
         self.enable_cache_symlinks = "cache_symlinks" in features
         self.enable_dont_mask = "dont_mask" in features
+        self.enable_explicit_inval_data = "explicit_inval_data" in features
         self.counts: Counter[str] = Counter()
         self.seen_inodes: set[int] = set()  # what handlers got as inode
         self.seen_fhs: set[int] = set()  # ... and as file handle
@@ -251,6 +252,8 @@ class ToyFs(pyfuse3.Operations):
 
     async def opendir(self, inode: int, ctx: Any) -> Any:
         self._count("opendir", inode)
+        if "no_opendir" in self.features:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         if "cache_readdir" in self.features:
             return pyfuse3.FileInfo(fh=inode, cache_readdir=True, keep_cache=True)
         return inode
