@@ -169,7 +169,7 @@ def _fetch_batch(client: Client, repo: str, digest: str, batch: list[tuple[int, 
                 last = f"{what}: registry answered {resp.status_code}"
                 continue
             if resp.status_code not in (200, 206):
-                raise client.fail(resp, what)
+                raise RangeError(client.fail(resp, what).message)
             try:
                 pieces = _pieces(resp, batch)
                 for start, length in batch:

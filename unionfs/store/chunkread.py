@@ -26,7 +26,7 @@ from unionfs.store import estargz, zstdchunked
 from unionfs.store.tarread import REGULAR, TarStream
 from unionfs.store.toc import Chunk, LayerToc, TocEntry, parse_estargz, parse_zstd_chunked
 
-TAIL = 512 << 10  # the first read of a blob's end: footer, and often the whole TOC with it
+TAIL = 64 << 10  # the first read of a blob's end: the footer, and often the whole TOC
 MAX_TOC = 64 << 20  # a decompressed eStargz TOC larger than this is refused
 
 
