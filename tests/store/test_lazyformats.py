@@ -24,7 +24,7 @@ import pytest
 import zstandard
 
 from unionfs.errors import UserError
-from unionfs.store import estargz, tarsplit, zstdchunked
+from unionfs.store import chunkrecord, estargz, tarsplit, zstdchunked
 from unionfs.store.chunkread import CorruptChunk, FileRangeSource, LayerReader, open_toc
 from unionfs.store.toc import parse_time
 
@@ -281,3 +281,16 @@ def test_a_toc_that_does_not_match_its_annotation_is_refused(fmt: str, tmp_path:
         open_toc(FileRangeSource(str(path)), notes)
     with pytest.raises(UserError, match="no TOC"):
         open_toc(FileRangeSource(str(path)), {})
+
+
+def test_a_files_chunk_table_packs_for_the_index_and_back(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    with open(path, "wb") as out:
+        blob = estargz.write_estargz(io.BytesIO(TAR), out, chunk_size=CHUNK)
+    toc = open_toc(FileRangeSource(str(path)), blob.annotations)
+    for entry in toc.entries:
+        record = chunkrecord.pack(entry.digest, entry.chunks)
+        assert len(record) == 33 + 80 * len(entry.chunks)
+        assert chunkrecord.unpack(record) == (entry.digest, entry.chunks)
+    with pytest.raises(UserError):
+        chunkrecord.unpack(b"\x02" + bytes(32))
