@@ -182,3 +182,17 @@ def test_podman_pulls_and_runs_both_formats(pushed: Pushed, cgroup_parent: Cgrou
     finally:
         problems = pm.teardown()
     assert not problems, problems
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_unionfs_pulls_them_into_an_empty_store(pushed: Pushed, fmt: str) -> None:
+    from unionfs.store import Store
+
+    dest = pushed.work / f"pulled-{FORMATS[fmt]}"
+    out = uf(dest, "pull", pushed.ref(fmt), "--tls-verify=false")
+    assert "2 layers: 2 fetched" in out, out
+    trees = []
+    for root, name in ((pushed.store, "src:1"), (dest, pushed.ref(fmt))):
+        with Store(str(root)) as store:
+            trees.append([snapshot(p) for p in store.lowers(store.resolve(name))])
+    assert trees[0] == trees[1]
