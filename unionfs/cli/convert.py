@@ -1,8 +1,6 @@
 """``unionfs convert IMAGE NEW --estargz|--zstd-chunked``: a copy of an image of the store
-whose layers are lazily pullable (eStargz or zstd:chunked), named NEW.
-
-The layers keep their content; zstd:chunked keeps each layer's tar stream byte for byte
-(same diff_ids), eStargz appends a landmark and its TOC after the tar's end (new
+with lazily pullable layers, named NEW. zstd:chunked keeps each layer's tar stream byte
+for byte (same diff_ids); eStargz appends a landmark and its TOC after the tar's end (new
 diff_ids, so a new config). The image stays an ordinary one for every other tool.
 """
 

@@ -1,14 +1,6 @@
 """Byte ranges of a registry blob over HTTP Range requests: what a lazy pull reads with.
-
-``fetch_ranges`` merges the ranges asked for where they touch or lie closer than ``gap``
-bytes, asks for up to ``per_request`` of them in one ``Range: bytes=a-b,c-d`` request,
-and takes whatever form the answer has: 206 with one range (``Content-Range``), 206
-``multipart/byteranges``, or 200 with the whole blob (a server may ignore ranges; Go's
-``http.ServeContent``, which docker-registry uses, does when they add up to more than the
-blob). A transport error, a 5xx, 408 or 429 is retried ``attempts`` times with doubling
-back-off; anything else fails at once. Auth and TLS are the ``Client``'s (``pull``'s).
-Digests are not checked here: a range has none; the TOC's chunk digests are
-(``store.chunkread``).
+Auth and TLS are the ``Client``'s (``pull``'s). No digest is checked here (a range has
+none): ``store.chunkread`` checks the TOC's chunk digests on what this returns.
 """
 
 from __future__ import annotations
@@ -121,8 +113,15 @@ def fetch_ranges(
     stats: RangeStats | None = None,
 ) -> list[bytes]:
     """The bytes of each ``(offset, length)`` of blob *digest* in *repo*, in order.
-    ``per_request=1`` sends one range per request (for a server that mishandles several).
-    RangeError (a UserError) when the registry does not give them."""
+
+    Ranges that touch or lie closer than *gap* bytes are merged; up to *per_request* go in
+    one ``Range: bytes=a-b,c-d`` request (1: one each, for a server that mishandles
+    several). The answer may be 206 with one range (``Content-Range``), 206
+    ``multipart/byteranges``, or 200 with the whole blob (Go's ``http.ServeContent``, which
+    docker-registry uses, sends that when the ranges add up to more than the blob). A
+    transport error, a 5xx, 408 or 429 is retried *attempts* times with doubling back-off;
+    anything else fails at once. RangeError (a UserError) when the bytes cannot be had.
+    """
     spans = merge(ranges, gap)
     got: dict[tuple[int, int], bytes] = {}
     for i in range(0, len(spans), per_request):

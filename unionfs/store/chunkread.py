@@ -1,12 +1,7 @@
-"""Reading single files out of an eStargz or zstd:chunked blob by byte ranges only: the
-primitive a lazy mount serves reads with.
-
-``RangeSource`` is where the blob's bytes come from (``FileRangeSource`` for a local
-file; ``registry.ranges.RegistryRangeSource`` over HTTP Range requests). ``open_toc``
-finds, fetches and verifies the TOC against the digest the layer descriptor annotates;
-``LayerReader.read_file`` fetches the chunks of one file in one ``read_ranges`` call and
-verifies each chunk's sha256 before any byte of it is returned. A chunk that does not
-match is ``CorruptChunk`` (an ``OSError`` with EIO): never wrong data.
+"""Reading single files of an eStargz or zstd:chunked blob by byte ranges only (what a lazy
+mount serves reads with): ``open_toc`` fetches and verifies the TOC, ``LayerReader`` gets a
+file's chunks in one ``RangeSource.read_ranges`` call and checks each chunk's sha256 before
+any byte of it is returned; a mismatch is ``CorruptChunk`` (OSError EIO), never data.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """The per-file record a lazy mount keeps in its index for a file whose data is still in
-the registry: the chunk table of a ``toc.TocEntry``, packed to 80 bytes a chunk.
-
-A value is ``version (1 byte) + whole-file sha256 (32 bytes, zero when empty)`` followed
-by, per chunk, ``offset, end, file_offset, size`` (unsigned 64-bit, big-endian), ``skip``
-(unsigned 32-bit), 12 reserved zero bytes and the chunk's sha256 (32 bytes). The blob
-those offsets point into is the layer's (one record per layer says which, and where to
-fetch it); chunk digests name the entries of the content cache, so equal chunks of
-different layers and images are fetched once.
-Pure: bytes in, values out.
+the registry: a ``TocEntry``'s chunk table packed as version (1 byte) + file sha256 (32),
+then per chunk offset, end, file_offset, size (u64 BE), skip (u32), 12 reserved bytes and
+the chunk's sha256 (32): 80 bytes a chunk. Chunk digests name content-cache entries. Pure.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """Writing an eStargz layer blob (containerd/stargz-snapshotter docs/estargz.md) from a
-plain tar stream, and reading its 51-byte footer.
+plain tar stream, and reading its 51-byte footer. Pure: streams in, bytes out.
 
-The blob is one gzip stream of many members: the tar headers run on in one member until
-a regular file's data starts; each chunk of file data (``chunk_size``) starts a member of
-its own. The input tar is written unchanged, end-of-archive blocks included; after it
-come the ``.no.prefetch.landmark`` file (its data a member of its own) and the TOC entry
-``stargz.index.json`` (a member of its own, then two zero blocks), then the footer.
-Tools that read the tar stop at the first end-of-archive marker (Go's archive/tar,
-GNU tar, libarchive, Python's tarfile), so they extract exactly the input's tree; lazy
-readers find the TOC through the footer and every file and chunk by its offset, each
-with its ``chunkDigest``. The diff_id is the sha256 of the whole decompressed stream,
-which is the input's tar followed by the landmark and TOC: not the input's diff_id.
+The input tar is kept byte for byte; the landmark and the TOC come after its end-of-archive
+blocks (see ``write_estargz``), so tar readers extract exactly the input's tree.
 """
 
 from __future__ import annotations
@@ -174,7 +166,19 @@ def write_estargz(
     level: int = 6,
     progress: Callable[[int], None] | None = None,
 ) -> TocBlob:
-    """Write the plain tar stream *src* as an eStargz blob to *out* (see the module doc)."""
+    """Write the plain tar stream *src* as an eStargz blob to *out*.
+
+    One gzip stream of many members: tar headers run on in one member until a regular
+    file's data starts; each chunk of data (``chunk_size``) starts a member of its own. The
+    input tar is written unchanged, end-of-archive blocks included; then come the
+    ``.no.prefetch.landmark`` file (its data a member of its own), the TOC entry
+    ``stargz.index.json`` (a member of its own, then two zero blocks) and the footer.
+    Tools that read the tar stop at the first end-of-archive marker (Go's archive/tar,
+    GNU tar, libarchive, Python's tarfile) and never see the two; lazy readers find the
+    TOC through the footer and each file and chunk by its offset, with its
+    ``chunkDigest``. The diff_id is the sha256 of the whole decompressed stream: not the
+    input's.
+    """
     if chunk_size <= 0:
         raise UserError("the chunk size must be positive")
     sink = HashingSink(out)
@@ -191,10 +195,8 @@ def write_estargz(
             current["offset"] = members.offset
             if done:
                 current["chunkOffset"] = done
-            if len(chunk) < size - done or done:
-                current["chunkSize"] = len(chunk) if done + len(chunk) < size else 0
-            if current.get("chunkSize") == 0:
-                del current["chunkSize"]
+            if done + len(chunk) < size:  # the last chunk's size is implied (left out)
+                current["chunkSize"] = len(chunk)
             members.write(chunk)
             whole.update(chunk)
             current["chunkDigest"] = "sha256:" + hashlib.sha256(chunk).hexdigest()

@@ -1,12 +1,7 @@
-"""Re-encoding an image's layers in another compression format: gzip, zstd, eStargz or
-zstd:chunked (``convert`` and ``push --compression-format``).
-
-Each layer blob is decompressed to its tar stream and written again in the format asked;
-a layer already in that format keeps its blob. gzip, zstd and zstd:chunked keep the tar
-stream byte for byte, so the diff_id stays; eStargz appends its landmark and TOC, so the
-config's ``rootfs.diff_ids`` get the new ones (and the config a new digest). The new
-manifest is an OCI manifest whose layer descriptors carry the format's annotations. New
-blobs go to the ``BlobDir`` given; nothing is recorded as an image here.
+"""Re-encoding an image's layers as gzip, zstd, eStargz or zstd:chunked (``convert``, ``push
+--compression-format``). gzip, zstd and zstd:chunked keep each tar stream byte for byte
+(same diff_ids); eStargz appends to it, so the config gets new diff_ids. New blobs go to
+the ``BlobDir`` given, and a new OCI manifest is built; nothing is recorded as an image.
 """
 
 from __future__ import annotations

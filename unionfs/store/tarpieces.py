@@ -1,11 +1,7 @@
-"""A tar stream cut into the pieces lazy-pulling formats are built from, losslessly.
-
-A piece is the raw bytes before a member's data (the padding of the previous member, any
-pax or GNU extension headers, the member's own header) and the member; its data then
-follows. The last piece has no member: it holds the end-of-archive blocks and whatever
-follows them. Writing every piece's raw bytes and every member's data in order gives back
-the input byte for byte, so a re-encoding that keeps them keeps the layer's diff_id.
-Parsing is ``tarread.TarStream``'s (strict): nothing here touches the filesystem.
+"""A tar stream cut, losslessly, into pieces (raw bytes before a member's data: the previous
+member's padding, extension headers, the header; then the member) that lazy-pulling
+formats are written from: writing every piece and every member's data in order gives the
+input back byte for byte (same diff_id). Parsing is ``tarread.TarStream``'s; no I/O else.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
-"""Tables of contents of lazily pullable layers (eStargz, zstd:chunked), parsed into one
-format-neutral model: every entry with its attributes and, for a regular file, the
-chunks its data is stored in (where each starts and ends in the blob, how long it is
-uncompressed, its sha256).
-
-Pure: JSON bytes in, values out. A TOC comes from a registry: names are normalized and
-refused as ``tarread.normalize`` refuses them, and a chunk without a digest to verify it
-is refused, never served unverified. What the lazy mount records per entry is
-``TocEntry`` (see ``Chunk`` for what a chunk read needs).
+"""Tables of contents of lazily pullable layers (eStargz, zstd:chunked) parsed into one
+format-neutral model: each entry's attributes and, for a regular file, its chunks (where
+each lies in the blob, its size, its sha256). Pure. A TOC comes from a registry: names are
+refused as ``tarread.normalize`` refuses them, and a chunk without a digest is refused.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """Writing a zstd:chunked layer blob (containers/storage pkg/chunked) from a plain tar
-stream, and finding its TOC.
+stream, and finding its TOC from a descriptor's annotations. Pure: streams in, bytes out.
 
-The blob is zstd frames: tar headers run on in one frame until a regular file's data
-starts; each chunk of data (``chunk_size``) is a frame of its own, and the frame after
-the last one starts with the padding and the next headers. The tar stream inside is the
-input's, byte for byte (end-of-archive blocks and trailing padding included), so the
-diff_id does not change. Then three zstd skippable frames, which every decoder skips:
-the TOC ("manifest", zstd-compressed JSON), the tar-split metadata (``tarsplit``) and a
-64-byte footer. The layer descriptor carries where the TOC and tar-split are and the
-sha256 of the compressed TOC (``io.github.containers.zstd-chunked.*``); the annotation
-names containers/storage used before it added tar-split (``io.containers.zstd-chunked.*``,
-which Debian 12's podman 4.3 and skopeo 1.9 read) are written too, naming the same TOC.
+The tar stream inside is the input's byte for byte, so the diff_id does not change; the
+TOC, tar-split and footer ride in zstd skippable frames (see ``write_zstd_chunked``).
 """
 
 from __future__ import annotations
@@ -146,7 +138,17 @@ def checksum(annotations: dict[str, str]) -> str | None:
 def write_zstd_chunked(src: typing.BinaryIO, out: typing.BinaryIO, *,
                        chunk_size: int = DEFAULT_CHUNK, level: int = 3,
                        progress: Callable[[int], None] | None = None) -> TocBlob:  # fmt: skip
-    """Write the plain tar stream *src* as a zstd:chunked blob to *out* (module doc)."""
+    """Write the plain tar stream *src* as a zstd:chunked blob to *out*.
+
+    zstd frames: tar headers run on in one frame until a regular file's data starts; each
+    chunk of data (``chunk_size``) is a frame of its own, and the frame after the last
+    starts with the padding and the next headers. Then three skippable frames, which every
+    decoder skips: the TOC ("manifest", zstd-compressed JSON), the tar-split metadata
+    (``tarsplit``) and a 64-byte footer. The annotations say where the TOC and tar-split
+    are and give the sha256 of the compressed TOC (``io.github.containers.zstd-chunked.*``);
+    the names containers/storage used before tar-split (``io.containers.zstd-chunked.*``,
+    which Debian 12's podman 4.3 and skopeo 1.9 read) name the same TOC.
+    """
     if chunk_size <= 0:
         raise UserError("the chunk size must be positive")
     sink = HashingSink(out)
