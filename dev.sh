@@ -17,7 +17,9 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
-              podman)  # podman: tests/podman runs it with unionfs as its mount_program
+              podman   # podman: tests/podman runs it with unionfs as its mount_program
+              # the estargz reference reader, built by tests/store/test_reference_reader.py:
+              golang-go golang-github-containerd-stargz-snapshotter-dev)
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then
