@@ -196,3 +196,21 @@ def test_unionfs_pulls_them_into_an_empty_store(pushed: Pushed, fmt: str) -> Non
         with Store(str(root)) as store:
             trees.append([snapshot(p) for p in store.lowers(store.resolve(name))])
     assert trees[0] == trees[1]
+
+
+@pytest.mark.parametrize("fmt", ["zstd", "gzip"])
+def test_plain_formats_push_with_the_same_diff_ids(pushed: Pushed, fmt: str) -> None:
+    ref = f"{pushed.host}/lazy/plain:{fmt}"
+    uf(pushed.store, "push", "src:1", ref, "--compression-format", fmt, "--tls-verify=false")
+    layout = pushed.work / f"plain-{fmt}"
+    sh("skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:{fmt}")
+    manifest = oci_manifest(layout, fmt)
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    assert {x["mediaType"] for x in layers} == {f"application/vnd.oci.image.layer.v1.tar+{fmt}"}
+    config = json.loads((layout / "blobs/sha256" / manifest["config"]["digest"][7:]).read_text())  # type: ignore[index]
+    source = oci_manifest(pushed.layout, "src")
+    src_config = json.loads(
+        (pushed.layout / "blobs/sha256" / source["config"]["digest"][7:]).read_text()  # type: ignore[index]
+    )
+    assert config["rootfs"] == src_config["rootfs"]
