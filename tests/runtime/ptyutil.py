@@ -36,7 +36,8 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 def run(argv: Sequence[str], env: Mapping[str, str],
         script: Sequence[tuple[bytes, bytes]] = (), size: tuple[int, int] = (24, 80),
-        resize: tuple[bytes, tuple[int, int]] | None = None) -> Session:  # fmt: skip
+        resize: tuple[bytes, tuple[int, int]] | None = None,
+        cwd: str | None = None) -> Session:  # fmt: skip
     """Run *argv* on a fresh terminal of *size*; *script*: (seen, typed) pairs, each *typed*
     sent once the output so far holds *seen*; *resize*: once *seen*, resize the terminal
     (the kernel then sends SIGWINCH to the command, as a terminal window would)."""
@@ -45,7 +46,7 @@ def run(argv: Sequence[str], env: Mapping[str, str],
     set_size(master, *size)
     try:
         proc = subprocess.Popen(list(argv), stdin=slave, stdout=slave, stderr=slave,
-                                env=dict(env), start_new_session=True,
+                                env=dict(env), start_new_session=True, cwd=cwd,
                                 preexec_fn=_controlling)  # fmt: skip
         output = b""
         todo = list(script)

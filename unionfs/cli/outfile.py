@@ -58,7 +58,8 @@ def output(path: str | None, what: str) -> Iterator[typing.BinaryIO]:
             st = os.stat(path)
         except FileNotFoundError:
             raise UserError(f"{path} is a symlink to nothing: not writing through it") from None
-        path = os.path.realpath(path)
+        if stat.S_ISREG(st.st_mode):
+            path = os.path.realpath(path)  # replace the file; the link stays
     if st is None or stat.S_ISREG(st.st_mode):
         with _replace(path) as f:
             yield f

@@ -142,11 +142,13 @@ PRIVILEGED_MOUNTS = tuple(
                     and not (o == "nodev" and m.destination == "/dev")))
     for m in DEFAULT_MOUNTS
 )  # fmt: skip
-# As docker: kernel interfaces a container should neither read nor change.
+# Kernel interfaces a container should neither read nor change: docker's and podman's lists
+# together, and /proc/interrupts (the host's interrupt counts: a side channel).
 DEFAULT_MASKED = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block", "/sys/fs/selinux",
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block",
+    "/sys/fs/selinux",
 )  # fmt: skip
 DEFAULT_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 MOUNT_TYPES = ("bind", "cgroup", "devpts", "mqueue", "proc", "sysfs", "tmpfs")
