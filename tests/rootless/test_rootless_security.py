@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from rootlessutil import RootlessUser
-
 from runtime import ptyutil
 
 BUSYBOX = "/bin/busybox"
@@ -41,8 +40,9 @@ def _as_user(user: RootlessUser, argv: list[str]) -> list[str]:
 def test_a_users_container_has_no_new_privs_and_the_filter(
     rootless_user: RootlessUser, rootfs: Path
 ) -> None:
-    proc = rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "sh", "-c",
-                                 f"{STATUS}; unshare -U true; echo unshare=$?", check=False)  # fmt: skip
+    script = f"{STATUS}; unshare -U true; echo unshare=$?"
+    proc = rootless_user.unionfs("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", script,
+                                 check=False)  # fmt: skip
     assert "NoNewPrivs:\t1" in proc.stdout and "Seccomp:\t2" in proc.stdout, proc.stderr
     assert "unshare=1" in proc.stdout
 

@@ -22,10 +22,11 @@ import pytest
 from runtime import ptyutil
 from runtime.containerutil import Runtime
 
-MASKABLE = ("/proc/acpi /proc/asound /proc/interrupts /proc/kcore /proc/keys /proc/latency_stats "
-            "/proc/sched_debug /proc/scsi /proc/timer_list /proc/timer_stats /sys/dev/block "
-            "/sys/devices/virtual/powercap /sys/firmware /sys/fs/selinux").split()  # fmt: skip
-READONLY = "/proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger /sys".split()
+MASKABLE = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+            "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+            "/proc/timer_stats", "/sys/dev/block", "/sys/devices/virtual/powercap",
+            "/sys/firmware", "/sys/fs/selinux"]  # fmt: skip
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys"]
 PROBE = f"""
 st() {{ grep "^$1:" /proc/self/status | cut -f2; }}
 opt() {{ awk -v p="$1" '$5 == p {{ o = $6 }} END {{ print o }}' /proc/self/mountinfo; }}

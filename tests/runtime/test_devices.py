@@ -127,8 +127,8 @@ def test_the_device_cgroup_denies_a_node_that_no_nodev_mount_stops(
 def test_privileged_opens_the_node_by_choice(
     runtime: Runtime, loop_image: str, loop_secret: tuple[str, bytes]
 ) -> None:
-    done = runtime("run", "--rm", "--privileged", loop_image, "sh", "-c",
-                   "head -c 24 /secretdev; grep -E 'Seccomp:|NoNewPrivs' /proc/self/status")  # fmt: skip
+    script = "head -c 24 /secretdev; grep -E 'Seccomp:|NoNewPrivs' /proc/self/status"
+    done = runtime("run", "--rm", "--privileged", loop_image, "sh", "-c", script)
     assert loop_secret[1] in done.stdout.encode(), done.stderr
     assert "Seccomp:\t0" in done.stdout and "NoNewPrivs:\t0" in done.stdout
 

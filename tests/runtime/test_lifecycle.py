@@ -61,7 +61,7 @@ def test_exec_joins_the_namespaces_and_cgroups_and_signals_propagate(
         "sh", "-c", "echo hi > /tmp/mark; echo ready; exec sleep 60",
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    state = runtime.wait_running(c, proc)
+    runtime.wait_running(c, proc)
     done = runtime("exec", c, "sh", "-c", "hostname; cat /tmp/mark; ps; echo $$")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -91,9 +91,9 @@ def test_other_architectures_and_x32_numbers_get_enosys() -> None:
 
 
 def one_rule(op: str, value: int, two: int = 0, arch: str = X86_64) -> bytes:
+    cmp = {"index": 1, "value": value, "valueTwo": two, "op": op}
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "architectures": [arch],
-               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                             "args": [{"index": 1, "value": value, "valueTwo": two, "op": op}]}]}  # fmt: skip
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [cmp]}]}
     return seccompbpf.compile_filter(seccomp.parse(profile, [], arch))
 
 

@@ -48,7 +48,9 @@ def test_by_default_no_new_privs_the_default_filter_and_dockers_capabilities() -
         (["chown,kill"], ["all"], {"CAP_CHOWN", "CAP_KILL"}),
     ],
 )
-def test_cap_add_and_cap_drop_as_podman(add: list[str], drop: list[str], expected: set[str]) -> None:
+def test_cap_add_and_cap_drop_as_podman(
+    add: list[str], drop: list[str], expected: set[str]
+) -> None:
     assert names(cli(cap_add=add, cap_drop=drop)) == expected
 
 
@@ -84,7 +86,7 @@ def test_seccomp_file_is_read_once_into_the_spec(tmp_path: Path) -> None:
     program = seccompbpf.compile_filter(s.process.seccomp)
     assert bpfvm.run(program, NR["mkdir"]) == bpfvm.errno(13)
     assert bpfvm.run(program, NR["mount"]) == bpfvm.ALLOW
-    with pytest.raises(UserError, match="seccomp profile /nonexistent.json: No such file"):
+    with pytest.raises(UserError, match=r"seccomp profile /nonexistent\.json: No such file"):
         cli(security_opt=["seccomp=/nonexistent.json"])
 
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from store.conftest import Run
 from store.storeutil import rootfs
 
@@ -109,8 +110,9 @@ def test_a_symlink_to_a_file_keeps_the_link_and_replaces_the_file(
     assert link.is_symlink() and real.read_bytes()[257:262] == b"ustar"
 
 
-@pytest.mark.parametrize(("kind", "message"), [("dir", "is a directory"),
-                                               ("dangling", "is a symlink to nothing")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "message"), [("dir", "is a directory"), ("dangling", "is a symlink to nothing")]
+)
 def test_what_cannot_be_written_through_is_refused_in_one_line(
     uf: Run, image: str, tmp_path: Path, kind: str, message: str
 ) -> None:
