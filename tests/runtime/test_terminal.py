@@ -45,10 +45,11 @@ def test_with_a_tty_the_container_types_only_into_its_own_terminal(
     assert b"INJECTED" not in seen.typed
 
 
-def test_run_it_sh_works_in_a_real_terminal_and_the_exit_code_comes_back(
+def test_run_it_image_sh_works_in_a_real_terminal_and_the_exit_code_comes_back(
     runtime: Runtime, busybox_rootfs: Path
 ) -> None:
-    argv = unionfs(runtime, "run", "--rm", "-it", "--rootfs", str(busybox_rootfs), "sh")
+    assert runtime("import", str(busybox_rootfs), "busybox:tty").returncode == 0
+    argv = unionfs(runtime, "run", "--rm", "-it", "busybox:tty", "sh")
     seen = ptyutil.run(argv, runtime.env, script=[(b"# ", b"tty; echo hi $((40+2)); exit 3\r")])
     text = seen.output.decode(errors="replace")
     assert "hi 42" in text, text

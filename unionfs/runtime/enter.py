@@ -96,6 +96,7 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
             failure = exc
         attach_pty(helper, streams, proxy)
         code = proxy.wait(child.pid, streams.relay)
+        streams.restore()
         child.reaped = True
         if failure is not None:
             print(f"unionfs: {failure.message}", file=sys.stderr)

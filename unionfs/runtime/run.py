@@ -35,7 +35,7 @@ from unionfs.runtime.stdio import Streams
 
 # Not the host's: a container's own, or handled by other mounts
 _NOT_HOST_DEVICES = frozenset({"pts", "shm", "mqueue", "fd", "ptmx", "console", "tty",
-                               "stdin", "stdout", "stderr", "fuse"})  # fmt: skip
+                               "stdin", "stdout", "stderr"})  # fmt: skip
 
 
 def check_host_paths(spec: RunSpec) -> str:
@@ -304,6 +304,7 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
         failure = exc
     attach_pty(helper, streams, proxy)
     code = proxy.wait(pid, streams.relay)
+    streams.restore()
     child.reaped = True
     oom = (cgroup.stats().oom_kills or 0) > 0
     container.update(status="exited", exit_code=code, oom_killed=oom, finished=time.time())

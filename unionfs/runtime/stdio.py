@@ -7,7 +7,7 @@ replaced by a pipe that the runtime relays, and stdin is /dev/null unless ``-i``
 devpts and sends the master here (``executor``'s Terminal step): the runtime relays it,
 puts the caller's terminal in raw mode (with ``-i``) and passes window-size changes on.
 ``Streams`` is used in order: ``child_fds`` (for the helper), ``started``, ``set_pty``,
-``relay`` (until the process exits), ``close`` (always; restores the terminal).
+``relay`` (until the process exits), ``restore`` (the terminal), ``close`` (always).
 """
 
 from __future__ import annotations
@@ -189,11 +189,15 @@ class Streams:
                 if not pump.buf and pump.open:
                     break  # nothing more now (a process the container left holds it open)
 
-    def close(self) -> None:
+    def restore(self) -> None:
+        """The caller's terminal as it was (before anything more is printed on it)."""
         if self._saved_mode is not None:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(0, termios.TCSADRAIN, self._saved_mode)
             self._saved_mode = None
+
+    def close(self) -> None:
+        self.restore()
         for fd in self._ours + self._theirs:
             with contextlib.suppress(OSError):
                 os.close(fd)
