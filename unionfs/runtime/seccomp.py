@@ -83,13 +83,15 @@ def _get(obj: dict[str, object], key: str, kind: type, where: str) -> object:
     return value
 
 
-def _action(obj: dict[str, object], where: str, default_errno: int) -> tuple[str, int]:
-    action = _get(obj, "action", str, where) or "SCMP_ACT_ERRNO"
+def _action(obj: dict[str, object], where: str, default_errno: int,
+            keys: tuple[str, str] = ("action", "errnoRet")) -> tuple[str, int]:  # fmt: skip
+    """The action (and its errno) named by *keys* in *obj*."""
+    action = _get(obj, keys[0], str, where) or "SCMP_ACT_ERRNO"
     action = {"SCMP_ACT_KILL": "SCMP_ACT_KILL_THREAD"}.get(cast(str, action), cast(str, action))
     if action not in ACTIONS:
-        raise UserError(f"{where}.action {action!r} is not supported (use one of "
+        raise UserError(f"{where}.{keys[0]} {action!r} is not supported (use one of "
                         f"{', '.join(a for a in ACTIONS if a != 'SCMP_ACT_KILL')})")  # fmt: skip
-    errno = _get(obj, "errnoRet", int, where)
+    errno = _get(obj, keys[1], int, where)
     return action, cast(int, errno) if errno is not None else default_errno
 
 
@@ -162,10 +164,8 @@ def parse(profile: object, caps: Iterable[str], native: str,
     unsupported = [k for k in ("listenerPath", "listenerMetadata") if data.get(k)]
     if unsupported:
         raise UserError(f"seccomp: {unsupported[0]} (SCMP_ACT_NOTIFY) is not supported by unionfs")
-    default_errno = _get(data, "defaultErrnoRet", int, "seccomp")
-    default_action, default_errno_v = _action(
-        {"action": data.get("defaultAction"), "errnoRet": default_errno}, "seccomp", EPERM
-    )
+    default_action, default_errno = _action(data, "seccomp", EPERM,
+                                            ("defaultAction", "defaultErrnoRet"))  # fmt: skip
     flags = 0
     for flag in cast(list[str], _get(data, "flags", list, "seccomp") or []):
         if flag not in FLAGS:
@@ -183,10 +183,10 @@ def parse(profile: object, caps: Iterable[str], native: str,
             raise UserError(f"{where}.names must be a list of system call names")
         if not names or not _applies(entry, where, held, native, kernel):
             continue
-        action, errno = _action(entry, where, default_errno_v)
+        action, errno = _action(entry, where, default_errno)
         rules.append(Rule(tuple(cast(list[str], names)), action, errno,
                           _args(entry.get("args"), where)))  # fmt: skip
-    return Filter(default_action, default_errno_v, _arches(data, native), tuple(rules), flags)
+    return Filter(default_action, default_errno, _arches(data, native), tuple(rules), flags)
 
 
 @functools.cache
