@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mountutil import Dir, File, Symlink, Whiteout, build_stack, fresh_dir, tree, unionfs_mount
+from mountutil import (
+    Dir,
+    File,
+    Symlink,
+    Whiteout,
+    build_stack,
+    daemon_pid,
+    fresh_dir,
+    tree,
+    unionfs_mount,
+)
 from treecmp import diff_trees, marker_leaks, snapshot
 
 from unionfs.index import verify
@@ -120,24 +130,6 @@ def test_writes_through_an_indexed_mount_end_as_without_the_index(tmp_path: Path
 # -- no syscall on the layers --------------------------------------------------------------
 
 
-def _daemon_pid(mnt: Path) -> int:
-    """The pid of our ``unionfs mount -f`` child serving *mnt*."""
-    needle = os.fsencode(str(mnt))
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rpartition(")")[2].split()[1])
-        except OSError:
-            continue
-        if ppid == os.getpid() and needle in argv and b"mount" in argv:
-            return int(entry)
-    raise AssertionError(f"no daemon found for {mnt}")
-
-
 TRACED = "%file,%stat,%lstat,%fstat,%statfs,getdents64,fgetxattr,flistxattr,read,pread64"
 
 
@@ -220,13 +212,13 @@ def _lookups(mnt: Path) -> None:
 def test_lookups_through_an_indexed_mount_make_no_syscall_on_the_layers(tmp_path: Path) -> None:
     lowers = _layers(tmp_path)
     with unionfs_mount(lowers, fresh_dir(tmp_path, "off"), extra_opts=INDEX_OFF) as mnt:
-        pid = _daemon_pid(mnt)
+        pid = daemon_pid(mnt)
         with traced(pid, tmp_path / "off.trace") as trace:
             _lookups(mnt)
         assert _touching(trace, lowers, pid), "the control: without the index the layers are read"
     where = tmp_path / "index"
     with unionfs_mount(lowers, fresh_dir(tmp_path, "on"), extra_opts=_index_on(where)) as mnt:
-        pid = _daemon_pid(mnt)
+        pid = daemon_pid(mnt)
         with traced(pid, tmp_path / "on.trace") as trace:
             _lookups(mnt)
         assert _touching(trace, lowers, pid) == []
@@ -247,7 +239,7 @@ def test_with_an_upper_lookups_probe_the_upper_and_never_the_lower_layers(
     with unionfs_mount(lowers, fresh_dir(tmp_path, "mnt"), upper, work, opts) as mnt:
         (mnt / "created").write_bytes(b"new")
         (mnt / "only_middle").unlink()
-        pid = _daemon_pid(mnt)
+        pid = daemon_pid(mnt)
         with traced(pid, tmp_path / "upper.trace") as trace:
             _lookups(mnt)
             os.stat(mnt / "created")

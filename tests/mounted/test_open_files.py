@@ -9,17 +9,20 @@ more than 1,024 files of the mount open.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mountutil import build_stack, fresh_dir, tree, unionfs_mount
+from mountutil import build_stack, daemon_pid, fresh_dir, tree, unionfs_mount
 
 SHELL_SOFT_LIMIT = 1024
 CLIENTS = 3
 PER_CLIENT = 600  # 1,800 together: more than the shell's limit, well below the hard one
+DEADLINE = 120.0  # for the daemon to answer the releases: generous, the machine is shared
 
 # A client: opens its share of the files and holds them; says how many it got (or the
 # first error), then waits for a line on stdin before it lets them go.
@@ -57,6 +60,8 @@ def test_clients_together_hold_more_files_open_than_the_mounting_shells_limit(
     with contextlib.ExitStack() as stack:
         with soft_limit(SHELL_SOFT_LIMIT):
             mnt = stack.enter_context(unionfs_mount(lowers, fresh_dir(tmp_path, "mnt")))
+        daemon = daemon_pid(mnt)
+        at_rest = len(os.listdir(f"/proc/{daemon}/fd"))
         argv = [sys.executable, "-c", CLIENT, str(mnt)]
         clients = [
             subprocess.Popen(
@@ -76,3 +81,9 @@ def test_clients_together_hold_more_files_open_than_the_mounting_shells_limit(
             for client in clients:
                 client.communicate("done\n")
         assert said == [str(PER_CLIENT)] * CLIENTS
+        # The kernel sends the releases in the background: let the daemon answer them all
+        # before the unmount (which would abort those still queued).
+        deadline = time.monotonic() + DEADLINE
+        while len(os.listdir(f"/proc/{daemon}/fd")) > at_rest + 1:
+            assert time.monotonic() < deadline, "the daemon still holds the clients' files"
+            time.sleep(0.01)
