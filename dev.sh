@@ -16,6 +16,7 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
+              libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
               podman)  # podman: tests/podman runs it with unionfs as its mount_program
 
 need_root() {
