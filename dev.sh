@@ -19,7 +19,9 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
               libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
-              podman)  # podman: tests/podman runs it with unionfs as its mount_program
+              podman   # podman: tests/podman runs it with unionfs as its mount_program
+              # the estargz reference reader, built by tests/store/test_reference_reader.py:
+              golang-go golang-github-containerd-stargz-snapshotter-dev)
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then
