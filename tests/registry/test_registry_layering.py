@@ -1,5 +1,6 @@
 """The registry package sits beside the store: it imports nothing of unionfs but
-``errors`` and the image formats (``imageformat``, which the store parses with too), and
+``errors``, the image formats (``imageformat``, which the store parses with too) and the
+reference grammar (``imagename``, which the store names images with), and
 reaches the store only through the protocols in ``transfer``."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def test_registry_imports_only_errors_and_image_formats_of_unionfs() -> None:
         for target in imports(name, path)
         if within(target, "unionfs")
         and not within(target, "unionfs.registry")
-        and target not in ("unionfs.errors", "unionfs.imageformat")
+        and target not in ("unionfs.errors", "unionfs.imageformat", "unionfs.imagename")
     ]
     assert found == []
 

@@ -27,7 +27,7 @@ def inspect(uf: Run, ref: str) -> dict[str, object]:
 
 def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: Path) -> None:
     src = rootfs(tmp_path / "rootfs")
-    assert uf("import", str(src), "base:1").stdout.startswith("base:1 sha256:")
+    assert uf("import", str(src), "base:1").stdout.startswith("localhost/base:1 sha256:")
     assert "base" in uf("images").stdout
     cid = uf("create", "base:1", "--name", "c-flow").stdout.strip()
     mnt = Path(uf("mount", "c-flow").stdout.strip())
@@ -52,7 +52,7 @@ def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: P
     assert one["Layers"][-1] == two["Layers"][-1], "the same upper gives the same layer"  # type: ignore[index]
     assert again.strip() == two["Id"] or again.strip().endswith(str(two["Id"]))
     history = uf("history", "derived:2").stdout.splitlines()
-    assert history[0].split()[:2] == ["LAYER", "CREATED"]
+    assert history[0].split()[:2] == ["ID", "CREATED"]  # podman's header
     assert "my change" in history[1] and "unionfs commit c-flow" in history[1]
     assert "unionfs import" in history[2]
     uf("umount", "c-flow")
@@ -64,7 +64,7 @@ def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: P
     assert sorted(os.listdir(view / "usr/share/doc")) == ["README"]
     assert (view / "new/file").read_text() == "added\n"
     ps = uf("ps", "-a").stdout
-    assert "c-derived" in ps and "created" in ps
+    assert "c-derived" in ps and "Created" in ps
     uf("rm", "c-derived", "c-flow")
     assert not is_mounted(view) and "c-derived" not in uf("ps", "-a").stdout
 
@@ -77,7 +77,7 @@ def test_save_archive_reimports_to_the_same_digests(uf: Run, tmp_path: Path) -> 
     assert (tmp_path / "orig.tar").read_bytes() == (tmp_path / "again.tar").read_bytes()
     uf("rmi", "orig")
     assert uf("images", "-q").stdout == ""
-    assert uf("import", str(tmp_path / "orig.tar")).stdout.startswith("orig:latest ")
+    assert uf("import", str(tmp_path / "orig.tar")).stdout.startswith("localhost/orig:latest ")
     after = inspect(uf, "orig")
     for key in ("Id", "Digest", "Layers"):
         assert after[key] == before[key]
@@ -245,7 +245,8 @@ def test_concurrent_imports_share_one_copy_of_each_layer(
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     info = json.loads(uf("inspect", "same:0").stdout)[0]
-    assert info["RepoTags"] == [f"same:{i}" for i in range(4)] and len(info["Layers"]) == 2
+    assert info["RepoTags"] == [f"localhost/same:{i}" for i in range(4)]
+    assert len(info["Layers"]) == 2
     layers = os.listdir(store_root / "layers")
     assert len(layers) == 2 and not [n for n in layers if n.startswith(".")]
     assert not [n for n in os.listdir(store_root / "blobs/sha256") if n.startswith(".")]

@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass
 
 from unionfs import idmap, mountopts
+from unionfs.cli import mountrecords
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
@@ -33,10 +34,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "mount",
         help="mount a stack of layer directories",
         description="Mount lowerdir layers (leftmost on top) with an optional upperdir; "
-        "or, given only a container's name, mount the container and print where.",
+        "or, given only a container's name, mount the container and print where; or, with "
+        "no arguments, list the unionfs mounts (containers' and others) with their layers.",
     )
     _add_mount_arguments(p)
-    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER", nargs="?")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="listing: json, or a Go template ({{.ID}} {{.Mountpoint}} "
+                   "{{.LowerDir}} {{.UpperDir}}...)")  # fmt: skip
+    p.add_argument("--notruncate", "--no-trunc", action="store_true",
+                   help="listing: full ids and layer lists")  # fmt: skip
 
 
 def _add_mount_arguments(p: argparse.ArgumentParser) -> None:
@@ -159,6 +166,12 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
 
+    if args.mountpoint is None and not args.options:
+        from unionfs.cli import mountlist  # `unionfs mount`: what is mounted
+
+        return mountlist.run(args)
+    if args.mountpoint is None:
+        raise UserError("unionfs mount: give the mount point (see --help)", exit_code=2)
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
@@ -182,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        fusemount.serve(ops)
+        _serve(ops, layout, source)
         return 0
     return _daemonize(args, index, layout, fuse_options, features)
 
@@ -254,5 +267,19 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    fusemount.serve(ops)
+    _serve(ops, layout, getattr(args, "source", None) or "unionfs")
     return 0
+
+
+def _serve(ops: object, layout: Layout, source: str) -> None:
+    """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing."""
+    from unionfs.fuse import mount as fusemount
+
+    pid = os.getpid()
+    record = mountrecords.Record(layout.mountpoint, layout.lowers, layout.upper, layout.work,
+                                 source, pid, mountrecords.process_start(pid))  # fmt: skip
+    path = mountrecords.register(record)
+    try:
+        fusemount.serve(ops)  # type: ignore[arg-type]
+    finally:
+        mountrecords.unregister(path)

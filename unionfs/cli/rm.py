@@ -13,7 +13,7 @@ import time
 
 from unionfs.errors import UserError
 from unionfs.runtime import reclaim, rootfs
-from unionfs.runtime.state import Store, default_home, describe
+from unionfs.runtime.state import State, Store, default_home, describe
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,22 +25,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     store = Store(default_home())
     for ref in args.containers:
-        state = store.find(ref)
-        status = describe(state)
-        if status == "starting":
-            raise UserError(f"container {state.name} is starting: try again")
-        if status in ("running", "stopping"):
-            if not args.force:
-                raise UserError(f"container {state.name} is running: stop it or use rm -f")
-            reclaim.kill(state)
-            _wait_for_runtime(store, state.id)
-        elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
-            rootfs.unmount(store.paths(state.id).rootfs)
-        elif status.startswith("dead"):
-            reclaim.clean_up(state, store.paths(state.id).rootfs)
-        if store.load(state.id) is not None:
-            store.delete(state.id)
+        remove(store, store.find(ref), args.force)
     return 0
+
+
+def remove(store: Store, state: State, force: bool) -> None:
+    """Remove one container (its runtime's clean-up done here if the runtime is dead)."""
+    status = describe(state)
+    if status == "starting":
+        raise UserError(f"container {state.name} is starting: try again")
+    if status in ("running", "stopping"):
+        if not force:
+            raise UserError(f"container {state.name} is running: stop it or use rm -f")
+        reclaim.kill(state)
+        _wait_for_runtime(store, state.id)
+    elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
+        rootfs.unmount(store.paths(state.id).rootfs)
+    elif status.startswith("dead"):
+        reclaim.clean_up(state, store.paths(state.id).rootfs)
+    if store.load(state.id) is not None:
+        store.delete(state.id)
 
 
 def _wait_for_runtime(store: Store, container_id: str, timeout: float = 10.0) -> None:
