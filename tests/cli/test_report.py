@@ -18,7 +18,8 @@ ROWS = [
      "CreatedSince": "About a minute ago", "Size": "2 MB", "VirtualSize": 1997905},
 ]  # fmt: skip
 DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-LISTING = report.Listing(ROWS, [{"Id": "96f8"}], DEFAULT, {"ID": "IMAGE ID", "CreatedSince": "CREATED"})
+HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED"}
+LISTING = report.Listing(ROWS, [{"Id": "96f8"}], DEFAULT, HEADERS)
 
 
 def test_default_table_is_laid_out_as_podman_images() -> None:

@@ -10,7 +10,6 @@ so that scripts and templates work now and show more when the runtime records mo
 from __future__ import annotations
 
 import datetime
-import shlex
 from dataclasses import dataclass
 
 from unionfs.cli import humanize
@@ -111,7 +110,7 @@ def ps_json(state: State, images: Images) -> dict[str, object]:
 
 def ps_row(state: State, images: Images, no_trunc: bool) -> dict[str, object]:
     """The template fields of ``podman ps`` (psReporter) for one container."""
-    command = shlex.join(state.command)
+    command = " ".join(state.command)  # podman joins with spaces (no quoting)
     if not no_trunc and len(command) > 17:
         command = command[:17] + "..."
     created = _when(state.created)

@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help=f"only images that match: {', '.join(FILTERS)}")  # fmt: skip
     p.add_argument("--sort", choices=SORT_KEYS, default="created", help="default: created")
     report.add_format_flags(p, what="image")
+    p.add_argument("image", nargs="?", metavar="IMAGE",
+                   help="only the images this names (as --filter reference=IMAGE)")  # fmt: skip
     add_root(p)
 
 
@@ -145,7 +147,8 @@ def _reference_forms(name: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    wanted = filters.parse(args.filter, FILTERS, "images")
+    given = [*args.filter, *([f"reference={args.image}"] if args.image else [])]
+    wanted = filters.parse(given, FILTERS, "images")
     with open_store(args) as store:
         found = views(store)
         keep = _matcher(store, found, wanted)
