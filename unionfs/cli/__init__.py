@@ -158,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(_take_root(args_list))
     except UserError as exc:
         message = exc.message.removeprefix("unionfs: ")
-        print(f"unionfs: {message}", file=sys.stderr)
+        # "unionfs tag: ..." (a verb's usage error) already says who speaks
+        print(message if message.startswith("unionfs ") else f"unionfs: {message}",
+              file=sys.stderr)  # fmt: skip
         return exc.exit_code
     except BrokenPipeError:
         # A reader that stopped early (`unionfs images | head -1`): quietly, as podman.

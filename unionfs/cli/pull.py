@@ -87,7 +87,8 @@ def _pull(args: argparse.Namespace, ref: Reference, conf: registriesconf.Config)
 
 def _from_archive(args: argparse.Namespace, path: str, inner: str | None) -> int:
     with open_store(args) as store:
-        source = f"{path}:{inner}" if inner else path
+        # The image in the archive by its full name (localhost/ for a short one), as saved.
+        source = f"{path}:{normalize(inner)}" if inner else path
         image = importer.import_image(store, source, args.name, warn)
     print(image.record.id if args.quiet else
           f"{', '.join(image.names) or '<none>'} {image.record.config}")  # fmt: skip
