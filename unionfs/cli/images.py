@@ -9,6 +9,7 @@ before, since, containers; ``-q`` prints each image id once.
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,9 +105,11 @@ def _rows(view: ImageView, no_trunc: bool) -> list[dict[str, object]]:
 
 def _matcher(store: Store, found: list[ImageView],
              wanted: dict[str, list[str]]) -> Callable[[ImageView], bool]:  # fmt: skip
-    created = {v.image.digest: v.image.record.created for v in found}
+    epoch = datetime.datetime.fromtimestamp(0, datetime.UTC)
+    created = {v.image.digest: humanize.parse_time(v.image.record.created) or epoch
+               for v in found}  # fmt: skip
 
-    def when(ref: str, key: str) -> str:
+    def when(ref: str, key: str) -> datetime.datetime:
         try:
             return created[store.resolve(ref).digest]
         except UserError:
@@ -128,8 +131,8 @@ def _matcher(store: Store, found: list[ImageView],
         if key == "containers":
             return filters.boolean(value, key) == (view.containers > 0)
         if key == "before":
-            return record.created < when(value, key)
-        return record.created > when(value, key)  # since
+            return created[view.image.digest] < when(value, key)
+        return created[view.image.digest] > when(value, key)  # since
 
     return lambda view: filters.matches(wanted, functools.partial(test, view))
 
@@ -153,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         found = views(store)
         keep = _matcher(store, found, wanted)
         found = [v for v in found if keep(v)]
-    found.sort(key=lambda v: v.image.record.created, reverse=True)
+    found.sort(key=lambda v: humanize.parse_time(v.image.record.created)
+               or datetime.datetime.fromtimestamp(0, datetime.UTC), reverse=True)  # fmt: skip
     if args.quiet:
         for view in found:
             print(f"sha256:{view.image.record.id}" if args.no_trunc else view.image.record.id[:12])
