@@ -15,6 +15,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
+from unionfs.fuse.edge import dump_profile
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.stack import Stack
 
@@ -82,3 +83,4 @@ def serve(ops: UnionOperations) -> None:
     finally:
         ops.handles.close_all()
         pyfuse3.close(unmount=unmount)
+        dump_profile()
