@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 from pathlib import Path
+from unittest.mock import ANY
 
 import pyfuse3
 import pytest
@@ -144,6 +145,10 @@ def test_profile_counts_requests_and_seconds_per_handler(
     table = json.loads(path.read_text())
     assert {k: v["requests"] for k, v in table.items()} == {"lookup": 3, "unlink": 1}
     assert all(v["seconds"] >= 0 for v in table.values())
+    # A dump starts counting afresh: the next one holds only what came after it.
+    call(ops.lookup, 9)
+    edge.dump_profile()
+    assert json.loads(path.read_text()) == {"lookup": {"requests": 1, "seconds": ANY}}
 
 
 def test_handlers_are_not_timed_unless_profiling(

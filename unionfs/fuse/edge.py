@@ -3,7 +3,8 @@
 An ``OSError`` becomes its errno; any other exception is a bug, logged with its traceback
 (at ERROR, which the tests look for) and answered EIO, because pyfuse3 lets any exception
 other than FUSEError end the whole mount. With ``UNIONFS_PROFILE=FILE`` in the environment,
-each handler also counts its requests and their seconds, written to FILE as JSON at unmount.
+each handler also counts its requests and their seconds, written to FILE as JSON at unmount
+and on SIGUSR1 (the bench's profile mode reads one workload's share that way).
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ PROFILE: Profile | None = Profile() if os.environ.get(PROFILE_ENV) else None
 
 
 def dump_profile() -> None:
-    """Write the profile to the file $UNIONFS_PROFILE names (a no-op when not profiling)."""
+    """Write the profile to the file $UNIONFS_PROFILE names and start counting afresh (a
+    no-op when not profiling). Called at unmount, and on SIGUSR1 while profiling."""
     path = os.environ.get(PROFILE_ENV)
     if PROFILE is not None and path:
-        PROFILE.dump(path)
+        PROFILE.dump(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        PROFILE.counts.clear()
 
 
 def _shown(args: tuple[object, ...]) -> tuple[object, ...]:
