@@ -45,8 +45,8 @@ def dpkg(out: str, n: int) -> None:
     pool = rng.randbytes(1 << 16)
     info = os.path.join(out, "var/lib/dpkg/info")
     os.makedirs(info, exist_ok=True)
-    status = os.path.join(out, "var/lib/dpkg/status")
-    status_text = b""
+    status_path = os.path.join(out, "var/lib/dpkg/status")
+    status: dict[int, bytes] = {}
     packages = max(1, n // PER_PACKAGE)
     for round_ in range(2):
         for p in range(packages):
@@ -74,8 +74,8 @@ def dpkg(out: str, n: int) -> None:
             for name in kept:
                 os.unlink(name)
             _replace(os.path.join(info, f"p{p}.list"), "\n".join(names).encode())
-            status_text += f"Package: p{p}\nStatus: install ok installed\n\n".encode()
-            _replace(status, status_text)
+            status[p] = f"Package: p{p}\nStatus: install ok\nVersion: {round_}\n\n".encode()
+            _replace(status_path, b"".join(status.values()))
 
 
 def main(argv: list[str]) -> int:
