@@ -23,7 +23,7 @@ from pathlib import Path
 BUFFER_KB = 32768  # per CPU; the reader drains it while the workload runs
 LINE = re.compile(
     rb"\s(\d+\.\d+): fuse_request_(send|end): connection \d+ req (\d+)"
-    rb"(?: opcode \d+ \((\w+)\))?"
+    rb"(?: opcode \d+ \((\w+)\))?(?: len \d+ error (-?\d+))?"
 )
 
 
@@ -32,6 +32,7 @@ class OpStats:
     requests: int = 0
     answered: int = 0  # requests whose end was seen (FORGET has none)
     seconds: float = 0.0  # summed round trips of the answered ones
+    errors: dict[int, int] = field(default_factory=dict)  # errno answered -> how often
 
 
 @dataclass
@@ -48,7 +49,8 @@ class Trace:
             "requests": self.requests,
             "lost_events": self.lost,
             "ops": {
-                k: {"requests": s.requests, "answered": s.answered, "seconds": round(s.seconds, 6)}
+                k: {"requests": s.requests, "answered": s.answered,
+                    "seconds": round(s.seconds, 6), "errors": s.errors}
                 for k, s in sorted(self.ops.items())
             },
         }
@@ -62,7 +64,7 @@ def parse(chunks: list[bytes]) -> Trace:
         m = LINE.search(line)
         if m is None:
             continue
-        ts, kind, unique, opname = m.groups()
+        ts, kind, unique, opname, error = m.groups()
         if kind == b"send":
             name = (opname or b"?").decode().removeprefix("FUSE_")
             trace.ops.setdefault(name, OpStats()).requests += 1
@@ -72,6 +74,9 @@ def parse(chunks: list[bytes]) -> Trace:
             stats = trace.ops[name]
             stats.answered += 1
             stats.seconds += float(ts) - sent
+            if error and error != b"0":
+                code = -int(error)
+                stats.errors[code] = stats.errors.get(code, 0) + 1
     return trace
 
 

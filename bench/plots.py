@@ -42,6 +42,10 @@ def write_plots(rows: Sequence[Row], systems: Sequence[str], out: Path) -> list[
         plt.close(fig)
         written.append(path)
 
+    ratios = _ratio_plot(plt, rows, out)
+    if ratios is not None:
+        written.append(ratios)
+
     for wl in ("stat-all", "mount"):
         mine = [r for r in rows if r.workload == wl and r.median is not None]
         if len({r.layers for r in mine}) < 2:
@@ -73,3 +77,35 @@ def write_plots(rows: Sequence[Row], systems: Sequence[str], out: Path) -> list[
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _ratio_plot(plt: object, rows: Sequence[Row], out: Path) -> Path | None:
+    """unionfs's median over fuse-overlayfs's and over the kernel's, one bar pair per
+    workload, layer count and pass (log scale: 1 = a tie)."""
+    mine = [r for r in rows if r.system == "unionfs" and r.median is not None]
+    if not mine:
+        return None
+    labels = [f"{r.workload} {r.layers}L {r.pass_}" for r in mine]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(mine) + 1.5))  # type: ignore[attr-defined]
+    ys = range(len(mine))
+    for i, (base, color) in enumerate((("fuse-overlayfs", "C1"), ("kernel", "C0"))):
+        vals = [r.ratios.get(base) or 0.0 for r in mine]
+        ax.barh([y + (i - 0.5) * 0.4 for y in ys], vals, 0.4, color=color,
+                label=f"unionfs / {base}")  # fmt: skip
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%gx"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%gx"))
+    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.set_yticks(list(ys), labels, fontsize="x-small")
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio of medians (below 1: unionfs faster)")
+    ax.set_title("unionfs against fuse-overlayfs and kernel overlayfs")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = out / "ratios.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)  # type: ignore[attr-defined]
+    return path

@@ -77,7 +77,8 @@ def requests_table(samples: Sequence[Sample], systems: Sequence[str]) -> str:
 
 
 def opcode_tables(samples: Sequence[Sample], systems: Sequence[str]) -> str:
-    """Per workload and pass, per opcode: each system's requests and mean round trip (µs);
+    """Per workload and pass, per opcode: each system's requests (and how many were answered
+    with an error, e.g. ENODATA for a missing xattr) and mean round trip (µs);
     unionfs's handler count and mean time inside the handler (µs), and the handler's share
     of the round trip."""
     parts = []
@@ -101,7 +102,10 @@ def opcode_tables(samples: Sequence[Sample], systems: Sequence[str]) -> str:
             cells = []
             for n in fuse:
                 st = per[n].get(op, {})
-                cells += [_n(st.get("requests")),
+                errs = st.get("errors") or {}
+                bad = sum(errs.values()) if isinstance(errs, dict) else 0
+                failed = f" ({bad:,} failed)" if bad else ""
+                cells += [_n(st.get("requests")) + failed,
                           _us(st.get("seconds", 0.0), st.get("answered", 0))]  # fmt: skip
             if handlers:
                 h = handlers.get(op, {})

@@ -351,6 +351,8 @@ class Runner:
                                                  lambda: self._unhang(m))  # fmt: skip
             cpu1 = m.daemon_cpu()
             handlers = self._handler_profile(m)
+            if error and not error.startswith("hang"):
+                error += f" (after {seconds:.1f} s)"
             s = sample(
                 label,
                 seconds=None if error else seconds,
