@@ -102,7 +102,7 @@ def opcode_tables(samples: Sequence[Sample], systems: Sequence[str]) -> str:
             cells = []
             for n in fuse:
                 st = per[n].get(op, {})
-                errs = st.get("errors") or {}
+                errs: object = st.get("errors") or {}
                 bad = sum(errs.values()) if isinstance(errs, dict) else 0
                 failed = f" ({bad:,} failed)" if bad else ""
                 cells += [_n(st.get("requests")) + failed,
