@@ -181,6 +181,13 @@ def build(name: str, tmp: Path, cache: StackCache) -> dict[str, object]:
     elif name == "debian-flat":
         layer.mkdir()
         build_copy(layer, list(cache.real("debian").layers), tmp)
+        # Without /dev's nodes: fuse-overlayfs mounts nodev, and cp -a then fails on the
+        # dangling /dev/ptmx symlink (ENOENT preserving its permissions).
+        for entry in (layer / "dev").iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     elif name == "csrc":
         below = list(cache.real("debian").layers)
         build_csrc(layer)

@@ -101,3 +101,27 @@ def test_fsops_dpkg_installs_then_upgrades_leaving_no_temporaries(tmp_path: Path
     assert len(payload) == 100
     assert all(p.stat().st_nlink == 1 and p.stat().st_mtime == 1700000001 for p in payload)
     assert (tmp_path / "var/lib/dpkg/status").read_text().count("Package:") == 2
+
+
+def test_fusetrace_pairs_sends_with_ends_per_opcode() -> None:
+    from bench.fusetrace import parse
+
+    lines = [
+        b"  cat-12 [000] .....  100.000100: fuse_request_send: connection 52 req 2 opcode 1 "
+        b"(FUSE_LOOKUP) len 45",
+        b"  cat-12 [000] .....  100.000300: fuse_request_send: connection 52 req 4 opcode 22 "
+        b"(FUSE_GETXATTR) len 60",
+        b"  python-9 [001] ..... 100.000400: fuse_request_end: connection 52 req 2 len 144 "
+        b"error 0",
+        b"  python-9 [001] ..... 100.000500: fuse_request_end: connection 52 req 4 len 16 "
+        b"error -61",
+        b"  cat-12 [000] .....  100.000600: fuse_request_send: connection 52 req 6 opcode 2 "
+        b"(FUSE_FORGET) len 48",
+    ]
+    trace = parse([b"\n".join(lines[:3]) + b"\n", b"\n".join(lines[3:]) + b"\n"])
+    doc = trace.as_json()
+    assert doc["requests"] == 3
+    ops = doc["ops"]
+    assert ops["LOOKUP"] == {"requests": 1, "answered": 1, "seconds": 0.0003, "errors": {}}
+    assert ops["GETXATTR"]["errors"] == {61: 1}
+    assert ops["FORGET"]["answered"] == 0
