@@ -1,5 +1,6 @@
-"""PNG plots of a summary: one bar chart per workload, and time against layer count for the
-workloads measured at several depths (stat-all, mount). Needs matplotlib (see README).
+"""PNG plots of a summary: one bar chart per workload, unionfs's ratios, and time against
+layer count for the workloads measured at several depths (stat-all, mount). Needs
+matplotlib (see README). ``python -m bench.plots DIR`` redraws them from DIR/results.json.
 """
 
 from __future__ import annotations
@@ -92,13 +93,13 @@ def _ratio_plot(plt: object, rows: Sequence[Row], out: Path) -> Path | None:
         vals = [r.ratios.get(base) or 0.0 for r in mine]
         ax.barh([y + (i - 0.5) * 0.4 for y in ys], vals, 0.4, color=color,
                 label=f"unionfs / {base}")  # fmt: skip
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([0.1, 0.3, 1, 2, 5, 10, 30, 100, 300]))
     ax.xaxis.set_major_formatter(FormatStrFormatter("%gx"))
-    ax.xaxis.set_minor_formatter(FormatStrFormatter("%gx"))
-    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(list(ys), labels, fontsize="x-small")
     ax.invert_yaxis()
     ax.set_xlabel("ratio of medians (below 1: unionfs faster)")
@@ -109,3 +110,27 @@ def _ratio_plot(plt: object, rows: Sequence[Row], out: Path) -> Path | None:
     fig.savefig(path, dpi=100)
     plt.close(fig)  # type: ignore[attr-defined]
     return path
+
+
+def replot(out: Path) -> list[Path]:
+    """Redraw the plots of a finished run from its results.json."""
+    import json
+
+    from bench.report import summarize
+    from bench.runner import Sample
+
+    doc = json.loads((out / "results.json").read_text())
+    samples = []
+    for raw in doc["samples"]:
+        fields = dict(raw)
+        fields["pass_"] = fields.pop("pass")
+        samples.append(Sample(**fields))
+    names = list(doc["config"]["systems"])
+    return write_plots(summarize(samples, names), names, out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for written in replot(Path(sys.argv[1])):
+        print(written)
