@@ -19,8 +19,9 @@ from pathlib import Path
 
 from bench import config, machine, profilereport, realstacks, report, systems, workloads
 from bench.fusetrace import Tracer
-from bench.runner import Runner, Sample, say_stderr
+from bench.runner import Runner, say_stderr
 from bench.stacks import StackCache
+from bench.timing import Sample
 
 DROP_NOTE = (
     "note: cold passes run `sync; echo 3 > /proc/sys/vm/drop_caches` before each "

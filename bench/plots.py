@@ -55,7 +55,9 @@ def write_plots(rows: Sequence[Row], systems: Sequence[str], out: Path) -> list[
         for color, system in enumerate(systems):
             for pass_ in ("cold", "hot", "warm"):
                 pts = sorted(
-                    (r.layers, r.median) for r in mine if r.system == system and r.pass_ == pass_
+                    (r.layers, float(r.median or 0.0))
+                    for r in mine
+                    if r.system == system and r.pass_ == pass_
                 )
                 if pts:
                     ax.plot(
@@ -117,7 +119,7 @@ def replot(out: Path) -> list[Path]:
     import json
 
     from bench.report import summarize
-    from bench.runner import Sample
+    from bench.timing import Sample
 
     doc = json.loads((out / "results.json").read_text())
     samples = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.runner import Sample
+from bench.timing import Sample
 
 # unionfs handler names that are not their opcode's name in lower case
 HANDLER_OPCODE = {"readdir": "READDIRPLUS", "forget": "FORGET"}

@@ -1,16 +1,16 @@
 """The measurement loop: for each workload, layer count, first pass and run, every system
 in turn on a fresh mount, so drift on a shared machine spreads over all of them alike.
 
-Owns the cache handling (cold: ``sync; echo 3 > /proc/sys/vm/drop_caches``; hot: the
-stack's files read into the page cache first), timing of the shell commands, and turning
-every failure (mount error, non-zero exit, hang, daemon death) into a recorded result.
+Owns the cache handling (cold: the page cache dropped; hot: the stack's files read into
+it first), the placeholders' values, the profile mode's recording around each pass, and
+turning every failure (mount error, non-zero exit, hang, daemon death) into a recorded
+result. Running and timing one command is ``bench.timing``'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import shlex
 import signal
 import string
@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import realstacks
@@ -35,85 +34,12 @@ from bench.systems import (
     mounted,
     remove_place,
 )
+from bench.timing import Sample, drop_caches, sh
 from bench.workloads import Workload
-
-KILL_WAIT = 10.0
 
 
 class LowerModified(Exception):
     """A system wrote to a lower layer: every later number on that stack would be wrong."""
-
-
-@dataclass
-class Sample:
-    workload: str
-    layers: int
-    system: str
-    pass_: str
-    run: int
-    seconds: float | None = None
-    error: str | None = None
-    note: str | None = None
-    client_cpu: float | None = None  # user + sys of the timed command's processes
-    daemon_cpu: float | None = None  # user + sys of the FUSE daemon during the pass
-    mount_seconds: float | None = None
-    log_problems: list[str] = field(default_factory=list)
-    requests: dict[str, object] | None = None  # --profile: the kernel's count per opcode
-    handlers: dict[str, dict[str, float]] | None = None  # --profile, unionfs: per handler
-    load: float | None = None  # the machine's 1-minute load average when the pass ended
-
-    def as_json(self) -> dict[str, object]:
-        d = asdict(self)
-        d["pass"] = d.pop("pass_")
-        return d
-
-
-def drop_caches() -> None:
-    os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-
-def _sh(
-    cmd: str, timeout: float, on_hang: Callable[[], None] | None = None
-) -> tuple[float, str | None, float]:
-    """Run *cmd*; (wall seconds, error or None, CPU seconds of its processes).
-
-    A command still running after *timeout* is a hang: its process group is killed, and if
-    it cannot die (stuck in a FUSE request), *on_hang* aborts the mount under it.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", cmd],
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    error = None
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        error = f"hang: killed after {timeout:g} s"
-        err = b""
-        os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.communicate(timeout=KILL_WAIT)
-        except subprocess.TimeoutExpired:
-            if on_hang is not None:
-                on_hang()
-            try:
-                proc.communicate(timeout=KILL_WAIT)
-            except subprocess.TimeoutExpired:
-                error += " (unkillable, left behind)"
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    if error is None and proc.returncode != 0:
-        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        error = f"exit {proc.returncode}: {last[0]}"[:300]
-    return elapsed, error, cpu
 
 
 class Runner:
@@ -330,7 +256,7 @@ class Runner:
     ) -> list[Sample]:
         if wl.setup:
             ctx = self.context(m.mnt, wl.setup)
-            _, error, _ = _sh(wl.setup.format(**ctx), self.cfg.timeout, lambda: self._unhang(m))
+            _, error, _ = sh(wl.setup.format(**ctx), self.cfg.timeout, lambda: self._unhang(m))
             if error:
                 return [
                     sample(first, error=f"setup failed: {error}", mount_seconds=m.mount_seconds)
@@ -347,7 +273,7 @@ class Runner:
                 recording = self.tracer.record(m.mnt)
             cpu0 = m.daemon_cpu()
             with recording as trace:
-                seconds, error, client_cpu = _sh(command, self.cfg.timeout,
+                seconds, error, client_cpu = sh(command, self.cfg.timeout,
                                                  lambda: self._unhang(m))  # fmt: skip
             cpu1 = m.daemon_cpu()
             handlers = self._handler_profile(m)
