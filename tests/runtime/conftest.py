@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         time.sleep(0.05)  # FUSE daemons exit on their own after the unmount
     leaks = leftovers(home, before)
     if leaks:
-        for state in Store(str(home)).all():
+        for state in ContainerDirs(str(home)).all():
             rt("rm", "-f", state.id)
     assert leaks == []
 
@@ -69,6 +69,8 @@ def leftovers(home: Path, cgroups_before: set[Path]) -> list[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(home) in line]
     found += [
-        f"container {s.name} ({s.status})" for s in Store(str(home)).all() if s.status != "exited"
+        f"container {s.name} ({s.status})"
+        for s in ContainerDirs(str(home)).all()
+        if s.status != "exited"
     ]
     return found

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from unionfs.runtime import placement
-from unionfs.runtime.state import State, Store
+from unionfs.runtime.state import ContainerDirs, State
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 
@@ -78,7 +78,7 @@ class Runtime:
     def wait_running(self, name: str, proc: subprocess.Popen[str], timeout: float = 30) -> State:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = next((s for s in Store(str(self.home)).all() if s.name == name), None)
+            state = next((s for s in ContainerDirs(str(self.home)).all() if s.name == name), None)
             if state is not None and state.status == "running":
                 return state
             if proc.poll() is not None:

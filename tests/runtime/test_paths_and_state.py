@@ -14,7 +14,7 @@ from unionfs.errors import UserError
 from unionfs.runtime import mountflags, spec
 from unionfs.runtime.executor import resolve_in_root
 from unionfs.runtime.mountflags import MS_BIND, MS_NOSUID, MS_RDONLY, MS_REC, MS_SLAVE
-from unionfs.runtime.state import State, Store, _from_json, _to_json, describe
+from unionfs.runtime.state import ContainerDirs, State, _from_json, _to_json, describe
 
 
 def test_symlinks_resolve_inside_the_root(tmp_path: Path) -> None:
@@ -44,12 +44,12 @@ def test_mount_options_become_flags_and_data() -> None:
         mountflags.parse(["bogus"], "t")
 
 
-def state(store: Store, name: str | None = None) -> State:
+def state(store: ContainerDirs, name: str | None = None) -> State:
     return store.create(name, ("sh", "-c", "x"), "/rootfs", remove=False)
 
 
 def test_a_new_container_gets_its_directories_and_a_unique_name(tmp_path: Path) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     first = state(store, "web")
     paths = store.paths(first.id)
     assert all(os.path.isdir(d) for d in (paths.upper, paths.work, paths.rootfs))
@@ -62,7 +62,7 @@ def test_a_new_container_gets_its_directories_and_a_unique_name(tmp_path: Path) 
 
 
 def test_containers_are_found_by_name_id_or_prefix(tmp_path: Path) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     c = state(store, "db")
     assert store.find("db") == c and store.find(c.id) == c and store.find(c.id[:5]) == c
     with pytest.raises(UserError, match="no such container: nope"):
@@ -72,7 +72,7 @@ def test_containers_are_found_by_name_id_or_prefix(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["-x", "a b", "a/b", "", "x" * 200])
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UserError, match="invalid container name"):
-        state(Store(str(tmp_path)), name)
+        state(ContainerDirs(str(tmp_path)), name)
 
 
 def test_state_with_a_process_survives_json(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from store.storeutil import oci_layout, tar_dir
 
 from runtime.containerutil import Runtime, unique_name
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 COUNT = "echo x >> /count; wc -l < /count"
 
@@ -30,7 +30,7 @@ def image(runtime: Runtime, busybox_rootfs: Path, tmp_path: Path) -> str:
 
 
 def states(runtime: Runtime) -> list[tuple[str, str, int | None]]:
-    return [(s.name, s.status, s.exit_code) for s in Store(str(runtime.home)).all()]
+    return [(s.name, s.status, s.exit_code) for s in ContainerDirs(str(runtime.home)).all()]
 
 
 def test_an_exited_run_starts_again_on_its_upper(runtime: Runtime, busybox_rootfs: Path) -> None:

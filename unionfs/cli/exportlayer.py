@@ -8,7 +8,7 @@ import os
 import typing
 
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import containers
+from unionfs.store import exporter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         store.find_layer(args.layer)  # a bad digest fails before the file is made
         try:
             with open(tmp, "wb") as f:
-                containers.export_layer(store, args.layer, typing.cast(typing.BinaryIO, f))
+                exporter.export_layer(store, args.layer, typing.cast(typing.BinaryIO, f))
             os.replace(tmp, args.output)
         finally:
             with contextlib.suppress(FileNotFoundError):
