@@ -3,13 +3,11 @@ dirs only, no privileges."""
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
 import pytest
 
-import unionfs
 from unionfs.errors import UserError
 from unionfs.runtime import mountflags, spec
 from unionfs.runtime.executor import resolve_in_root
@@ -122,35 +120,3 @@ def test_a_running_state_whose_process_is_gone_is_dead(tmp_path: Path) -> None:
         )
         == "exited (137, OOM)"
     )
-
-
-FORBIDDEN = (
-    "pyfuse3",
-    "trio",
-    "lmdb",
-    "unionfs.fuse",
-    "unionfs.index",
-    "unionfs.union",
-    "unionfs.cli",
-)
-
-
-def test_the_runtime_imports_no_fuse_trio_lmdb_nor_the_cli() -> None:
-    """The namespace helper must start single-threaded: nothing that starts threads."""
-    package = Path(unionfs.__file__).parent / "runtime"
-    found = []
-    for path in package.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            found += [
-                f"{path.name}: {n}"
-                for n in names
-                if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)
-            ]
-    assert found == []
