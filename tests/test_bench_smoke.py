@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from patience import scaled
+
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("stat-all", "read-all", "create-files")
 
@@ -21,9 +23,9 @@ def test_bench_runs_on_a_tiny_stack_and_writes_table_and_json(tmp_path: Path) ->
         sys.executable, "-m", "bench", "--scale", "0.002", "--runs", "1", "--layers", "1,2",
         "--passes", "hot,warm", "--systems", "unionfs,unionfs-noindex,kernel",
         "--workloads", ",".join(WORKLOADS), "--cache", str(tmp_path / "cache"),
-        "--scratch", str(scratch), "--out", str(out), "--timeout", "60",
+        "--scratch", str(scratch), "--out", str(out), "--timeout", str(round(scaled(60))),
     ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=scaled(300))
     assert done.returncode == 0, done.stderr[-3000:]
 
     assert "| stat-all | 2 | warm | unionfs |" in done.stdout

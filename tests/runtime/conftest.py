@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import wait_until
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
 from unionfs.runtime.state import ContainerDirs
@@ -50,9 +50,8 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.stop_all()
-    deadline = time.monotonic() + 10
-    while processes_mentioning(str(home)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # FUSE daemons exit on their own after the unmount
+    # FUSE daemons exit on their own after the unmount
+    wait_until(lambda: not processes_mentioning(str(home)), 30)
     leaks = leftovers(home, before)
     if leaks:
         for state in ContainerDirs(str(home)).all():

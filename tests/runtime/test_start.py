@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from store.storeutil import oci_layout, tar_dir
 
 from runtime.containerutil import Runtime, unique_name
@@ -89,7 +90,7 @@ def test_start_of_a_running_or_mounted_container_is_refused(runtime: Runtime, im
     execd = runtime("exec", c, "sh", "-c", "echo $GREETING; pwd")
     assert (execd.returncode, execd.stdout) == (0, "hello\n/srv\n"), execd.stderr
     proc.send_signal(signal.SIGTERM)  # forwarded to the process, as by run
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=scaled(30))
     assert proc.returncode == 7 and states(runtime) == [(c, "exited", 7)]
     mounted = runtime("mount", c)
     assert mounted.returncode == 0, mounted.stderr

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from store.conftest import Run
 from store.storeutil import layer_tar, listing, oci_layout, rootfs, tar_dir
@@ -191,7 +192,7 @@ def test_concurrent_imports_share_one_copy_of_each_layer(
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(4)]  # fmt: skip
     for proc in procs:
-        _out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=scaled(120))
         assert proc.returncode == 0, err
     info = json.loads(uf("inspect", "same:0").stdout)[0]
     assert info["RepoTags"] == [f"same:{i}" for i in range(4)] and len(info["Layers"]) == 2
