@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # bench/ is no installed package: it runs from the checkout
@@ -29,9 +30,9 @@ def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str]
     cmd = [
         sys.executable, "-m", "bench", "--scale", "0.002", "--runs", "1", "--big-mib", "1",
         "--cache", str(tmp_path / "cache"), "--scratch", str(scratch), "--out", str(out),
-        "--timeout", "120", *args,
+        "--timeout", str(round(scaled(120))), *args,
     ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=scaled(300))
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(scratch.iterdir()) == [], "the run's scratch dir was not removed"
     return done, out, scratch

@@ -18,7 +18,7 @@ from unionfs.cli.registrycli import Bars, add_registry_flags, sources_of, summar
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.registry.reference import parse_reference
 from unionfs.registry.transfer import ImageSource, connect, push
-from unionfs.store import Store
+from unionfs.store import ImageStore
 from unionfs.store.blobs import BlobDir
 from unionfs.store.recode import FORMATS, StagedImage, convert_image
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _staged(store: Store, image: str, fmt: str | None) -> Iterator[ImageSource]:
+def _staged(store: ImageStore, image: str, fmt: str | None) -> Iterator[ImageSource]:
     """The store itself, or the image re-encoded in *fmt* in a staging dir of the store."""
     if fmt is None:
         yield store
