@@ -16,8 +16,7 @@ from store.conftest import Run
 from store.storeutil import layer_tar, oci_layout, rootfs
 
 from unionfs.cli import humanize
-from unionfs.runtime.state import Store as ContainerDirs
-from unionfs.runtime.state import process_start
+from unionfs.runtime.state import ContainerDirs, process_start
 
 LAYER = layer_tar([("hello", "file", "hi\n")])
 

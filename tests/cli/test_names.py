@@ -11,7 +11,7 @@ import pytest
 from store.conftest import Run
 from store.storeutil import listing, oci_layout, rootfs, tar_dir
 
-from unionfs.store import Store
+from unionfs.store import ImageStore
 
 BAD = ["UPPER:x", "x:", "a//b", "foo:bar:baz", "bad name", "x@sha256:" + "a" * 64,
        "sha256:" + "b" * 64]  # fmt: skip
@@ -85,7 +85,7 @@ def test_a_short_name_two_images_end_with_is_ambiguous(uf: Run, tmp_path: Path) 
 def test_names_stored_before_localhost_was_added_are_still_found(
     uf: Run, image: str, store_root: Path
 ) -> None:
-    with Store(str(store_root)) as store:
+    with ImageStore(str(store_root)) as store:
         digest = store.resolve(image).digest
         with store.meta.write() as txn:
             store.meta.put_name(txn, "legacy:latest", digest)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from store.storeutil import layer_tar, oci_layout
 from treecmp import diff_trees, snapshot
 
@@ -35,13 +36,15 @@ NEW = os.urandom(300_000)
 def uf(root: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "unionfs", "--root", str(root), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=300)  # fmt: skip
+                          timeout=scaled(300))  # fmt: skip
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout
 
 
 def sh(*cmd: str | Path) -> str:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=scaled(300)
+    )
     assert proc.returncode == 0, f"{cmd}: {proc.stderr}"
     return proc.stdout
 
@@ -165,14 +168,16 @@ def test_podman_pulls_and_runs_both_formats(pushed: Pushed, cgroup_parent: Cgrou
             mark = registry.mark()
             pull = subprocess.run(pm.argv("--log-level=debug", "pull", "--tls-verify=false",
                                           pushed.ref(fmt)), env=pm.env(), capture_output=True,
-                                  text=True, timeout=300)  # fmt: skip
+                                  text=True, timeout=scaled(300))  # fmt: skip
             assert pull.returncode == 0, pull.stderr[-2000:]
             ranged = [r for r in registry.requests(mark) if r[2] == 206]
             assert ("Retrieved partial blob" in pull.stderr) is partial
             if partial:  # (a full pull may send Range: bytes=0- too: no test of its absence)
                 assert ranged
             argv = pm.argv("run", "--rm", pushed.ref(fmt), "sh", "-c", LISTING)
-            run = subprocess.run(argv, env=pm.env(), capture_output=True, text=True, timeout=300)
+            run = subprocess.run(
+                argv, env=pm.env(), capture_output=True, text=True, timeout=scaled(300)
+            )
             assert run.returncode == 0, run.stderr
             outputs.append(run.stdout)
         expected = hashlib.md5(NEW).hexdigest() + "  data/new"
@@ -186,14 +191,14 @@ def test_podman_pulls_and_runs_both_formats(pushed: Pushed, cgroup_parent: Cgrou
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_unionfs_pulls_them_into_an_empty_store(pushed: Pushed, fmt: str) -> None:
-    from unionfs.store import Store
+    from unionfs.store import ImageStore
 
     dest = pushed.work / f"pulled-{FORMATS[fmt]}"
     out = uf(dest, "pull", pushed.ref(fmt), "--tls-verify=false")
     assert "2 layers: 2 fetched" in out, out
     trees = []
     for root, name in ((pushed.store, "src:1"), (dest, pushed.ref(fmt))):
-        with Store(str(root)) as store:
+        with ImageStore(str(root)) as store:
             trees.append([snapshot(p) for p in store.lowers(store.resolve(name))])
     assert trees[0] == trees[1]
 

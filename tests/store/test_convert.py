@@ -12,7 +12,7 @@ from treecmp import snapshot
 
 from store.conftest import Run
 from store.storeutil import layer_tar, listing, oci_layout
-from unionfs.store import Store
+from unionfs.store import ImageStore
 from unionfs.store.estargz import TOC_DIGEST
 from unionfs.store.zstdchunked import MANIFEST_CHECKSUM
 
@@ -30,7 +30,7 @@ def image(tmp_path: Path, uf: Run) -> None:
 
 
 def manifest_of(root: Path, name: str) -> tuple[dict[str, object], dict[str, object], list[Path]]:
-    with Store(str(root)) as store:
+    with ImageStore(str(root)) as store:
         img = store.resolve(name)
         manifest = json.loads(store.blobs.read(img.digest))
         config = json.loads(store.blobs.read(img.record.config))

@@ -7,7 +7,7 @@ import argparse
 
 from unionfs.cli import containerinfo, rm
 from unionfs.cli.confirm import confirm
-from unionfs.runtime.state import Store, default_home
+from unionfs.runtime.state import ContainerDirs, default_home
 
 WARNING = "WARNING! This will remove all non running containers."
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-f", "--force", action="store_true", help="do not ask first")
 
 
-def prune(store: Store) -> list[str]:
+def prune(store: ContainerDirs) -> list[str]:
     """Remove the containers that are not running; their ids."""
     gone = []
     for state in store.all():
@@ -31,6 +31,6 @@ def prune(store: Store) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if not args.force and not confirm(WARNING):
         return 0
-    for container_id in prune(Store(default_home())):
+    for container_id in prune(ContainerDirs(default_home())):
         print(container_id)
     return 0

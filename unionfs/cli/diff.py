@@ -9,7 +9,7 @@ import json
 
 from unionfs.cli import report
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import containers
+from unionfs.containers import lifecycle
 
 KINDS = {"C": "changed", "A": "added", "D": "deleted"}
 
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        changes = containers.diff(store, args.container)
+        changes = lifecycle.diff(store, args.container)
     if report.is_json(args.format):
         grouped: dict[str, list[str]] = {}
         for kind, path in changes:

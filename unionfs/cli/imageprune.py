@@ -9,7 +9,8 @@ import argparse
 
 from unionfs.cli.confirm import confirm
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import Store, containers, prune, sizes
+from unionfs.containers import lifecycle
+from unionfs.store import ImageStore, prune, sizes
 from unionfs.store.images import Use
 
 DANGLING = "WARNING! This command removes all dangling images."
@@ -24,11 +25,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_root(p)
 
 
-def prune_images(store: Store, everything: bool) -> tuple[list[str], int]:
+def prune_images(store: ImageStore, everything: bool) -> tuple[list[str], int]:
     """Remove the unwanted images and then the orphans: (image ids removed, bytes freed)."""
 
     def uses() -> list[Use]:
-        return containers.uses(store)
+        return lifecycle.uses(store)
 
     removed, freed = [], 0
     for image in prune.unwanted_images(store, uses, everything):

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from unionfs.cli import filters, humanize, report
 from unionfs.cli.gotemplate import GoMap
 from unionfs.cli.storecli import add_root, open_store
+from unionfs.containers import lifecycle
 from unionfs.errors import UserError
-from unionfs.store import Image, Store, containers, sizes
+from unionfs.store import Image, ImageStore, sizes
 
 FILTERS = ("dangling", "label", "reference", "id", "digest", "before", "since", "containers")
 DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
@@ -58,10 +59,10 @@ class ImageView:
         return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
-def views(store: Store) -> list[ImageView]:
+def views(store: ImageStore) -> list[ImageView]:
     """Every image with what the listings show of it."""
     used: dict[str, int] = {}
-    for use in containers.uses(store):
+    for use in lifecycle.uses(store):
         if use.image is not None:
             used[use.image] = used.get(use.image, 0) + 1
     return [ImageView(image, sizes.image_size(store, image), used.get(image.digest, 0),
@@ -103,7 +104,7 @@ def _rows(view: ImageView, no_trunc: bool) -> list[dict[str, object]]:
     return rows
 
 
-def _matcher(store: Store, found: list[ImageView],
+def _matcher(store: ImageStore, found: list[ImageView],
              wanted: dict[str, list[str]]) -> Callable[[ImageView], bool]:  # fmt: skip
     epoch = datetime.datetime.fromtimestamp(0, datetime.UTC)
     created = {v.image.digest: humanize.parse_time(v.image.record.created) or epoch

@@ -16,8 +16,7 @@ import sys
 from unionfs.cli import containerinfo, gotemplate, report
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
-from unionfs.runtime.state import Store as ContainerDirs
-from unionfs.runtime.state import default_home
+from unionfs.runtime.state import ContainerDirs, default_home
 from unionfs.store import catalog
 
 

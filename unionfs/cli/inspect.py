@@ -15,9 +15,8 @@ from unionfs.cli import containerinfo, gotemplate, humanize, report
 from unionfs.cli.containerinfo import Dirs, Images
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
-from unionfs.runtime.state import Store as ContainerDirs
-from unionfs.runtime.state import default_home
-from unionfs.store import Image, Store, sizes
+from unionfs.runtime.state import ContainerDirs, default_home
+from unionfs.store import Image, ImageStore, sizes
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_root(p)
 
 
-def image_json(store: Store, image: Image) -> dict[str, object]:
+def image_json(store: ImageStore, image: Image) -> dict[str, object]:
     """An image as ``podman image inspect`` shows it, plus its layer blobs and directories."""
     config = store.config(image)
     record = image.record

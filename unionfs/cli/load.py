@@ -11,7 +11,7 @@ import sys
 import tarfile
 import zlib
 
-from unionfs.cli.storecli import add_root, open_store, warn
+from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
 from unionfs.store import importer, scratch
 
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
                     shutil.copyfileobj(stdin, f, 1 << 20)
                 f.flush()
                 _check_archive(path, "stdin")
-                image = importer.import_image(store, path, None, warn)
+                image = importer.import_image(store, path, None)
         else:
             _check_archive(source, source)
-            image = importer.import_image(store, source, None, warn)
+            image = importer.import_image(store, source, None)
     if not args.quiet:
         for name in image.names or (f"sha256:{image.record.id}",):
             print(f"Loaded image: {name}")

@@ -11,7 +11,7 @@ import argparse
 from unionfs.cli import mountrecords, report
 from unionfs.cli.containerinfo import Images
 from unionfs.cli.mounts import unionfs_mounts
-from unionfs.runtime.state import Store, default_home
+from unionfs.runtime.state import ContainerDirs, default_home
 
 DEFAULT = "table {{.ID}}\t{{.Names}}\t{{.Mountpoint}}\t{{.Layers}}"
 HEADERS = {"ID": "CONTAINER ID", "Mountpoint": "MOUNTPOINT", "LowerDir": "LOWER DIRS"}
@@ -21,7 +21,7 @@ SHOWN = 60  # characters of the layer list shown in the table without --notrunca
 def rows(no_trunc: bool) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """(template rows, JSON objects) of every unionfs mount this process sees."""
     home = default_home()
-    dirs = Store(home)
+    dirs = ContainerDirs(home)
     images = Images.at(home)
     containers = {}
     for state in dirs.all():

@@ -12,7 +12,7 @@ import os
 from unionfs.cli import containerinfo, filters, report
 from unionfs.cli.containerinfo import Images
 from unionfs.errors import UserError
-from unionfs.runtime.state import State, Store, default_home
+from unionfs.runtime.state import ContainerDirs, State, default_home
 
 FILTERS = ("id", "name", "status", "label", "exited", "ancestor", "before", "since")
 STATES = ("created", "running", "stopping", "exited", "unknown")
@@ -84,7 +84,7 @@ def selected(args: argparse.Namespace, states: list[State], images: Images) -> l
 
 def run(args: argparse.Namespace) -> int:
     home = default_home()
-    dirs = Store(home)
+    dirs = ContainerDirs(home)
     images = Images.at(home)
     found = selected(args, dirs.all(), images)
     found.reverse()  # newest first, as podman

@@ -23,7 +23,7 @@ from unionfs.cli.registrycli import (
     summary_line,
     tls_verify,
 )
-from unionfs.cli.storecli import add_root, open_store, warn
+from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
 from unionfs.registry import registriesconf
 from unionfs.registry.auth import RegistryError
@@ -89,7 +89,7 @@ def _from_archive(args: argparse.Namespace, path: str, inner: str | None) -> int
     with open_store(args) as store:
         # The image in the archive by its full name (localhost/ for a short one), as saved.
         source = f"{path}:{normalize(inner)}" if inner else path
-        image = importer.import_image(store, source, args.name, warn)
+        image = importer.import_image(store, source, args.name)
     print(image.record.id if args.quiet else
           f"{', '.join(image.names) or '<none>'} {image.record.config}")  # fmt: skip
     return 0

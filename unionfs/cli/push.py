@@ -30,7 +30,7 @@ from unionfs.errors import UserError
 from unionfs.registry.reference import has_registry, parse_reference
 from unionfs.registry.transfer import ImageSource, connect, push
 from unionfs.registry.transports import parse_location
-from unionfs.store import Store, dockerarchive, exporter, normalize
+from unionfs.store import ImageStore, dockerarchive, exporter, normalize
 from unionfs.store.blobs import BlobDir
 from unionfs.store.recode import FORMATS, StagedImage, convert_image
 
@@ -102,7 +102,7 @@ def _to_archive(args: argparse.Namespace, transport: str, path: str, name: str |
 
 
 @contextlib.contextmanager
-def _staged(store: Store, image: str, fmt: str | None) -> Iterator[ImageSource]:
+def _staged(store: ImageStore, image: str, fmt: str | None) -> Iterator[ImageSource]:
     """The store itself, or the image re-encoded in *fmt* in a staging dir of the store."""
     if fmt is None:
         yield store

@@ -13,7 +13,7 @@ from unionfs.registry.manifest import Descriptor
 from unionfs.registry.reference import Reference
 from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import Summary
-from unionfs.store import Store
+from unionfs.store import ImageStore
 from unionfs.store.progress import Progress
 
 
@@ -59,7 +59,7 @@ def tls_verify(args: argparse.Namespace, ref: Reference, conf: registriesconf.Co
     return given if given is not None else not conf.insecure(ref)
 
 
-def sources_of(store: Store) -> BlobSources:
+def sources_of(store: ImageStore) -> BlobSources:
     """The store's cache of which repositories hold which blobs (for cross-repo mounts)."""
     return BlobSources(os.path.join(store.root, "registry", "sources.json"))
 

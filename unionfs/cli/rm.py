@@ -13,7 +13,7 @@ import time
 
 from unionfs.errors import UserError
 from unionfs.runtime import reclaim, rootfs
-from unionfs.runtime.state import State, Store, default_home, describe
+from unionfs.runtime.state import ContainerDirs, State, default_home, describe
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,13 +23,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(default_home())
+    store = ContainerDirs(default_home())
     for ref in args.containers:
         remove(store, store.find(ref), args.force)
     return 0
 
 
-def remove(store: Store, state: State, force: bool) -> None:
+def remove(store: ContainerDirs, state: State, force: bool) -> None:
     """Remove one container (its runtime's clean-up done here if the runtime is dead)."""
     status = describe(state)
     if status == "starting":
@@ -47,7 +47,7 @@ def remove(store: Store, state: State, force: bool) -> None:
         store.delete(state.id)
 
 
-def _wait_for_runtime(store: Store, container_id: str, timeout: float = 10.0) -> None:
+def _wait_for_runtime(store: ContainerDirs, container_id: str, timeout: float = 10.0) -> None:
     """Until the container's runtime has cleaned up (and, for --rm, deleted it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from unionfs.errors import UserError
 from unionfs.runtime import cgroups
 from unionfs.runtime.cgroups import CgroupStats
 from unionfs.runtime.enter import running
-from unionfs.runtime.state import State, Store, default_home, describe
+from unionfs.runtime.state import ContainerDirs, State, default_home, describe
 
 DEFAULT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.PIDs}}\t"
            "{{.UpTime}}\t{{.AvgCPU}}\t{{.MemPeak}}\t{{.OOMKills}}")  # fmt: skip
@@ -99,7 +99,7 @@ def _json(fields: dict[str, object]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(default_home())
+    store = ContainerDirs(default_home())
 
     def targets() -> list[State]:
         if args.containers:

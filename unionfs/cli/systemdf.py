@@ -14,9 +14,9 @@ import os
 from unionfs.cli import containerinfo, humanize, report
 from unionfs.cli.containerinfo import Images
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.runtime.state import Store as ContainerDirs
-from unionfs.runtime.state import default_home
-from unionfs.store import containers, sizes
+from unionfs.containers import lifecycle
+from unionfs.runtime.state import ContainerDirs, default_home
+from unionfs.store import sizes
 
 DEFAULT = "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     states = dirs.all()
     with open_store(args) as store:
         images = store.images()
-        used = {u.image for u in containers.uses(store)}
+        used = {u.image for u in lifecycle.uses(store)}
         layer_size = {d: sizes.layer_size(store, d) for i in images for d in i.record.diff_ids}
         extra = {i.digest: sizes.image_size(store, i)
                  - sum(layer_size[d] for d in i.record.diff_ids) for i in images}  # fmt: skip

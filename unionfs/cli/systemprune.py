@@ -13,8 +13,7 @@ from unionfs.cli.confirm import confirm
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.index import prune as index_prune
 from unionfs.index.env import IndexUnavailable, default_dir
-from unionfs.runtime.state import Store as ContainerDirs
-from unionfs.runtime.state import default_home, describe
+from unionfs.runtime.state import ContainerDirs, default_home, describe
 
 WARNING = """WARNING! This command removes:
 \t- all stopped containers

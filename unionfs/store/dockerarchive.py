@@ -18,7 +18,7 @@ import typing
 
 from unionfs.errors import UserError
 from unionfs.store import compress, sizes
-from unionfs.store.images import Image, Store
+from unionfs.store.images import Image, ImageStore
 
 PAX = tarfile.PAX_FORMAT
 
@@ -50,7 +50,7 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def write(store: Store, image: Image, tags: list[str], out: typing.BinaryIO) -> None:
+def write(store: ImageStore, image: Image, tags: list[str], out: typing.BinaryIO) -> None:
     """Write *image* (named *tags* in the archive) as a docker archive to *out*."""
     config_hex = image.record.config.removeprefix("sha256:")
     layers = [f"{d.removeprefix('sha256:')}.tar" for d in image.record.diff_ids]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from unionfs.imageformat import check_digest
 from unionfs.store import scratch
-from unionfs.store.images import Image, Store, Use
+from unionfs.store.images import Image, ImageStore, Use
 
 GRACE = 3600.0
 Uses = Callable[[], list[Use]]
@@ -34,7 +34,7 @@ class Orphans:
         return bool(self.layers or self.blobs)
 
 
-def unwanted_images(store: Store, uses: Uses, everything: bool) -> list[Image]:
+def unwanted_images(store: ImageStore, uses: Uses, everything: bool) -> list[Image]:
     """The images ``image prune`` removes: dangling ones not used by a container; with
     *everything*, every image no container uses."""
     used = {u.image for u in uses()}
@@ -49,7 +49,7 @@ def _old(path: str, now: float) -> bool:
         return False
 
 
-def orphans(store: Store, uses: Uses, now: float | None = None) -> Orphans:
+def orphans(store: ImageStore, uses: Uses, now: float | None = None) -> Orphans:
     """What nothing holds on to (see the module docstring); call with the lock held."""
     now = time.time() if now is None else now
     used_dirs = {d for u in uses() for d in u.lowers}
@@ -80,7 +80,7 @@ def orphans(store: Store, uses: Uses, now: float | None = None) -> Orphans:
     return Orphans(tuple(layers), tuple(blobs))
 
 
-def size_of(store: Store, found: Orphans) -> int:
+def size_of(store: ImageStore, found: Orphans) -> int:
     """Bytes on disk that removing *found* frees (files' sizes; directories not counted)."""
     total = sum(store.blobs.size(b) for b in found.blobs if store.blobs.has(b))
     for diff_id in found.layers:
@@ -93,7 +93,7 @@ def size_of(store: Store, found: Orphans) -> int:
     return total
 
 
-def remove_orphans(store: Store, uses: Uses) -> tuple[Orphans, int]:
+def remove_orphans(store: ImageStore, uses: Uses) -> tuple[Orphans, int]:
     """Remove what nothing holds on to, under the store lock: (what, bytes freed)."""
     with store.locked():
         found = orphans(store, uses)

@@ -18,7 +18,7 @@ from unionfs.imageformat import LAYER_GZIP, LAYER_ZSTD, OCI_CONFIG, Descriptor
 from unionfs.store import estargz, zstdchunked
 from unionfs.store.blobs import BlobDir
 from unionfs.store.compress import Compressor, open_layer
-from unionfs.store.images import Store
+from unionfs.store.images import ImageStore
 from unionfs.store.progress import Progress
 
 FORMATS = ("gzip", "zstd", "estargz", "zstd:chunked")
@@ -77,7 +77,7 @@ def recode_layer(
 
 
 def convert_image(
-    store: Store,
+    store: ImageStore,
     ref: str,
     fmt: str,
     dest: BlobDir,
@@ -138,7 +138,7 @@ class StagedImage:
     """A converted image whose new blobs sit in *staged*, the rest in *store*: the
     ``ImageSource`` a push of it reads from."""
 
-    def __init__(self, store: Store, staged: BlobDir, converted: Converted) -> None:
+    def __init__(self, store: ImageStore, staged: BlobDir, converted: Converted) -> None:
         self._store = store
         self._staged = staged
         self._converted = converted

@@ -11,12 +11,12 @@ from __future__ import annotations
 import lmdb
 
 from unionfs.store import compress
-from unionfs.store.images import Image, Store
+from unionfs.store.images import Image, ImageStore
 
 _CHUNK = 1 << 20
 
 
-def layer_size(store: Store, diff_id: str) -> int:
+def layer_size(store: ImageStore, diff_id: str) -> int:
     """The size of layer *diff_id*'s uncompressed tar (0 if the store lacks its blob)."""
     known = store.meta.layer_size(diff_id)
     if known is not None:
@@ -36,7 +36,7 @@ def layer_size(store: Store, diff_id: str) -> int:
     return total
 
 
-def image_size(store: Store, image: Image) -> int:
+def image_size(store: ImageStore, image: Image) -> int:
     """podman's ``Size`` of *image*: layers uncompressed + config + manifest twice."""
     layers = sum(layer_size(store, d) for d in image.record.diff_ids)
     config = store.blobs.size(image.record.config) if store.blobs.has(image.record.config) else 0
@@ -44,7 +44,7 @@ def image_size(store: Store, image: Image) -> int:
     return layers + config + 2 * manifest
 
 
-def unique_size(store: Store, image: Image, others: list[Image]) -> int:
+def unique_size(store: ImageStore, image: Image, others: list[Image]) -> int:
     """What removing *image* alone would free: its layers no other image has, and its
     config and manifest (``system df -v``'s UNIQUE SIZE)."""
     shared = {d for other in others if other.digest != image.digest
