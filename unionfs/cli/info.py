@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 
 from unionfs.cli import containerinfo, gotemplate, report
 from unionfs.cli.mounts import find_mount
+from unionfs.cli.version import machine_arch
 from unionfs.errors import UserError
 from unionfs.runtime.state import ContainerDirs, default_home
 from unionfs.store import catalog
@@ -25,11 +25,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        description=__doc__)  # fmt: skip
     p.add_argument("-f", "--format", metavar="FORMAT", help="json, or a Go template "
                    "({{.Host.CgroupVersion}}, {{.Store.GraphRoot}}...)")  # fmt: skip
-
-
-def machine_arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 def _cgroups() -> tuple[str, list[str]]:

@@ -19,9 +19,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "({{.Client.Version}}, {{.Client.PythonVersion}}...)")  # fmt: skip
 
 
-def facts() -> dict[str, object]:
-    from unionfs.cli.info import machine_arch
+def machine_arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
+
+def facts() -> dict[str, object]:
     try:
         binding = importlib.metadata.version("pyfuse3")  # without loading it (fuse/ does)
     except importlib.metadata.PackageNotFoundError:
