@@ -47,7 +47,8 @@ class OneLineParser(argparse.ArgumentParser):
                        for c in a.choices]  # fmt: skip
             if choices:
                 raise unknown_verb(word, choices, self.prog)
-        raise UserError(f"{self.prog}: {message} (see --help)", exit_code=2)
+        verb = self.prog.removeprefix("unionfs").strip()  # "unionfs: pull: argument ..."
+        raise UserError(f"{verb + ': ' if verb else ''}{message} (see --help)", exit_code=2)
 
 
 class _Named:
@@ -145,7 +146,7 @@ def _dispatch(args_list: list[str]) -> int:
     target = getattr(args, _MODULE, None)
     if target is None:  # a group without its subcommand
         verbs = ", ".join(GROUPS[args.command][1])
-        raise UserError(f"unionfs {args.command}: give a command ({verbs}); see "
+        raise UserError(f"{args.command}: give a command ({verbs}); see "
                         f"unionfs {args.command} --help", exit_code=2)  # fmt: skip
     code: int = module(target).run(args)
     return code
@@ -158,9 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(_take_root(args_list))
     except UserError as exc:
         message = exc.message.removeprefix("unionfs: ")
-        # "unionfs tag: ..." (a verb's usage error) already says who speaks
-        print(message if message.startswith("unionfs ") else f"unionfs: {message}",
-              file=sys.stderr)  # fmt: skip
+        print(f"unionfs: {message}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         # A reader that stopped early (`unionfs images | head -1`): quietly, as podman.

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
         return mountlist.run(args)
     if args.mountpoint is None:
-        raise UserError("unionfs mount: give the mount point (see --help)", exit_code=2)
+        raise UserError("mount: give the mount point (see --help)", exit_code=2)
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
