@@ -164,3 +164,18 @@ def test_stats_without_running_containers(uf: Run) -> None:
     assert uf("stats", "--no-stream", "--format", "json").stdout == "[]\n"
     header = uf("stats", "--no-stream").stdout.splitlines()
     assert header[0].split()[:4] == ["ID", "NAME", "CPU", "%"]
+
+
+def test_quiet_flags_print_only_ids(uf: Run, tmp_path: Path) -> None:
+    said = uf("import", "-q", str(rootfs(tmp_path / "q")), "quiet:1").stdout
+    assert said == uf("images", "-q", "--no-trunc").stdout  # sha256:<id>
+    uf("create", "--name", "c-q", "quiet:1")
+    assert uf("commit", "-q", "c-q", "quiet:2").stdout.startswith("sha256:")
+    assert uf("pull", "-q", f"oci-archive:{_saved(uf, tmp_path)}").stdout.strip() == \
+        said.strip().removeprefix("sha256:")  # fmt: skip
+
+
+def _saved(uf: Run, tmp_path: Path) -> Path:
+    archive = tmp_path / "quiet.tar"
+    uf("save", "-o", str(archive), "quiet:1")
+    return archive

@@ -15,7 +15,8 @@ KINDS = {"C": "changed", "A": "added", "D": "deleted"}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("diff", help="list the paths a container added, changed or deleted")
+    p = sub.add_parser("diff", help="list the paths a container added, changed or deleted",
+                       description=__doc__)  # fmt: skip
     p.add_argument("container", metavar="C")
     p.add_argument("--format", metavar="FORMAT",
                    help="json, or a Go template per change: {{.Kind}} {{.Path}}")  # fmt: skip

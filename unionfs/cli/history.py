@@ -15,7 +15,8 @@ DEFAULT = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("history", help="show the layers of an image and how each was made")
+    p = sub.add_parser("history", help="show the layers of an image and how each was made",
+                       description=__doc__)  # fmt: skip
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
     p.add_argument("-H", "--human", type=lambda v: v.lower() != "false", default=True,

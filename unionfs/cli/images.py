@@ -30,7 +30,8 @@ SORT_KEYS = ("created", "id", "repository", "size", "tag")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("images", help="list images")
+    p = sub.add_parser("images", help="list images",
+                       description=__doc__)  # fmt: skip
     p.add_argument("-a", "--all", action="store_true",
                    help="accepted as podman takes it (no intermediate images here)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="only the image ids, once each")

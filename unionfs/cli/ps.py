@@ -23,7 +23,8 @@ HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "RunningFor": "CREAT
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("ps", help="list containers")
+    p = sub.add_parser("ps", help="list containers",
+                       description=__doc__)  # fmt: skip
     p.add_argument("-a", "--all", action="store_true", help="also those that are not running")
     p.add_argument("-q", "--quiet", action="store_true", help="only the ids")
     p.add_argument("--no-trunc", action="store_true", help="full ids and commands")

@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="re-encode the layers first: gzip, zstd, estargz or zstd:chunked (the last two "
         "can be pulled lazily); default: push the blobs as they are",
     )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     add_registry_flags(p)
     add_root(p)
 
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             progress=Bars("sending"),
             chunk_size=args.chunk_size,
         )
-    print(f"pushed {args.image} to {ref}: {summary_line('sent', summary)}")
+    if not args.quiet:
+        print(f"pushed {args.image} to {ref}: {summary_line('sent', summary)}")
     return 0
 
 

@@ -28,7 +28,8 @@ HEADERS = {"CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemUsageBytes":
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("stats", help="show containers' resource usage")
+    p = sub.add_parser("stats", help="show containers' resource usage",
+                       description=__doc__)  # fmt: skip
     p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
     p.add_argument("--no-reset", action="store_true", help="keep the screen between samples")
     p.add_argument("-a", "--all", action="store_true", help="accepted: only running ones count")
