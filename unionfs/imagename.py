@@ -1,12 +1,8 @@
-"""Image references and names: ``[host[:port]/]repo[:tag][@sha256:hex]``, one grammar for
-the registry client and the store.
-
-The grammar is the distribution spec's: lowercase repository components joined by ``/``
-(separators ``.`` ``_`` ``__`` ``-``), a tag of at most 128 ``[A-Za-z0-9_.-]`` not starting
-with ``.`` or ``-``, a sha256 digest. A first component with a dot or a port, or
-``localhost``, is a registry host. Pulling, a short name means Docker Hub (``library/`` for
-one component); naming an image in the store, it means ``localhost/``, as podman names
-local images. Anything malformed is a one-line ``UserError`` (exit 2). Pure.
+"""Image references and names, one grammar for the registry client and the store:
+``[host[:port]/]repo[:tag][@sha256:hex]`` as the distribution spec has it (lowercase path
+components, a tag of at most 128 characters). A short name means Docker Hub when pulling
+(``library/`` for one component) and ``localhost/`` when naming an image in the store, as
+podman names local images. Malformed input is a one-line ``UserError`` (exit 2). Pure.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from unionfs.cli.gotemplate import GoMap, TemplateError, execute, go_str, parse
+from unionfs.cli.gotemplate import execute, parse
+from unionfs.cli.govalues import GoMap, TemplateError, go_str
 
 ROW = {
     "ID": "96f83566ac05", "Names": ["localhost/bb:latest", "localhost/bb:v2"],

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from unionfs.cli import report
-from unionfs.cli.gotemplate import TemplateError
+from unionfs.cli.govalues import TemplateError
 
 ROWS = [
     {"Repository": "localhost/bb", "Tag": "latest", "ID": "96f83566ac05",

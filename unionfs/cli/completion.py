@@ -1,9 +1,7 @@
-"""``unionfs completion bash``: a bash completion script generated from the parser, so it
-knows every verb, group verb (``image ls``), flag and flag choice the command has now.
-
-Source it (``source <(unionfs completion bash)``) or install it as
-``/usr/share/bash-completion/completions/unionfs``. Words that are not flags complete as
-file names (images and containers are not looked up: that would start Python per TAB).
+"""``unionfs completion bash``: a bash completion script generated from the parser (verbs,
+group verbs, flags, flag choices), so it never lags behind the command. Source it, or
+install it as /usr/share/bash-completion/completions/unionfs. Other words complete as
+file names: images and containers are not looked up (that would start Python per TAB).
 """
 
 from __future__ import annotations

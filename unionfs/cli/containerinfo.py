@@ -1,10 +1,7 @@
 """What ``ps``, ``inspect``, ``mount`` and ``system df`` show of a container, in podman's
-words: its state (``created``, ``running``, ``exited``...), its status line (``Up 3
-minutes``, ``Exited (0) 2 minutes ago``), its image's name, its JSON and template fields.
-
-Built from the state directory as it is today; a field the runtime does not record yet
-(ports, labels, a start time apart from the creation time) is given podman's empty value,
-so that scripts and templates work now and show more when the runtime records more.
+words: its state, its status line (``Up 3 minutes``, ``Exited (0) 2 minutes ago``), its
+image's name, its JSON and template fields. From the state directory as it is today: what
+the runtime does not record yet (ports, labels, a start time) has podman's empty value.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ import datetime
 from dataclasses import dataclass
 
 from unionfs.cli import humanize
-from unionfs.cli.gotemplate import GoMap
+from unionfs.cli.govalues import GoMap
 from unionfs.runtime.spec import RunSpec
 from unionfs.runtime.state import State, describe, is_alive
 from unionfs.store import catalog

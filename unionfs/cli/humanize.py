@@ -1,10 +1,7 @@
-"""Sizes, durations and times as podman prints them (docker's go-units and Go's time).
-
-``size``: go-units' HumanSizeWithPrecision (decimal units, %g with the given precision:
-``1.998MB`` at 4, ``2MB`` at 3); ``image_size`` adds the space podman's ``images`` puts
-before the unit (``2 MB``). ``duration``: go-units' HumanDuration (``About a minute``,
-``3 hours``, ``Less than a second``). ``go_time``: Go's ``time.Time.String()``
-(``2026-12-07 12:12:17.832 +0000 UTC``). Pure: no clock but the one passed in.
+"""Sizes, durations and times as podman prints them: go-units' HumanSizeWithPrecision
+(``1.998MB``; ``images`` puts a space before the unit: ``2 MB``) and HumanDuration
+(``About a minute``), Go's ``time.Time.String()`` and RFC 3339. Pure: no clock but the
+one passed in.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""``unionfs images``: the images of the store, newest first, as ``podman images`` lists them.
-
-One row per name (``<none>`` for an image without one); SIZE is podman's (uncompressed
-layers, config and manifest: ``store.sizes``) in its units (``2 MB``). ``--format`` and
-``--noheading`` through ``report``; ``--filter`` dangling, label, reference, id, digest,
-before, since, containers; ``-q`` prints each image id once.
+"""``unionfs images [IMAGE]``: the store's images, newest first, a row per name, as ``podman
+images`` lists them: SIZE is podman's (``store.sizes``) in its units; ``--format``,
+``--noheading``, ``--filter`` (dangling, label, reference, id, digest, before, since,
+containers), ``--sort``, ``--digests``, ``-q`` (each id once).
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from unionfs.cli import filters, humanize, report
-from unionfs.cli.gotemplate import GoMap
+from unionfs.cli.govalues import GoMap
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
 from unionfs.errors import UserError

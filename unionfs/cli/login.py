@@ -1,9 +1,7 @@
 """``unionfs login [-u USER] [-p PASS | --password-stdin] REGISTRY``: prove credentials to a
-registry, then keep them where podman keeps them (``registry.authfile``), for pull and push.
-
-Without ``-u``/``-p`` the user and password are asked for on a terminal (the password not
-echoed); with stdin not a terminal they must be given. ``--get-login`` prints the user
-recorded for REGISTRY. Prints ``Login Succeeded!`` as podman does.
+registry, then keep them where podman keeps them (``registry.authfile``) for pull and push.
+Asks on a terminal for what is not given (the password unechoed); ``--get-login`` prints
+the user kept for REGISTRY. Prints ``Login Succeeded!``, as podman.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""``unionfs man [VERB...]``: the manual page of unionfs or of one verb (``unionfs man image
-ls``), generated from the parser: its synopsis, description, options and choices, so that it
-can never disagree with ``--help``. On a terminal it is shown through ``man -l``; otherwise
-the roff source is printed (``unionfs man images > unionfs-images.1``;
-``tools/manpages.py DIR`` writes every page, for packaging).
-
-Why generated at run time rather than kept as docs/man/*.1: a page kept in the tree goes
-stale the day a flag changes; this one is the parser, and costs no build step.
+"""``unionfs man [VERB...]``: the manual page of unionfs or a verb, generated from the parser
+(synopsis, description, arguments, options, choices), through ``man -l`` on a terminal and
+as roff otherwise; ``tools/manpages.py DIR`` writes them all. Generated at run time rather
+than kept as docs/man/*.1: a kept page goes stale the day a flag changes; this one is the
+parser, and needs no build step.
 """
 
 from __future__ import annotations

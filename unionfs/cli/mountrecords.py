@@ -1,13 +1,8 @@
-"""What each live ``unionfs mount`` daemon serves, for ``unionfs mount`` without arguments:
-one JSON file per mount (its mount point, layers, upper, work, pid) in
-``$XDG_RUNTIME_DIR/unionfs/mounts`` (``/run/unionfs/mounts`` as root, else
-``/tmp/unionfs-UID/mounts``), written by the daemon once its mount is live and removed
-when it stops serving.
-
-The kernel's mount table says what is mounted, not from which layers: a record adds that.
-A record whose daemon is gone or whose mount point is no longer a unionfs mount is stale,
-left out of the listing and removed. Records are a convenience: failing to write one is a
-warning in the daemon's log, never a failed mount.
+"""What each live ``unionfs mount`` daemon serves (mount point, layers, upper, work, pid), for
+``unionfs mount``'s listing: the kernel's table says what is mounted, not from which
+layers. One JSON file per mount in ``directory()``, written once the mount is live and
+removed when the daemon stops; a stale one is skipped and removed. A convenience: failing
+to write one is a warning in the daemon's log, never a failed mount.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""The one printer of listings: ``--format``, ``--noheading`` and the table layout, for
-every verb that lists things (images, ps, history, stats, diff, mount, system df...).
-
-A verb gives a ``Listing``: rows for templates (podman's field names), the JSON it prints
-for ``--format json`` (podman's JSON shape, which is not always the template's), and its
-default as a ``table`` template. ``--format`` is then, as podman reads it: ``json`` (or
-``{{json .}}``) -> the JSON; ``table TEMPLATE`` -> a header (each field's name in capitals,
-or the verb's override: ``ID`` -> ``IMAGE ID``) and the rows, aligned; any other template ->
-one line per row, not aligned. ``\\t`` in a format is a tab. Columns are aligned as Go's
-tabwriter does it with podman's settings (cells at least 12 wide, 2 spaces of padding).
+"""The one printer of listings (images, ps, inspect, history, stats, diff, mount, system df):
+a verb gives a ``Listing`` (template rows with podman's field names, podman's JSON, its
+default ``table`` template) and ``render`` honours ``--format``: ``json``/``{{json .}}``,
+``table TEMPLATE`` (a header, columns aligned as podman's tabwriter) or a plain template (a
+line per row), and ``--noheading``.
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.cli import gotemplate
-from unionfs.cli.gotemplate import GoMap
+from unionfs.cli.govalues import GoMap, TemplateError
 
 MIN_WIDTH = 12
 PADDING = 2
@@ -89,7 +84,7 @@ def render(listing: Listing, fmt: str | None, noheading: bool = False) -> str:
         text = text[len("table") :].lstrip(" ") or listing.default[len("table") :].lstrip(" ")
     nodes = gotemplate.parse(normalize(text))
     if "{{" in "".join(n for n in nodes if isinstance(n, str)):
-        raise gotemplate.TemplateError(f"unclosed action in {fmt!r}")
+        raise TemplateError(f"unclosed action in {fmt!r}")
     out = []
     if table and not noheading:
         out.append(gotemplate.execute(nodes, _header_row(nodes, listing.headers)))

@@ -1,9 +1,7 @@
 """``unionfs stats [C...] [--no-stream]``: CPU, memory (use, peak, limit), pids and OOM kills
-of running containers, read from their cgroups; refreshed every second like podman stats.
-
-The fields and JSON keys are podman's (``{{.CPUPerc}}``, ``{{.MemUsage}}``, ``mem_usage``...,
-sizes in its decimal units), with ours added (``{{.MemPeak}}``, ``{{.OOMKills}}``). NET IO and
-BLOCK IO are not measured: they show ``-- / --``, as docker shows what it cannot read.
+of running containers from their cgroups, refreshed every second, with podman's fields and
+JSON keys (and ours: ``{{.MemPeak}}``, ``{{.OOMKills}}``). NET IO and BLOCK IO are not
+measured: ``-- / --``, as docker shows what it cannot read.
 """
 
 from __future__ import annotations

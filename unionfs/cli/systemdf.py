@@ -1,9 +1,7 @@
-"""``unionfs system df [-v]``: the space images, containers and volumes take, and what of
-it pruning would free, as ``podman system df`` shows it (sizes in its units: ``1.998MB``).
-
-Images: every layer counted once, with each image's config and manifest (as podman sizes
-images); active are those a container uses; reclaimable what only inactive ones hold.
-Containers: their upper layers' files; active are the running ones. There are no volumes.
+"""``unionfs system df [-v]``: the space images, containers and volumes take and what pruning
+would free, as ``podman system df`` shows it (``1.998MB``). Images: each layer once, with
+configs and manifests; active ones have a container; reclaimable is what only inactive
+ones hold. Containers: their uppers' files; active ones run. There are no volumes yet.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""Which verbs the ``unionfs`` command knows, and what it says about one it does not.
-
-``COMMANDS`` maps each top-level verb to its module in ``unionfs.cli``; ``GROUPS`` gives
-podman's grouped spellings (``image ls``, ``container prune``, ``system df``), each a verb
-module under another name, with defaults of its own (``image inspect`` is ``inspect
---type image``). ``is_mount_program_call`` tells the mount-program forms from a mistyped
-verb; ``unknown`` words the error for the latter, with difflib's closest verbs.
+"""Which verbs ``unionfs`` knows (``COMMANDS``; ``GROUPS``: podman's ``image ls``, ``container
+prune``..., each a verb module under another name with defaults of its own), and what it
+says about a word it does not know: the mount-program forms still mount
+(``is_mount_program_call``); anything else is an unknown command with difflib's closest
+verbs.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Pruning an index of what can no longer be used: the tables of layer directories that
-are gone (or replaced: another directory at the same path is another layer), and the stack
-tables built on them. ``unionfs system prune`` runs it on the index directories in use.
-
-Only what no mount can be reading is dropped: a mount holds its layers' directories open,
-so a layer whose directory is gone serves no mount through this index any more; stacks of
-layers that still exist are kept, as a later mount of the same stack reuses them.
+"""Pruning an index of what no mount can use any more: the tables of layer directories that
+are gone or replaced (another directory at the same path is another layer), and the stacks
+built on them; the roots live mounts serve are kept. Stacks of layers that still exist are
+kept too: a later mount of the same stack reuses them. ``system prune`` runs it.
 """
 
 from __future__ import annotations

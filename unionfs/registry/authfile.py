@@ -1,11 +1,8 @@
 """Where registry credentials live, as podman keeps them, and ``login``/``logout`` writing
-them: ``{"auths": {"host[:port][/repo]": {"auth": base64("user:password")}}}``.
-
-Written to ``--authfile``, else ``$REGISTRY_AUTH_FILE``, else
-``$XDG_RUNTIME_DIR/containers/auth.json`` (``/run/containers/UID/auth.json`` without it),
-podman's places; a file is replaced whole (temp, rename), 0600 in a 0700 directory. Read
-from those and then ``~/.config/containers/auth.json``, docker's ``~/.docker/config.json``
-and ``~/.config/unionfs/auth.json`` (unionfs's place before; see ``auth``).
+them (``{"auths": {"host[/repo]": {"auth": base64("user:password")}}}``, 0600, replaced
+whole). Written to ``--authfile``, ``$REGISTRY_AUTH_FILE`` or
+``$XDG_RUNTIME_DIR/containers/auth.json``; read from those, then podman's, docker's and
+unionfs's files in the home directory (``read_paths``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""``registries.conf`` as podman reads it: which registries a short name is tried on, which
-are insecure (plain http or an unverified certificate allowed) or blocked, and aliases.
-
-Places, as containers/image finds them: ``$CONTAINERS_REGISTRIES_CONF`` if set, else
-``~/.config/containers/registries.conf`` if it exists (then the system's file and drop-ins
-are not read), else ``/etc/containers/registries.conf``; then the drop-ins
-``/etc/containers/registries.conf.d/*.conf`` and ``~/.config/containers/registries.conf.d``
-in name order, each overriding what it sets. Both formats: v2 (``unqualified-search-
-registries``, ``[[registry]]`` with ``location``/``prefix``/``insecure``/``blocked``,
-``[aliases]``, ``short-name-mode``) and v1 (``[registries.search|insecure|block]``).
-Mirrors are not used. A file that cannot be read or parsed is a one-line UserError.
+"""registries.conf as podman reads it (``paths``: the environment's or the user's file, else
+the system's, then the drop-ins in name order): search registries, aliases, short-name
+mode, insecure and blocked registries, in the v1 or v2 format; ``candidates`` resolves a
+short name as podman does (no prompt: enforcing mode with several registries refuses).
+Mirrors are not used; a file that cannot be read or parsed is a one-line UserError.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Read-only questions about a store that need only its metadata, not an opened store:
-which names and id each image has (for ``ps``, ``inspect``, ``mount`` listing containers).
-
-Opening ``ImageStore`` reclaims temps and fixes modes (it writes); ``metadata`` never
-writes, and gives None for a store that does not exist yet. LMDB allows one open
+"""Read-only questions needing only a store's metadata (which names and id each image has,
+for ``ps``, ``inspect``, ``mount``): ``metadata`` never writes, unlike opening an
+``ImageStore``, and is None for a store that does not exist. LMDB allows one open
 environment per process: a command that has the store open passes ``store.meta``.
 """
 

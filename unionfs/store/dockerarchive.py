@@ -1,12 +1,7 @@
-"""``save --format docker-archive``: an image as ``docker save`` and podman write it, which
-``docker load``, ``podman load`` and our ``import`` read: ``manifest.json`` (Config,
-RepoTags, Layers), the config as ``<config-hex>.json``, and each layer uncompressed as
-``<diff_id-hex>.tar``.
-
-Written as a stream (a pipe will do): a layer's size is known before its bytes (``sizes``),
-and its bytes are the blob decompressed, checked against that size. Reproducible: fixed
-order, owners, modes and times. The layers' blobs change (they are uncompressed), so the
-image's manifest digest does not survive a round trip; an OCI archive keeps it.
+"""``save --format docker-archive``: an image as ``docker save`` and podman write it
+(``manifest.json``, ``<config-hex>.json``, each layer uncompressed as ``<diff_id-hex>.tar``),
+streamed (a pipe will do: each layer's size is known from ``sizes``) and reproducible. The
+layers' blobs change (uncompressed), so the manifest digest does not survive a round trip.
 """
 
 from __future__ import annotations

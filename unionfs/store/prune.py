@@ -1,13 +1,8 @@
-"""Pruning the store: images no one wants, and what no image or container holds on to.
-
-- ``unwanted_images``: dangling ones (no name), or with ``everything`` every image no
-  container uses; ``ImageStore.remove`` then takes each with what only it used;
-- ``orphans``: recorded layers no image and no container uses (``import-layer`` leaves
-  such layers, and so does removing the last container of an image that is gone), layer
-  directories nothing records, and blobs nothing refers to; ``remove_orphans`` removes
-  them under the store lock.
-Blobs and layer directories nothing records yet may be a running pull's or import's,
-which records them only at its end: those younger than ``GRACE`` seconds are kept.
+"""Pruning the store: ``unwanted_images`` (dangling ones, or every image no container uses),
+then ``remove_orphans``: recorded layers no image or container uses (``import-layer``'s,
+a removed image's kept for a container since removed), layer directories nothing
+records and blobs nothing refers to. What nothing records yet may be a pull or import at
+work: it is kept for ``GRACE`` seconds.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Sizes as podman counts them: a layer's is its uncompressed tar; an image's is its layers'
-plus its config and manifest (containers/storage keeps the manifest under two keys and counts
-both, so podman's ``Size`` has it twice; we count the same, so the numbers agree).
-
-A layer's size is recorded when it is extracted (``ImageStore.ensure_layer``); one extracted
-before that was recorded is measured here once, by reading its blob, and the answer kept.
+"""Sizes as podman counts them: a layer's is its uncompressed tar, recorded at extraction
+(measured once from its blob for a layer extracted before); an image's is its layers'
+plus its config and manifest, the manifest twice, as containers/storage keeps it under two
+keys (so the numbers agree with podman's to the byte).
 """
 
 from __future__ import annotations
