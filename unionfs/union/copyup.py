@@ -17,8 +17,8 @@ import stat
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
 from unionfs.union import links
-from unionfs.union.lookup import is_metacopy, private_xattr, resolve_path
-from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths
+from unionfs.union.lookup import is_metacopy, resolve_path
+from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths, xattr_of
 
 
 def chown_if_allowed(layer: LayerDir, path: bytes, uid: int, gid: int) -> None:
@@ -176,7 +176,7 @@ def shown_ino(stack: Stack, res: Resolved) -> int | None:
     """The inode number the overlay shows for *res*: the one a copied-up entry recorded
     (``_keep_number``; also in a lower layer that was an upper), else its own
     (``Stack.own_ino``); None when neither fits."""
-    value = private_xattr(stack, res.top, res.top_path, stack.ino_xattr, res.is_dir)
+    value = xattr_of(stack.layers[res.top], res.top_path, stack.ino_xattr, res.is_dir)
     if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
         return int(value)
     return stack.own_ino(res.st)

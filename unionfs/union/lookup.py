@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import join, split
-from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths
+from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths, xattr_of
 
 WHITEOUT = object()
 """What a layer shows for a whited-out name, as opposed to None (nothing there)."""
@@ -113,14 +113,6 @@ def merge(
     return found_res
 
 
-def private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
-                   is_dir: bool) -> bytes | None:  # fmt: skip
-    layer = stack.layers[index]
-    by_fd = getattr(layer, "dir_getxattr", None) if is_dir else None
-    value: bytes | None = by_fd(path, name) if by_fd is not None else layer.getxattr(path, name)
-    return value
-
-
 def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | None:
     """The valid ``overlay.redirect`` of *path* in layer *index*, if redirects are followed.
 
@@ -129,7 +121,7 @@ def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | 
     """
     if not stack.features.follow:
         return None
-    value = private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
+    value = xattr_of(stack.layers[index], path, stack.redirect_xattr, is_dir)
     if not value or b"\0" in value:
         return None
     if value.startswith(b"/"):
@@ -147,7 +139,7 @@ def is_metacopy(stack: Stack, index: int, path: bytes) -> bool:
     """Regular file *path* of layer *index* holds only metadata (``overlay.metacopy``)."""
     if not stack.features.metacopy:
         return False
-    return private_xattr(stack, index, path, stack.metacopy_xattr, False) is not None
+    return stack.layers[index].getxattr(path, stack.metacopy_xattr) is not None
 
 
 def check_name(name: bytes) -> None:

@@ -72,7 +72,13 @@ class Attrs(NamedTuple):
 
 
 class Layer(Protocol):
-    """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError."""
+    """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError.
+
+    ``dir_getxattr`` is ``getxattr`` of a directory, which a layer may answer more cheaply
+    (a directory on disk reads it through the descriptor its lookups keep open anyway).
+    ``devices`` are the st_dev of the directories the layer is made of, top first (an
+    index's merged lowers are several). ``close`` releases what the layer holds open.
+    """
 
     root: str
 
@@ -82,19 +88,30 @@ class Layer(Protocol):
     def readlink(self, path: bytes) -> bytes: ...
     def open(self, path: bytes, flags: int, mode: int = 0) -> int: ...
     def getxattr(self, path: bytes, name: bytes) -> bytes | None: ...
+    def dir_getxattr(self, path: bytes, name: bytes) -> bytes | None: ...
     def listxattr(self, path: bytes) -> list[bytes]: ...
     def statvfs(self) -> os.statvfs_result: ...
+    def devices(self) -> list[int]: ...
+    def close(self) -> None: ...
 
 
 class DirLayer(LayerDir):
     """A plain layer directory on disk, read through ``safepath``."""
 
     def is_opaque(self, path: bytes) -> bool:
-        """Any of the three opaque forms marks directory *path* (which must exist)."""
-        for xattr in layerfmt.OPAQUE_XATTRS:
-            if layerfmt.is_opaque_value(self.dir_getxattr(path, xattr)):
-                return True
-        return self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None
+        """Directory *path* (which must exist) is opaque, in any of the three forms."""
+        return layerfmt.is_opaque(
+            lambda name: self.dir_getxattr(path, name),
+            lambda: self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None,
+        )
+
+    def devices(self) -> list[int]:
+        return [self.dev]
+
+
+def xattr_of(layer: Layer, path: bytes, name: bytes, is_dir: bool) -> bytes | None:
+    """xattr *name* of *path* in *layer* (a directory's through ``dir_getxattr``)."""
+    return layer.dir_getxattr(path, name) if is_dir else layer.getxattr(path, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,21 +140,6 @@ class Features:
 
 
 XINO_SHIFT = 56  # the bits of a shown inode number below a filesystem's place
-
-
-def _devices(layer: Layer) -> list[int]:
-    """The st_dev of the directories *layer* is made of, top first: an index's merged
-    lowers are several (``directories``), any other layer is one."""
-    parts = getattr(layer, "directories", None) or [getattr(layer, "directory", layer)]
-    found = []
-    for part in parts:
-        dev = getattr(part, "dev", None)
-        if dev is None:
-            root = part.lstat(b"")
-            dev = None if root is None else root.st_dev
-        if dev is not None:
-            found.append(dev)
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +261,7 @@ class Stack:
         if self._filesystems is None:
             places: dict[int, int] = {}
             for layer in self.layers:
-                for dev in _devices(layer):
+                for dev in layer.devices():
                     places.setdefault(dev, len(places))
             self._filesystems = places
         place = self._filesystems.get(st.st_dev)
@@ -315,9 +317,7 @@ class Stack:
     def close(self) -> None:
         extra = [d for d in (self.work, self.links) if d is not None]
         for layer in self.layers + extra:
-            close = getattr(layer, "close", None)
-            if close is not None:
-                close()
+            layer.close()
         if self._cache is not None:
             self._cache.close()
 
