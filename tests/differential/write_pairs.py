@@ -574,7 +574,7 @@ class Pair:
         d = self.dirs
         # The kernel does not read unionfs's hard link index; every name has been resolved
         # (the snapshot walked them all), so the upper alone holds every link: drop the
-        # index's own link, which the kernel would count (see unionfs.union.links).
+        # index's own link, which the kernel would count (see unionfs.union.hardlinks).
         index = d["u/work"] / "unionfs-index"
         if index.exists():
             shutil.rmtree(index)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from layers import WHITEOUT_CHR, Hardlink, LayerFactory, read_tree
 
-from unionfs.union import attrs, copyup, create, links, remove
+from unionfs.union import attrs, copyup, hardlinks, link, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.flatten import flatten
 from unionfs.union.lookup import resolve_path
@@ -180,7 +180,7 @@ def test_link_of_a_lower_file_is_metadata_only_with_an_absolute_redirect(
     layers: LayerFactory,
 ) -> None:
     stack = featured(layers, {"d/": {"f": "abc"}}, upper={})
-    create.link(stack, res(stack, "d/f"), res(stack, ""), b"g")
+    link.link(stack, res(stack, "d/f"), res(stack, ""), b"g")
     up = upper_dir(layers, stack)
     assert os.getxattr(up / "d" / "f", XATTR) == b"/d/f"
     assert res(stack, "g").metacopy and res(stack, "g").data_path == b"d/f"
@@ -231,24 +231,24 @@ def test_copy_up_of_one_name_keeps_the_link(layers: LayerFactory) -> None:
     assert len(index) == 1
     other = res(stack, "b")  # resolved again: linked to the same copy
     assert other.top == 0 and other.st.st_ino == up.st.st_ino
-    assert links.shown_nlink(stack, other) == 2
+    assert hardlinks.shown_nlink(stack, other) == 2
     assert os.lstat(upper_dir(layers, stack) / "b").st_nlink == 3  # + the index's link
 
 
 def test_link_and_unlink_change_the_shown_count(layers: LayerFactory) -> None:
     stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
-    create.link(stack, res(stack, "a"), res(stack, ""), b"c")
-    assert links.shown_nlink(stack, res(stack, "c")) == 3
+    link.link(stack, res(stack, "a"), res(stack, ""), b"c")
+    assert hardlinks.shown_nlink(stack, res(stack, "c")) == 3
     remove.unlink(stack, res(stack, ""), b"a")
     remove.unlink(stack, res(stack, ""), b"b")
-    assert links.shown_nlink(stack, res(stack, "c")) == 1
+    assert hardlinks.shown_nlink(stack, res(stack, "c")) == 1
     assert sorted(names(stack, res(stack, ""))) == [b"c"]
 
 
 def test_unlink_of_an_untouched_name_counts_on_the_others(layers: LayerFactory) -> None:
     stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
     remove.unlink(stack, res(stack, ""), b"b")
-    assert links.shown_nlink(stack, res(stack, "a")) == 1
+    assert hardlinks.shown_nlink(stack, res(stack, "a")) == 1
 
 
 def test_without_index_a_copy_up_breaks_the_link(layers: LayerFactory) -> None:

@@ -25,7 +25,7 @@ from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.safepath import join, split
-from unionfs.union import create, links, remove
+from unionfs.union import create, hardlinks, link, redirect, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.copyup import copy_up, copy_up_data
 from unionfs.union.lookup import lookup, resolve_path
@@ -69,7 +69,7 @@ class WriteOperations:
     # -- bookkeeping ---------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
         attrs = entry.attributes(ino, res, unlinked)
-        if not unlinked and (shown := links.shown_nlink(self.stack, res)) is not None:
+        if not unlinked and (shown := hardlinks.shown_nlink(self.stack, res)) is not None:
             attrs.st_nlink = shown  # an indexed copy: its overlay link count
         if self.mapped:
             attrs.st_uid, attrs.st_gid = self.owners.shown(attrs.st_uid, attrs.st_gid)
@@ -239,10 +239,10 @@ class WriteOperations:
                 # The new name's checks come first (the VFS's), then the kernel's EXDEV
                 # for a redirect it could not record; only then the copy-up.
                 create.check_new(self.stack, parent.res, new_name)
-                rename_rules.check_file_redirect(self.stack, node.res, samedir=False)
+                redirect.check_file_redirect(self.stack, node.res, samedir=False)
             await self._copied_up(node, meta=True)
             with self._refreshed_on_failure(join(parent.res.path, new_name)):
-                source, res = create.link(self.stack, node.res, parent.res, new_name)
+                source, res = link.link(self.stack, node.res, parent.res, new_name)
             self._changed(node, source)
             made = self._new_entry(new_parent_inode, res)
         await self._tell_kernel()

@@ -28,7 +28,7 @@ from unionfs.store import layertar, userstore
 from unionfs.store.blobs import BlobDir, HashingReader
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
-from unionfs.union.stack import probe_style
+from unionfs.union.workdir import probe_style
 
 Warn = Callable[[str], None]
 # A user's store, extracted in the user's namespace: 0/0 whiteouts (allowed there since

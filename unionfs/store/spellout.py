@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
-from unionfs.union.copyup import build_entry, copy_metadata
+from unionfs.union.copybuild import build_entry, copy_metadata
 from unionfs.union.flatten import flatten
 from unionfs.union.stack import Features, Layer, Stack
 

@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass
 
 from unionfs import layerfmt
-from unionfs.union.copyup import copy_up, copy_up_data, upper_of
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.copyup import copy_up, copy_up_data
+from unionfs.union.stack import Resolved, Stack, upper_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.safepath import join
-from unionfs.union.lookup import redirect_of
 from unionfs.union.readdir import list_dir
+from unionfs.union.redirect import redirect_of
 from unionfs.union.stack import Resolved, Stack
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import join, split
-from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths, xattr_of
+from unionfs.union.redirect import redirect_of
+from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths
 
 WHITEOUT = object()
 """What a layer shows for a whited-out name, as opposed to None (nothing there)."""
@@ -38,7 +39,7 @@ def merge(
     ovl_check_redirect): a relative one replaces the name, an absolute one is looked up
     from the root of every layer below the one that holds it. A regular file with the
     metacopy mark goes on down to the file that holds its data. With ``index=on`` a lower
-    hard link whose file was copied up by another name resolves to that copy (``links``);
+    hard link whose file was copied up by another name resolves to that copy (``hardlinks``);
     *aliases* False leaves it lower (for questions about the lower layers alone).
     """
     path = join(parent.path, name)
@@ -107,32 +108,10 @@ def merge(
         raise OSError(errno.EIO, f"metacopy file {os.fsdecode(path)!r} has no data below it")
     found_res = Resolved(path, tuple(found), top, normal_paths(path, where))
     if aliases and stack.features.index and found_res.top != 0 and not found_res.is_dir:
-        from unionfs.union import links  # links -> copyup -> lookup
+        from unionfs.union import hardlinks  # links -> copyup -> lookup
 
-        return links.alias(stack, found_res)
+        return hardlinks.alias(stack, found_res)
     return found_res
-
-
-def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | None:
-    """The valid ``overlay.redirect`` of *path* in layer *index*, if redirects are followed.
-
-    As the kernel checks it: an absolute path (``/a/b``) or one name; never ``.``/``..``
-    or an empty component. Anything else is ignored, as if there were none.
-    """
-    if not stack.features.follow:
-        return None
-    value = xattr_of(stack.layers[index], path, stack.redirect_xattr, is_dir)
-    if not value or b"\0" in value:
-        return None
-    if value.startswith(b"/"):
-        parts = value[1:].split(b"/")
-    elif b"/" in value:
-        return None  # a relative redirect is one name
-    else:
-        parts = [value]
-    if any(part in (b"", b".", b"..") or len(part) > layerfmt.NAME_MAX for part in parts):
-        return None
-    return value
 
 
 def is_metacopy(stack: Stack, index: int, path: bytes) -> bool:

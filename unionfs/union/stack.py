@@ -9,6 +9,7 @@ Resolved values are immutable; whoever changes a layer makes new ones.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -17,9 +18,7 @@ from typing import NamedTuple, Protocol
 
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
-
-WORK_SUBDIR = "work"
-INDEX_SUBDIR = "unionfs-index"  # hard links that survive copy-up (see union.links)
+from unionfs.union.workdir import INDEX_SUBDIR, prepare_subdir, prepare_workdir, probe_style
 
 
 class StatLike(Protocol):
@@ -123,7 +122,7 @@ class Features:
     renames give EXDEV), "nofollow"/"off" (neither; "off" follows like the kernel's
     default redirect_always_follow=Y). ``metacopy``: attribute changes of a lower regular
     file copy up only its metadata (``overlay.metacopy``). ``index``: hard links of lower
-    files survive a copy-up (see ``union.links``).
+    files survive a copy-up (see ``union.hardlinks``).
     """
 
     redirect: str = "off"
@@ -210,6 +209,12 @@ class Resolved:
         return len(self.layers) > 1
 
 
+def upper_of(stack: Stack) -> LayerDir:
+    if stack.upper is None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    return stack.upper
+
+
 def normal_paths(path: bytes, paths: Sequence[bytes]) -> tuple[bytes, ...] | None:
     """*paths* for ``Resolved.paths``: None when every one is *path*."""
     return None if all(p == path for p in paths) else tuple(paths)
@@ -247,7 +252,7 @@ class Stack:
         self.metacopy_xattr = prefix + b"metacopy"
         self.ino_xattr = prefix + b"unionfs.ino"  # the number a copied-up entry keeps showing
         self._filesystems: dict[int, int] | None = None  # st_dev -> its place among the layers'
-        self.links: DirLayer | None = None  # the hard link index (``union.links``)
+        self.links: DirLayer | None = None  # the hard link index (``union.hardlinks``)
 
     @property
     def has_upper(self) -> bool:
@@ -326,61 +331,3 @@ class Stack:
         st = self.layers[0].lstat(b"")
         assert st is not None
         return Resolved(b"", tuple(range(len(self.layers))), st)
-
-
-def prepare_workdir(workdir: str) -> str:
-    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does).
-
-    ``work`` is examined and emptied through the workdir's own descriptor: if it is not a
-    real directory (a symlink, a file) it is removed, never followed, and made again.
-    """
-    return _subdir(workdir, WORK_SUBDIR, empty=True)
-
-
-def prepare_subdir(workdir: str, name: str) -> str:
-    """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
-    symlink included, is removed, never followed). Its contents are kept."""
-    return _subdir(workdir, name, empty=False)
-
-
-def _subdir(workdir: str, name: str, empty: bool) -> str:
-    cache = DirFdCache(8)
-    parent = LayerDir(workdir, cache)
-    raw = name.encode()
-    try:
-        st = parent.lstat(raw)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            parent.unlink(raw)
-            st = None
-        if st is None:
-            parent.mkdir(raw, 0o700)
-        elif empty:
-            for child, _ in list(parent.scandir(raw)):
-                parent.remove_tree(join(raw, child))
-    finally:
-        parent.close()
-        cache.close()
-    return os.path.join(workdir, name)
-
-
-def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
-    """The kernel's marker forms where this filesystem and our privileges allow them."""
-    name = b"#unionfs-probe-%d" % os.getpid()
-    device = True
-    try:
-        work.mknod(name, stat.S_IFCHR, 0)
-    except PermissionError:
-        device = False
-    else:
-        work.unlink(name)
-    xattr = b"trusted.overlay.opaque"
-    work.mkdir(name, 0o700)
-    try:
-        work.setxattr(name, xattr, b"y")
-    except OSError:
-        xattr = b"user.overlay.opaque"
-    finally:
-        work.rmdir(name)
-    if device and xattr.startswith(b"trusted."):
-        return layerfmt.KERNEL_STYLE
-    return layerfmt.MarkerStyle(device, xattr, not xattr.startswith(b"trusted."))
