@@ -61,9 +61,16 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         return self._entry(node.ino, node.res)
 
     def _current(self, node: Node) -> pyfuse3.EntryAttributes:
-        """Attributes now: an upper entry may have changed by writes since it was resolved."""
+        """Attributes now: an upper entry may have changed by writes since it was resolved
+        (and so may an indexed copy that a lower name shows)."""
         res = node.res
         upper = self.stack.upper
+        if res.index_copy is not None and not node.unlinked:
+            layer, path = self.stack.meta_of(res)
+            st = layer.lstat(path)
+            if st is not None:
+                node.res = res.with_st(st)
+            return self._attrs(node)
         if res.top == 0 and upper is not None and not node.unlinked:
             st = upper.lstat(res.path)
             if st is not None and (st.st_dev, st.st_ino) == (res.st.st_dev, res.st.st_ino):
@@ -96,8 +103,6 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         res = lookup(self.stack, parent.res, name)
         if res is None:
             return entry.negative()
-        if res.top == 0 and parent.res.top != 0:
-            self._refresh_ancestors(res.path)  # linked up to an indexed copy (index=on)
         return self._attrs(self.inodes.remember(res, parent_inode))
 
     @handler
@@ -106,8 +111,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
 
     @handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        res = self.inodes.get(inode).res
-        return self.stack.layers[res.top].readlink(res.top_path)
+        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
+        return layer.readlink(path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         try:
@@ -135,16 +140,16 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
     # -- xattrs --------------------------------------------------------------------------
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        res = self.inodes.get(inode).res
-        value = self.stack.layers[res.top].getxattr(res.top_path, layerfmt.escape_xattr(name))
+        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
+        value = layer.getxattr(path, layerfmt.escape_xattr(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
 
     @handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        res = self.inodes.get(inode).res
-        names = self.stack.layers[res.top].listxattr(res.top_path)
+        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
+        names = layer.listxattr(path)
         return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
 
     # -- files ---------------------------------------------------------------------------
@@ -155,8 +160,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         if wants_write:
             fd = await self._open_for_write(node, flags, ctx)
         else:
-            res = node.res  # a metacopy file's data is still below
-            fd = self.stack.layers[res.data].open(res.data_path, os.O_RDONLY)
+            layer, path = self.stack.data_of(node.res)  # a metacopy file's is still below
+            fd = layer.open(path, os.O_RDONLY)
         upper = bool(wants_write) or (
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
@@ -203,10 +208,6 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         if node.listing is not None:
             return node.listing
         found = list_dir(self.stack, node.res)
-        if self.stack.has_upper and 0 not in node.res.layers:
-            linked = [res.path for _, res in found if res.top == 0]
-            if linked:  # names linked up to indexed copies (index=on): the dir is upper now
-                self._refresh_ancestors(linked[0])
         listing: list[Listed] = [
             (name, res, self._entry(self.inodes.number(res), res)) for name, res in found
         ]

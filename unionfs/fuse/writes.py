@@ -261,8 +261,8 @@ class WriteOperations:
         if not self.inodes.lost_name(node, path):
             node.unlinked = True
         elif self.stack.features.index and not node.res.is_dir:
-            # Another name of an indexed hard link: resolve it for real (it may still be
-            # lower, or be linked up to the indexed copy by this very lookup).
+            # Another name of an indexed hard link: resolve it for real (it may be linked
+            # up, or still a lower name that shows the indexed copy).
             found = resolve_path(self.stack, node.res.path)
             if found is not None and not found.is_dir:
                 self.inodes.update(node, found, renamed=False)

@@ -124,7 +124,8 @@ def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolve
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
     name = layerfmt.escape_xattr(name)
-    if res.top != 0 and stack.layers[res.top].getxattr(res.top_path, name) is None:
+    layer, path = stack.meta_of(res)
+    if res.top != 0 and layer.getxattr(path, name) is None:
         raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
     res = copy_up(stack, res, meta=True)
     upper_of(stack).removexattr(res.path, name)

@@ -37,7 +37,7 @@ def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) 
     if res.path:
         ensure_upper_dir(stack, parent_path)
     metacopy = meta and data and stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
-    metacopy = metacopy and not hardlinks.indexed(stack, res.st)
+    metacopy = metacopy and not hardlinks.lower_link(stack, res)
     existing = upper.lstat(res.path)
     if existing is None or layerfmt.is_whiteout_device(existing.st_mode, existing.st_rdev):
         _copy_one(stack, res, data, metacopy)
@@ -107,6 +107,10 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
     upper = upper_of(stack)
     work = stack.work
     assert work is not None
+    if res.index_copy is not None:
+        # Another name copied this file up: this one becomes one more name of that copy.
+        hardlinks.link_up(stack, res.index_copy, res.path)
+        return
     src = stack.layers[res.top]
     st = res.st
     if hardlinks.indexed(stack, st):
@@ -169,7 +173,8 @@ def shown_ino(stack: Stack, res: Resolved) -> int | None:
     """The inode number the overlay shows for *res*: the one a copied-up entry recorded
     (``_keep_number``; also in a lower layer that was an upper), else its own
     (``Stack.own_ino``); None when neither fits."""
-    value = xattr_of(stack.layers[res.top], res.top_path, stack.ino_xattr, res.is_dir)
+    layer, path = stack.meta_of(res)
+    value = xattr_of(layer, path, stack.ino_xattr, res.is_dir)
     if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
         return int(value)
     return stack.own_ino(res.st)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import join, split
+from unionfs.union import hardlinks
 from unionfs.union.redirect import redirect_of
 from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths
 
@@ -29,7 +30,7 @@ def merge(
     parent: Resolved,
     name: bytes,
     observe: Callable[[int, bytes], Observation],
-    aliases: bool = True,
+    copies: bool = True,
 ) -> Resolved | None:
     """Apply the overlay rules to what each of *parent*'s layers holds under *name*.
 
@@ -39,8 +40,9 @@ def merge(
     ovl_check_redirect): a relative one replaces the name, an absolute one is looked up
     from the root of every layer below the one that holds it. A regular file with the
     metacopy mark goes on down to the file that holds its data. With ``index=on`` a lower
-    hard link whose file was copied up by another name resolves to that copy (``hardlinks``);
-    *aliases* False leaves it lower (for questions about the lower layers alone).
+    hard link whose file was copied up by another name shows that copy (``hardlinks``);
+    *copies* False leaves it as the lower layers hold it (for questions about them
+    alone). A query: nothing is written, whatever it finds.
     """
     path = join(parent.path, name)
     found: list[int] = []
@@ -107,10 +109,8 @@ def merge(
         # The kernel: "metacopy with no lower data found - abort lookup".
         raise OSError(errno.EIO, f"metacopy file {os.fsdecode(path)!r} has no data below it")
     found_res = Resolved(path, tuple(found), top, normal_paths(path, where))
-    if aliases and stack.features.index and found_res.top != 0 and not found_res.is_dir:
-        from unionfs.union import hardlinks  # links -> copyup -> lookup
-
-        return hardlinks.alias(stack, found_res)
+    if copies and stack.features.index and found_res.top != 0 and not found_res.is_dir:
+        return hardlinks.shown_copy(stack, found_res)
     return found_res
 
 
@@ -126,7 +126,7 @@ def check_name(name: bytes) -> None:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
 
 
-def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) -> Resolved | None:
+def lookup(stack: Stack, parent: Resolved, name: bytes, copies: bool = True) -> Resolved | None:
     """The entry *name* in merged directory *parent*, or None.
 
     Marker names (``.wh.*``) are never visible. Raises ENAMETOOLONG for names over 255 bytes.
@@ -134,7 +134,7 @@ def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) ->
     check_name(name)
     if layerfmt.is_marker_name(name) or name in (b".", b"..", b"") or b"/" in name:
         return None
-    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), aliases)
+    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), copies)
 
 
 def observe(stack: Stack, index: int, path: bytes) -> Observation:

@@ -27,7 +27,7 @@ def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
         return False
     paths = normal_paths(parent.path, [parent.path_in(i) for i in lowers])
     below = Resolved(parent.path, lowers, parent.st, paths)
-    return lookup(stack, below, name, aliases=False) is not None
+    return lookup(stack, below, name, copies=False) is not None
 
 
 def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
@@ -44,7 +44,7 @@ def unlink(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
     res = _existing(stack, parent, name)
     if res.is_dir:
         raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
-    if hardlinks.indexed(stack, res.st) and res.top != 0:
+    if hardlinks.lower_link(stack, res):
         # The other names must see one link less (the kernel's ovl_nlink_start copies up
         # too): the count lives on the indexed copy.
         res = copy_up(stack, res)

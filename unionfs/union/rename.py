@@ -70,9 +70,7 @@ def rename(
     if dst is not None and not flags & RENAME_EXCHANGE:
         if dst.is_dir and not is_empty(stack, dst):
             raise _fail(errno.ENOTEMPTY)
-        same_file = (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino)
-        same_layer = src.top == dst.top and (src.top == 0 or hardlinks.indexed(stack, src.st))
-        if same_file and same_layer:
+        if hardlinks.one_inode(stack, src, dst):
             # Two names of one upper file: rename(2) does nothing. Names of a lower hard
             # link are one inode only with index=on; otherwise they are separate inodes of
             # the overlay (copy-up breaks the link) and the rename goes ahead, as on the
@@ -103,7 +101,7 @@ def rename(
         return _at(stack, new_parent, new_name), _at(stack, old_parent, old_name)
 
     if dst is not None and not dst.is_dir:
-        if dst.top != 0 and hardlinks.indexed(stack, dst.st):
+        if hardlinks.lower_link(stack, dst):
             dst = copy_up(stack, dst)  # the other names see one link less
         hardlinks.adjust(stack, dst, -1)
     leave_whiteout = lower_positive(stack, old_parent, old_name)

@@ -151,12 +151,17 @@ class Resolved:
     its data. ``st`` is the lstat of the entry in ``layers[0]``. ``paths``, when not None,
     is where the entry is in each of ``layers`` (a renamed directory's lower parts stay at
     their old path, found through ``overlay.redirect``); None means ``path`` in all.
+    ``index_copy``, with ``index=on``, is set on a lower name of a hard link whose file
+    another name copied up: the key of that copy in the link index (``union.hardlinks``),
+    which it shows (``st`` is the copy's lstat) until it is linked up in turn. Read an
+    entry's metadata and data through ``Stack.meta_of``/``data_of``, which know this.
     """
 
     path: bytes
     layers: tuple[int, ...]
     st: StatLike
     paths: tuple[bytes, ...] | None = None
+    index_copy: bytes | None = None
 
     def path_in(self, index: int) -> bytes:
         """Where this entry is in stack layer *index* (one of ``layers``)."""
@@ -193,7 +198,7 @@ class Resolved:
     def moved_to(self, path: bytes) -> Resolved:
         """This entry shown at *path* (an ancestor was renamed); its lower parts stay."""
         paths = tuple(path if i == 0 else self.path_in(i) for i in self.layers)
-        return Resolved(path, self.layers, self.st, normal_paths(path, paths))
+        return Resolved(path, self.layers, self.st, normal_paths(path, paths), self.index_copy)
 
     @property
     def is_dir(self) -> bool:
@@ -325,6 +330,21 @@ class Stack:
             layer.close()
         if self._cache is not None:
             self._cache.close()
+
+    def meta_of(self, res: Resolved) -> tuple[Layer, bytes]:
+        """Where *res*'s own file is (its xattrs, link target, private records): the
+        layer and the path in it. An indexed copy's is in the link index."""
+        if res.index_copy is not None:
+            assert self.links is not None
+            return self.links, res.index_copy
+        return self.layers[res.top], res.top_path
+
+    def data_of(self, res: Resolved) -> tuple[Layer, bytes]:
+        """Where *res*'s data is (a metacopy file's is below its metadata)."""
+        if res.index_copy is not None:
+            assert self.links is not None
+            return self.links, res.index_copy
+        return self.layers[res.data], res.data_path
 
     def root(self) -> Resolved:
         """The merged root: the roots of all layers (the kernel ignores opaque on the root)."""
