@@ -4,7 +4,9 @@ Parents first. Each copy is built in the work directory under a temporary name, 
 data, owner, mode, xattrs and times, and then renamed into place, so a crash leaves either
 no copy or a whole one. A second copy-up of the same entry finds the work done (the rename
 refuses to replace, and the caller re-resolves). The upper parent's timestamps are put
-back afterwards, as the kernel does: a copy-up is not a change of the directory.
+back afterwards, as the kernel does: a copy-up is not a change of the directory. Every
+entry copied up, parents included, is reported to the stack (``Stack.copied``), so
+whoever keeps resolved entries can follow without walking the path again.
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) 
         existing = upper.lstat(res.path)
         assert existing is not None
     if res.is_dir:
-        return res.under_upper(existing)
-    if metacopy and is_metacopy(stack, 0, res.path):
+        copied = res.under_upper(existing)
+    elif metacopy and is_metacopy(stack, 0, res.path):
         paths = normal_paths(res.path, (res.path, res.data_path))
-        return Resolved(res.path, (0, res.data), existing, paths)
-    return Resolved(res.path, (0,), existing)
+        copied = Resolved(res.path, (0, res.data), existing, paths)
+    else:
+        copied = Resolved(res.path, (0,), existing)
+    stack.copied(res, copied)
+    return copied
 
 
 def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
@@ -80,7 +85,9 @@ def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
     upper.utime(res.path, (times.st_atime_ns, times.st_mtime_ns))  # data, not a change
     st = upper.lstat(res.path)
     assert st is not None
-    return Resolved(res.path, (0,), st)
+    whole = Resolved(res.path, (0,), st)
+    stack.copied(res, whole)
+    return whole
 
 
 def copy_up_to_move(stack: Stack, res: Resolved) -> Resolved:

@@ -214,6 +214,15 @@ class Resolved:
         return len(self.layers) > 1
 
 
+@dataclass(frozen=True, slots=True)
+class CopiedUp:
+    """An entry a change copied up (a parent on the way, or the entry itself), or a
+    metacopy file that got its data: how it resolved before, and how it resolves now."""
+
+    before: Resolved
+    after: Resolved
+
+
 def upper_of(stack: Stack) -> LayerDir:
     if stack.upper is None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -230,6 +239,8 @@ class Stack:
 
     Invariants: ``layers[0]`` is the upper when ``has_upper``, and then ``work`` is the
     overlay's private work directory on the same filesystem; lower layers are never written.
+    Every copy-up is reported here until ``take_copies``: whoever keeps ``Resolved``
+    values across changes (the FUSE inode table) must take them after each change.
     """
 
     def __init__(
@@ -258,6 +269,7 @@ class Stack:
         self.ino_xattr = prefix + b"unionfs.ino"  # the number a copied-up entry keeps showing
         self._filesystems: dict[int, int] | None = None  # st_dev -> its place among the layers'
         self.links: DirLayer | None = None  # the hard link index (``union.hardlinks``)
+        self._copies: list[CopiedUp] = []
 
     @property
     def has_upper(self) -> bool:
@@ -330,6 +342,17 @@ class Stack:
             layer.close()
         if self._cache is not None:
             self._cache.close()
+
+    def copied(self, before: Resolved, after: Resolved) -> None:
+        """Report that a change copied *before* up; it resolves as *after* now."""
+        self._copies.append(CopiedUp(before, after))
+
+    def take_copies(self) -> list[CopiedUp]:
+        """What was copied up since the last call, in order (parents before children).
+        Whoever keeps resolved entries takes these after every change, failed or not (a
+        change may copy parents up before it fails): nothing else tells them."""
+        copies, self._copies = self._copies, []
+        return copies
 
     def meta_of(self, res: Resolved) -> tuple[Layer, bytes]:
         """Where *res*'s own file is (its xattrs, link target, private records): the
