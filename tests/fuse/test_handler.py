@@ -8,7 +8,7 @@ import logging
 import pyfuse3
 import pytest
 
-from unionfs.fuse.ops import handler
+from unionfs.fuse.edge import handler
 
 from .conftest import MakeOps
 from .driver import CTX, ROOT, call, fuse_errno

@@ -1,0 +1,112 @@
+"""The FUSE handlers that change an entry's metadata in place: setattr (chmod, chown,
+truncate, utimens) and extended attributes.
+
+Each copies the entry up first (only its metadata where ``metacopy=on`` allows it), then
+changes the upper copy, under the mutation lock (``MountState.changing``); set-gid bits
+are cleared where the VFS would and FUSE did not (``killpriv``). A file with no name left
+changes only through an open upper descriptor, as on the kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import stat
+
+import pyfuse3
+
+from unionfs.fuse.edge import handler
+from unionfs.fuse.inodes import Node
+from unionfs.fuse.state import MountState
+from unionfs.union import attrs
+
+
+class MetadataHandlers(MountState):
+    """setattr, setxattr, removexattr."""
+
+    @handler
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        self._upper_check()
+        named = (fields.update_mode, fields.update_uid, fields.update_gid,
+                 fields.update_size, fields.update_atime, fields.update_mtime)  # fmt: skip
+        changes = attrs.Changes(
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=self.owners.stored_uid(attr.st_uid) if fields.update_uid else None,
+            gid=self.owners.stored_gid(attr.st_gid) if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            # chown(-1, -1) marks the inode changed. The kernel says so (FATTR_CTIME) only
+            # for a regular file under the write-back cache; otherwise it sends a setattr
+            # with no field at all, which means the same.
+            ctime=bool(fields.update_ctime) or not any(named),
+        )
+        async with self.changing():
+            node = self.inodes.get(inode)
+            fd = None
+            if fh is not None:
+                handle = self.handles.file(fh)
+                fd = handle.fd if handle.writable else None
+            if any(named[:4]) or not any(named):  # a chown, chmod, truncate or write
+                # An empty request is a chown to -1, -1, or the write of a regular file
+                # (which alone comes without the ctime that the write-back cache adds).
+                empty = not any(named)
+                regular = stat.S_ISREG(node.res.st.st_mode)
+                chown = fields.update_uid or fields.update_gid
+                chown = chown or (empty and (fields.update_ctime or not regular))
+                changes = self._sgid_rule(node, changes, ctx, chown)
+            if node.unlinked:
+                return self._set_unlinked(node, changes)
+            if not (changes.size == 0 or fd is not None):
+                await self._copied_up(node, meta=changes.size is None)
+            res = attrs.set_attributes(self.stack, node.res, changes, fd)
+            self._changed(node, res)
+            return self._entry(node.ino, node.res)
+
+    def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
+        """A file with no name left can change only through an open upper descriptor."""
+        fd = self.handles.fd_of(node.ino, upper=True)
+        if fd is None:
+            if dataclasses.replace(changes, ctime=False) == attrs.Changes(
+                mtime_ns=node.res.st.st_mtime_ns
+            ):
+                # The write-back cache flushing its (unchanged) mtime, as fsync does: not a
+                # change, and fsync of a lower file must not fail.
+                return self._entry(node.ino, node.res, unlinked=True)
+            # Never through a descriptor of a lower file. The kernel cannot copy up what has
+            # no name left, and says EEXIST.
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+        st = attrs.set_attributes_fd(fd, changes)
+        node.res = node.res.with_st(st)
+        return self._entry(node.ino, node.res, unlinked=True)
+
+    @handler
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self._upper_check()
+        async with self.changing():
+            node = self.inodes.get(inode)
+            if node.unlinked and node.res.top != 0:
+                raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
+            await self._copied_up(node, meta=True)
+            res = attrs.set_xattr(self.stack, node.res, name, value)
+            self._changed(node, self._fresh(res))
+        await self._tell_kernel()
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._upper_check()
+        async with self.changing():
+            node = self.inodes.get(inode)
+            res = attrs.remove_xattr(self.stack, node.res, name)
+            self._changed(node, self._fresh(res))
+        await self._tell_kernel()
