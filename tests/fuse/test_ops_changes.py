@@ -8,6 +8,7 @@ import os
 import stat
 
 import pyfuse3
+import pytest
 from layers import File, Hardlink
 
 from unionfs.union.stack import Features
@@ -20,6 +21,7 @@ from .driver import (
     fuse_errno,
     lookup_ino,
     read_file,
+    readdir,
     setattr_request,
     upper_tree,
     write_file,
@@ -169,3 +171,26 @@ def test_with_index_a_lookup_of_another_name_shows_the_copy_and_writes_nothing(
     write_file(ops, b.st_ino, b"DATA")  # written by the name y/b: now it is linked up
     assert upper_tree(ops) == {"x/": {"a": "DATA"}, "y/": {"b": "DATA"}}
     assert call(ops.getattr, a, CTX).st_nlink == 2
+
+
+def test_with_index_a_listing_taken_before_a_copy_up_shows_the_copy_after_it(
+    make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing of a directory without an upper part is kept on its node; a copy-up of
+    a hard link's name elsewhere changes what a name in it shows, so it is not kept."""
+    ops = make_ops({"x/a": "data", "y/b": Hardlink("x/a")}, upper={}, features=INDEXED)
+    y = lookup_ino(ops, ROOT, b"y")
+
+    def listed_mode() -> int:
+        fh = call(ops.opendir, y, CTX)
+        try:
+            entries = readdir(ops, monkeypatch, fh).accepted
+        finally:
+            call(ops.releasedir, fh)
+        return next(e.attrs.st_mode for e in entries if e.name == b"b") & 0o777
+
+    assert listed_mode() == 0o644
+    a = lookup_ino(ops, lookup_ino(ops, ROOT, b"x"), b"a")
+    call(ops.setattr, a, *setattr_request(mode=stat.S_IFREG | 0o600), None, CTX)
+    assert listed_mode() == 0o600
+    assert call(ops.getattr, a, CTX).st_mode & 0o777 == 0o600

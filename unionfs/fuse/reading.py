@@ -21,6 +21,7 @@ from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle
 from unionfs.fuse.inodes import Listed, Node
 from unionfs.fuse.state import MountState
+from unionfs.union import hardlinks
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
 
@@ -131,14 +132,20 @@ class ReadHandlers(MountState):
 
     def _listing(self, node: Node) -> list[Listed]:
         """The merged listing of *node* with each entry's attributes, cached on the node
-        when the directory has no upper part (so ``ls`` and ``find`` cost one merge)."""
+        when the directory has no upper part (so ``ls`` and ``find`` cost one merge).
+        Nothing changes such a listing without copying the directory up (which drops it),
+        except, with ``index=on``, a name of a lower hard link: it shows the copy that
+        another name's copy-up makes, anywhere; a listing holding one is not kept."""
         if node.listing is not None:
             return node.listing
         listing: list[Listed] = [
             (name, res, self._entry(self.inodes.number(res), res))
             for name, res in list_dir(self.stack, node.res)
         ]
-        if 0 not in node.res.layers or not self.stack.has_upper:
+        keep = 0 not in node.res.layers or not self.stack.has_upper
+        if keep and self.stack.features.index and self.stack.has_upper:
+            keep = not any(hardlinks.lower_link(self.stack, res) for _, res, _ in listing)
+        if keep:
             node.listing = listing
         return listing
 
