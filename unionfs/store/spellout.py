@@ -72,7 +72,7 @@ def spelled_out(upper: str, lowers: Sequence[str]) -> Iterator[str]:
 
 
 def _write(upper: str, lowers: Sequence[str], work: str, out: str) -> None:
-    # Redirects followed and metacopy read, but nothing linked up: flatten only reads.
+    # Redirects followed and metacopy read; no index=on: the upper as it is (see flatten).
     stack = Stack.from_dirs(lowers, upper, work, features=Features("follow", metacopy=True))
     cache = DirFdCache(64)
     dest = LayerDir(out, cache)
