@@ -119,5 +119,3 @@ def set_link_redirect(stack: Stack, source: Resolved) -> None:
     which both names then find (the kernel's ovl_set_link_redirect)."""
     if source.metacopy:
         set_redirect(stack, source, samedir=False)
-
-

@@ -1,9 +1,9 @@
-"""Rename (the kernel's ovl_rename and ovl_set_redirect).
+"""Rename (the kernel's ovl_rename).
 
 A directory that has lower parts moves only with ``redirect_dir=on``: the directory alone
 is copied up and renamed, and records in ``overlay.redirect`` where its lower parts are
-(its old name when it stays in the same directory, else its absolute lower path), so its
-contents are never copied. Without it: EXDEV, and ``mv`` falls back to copying, as on
+(``redirect``: its old name when it stays in the same directory, else its absolute lower
+path), so its contents are never copied. Without it: EXDEV, and ``mv`` falls back to copying, as on
 kernel overlayfs by default. Everything else is copied up and renamed within the upper
 layer; the old name gets a whiteout where a lower entry would show through it; a directory
 without lower parts moved to where a lower entry would show through becomes opaque.
@@ -26,7 +26,6 @@ from unionfs.union.stack import Resolved, Stack, upper_of
 
 def _fail(code: int) -> OSError:
     return OSError(code, os.strerror(code))
-
 
 
 def rename(
