@@ -11,12 +11,14 @@ ROOT=$(pwd)
 # Debian packages. fuse3/libfuse3-dev/pkg-config/gcc/python3-dev build and run pyfuse3;
 # attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
-              patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr in tests
+              libc6-dev   # libc.a: tests/runtime/probes/*.c are built static for busybox
+              patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr, mkfs.ext4 in tests
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
+              libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
               podman)  # podman: tests/podman runs it with unionfs as its mount_program
 
 need_root() {

@@ -239,6 +239,24 @@ def unionfs_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "unionfs", *args]
 
 
+def daemon_pid(mnt: Path) -> int:
+    """The pid of our ``unionfs mount -f`` child serving *mnt*."""
+    needle = os.fsencode(str(mnt))
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except OSError:
+            continue
+        if ppid == os.getpid() and needle in argv and b"mount" in argv:
+            return int(entry)
+    raise AssertionError(f"no daemon found for {mnt}")
+
+
 def log_problems(text: str) -> list[str]:
     return [line for line in text.splitlines() if LOG_PROBLEM.search(line)]
 

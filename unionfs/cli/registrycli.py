@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 
-from unionfs.registry.blobdir import discard_partials
 from unionfs.registry.digest import short
 from unionfs.registry.manifest import Descriptor
 from unionfs.registry.sources import BlobSources
@@ -42,12 +41,6 @@ def add_registry_flags(p: argparse.ArgumentParser) -> None:
         help="credentials in podman's auth.json format (default: $UNIONFS_REGISTRY_USERNAME/"
         "$UNIONFS_REGISTRY_PASSWORD, $REGISTRY_AUTH_FILE, ~/.config/unionfs/auth.json)",
     )
-
-
-def discard_store_partials(store: Store) -> int:
-    """Remove the temp blobs (``blobs/sha256/.tmp-<pid>-...``, the store's writer's names) a
-    killed pull left behind; a live writer's are kept."""
-    return discard_partials(store.blobs.dir, ".tmp-")
 
 
 def sources_of(store: Store) -> BlobSources:

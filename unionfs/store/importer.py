@@ -18,7 +18,6 @@ import platform
 import re
 import shutil
 import tarfile
-import tempfile
 import typing
 import zlib
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from collections.abc import Iterator
 from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
-from unionfs.store import layertar, ociformat
+from unionfs.store import layertar, ociformat, scratch
 from unionfs.store.blobs import sha256_bytes
 from unionfs.store.images import Image, Store, Warn
 from unionfs.store.meta import LayerRecord
@@ -128,14 +127,14 @@ def import_image(store: Store, src: str, name: str | None, warn: Warn,
         head = f.read(512)
     if head.startswith(GZIP_MAGIC) and _looks_like_archive(src):
         # `docker save | gzip`: read from an uncompressed copy (tar members need seeking)
-        with tempfile.NamedTemporaryFile(dir=store.root, prefix=".tmp-archive-") as plain:
+        with scratch.temp_file(store.root) as (plain_path, plain):
             with gzip.open(src, "rb") as packed:
                 try:
                     shutil.copyfileobj(packed, plain, 1 << 20)
                 except (OSError, EOFError, zlib.error) as exc:
                     raise UserError(f"{src}: a damaged gzip file ({exc})") from None
             plain.flush()
-            return _from_archive(store, plain.name, src, name, tag, warn, show_progress)
+            return _from_archive(store, plain_path, src, name, tag, warn, show_progress)
     if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
         return _from_rootfs_tar(store, src, name, warn, show_progress)
     return _from_archive(store, src, src, name, tag, warn, show_progress)

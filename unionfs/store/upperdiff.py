@@ -99,17 +99,21 @@ def changes(upper: str, lowers: Sequence[str]) -> list[tuple[str, str]]:
     upper directory and its lower layer directories (topmost first); sorted by path, a
     directory before what it holds."""
     cache = DirFdCache()
-    top = DirLayer(upper, cache)
-    below: Stack | None = None
+    opened: list[DirLayer] = []
     try:
-        if lowers:
-            below = Stack.from_dirs(lowers, features=Features("nofollow"))
-        walk = _Walk(top, below)
-        walk.directory(b"", None if below is None else below.root())
+        top = DirLayer(upper, cache)
+        opened.append(top)
+        below: list[DirLayer] = []
+        for lower in lowers:
+            # Read as a mount reads them: never moving an atime (safepath's lower=True).
+            below.append(DirLayer(lower, cache, lower=True))
+            opened.append(below[-1])
+        stack = Stack(below, features=Features("nofollow")) if below else None
+        walk = _Walk(top, stack)
+        walk.directory(b"", None if stack is None else stack.root())
     finally:
-        if below is not None:
-            below.close()
-        top.close()
+        for layer in opened:
+            layer.close()
         cache.close()
     ordered = sorted(walk.found.items(), key=lambda item: item[0].split(b"/"))
     return [(kind, "/" + os.fsdecode(path)) for path, kind in ordered]
