@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from mountutil import (
     tree,
     unionfs_mount,
 )
+from patience import exit_of, settled, wait_until
 from treecmp import diff_trees, marker_leaks, snapshot
 
 from unionfs.index import verify
@@ -145,18 +145,15 @@ def traced(pid: int, out: Path) -> Iterator[Path]:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while b"attached" not in err.read_bytes():
-            assert proc.poll() is None, f"strace failed: {err.read_text()}"
-            assert time.monotonic() < deadline, "strace did not attach"
-            time.sleep(0.02)
+        attached = wait_until(lambda: b"attached" in err.read_bytes() or proc.poll() is not None,
+                              30)  # fmt: skip
+        assert proc.poll() is None, f"strace failed: {err.read_text()}"
+        assert attached, "strace did not attach"
         yield out
-        time.sleep(0.2)  # let the daemon finish answering
+        settled(pid)  # the daemon has finished answering: its last syscalls are traced
     finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if not exit_of(proc):
             proc.kill()
             proc.wait()
 

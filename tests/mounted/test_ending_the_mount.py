@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import daemon_pid, is_mounted, tree
+from patience import Deadline
 from writeutil import Mounted, writable
 
 MiB = 1 << 20
@@ -57,9 +58,9 @@ def end(m: Mounted, how: str) -> None:
     else:
         command = ["fusermount3", "-u"] if how == "fusermount3 -u" else ["umount"]
         subprocess.run([*command, str(m.mnt)], check=True)
-    deadline = time.monotonic() + DEADLINE
+    deadline = Deadline(DEADLINE)
     while not exited(pid):
-        assert time.monotonic() < deadline, f"the daemon did not exit after {how}"
+        assert not deadline.expired(), f"the daemon did not exit after {how}"
         time.sleep(0.01)
     assert not is_mounted(m.mnt)
 

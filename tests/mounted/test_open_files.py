@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mountutil import build_stack, daemon_pid, fresh_dir, tree, unionfs_mount
+from patience import Deadline
 
 SHELL_SOFT_LIMIT = 1024
 CLIENTS = 3
@@ -83,7 +84,7 @@ def test_clients_together_hold_more_files_open_than_the_mounting_shells_limit(
         assert said == [str(PER_CLIENT)] * CLIENTS
         # The kernel sends the releases in the background: let the daemon answer them all
         # before the unmount (which would abort those still queued).
-        deadline = time.monotonic() + DEADLINE
+        deadline = Deadline(DEADLINE)
         while len(os.listdir(f"/proc/{daemon}/fd")) > at_rest + 1:
-            assert time.monotonic() < deadline, "the daemon still holds the clients' files"
+            assert not deadline.expired(), "the daemon still holds the clients' files"
             time.sleep(0.01)

@@ -11,7 +11,7 @@ from unionfs.registry.digest import short
 from unionfs.registry.manifest import Descriptor
 from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import Summary
-from unionfs.store import Store
+from unionfs.store import ImageStore
 from unionfs.store.progress import Progress
 
 
@@ -43,7 +43,7 @@ def add_registry_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def sources_of(store: Store) -> BlobSources:
+def sources_of(store: ImageStore) -> BlobSources:
     """The store's cache of which repositories hold which blobs (for cross-repo mounts)."""
     return BlobSources(os.path.join(store.root, "registry", "sources.json"))
 

@@ -1,4 +1,4 @@
-"""The image store: ``Store(root)`` — blobs, extracted layers, images and their names.
+"""The image store: ``ImageStore(root, warn)`` — blobs, extracted layers, images and their names.
 
 Layout of ROOT: ``blobs/sha256/`` (``BlobDir``), ``layers/<diffid-hex>/`` (extracted,
 read-only trees, renamed in when complete), ``meta/`` (``Meta``), ``containers/`` (the
@@ -20,6 +20,7 @@ import fcntl
 import io
 import os
 import stat
+import sys
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from unionfs import imageformat, layerfmt
 from unionfs.errors import UserError
 from unionfs.imageformat import check_digest
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import layertar, scratch, userstore
+from unionfs.store import layertar, scratch
 from unionfs.store.blobs import BlobDir, HashingReader
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
@@ -73,17 +74,17 @@ class Image:
         return self.record.manifest
 
 
-def _warn_stderr(message: str) -> None:
-    import sys
-
+def warn_stderr(message: str) -> None:
     print(f"unionfs: warning: {message}", file=sys.stderr)
 
 
-class Store:
-    """One store root. Cheap to create; open it once per command."""
+class ImageStore:
+    """One store root. Cheap to create; open it once per command. Every warning of its
+    work (extraction, import, commit) goes to *warn*, the callback it is given."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, warn: Warn = warn_stderr) -> None:
         self.root = os.path.abspath(root)
+        self.warn = warn
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.blobs = BlobDir(self.root)
         self.layers_dir = os.path.join(self.root, "layers")
@@ -113,7 +114,7 @@ class Store:
     def close(self) -> None:
         self.meta.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> ImageStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,7 +146,7 @@ class Store:
                 raise UserError(f"image {ref}: blob {digest} is missing from the store")
         return image.digest, data
 
-    def add_image(self, manifest_digest: str, name: str | None, warn: Warn = _warn_stderr,
+    def add_image(self, manifest_digest: str, name: str | None,
                   show_progress: bool | None = None) -> Image:  # fmt: skip
         """Record the image whose manifest and blobs are all in ``blobs/`` (verified), under
         *name*: extracts the layers missing, then records everything in one transaction.
@@ -153,13 +154,13 @@ class Store:
         full = normalize(name) if name else None
         mark = len(self.extracted)
         try:
-            return self._add_image(manifest_digest, full, warn, show_progress)
+            return self._add_image(manifest_digest, full, show_progress)
         except BaseException:
             with self.locked():
                 self.discard_layers(self.extracted[mark:])
             raise
 
-    def _add_image(self, manifest_digest: str, full: str | None, warn: Warn,
+    def _add_image(self, manifest_digest: str, full: str | None,
                    show_progress: bool | None) -> Image:  # fmt: skip
         data = self.blobs.read(manifest_digest)
         manifest = imageformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
@@ -174,7 +175,7 @@ class Store:
             if self.blobs.size(desc.digest) != desc.size:
                 raise UserError(f"blob {desc.digest}: size differs from the manifest's")
         for desc, diff_id in zip(manifest.layers, ids, strict=True):
-            self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, show_progress)
+            self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
         record = ImageRecord(manifest_digest, manifest.config.digest, tuple(ids),
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
@@ -183,7 +184,7 @@ class Store:
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
                 if not os.path.isdir(self.layer_path(diff_id)):
-                    self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, False)
+                    self.ensure_layer(desc.digest, desc.media_type, diff_id, False)
             with self.meta.write() as txn:
                 for desc, diff_id in zip(manifest.layers, ids, strict=True):
                     self.meta.put_layer(txn, LayerRecord(diff_id, desc.digest, desc.size,
@@ -217,15 +218,13 @@ class Store:
         return styles.get(known, layerfmt.ROOTLESS_STYLE)
 
     def ensure_layer(
-        self, blob: str, media_type: str, diff_id: str | None, warn: Warn = _warn_stderr,
-        show_progress: bool | None = None,
+        self, blob: str, media_type: str, diff_id: str | None, show_progress: bool | None = None,
     ) -> str:  # fmt: skip
         """The layer of blob *blob* extracted in ``layers/`` (if it is not already); its
         diff_id, which must equal *diff_id* when given. The blob is re-hashed as it is read."""
         if diff_id is not None and os.path.isdir(self.layer_path(diff_id)):
             return diff_id
         style = self.style()
-        warn = userstore.owner_warnings(warn)
         progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
         try:
             with (
@@ -236,7 +235,7 @@ class Store:
                 buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
                 try:
                     found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                                   warn=warn)  # fmt: skip
+                                                   warn=self.warn)  # fmt: skip
                 except UserError as exc:
                     raise UserError(f"layer {blob[:19]}: {exc.message}") from None
                 while buffered.read(1 << 20):
@@ -259,10 +258,10 @@ class Store:
                 progress.done()
         return found
 
-    def record_layer(self, rec: LayerRecord, warn: Warn = _warn_stderr) -> None:
+    def record_layer(self, rec: LayerRecord) -> None:
         with self.locked():
             if not os.path.isdir(self.layer_path(rec.diff_id)):  # removed by a concurrent undo
-                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, warn, False)
+                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, False)
             with self.meta.write() as txn:
                 self.meta.put_layer(txn, rec)
 
@@ -425,7 +424,7 @@ class Store:
             with self.locked(wait=False) as mine:
                 if not mine:
                     return []
-                return [name for d in dirs for name in scratch.reclaim(d, _warn_stderr)]
+                return [name for d in dirs for name in scratch.reclaim(d, self.warn)]
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
