@@ -194,3 +194,31 @@ def test_with_index_a_listing_taken_before_a_copy_up_shows_the_copy_after_it(
     call(ops.setattr, a, *setattr_request(mode=stat.S_IFREG | 0o600), None, CTX)
     assert listed_mode() == 0o600
     assert call(ops.getattr, a, CTX).st_mode & 0o777 == 0o600
+
+
+def test_a_copied_up_file_without_a_name_shows_no_link_through_any_handle(
+    make_ops: MakeOps,
+) -> None:
+    """Opened for reading (a lower descriptor), then for writing (copied up), then
+    unlinked: the kernel's one overlay inode, now upper, says nlink 0 through either
+    descriptor, and still once the writer is closed."""
+    ops = make_ops({"f": "data"}, upper={})
+    f = lookup_ino(ops, ROOT, b"f")
+    reader = call(ops.open, f, os.O_RDONLY, CTX).fh
+    writer = call(ops.open, f, os.O_RDWR, CTX).fh
+    call(ops.unlink, ROOT, b"f", CTX)
+    assert call(ops.getattr, f, CTX).st_nlink == 0
+    call(ops.release, writer)
+    assert call(ops.getattr, f, CTX).st_nlink == 0
+    call(ops.release, reader)
+
+
+def test_a_lower_file_without_a_name_keeps_its_own_count_while_open(make_ops: MakeOps) -> None:
+    """Never copied up: the overlay inode is the lower file, whose count the kernel shows."""
+    ops = make_ops({"f": "data"}, upper={})
+    f = lookup_ino(ops, ROOT, b"f")
+    reader = call(ops.open, f, os.O_RDONLY, CTX).fh
+    call(ops.unlink, ROOT, b"f", CTX)
+    assert call(ops.getattr, f, CTX).st_nlink == 1
+    assert call(ops.read, reader, 0, 10) == b"data"
+    call(ops.release, reader)

@@ -50,10 +50,13 @@ class ReadHandlers(MountState):
                 return self._attrs(node)
             node.unlinked = True
         if node.unlinked:
-            fd = self.handles.fd_of(node.ino)
+            # Through an open descriptor: an upper file says nlink 0; a whited-out lower one
+            # keeps its own count, as the kernel shows it, but only if it was never copied
+            # up (then the overlay inode is the upper file, whichever descriptor asks).
+            fd = self.handles.fd_of(node.ino, upper=True)
+            if fd is None and res.top != 0:
+                fd = self.handles.fd_of(node.ino)
             if fd is not None:
-                # An upper file says nlink 0; a whited-out lower one keeps its own count,
-                # as the kernel shows it.
                 node.res = res.with_st(os.fstat(fd))
                 return self._attrs(node)
             return self._entry(node.ino, node.res, unlinked=True)
