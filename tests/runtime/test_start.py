@@ -57,7 +57,7 @@ def test_create_uses_the_images_defaults_and_start_keeps_the_changes(
     listing = runtime("ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.Status}} {{.Command}}")
     assert f"{c} Created sh -c 'echo $GREETING" in listing.stdout
     for n in (1, 2):
-        done = runtime("start", c)
+        done = runtime("start", "-a", c)
         assert (done.returncode, done.stdout) == (0, f"hi from /srv\n{n}\n"), done.stderr
     assert states(runtime) == [(c, "exited", 0)]
     assert "A /count" in runtime("diff", c).stdout.splitlines()
@@ -73,7 +73,7 @@ def test_create_rm_with_a_command_after_flags_that_follow_the_image(
     c = unique_name()
     made = runtime("create", image, "--rm", "--name", c, "sh", "-c", "echo $GREETING; exit 6")
     assert made.returncode == 0, made.stderr
-    done = runtime("start", c)
+    done = runtime("start", "-a", c)
     assert (done.returncode, done.stdout) == (6, "hello\n")
     assert states(runtime) == []  # --rm: removed when it exited
 
@@ -82,10 +82,10 @@ def test_start_of_a_running_or_mounted_container_is_refused(runtime: Runtime, im
     c = unique_name()
     script = "trap 'exit 7' TERM; echo ready; sleep 60 & wait"
     assert runtime("create", "--name", c, image, "sh", "-c", script).returncode == 0
-    proc = runtime.start("start", c)
+    proc = runtime.start("start", "-a", c)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     runtime.wait_running(c, proc)
-    refused = runtime("start", c)
+    refused = runtime("start", "-a", c)
     assert (refused.returncode, refused.stderr) == (
         1, f"unionfs: container {c} is already running\n")  # fmt: skip
     execd = runtime("exec", c, "sh", "-c", "echo $GREETING; pwd")
@@ -95,7 +95,7 @@ def test_start_of_a_running_or_mounted_container_is_refused(runtime: Runtime, im
     assert proc.returncode == 7 and states(runtime) == [(c, "exited", 7)]
     mounted = runtime("mount", c)
     assert mounted.returncode == 0, mounted.stderr
-    refused = runtime("start", c)
+    refused = runtime("start", "-a", c)
     assert (refused.returncode, refused.stderr) == (
         1, f"unionfs: container {c} is mounted: unionfs umount {c} first\n")  # fmt: skip
     assert runtime("umount", c).returncode == 0
@@ -112,7 +112,7 @@ def test_a_container_without_a_command_mounts_but_does_not_start(
                               "default one: give it after IMAGE\n")  # fmt: skip
     c = unique_name()
     assert runtime("create", "plain", "--name", c).returncode == 0  # as before: no command
-    done = runtime("start", c)
+    done = runtime("start", "-a", c)
     assert done.returncode == 1 and done.stderr.startswith(
         f"unionfs: container {c} has no command to start")  # fmt: skip
     assert states(runtime) == [(c, "created", None)]
@@ -132,7 +132,7 @@ def test_start_cleans_up_after_a_killed_runtime_and_keeps_the_upper(
     proc.wait()
     listing = runtime("ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}").stdout
     assert f"{c} Unknown Unknown (its runtime is gone" in listing
-    done = runtime("start", c)
+    done = runtime("start", "-a", c)
     assert (done.returncode, done.stdout, done.stderr) == (4, "kept\n", "")
     assert states(runtime) == [(c, "exited", 4)]
     assert runtime("rm", c).returncode == 0

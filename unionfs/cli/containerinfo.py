@@ -34,11 +34,10 @@ def _when(seconds: float | None) -> datetime.datetime | None:
 
 
 def started(state: State) -> datetime.datetime | None:
-    """When the container last started: the runtime records no start time yet, so a running
-    or exited container's creation time stands in for it."""
-    value = getattr(state, "started", None)
-    if isinstance(value, int | float):
-        return _when(value)
+    """When the container last started (for a container of an older runtime, which did not
+    record it: its creation time)."""
+    if state.started is not None:
+        return _when(state.started)
     return _when(state.created) if state.pid is not None or state.finished else None
 
 

@@ -9,11 +9,12 @@ not clean up) is cleaned up here: its process killed, its root unmounted, its cg
 from __future__ import annotations
 
 import argparse
-import time
 
 from unionfs.errors import UserError
-from unionfs.runtime import reclaim, rootfs
+from unionfs.runtime import detach, reclaim, rootfs
 from unionfs.runtime.state import ContainerDirs, State, default_home, describe
+
+RUNTIME_PATIENCE = 120.0  # seconds for a runtime to clean up after its process is killed
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +39,9 @@ def remove(store: ContainerDirs, state: State, force: bool) -> None:
         if not force:
             raise UserError(f"container {state.name} is running: stop it or use rm -f")
         reclaim.kill(state)
-        _wait_for_runtime(store, state.id)
+        if not detach.wait_for_runtime(state, RUNTIME_PATIENCE):
+            raise UserError(f"container {state.name}: its runtime did not finish in "
+                            f"{RUNTIME_PATIENCE:g}s (pid {state.runtime_pid})")  # fmt: skip
     elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
         rootfs.unmount(store.paths(state.id).rootfs)
     elif status.startswith("dead"):
@@ -46,13 +49,3 @@ def remove(store: ContainerDirs, state: State, force: bool) -> None:
     if store.load(state.id) is not None:
         store.delete(state.id)
 
-
-def _wait_for_runtime(store: ContainerDirs, container_id: str, timeout: float = 10.0) -> None:
-    """Until the container's runtime has cleaned up (and, for --rm, deleted it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = store.load(container_id)
-        if state is None or state.status == "exited":
-            return
-        time.sleep(0.05)
-    raise UserError(f"container {container_id[:12]}: its runtime did not finish in {timeout}s")

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "unionfs mount with a fresh upper layer over --rootfs DIR (or an OCI bundle).",
     )
     add_run_flags(p)
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background: print the id once the process runs; "
+                   "`unionfs logs` shows its output")  # fmt: skip
     where = p.add_mutually_exclusive_group()
     where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
     where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
@@ -45,6 +48,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", "-w", metavar="DIR", help="working directory in the container")
     p.add_argument("--user", "-u", metavar="UID[:GID]")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
+    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
+                   help="a detached container's log: max-size of each of its two files "
+                   "(default 1m)")  # fmt: skip
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
     add_stdio_flags(p)
@@ -159,8 +165,30 @@ def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
     return _from_cli(args, lowers[0], command, env)
 
 
+def log_limit(options: list[str]) -> int:
+    """``--log-opt max-size=10m``: bytes; the default when not given."""
+    from unionfs.runtime import ctrlog, units
+
+    limit = ctrlog.DEFAULT_MAX
+    for option in options:
+        key, eq, value = option.partition("=")
+        if key != "max-size" or not eq:
+            raise UserError(f"--log-opt {option}: give max-size=SIZE (e.g. 10m)", exit_code=2)
+        limit = units.parse_bytes(value, "--log-opt max-size")
+    return limit
+
+
 def run(args: argparse.Namespace) -> int:
+    home = default_home()
+    limit = log_limit(args.log_opt)
     if args.rootfs is None and args.bundle is None:
         run_spec, digest, lowers = image_spec(args)
-        return runtime.run(run_spec, default_home(), args.stop_timeout, digest, lowers)
-    return runtime.run(build_spec(args), default_home(), args.stop_timeout)
+    else:
+        run_spec, digest, lowers = build_spec(args), None, ()
+    if not args.detach:
+        return runtime.run(run_spec, home, args.stop_timeout, digest, lowers)
+    from unionfs.runtime import detach
+
+    print(detach.launch(lambda d: runtime.run(run_spec, home, args.stop_timeout, digest, lowers,
+                                              detached=d), limit))  # fmt: skip
+    return 0

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, ctrlog, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
+from unionfs.runtime.detach import Detached
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
@@ -129,7 +130,7 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
-        lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
+        lowers: tuple[str, ...] = (), detached: Detached | None = None) -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
@@ -149,12 +150,12 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
         cleanup.callback(container.finish)
         dirs.save_spec(state.id, saved)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, detached)
 
     return supervised(proxy, body)
 
 
-def start(home: str, ref: str) -> int:
+def start(home: str, ref: str, detached: Detached | None = None) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
     be created or exited (or dead: what its killed runtime left is cleaned up first), and
     not mounted by ``unionfs mount``."""
@@ -188,7 +189,7 @@ def start(home: str, ref: str) -> int:
                 exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
             )  # fmt: skip
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, detached)
 
     return supervised(proxy, body)
 
@@ -260,7 +261,8 @@ def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
 
 def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
                     cleanup: contextlib.ExitStack,
-                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
+                    place: cgroups.Cgroup | None,
+                    detached: Detached | None = None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
     paths = container.dirs.paths(state.id)
@@ -270,7 +272,11 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
     cgroup.set_limits(_limits(spec.resources))
     proxy.check()
-    streams = Streams(spec.process.interactive, spec.process.terminal)
+    sink = None
+    if detached is not None:
+        sink = ctrlog.Sink(paths.log, detached.log_limit)
+        cleanup.callback(sink.close)
+    streams = Streams(spec.process.interactive, spec.process.terminal, sink)
     cleanup.callback(streams.close)
     # starts while the filesystem is mounted; waits for its plan
     helper = Helper(streams.child_fds())
@@ -295,7 +301,8 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     cgroup.add(pid)
     proxy.attach(pid)
     container.update(status="running", pid=pid, pid_start=process_start(pid),
-                     namespaces=spec.namespaces, process=spec.process)  # fmt: skip
+                     namespaces=spec.namespaces, process=spec.process,
+                     started=time.time())  # fmt: skip
     helper.go("cgroup")
     failure = None
     try:
@@ -303,6 +310,8 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     except StepError as exc:
         failure = exc
     attach_pty(helper, streams, proxy)
+    if detached is not None and failure is None:
+        detached.ready(container.state, paths.log)
     code = proxy.wait(pid, streams.relay)
     streams.restore()
     child.reaped = True
