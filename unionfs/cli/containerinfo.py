@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from unionfs.cli import humanize
 from unionfs.cli.govalues import GoMap
+from unionfs.runtime.network import Port
 from unionfs.runtime.spec import RunSpec
 from unionfs.runtime.state import State, describe, is_alive
 from unionfs.store import catalog
@@ -85,8 +86,8 @@ class Images:
         return self.ids.get(state.image or "", "")
 
 
-def ps_json(state: State, images: Images) -> dict[str, object]:
-    """One container as ``podman ps --format json`` shows it."""
+def ps_json(state: State, images: Images, ports: tuple[Port, ...] = ()) -> dict[str, object]:
+    """One container as ``podman ps --format json`` shows it (*ports*: its -p)."""
     word = state_word(state)
     begun = started(state)
     return {
@@ -98,26 +99,30 @@ def ps_json(state: State, images: Images) -> dict[str, object]:
         "Names": [state.name], "Namespaces": {}, "Networks": [],
         "Pid": state.pid if word == "running" and state.pid is not None and is_alive(state)
         else 0,
-        "Pod": "", "PodName": "", "Ports": None, "Size": None,
+        "Pod": "", "PodName": "", "Size": None,
+        "Ports": [{"host_ip": p.host_ip, "container_port": p.container_port,
+                   "host_port": p.host_port, "range": 1, "protocol": p.protocol}
+                  for p in ports] or None,
         "StartedAt": int(begun.timestamp()) if begun else GO_ZERO_UNIX, "State": word,
         "Status": status_line(state), "Created": int(state.created),
     }  # fmt: skip
 
 
-def ps_row(state: State, images: Images, no_trunc: bool) -> dict[str, object]:
+def ps_row(state: State, images: Images, no_trunc: bool,
+           ports: tuple[Port, ...] = ()) -> dict[str, object]:  # fmt: skip
     """The template fields of ``podman ps`` (psReporter) for one container."""
     command = " ".join(state.command)  # podman joins with spaces (no quoting)
     if not no_trunc and len(command) > 17:
         command = command[:17] + "..."
     created = _when(state.created)
     image_id = images.image_id(state)
-    return ps_json(state, images) | {
+    return ps_json(state, images, ports) | {
         "ID": state.id if no_trunc else state.short_id, "Names": state.name,
         "Image": images.name(state), "ImageID": image_id if no_trunc else image_id[:12],
         "Command": command, "Created": humanize.go_time(created),
         "CreatedAt": humanize.go_time(created), "CreatedHuman": humanize.ago(created),
         "RunningFor": humanize.ago(created), "State": state_word(state).capitalize(),
-        "Ports": "", "Labels": GoMap(), "Mounts": [], "Networks": "",
+        "Ports": ", ".join(map(str, ports)), "Labels": GoMap(), "Mounts": [], "Networks": "",
     }  # fmt: skip
 
 

@@ -93,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
         for state in found:
             print(state.id if args.no_trunc else state.short_id)
         return 0
-    rows = []
+    rows, values = [], []
     for state in found:
-        row = containerinfo.ps_row(state, images, args.no_trunc)
+        saved = dirs.load_spec(state)
+        ports = saved.spec.ports if saved is not None else ()
+        row = containerinfo.ps_row(state, images, args.no_trunc, ports)
         row["Mounted"] = os.path.ismount(dirs.paths(state.id).rootfs)
         rows.append(row)
-    listing = report.Listing(rows, [containerinfo.ps_json(s, images) for s in found], DEFAULT,
-                             HEADERS, json_indent=2)  # fmt: skip
+        values.append(containerinfo.ps_json(state, images, ports))
+    listing = report.Listing(rows, values, DEFAULT, HEADERS, json_indent=2)
     report.show(listing, args)
     return 0

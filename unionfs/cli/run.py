@@ -51,6 +51,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="a detached container's log: max-size of each of its two files "
                    "(default 1m)")  # fmt: skip
+    p.add_argument("--network", "--net", choices=("none", "host", "private"), default=None,
+                   help="none: loopback only; host: the host's; private: a network of its "
+                   "own connected by pasta (passt). Default: private with -p, else none "
+                   "(podman's default is private; a pasta per container is not free)")  # fmt: skip
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:]HOSTPORT:PORT[/tcp|udp]",
+                   help="forward the host's port to the container's (through pasta)")  # fmt: skip
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
     add_stdio_flags(p)
@@ -73,8 +80,8 @@ def add_stdio_flags(p: argparse.ArgumentParser) -> None:
                    help="a terminal (a pty of the container's own), relayed to yours")  # fmt: skip
 
 
-_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
-CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt")
+_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user", "network")
+CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt", "publish")
 
 
 def build_spec(args: argparse.Namespace) -> spec.RunSpec:
@@ -118,6 +125,8 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
         security_opt=args.security_opt,
         interactive=args.interactive,
         tty=args.tty,
+        network_mode=args.network,
+        publish=args.publish,
     )
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from unionfs.errors import UserError
 from unionfs.runtime import cgroups, ctrlog, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
+from unionfs.runtime import network as net
 from unionfs.runtime.detach import Detached
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
@@ -299,6 +300,9 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     child = Child(pid)
     cleanup.callback(child.kill_and_reap)
     cgroup.add(pid)
+    if spec.network == "private":  # its namespace exists; nothing in it runs yet
+        pasta = net.Pasta(pid, paths.dir, spec.ports)
+        cleanup.callback(pasta.close)
     proxy.attach(pid)
     container.update(status="running", pid=pid, pid_start=process_start(pid),
                      namespaces=spec.namespaces, process=spec.process,

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, devices, mountflags, security, units
+from unionfs.runtime import caps, devices, mountflags, network, security, units
 from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.network import Port
 from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -110,6 +111,8 @@ class RunSpec:
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
     # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
     privileged: bool = False
+    network: str = "none"  # network.MODES; "private" is served by pasta
+    ports: tuple[Port, ...] = ()  # -p, published through pasta
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
@@ -251,6 +254,8 @@ def from_cli(
     security_opt: Sequence[str] = (),
     interactive: bool = False,
     tty: bool = False,
+    network_mode: str | None = None,
+    publish: Sequence[str] = (),
 ) -> RunSpec:
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
@@ -287,6 +292,8 @@ def from_cli(
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
     )
+    ports = tuple(network.parse_publish(p) for p in publish)
+    mode = network.mode_for(network_mode, ports)
     binds = tuple(parse_volume(v) for v in volumes)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
@@ -303,6 +310,9 @@ def from_cli(
         remove=remove,
         hostname_from_id=hostname is None,
         privileged=privileged,
+        network=mode,
+        ports=ports,
+        namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "network" or mode != "host"),
     )
 
 
