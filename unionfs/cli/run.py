@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from unionfs.cli import imageconfig
 from unionfs.errors import UserError
 from unionfs.runtime import oci, spec
 from unionfs.runtime import run as runtime
@@ -45,8 +46,19 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", help="CPU limit in CPUs, e.g. 0.5")
     p.add_argument("--pids", "--pids-limit", dest="pids", help="most processes at once")
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="K=V lines (# comments); -e wins over them")  # fmt: skip
+    p.add_argument("--entrypoint", metavar="CMD|JSON",
+                   help="replace the image's Entrypoint (and drop its Cmd); '' clears "
+                   "it")  # fmt: skip
+    p.add_argument("--read-only", action="store_true",
+                   help="the root read-only (no tmpfs is added: give --tmpfs /tmp)")  # fmt: skip
+    p.add_argument("--tmpfs", action="append", default=[], metavar="CDIR[:OPTS]",
+                   help="a tmpfs there (rw,noexec,nosuid,nodev, size=..., mode=...)")  # fmt: skip
     p.add_argument("--workdir", "-w", metavar="DIR", help="working directory in the container")
-    p.add_argument("--user", "-u", metavar="UID[:GID]")
+    p.add_argument("--user", "-u", metavar="USER[:GROUP]",
+                   help="a name or number, through the image's /etc/passwd and "
+                   "/etc/group")  # fmt: skip
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="a detached container's log: max-size of each of its two files "
@@ -80,8 +92,9 @@ def add_stdio_flags(p: argparse.ArgumentParser) -> None:
                    help="a terminal (a pty of the container's own), relayed to yours")  # fmt: skip
 
 
-_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user", "network")
-CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt", "publish")
+_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user", "network", "entrypoint")
+CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt", "publish", "env_file",
+             "tmpfs")  # fmt: skip
 
 
 def build_spec(args: argparse.Namespace) -> spec.RunSpec:
@@ -92,6 +105,7 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         given = [f"--{k}" for k in _CLI_ONLY if getattr(args, k) is not None]
         given += [f"--{k.replace('_', '-')}" for k in CLI_LISTS if getattr(args, k)]
         given += ["--privileged"] * args.privileged + ["--tty"] * args.tty
+        given += ["--read-only"] * args.read_only
         if given:
             raise UserError(f"with --bundle, {given[0]} goes into config.json")
         if command:
@@ -100,13 +114,16 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         return oci.load(args.bundle, args.name, args.rm, interactive=True)
     if args.rootfs is None:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
-    return _from_cli(args, args.rootfs, command, [])
+    if args.entrypoint is not None:
+        command = imageconfig.command({}, command, args.entrypoint)
+    return _from_cli(args, (args.rootfs,), command, [], args.user)
 
 
-def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
-              image_env: list[str]) -> spec.RunSpec:  # fmt: skip
+def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[str],
+              image_env: list[str], user_text: str | None) -> spec.RunSpec:  # fmt: skip
+    user = imageconfig.resolve_user(user_text, lowers) if user_text else None
     return spec.from_cli(
-        rootfs=rootfs,
+        rootfs=lowers[0],
         command=command,
         host_env=os.environ,
         name=args.name,
@@ -115,9 +132,13 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
         memory=args.memory,
         cpus=args.cpus,
         pids=args.pids,
-        env=[*image_env, *args.env],
+        env=[*image_env, *imageconfig.env_file(args.env_file), *args.env],
         workdir=args.workdir,
-        user=args.user,
+        user=f"{user.uid}:{user.gid}" if user is not None else None,
+        home=user.home if user is not None else None,
+        groups=user.groups if user is not None else (),
+        read_only=args.read_only,
+        tmpfs=args.tmpfs,
         volumes=args.volume,
         cap_add=args.cap_add,
         cap_drop=args.cap_drop,
@@ -154,24 +175,22 @@ def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
                    config: dict[str, object],
                    lowers: tuple[str, ...]) -> spec.RunSpec | None:  # fmt: skip
     """The spec for IMAGE *ref* (its OCI *config*, its layer dirs *lowers*) and the flags in
-    *args*: the image's Entrypoint + Cmd when *command* is empty, its Env under --env, its
-    WorkingDir and User unless given. None when there is no command at all."""
+    *args*, as podman applies them (``imageconfig``): Entrypoint + (*command* or Cmd), its
+    Env under --env-file and --env, its WorkingDir and User unless given. None when there
+    is no command at all."""
     if not lowers:
         raise UserError(f"image {ref} has no layers")
     settings = config.get("config") or {}
     if not isinstance(settings, dict):
         settings = {}
+    command = imageconfig.command(settings, command, args.entrypoint)
     if not command:
-        entry, cmd = settings.get("Entrypoint") or [], settings.get("Cmd") or []
-        command = [str(a) for a in [*entry, *cmd]]
-        if not command:
-            return None
+        return None
     if args.workdir is None and settings.get("WorkingDir"):
         args.workdir = str(settings["WorkingDir"])
-    if args.user is None and settings.get("User"):
-        args.user = str(settings["User"])
+    user = args.user if args.user is not None else str(settings.get("User") or "") or None
     env = [str(e) for e in settings.get("Env") or [] if "=" in str(e)]
-    return _from_cli(args, lowers[0], command, env)
+    return _from_cli(args, lowers, command, env, user)
 
 
 def log_limit(options: list[str]) -> int:

@@ -216,6 +216,18 @@ def parse_user(text: str) -> tuple[int, int]:
     return uid, gid
 
 
+def parse_tmpfs(text: str) -> MountSpec:
+    """``--tmpfs CDIR[:OPTIONS]``: a tmpfs, rw,noexec,nosuid,nodev unless OPTIONS say
+    otherwise (as podman)."""
+    target, _, given = text.partition(":")
+    options = ["rw", "noexec", "nosuid", "nodev"]
+    for option in filter(None, given.split(",")):
+        opposite = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}.get(option)
+        options = [o for o in options if o != opposite] + [option]
+    mount = MountSpec(container_path(target, "--tmpfs"), "tmpfs", "tmpfs", tuple(options))
+    return check_mount(mount, f"--tmpfs {text}")
+
+
 def parse_volume(text: str) -> MountSpec:
     """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
     so that no submount stays writable)."""
@@ -256,6 +268,10 @@ def from_cli(
     tty: bool = False,
     network_mode: str | None = None,
     publish: Sequence[str] = (),
+    home: str | None = None,
+    groups: Sequence[int] = (),
+    read_only: bool = False,
+    tmpfs: Sequence[str] = (),
 ) -> RunSpec:
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
@@ -274,7 +290,9 @@ def from_cli(
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
-    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={'/root' if uid == 0 else '/'}"]
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={home or ('/root' if uid == 0 else '/')}"]
+    if tty:
+        defaults.append("TERM=xterm")
     if hostname is not None:
         defaults.append(f"HOSTNAME={hostname}")
     # As for any process: setuid to a non-root user clears the permitted and effective sets.
@@ -285,6 +303,7 @@ def from_cli(
         cwd=cwd,
         uid=uid,
         gid=gid,
+        groups=tuple(groups),
         capabilities=Capabilities(sec.bounding, held, held, held),
         no_new_privileges=sec.no_new_privileges,
         terminal=tty,
@@ -294,13 +313,14 @@ def from_cli(
     )
     ports = tuple(network.parse_publish(p) for p in publish)
     mode = network.mode_for(network_mode, ports)
-    binds = tuple(parse_volume(v) for v in volumes)
+    binds = tuple(parse_volume(v) for v in volumes) + tuple(parse_tmpfs(t) for t in tmpfs)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
-        raise UserError("-v: two volumes for the same container directory")
+        raise UserError("-v/--tmpfs: two mounts on the same container directory")
     return RunSpec(
         process=process,
         rootfs=rootfs,
+        readonly_root=read_only,
         hostname=hostname,
         mounts=(PRIVILEGED_MOUNTS if privileged else DEFAULT_MOUNTS) + binds,
         resources=resources,
