@@ -32,7 +32,7 @@ def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         (["imgaes"], "unknown command 'imgaes' (did you mean 'images' or 'image'?); "
                      "see unionfs --help"),
         (["stop2", "web"], "unknown command 'stop2'"),
-        (["logs", "web"], "unknown command 'logs'"),
+        (["attach", "web"], "unknown command 'attach'"),
         (["build", "."], "unknown command 'build'"),
         (["psuh", "x", "y"], "unknown command 'psuh' (did you mean 'push'"),
         (["login2"], "did you mean 'login'"),
@@ -102,7 +102,8 @@ def _required(group: str, verb: str) -> list[str]:
     needs = {"rm": ["x"], "inspect": ["x"], "history": ["x"], "import": ["x"], "save": ["x"],
              "pull": ["x"], "push": ["x"], "tag": ["x", "y"], "convert": ["x", "y", "--estargz"],
              "start": ["x"], "exec": ["x", "true"], "kill": ["x"], "diff": ["x"],
-             "commit": ["x", "y"], "umount": ["x"], "create": ["x"]}  # fmt: skip
+             "commit": ["x", "y"], "umount": ["x"], "create": ["x"], "stop": ["x"],
+             "restart": ["x"], "wait": ["x"], "logs": ["x"], "cp": ["x", "y"]}  # fmt: skip
     return needs.get(verb, [])
 
 
