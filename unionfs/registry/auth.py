@@ -61,6 +61,10 @@ def _from_file(path: Path, registry: str, repository: str) -> Credentials | None
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
+    except PermissionError:
+        if not os.access(path.parent, os.X_OK):
+            return None  # a place this user cannot enter (root's /run/containers) holds none
+        raise UserError(f"cannot read auth file {path}: permission denied") from None
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
         raise UserError(f"cannot read auth file {path}: {why}") from None
