@@ -48,6 +48,7 @@ COMMANDS = {
     "push": "push",
     "pull": "pull",
     "unshare": "unshare",
+    "oci": "oci",
 }
 
 

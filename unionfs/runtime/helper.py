@@ -61,8 +61,10 @@ class Helper:
     ``child_pid``, ``go``, ``finish``; ``close`` always. It is started before its plan is
     known, so that Python's start-up overlaps other set-up work."""
 
-    def __init__(self, stdio: tuple[int, int, int] | None = None) -> None:
-        """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2."""
+    def __init__(self, stdio: tuple[int, int, int] | None = None,
+                 pass_fds: tuple[int, ...] = ()) -> None:  # fmt: skip
+        """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2;
+        *pass_fds*: more fds it inherits, under the same numbers (a step names them)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel = Channel(ours)
         self.pty: int | None = None  # the master of the pty a Terminal step made
@@ -70,7 +72,7 @@ class Helper:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "unionfs.runtime.child", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), *pass_fds),
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
@@ -104,7 +106,7 @@ class Helper:
                 os.close(fd)
             if not message:
                 return
-            self._raise_if_error(message)
+            raise_if_error(message)
             raise StepError(SETUP_FAILED, f"unexpected message from the child: {message!r}")
 
     def take_pty(self) -> int | None:
@@ -126,14 +128,15 @@ class Helper:
         if not message:
             self.proc.wait()
             raise StepError(SETUP_FAILED, f"the helper died (status {self.proc.returncode})")
-        self._raise_if_error(message)
+        raise_if_error(message)
         return message
 
-    @staticmethod
-    def _raise_if_error(message: bytes) -> None:
-        if message.startswith(b"error "):
-            _, code, text = message.decode(errors="replace").split(" ", 2)
-            raise StepError(int(code), text)
+
+def raise_if_error(message: bytes) -> None:
+    """Raise the StepError an ``error CODE MESSAGE`` message tells of."""
+    if message.startswith(b"error "):
+        _, code, text = message.decode(errors="replace").split(" ", 2)
+        raise StepError(int(code), text)
 
 
 def inherited_channel(fd: int) -> Channel:

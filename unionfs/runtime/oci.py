@@ -19,7 +19,7 @@ import resource
 from typing import cast
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, seccomp, security, spec
+from unionfs.runtime import caps, hooks, seccomp, security, spec
 from unionfs.runtime import devices as devicepolicy
 from unionfs.runtime.devices import DeviceRule
 from unionfs.runtime.spec import MountSpec, Resources, Rlimit, RunSpec
@@ -28,9 +28,7 @@ JSON = object
 
 # Present or not, these change nothing that matters for isolation or limits.
 IGNORED = {
-    "annotations": "metadata for tools, not for the runtime",
     "process.consoleSize": "only sizes a terminal: the caller's terminal's size is used",
-    "linux.cgroupsPath": "unionfs always places cgroups below its own, unionfs-<id>",
     "linux.resources.memory.reservation": "a soft limit: a hint for reclaim, no guarantee",
     "linux.resources.memory.swappiness": "a reclaim preference, not a limit",
     "linux.resources.cpu.shares": "a relative weight, not a limit",
@@ -107,7 +105,7 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
     if hostname:
         spec.check_hostname(hostname, "config.json: hostname")
     domainname = _str(top, "domainname")
-    process = _process(top.sub("process"), interactive)
+    process = process_from(top.sub("process"), interactive)
     mounts = _mounts(top)
     linux = top.sub("linux")
     held = [caps.NAMES[c] for c in (process.capabilities.bounding if process.capabilities
@@ -115,7 +113,7 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
     if linux.data.get("seccomp"):
         filt = seccomp.parse(linux.get("seccomp", dict), held, native, security.kernel_version())
         process = dataclasses.replace(process, seccomp=filt)
-    namespaces = _namespaces(linux)
+    namespaces, joined = _namespaces(linux)
     if "mount" not in namespaces:
         raise UserError("config.json: linux.namespaces must include a mount namespace")
     if "uts" not in namespaces and (hostname or domainname):
@@ -128,11 +126,16 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
                    _strings(linux, "maskedPaths"))  # fmt: skip
     ro_paths = tuple(spec.container_path(p, "linux.readonlyPaths") for p in
                      _strings(linux, "readonlyPaths"))  # fmt: skip
+    cgroups_path = _str(linux, "cgroupsPath") or None
     propagation = _str(linux, "rootfsPropagation")
     if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
         raise UserError(f"config.json: linux.rootfsPropagation {propagation!r} is not "
                         "supported (the container's mounts are always private)")  # fmt: skip
     linux.done()
+    found_hooks = hooks.parse(top.get("hooks", dict))
+    annotations = cast(dict[str, JSON], top.get("annotations", dict, {}))
+    if not all(isinstance(v, str) for v in annotations.values()):
+        raise UserError("config.json: annotations values must be strings")
     top.done()
     return RunSpec(
         process=process,
@@ -148,10 +151,19 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
         readonly_paths=ro_paths,
         name=name,
         remove=remove,
+        namespace_paths=joined,
+        hooks=found_hooks,
+        cgroups_path=cgroups_path,
+        annotations=tuple(sorted((k, cast(str, v)) for k, v in annotations.items())),
     )
 
 
-def _process(fields: _Fields, interactive: bool) -> spec.Process:
+def parse_process(value: JSON, interactive: bool = True) -> spec.Process:
+    """An OCI process object alone (``runc exec --process FILE``)."""
+    return process_from(_Fields(value, "process"), interactive)
+
+
+def process_from(fields: _Fields, interactive: bool) -> spec.Process:
     args = _strings(fields, "args")
     if not args:
         raise UserError("config.json: process.args is missing")
@@ -233,22 +245,28 @@ def _mounts(top: _Fields) -> tuple[MountSpec, ...]:
     return tuple(result)
 
 
-def _namespaces(linux: _Fields) -> tuple[str, ...]:
+def _namespaces(linux: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The namespaces the container gets, and those of them joined by path."""
     found = set()
+    joined = []
     for item in _objects(linux, "namespaces"):
         kind = _str(item, "type") or ""
-        if _str(item, "path"):
-            raise UserError(f"config.json: {item.where}.path: joining an existing namespace "
-                            "is not supported by unionfs")  # fmt: skip
+        path = _str(item, "path")
         item.done()
+        if path and kind != "user":
+            if not path.startswith("/"):
+                raise UserError(f"config.json: {item.where}.path must be absolute")
+            joined.append((kind, path))
         if kind == "user":
             raise UserError("config.json: a user namespace is not supported yet "
                             "(rootless containers come later)")  # fmt: skip
         if kind not in spec.NAMESPACES:
             raise UserError(f"config.json: {item.where}.type {kind!r} is not a namespace "
                             f"unionfs creates ({', '.join(spec.NAMESPACES)})")  # fmt: skip
+        if kind in found:
+            raise UserError(f"config.json: {item.where}: a second {kind} namespace")
         found.add(kind)
-    return tuple(sorted(found))
+    return tuple(sorted(found)), tuple(sorted(joined))
 
 
 def _resources(fields: _Fields) -> Resources:

@@ -50,7 +50,7 @@ def check_host_paths(spec: RunSpec) -> str:
     return os.path.realpath(spec.rootfs)
 
 
-def _limits(resources: Resources) -> Resources:
+def with_standard_devices(resources: Resources) -> Resources:
     """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
     if resources.devices is None:
         return resources
@@ -268,7 +268,7 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
-    cgroup.set_limits(_limits(spec.resources))
+    cgroup.set_limits(with_standard_devices(spec.resources))
     proxy.check()
     streams = Streams(spec.process.interactive, spec.process.terminal)
     cleanup.callback(streams.close)

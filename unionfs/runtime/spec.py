@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, mountflags, security, units
 from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -110,6 +111,12 @@ class RunSpec:
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
     # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
     privileged: bool = False
+    # From an OCI bundle: namespaces to join (kind, path), the hooks, linux.cgroupsPath
+    # (honoured by the OCI runtime; ``unionfs run`` always places cgroups below its own)
+    namespace_paths: tuple[tuple[str, str], ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    cgroups_path: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
