@@ -11,6 +11,7 @@ import pytest
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, oci
 from unionfs.runtime.spec import DeviceRule, MountSpec, Rlimit
+from unionfs.runtime.steps import Hook
 
 # What `runc spec` (1.1.5) writes, with a command and a host name.
 RUNC_SPEC: dict[str, object] = {
@@ -143,7 +144,9 @@ def test_minus_one_means_no_limit() -> None:
 @pytest.mark.parametrize(
     ("changes", "named"),
     [
-        ({"hooks": {"prestart": [{"path": "/bin/true"}]}}, "hooks"),
+        ({"hooks": {"prestart": [{"path": "true"}]}}, r"hooks.prestart\[0\].path"),
+        ({"hooks": {"preStart": [{"path": "/bin/true"}]}}, "hooks.preStart"),
+        ({"hooks": {"poststop": [{"path": "/x", "timeout": 0}]}}, "timeout"),
         ({"linux__seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}, "SCMP_ACT_NOTIFY"),
         ({"linux__seccomp": {"listenerPath": "/run/x.sock"}}, "listenerPath"),
         ({"process__apparmorProfile": "docker-default"}, "process.apparmorProfile"),
@@ -154,8 +157,8 @@ def test_minus_one_means_no_limit() -> None:
         ),
         ({"linux__namespaces": [{"type": "mount"}, {"type": "user"}]}, "user namespace"),
         (
-            {"linux__namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/n"}]},
-            r"linux.namespaces\[1\].path",
+            {"linux__namespaces": [{"type": "mount"}, {"type": "network", "path": "run/n"}]},
+            r"linux.namespaces\[1\].path must be absolute",
         ),
         ({"linux__namespaces": [{"type": "pid"}]}, "must include a mount namespace"),
         ({"linux__resources": {"blockIO": {"weight": 10}}}, "linux.resources.blockIO"),
@@ -224,6 +227,26 @@ def test_safe_fields_are_ignored_and_empty_ones_accepted() -> None:
         )
     )
     assert s.sysctl == (("net.ipv4.ip_forward", "1"),)
+
+
+def test_hooks_namespace_paths_cgroups_path_and_annotations_are_read() -> None:
+    s = parse(
+        config(
+            hooks={"createRuntime": [{"path": "/bin/hook", "args": ["hook", "a"],
+                                      "env": ["X=1"], "timeout": 5}],
+                   "poststop": [{"path": "/bin/true"}]},
+            linux__namespaces=[{"type": "mount"}, {"type": "uts"},
+                               {"type": "network", "path": "/run/netns/x"}],
+            linux__cgroupsPath="/machine/c1",
+            annotations={"org.example": "x"},
+        )
+    )
+    assert s.hooks.of("createRuntime") == (Hook("/bin/hook", ("hook", "a"), ("X=1",), 5),)
+    assert s.hooks.poststop == (Hook("/bin/true"),) and s.hooks.prestart == ()
+    assert s.namespaces == ("mount", "network", "uts")
+    assert s.namespace_paths == (("network", "/run/netns/x"),)
+    assert s.cgroups_path == "/machine/c1"
+    assert s.annotations == (("org.example", "x"),)
 
 
 def test_bind_mounts_from_type_none_with_bind_option() -> None:

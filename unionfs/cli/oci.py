@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-new-privs", action="store_true")
     p.add_argument("--preserve-fds", type=int, default=0, help="only 0 is supported")
     p.add_argument("id", metavar="ID")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND ARGS")
     p = sub.add_parser("ps", help="the container's processes")
     p.add_argument("--format", "-f", choices=("table", "json"), default="table")
     p.add_argument("id", metavar="ID")
@@ -211,7 +211,7 @@ def _exec(root: Root, args: argparse.Namespace) -> int:
         if args.tty:
             process = dataclasses.replace(process, terminal=True)
     else:
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:
             raise UserError("exec: give --process FILE or a command after the id")
         base = root.load(args.id).spec.process

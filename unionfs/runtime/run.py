@@ -28,6 +28,7 @@ from unionfs.errors import UserError
 from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
+from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
 from unionfs.runtime.state import Saved, State, Store, describe, process_start
@@ -133,6 +134,9 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
+    if spec.hooks != Hooks():
+        raise UserError("config.json: hooks are run by the OCI runtime (unionfs-runtime "
+                        "create, then start), not by unionfs run")  # fmt: skip
     # Absolute, for a start from elsewhere (a relative --bundle gives a relative rootfs).
     saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout)
     place = None

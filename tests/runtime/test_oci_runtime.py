@@ -1,0 +1,232 @@
+"""The OCI runtime command line, side by side with runc: the same calls, the same answers.
+
+Every lifecycle test runs once with ``unionfs-runtime`` and once with runc (the reference:
+a test that fails on runc is wrong, not runc), against a bundle of busybox.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.containerutil import container_cgroups, processes_mentioning
+from runtime.ocitest import OURS, OciRuntime, alive, make_bundle, wait_stopped
+
+HOOK = "#!/bin/sh\ncat > {out}.$$; mv {out}.$$ {out}\n"
+
+
+@pytest.fixture(params=["unionfs", "runc"])
+def oci(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OciRuntime]:
+    program = OURS if request.param == "unionfs" else shutil.which("runc")
+    if program is None:
+        pytest.skip("runc is not installed (./dev.sh setup installs it)")
+    before = container_cgroups()
+    rt = OciRuntime(program, tmp_path / "state")
+    try:
+        yield rt
+    finally:
+        problems = rt.cleanup()
+    problems += [f"process {p}" for p in processes_mentioning(str(tmp_path / "state"))]
+    problems += [f"cgroup {c}" for c in container_cgroups() - before]
+    assert problems == []
+
+
+def test_create_waits_before_the_program_and_start_runs_it(
+    oci: OciRuntime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["sh", "-c", "echo ran > /ran; "
+                                                          "echo out; exec sleep 1000"])  # fmt: skip
+    pid_file = tmp_path / "pid"
+    cid = oci.create(bundle, "--pid-file", str(pid_file))
+    state = oci.state(cid)
+    assert state["status"] == "created" and state["id"] == cid
+    assert state["bundle"] == str(bundle) and state["pid"] == int(pid_file.read_text())
+    assert isinstance(state["pid"], int) and alive(state["pid"])
+    assert not (bundle / "rootfs/ran").exists()  # set up, but not the user's program yet
+    oci.ok("start", cid)
+    assert oci.state(cid)["status"] == "running"
+    assert oci("start", cid).returncode != 0  # only once
+    deleting = oci("delete", cid)
+    assert deleting.returncode != 0 and "running" in deleting.stderr + deleting.stdout
+    oci.ok("kill", cid, "KILL")
+    wait_stopped(oci, cid)
+    assert oci.state(cid)["status"] == "stopped"
+    assert (bundle / "rootfs/ran").read_text() == "ran\n"
+    assert (bundle / "out").read_text() == "out\n"
+    oci.ok("delete", cid)
+    assert oci("state", cid).returncode != 0
+
+
+def test_a_created_container_is_deleted_without_force(oci: OciRuntime, tmp_path: Path,
+                                                      busybox_rootfs: Path) -> None:  # fmt: skip
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["sh", "-c", "echo ran > /ran"])
+    cid = oci.create(bundle)
+    pid = oci.state(cid)["pid"]
+    oci.ok("delete", cid)
+    assert isinstance(pid, int) and not alive(pid)
+    assert not (bundle / "rootfs/ran").exists()
+
+
+def test_kill_signals_by_name_and_number_and_all(oci: OciRuntime, tmp_path: Path,
+                                                 busybox_rootfs: Path) -> None:  # fmt: skip
+    script = "trap 'echo usr1 >> /got' USR1; trap 'echo term >> /got; exit 3' TERM; " \
+             "sleep 1000 & echo $! > /child; while true; do wait; done"  # fmt: skip
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["sh", "-c", script])
+    cid = oci.create(bundle)
+    oci.ok("start", cid)
+    got = bundle / "rootfs/got"
+    deadline = time.monotonic() + 60
+    while not (bundle / "rootfs/child").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    oci.ok("kill", cid, "SIGUSR1")
+    while not got.exists() and time.monotonic() < deadline:
+        oci.ok("kill", cid, "USR1")  # the trap may not be set the first time
+        time.sleep(0.05)
+    oci.ok("kill", "--all", cid, str(int(signal.SIGTERM)))
+    wait_stopped(oci, cid)
+    assert "term" in got.read_text().split()
+    assert oci("kill", cid, "KILL").returncode != 0  # stopped: nothing to signal
+    oci.ok("delete", cid)
+
+
+def test_exec_with_a_process_file_and_inline(oci: OciRuntime, tmp_path: Path,
+                                             busybox_rootfs: Path) -> None:  # fmt: skip
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["sleep", "1000"], hostname="ocibox")
+    cid = oci.create(bundle)
+    oci.ok("start", cid)
+    process = {"args": ["sh", "-c", "hostname; id -u; echo $X; exit 4"], "cwd": "/tmp",
+               "env": ["PATH=/bin", "X=from-file"], "user": {"uid": 1, "gid": 1}}  # fmt: skip
+    (tmp_path / "process.json").write_text(json.dumps(process))
+    done = oci("exec", "--process", str(tmp_path / "process.json"), cid)
+    assert (done.returncode, done.stdout) == (4, "ocibox\n1\nfrom-file\n"), done.stderr
+    done = oci("exec", "--env", "Y=inline", "--cwd", "/tmp", cid, "sh", "-c", "echo $Y; pwd")
+    assert (done.returncode, done.stdout) == (0, "inline\n/tmp\n"), done.stderr
+    pid_file = tmp_path / "exec.pid"
+    detached = subprocess.run(oci.argv("exec", "--detach", "--pid-file", str(pid_file), cid,
+                                       "sleep", "1000"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=120, check=False)  # fmt: skip
+    assert detached.returncode == 0  # (its output is the process's: not a pipe to wait on)
+    assert alive(int(pid_file.read_text()))
+    ps = json.loads(oci.ok("ps", "--format", "json", cid))
+    assert int(pid_file.read_text()) in ps and oci.state(cid)["pid"] in ps
+    oci.ok("delete", "--force", cid)
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_a_missing_program_fails_create_with_127s_message(
+    oci: OciRuntime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["no-such-program"])
+    done = oci("create", "--bundle", str(bundle), "utest-oci-missing")
+    assert done.returncode != 0
+    assert "no-such-program" in done.stderr  # runc escapes the quotes: logrus's text format
+    assert "executable file not found in $PATH" in done.stderr
+    assert oci("state", "utest-oci-missing").returncode != 0
+
+
+def test_hooks_run_in_order_with_the_state_on_stdin(oci: OciRuntime, tmp_path: Path,
+                                                    busybox_rootfs: Path) -> None:  # fmt: skip
+    out = tmp_path / "hooks"
+    out.mkdir()
+    hooks = {}
+    for kind in ("prestart", "createRuntime", "createContainer", "poststart", "poststop"):
+        script = tmp_path / f"{kind}.sh"
+        script.write_text(HOOK.format(out=out / kind))
+        script.chmod(0o755)
+        hooks[kind] = [{"path": str(script), "args": [kind]}]
+    # startContainer runs in the container, after pivot_root: a path in its root
+    hooks["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /started"]}]
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["true"], hooks=hooks,
+                         annotations={"org.example.k": "v"})  # fmt: skip
+    cid = oci.create(bundle)
+    created = {p.name for p in out.iterdir()}
+    # runc 1.1 runs the poststart hooks at create already (fixed in runc 1.2)
+    assert created - {"poststart"} == {"prestart", "createRuntime", "createContainer"}
+    assert oci.name == "runc" or "poststart" not in created
+    assert not (bundle / "rootfs/started").exists()
+    for kind in ("prestart", "createRuntime"):
+        state = json.loads((out / kind).read_text())
+        assert state["id"] == cid and state["bundle"] == str(bundle)
+        assert state["pid"] == oci.state(cid)["pid"]
+        assert state["annotations"] == {"org.example.k": "v"}
+    oci.ok("start", cid)
+    assert json.loads((bundle / "rootfs/started").read_text())["id"] == cid
+    assert json.loads((out / "poststart").read_text())["id"] == cid
+    wait_stopped(oci, cid)
+    oci.ok("delete", cid)
+    assert json.loads((out / "poststop").read_text())["id"] == cid
+
+
+def test_a_failing_create_runtime_hook_fails_create_and_leaves_nothing(
+    oci: OciRuntime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    hooks = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 7"]}]}
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["true"], hooks=hooks)
+    done = oci("create", "--bundle", str(bundle), "utest-oci-hookfail")
+    assert done.returncode != 0
+    assert oci("state", "utest-oci-hookfail").returncode != 0
+
+
+def test_the_console_socket_gets_the_pty_master(oci: OciRuntime, tmp_path: Path,
+                                               busybox_rootfs: Path) -> None:  # fmt: skip
+    bundle = make_bundle(tmp_path / "b", busybox_rootfs, ["sh", "-c", "tty; echo on-pty"],
+                         process__terminal=True)  # fmt: skip
+    path = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        cid = oci.create(bundle, "--console-socket", path)
+        conn, _ = listener.accept()
+        with conn:
+            fds = array.array("i")
+            _msg, ancdata, _flags, _addr = conn.recvmsg(1024, socket.CMSG_SPACE(4))
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[: len(data) - len(data) % 4])
+    assert len(fds) == 1
+    master = fds[0]
+    try:
+        oci.ok("start", cid)
+        seen = b""
+        while b"on-pty" not in seen:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert b"/dev/pts/0" in seen and b"on-pty" in seen, seen
+    finally:
+        os.close(master)
+    wait_stopped(oci, cid)
+    oci.ok("delete", cid)
+
+
+def test_features_version_and_refusals(tmp_path: Path) -> None:
+    def ours(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([OURS, "--root", str(tmp_path), *args], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+
+    features = json.loads(ours("features").stdout)
+    assert "createRuntime" in features["hooks"] and "rbind" in features["mountOptions"]
+    assert "pid" in features["linux"]["namespaces"] and features["linux"]["seccomp"]["enabled"]
+    assert ours("--version").stdout.startswith("unionfs-runtime version ")
+    refused = ours("--systemd-cgroup", "state", "x")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "--systemd-cgroup is not supported" in refused.stderr
+    log = tmp_path / "log.json"
+    missing = ours("--log", str(log), "--log-format", "json", "state", "nope")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert json.loads(log.read_text())["level"] == "error"
