@@ -282,3 +282,7 @@ def _list(root: Root, args: argparse.Namespace) -> None:
         print("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")
         for d in docs:
             print(f"{d['id']}\t{d['pid']}\t{d['status']}\t{d['bundle']}\t{d['created']}\t")
+
+
+if __name__ == "__main__":  # python -m unionfs.cli.oci (a wrapper for a user's Python)
+    sys.exit(main())

@@ -23,9 +23,16 @@ import sys
 import time
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, console, hooks, oci, placement, plan, userns
+from unionfs.runtime import cgroups, console, hooks, oci, placement, plan
 from unionfs.runtime.helper import MAX_MESSAGE, Helper, raise_if_error
-from unionfs.runtime.ocistate import Container, Root, document, status, write_pid_file
+from unionfs.runtime.ocistate import (
+    Container,
+    Root,
+    document,
+    in_user_namespace,
+    status,
+    write_pid_file,
+)
 from unionfs.runtime.run import cgroup_dirs, check_host_paths, with_standard_devices
 from unionfs.runtime.spec import RunSpec
 from unionfs.runtime.state import process_start
@@ -35,16 +42,6 @@ GONE_TIMEOUT = 30.0  # after SIGKILL, a process is gone in far less, however bus
 
 def warn(message: str) -> None:
     print(f"unionfs-runtime: warning: {message}", file=sys.stderr)
-
-
-def in_user_namespace() -> bool:
-    """Whether this process runs in a user namespace other than the initial one (under
-    rootless podman): cgroups are then used only where they were delegated."""
-    try:
-        with open("/proc/self/uid_map", encoding="ascii") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
 
 
 def _cgroup(spec: RunSpec, container_id: str) -> tuple[RunSpec, cgroups.Cgroup]:
@@ -63,10 +60,11 @@ def _cgroup(spec: RunSpec, container_id: str) -> tuple[RunSpec, cgroups.Cgroup]:
         for path in dirs:  # missing parents too: runc makes them (and leaves them)
             os.makedirs(os.path.dirname(path), exist_ok=True)
         cgroup.create()
-    except (UserError, PermissionError) as exc:
+    except (UserError, PermissionError):
         if not rootless or spec.resources.controllers():
             raise
-        userns.notice(f"no cgroup ({exc}): running without cgroup limits or stats")
+        # Silently, as runc: a caller (conmon) takes what a runtime says on stderr for
+        # the reason of a failure.
         return spec, cgroups.NoCgroup()
     return spec, cgroup
 

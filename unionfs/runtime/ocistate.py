@@ -25,9 +25,20 @@ OCI_VERSION = "1.0.2"
 ID = re.compile(r"[\w+.-]{1,1024}")
 
 
+def in_user_namespace() -> bool:
+    """Whether this process runs in a user namespace other than the initial one (as under
+    rootless podman, where it is "root" without being the host's)."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def default_root() -> str:
-    """runc's convention: /run/NAME as root, $XDG_RUNTIME_DIR/NAME for a user."""
-    if os.geteuid() == 0:
+    """runc's convention: /run/NAME as the host's root, $XDG_RUNTIME_DIR/NAME otherwise
+    (for a user, and for root in a user's namespace)."""
+    if os.geteuid() == 0 and not in_user_namespace():
         return "/run/unionfs-runtime"
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/unionfs-runtime-{os.getuid()}"
     return os.path.join(base, "unionfs-runtime")
