@@ -7,10 +7,12 @@ the test; one still running at teardown is killed by its pid, never by name.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,16 +50,55 @@ def probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def crun_refusal(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> str | None:
+    """Why crun cannot run a container here (its own words), or None if it can."""
+    crun = shutil.which("crun")
+    if crun is None:
+        return "crun is not installed (./dev.sh setup installs it)"
+    bundle = tmp_path_factory.mktemp("crun-probe")
+    subprocess.run([crun, "spec", "--bundle", str(bundle)], check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"].update(terminal=False, args=["true"])
+    config["root"]["path"] = str(busybox_rootfs)
+    config["linux"]["cgroupsPath"] = f"unionfs-crun-probe-{uuid.uuid4().hex[:8]}"
+    (bundle / "config.json").write_text(json.dumps(config))
+    argv = [crun, "--root", str(bundle / "state"), "run", "--bundle", str(bundle),
+            f"probe-{uuid.uuid4().hex[:8]}"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=120, check=False)  # fmt: skip
+    if done.returncode == 0:
+        return None
+    return f"crun cannot run containers here: {done.stderr.strip().splitlines()[-1]}"
+
+
+# The runtime that sets containers up: ours, or runc/crun handed a bundle of the same spec.
+OCI_RUNTIMES = ["unionfs", "runc", "crun"]
+
+
+@pytest.fixture(params=OCI_RUNTIMES)
+def oci_runtime(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name != "unionfs" and shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed (./dev.sh setup installs it)")
+    if name == "crun":
+        refusal = request.getfixturevalue("crun_refusal")
+        if refusal is not None:
+            pytest.skip(refusal)  # this host's v1+v2 hybrid cgroups: crun 1.8 refuses them
+    return name
+
+
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
+def runtime(tmp_path: Path, oci_runtime: str) -> Iterator[Runtime]:
     """A Runtime with a fresh UNIONFS_HOME; afterwards nothing of its containers remains.
+    Parametrized over the OCI runtime that sets the containers up (``--runtime``).
 
     What is left is reported as a failure, after ``unionfs rm -f`` has cleaned it up (so
     that one failing test does not leave mounts, processes or cgroups to the next)."""
     home = tmp_path / "home"
     home.mkdir()
     before = container_cgroups()
-    rt = Runtime(home)
+    rt = Runtime(home, oci_runtime)
     try:
         yield rt
     finally:

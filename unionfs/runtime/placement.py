@@ -181,3 +181,23 @@ def at_path(path: str, resources: Resources, root: str = ROOT,
             found.dirs["unified"] = os.path.join(unified, place(v2))
         return found
     return _locate_v2(needed, v2, root, place)
+
+
+def named(name: str, root: str = ROOT) -> V1Cgroup:
+    """The cgroups *name* below ours in every hierarchy mounted at *root* (runc makes one
+    in each, crun in the v2 one) that exist."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup", encoding="ascii") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else ["unified"]:
+                own[c.removeprefix("name=")] = path
+    if set(own) == {"unified"}:  # a pure v2 host: the hierarchy is the root itself
+        own[""] = own["unified"]
+    found = {}
+    for entry in [*sorted(os.listdir(root)), ""]:
+        mine = own.get(entry.split(",")[0])
+        candidate = os.path.join(root, entry, (mine or "").lstrip("/"), name)
+        if mine is not None and os.path.isdir(candidate):
+            found[entry or "v2"] = candidate
+    return V1Cgroup(found)

@@ -104,7 +104,7 @@ def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cg
     return place
 
 
-class _Container:
+class Registration:
     """The registration, and what to do with it at the end. *before* is the state of a
     container being started again (None for a new one)."""
 
@@ -130,7 +130,7 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
-        lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
+        lowers: tuple[str, ...] = (), runtime: str = "unionfs") -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
@@ -138,7 +138,8 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
         raise UserError("config.json: hooks are run by the OCI runtime (unionfs-runtime "
                         "create, then start), not by unionfs run")  # fmt: skip
     # Absolute, for a start from elsewhere (a relative --bundle gives a relative rootfs).
-    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout)
+    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout,
+                  runtime)  # fmt: skip
     place = None
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
@@ -149,11 +150,11 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     def body(cleanup: contextlib.ExitStack) -> int:
         state = store.create(spec.name, spec.process.args, lower, spec.remove, image=image,
                              lowers=lowers)  # fmt: skip
-        container = _Container(store, state, spec.remove)
+        container = Registration(store, state, spec.remove)
         cleanup.callback(container.finish)
         store.save_spec(state.id, saved)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, runtime)
 
     return supervised(proxy, body)
 
@@ -182,7 +183,7 @@ def start(home: str, ref: str) -> int:
 
     def body(cleanup: contextlib.ExitStack) -> int:
         before, state = store.claim(found.id, lambda s: _startable(store, s))
-        container = _Container(store, state, spec.remove, before)
+        container = Registration(store, state, spec.remove, before)
         cleanup.callback(container.finish)
         if describe(before).startswith("dead"):  # ours now: no other start or rm can race
             reclaim.clean_up(before, store.paths(state.id).rootfs)
@@ -192,7 +193,7 @@ def start(home: str, ref: str) -> int:
                 exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
             )  # fmt: skip
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, saved.runtime)
 
     return supervised(proxy, body)
 
@@ -262,13 +263,33 @@ def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
         proxy.on_winch = streams.resize
 
 
-def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
-                    cleanup: contextlib.ExitStack,
-                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
+def _mount(spec: RunSpec, container: Registration, cleanup: contextlib.ExitStack) -> str:
+    """The union at the container's rootfs (unmounted by *cleanup*)."""
+    state = container.state
+    paths = container.store.paths(state.id)
+    indexdir = os.path.join(container.store.home, "index")
+    cleanup.callback(rootfs.unmount, paths.rootfs)
+    lowers = list(state.lowers or (state.rootfs,))
+    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
+    extra = () if spec.privileged else ("nodev",)
+    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
+    return paths.rootfs
+
+
+def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
+                    cleanup: contextlib.ExitStack, place: cgroups.Cgroup | None,
+                    runtime: str = "unionfs") -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
-    paths = container.store.paths(state.id)
     cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
+    if runtime != "unionfs":  # it makes the cgroups there (a path relative to its own)
+        from unionfs.runtime import delegate
+
+        container.update(cgroup=tuple(cgroup.record().items()))
+        proxy.check()
+        _mount(spec, container, cleanup)
+        proxy.check()
+        return delegate.start_and_wait(spec, container, proxy, cleanup, cgroup, runtime)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
@@ -280,17 +301,12 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     helper = Helper(streams.child_fds())
     cleanup.callback(helper.close)
     streams.started()
-    indexdir = os.path.join(container.store.home, "index")
-    cleanup.callback(rootfs.unmount, paths.rootfs)
-    lowers = list(state.lowers or (state.rootfs,))
-    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
-    extra = () if spec.privileged else ("nodev",)
-    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
+    root = _mount(spec, container, cleanup)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.
     ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-    steps = plan.run_plan(spec, paths.rootfs, cgroup_dirs(cgroup),
+    steps = plan.run_plan(spec, root, cgroup_dirs(cgroup),
                           host_devices() if spec.privileged else ())  # fmt: skip
     helper.send_plan(steps)
     pid = helper.child_pid()

@@ -72,6 +72,7 @@ class Saved:
 
     spec: RunSpec
     stop_timeout: float = 10.0
+    runtime: str = "unionfs"  # or another OCI runtime the container is handed to (runc...)
 
 
 @dataclass(frozen=True, slots=True)
