@@ -124,7 +124,7 @@ def start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     from unionfs.runtime.run import host_devices
 
     state = container.state
-    paths = container.store.paths(state.id)
+    paths = container.dirs.paths(state.id)
     runtime = Runtime(program_path(program), os.path.join(paths.dir, "runtime"))
     os.makedirs(runtime.root, 0o700, exist_ok=True)
     bundle_dir = os.path.join(paths.dir, "bundle")
