@@ -230,3 +230,87 @@ def test_features_version_and_refusals(tmp_path: Path) -> None:
     missing = ours("--log", str(log), "--log-format", "json", "state", "nope")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert json.loads(log.read_text())["level"] == "error"
+
+
+PROBE = """
+echo "== id"; id
+echo "== cwd"; pwd
+echo "== env"; env | grep -E '^(X|PATH)=' | sort
+echo "== limits"; ulimit -n; ulimit -c
+echo "== umask"; umask
+echo "== oom"; cat /proc/self/oom_score_adj
+echo "== sysctl"; cat /proc/sys/net/ipv4/ip_forward
+echo "== status"; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status
+echo "== hostname"; hostname
+echo "== root"; touch /x 2>&1 | sed 's/.*: //'
+echo "== masked"; cat /proc/kcore 2>&1 | wc -c; ls /sys/firmware | wc -l
+echo "== readonly"; echo 1 2>&1 > /proc/sys/kernel/ns_last_pid | sed 's/.*: //'
+echo "== tmpfs"; stat -c '%a' /mnt/t; touch /mnt/t/f && echo writable
+echo "== bind"; cat /mnt/ro/hello; touch /mnt/ro/x 2>&1 | sed 's/.*: //'
+echo "== devices"; for d in null zero full random urandom tty console ptmx; do
+  [ -e /dev/$d ] && echo $d; done
+echo "== mounts"; awk '{ print $5, $(NF-2) }' /proc/self/mountinfo | sort
+"""
+
+
+def test_inside_the_container_it_is_as_runc_makes_it(tmp_path: Path,
+                                                     busybox_rootfs: Path) -> None:  # fmt: skip
+    """What runtime-tools' runtimetest checks from inside (user, groups, cwd, env, rlimits,
+    umask, oomScoreAdj, sysctl, capabilities, no_new_privs, hostname, a read-only root,
+    masked and read-only paths, mounts with their options, the default devices): the same
+    bundle under runc and ours shows the same."""
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed (./dev.sh setup installs it)")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello").write_text("hi\n")
+    seen = {}
+    for name, program in (("runc", runc), ("unionfs", OURS)):
+        rt = OciRuntime(program, tmp_path / f"{name}-state")
+        bundle = make_bundle(
+            tmp_path / name, busybox_rootfs, ["sh", "-c", PROBE], hostname="inside",
+            process__user={"uid": 1000, "gid": 1000, "additionalGids": [5, 6], "umask": 23},
+            process__cwd="/tmp", process__env=["PATH=/bin:/usr/bin", "X=1"],
+            process__rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+                              {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
+            process__oomScoreAdj=100, linux__sysctl={"net.ipv4.ip_forward": "1"},
+            mounts=[{"destination": "/proc", "type": "proc", "source": "proc"},
+                    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                 "mode=0620"]},
+                    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                     "options": ["nosuid", "noexec", "nodev", "ro"]},
+                    {"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+                     "options": ["size=1m", "mode=700", "nosuid"]},
+                    {"destination": "/mnt/ro", "type": "bind", "source": str(shared),
+                     "options": ["rbind", "ro"]}],
+        )  # fmt: skip
+        config = json.loads((bundle / "config.json").read_text())
+        config["root"]["readonly"] = True
+        (bundle / "config.json").write_text(json.dumps(config))
+        try:
+            cid = rt.create(bundle)
+            rt.ok("start", cid)
+            wait_stopped(rt, cid)
+            rt.ok("delete", cid)
+        finally:
+            assert rt.cleanup() == []
+        seen[name] = sections((bundle / "out").read_text() + (bundle / "err").read_text())
+    # runc makes the device nodes in /dev's tmpfs; we bind the host's (each then a mount of
+    # its own, of devtmpfs), so /dev/null over a masked file is devtmpfs too
+    bound = {f"/dev/{node} devtmpfs" for node in ("null", "zero", "full", "random", "urandom",
+                                                  "tty")}  # fmt: skip
+    seen["unionfs"]["mounts"] = [m.replace(" devtmpfs", " tmpfs") for m in
+                                 seen["unionfs"]["mounts"] if m not in bound]  # fmt: skip
+    assert seen["unionfs"] == seen["runc"]
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for block in text.split("== ")[1:]:
+        title, *lines = block.splitlines()
+        found[title] = lines
+    return found

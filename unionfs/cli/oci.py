@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import signal
-import subprocess
 import sys
 import typing
 from collections.abc import Sequence
@@ -214,7 +213,7 @@ def _exec(root: Root, args: argparse.Namespace) -> int:
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:
             raise UserError("exec: give --process FILE or a command after the id")
-        base = root.load(args.id).spec.process
+        base = root.load_spec(args.id).process
         changes: dict[str, object] = {"args": tuple(command), "terminal": args.tty,
                                       "make_cwd": False}  # fmt: skip
         changes["env"] = spec.merge_env(base.env, spec.parse_env(args.env, os.environ))
@@ -251,6 +250,8 @@ def _ps(root: Root, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(sorted(pids)))
         return 0
+    import subprocess
+
     ps_args = args.ps_args[1:] if args.ps_args[:1] == ["--"] else args.ps_args
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
                          check=False)  # fmt: skip

@@ -15,12 +15,14 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from unionfs.errors import UserError
 from unionfs.runtime import devices as devicepolicy
 from unionfs.runtime.devices import DeviceRule
-from unionfs.runtime.spec import Resources
+
+if TYPE_CHECKING:  # the spec's modules are not needed to remove a cgroup
+    from unionfs.runtime.spec import Resources
 
 ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # joined when present, for stats

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from unionfs.runtime import executor, plan
+from unionfs.runtime import executor, steps
 from unionfs.runtime.helper import SETUP_FAILED, inherited_channel
 
 
@@ -20,10 +20,10 @@ def main(argv: list[str]) -> None:
     if not data:
         os._exit(SETUP_FAILED)
     try:
-        steps = plan.loads(data)
+        plan = steps.loads(data)
     except Exception as exc:
         executor.fail(channel, SETUP_FAILED, f"unreadable plan: {exc!r}")
-    executor.execute(steps, channel)
+    executor.execute(plan, channel)
 
 
 if __name__ == "__main__":

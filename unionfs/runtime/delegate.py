@@ -25,9 +25,8 @@ from unionfs.errors import UserError
 from unionfs.runtime import bundle, cgroups, placement
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import SETUP_FAILED, StepError
-from unionfs.runtime.proxy import Child, SignalProxy, exit_code
+from unionfs.runtime.proxy import Child, SignalProxy, exit_code, process_start
 from unionfs.runtime.spec import RunSpec
-from unionfs.runtime.state import process_start
 from unionfs.runtime.stdio import Streams
 
 if typing.TYPE_CHECKING:

@@ -23,7 +23,7 @@ import typing
 
 from unionfs.runtime import hooks
 from unionfs.runtime import namespaces as ns
-from unionfs.runtime import plan as p
+from unionfs.runtime import steps as p
 from unionfs.runtime.helper import SETUP_FAILED, Channel
 from unionfs.runtime.mountflags import (
     MS_BIND,
@@ -268,13 +268,14 @@ def perform(step: p.Step, channel: Channel) -> None:
         case p.LoopbackUp():
             ns.loopback_up()
         case p.Sysctl(key=key, value=value):
-            with open("/proc/sys/" + key.replace(".", "/"), "w", encoding="utf-8") as f:
-                f.write(value)
+            # bytes: after PivotRoot no codec module can be imported any more
+            with open("/proc/sys/" + key.replace(".", "/"), "wb") as f:
+                f.write(value.encode())
         case p.SetRlimit(resource=name, soft=soft, hard=hard):
             resource.setrlimit(getattr(resource, name), (soft, hard))
         case p.OomScoreAdj(value=value):
-            with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
-                f.write(str(value))
+            with open("/proc/self/oom_score_adj", "wb") as f:
+                f.write(str(value).encode())
         case p.Umask(mask=mask):
             os.umask(mask)
         case p.Chdir(path=path):

@@ -15,8 +15,10 @@ import os
 import socket
 import subprocess
 import sys
+import typing
 
-from unionfs.runtime import plan
+if typing.TYPE_CHECKING:
+    from unionfs.runtime import plan
 
 MAX_MESSAGE = 4 << 20
 SETUP_FAILED = 125  # as docker run: the runtime, not the command, failed
@@ -81,7 +83,9 @@ class Helper:
             theirs.close()
 
     def send_plan(self, steps: tuple[plan.Step, ...]) -> None:
-        self.channel.send(plan.dumps(steps))
+        from unionfs.runtime.steps import dumps  # not imported for what needs no plan
+
+        self.channel.send(dumps(steps))
 
     def child_pid(self) -> int:
         """The host pid of the forked child; the helper has exited (and is reaped)."""

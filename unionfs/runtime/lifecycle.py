@@ -21,10 +21,11 @@ import signal
 import socket
 import sys
 import time
+import typing
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, console, hooks, oci, placement, plan
-from unionfs.runtime.helper import MAX_MESSAGE, Helper, raise_if_error
+from unionfs.runtime import cgroups, jsonvalues
+from unionfs.runtime.helper import MAX_MESSAGE, raise_if_error
 from unionfs.runtime.ocistate import (
     Container,
     Root,
@@ -33,9 +34,13 @@ from unionfs.runtime.ocistate import (
     status,
     write_pid_file,
 )
-from unionfs.runtime.run import cgroup_dirs, check_host_paths, with_standard_devices
-from unionfs.runtime.spec import RunSpec
-from unionfs.runtime.state import process_start
+from unionfs.runtime.proxy import process_start
+
+if typing.TYPE_CHECKING:  # create's own imports come when it runs: start, kill, delete and
+    # state run for every container podman runs, and need none of them
+    from unionfs.runtime.helper import Helper
+    from unionfs.runtime.hooks import Hooks
+    from unionfs.runtime.spec import RunSpec
 
 GONE_TIMEOUT = 30.0  # after SIGKILL, a process is gone in far less, however busy the host
 
@@ -49,6 +54,8 @@ def _cgroup(spec: RunSpec, container_id: str) -> tuple[RunSpec, cgroups.Cgroup]:
     In a user namespace (rootless) device rules are dropped, as runc drops them (what a
     user namespace mounts is nodev), and without a delegated cgroup there is none, unless
     limits were asked for."""
+    from unionfs.runtime import placement
+
     rootless = in_user_namespace() or os.geteuid() != 0
     if rootless:
         resources = dataclasses.replace(spec.resources, devices=None)
@@ -105,6 +112,10 @@ def _bind_start_socket(directory: str) -> socket.socket:
 def create(root: Root, container_id: str, bundle: str, pid_file: str | None = None,
            console_socket: str | None = None) -> Container:  # fmt: skip
     """Set the container up from BUNDLE/config.json and leave its process waiting."""
+    from unionfs.runtime import oci, plan
+    from unionfs.runtime.helper import Helper
+    from unionfs.runtime.run import cgroup_dirs, check_host_paths, with_standard_devices
+
     bundle = os.path.abspath(bundle)
     spec = oci.load(bundle, None, False, interactive=True)
     if spec.process.terminal and console_socket is None:
@@ -125,14 +136,17 @@ def create(root: Root, container_id: str, bundle: str, pid_file: str | None = No
         always.callback(helper.close)
         helper.send_plan(steps)
         pid = helper.child_pid()
-        container = Container(container_id, bundle, time.time(), spec, "creating", pid,
+        later = spec.hooks.poststart or spec.hooks.poststop
+        container = Container(container_id, bundle, spec.rootfs, time.time(), "creating", pid,
                               process_start(pid), tuple(cgroup.record().items()),
-                              spec.annotations)  # fmt: skip
+                              spec.annotations,
+                              json.dumps(jsonvalues.dump(spec.hooks)) if later else "")  # fmt: skip
         undo.callback(_kill, dataclasses.replace(container, status="created"))
+        root.save_spec(container_id, spec)
         root.save(container)
         cgroup.add(pid)
         helper.go("cgroup")
-        _until_ready(helper, container, console_socket)
+        _until_ready(helper, container, spec.hooks, console_socket)
         if pid_file is not None:
             write_pid_file(pid_file, pid)
         container = dataclasses.replace(container, status="created")
@@ -141,10 +155,12 @@ def create(root: Root, container_id: str, bundle: str, pid_file: str | None = No
     return container
 
 
-def _until_ready(helper: Helper, container: Container, console_socket: str | None) -> None:
+def _until_ready(helper: Helper, container: Container, given: Hooks,
+                 console_socket: str | None) -> None:  # fmt: skip
     """Serve the container's process until it waits for ``start``: run the runtime's
     hooks when it asks, pass its pty on."""
-    spec = container.spec
+    from unionfs.runtime import console, hooks
+
     while True:
         message, fds = helper.channel.recv_fds()
         if message == b"pty" and len(fds) == 1 and console_socket is not None:
@@ -158,7 +174,7 @@ def _until_ready(helper: Helper, container: Container, console_socket: str | Non
         if message == b"ready hooks":
             state = json.dumps(document(container, "creating"))
             try:
-                hooks.run_all(spec.hooks.prestart + spec.hooks.create_runtime, state)
+                hooks.run_all(given.prestart + given.create_runtime, state)
             except hooks.HookFailed as exc:
                 raise UserError(exc.message) from None
             helper.channel.send(f"go hooks {state}")
@@ -196,10 +212,7 @@ def start(root: Root, container_id: str) -> None:
     raise_if_error(message)  # a startContainer hook or the exec itself failed
     container = dataclasses.replace(container, status="running")
     root.save(container)
-    try:
-        hooks.run_all(container.spec.hooks.poststart, json.dumps(document(container)))
-    except hooks.HookFailed as exc:
-        warn(f"poststart {exc.message}")
+    _later_hooks(container, "poststart", document(container))
 
 
 def kill(root: Root, container_id: str, signum: int, all_processes: bool = False) -> None:
@@ -232,8 +245,18 @@ def delete(root: Root, container_id: str, force: bool = False) -> None:
         raise UserError(f"cannot delete container {container_id} that is not stopped: {now}")
     _kill(container)
     cgroups.from_record(dict(container.cgroup)).remove()
-    try:
-        hooks.run_all(container.spec.hooks.poststop, json.dumps(document(container, "stopped")))
-    except hooks.HookFailed as exc:
-        warn(f"poststop {exc.message}")
+    _later_hooks(container, "poststop", document(container, "stopped"))
     root.remove(container_id)
+
+
+def _later_hooks(container: Container, kind: str, state: dict[str, object]) -> None:
+    """poststart / poststop: a failure is a warning (runtime-spec: the lifecycle goes on)."""
+    if not container.hooks:
+        return
+    from unionfs.runtime import hooks
+
+    given = jsonvalues.load(hooks.Hooks, json.loads(container.hooks))
+    try:
+        hooks.run_all(given.of(kind), json.dumps(state))
+    except hooks.HookFailed as exc:
+        warn(f"{kind} {exc.message}")

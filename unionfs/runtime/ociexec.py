@@ -41,9 +41,10 @@ def exec_process(root: Root, container_id: str, process: Process,
         raise UserError(f"cannot exec in container {container_id}: it is {now}")
     if process.terminal and options.detach and options.console_socket is None:
         raise UserError("a detached exec with a terminal needs --console-socket")
-    process = dataclasses.replace(process, seccomp=container.spec.process.seccomp)
+    spec = root.load_spec(container_id)
+    process = dataclasses.replace(process, seccomp=spec.process.seccomp)
     pid = container.pid
-    steps = plan.exec_plan(pid, with_user_namespace(pid, container.spec.namespaces), process)
+    steps = plan.exec_plan(pid, with_user_namespace(pid, spec.namespaces), process)
     cgroup = cgroups.from_record(dict(container.cgroup))
     if options.detach:
         return _detached(steps, cgroup, options)

@@ -1,9 +1,12 @@
 """The OCI runtime's record of each container: ``ROOT/ID/state.json``, written atomically.
 
-Also the directory's other entry, ``start.sock`` (what ``start`` connects to), and the
-OCI state document (``state``, and the hooks' stdin). The status is derived, not trusted:
-a record says creating/created/running, and a process that is gone (or a zombie) makes it
-stopped whatever the record says. This module reads and writes these files only.
+Also the directory's other entries, ``spec.json`` (the parsed config: what ``exec``
+repeats) and ``start.sock`` (what ``start`` connects to), and the OCI state document
+(``state``, and the hooks' stdin). The status is derived, not trusted: a record says
+creating/created/running, and a process that is gone (or a zombie) makes it stopped
+whatever the record says. This module reads and writes these files only, and imports
+nothing of the spec's (``start``, ``kill``, ``delete`` and ``state`` are run for every
+container podman runs: their start-up time counts).
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import json
 import os
 import re
 import shutil
+import typing
 from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime import jsonvalues
-from unionfs.runtime.spec import RunSpec
-from unionfs.runtime.state import process_start
+from unionfs.runtime.proxy import process_start
+
+if typing.TYPE_CHECKING:
+    from unionfs.runtime.spec import RunSpec
 
 OCI_VERSION = "1.0.2"
 ID = re.compile(r"[\w+.-]{1,1024}")
@@ -48,13 +54,14 @@ def default_root() -> str:
 class Container:
     id: str
     bundle: str
+    rootfs: str
     created: float
-    spec: RunSpec  # the parsed config.json: exec repeats its process, delete its poststop
     status: str = "creating"  # creating -> created -> running (stopped is derived)
     pid: int | None = None  # host pid of the container's process
     pid_start: int | None = None  # its start time: a reused pid is not mistaken for it
     cgroup: tuple[tuple[str, str], ...] = ()  # Cgroup.record() of the cgroups made for it
     annotations: tuple[tuple[str, str], ...] = ()
+    hooks: str = ""  # config.json's hooks (JSON), when there are any to run after create
 
 
 def _alive(pid: int, start: int | None) -> bool:
@@ -87,7 +94,7 @@ def document(container: Container, status_now: str | None = None) -> dict[str, o
         "pid": container.pid if now in ("created", "running", "creating") and container.pid
         else 0,
         "bundle": container.bundle,
-        "rootfs": container.spec.rootfs,
+        "rootfs": container.rootfs,
         "created": created.isoformat().replace("+00:00", "Z"),
         "owner": "",
     }
@@ -129,16 +136,21 @@ class Root:
             raise UserError(f"container {container_id!r}: damaged state ({exc})") from None
 
     def save(self, container: Container) -> None:
-        """Replace state.json whole: a temporary file, fsync, rename."""
-        path = os.path.join(self.dir(container.id), "state.json")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        _write(os.path.join(self.dir(container.id), "state.json"), jsonvalues.dump(container))
+
+    def save_spec(self, container_id: str, spec: RunSpec) -> None:
+        _write(os.path.join(self.dir(container_id), "spec.json"), jsonvalues.dump(spec))
+
+    def load_spec(self, container_id: str) -> RunSpec:
+        from unionfs.runtime.spec import RunSpec
+
         try:
-            os.write(fd, json.dumps(jsonvalues.dump(container)).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            with open(os.path.join(self.dir(container_id), "spec.json"), encoding="utf-8") as f:
+                return jsonvalues.load(RunSpec, json.load(f))
+        except FileNotFoundError:
+            raise UserError(f"container {container_id!r} does not exist") from None
+        except ValueError as exc:
+            raise UserError(f"container {container_id!r}: damaged spec ({exc})") from None
 
     def remove(self, container_id: str) -> None:
         shutil.rmtree(self.dir(container_id), ignore_errors=False)
@@ -147,6 +159,18 @@ class Root:
         with contextlib.suppress(FileNotFoundError):
             return sorted(n for n in os.listdir(self.path) if ID.fullmatch(n))
         return []
+
+
+def _write(path: str, value: object) -> None:
+    """Replace *path* whole with *value* as JSON: a temporary file, fsync, rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(value).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -29,9 +29,9 @@ from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, 
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.hooks import Hooks
-from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
+from unionfs.runtime.proxy import Child, Interrupted, SignalProxy, process_start
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
-from unionfs.runtime.state import ContainerDirs, Saved, State, describe, process_start
+from unionfs.runtime.state import ContainerDirs, Saved, State, describe
 from unionfs.runtime.stdio import Streams
 
 # Not the host's: a container's own, or handled by other mounts
