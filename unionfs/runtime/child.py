@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+import typing
 
 from unionfs.runtime import executor, steps
-from unionfs.runtime.helper import SETUP_FAILED, inherited_channel
+from unionfs.runtime.helper import SETUP_FAILED, Channel, inherited_channel
 
 
 def main(argv: list[str]) -> None:
-    channel = inherited_channel(int(argv[1]))
+    serve(inherited_channel(int(argv[1])))
+
+
+def serve(channel: Channel) -> typing.NoReturn:
+    """Read the plan from *channel* and perform it (the last step execs)."""
     data = channel.recv()
     if not data:
         os._exit(SETUP_FAILED)

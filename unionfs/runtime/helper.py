@@ -64,13 +64,18 @@ class Helper:
     known, so that Python's start-up overlaps other set-up work."""
 
     def __init__(self, stdio: tuple[int, int, int] | None = None,
-                 pass_fds: tuple[int, ...] = ()) -> None:  # fmt: skip
+                 pass_fds: tuple[int, ...] = (), fork: bool = False) -> None:  # fmt: skip
         """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2;
-        *pass_fds*: more fds it inherits, under the same numbers (a step names them)."""
+        *pass_fds*: more fds it inherits, under the same numbers (a step names them).
+        *fork*: fork this process instead of starting a fresh Python (saves its start-up;
+        only for a caller that is single-threaded and has the executor imported)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel = Channel(ours)
         self.pty: int | None = None  # the master of the pty a Terminal step made
         stdin, stdout, stderr = stdio if stdio is not None else (None, None, None)
+        if fork:
+            self.proc: subprocess.Popen[bytes] | _Forked = _Forked(ours, theirs, stdio)
+            return
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "unionfs.runtime.child", str(theirs.fileno())],
@@ -141,6 +146,43 @@ def raise_if_error(message: bytes) -> None:
     if message.startswith(b"error "):
         _, code, text = message.decode(errors="replace").split(" ", 2)
         raise StepError(int(code), text)
+
+
+class _Forked:
+    """A helper forked from this process, with the little of Popen's interface used."""
+
+    def __init__(self, ours: socket.socket, theirs: socket.socket,
+                 stdio: tuple[int, int, int] | None) -> None:  # fmt: skip
+        from unionfs.runtime import child  # the executor, imported before the fork
+
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:  # never returns into the caller's code
+            try:
+                ours.close()
+                for target, fd in enumerate(stdio or ()):
+                    if fd != target:
+                        os.dup2(fd, target)
+                child.serve(Channel(theirs))
+            finally:
+                os._exit(SETUP_FAILED)
+        theirs.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, 9)
 
 
 def inherited_channel(fd: int) -> Channel:
