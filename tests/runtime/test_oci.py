@@ -161,16 +161,15 @@ def test_minus_one_means_no_limit() -> None:
             r"linux.namespaces\[1\].path must be absolute",
         ),
         ({"linux__namespaces": [{"type": "pid"}]}, "must include a mount namespace"),
-        ({"linux__resources": {"blockIO": {"weight": 10}}}, "linux.resources.blockIO"),
         (
-            {"linux__resources": {"memory": {"limit": 1 << 25, "swap": 1 << 26}}},
-            "linux.resources.memory.swap",
+            {"linux__resources": {"memory": {"limit": 1 << 26, "swap": 1 << 25}}},
+            "linux.resources.memory.swap must be -1 or at least the memory limit",
         ),
-        (
-            {"linux__resources": {"memory": {"disableOOMKiller": True}}},
-            "linux.resources.memory.disableOOMKiller",
-        ),
-        ({"linux__resources": {"cpu": {"cpus": "0-1"}}}, "linux.resources.cpu.cpus"),
+        ({"linux__resources": {"memory": {"swappiness": 101}}}, "swappiness must be 0 to 100"),
+        ({"linux__resources": {"blockIO": {"weight": 5}}}, "blockIO.weight must be 10 to 1000"),
+        ({"linux__resources": {"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}}},
+         "linux.resources.blockIO.throttleReadBpsDevice"),
+        ({"linux__resources": {"cpu": {"realtimeRuntime": 10}}}, "linux.resources.cpu.realtime"),
         (
             {"linux__resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}},
             "linux.resources.hugepageLimits",
@@ -247,6 +246,20 @@ def test_hooks_namespace_paths_cgroups_path_and_annotations_are_read() -> None:
     assert s.namespace_paths == (("network", "/run/netns/x"),)
     assert s.cgroups_path == "/machine/c1"
     assert s.annotations == (("org.example", "x"),)
+
+
+def test_runcs_other_resources_are_read() -> None:
+    s = parse(config(linux__resources={
+        "memory": {"limit": 1 << 26, "swap": 1 << 27, "reservation": 1 << 25, "swappiness": 10,
+                   "disableOOMKiller": True, "kernel": -1},
+        "cpu": {"shares": 512, "cpus": "0", "mems": "0"}, "blockIO": {"weight": 300}}))  # fmt: skip
+    r = s.resources
+    assert (r.memory, r.memory_swap, r.memory_reservation) == (1 << 26, 1 << 27, 1 << 25)
+    assert (r.memory_swappiness, r.oom_kill_disable) == (10, True)
+    assert (r.cpu_shares, r.cpuset_cpus, r.cpuset_mems, r.blkio_weight) == (512, "0", "0", 300)
+    assert set(r.controllers()) == {"memory", "cpu", "cpuset", "blkio", "devices"}
+    same = parse(config(linux__resources={"memory": {"limit": 1 << 26, "swap": 1 << 26}}))
+    assert same.resources.memory_swap is None  # swap == limit: none beyond it, our default
 
 
 def test_bind_mounts_from_type_none_with_bind_option() -> None:

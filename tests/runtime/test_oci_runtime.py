@@ -316,3 +316,55 @@ def sections(text: str) -> dict[str, list[str]]:
         title, *lines = block.splitlines()
         found[title] = lines
     return found
+
+
+CGROUP_FILES = (("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes"),
+                ("memory", "memory.soft_limit_in_bytes"), ("memory", "memory.swappiness"),
+                ("memory", "memory.oom_control"), ("cpu", "cpu.shares"),
+                ("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us"),
+                ("cpuset", "cpuset.cpus"), ("cpuset", "cpuset.mems"),
+                ("pids", "pids.max"))  # fmt: skip
+
+
+def cgroup_values(pid: int) -> dict[str, str]:
+    """The v1 settings of process *pid*'s cgroups (the files that exist here)."""
+    own = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            own[controller] = path
+    found = {}
+    for controller, name in CGROUP_FILES:
+        path = Path("/sys/fs/cgroup", controller, own.get(controller, "/").lstrip("/"), name)
+        if path.exists():
+            found[name] = path.read_text().split("\n")[0]  # oom_control: oom_kill_disable N
+    return found
+
+
+def test_the_cgroup_settings_are_runcs(tmp_path: Path, busybox_rootfs: Path) -> None:
+    """memory (limit, swap, reservation, swappiness, disableOOMKiller), cpu (shares, quota,
+    period, cpus, mems) and pids, as runc writes them into the cgroupfs (runtime-tools'
+    linux_cgroups_* checks). Not started: create has made and filled the cgroups."""
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed (./dev.sh setup installs it)")
+    resources = {"memory": {"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20,
+                            "swappiness": 10, "disableOOMKiller": True},
+                 "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0",
+                         "mems": "0"},
+                 "pids": {"limit": 100}}  # fmt: skip
+    seen = {}
+    for name, program in (("runc", runc), ("unionfs", OURS)):
+        rt = OciRuntime(program, tmp_path / f"{name}-state")
+        bundle = make_bundle(tmp_path / name, busybox_rootfs, ["true"],
+                             linux__resources=resources)  # fmt: skip
+        try:
+            cid = rt.create(bundle)
+            pid = rt.state(cid)["pid"]
+            assert isinstance(pid, int)
+            seen[name] = cgroup_values(pid)
+            rt.ok("delete", "--force", cid)
+        finally:
+            assert rt.cleanup() == []
+    assert seen["unionfs"] == seen["runc"]
+    assert seen["unionfs"]["cpu.shares"] == "512" and seen["unionfs"]["pids.max"] == "100"

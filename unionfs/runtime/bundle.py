@@ -92,10 +92,28 @@ _SECCOMP_FLAGS = (("SECCOMP_FILTER_FLAG_TSYNC", 1), ("SECCOMP_FILTER_FLAG_LOG", 
 
 def resources(r: Resources) -> dict[str, object]:
     doc: dict[str, object] = {}
-    if r.memory is not None:
-        doc["memory"] = {"limit": r.memory, "swap": r.memory}  # no swap beyond the limit
+    memory: dict[str, object] = {}
+    if r.memory is not None:  # without a swap setting, no swap beyond the limit
+        memory.update(limit=r.memory, swap=r.memory if r.memory_swap is None else r.memory_swap)
+    for key, value in (("reservation", r.memory_reservation),
+                       ("swappiness", r.memory_swappiness)):  # fmt: skip
+        if value is not None:
+            memory[key] = value
+    if r.oom_kill_disable:
+        memory["disableOOMKiller"] = True
+    if memory:
+        doc["memory"] = memory
+    cpu: dict[str, object] = {}
     if r.cpu_quota is not None:
-        doc["cpu"] = {"quota": r.cpu_quota, "period": r.cpu_period or 100_000}
+        cpu.update(quota=r.cpu_quota, period=r.cpu_period or 100_000)
+    for key, given in (("shares", r.cpu_shares), ("cpus", r.cpuset_cpus),
+                       ("mems", r.cpuset_mems)):  # fmt: skip
+        if given is not None:
+            cpu[key] = given
+    if cpu:
+        doc["cpu"] = cpu
+    if r.blkio_weight is not None:
+        doc["blockIO"] = {"weight": r.blkio_weight}
     if r.pids is not None:
         doc["pids"] = {"limit": r.pids}
     if r.devices is not None:

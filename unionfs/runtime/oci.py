@@ -29,9 +29,8 @@ JSON = object
 # Present or not, these change nothing that matters for isolation or limits.
 IGNORED = {
     "process.consoleSize": "only sizes a terminal: the caller's terminal's size is used",
-    "linux.resources.memory.reservation": "a soft limit: a hint for reclaim, no guarantee",
-    "linux.resources.memory.swappiness": "a reclaim preference, not a limit",
-    "linux.resources.cpu.shares": "a relative weight, not a limit",
+    "linux.resources.memory.kernel": "kernel memory accounting: deprecated, runc ignores it",
+    "linux.resources.memory.kernelTCP": "likewise deprecated (runc ignores it)",
 }
 
 
@@ -272,10 +271,19 @@ def _namespaces(linux: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, str],
 def _resources(fields: _Fields) -> Resources:
     memory = fields.sub("memory")
     limit = _limit(memory, "limit")
-    swap = _limit(memory, "swap")
-    if swap is not None and swap != limit:
-        raise UserError("config.json: linux.resources.memory.swap is not supported "
-                        "(unionfs allows no swap beyond the memory limit)")  # fmt: skip
+    swap = _int(memory, "swap")  # memory + swap; -1: unlimited
+    if swap is not None and swap != -1 and (swap <= 0 or (limit is not None and swap < limit)):
+        raise UserError("config.json: linux.resources.memory.swap must be -1 or at least "
+                        "the memory limit (it is memory + swap)")  # fmt: skip
+    swappiness = _int(memory, "swappiness")
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise UserError("config.json: linux.resources.memory.swappiness must be 0 to 100")
+    more: dict[str, object] = {
+        "memory_swap": swap if swap != limit else None,
+        "memory_swappiness": swappiness,
+        "memory_reservation": _limit(memory, "reservation"),
+        "oom_kill_disable": bool(memory.get("disableOOMKiller", bool, False)),
+    }
     memory.done()
     cpu = fields.sub("cpu")
     quota, period = _limit(cpu, "quota"), _int(cpu, "period")
@@ -283,10 +291,18 @@ def _resources(fields: _Fields) -> Resources:
         raise UserError("config.json: linux.resources.cpu.quota must be at least 1000")
     if _int(cpu, "realtimePeriod") or _int(cpu, "realtimeRuntime"):
         raise UserError("config.json: linux.resources.cpu.realtime* is not supported")
+    more.update(cpu_shares=_limit(cpu, "shares"), cpuset_cpus=_str(cpu, "cpus") or None,
+                cpuset_mems=_str(cpu, "mems") or None)  # fmt: skip
     cpu.done()
     pids = fields.sub("pids")
     pids_limit = _limit(pids, "limit")
     pids.done()
+    block = fields.sub("blockIO")
+    weight = _int(block, "weight")
+    if weight is not None and not 10 <= weight <= 1000:
+        raise UserError("config.json: linux.resources.blockIO.weight must be 10 to 1000")
+    more["blkio_weight"] = weight
+    block.done()
     devices = _devices(fields) if "devices" in fields.data else devicepolicy.default_rules()
     fields.done()
     return Resources(
@@ -295,6 +311,7 @@ def _resources(fields: _Fields) -> Resources:
         cpu_period=(period or 100_000) if quota is not None else None,
         pids=pids_limit,
         devices=devices,
+        **more,  # type: ignore[arg-type]
     )
 
 

@@ -41,19 +41,28 @@ class Resources:
     cpu_period: int | None = None
     pids: int | None = None
     devices: tuple[DeviceRule, ...] | None = None  # None: no device cgroup asked for
+    # From a bundle (as runc applies them): weights, cpusets, memory's softer settings
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    memory_reservation: int | None = None  # bytes: a soft limit
+    memory_swap: int | None = None  # memory + swap, bytes (-1: no limit); None: no swap
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    blkio_weight: int | None = None
 
     def controllers(self) -> tuple[str, ...]:
         """The cgroup controllers these limits need (others are joined when present)."""
-        needed = []
-        if self.memory is not None:
-            needed.append("memory")
-        if self.cpu_quota is not None:
-            needed.append("cpu")
-        if self.pids is not None:
-            needed.append("pids")
-        if self.devices is not None:
-            needed.append("devices")
-        return tuple(needed)
+        wanted = {
+            "memory": (self.memory, self.memory_reservation, self.memory_swap,
+                       self.memory_swappiness, self.oom_kill_disable or None),
+            "cpu": (self.cpu_quota, self.cpu_shares),
+            "pids": (self.pids,),
+            "devices": (self.devices,),
+            "cpuset": (self.cpuset_cpus, self.cpuset_mems),
+            "blkio": (self.blkio_weight,),
+        }  # fmt: skip
+        return tuple(c for c, values in wanted.items() if any(v is not None for v in values))
 
 
 @dataclass(frozen=True, slots=True)
