@@ -44,7 +44,15 @@ def on_a_terminal(pm: PodmanLike, *args: str) -> tuple[int, str]:
     return session.code, session.output.decode(errors="replace").replace("\r", "")
 
 
-def transcript(pm: PodmanLike) -> Transcript:
+LIMITS = ("--memory", "64m", "--memory-reservation", "32m", "--memory-swap", "128m",
+          "--cpu-shares", "512", "--cpus", "0.5", "--cpuset-cpus", "0", "--pids-limit", "50")
+SEEN_LIMITS = ("cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes "
+               "memory/memory.soft_limit_in_bytes memory/memory.memsw.limit_in_bytes "
+               "cpu/cpu.shares cpu/cpu.cfs_quota_us cpuset/cpuset.cpus pids/pids.max")
+
+
+def transcript(pm: PodmanLike, limits: bool = False) -> Transcript:
+    """The script's steps; with *limits* (root: cgroups), one with podman's limit flags."""
     steps: Transcript = []
 
     def step(name: str, *args: str, show_err: bool = False) -> None:
@@ -70,6 +78,8 @@ def transcript(pm: PodmanLike) -> Transcript:
     code, shown = on_a_terminal(pm, "run", *pm.container_flags(), "--rm", "-it", IMAGE, "sh",
                                 "-c", "tty; exit 6")  # fmt: skip
     steps.append(("run -it", code, shown))
+    if limits:
+        step("limits", "run", "--rm", *LIMITS, IMAGE, "sh", "-c", SEEN_LIMITS)
     r = pm("run", "--rm", IMAGE, "no-such-program")
     found = "executable file not found" in r.err
     steps.append(("missing program", r.rc, "said so" if found else r.err))
@@ -109,25 +119,29 @@ def podmen(
     assert not problems, "\n".join(problems)
 
 
-def compare(pms: list[PodmanLike]) -> None:
+def compare(pms: list[PodmanLike], limits: bool = False) -> None:
     """The transcripts of runc's podman and ours (in that order) are the same."""
-    runc, ours = (transcript(pm) for pm in pms)
-    assert [s[:2] for s in runc] == [
+    runc, ours = (transcript(pm, limits) for pm in pms)
+    assert [s[:2] for s in runc if s[0] != "limits"] == [
         ("run --rm true", 0), ("run --rm exit 3", 3), ("run -d", 0), ("exec", 4),
         ("exec -e -w -u", 0), ("exec -it", 5), ("stop", 0), ("logs", 0), ("exit code", 0),
         ("rm", 0), ("run -it", 6), ("missing program", 127),
     ]  # fmt: skip
+    if limits:
+        seen = next(s for s in runc if s[0] == "limits")
+        assert seen[1] == 0 and seen[2].split() == [str(64 << 20), str(32 << 20),
+                                                    str(128 << 20), "512", "50000", "0", "50"]
     assert ours == runc
 
 
 def test_podman_runs_execs_stops_and_removes_through_our_runtime_as_through_runc(
     podmen: Callable[[str | None], list[Podman]],
 ) -> None:
-    compare(list(podmen(None)))
+    compare(list(podmen(None)), limits=True)
 
 
 @pytest.mark.slow
 def test_the_same_with_unionfs_as_podmans_mount_program(
     podmen: Callable[[str | None], list[Podman]],
 ) -> None:
-    compare(list(podmen(UNIONFS)))
+    compare(list(podmen(UNIONFS)), limits=True)
