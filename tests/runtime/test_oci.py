@@ -206,12 +206,21 @@ def test_minus_one_means_no_limit() -> None:
         ),
         ({"hostname": "x", "linux__namespaces": [{"type": "mount"}]}, "uts namespace"),
         ({"process__terminal": "yes"}, "process.terminal has the wrong type"),
-        ({"somethingNew": {"a": 1}}, "somethingNew"),
+        ({"vm": {"hypervisor": {"path": "/x"}}}, "vm is not supported"),
+        ({"linux__intelRdt": {"closID": "x"}}, "linux.intelRdt is not supported"),
+        ({"process__user": {"uid": 0, "somethingNew": 1}}, "process.user.somethingNew"),
     ],
 )
 def test_unsupported_fields_are_refused_by_name(changes: dict[str, object], named: str) -> None:
     with pytest.raises(UserError, match=named):
         parse(config(**changes))
+
+
+def test_a_property_the_runtime_spec_does_not_define_is_an_extension_and_ignored() -> None:
+    """runtime-spec: "MUST NOT generate an error if they encounter an unknown property"
+    (where it lists every property of an object: the top level, process, linux, ...)."""
+    s = parse(config(somethingNew={"a": 1}, process__x_vendor=1, linux__x_vendor=[1]))
+    assert s.process.args == ("sh",)
 
 
 def test_safe_fields_are_ignored_and_empty_ones_accepted() -> None:

@@ -28,6 +28,9 @@ DEBIAN = Path("/usr/share/gocode/src/github.com/opencontainers/runtime-tools")
 GOPATH = "/usr/share/gocode"  # Debian's packaged Go libraries (the suite's dependencies)
 PER_TEST = 600.0
 NOT_ON_OURS: dict[str, str] = {}  # validation name -> why it cannot apply to unionfs
+# Not run at all: they make their cgroups at /cgrouptest of every hierarchy's root (runc
+# makes one in each), outside this process's own memory cgroup, which the machine owns.
+NOT_RUN_PREFIXES = ("linux_cgroups_",)
 
 
 def sources() -> Path:
@@ -60,7 +63,8 @@ def build(src: Path, work: Path) -> list[str]:
 
     go_build(work / "runtimetest", "./cmd/runtimetest")
     names = sorted(d.name for d in (tree / "validation").iterdir()
-                   if d.is_dir() and (d / f"{d.name}.go").exists())  # fmt: skip
+                   if d.is_dir() and (d / f"{d.name}.go").exists()
+                   and not d.name.startswith(NOT_RUN_PREFIXES))  # fmt: skip
     for name in names:
         go_build(work / f"{name}.t", f"./validation/{name}")
     return names
@@ -72,8 +76,12 @@ def passes(work: Path, name: str, runtime: str) -> bool:
                           env={**os.environ, "RUNTIME": runtime}, timeout=PER_TEST,
                           check=False)  # fmt: skip
     lines = done.stdout.splitlines()
-    return done.returncode == 0 and any(ln.startswith("ok") for ln in lines) and not any(
-        ln.startswith("not ok") for ln in lines)  # fmt: skip
+    # Some programs say a failure only as a YAML block's error (no "not ok" line): the
+    # block that follows an "ok" line is its diagnostic, any other one is a failure.
+    failed = any(ln.startswith("not ok") for ln in lines) or any(
+        ln == "  ---" and i + 1 < len(lines) and lines[i + 1].startswith("  error:")
+        and not (i and lines[i - 1].startswith("ok")) for i, ln in enumerate(lines))  # fmt: skip
+    return done.returncode == 0 and not failed
 
 
 def wrapper(path: Path, program: str, state: Path) -> str:

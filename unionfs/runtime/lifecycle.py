@@ -213,7 +213,7 @@ def start(root: Root, container_id: str) -> None:
     raise_if_error(message)  # a startContainer hook or the exec itself failed
     container = dataclasses.replace(container, status="running")
     root.save(container)
-    _later_hooks(container, "poststart", document(container))
+    _later_hooks(container, "poststart", document(container, "running"))
 
 
 def kill(root: Root, container_id: str, signum: int, all_processes: bool = False) -> None:
@@ -231,7 +231,8 @@ def kill(root: Root, container_id: str, signum: int, all_processes: bool = False
 
 def delete(root: Root, container_id: str, force: bool = False) -> None:
     """Remove a stopped (or, with *force*, any) container: its process and what is left
-    in its cgroups are killed, the cgroups removed, the poststop hooks run."""
+    in its cgroups are killed, the cgroups removed, the poststop hooks run (each: a
+    failure is a warning)."""
     directory = root.dir(container_id)
     if not os.path.exists(os.path.join(directory, "state.json")):
         if os.path.isdir(directory):  # a create that was itself killed half-way
@@ -242,7 +243,7 @@ def delete(root: Root, container_id: str, force: bool = False) -> None:
         raise UserError(f"container {container_id!r} does not exist")
     container = root.load(container_id)
     now = status(container)
-    if now == "running" and not force:
+    if now != "stopped" and not force:  # runtime-spec: created too (runc deletes those)
         raise UserError(f"cannot delete container {container_id} that is not stopped: {now}")
     _kill(container)
     cgroups.from_record(dict(container.cgroup)).remove()
@@ -257,7 +258,8 @@ def _later_hooks(container: Container, kind: str, state: dict[str, object]) -> N
     from unionfs.runtime import hooks
 
     given = jsonvalues.load(hooks.Hooks, json.loads(container.hooks))
-    try:
-        hooks.run_all(given.of(kind), json.dumps(state))
-    except hooks.HookFailed as exc:
-        warn(f"{kind} {exc.message}")
+    for hook in given.of(kind):  # a failure does not stop the others
+        try:
+            hooks.run(hook, json.dumps(state))
+        except hooks.HookFailed as exc:
+            warn(f"{kind} {exc.message}")

@@ -33,6 +33,24 @@ IGNORED = {
     "linux.resources.memory.kernelTCP": "likewise deprecated (runc ignores it)",
 }
 
+# Every property runtime-spec 1.0.2 defines in these objects (config.md, config-linux.md):
+# one of them that is not supported is refused, any other is an extension and ignored.
+SPEC = {
+    "": frozenset({"ociVersion", "process", "root", "hostname", "domainname", "mounts",
+                   "hooks", "annotations", "linux", "solaris", "windows", "vm", "zos"}),
+    "process": frozenset({"terminal", "consoleSize", "cwd", "env", "args", "commandLine",
+                          "rlimits", "apparmorProfile", "capabilities", "noNewPrivileges",
+                          "oomScoreAdj", "scheduler", "selinuxLabel", "ioPriority", "user",
+                          "execCPUAffinity"}),
+    "linux": frozenset({"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices",
+                        "cgroupsPath", "rdmaPath", "resources", "unified", "intelRdt",
+                        "sysctl", "seccomp", "rootfsPropagation", "maskedPaths",
+                        "readonlyPaths", "mountLabel", "personality"}),
+    "linux.resources": frozenset({"devices", "memory", "cpu", "blockIO", "hugepageLimits",
+                                  "network", "pids", "rdma", "unified"}),
+    "root": frozenset({"path", "readonly"}),
+}  # fmt: skip
+
 
 class _Fields:
     """A JSON object whose fields are taken one by one; the rest are refused at the end."""
@@ -60,9 +78,13 @@ class _Fields:
         return _Fields(self.get(key, dict, {}), self.path(key))
 
     def done(self) -> None:
-        """Refuse whatever was not taken, unless it is empty or listed as ignorable."""
+        """Refuse whatever was not taken, unless it is empty or listed as ignorable, or a
+        property the runtime-spec does not define where it lists them all (``SPEC``: an
+        extension, which runtime-spec says MUST NOT be an error)."""
         for key, value in self.data.items():
             if key in self.taken or self.path(key) in IGNORED or value in (None, "", [], {}):
+                continue
+            if self.where in SPEC and key not in SPEC[self.where]:
                 continue
             raise UserError(f"config.json: {self.path(key)} is not supported by unionfs")
 
