@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +248,12 @@ def test_features_version_and_refusals(tmp_path: Path) -> None:
     assert "createRuntime" in features["hooks"] and "rbind" in features["mountOptions"]
     assert "pid" in features["linux"]["namespaces"] and features["linux"]["seccomp"]["enabled"]
     assert ours("--version").stdout.startswith("unionfs-runtime version ")
+    same = subprocess.run([sys.executable, "-m", "unionfs", "oci", "--version"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert same.stdout == ours("--version").stdout  # `unionfs oci` is the same program
+    usage = ours("kill")
+    assert usage.returncode == 2 and usage.stderr == (
+        "unionfs-runtime: kill: the following arguments are required: ID\n")
     refused = ours("--systemd-cgroup", "state", "x")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert "--systemd-cgroup is not supported" in refused.stderr

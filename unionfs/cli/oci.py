@@ -33,7 +33,8 @@ SPEC_VERSION = "1.0.2"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
-        raise UserError(f"{self.prog}: {message}", exit_code=2)
+        command = self.prog.removeprefix(PROG).strip()  # "kill" in "unionfs-runtime kill"
+        raise UserError(f"{command}: {message}" if command else message, exit_code=2)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -166,7 +167,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise UserError("--systemd-cgroup is not supported: use cgroupfs paths (podman "
                         "--cgroup-manager cgroupfs)")  # fmt: skip
     if args.command is None:
-        raise UserError(f"{PROG}: give a command (see --help)", exit_code=2)
+        raise UserError("give a command (see --help)", exit_code=2)
     if args.command == "features":
         from unionfs.runtime import features
 
