@@ -27,10 +27,17 @@ from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import SETUP_FAILED, StepError
 from unionfs.runtime.proxy import Child, SignalProxy, exit_code, process_start
 from unionfs.runtime.spec import RunSpec
+from unionfs.runtime.state import ContainerDirs, State
 from unionfs.runtime.stdio import Streams
 
-if typing.TYPE_CHECKING:
-    from unionfs.runtime.run import Registration
+
+class Registration(typing.Protocol):
+    """What ``run`` knows of the container it runs (``run.Registration``)."""
+
+    state: State
+    dirs: ContainerDirs
+
+    def update(self, **changes: object) -> None: ...
 
 TIMEOUT = 300.0  # one runtime command; generous: the machine may be busy
 
@@ -117,19 +124,17 @@ def _receive_pty(listener: socket.socket) -> int:
 
 
 def start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
-                   cleanup: contextlib.ExitStack, cgroup: cgroups.Cgroup,
-                   program: str) -> int:  # fmt: skip
-    """The rest of ``run``/``start`` once the union is mounted at the container's rootfs."""
-    from unionfs.runtime.run import host_devices
-
+                   cleanup: contextlib.ExitStack, cgroup: cgroups.Cgroup, program: str,
+                   host_devices: tuple[str, ...] = ()) -> int:  # fmt: skip
+    """The rest of ``run``/``start`` once the union is mounted at the container's rootfs;
+    *host_devices*: the host's device nodes to list in the bundle (--privileged)."""
     state = container.state
     paths = container.dirs.paths(state.id)
     runtime = Runtime(program_path(program), os.path.join(paths.dir, "runtime"))
     os.makedirs(runtime.root, 0o700, exist_ok=True)
     bundle_dir = os.path.join(paths.dir, "bundle")
     os.makedirs(bundle_dir, 0o700, exist_ok=True)
-    config = bundle.config(spec, paths.rootfs, f"unionfs-{state.id}",
-                           host_devices() if spec.privileged else ())  # fmt: skip
+    config = bundle.config(spec, paths.rootfs, f"unionfs-{state.id}", host_devices)
     with open(os.path.join(bundle_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f)
     streams = Streams(spec.process.interactive, spec.process.terminal)

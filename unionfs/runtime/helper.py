@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import typing
+from collections.abc import Callable
 
 if typing.TYPE_CHECKING:
     from unionfs.runtime import plan
@@ -64,17 +65,19 @@ class Helper:
     known, so that Python's start-up overlaps other set-up work."""
 
     def __init__(self, stdio: tuple[int, int, int] | None = None,
-                 pass_fds: tuple[int, ...] = (), fork: bool = False) -> None:  # fmt: skip
+                 pass_fds: tuple[int, ...] = (),
+                 fork: Callable[[Channel], typing.NoReturn] | None = None) -> None:  # fmt: skip
         """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2;
         *pass_fds*: more fds it inherits, under the same numbers (a step names them).
-        *fork*: fork this process instead of starting a fresh Python (saves its start-up;
-        only for a caller that is single-threaded and has the executor imported)."""
+        *fork*: fork this process and run it (``child.serve``) in the child, instead of
+        starting a fresh Python: saves its start-up, only for a caller that is
+        single-threaded."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel = Channel(ours)
         self.pty: int | None = None  # the master of the pty a Terminal step made
         stdin, stdout, stderr = stdio if stdio is not None else (None, None, None)
-        if fork:
-            self.proc: subprocess.Popen[bytes] | _Forked = _Forked(ours, theirs, stdio)
+        if fork is not None:
+            self.proc: subprocess.Popen[bytes] | _Forked = _Forked(fork, ours, theirs, stdio)
             return
         try:
             self.proc = subprocess.Popen(
@@ -151,10 +154,8 @@ def raise_if_error(message: bytes) -> None:
 class _Forked:
     """A helper forked from this process, with the little of Popen's interface used."""
 
-    def __init__(self, ours: socket.socket, theirs: socket.socket,
-                 stdio: tuple[int, int, int] | None) -> None:  # fmt: skip
-        from unionfs.runtime import child  # the executor, imported before the fork
-
+    def __init__(self, serve: Callable[[Channel], typing.NoReturn], ours: socket.socket,
+                 theirs: socket.socket, stdio: tuple[int, int, int] | None) -> None:  # fmt: skip
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:  # never returns into the caller's code
@@ -163,7 +164,7 @@ class _Forked:
                 for target, fd in enumerate(stdio or ()):
                     if fd != target:
                         os.dup2(fd, target)
-                child.serve(Channel(theirs))
+                serve(Channel(theirs))
             finally:
                 os._exit(SETUP_FAILED)
         theirs.close()

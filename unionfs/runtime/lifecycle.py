@@ -112,7 +112,7 @@ def _bind_start_socket(directory: str) -> socket.socket:
 def create(root: Root, container_id: str, bundle: str, pid_file: str | None = None,
            console_socket: str | None = None) -> Container:  # fmt: skip
     """Set the container up from BUNDLE/config.json and leave its process waiting."""
-    from unionfs.runtime import oci, plan
+    from unionfs.runtime import child, oci, plan
     from unionfs.runtime.helper import Helper
     from unionfs.runtime.run import cgroup_dirs, check_host_paths, with_standard_devices
 
@@ -133,7 +133,7 @@ def create(root: Root, container_id: str, bundle: str, pid_file: str | None = No
         lifecycle = plan.Lifecycle(listener.fileno(), spec.hooks)
         steps = plan.run_plan(spec, rootfs, cgroup_dirs(cgroup), (), lifecycle)
         # forked, not a fresh Python: this process is single-threaded (never pyfuse3's)
-        helper = Helper((0, 1, 2), pass_fds=(listener.fileno(),), fork=True)
+        helper = Helper((0, 1, 2), pass_fds=(listener.fileno(),), fork=child.serve)
         always.callback(helper.close)
         helper.send_plan(steps)
         pid = helper.child_pid()

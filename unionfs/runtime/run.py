@@ -289,7 +289,8 @@ def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
         proxy.check()
         _mount(spec, container, cleanup)
         proxy.check()
-        return delegate.start_and_wait(spec, container, proxy, cleanup, cgroup, runtime)
+        devices = host_devices() if spec.privileged else ()
+        return delegate.start_and_wait(spec, container, proxy, cleanup, cgroup, runtime, devices)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
