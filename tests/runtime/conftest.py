@@ -19,6 +19,7 @@ import pytest
 from patience import wait_until
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
+from runtime.ocitest import OURS, OciRuntime
 from unionfs.runtime.state import ContainerDirs
 
 
@@ -126,3 +127,40 @@ def leftovers(home: Path, cgroups_before: set[Path]) -> list[str]:
         if s.status != "exited"
     ]
     return found
+
+
+@pytest.fixture(params=["unionfs", "runc"])
+def oci(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OciRuntime]:
+    """``unionfs-runtime`` or runc, driven by its command line with a private --root;
+    afterwards none of its containers, processes or cgroups remain."""
+    program = OURS if request.param == "unionfs" else shutil.which("runc")
+    if program is None:
+        pytest.skip("runc is not installed (./dev.sh setup installs it)")
+    before = container_cgroups()
+    rt = OciRuntime(program, tmp_path / "state")
+    try:
+        yield rt
+    finally:
+        problems = rt.cleanup()
+    problems += [f"process {p}" for p in processes_mentioning(str(tmp_path / "state"))]
+    # (only ours: other suites on this machine make unionfs-* cgroups meanwhile)
+    problems += [f"cgroup {c}" for c in container_cgroups() - before
+                 if c.name.startswith("unionfs-oci-")]  # fmt: skip
+    assert problems == []
+
+
+@pytest.fixture
+def loop_secret(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A host loop device holding a secret: (its /dev path, the secret)."""
+    secret = f"TOP-SECRET-{uuid.uuid4().hex[:12]}".encode()
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(secret.ljust(1 << 20, b"\0"))
+    found = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert found.returncode == 0, f"losetup (util-linux) made no loop device: {found.stderr}"
+    path = found.stdout.strip()
+    try:
+        yield path, secret
+    finally:
+        subprocess.run(["losetup", "-d", path], check=True)
+    assert backing.read_bytes().startswith(secret)  # nothing wrote over it

@@ -10,6 +10,7 @@ import pytest
 
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, oci
+from unionfs.runtime.run import with_standard_devices
 from unionfs.runtime.spec import DeviceRule, MountSpec, Rlimit
 from unionfs.runtime.steps import Hook
 
@@ -134,6 +135,28 @@ def test_limits_are_read() -> None:
     assert s.resources.pids == 10
     # no device rules given: runc's default (deny all, the standard set allowed)
     assert s.resources.devices == devices.default_rules()
+
+
+def test_device_rules_read_over_deny_all_with_the_standard_set_on_top() -> None:
+    """As runc's: its rules start from "deny all" and its default devices come after the
+    bundle's (cgroup v1 would otherwise start from the parent's "a *:* rwm")."""
+    only = DeviceRule(False, "c", 1, 1, "rwm")
+    s = parse(config(linux__resources={"devices": [{"allow": False, "type": "c", "major": 1,
+                                                     "minor": 1, "access": "rwm"}]}))
+    assert s.resources.devices == (only,)
+    applied = with_standard_devices(s.resources).devices
+    assert applied == (DeviceRule(False, "a"), only, *devices.STANDARD)
+    # a list that starts from "a" (deny or allow all) is not given a second base
+    assert with_standard_devices(parse(config()).resources).devices == (
+        DeviceRule(False, "a", None, None, "rwm"), *devices.STANDARD)  # fmt: skip
+
+
+def test_cap_mknod_lets_the_bundle_create_any_node_as_runc() -> None:
+    with_mknod = {k: ["CAP_MKNOD"] for k in ("bounding", "effective", "permitted")}
+    s = parse(config(process__capabilities=with_mknod))
+    assert s.resources.devices == (DeviceRule(False, "a"), *devices.MKNOD_ANY)
+    s = parse(config(process__capabilities=with_mknod, linux__resources=None))
+    assert s.resources.devices == devices.default_rules(mknod=True)
 
 
 def test_minus_one_means_no_limit() -> None:

@@ -15,33 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runtime.containerutil import container_cgroups, processes_mentioning
 from runtime.ocitest import OURS, OciRuntime, alive, make_bundle, wait_stopped
 
 HOOK = "#!/bin/sh\ncat > {out}.$$; mv {out}.$$ {out}\n"
-
-
-@pytest.fixture(params=["unionfs", "runc"])
-def oci(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OciRuntime]:
-    program = OURS if request.param == "unionfs" else shutil.which("runc")
-    if program is None:
-        pytest.skip("runc is not installed (./dev.sh setup installs it)")
-    before = container_cgroups()
-    rt = OciRuntime(program, tmp_path / "state")
-    try:
-        yield rt
-    finally:
-        problems = rt.cleanup()
-    problems += [f"process {p}" for p in processes_mentioning(str(tmp_path / "state"))]
-    # (only ours: other suites on this machine make unionfs-* cgroups meanwhile)
-    problems += [f"cgroup {c}" for c in container_cgroups() - before
-                 if c.name.startswith("unionfs-oci-")]  # fmt: skip
-    assert problems == []
 
 
 def test_create_waits_before_the_program_and_start_runs_it(

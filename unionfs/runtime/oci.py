@@ -5,9 +5,10 @@ in ``IGNORED`` with why ignoring them is safe; anything else that is present and
 is refused with its JSON path named, so a bundle never runs with less isolation or fewer
 limits than it asked for. Readings to know: ``process.terminal`` gives a pty of the
 container's own, relayed by the runtime; ``linux.seccomp`` is compiled by unionfs (no
-``SCMP_ACT_NOTIFY``); no ``linux.resources.devices`` means runc's default (deny all, the
-standard set allowed); an absent ``process.capabilities`` means none at all (runc keeps
-all). ``parse`` is pure but for the kernel version (``minKernel``); ``load`` reads the file.
+``SCMP_ACT_NOTIFY``; none given, no filter, as runc); device rules read over "deny all",
+the standard set allowed and, with CAP_MKNOD in the bounding set, creating any node, as
+runc's do; an absent ``process.capabilities`` means none at all (runc keeps all).
+``parse`` is pure but for the kernel version (``minKernel``); ``load`` reads the file.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
         raise UserError("config.json: linux.namespaces must include a mount namespace")
     if "uts" not in namespaces and (hostname or domainname):
         raise UserError("config.json: hostname needs a uts namespace in linux.namespaces")
-    resources = _resources(linux.sub("resources"))
+    resources = _resources(linux.sub("resources"), "CAP_MKNOD" in held)
     sysctl = cast(dict[str, JSON], linux.get("sysctl", dict, {}))
     if not all(isinstance(v, str) for v in sysctl.values()):
         raise UserError("config.json: linux.sysctl values must be strings")
@@ -290,7 +291,9 @@ def _namespaces(linux: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, str],
     return tuple(sorted(found)), tuple(sorted(joined))
 
 
-def _resources(fields: _Fields) -> Resources:
+def _resources(fields: _Fields, mknod: bool = False) -> Resources:
+    """*mknod*: the process may hold CAP_MKNOD, so creating (only) any node is allowed
+    after the bundle's rules, as runc appends it (opening one still follows the rules)."""
     memory = fields.sub("memory")
     limit = _limit(memory, "limit")
     swap = _int(memory, "swap")  # memory + swap; -1: unlimited
@@ -325,7 +328,10 @@ def _resources(fields: _Fields) -> Resources:
         raise UserError("config.json: linux.resources.blockIO.weight must be 10 to 1000")
     more["blkio_weight"] = weight
     block.done()
-    devices = _devices(fields) if "devices" in fields.data else devicepolicy.default_rules()
+    if "devices" in fields.data:
+        devices = _devices(fields) + (devicepolicy.MKNOD_ANY if mknod else ())
+    else:
+        devices = devicepolicy.default_rules(mknod)
     fields.done()
     return Resources(
         memory=limit,

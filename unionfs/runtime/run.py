@@ -52,10 +52,14 @@ def check_host_paths(spec: RunSpec) -> str:
 
 
 def with_standard_devices(resources: Resources) -> Resources:
-    """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
+    """Any device rules read over "deny all" (cgroup v1 would start from the parent's list,
+    often "a *:* rwm"; runc's rules start from deny too), and the standard /dev and the
+    ptys allowed on top of them, as runc appends its default devices."""
     if resources.devices is None:
         return resources
-    return dataclasses.replace(resources, devices=resources.devices + devices.STANDARD)
+    rules = resources.devices
+    base = () if rules and rules[0].kind == "a" else (devices.DeviceRule(False, "a"),)
+    return dataclasses.replace(resources, devices=base + rules + devices.STANDARD)
 
 
 def host_devices(dev: str = "/dev") -> tuple[str, ...]:
