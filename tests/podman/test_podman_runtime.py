@@ -62,6 +62,9 @@ def transcript(pm: PodmanLike, limits: bool = False) -> Transcript:
         steps.append((name, r.rc, normalize(r.out) + (f"|{r.err}" if err else "")))
 
     step("run --rm true", "run", "--rm", IMAGE, "true")
+    # podman's default seccomp profile (in the bundle), capabilities and no_new_privs
+    step("privileges", "run", "--rm", IMAGE, "grep", "-E",
+         "^(CapEff|CapBnd|NoNewPrivs|Seccomp):", "/proc/self/status")  # fmt: skip
     step("run --rm exit 3", "run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3",
          show_err=True)  # fmt: skip
     step("run -d", "run", "-d", "--name", "c1", "--hostname", "box", IMAGE, "sh", "-c",
@@ -123,10 +126,11 @@ def compare(pms: list[PodmanLike], limits: bool = False) -> None:
     """The transcripts of runc's podman and ours (in that order) are the same."""
     runc, ours = (transcript(pm, limits) for pm in pms)
     assert [s[:2] for s in runc if s[0] != "limits"] == [
-        ("run --rm true", 0), ("run --rm exit 3", 3), ("run -d", 0), ("exec", 4),
+        ("run --rm true", 0), ("privileges", 0), ("run --rm exit 3", 3), ("run -d", 0), ("exec", 4),
         ("exec -e -w -u", 0), ("exec -it", 5), ("stop", 0), ("logs", 0), ("exit code", 0),
         ("rm", 0), ("run -it", 6), ("missing program", 127),
     ]  # fmt: skip
+    assert "Seccomp:\t2" in next(s[2] for s in runc if s[0] == "privileges")
     if limits:
         seen = next(s for s in runc if s[0] == "limits")
         assert seen[1] == 0 and seen[2].split() == [str(64 << 20), str(32 << 20),

@@ -26,7 +26,18 @@ def own_cgroup_dirs() -> list[Path]:
 
 
 def container_cgroups() -> set[Path]:
-    return {p for d in own_cgroup_dirs() for p in d.glob("unionfs-*")}
+    """The ``unionfs-*`` cgroups below our own, in every hierarchy, of this session only.
+
+    Other sessions on a machine share the root cgroup of most v1 hierarchies (cpu, pids,
+    devices here) but each has its own memory cgroup: a name found in one of the shared
+    hierarchies is ours only if our memory cgroup holds it too (both are made and removed
+    together), so that another session's containers are never taken for our leaks."""
+    found = {p for d in own_cgroup_dirs() for p in d.glob("unionfs-*")}
+    memory = placement.named("", str(CGROUP_ROOT)).dirs.get("memory")
+    if memory is None or Path(memory) == CGROUP_ROOT / "memory":
+        return found  # no memory cgroup of our own: nothing tells sessions apart
+    ours = {p.name for p in Path(memory).glob("unionfs-*")}
+    return {p for p in found if p.name in ours}
 
 
 def processes_mentioning(text: str) -> list[str]:
