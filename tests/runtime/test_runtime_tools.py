@@ -70,18 +70,35 @@ def build(src: Path, work: Path) -> list[str]:
     return names
 
 
+def failed(lines: list[str]) -> bool:
+    """Whether a TAP stream says a failure: a ``not ok`` line, or a YAML block with an
+    ``error:`` that belongs to no ``ok`` line (some programs say a failure only so). A block
+    right after an ``ok`` line is its diagnostic, whatever the program printed between them
+    (``Refer to: ...``) and in whatever order its keys come (Go's maps have none)."""
+    owner = False  # an "ok" line whose diagnostic block may follow
+    in_block = has_error = False
+    for line in lines:
+        if in_block:
+            if line == "  ...":
+                if has_error and not owner:
+                    return True
+                in_block = owner = False
+            has_error = has_error or line.startswith("  error:")
+        elif line.startswith("not ok"):
+            return True
+        elif line.startswith("ok"):
+            owner = True
+        elif line == "  ---":
+            in_block, has_error = True, False
+    return False
+
+
 def passes(work: Path, name: str, runtime: str) -> bool:
     """Whether validation program *name* reports only ``ok`` (and skips) for *runtime*."""
     done = subprocess.run([str(work / f"{name}.t")], cwd=work, capture_output=True, text=True,
                           env={**os.environ, "RUNTIME": runtime}, timeout=PER_TEST,
                           check=False)  # fmt: skip
-    lines = done.stdout.splitlines()
-    # Some programs say a failure only as a YAML block's error (no "not ok" line): the
-    # block that follows an "ok" line is its diagnostic, any other one is a failure.
-    failed = any(ln.startswith("not ok") for ln in lines) or any(
-        ln == "  ---" and i + 1 < len(lines) and lines[i + 1].startswith("  error:")
-        and not (i and lines[i - 1].startswith("ok")) for i, ln in enumerate(lines))  # fmt: skip
-    return done.returncode == 0 and not failed
+    return done.returncode == 0 and not failed(done.stdout.splitlines())
 
 
 def wrapper(path: Path, program: str, state: Path) -> str:
