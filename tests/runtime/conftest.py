@@ -75,6 +75,20 @@ def crun_refusal(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path)
 
 # The runtime that sets containers up: ours, or runc/crun handed a bundle of the same spec.
 OCI_RUNTIMES = ["unionfs", "runc", "crun"]
+# Handed to runc or crun, every container test runs in the slow tier but these modules'
+# (a run, its exit code, signals, exec, rm after a killed runtime, the isolation seen
+# from inside): the same tests twice would cost the default suite minutes.
+DELEGATED_IN_DEFAULT_TIER = {"test_lifecycle.py", "test_isolation.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before the top conftest skips what is slow
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is None or spec.params.get("oci_runtime", "unionfs") == "unionfs":
+            continue
+        if item.path.name not in DELEGATED_IN_DEFAULT_TIER:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=OCI_RUNTIMES)
