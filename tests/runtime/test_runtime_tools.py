@@ -57,7 +57,11 @@ def build(src: Path, work: Path) -> list[str]:
     tree.parent.mkdir(parents=True)
     shutil.copytree(src, tree, symlinks=True)
     module = (tree / "vendor").is_dir()
-    env = {**os.environ, "GOPATH": f"{gopath}:{GOPATH}", "GOCACHE": str(work / "cache"),
+    cache = os.environ.get("GOCACHE", str(work / "cache"))  # a warm one, if given
+    # a checkout inside a GOPATH (ROOT/src/github.com/opencontainers/runtime-tools) brings
+    # that GOPATH's other packages (tap-go, uuid, fileutils: Debian packages none of them)
+    outer = f":{src.parents[3]}" if src.parents[2].name == "src" else ""
+    env = {**os.environ, "GOPATH": f"{gopath}:{GOPATH}{outer}", "GOCACHE": cache,
            "GO111MODULE": "on" if module else "off", "GOFLAGS": "-mod=vendor" if module else "",
            "GOPROXY": "off"}  # fmt: skip
 
