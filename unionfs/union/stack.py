@@ -9,6 +9,7 @@ Resolved values are immutable; whoever changes a layer makes new ones.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -329,18 +330,24 @@ class Stack:
 
 
 def prepare_workdir(workdir: str) -> str:
-    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does).
+    """``WORKDIR/work``, made afresh at every mount as the kernel does (ovl_workdir_create):
+    what an earlier mount left is removed, and the new directory has mode 000 and no POSIX
+    ACL, so nothing built in it inherits a default ACL of WORKDIR (a copy-up would keep it).
 
-    ``work`` is examined and emptied through the workdir's own descriptor: if it is not a
-    real directory (a symlink, a file) it is removed, never followed, and made again.
+    ``work`` is examined and removed through the workdir's own descriptor: if it is not a
+    real directory (a symlink, a file) it is removed, never followed.
     """
     return _subdir(workdir, WORK_SUBDIR, empty=True)
 
 
 def prepare_subdir(workdir: str, name: str) -> str:
-    """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
-    symlink included, is removed, never followed). Its contents are kept."""
+    """``WORKDIR/name`` as a real directory (made if missing, private as ``work`` is;
+    anything else there, a symlink included, is removed, never followed). Its contents are
+    kept."""
     return _subdir(workdir, name, empty=False)
+
+
+ACL_XATTRS = (b"system.posix_acl_default", b"system.posix_acl_access")
 
 
 def _subdir(workdir: str, name: str, empty: bool) -> str:
@@ -349,18 +356,37 @@ def _subdir(workdir: str, name: str, empty: bool) -> str:
     raw = name.encode()
     try:
         st = parent.lstat(raw)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            parent.unlink(raw)
+        if st is not None and (empty or not stat.S_ISDIR(st.st_mode)):
+            if stat.S_ISDIR(st.st_mode) and not _usable(parent, raw):
+                parent.chmod(raw, 0o700)  # an earlier mount's (mode 000), ours to empty
+            parent.remove_tree(raw)
             st = None
         if st is None:
-            parent.mkdir(raw, 0o700)
-        elif empty:
-            for child, _ in list(parent.scandir(raw)):
-                parent.remove_tree(join(raw, child))
+            parent.mkdir(raw, 0)
+            _make_private(parent, raw)
     finally:
         parent.close()
         cache.close()
     return os.path.join(workdir, name)
+
+
+def _make_private(parent: LayerDir, name: bytes) -> None:
+    """No ACL and mode 000, as the kernel leaves its work directories; mode 700 where this
+    process could not then use it (an unprivileged daemon has no CAP_DAC_OVERRIDE)."""
+    for acl in ACL_XATTRS:
+        try:
+            parent.removexattr(name, acl)
+        except OSError as exc:
+            if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
+                raise
+    parent.chmod(name, 0)
+    if not _usable(parent, name):
+        parent.chmod(name, 0o700)
+
+
+def _usable(parent: LayerDir, name: bytes) -> bool:
+    base, last = parent.at(name)
+    return os.access(last, os.W_OK | os.X_OK | os.R_OK, dir_fd=base)
 
 
 def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
