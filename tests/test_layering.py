@@ -18,7 +18,7 @@ import unionfs
 
 PACKAGE = Path(unionfs.__file__).parent
 BASE_MODULES = ("unionfs.safepath", "unionfs.layerfmt", "unionfs.errors", "unionfs.mountopts",
-                "unionfs.idmap", "unionfs.imageformat")  # fmt: skip
+                "unionfs.idmap", "unionfs.imageformat", "unionfs.livemounts")  # fmt: skip
 # A base module may import these (mountopts parses the owner-mapping options with idmap).
 BASE_ALLOWED = {"unionfs.errors": (), "unionfs.idmap": ("unionfs.mountopts",)}
 

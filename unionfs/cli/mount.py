@@ -17,7 +17,8 @@ import tempfile
 import typing
 from dataclasses import dataclass
 
-from unionfs import idmap, mountopts
+from unionfs import idmap, livemounts, mountopts
+from unionfs.cli import remount
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
@@ -148,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
 
+    if remount.is_remount(args.options):
+        return remount.remount(args.options, args.mountpoint, os.path.realpath(args.mountpoint))
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
@@ -167,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     if args.foreground:
         stack = _stack(layout, index, features)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
+            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
+                                  _record(layout))
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
         fusemount.serve(ops)
@@ -179,6 +183,11 @@ def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
     cache = DirFdCache()
     lowers = indexing.lowers(index, layout.lowers, cache)
     return Stack.assemble(lowers, layout.upper, layout.work, cache, features=features)
+
+
+def _record(layout: Layout) -> livemounts.Record:
+    work = None if layout.work is None else os.path.realpath(layout.work)
+    return livemounts.Record(os.getpid(), layout.lowers, layout.upper, work)
 
 
 def _daemonize(
@@ -227,7 +236,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
             ops = fusemount.start(_stack(layout, index, features), layout.mountpoint, options,
-                                  layout.owners)
+                                  layout.owners, _record(layout))
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pyfuse3
 import trio
 
-from unionfs import idmap
+from unionfs import idmap, livemounts
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.stack import Stack
 
@@ -44,14 +44,26 @@ def fuse_options(extra: Sequence[str], source: str) -> set[str]:
 
 
 def start(stack: Stack, mountpoint: str, options: set[str],
-          owners: idmap.Owners = idmap.IDENTITY) -> UnionOperations:  # fmt: skip
-    """Mount; on return the mount is live (requests queue until ``serve`` runs)."""
+          owners: idmap.Owners = idmap.IDENTITY,
+          record: livemounts.Record | None = None) -> UnionOperations:  # fmt: skip
+    """Mount at *mountpoint* (absolute, resolved: once mounted, nothing may look it up
+    before ``serve`` runs, or the lookup waits for us forever). On return the mount is live
+    (requests queue until ``serve`` runs). With *record*, the mount is announced
+    (``livemounts``) until ``serve`` returns."""
     # Modes arrive already masked by the caller's umask (the kernel applies it); ours
     # must not mask them a second time.
     os.umask(0)
     ops = UnionOperations(stack, owners)
     pyfuse3.init(ops, mountpoint, options)
+    mine = livemounts.mounted_at(mountpoint)
+    if record is not None and mine is not None:
+        fd = livemounts.announce(mine.dev, record)
+        if fd is not None:
+            _announced[id(ops)] = (mine.dev, fd)
     return ops
+
+
+_announced: dict[int, tuple[str, int]] = {}  # ops -> its record (one mount per process)
 
 
 def serve(ops: UnionOperations) -> None:
@@ -82,3 +94,6 @@ def serve(ops: UnionOperations) -> None:
     finally:
         ops.handles.close_all()
         pyfuse3.close(unmount=unmount)
+        announced = _announced.pop(id(ops), None)
+        if announced is not None:
+            livemounts.withdraw(*announced)
