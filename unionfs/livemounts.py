@@ -81,11 +81,16 @@ def _record_path(dev: str) -> str:
 
 def announce(dev: str, record: Record) -> int | None:
     """Record the mount of device *dev* for as long as the returned descriptor stays open
-    (the caller keeps it for its lifetime). None where records cannot be kept (not root)."""
+    (the caller keeps it for its lifetime). None where records cannot be kept (not root,
+    or root of a user namespace that may not write /run): the mount goes on without."""
     if os.geteuid() != 0:
         return None
-    os.makedirs(RECORDS, mode=0o755, exist_ok=True)
-    fd = os.open(_record_path(dev), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        os.makedirs(RECORDS, mode=0o755, exist_ok=True)
+        fd = os.open(_record_path(dev), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o644)  # fmt: skip
+    except OSError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # readers hold it shared only for a moment
         os.ftruncate(fd, 0)

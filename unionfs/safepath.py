@@ -149,7 +149,13 @@ class LayerDir:
 
     Methods that answer "is it there" return None for a missing entry; everything else
     raises ``OSError`` with the real errno.
+
+    With ``noatime`` set, nothing opened here updates an atime by being read (O_NOATIME,
+    where the kernel allows it: the file's owner or CAP_FOWNER; otherwise without): the
+    upper layer's atimes follow the overlay's own flags (``union.atime``).
     """
+
+    noatime = False
 
     def __init__(self, root: str, cache: DirFdCache, layer_id: int | None = None) -> None:
         self.root = root
@@ -196,7 +202,7 @@ class LayerDir:
     def scandir(self, path: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
         """Every entry of directory *path* with its lstat, in on-disk order."""
         base, name = self.at(path) if path else (self.root_fd, b".")
-        fd = openat2(base, name, os.O_RDONLY | os.O_DIRECTORY)
+        fd = self._openat2(base, name, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with os.scandir(fd) as it:
                 for entry in it:
@@ -228,10 +234,18 @@ class LayerDir:
 
     def open(self, path: bytes, flags: int, mode: int = 0) -> int:
         """Open *path* (never through a symlink: a symlink gives ELOOP)."""
-        if not path:
-            return openat2(self.root_fd, b".", flags | os.O_NOFOLLOW, mode)
-        base, name = self.at(path)
-        return openat2(base, name, flags | os.O_NOFOLLOW, mode)
+        base, name = self.at(path) if path else (self.root_fd, b".")
+        return self._openat2(base, name, flags | os.O_NOFOLLOW, mode)
+
+    def _openat2(self, base: int, name: bytes, flags: int, mode: int = 0) -> int:
+        if not self.noatime or flags & os.O_PATH:
+            return openat2(base, name, flags, mode)
+        try:
+            return openat2(base, name, flags | os.O_NOATIME, mode)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+        return openat2(base, name, flags, mode)  # not ours: the kernel refuses O_NOATIME
 
     def opath(self, path: bytes) -> int:
         """An ``O_PATH`` descriptor of *path* itself, whatever its type; the caller closes it."""

@@ -23,6 +23,7 @@ from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
+from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -161,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
+    mode, nodiratime = opts.atime_mode
+    if mode == "noatime":
+        fuse_options.add("noatime")  # libfuse (and fusermount3) know this one
+    atime = AtimePolicy(mode, nodiratime, "ro" in fuse_options)
     if args.foreground:
         _setup_logging(args)
     else:
@@ -170,13 +175,13 @@ def run(args: argparse.Namespace) -> int:
     if args.foreground:
         stack = _stack(layout, index, features)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
-                                  _record(layout))
+            session = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
+                                      _record(layout), atime)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        fusemount.serve(ops)
+        fusemount.serve(session)
         return 0
-    return _daemonize(args, index, layout, fuse_options, features)
+    return _daemonize(args, index, layout, fuse_options, features, atime)
 
 
 def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
@@ -192,7 +197,7 @@ def _record(layout: Layout) -> livemounts.Record:
 
 def _daemonize(
     args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-    features: Features,
+    features: Features, atime: AtimePolicy,
 ) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -214,13 +219,14 @@ def _daemonize(
     try:
         os.close(read_end)
         os.setsid()
-        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, write_end)
+        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, atime,
+                                               write_end)
     finally:
         os._exit(code)
 
 
 def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-            features: Features, report: int) -> int:  # fmt: skip
+            features: Features, atime: AtimePolicy, report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
 
     # Descriptors our caller let us inherit (podman passes some) must not stay open for the
@@ -235,8 +241,8 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(_stack(layout, index, features), layout.mountpoint, options,
-                                  layout.owners, _record(layout))
+            session = fusemount.start(_stack(layout, index, features), layout.mountpoint,
+                                      options, layout.owners, _record(layout), atime)
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -251,5 +257,5 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    fusemount.serve(ops)
+    fusemount.serve(session)
     return 0

@@ -21,6 +21,7 @@ class FileHandle:
     ino: int
     writable: bool
     upper: bool = False  # fd is a file of the upper layer (else of a lower: never written)
+    noatime: bool = False  # opened with O_NOATIME: reads leave the atime alone
 
 
 @dataclass(slots=True)

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyfuse3
 import trio
 
 from unionfs import idmap, livemounts
+from unionfs.fuse import vfsflags
 from unionfs.fuse.ops import UnionOperations
+from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
 
 log = logging.getLogger("unionfs.mount")
@@ -43,32 +47,58 @@ def fuse_options(extra: Sequence[str], source: str) -> set[str]:
     return options
 
 
+@dataclass(slots=True)
+class Session:
+    """The one mount this process serves (pyfuse3 allows one)."""
+
+    ops: UnionOperations
+    mountpoint: str
+    mount: livemounts.Mount | None  # as mountinfo showed it right after mounting
+    atime: AtimePolicy
+    announced: int | None = None  # the descriptor holding our livemounts record
+
+
 def start(stack: Stack, mountpoint: str, options: set[str],
-          owners: idmap.Owners = idmap.IDENTITY,
-          record: livemounts.Record | None = None) -> UnionOperations:  # fmt: skip
+          owners: idmap.Owners = idmap.IDENTITY, record: livemounts.Record | None = None,
+          atime: AtimePolicy = RELATIME) -> Session:  # fmt: skip
     """Mount at *mountpoint* (absolute, resolved: once mounted, nothing may look it up
     before ``serve`` runs, or the lookup waits for us forever). On return the mount is live
     (requests queue until ``serve`` runs). With *record*, the mount is announced
-    (``livemounts``) until ``serve`` returns."""
+    (``livemounts``) until ``serve`` returns. *atime*: the mount's atime flags."""
     # Modes arrive already masked by the caller's umask (the kernel applies it); ours
     # must not mask them a second time.
     os.umask(0)
-    ops = UnionOperations(stack, owners)
+    ops = UnionOperations(stack, owners, atime)
     pyfuse3.init(ops, mountpoint, options)
-    mine = livemounts.mounted_at(mountpoint)
-    if record is not None and mine is not None:
-        fd = livemounts.announce(mine.dev, record)
-        if fd is not None:
-            _announced[id(ops)] = (mine.dev, fd)
-    return ops
+    session = Session(ops, mountpoint, livemounts.mounted_at(mountpoint), atime)
+    if record is not None and session.mount is not None:
+        session.announced = livemounts.announce(session.mount.dev, record)
+    return session
 
 
-_announced: dict[int, tuple[str, int]] = {}  # ops -> its record (one mount per process)
+def _follow_flags(session: Session) -> None:
+    """In a thread of its own: give the mount its atime flags, then follow its flags as
+    remounts change them (``vfsflags``)."""
+    toucher = session.ops.atime
+    if session.mount is None or toucher is None:
+        return
+    if os.geteuid() == 0:
+        vfsflags.set_atime_flags(session.mountpoint, session.atime)
+
+    def changed(policy: AtimePolicy) -> None:
+        log.info("mount flags changed: atime %s%s%s", policy.mode,
+                 ", nodiratime" if policy.nodiratime else "",
+                 ", read-only" if policy.readonly else "")  # fmt: skip
+        toucher.policy = policy
+
+    vfsflags.follow(session.mount.mount_id, changed)
 
 
-def serve(ops: UnionOperations) -> None:
+def serve(session: Session) -> None:
     """Serve requests until the mount goes away or SIGTERM/SIGINT/SIGHUP arrives."""
+    ops = session.ops
     unmount = False
+    threading.Thread(target=_follow_flags, args=(session,), name="vfsflags", daemon=True).start()
 
     async def main() -> None:
         nonlocal unmount
@@ -94,6 +124,5 @@ def serve(ops: UnionOperations) -> None:
     finally:
         ops.handles.close_all()
         pyfuse3.close(unmount=unmount)
-        announced = _announced.pop(id(ops), None)
-        if announced is not None:
-            livemounts.withdraw(*announced)
+        if session.announced is not None and session.mount is not None:
+            livemounts.withdraw(session.mount.dev, session.announced)

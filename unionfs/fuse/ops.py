@@ -25,6 +25,7 @@ from unionfs.fuse.changes import ChangeOperations
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle, FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Listed, Node
+from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
 from unionfs.union.copyup import shown_ino
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
@@ -44,9 +45,12 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
     # ACL gets EACCES.
     enable_acl = True
 
-    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
+    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY,
+                 atime: AtimePolicy = RELATIME) -> None:  # fmt: skip
         super().__init__()
         self.stack = stack
+        # Upper atimes follow the mount's flags; ``atime.policy`` changes on a remount.
+        self.atime = None if stack.upper is None else Toucher(stack.upper, atime)
         self.owners = owners
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
@@ -160,7 +164,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         upper = bool(wants_write) or (
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
-        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
+        noatime = bool(flags & os.O_NOATIME)
+        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
@@ -169,7 +174,12 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         handle = self.handles.file(fh)
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
-        return os.pread(handle.fd, size, off)
+        data = os.pread(handle.fd, size, off)
+        if handle.upper and not handle.noatime and self.atime is not None:
+            node = self.inodes.find(handle.ino)
+            if node is not None and not node.unlinked and node.res.top == 0:
+                self.atime.accessed(node.res.top_path, handle.fd)
+        return data
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's
@@ -220,6 +230,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
         node = self.inodes.get(handle.ino)
         if handle.entries is None or start_id == 0:
             handle.entries = self._listing(node)
+        if self.atime is not None and 0 in node.res.layers:
+            self.atime.accessed(node.res.path_in(0))  # each getdents, as iterate_dir
         parent = self.inodes.find(node.parent) or node
         # Offsets: 1 and 2 follow "." and ".."; entry i of the snapshot ends at i + 3.
         if start_id == 0:

@@ -301,6 +301,7 @@ class Stack:
         if work is None:
             raise ValueError("an upper layer needs a work directory")
         upper_layer = DirLayer(upper, cache)
+        upper_layer.noatime = True  # its atimes follow the mount's flags (union.atime)
         work_layer = DirLayer(prepare_workdir(work), cache)
         style = probe_style(work_layer)
         stack = cls(lowers, upper_layer, work_layer, style, owned, features)
