@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Build pyfuse3 PYFUSE3_VERSION from its released sdist with the patches in `series` applied,
+# and install it into the virtualenv of the Python given as $1 (run by ./dev.sh setup).
+#
+# Idempotent: the installed distribution's version carries a local label made of the hash of
+# the series (`3.5.0+unionfs.<12 hex>`); if the installed pyfuse3 has that version nothing is
+# done, and any change of a patch rebuilds. Fails loudly (non-zero exit, the failing patch
+# named) if the sdist's checksum differs or a patch does not apply exactly.
+# Everything it downloads or builds stays below the virtualenv (.venv/build/pyfuse3).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${1:?usage: install.sh PATH/TO/VENV/bin/python}
+
+PYFUSE3_VERSION=3.5.0
+SDIST_SHA256=88399a9494b88603230bba300f4ba9ad63fece5ed514ca3633d555a0c6a42b24
+# The build requirements of pyfuse3's pyproject.toml, pinned (no build isolation): Cython 3.2.4
+# is the version that generated the sdist's own C file.
+BUILD_REQUIREMENTS=("Cython==3.2.4" "setuptools>=78.1.1" "setuptools_scm>=8")
+
+mapfile -t PATCHES < <(grep -v '^\s*\(#\|$\)' "$HERE/series")
+series_hash() {
+    (cd "$HERE" && cat series "${PATCHES[@]}") | sha256sum | cut -c1-12
+}
+WANT="$PYFUSE3_VERSION+unionfs.$(series_hash)"
+
+have=$("$PY" -c 'import importlib.metadata as m; print(m.version("pyfuse3"))' 2>/dev/null || true)
+if [ "$have" = "$WANT" ]; then
+    exit 0
+fi
+
+venv=$("$PY" -c 'import sys; print(sys.prefix)')
+work="$venv/build/pyfuse3"
+rm -rf "$work"
+mkdir -p "$work"
+echo "dev.sh: building pyfuse3 $WANT (was: ${have:-not installed})" >&2
+
+"$PY" -m pip download -q --no-binary :all: --no-deps -d "$work" "pyfuse3==$PYFUSE3_VERSION"
+sdist="$work/pyfuse3-$PYFUSE3_VERSION.tar.gz"
+if ! echo "$SDIST_SHA256  $sdist" | sha256sum --check --status; then
+    echo "dev.sh: $sdist does not have the expected sha256 $SDIST_SHA256" >&2
+    exit 1
+fi
+tar -xzf "$sdist" -C "$work"
+src="$work/pyfuse3-$PYFUSE3_VERSION"
+for p in "${PATCHES[@]}"; do
+    if ! patch -d "$src" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch \
+            --reject-file=- --quiet < "$HERE/$p"; then
+        echo "dev.sh: third_party/pyfuse3/$p does not apply to pyfuse3 $PYFUSE3_VERSION" >&2
+        exit 1
+    fi
+done
+# The sdist ships C code generated from the unpatched Cython sources: make the build
+# regenerate it (a stale file would silently build the unpatched binding).
+rm -f "$src/src/pyfuse3/__init__.c"
+
+"$PY" -m pip install -q "${BUILD_REQUIREMENTS[@]}"
+SETUPTOOLS_SCM_PRETEND_VERSION="$WANT" \
+    "$PY" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src"
+"$PY" -m pip install -q "trio>=0.15"  # pyfuse3's one dependency
+
+have=$("$PY" -c 'import importlib.metadata as m; print(m.version("pyfuse3"))')
+if [ "$have" != "$WANT" ]; then
+    echo "dev.sh: installed pyfuse3 is $have, expected $WANT" >&2
+    exit 1
+fi
