@@ -44,6 +44,10 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
     # overlayfs honours the ACLs of its layers. Without this a user granted access by an
     # ACL gets EACCES.
     enable_acl = True
+    # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
+    # nfs_export: the kernel could decode ours only while it caches the inode, and an
+    # inode's number is not enough to find it again after that (or after a remount).
+    no_export_support = True
 
     def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY,
                  atime: AtimePolicy = RELATIME) -> None:  # fmt: skip
