@@ -18,9 +18,11 @@ import unionfs
 
 PACKAGE = Path(unionfs.__file__).parent
 BASE_MODULES = ("unionfs.safepath", "unionfs.layerfmt", "unionfs.errors", "unionfs.mountopts",
-                "unionfs.idmap", "unionfs.imageformat", "unionfs.livemounts")  # fmt: skip
+                "unionfs.idmap", "unionfs.imageformat", "unionfs.livemounts",
+                "unionfs.layercheck")  # fmt: skip
 # A base module may import these (mountopts parses the owner-mapping options with idmap).
-BASE_ALLOWED = {"unionfs.errors": (), "unionfs.idmap": ("unionfs.mountopts",)}
+BASE_ALLOWED = {"unionfs.errors": (), "unionfs.idmap": ("unionfs.mountopts",),
+                "unionfs.livemounts": ("unionfs.layercheck",)}  # fmt: skip
 
 
 def module_name(path: Path) -> str:

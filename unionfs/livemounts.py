@@ -46,9 +46,11 @@ class Mount:
 def parse_line(line: str) -> Mount:
     fields = line.split()
     sep = fields.index("-", 6)
+    # Split before unescaping: a comma inside an option's value is escaped (\054).
     return Mount(
         int(fields[0]), fields[2], _unescape(fields[4]), tuple(fields[5].split(",")),
-        fields[sep + 1], _unescape(fields[sep + 2]), tuple(fields[sep + 3].split(",")),
+        fields[sep + 1], _unescape(fields[sep + 2]),
+        tuple(_unescape(item) for item in fields[sep + 3].split(",")),
     )  # fmt: skip
 
 

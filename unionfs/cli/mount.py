@@ -17,7 +17,7 @@ import tempfile
 import typing
 from dataclasses import dataclass
 
-from unionfs import idmap, livemounts, mountopts
+from unionfs import idmap, layercheck, livemounts, mountopts
 from unionfs.cli import remount
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
@@ -82,6 +82,7 @@ class Layout:
     work: str | None
     mountpoint: str
     owners: idmap.Owners = idmap.IDENTITY
+    warnings: tuple[str, ...] = ()  # one line each, for stderr
 
 
 def _directory(kind: str, path: str) -> str:
@@ -114,18 +115,47 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
         assert opts.workdir is not None
         work = _directory("workdir", opts.workdir)
         for lower, given in zip(lowers, opts.lowerdirs, strict=True):
-            if _inside(upper, lower) or _inside(lower, upper):
-                raise UserError(f"upperdir {opts.upperdir!r} overlaps lowerdir {given!r}")
+            # A lower at or inside the upper is layercheck's (ELOOP, as the kernel); an
+            # upper inside a lower the kernel takes, but that lower would change under us.
+            if upper != lower and _inside(upper, lower):
+                raise UserError(f"upperdir {opts.upperdir!r} is inside lowerdir {given!r}")
         if _inside(work, upper) or _inside(upper, work):
             raise UserError("workdir and upperdir must be separate, neither inside the other")
         if os.stat(work).st_dev != os.stat(upper).st_dev:
             raise UserError(f"workdir {opts.workdir!r} is not on the same filesystem as upperdir")
         _check_writable("upperdir", upper)
         _check_writable("workdir", work)
+    layers = [layercheck.Layer("lowerdir", g, p) for g, p in zip(opts.lowerdirs, lowers,
+                                                                   strict=True)]  # fmt: skip
+    if upper is not None and work is not None:
+        assert opts.upperdir is not None and opts.workdir is not None
+        layers += [layercheck.Layer("upperdir", opts.upperdir, upper),
+                   layercheck.Layer("workdir", opts.workdir, work)]  # fmt: skip
+        layercheck.on_unionfs(layers[-2])
+        layercheck.on_unionfs(layers[-1])
+    layercheck.overlaps(layers)
+    warnings = layercheck.check_in_use(layers, opts.index)
+    if upper is not None and opts.index:
+        assert opts.upperdir is not None
+        layercheck.check_origin(upper, opts.upperdir, lowers[0])
     mnt = _directory("mountpoint", mountpoint)
     if find_mount(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
-    return Layout(lowers, upper, work, mnt, opts.owners)
+    return Layout(lowers, upper, work, mnt, opts.owners, tuple(warnings))
+
+
+def mark_layers(layout: Layout, index: bool) -> list[int]:
+    """Mark the upper and work directories in use for this process's lifetime (see
+    ``layercheck``); with index=on, refuse them if another mount marked them meanwhile."""
+    if layout.upper is None or layout.work is None:
+        return []
+    marks = layercheck.mark_in_use([layout.upper, layout.work])
+    if index and any(layercheck.marked_by_others(fd) for fd in marks):
+        for fd in marks:
+            os.close(fd)
+        raise UserError("upperdir or workdir is in use by another mount (EBUSY; index=off "
+                        "allows it)")  # fmt: skip
+    return marks
 
 
 def _check_writable(kind: str, path: str) -> None:
@@ -170,9 +200,12 @@ def run(args: argparse.Namespace) -> int:
         _setup_logging(args)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
+    for warning in layout.warnings:
+        print(f"unionfs: {warning}", file=sys.stderr)
     index = indexing.prepare(opts.indexdir, layout.lowers)
     features = Features(opts.redirect_dir, opts.metacopy, opts.index)
     if args.foreground:
+        marks = mark_layers(layout, opts.index)  # held until this process ends
         stack = _stack(layout, index, features)
         try:
             session = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
@@ -180,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
         fusemount.serve(session)
+        for fd in marks:
+            os.close(fd)
         return 0
     return _daemonize(args, index, layout, fuse_options, features, atime)
 
@@ -241,8 +276,13 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
+            marks = mark_layers(layout, features.index)  # held for the daemon's lifetime
             session = fusemount.start(_stack(layout, index, features), layout.mountpoint,
                                       options, layout.owners, _record(layout), atime)
+        except UserError as exc:
+            os.write(report, exc.message.encode())
+            os.close(report)
+            return 1
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -258,4 +298,6 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     with contextlib.suppress(Exception):
         os.chdir("/")
     fusemount.serve(session)
+    for fd in marks:
+        os.close(fd)
     return 0
