@@ -11,6 +11,7 @@ ROOT=$(pwd)
 # Debian packages. fuse3/libfuse3-dev/pkg-config/gcc/python3-dev build and run pyfuse3;
 # attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
+              libc6-dev   # libc.a: tests/runtime/probes/*.c are built static for busybox
               patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr in tests
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with

@@ -186,14 +186,15 @@ def test_run_as_user_uses_a_delegated_cgroup(
 ) -> None:
     user = rootless_user
     run = [user.python, "-m", "unionfs", "run", "--rm", "--pids", "20", "--rootfs", str(rootfs),
-           "sh", "-c", "cat /proc/self/cgroup"]  # fmt: skip
+           "sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/pids/pids.max"]  # fmt: skip
     # The user's shell moves itself into the delegated cgroup, then becomes the runtime.
     script = f'echo $$ > {delegated_pids_cgroup}/cgroup.procs && exec "$@"'
     proc = user.run(["sh", "-c", script, "sh", *run])
     assert proc.stderr == ""  # no notice: the limits apply
     (line,) = [ln for ln in proc.stdout.splitlines() if ":pids:" in ln]
-    own = "/" + str(delegated_pids_cgroup.relative_to("/sys/fs/cgroup/pids"))
-    assert line.split(":", 2)[2].startswith(own + "/unionfs-")
+    # its cgroup namespace's root is its own cgroup, shown at /sys/fs/cgroup with its limit
+    assert line.split(":", 2)[2] == "/"
+    assert proc.stdout.splitlines()[-1] == "20"
     assert [p for p in delegated_pids_cgroup.iterdir() if p.is_dir()] == []  # removed
 
 

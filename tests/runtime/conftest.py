@@ -36,6 +36,18 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C programs of probes/ (attacks a container must not get away with), built
+    static: they run in the busybox rootfs, which has no libc. Bind it with -v DIR:/probe."""
+    assert shutil.which("gcc"), "gcc is missing: ./dev.sh setup installs it"
+    out = tmp_path_factory.mktemp("probes")
+    for source in sorted((Path(__file__).parent / "probes").glob("*.c")):
+        subprocess.run(["gcc", "-static", "-O", "-o", str(out / source.stem), str(source)],
+                       check=True)  # fmt: skip
+    return out
+
+
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     """A Runtime with a fresh UNIONFS_HOME; afterwards nothing of its containers remains.

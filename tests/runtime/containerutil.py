@@ -17,9 +17,12 @@ V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 
 
 def own_cgroup_dirs() -> list[Path]:
-    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made)."""
-    v1, _ = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
+    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made), and
+    in a hybrid host's v2 one (where their device programs go)."""
+    v1, v2 = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
     dirs = [Path("/sys/fs/cgroup", c, v1[c].lstrip("/")) for c in V1_CONTROLLERS if c in v1]
+    if v1 and v2 is not None:
+        dirs.append(Path("/sys/fs/cgroup/unified", v2.lstrip("/")))
     return [d for d in dirs if d.is_dir()]
 
 

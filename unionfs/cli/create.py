@@ -55,8 +55,9 @@ def _flags_after_image(args: argparse.Namespace) -> argparse.Namespace:
 def _run_flags_given(args: argparse.Namespace) -> list[str]:
     given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user")
              if getattr(args, k) is not None]  # fmt: skip
-    given += ["--env"] * bool(args.env) + ["--volume"] * bool(args.volume)
+    given += [f"--{k.replace('_', '-')}" for k in run_cli.CLI_LISTS if getattr(args, k)]
     given += ["--rm"] * args.rm + ["--stop-timeout"] * (args.stop_timeout != 10.0)
+    given += [f"--{k}" for k in ("privileged", "interactive", "tty") if getattr(args, k)]
     return given
 
 

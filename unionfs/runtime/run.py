@@ -19,24 +19,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, placement, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
-from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, RunSpec
+from unionfs.runtime.spec import MountSpec, Resources, RunSpec
 from unionfs.runtime.state import Saved, State, Store, describe, process_start
+from unionfs.runtime.stdio import Streams
 
-# Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
-DEVICE_DEFAULTS = (
-    *(DeviceRule(True, "c", major, minor, "rwm") for _name, major, minor in plan.DEVICES),
-    DeviceRule(True, "c", 5, 2, "rwm"),
-    DeviceRule(True, "c", 136, None, "rwm"),
-)
+# Not the host's: a container's own, or handled by other mounts
+_NOT_HOST_DEVICES = frozenset({"pts", "shm", "mqueue", "fd", "ptmx", "console", "tty",
+                               "stdin", "stdout", "stderr"})  # fmt: skip
 
 
 def check_host_paths(spec: RunSpec) -> str:
@@ -52,9 +51,37 @@ def check_host_paths(spec: RunSpec) -> str:
 
 
 def _limits(resources: Resources) -> Resources:
+    """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
     if resources.devices is None:
         return resources
-    return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
+    return dataclasses.replace(resources, devices=resources.devices + devices.STANDARD)
+
+
+def host_devices(dev: str = "/dev") -> tuple[str, ...]:
+    """The host's device nodes (in /dev and one level below), for --privileged."""
+    found = []
+    for top in sorted(os.listdir(dev)):
+        if top in _NOT_HOST_DEVICES:
+            continue
+        path = os.path.join(dev, top)
+        names = [path]
+        if os.path.isdir(path) and not os.path.islink(path):
+            names = [os.path.join(path, n) for n in sorted(os.listdir(path))]
+        for name in names:
+            st = os.lstat(name)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(name)
+    return tuple(found)
+
+
+def cgroup_dirs(cgroup: cgroups.Cgroup) -> tuple[tuple[str, str], ...]:
+    """(name under /sys/fs/cgroup, host directory) of the container's cgroups."""
+    if isinstance(cgroup, cgroups.V2Cgroup):
+        return (("", cgroup.path),)
+    if isinstance(cgroup, cgroups.V1Cgroup):
+        paths = dict.fromkeys(cgroup.dirs.values())
+        return tuple((os.path.relpath(p, cgroups.ROOT).split("/")[0], p) for p in paths)
+    return ()
 
 
 def _own_gid_only(mount: MountSpec) -> MountSpec:
@@ -186,8 +213,9 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
     if userns.needs_more_ids(mapping, process.uid, process.gid, process.groups):
         raise UserError(f"the container's user {process.uid}:{process.gid} needs subordinate "
                         f"ids, and {note}")  # fmt: skip
-    # Device rules need the v1 devices controller, never delegated: dropped, as rootless
-    # runc does; the minimal /dev is bound from the host's anyway.
+    # Device rules need the v1 devices controller (never delegated) or a BPF program (root
+    # only): dropped, as rootless runc does. Device nodes stay inert all the same: what a
+    # user namespace mounts is nodev, and mknod needs CAP_MKNOD of the host.
     spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
     if mapping.single:
         # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
@@ -222,6 +250,14 @@ def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) 
             proxy.restore()
 
 
+def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
+    """Relay the pty the container made (if it made one), window size changes too."""
+    master = helper.take_pty()
+    if master is not None:
+        streams.set_pty(master)
+        proxy.on_winch = streams.resize
+
+
 def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
                     cleanup: contextlib.ExitStack,
                     place: cgroups.Cgroup | None) -> int:  # fmt: skip
@@ -234,17 +270,25 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
     cgroup.set_limits(_limits(spec.resources))
     proxy.check()
-    helper = Helper()  # starts while the filesystem is mounted; waits for its plan
+    streams = Streams(spec.process.interactive, spec.process.terminal)
+    cleanup.callback(streams.close)
+    # starts while the filesystem is mounted; waits for its plan
+    helper = Helper(streams.child_fds())
     cleanup.callback(helper.close)
+    streams.started()
     indexdir = os.path.join(container.store.home, "index")
     cleanup.callback(rootfs.unmount, paths.rootfs)
     lowers = list(state.lowers or (state.rootfs,))
-    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir)
+    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
+    extra = () if spec.privileged else ("nodev",)
+    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.
     ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-    helper.send_plan(plan.run_plan(spec, paths.rootfs))
+    steps = plan.run_plan(spec, paths.rootfs, cgroup_dirs(cgroup),
+                          host_devices() if spec.privileged else ())  # fmt: skip
+    helper.send_plan(steps)
     pid = helper.child_pid()
     child = Child(pid)
     cleanup.callback(child.kill_and_reap)
@@ -258,7 +302,9 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
         helper.finish()
     except StepError as exc:
         failure = exc
-    code = proxy.wait(pid)
+    attach_pty(helper, streams, proxy)
+    code = proxy.wait(pid, streams.relay)
+    streams.restore()
     child.reaped = True
     oom = (cgroup.stats().oom_kills or 0) > 0
     container.update(status="exited", exit_code=code, oom_killed=oom, finished=time.time())

@@ -89,28 +89,36 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def save_archive(store: Store, ref: str, out_path: str, show: bool | None = None) -> Descriptor:
-    """Write the image as an OCI archive (a tar of a layout) to *out_path*, reproducibly:
-    fixed order, owners, modes and times."""
-    image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
+    """Write the image as an OCI archive to the file *out_path*, replaced whole."""
     tmp = f"{out_path}.tmp-{os.getpid()}"
-    total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
-    progress = Progress("saving", total, show)
     try:
-        with open(tmp, "wb") as f, tarfile.open(fileobj=f, mode="w:", format=PAX) as tar:
-            _add_dir(tar, "blobs")
-            _add_dir(tar, "blobs/sha256")
-            for digest in sorted(set(_blobs_of(store, image))):
-                with open(store.blobs.path(digest), "rb") as blob:
-                    _add_file(tar, blob_rel(digest), store.blobs.size(digest),
-                              _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
-            index = imageformat.build_index([desc])
-            _add_bytes(tar, "index.json", index)
-            _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
+        with open(tmp, "wb") as f:
+            desc = write_archive(store, ref, typing.cast(typing.BinaryIO, f), show)
         os.replace(tmp, out_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    return desc
+
+
+def write_archive(store: Store, ref: str, out: typing.BinaryIO,
+                  show: bool | None = None) -> Descriptor:  # fmt: skip
+    """Write the image as an OCI archive (a tar of a layout) to the stream *out* (a pipe
+    will do: it is never sought), reproducibly: fixed order, owners, modes and times."""
+    image = store.resolve(ref)
+    desc = _descriptor(store, image, _name_for(store, ref, image))
+    total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
+    progress = Progress("saving", total, show)
+    with tarfile.open(fileobj=out, mode="w|", format=PAX) as tar:
+        _add_dir(tar, "blobs")
+        _add_dir(tar, "blobs/sha256")
+        for digest in sorted(set(_blobs_of(store, image))):
+            with open(store.blobs.path(digest), "rb") as blob:
+                _add_file(tar, blob_rel(digest), store.blobs.size(digest),
+                          _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
+        index = imageformat.build_index([desc])
+        _add_bytes(tar, "index.json", index)
+        _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
     if progress.done_bytes > 1 << 20:
         progress.done()
     return desc

@@ -6,6 +6,9 @@ runtime's state dirs), ``index/`` (the mounts' LMDB index), ``.lock`` (the store
 Invariants: an image recorded in meta has its manifest, config and layer blobs in
 ``blobs/`` and each of its layers extracted; a layer dir is never written after it is
 renamed in, and is removed only when no image and no container uses it (under the lock).
+Nothing below ROOT is reachable by other users (ROOT and ``layers/`` are 0700, as docker
+and containers/storage keep theirs): a layer's world-writable /tmp must not be a way into
+every container of the image; a store made before this is fixed when next opened.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ from unionfs.store.progress import Progress
 from unionfs.union.stack import probe_style
 
 Warn = Callable[[str], None]
+PERMISSIONS = "1"  # meta setting: the store's modes were checked by this version's rules
+LAYER_ROOT_MODE = layertar.LAYER_ROOT_MODE
 # A user's store, extracted in the user's namespace: 0/0 whiteouts (allowed there since
 # Linux 5.8), user.overlay.opaque plus .wh..wh..opq (trusted.* needs real root).
 USERNS_STYLE = layerfmt.MarkerStyle(True, b"user.overlay.opaque", True)
@@ -78,13 +84,30 @@ class Store:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.blobs = BlobDir(self.root)
         self.layers_dir = os.path.join(self.root, "layers")
-        os.makedirs(self.layers_dir, exist_ok=True)
+        os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
         self.meta = Meta(self.root)
         self.index_dir = os.path.join(self.root, "index")
         self.extracted: list[str] = []  # layers this process renamed in (for an undo)
+        self._close_to_others()
+
+    def _close_to_others(self) -> None:
+        """ROOT and ``layers/`` 0700, each layer's root at most 0755 (a store from before
+        had 0711, 0755 and whatever a layer's ``./`` entry said). Only what is ours."""
+        for path in (self.root, self.layers_dir):
+            st = os.stat(path)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(path, 0o700)
+        if self.meta.setting("permissions") == PERMISSIONS:
+            return
+        for name in os.listdir(self.layers_dir):
+            st = os.lstat(os.path.join(self.layers_dir, name))
+            if stat.S_ISDIR(st.st_mode) and st.st_mode & ~LAYER_ROOT_MODE & 0o7777:
+                os.chmod(os.path.join(self.layers_dir, name), st.st_mode & LAYER_ROOT_MODE)
+        with self.meta.write() as txn:
+            self.meta.put_setting(txn, "permissions", PERMISSIONS)
 
     def close(self) -> None:
         self.meta.close()
@@ -205,7 +228,7 @@ class Store:
         style = self.style()
         warn = userstore.owner_warnings(warn)
         tmp = os.path.join(self.layers_dir, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
-        os.mkdir(tmp, 0o755)
+        os.mkdir(tmp, LAYER_ROOT_MODE)
         progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
         try:
             with open(self.blobs.path(blob), "rb") as raw:
