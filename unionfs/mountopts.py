@@ -35,7 +35,7 @@ FUSE_VALUED = frozenset({"fsname", "subtype", "blksize"})
 IGNORED_FLAGS = frozenset(
     {
         "defaults", "auto", "noauto", "nofail", "_netdev", "user", "users", "nouser",
-        "owner", "group", "volatile", "userxattr", "noacl", "acl", "silent", "loud",
+        "owner", "group", "volatile", "noacl", "acl", "silent", "loud",
         "lazytime", "nolazytime",
         "nfs_export=off", "plugin_dir",
     }
@@ -69,6 +69,7 @@ class MountOptions:
     metacopy: bool = False
     index: bool = False
     atime: tuple[str, ...] = ()  # the atime flags given, in order
+    userxattr: bool = False  # the overlay's xattrs are user.overlay.* only
 
     @property
     def atime_mode(self) -> tuple[str, bool]:
@@ -166,6 +167,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     owners = idmap.IDENTITY
     features: dict[str, str] = {}
     atime: list[str] = []
+    userxattr = False
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -212,6 +214,8 @@ def parse(option_strings: list[str]) -> MountOptions:
                     raise UserError(f"option {key!r} is not supported yet")
             elif not eq and key in ATIME_FLAGS:
                 atime.append(key)
+            elif item == "userxattr":
+                userxattr = True
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
                 fuse.append(item)
             elif (not eq and (key in IGNORED_FLAGS or item in IGNORED_FLAGS)) or (
@@ -232,5 +236,5 @@ def parse(option_strings: list[str]) -> MountOptions:
         tuple(lowers), upper, work, tuple(fuse), indexdir, owners,
         features.get("redirect_dir", "on"),
         features.get("metacopy", "off") == "on",
-        features.get("index", "off") == "on", tuple(atime),
+        features.get("index", "off") == "on", tuple(atime), userxattr,
     )  # fmt: skip

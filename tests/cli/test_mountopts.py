@@ -146,12 +146,17 @@ def test_parse_combines_atime_flags_as_the_kernel(words: str, mode: tuple[str, b
 
 @pytest.mark.parametrize(
     "item",
-    ["defaults", "volatile", "userxattr", "index=off", "redirect_dir=on", "metacopy=off",
+    ["defaults", "volatile", "index=off", "redirect_dir=on", "metacopy=off",
      "x-systemd.automount", "comment=hello", "_netdev", "nfs_export=off", "xino=auto",
      "lazytime"],
 )  # fmt: skip
 def test_parse_accepts_and_ignores_bookkeeping_and_overlay_switches(item: str) -> None:
     assert parse([f"lowerdir=/a,{item}"]) == MountOptions(("/a",))
+
+
+def test_parse_reads_userxattr() -> None:
+    assert parse(["lowerdir=/a,userxattr"]).userxattr
+    assert not parse(["lowerdir=/a"]).userxattr
 
 
 def test_parse_refuses_an_unknown_option() -> None:

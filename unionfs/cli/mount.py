@@ -202,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
     for warning in layout.warnings:
         print(f"unionfs: {warning}", file=sys.stderr)
-    index = indexing.prepare(opts.indexdir, layout.lowers)
-    features = Features(opts.redirect_dir, opts.metacopy, opts.index)
+    # The index reads the markers of both namespaces; userxattr reads user.overlay.* alone.
+    index = indexing.prepare("off" if opts.userxattr else opts.indexdir, layout.lowers)
+    features = Features(opts.redirect_dir, opts.metacopy, opts.index, opts.userxattr)
     if args.foreground:
         marks = mark_layers(layout, opts.index)  # held until this process ends
         stack = _stack(layout, index, features)

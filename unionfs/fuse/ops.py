@@ -144,7 +144,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         res = self.inodes.get(inode).res
-        value = self.stack.layers[res.top].getxattr(res.top_path, layerfmt.escape_xattr(name))
+        stored = layerfmt.escape_xattr(name, self.stack.private)
+        value = self.stack.layers[res.top].getxattr(res.top_path, stored)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -153,7 +154,8 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         res = self.inodes.get(inode).res
         names = self.stack.layers[res.top].listxattr(res.top_path)
-        return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
+        private = self.stack.private
+        return [shown for n in names if (shown := layerfmt.shown_xattr(n, private)) is not None]
 
     # -- files ---------------------------------------------------------------------------
     @handler

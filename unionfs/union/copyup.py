@@ -124,7 +124,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
                 build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
-            copy_metadata(src, res.top_path, st, work, temp)
+            copy_metadata(src, res.top_path, st, work, temp, stack.private)
             _keep_number(stack, res, work, temp)
 
         links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
@@ -142,7 +142,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
                 build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
-        copy_metadata(src, res.top_path, st, work, temp)
+        copy_metadata(src, res.top_path, st, work, temp, stack.private)
         _keep_number(stack, res, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.
@@ -248,12 +248,14 @@ def _copy_plain(src: int, dst: int, start: int, end: int) -> int:
     return len(block)
 
 
-def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
-                  temp: bytes) -> None:  # fmt: skip
-    """xattrs (but the overlay's own), owner, mode, then times: chown clears set-id bits,
-    and anything done after the times would change them."""
+def copy_metadata(
+    src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
+    private: layerfmt.Prefixes = layerfmt.PRIVATE_XATTR_PREFIXES,
+) -> None:  # fmt: skip
+    """xattrs (but the overlay's own, named by *private*), owner, mode, then times: chown
+    clears set-id bits, and anything done after the times would change them."""
     for name in src.listxattr(path):
-        if layerfmt.is_private_xattr(name):
+        if layerfmt.is_private_xattr(name, private):
             continue
         value = src.getxattr(path, name)
         if value is not None:

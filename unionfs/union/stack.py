@@ -88,11 +88,14 @@ class Layer(Protocol):
 
 
 class DirLayer(LayerDir):
-    """A plain layer directory on disk, read through ``safepath``."""
+    """A plain layer directory on disk, read through ``safepath``. ``opaque_xattrs``: the
+    names its stack reads the opaque mark from (one namespace with ``userxattr``)."""
+
+    opaque_xattrs: layerfmt.Prefixes = layerfmt.OPAQUE_XATTRS
 
     def is_opaque(self, path: bytes) -> bool:
         """Any of the three opaque forms marks directory *path* (which must exist)."""
-        for xattr in layerfmt.OPAQUE_XATTRS:
+        for xattr in self.opaque_xattrs:
             if layerfmt.is_opaque_value(self.dir_getxattr(path, xattr)):
                 return True
         return self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None
@@ -107,12 +110,14 @@ class Features:
     renames give EXDEV), "nofollow"/"off" (neither; "off" follows like the kernel's
     default redirect_always_follow=Y). ``metacopy``: attribute changes of a lower regular
     file copy up only its metadata (``overlay.metacopy``). ``index``: hard links of lower
-    files survive a copy-up (see ``union.links``).
+    files survive a copy-up (see ``union.links``). ``userxattr``: the overlay's own xattrs
+    (markers, records) are ``user.overlay.*`` only; ``trusted.overlay.*`` is plain data.
     """
 
     redirect: str = "off"
     metacopy: bool = False
     index: bool = False
+    userxattr: bool = False  # the overlay's xattrs are user.overlay.* only
 
     @property
     def follow(self) -> bool:
@@ -239,6 +244,13 @@ class Stack:
         self._cache = cache  # owned: closed with the stack
         self._temp = 0
         self.features = features
+        # Which xattrs are the overlay's own (hidden, never copied up, read as markers).
+        self.private = layerfmt.private_prefixes(features.userxattr)
+        self.xwhiteout_xattrs = layerfmt.xwhiteout_xattrs(self.private)
+        if features.userxattr:
+            for layer in self.layers:
+                if isinstance(layer, DirLayer):
+                    layer.opaque_xattrs = layerfmt.opaque_xattrs(self.private)
         # The overlay's private xattrs are read and written in one namespace: trusted.*
         # as root, user.* where trusted xattrs are refused (the kernel's userxattr).
         prefix = style.opaque_xattr[: -len(b"opaque")]
@@ -303,7 +315,7 @@ class Stack:
         upper_layer = DirLayer(upper, cache)
         upper_layer.noatime = True  # its atimes follow the mount's flags (union.atime)
         work_layer = DirLayer(prepare_workdir(work), cache)
-        style = probe_style(work_layer)
+        style = probe_style(work_layer, features.userxattr)
         stack = cls(lowers, upper_layer, work_layer, style, owned, features)
         if features.index:
             stack.links = DirLayer(prepare_subdir(work, INDEX_SUBDIR), cache)
@@ -390,8 +402,9 @@ def _usable(parent: LayerDir, name: bytes) -> bool:
     return os.access(last, os.W_OK | os.X_OK | os.R_OK, dir_fd=base)
 
 
-def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
-    """The kernel's marker forms where this filesystem and our privileges allow them."""
+def probe_style(work: LayerDir, userxattr: bool = False) -> layerfmt.MarkerStyle:
+    """The kernel's marker forms where this filesystem and our privileges allow them; with
+    *userxattr*, its user.overlay.* ones (as the kernel writes them then)."""
     name = b"#unionfs-probe-%d" % os.getpid()
     device = True
     try:
@@ -400,6 +413,8 @@ def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
         device = False
     else:
         work.unlink(name)
+    if userxattr:
+        return layerfmt.MarkerStyle(device, b"user.overlay.opaque", not device)
     xattr = b"trusted.overlay.opaque"
     work.mkdir(name, 0o700)
     try:
