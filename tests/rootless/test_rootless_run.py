@@ -7,11 +7,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import wait_until
 from rootlessutil import RootlessUser, remove_user
 
 BUSYBOX = "/bin/busybox"
@@ -66,13 +66,11 @@ def test_run_as_user_is_root_inside_and_the_user_outside(
     assert _processes_left(user.uid) == []
 
 
-def _processes_left(uid: int, patience: float = 10.0) -> list[str]:
+def _processes_left(uid: int, patience: float = 30.0) -> list[str]:
     """The processes of *uid* still there once exiting ones had time to go (a FUSE daemon
     exits by itself, after its mount is gone)."""
-    deadline = time.monotonic() + patience
-    while (found := _processes_of(uid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
+    wait_until(lambda: not _processes_of(uid), patience)
+    return _processes_of(uid)
 
 
 def _processes_of(uid: int) -> list[str]:
@@ -206,7 +204,7 @@ def test_exec_ps_and_kill_as_user(rootless_user: RootlessUser, rootfs: Path) -> 
     script = f"""
 {unionfs} run --rm --name rl-exec --rootfs {rootfs} sleep 60 2>/dev/null &
 runtime=$!
-for i in $(seq 100); do {unionfs} ps | grep -q rl-exec && break; sleep 0.05; done
+until {unionfs} ps | grep -q 'rl-exec.*running'; do kill -0 $runtime || break; sleep 0.05; done
 {unionfs} exec rl-exec sh -c 'echo $(id -u) $$'
 {unionfs} stats rl-exec --no-stream >/dev/null && echo stats-ok
 {unionfs} kill rl-exec KILL
@@ -248,7 +246,7 @@ def test_rm_cleans_up_after_a_killed_rootless_runtime(
     script = f"""
 {unionfs} run --name rl-dead --rootfs {rootfs} sleep 60 2>/dev/null &
 runtime=$!
-for i in $(seq 100); do {unionfs} ps | grep -q rl-dead && break; sleep 0.05; done
+until {unionfs} ps | grep -q 'rl-dead.*running'; do kill -0 $runtime || break; sleep 0.05; done
 kill -KILL $runtime
 wait $runtime
 {unionfs} rm -f rl-dead && echo removed

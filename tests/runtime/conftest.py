@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import wait_until
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +62,11 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.stop_all()
-    deadline = time.monotonic() + 10
-    while processes_mentioning(str(home)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # FUSE daemons exit on their own after the unmount
+    # FUSE daemons exit on their own after the unmount
+    wait_until(lambda: not processes_mentioning(str(home)), 30)
     leaks = leftovers(home, before)
     if leaks:
-        for state in Store(str(home)).all():
+        for state in ContainerDirs(str(home)).all():
             rt("rm", "-f", state.id)
     assert leaks == []
 
@@ -81,6 +80,8 @@ def leftovers(home: Path, cgroups_before: set[Path]) -> list[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(home) in line]
     found += [
-        f"container {s.name} ({s.status})" for s in Store(str(home)).all() if s.status != "exited"
+        f"container {s.name} ({s.status})"
+        for s in ContainerDirs(str(home)).all()
+        if s.status != "exited"
     ]
     return found

@@ -11,10 +11,11 @@ import select
 import struct
 import subprocess
 import termios
-import time
 import tty
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from patience import Deadline
 
 DEADLINE = 120.0  # generous: the machine is shared; every wait below is on an event
 
@@ -50,8 +51,8 @@ def run(argv: Sequence[str], env: Mapping[str, str],
                                 preexec_fn=_controlling)  # fmt: skip
         output = b""
         todo = list(script)
-        deadline = time.monotonic() + DEADLINE
-        while proc.poll() is None and time.monotonic() < deadline:
+        deadline = Deadline(DEADLINE)
+        while proc.poll() is None and not deadline.expired():
             ready, _, _ = select.select([master], [], [], 0.05)
             if ready:
                 output += os.read(master, 65536)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from runtime.containerutil import Runtime
 from unionfs.runtime import devices, placement
@@ -92,8 +93,8 @@ def test_runc_refuses_the_same_node(
     config["linux"]["cgroupsPath"] = f"utest-runc-security-{uuid.uuid4().hex[:8]}"
     (bundle / "config.json").write_text(json.dumps(config))
     done = subprocess.run(["runc", "run", "-b", str(bundle), f"security-{uuid.uuid4().hex[:8]}"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-                          check=False)  # fmt: skip
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=scaled(120), check=False)  # fmt: skip
     assert loop_secret[1] not in done.stdout.encode()
     assert "Operation not permitted" in done.stderr, done.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime.containerutil import Runtime, unique_name
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 VIEW_SCRIPT = """
 echo '== ps'; ps
@@ -130,7 +130,7 @@ def test_volumes_and_the_lower_layer_stays_untouched(
     assert (rw / "file").read_text() == "out\n" and not (ro / "new").exists()
     assert (busybox_rootfs / "etc" / "passwd").read_text().startswith("root:x:0:0")
     assert not (busybox_rootfs / "srv").exists()
-    store = Store(str(runtime.home))
+    store = ContainerDirs(str(runtime.home))
     state = next(s for s in store.all() if s.name == c)
     upper = Path(store.paths(state.id).upper)
     assert (upper / "etc" / "passwd").read_text() == "changed\n"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from runtime.containerutil import Runtime, unique_name
 from unionfs.runtime import caps
@@ -84,7 +85,7 @@ def test_exec_gets_the_containers_filter_and_no_new_privs(
     seen = status(runtime("exec", name, "sh", "-c", STATUS).stdout)
     assert (seen["NoNewPrivs"], seen["Seccomp"]) == ("1", "2")
     assert runtime("kill", name, "KILL").returncode == 0
-    proc.wait(timeout=60)
+    proc.wait(timeout=scaled(60))
 
 
 def test_a_bundles_linux_seccomp_is_honoured(

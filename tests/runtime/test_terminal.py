@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from runtime import ptyutil
 from runtime.containerutil import Runtime, unique_name
@@ -75,11 +76,11 @@ def test_without_i_stdin_is_dev_null_and_with_i_it_is_the_callers(
     base = ["run", "--rm", "--rootfs", str(busybox_rootfs)]
     closed = subprocess.run(unionfs(runtime, *base, "sh", "-c", "cat; readlink /proc/self/fd/0"),
                             input="typed", capture_output=True, text=True, env=runtime.env,
-                            timeout=120, check=False)  # fmt: skip
+                            timeout=scaled(120), check=False)  # fmt: skip
     assert closed.returncode == 0, closed.stderr
     assert closed.stdout == "/dev/null\n"
     kept = subprocess.run(unionfs(runtime, *base[:1], "-i", *base[1:], "cat"), input="typed",
-                          capture_output=True, text=True, env=runtime.env, timeout=120,
+                          capture_output=True, text=True, env=runtime.env, timeout=scaled(120),
                           check=False)  # fmt: skip
     assert kept.stdout == "typed", kept.stderr
 
@@ -110,7 +111,7 @@ def test_exec_it_gets_a_pty_of_the_container(runtime: Runtime, busybox_rootfs: P
                         runtime.env)  # fmt: skip
     assert b"notty" in plain.output
     assert runtime("kill", name).returncode == 0
-    proc.wait(timeout=60)
+    proc.wait(timeout=scaled(60))
 
 
 def test_a_bundle_with_process_terminal_gets_a_pty(

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 from store.conftest import Run
-from unionfs.store.images import Store
+from unionfs.store.images import ImageStore
 
 
 def _mode(path: Path) -> int:
@@ -48,6 +48,6 @@ def test_a_store_from_before_is_closed_when_next_opened(store_root: Path) -> Non
     old = layers / ("ab" * 32)
     old.mkdir()
     old.chmod(0o7777)
-    with Store(str(store_root)):
+    with ImageStore(str(store_root)):
         pass
     assert (_mode(store_root), _mode(layers), _mode(old)) == (0o700, 0o700, 0o755)

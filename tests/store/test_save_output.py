@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from store.conftest import Run
 from store.storeutil import rootfs
@@ -55,7 +56,7 @@ def test_a_fifo_and_a_symlink_to_it_are_written_through(
         got: list[bytes] = []
         reader = _read_fifo(fifo, got)
         uf(command, target, "-o", str(path))
-        reader.join(timeout=120)
+        reader.join(timeout=scaled(120))
         assert got == [reference.read_bytes()]
     assert fifo.is_fifo() and link.is_symlink() and os.readlink(link) == str(fifo)
 

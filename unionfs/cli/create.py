@@ -16,9 +16,9 @@ import typing
 from unionfs.cli import OneLineParser
 from unionfs.cli import run as run_cli
 from unionfs.cli.storecli import add_root, open_store
+from unionfs.containers import lifecycle
 from unionfs.errors import UserError
 from unionfs.runtime.state import Saved
-from unionfs.store import containers
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         return None
 
     with open_store(args) as store:
-        state = containers.create(store, args.image, args.name, spec_for)
+        state = lifecycle.create(store, args.image, args.name, spec_for)
     print(state.id)
     return 0

@@ -7,7 +7,7 @@ import argparse
 
 from unionfs.cli.outfile import output
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import containers
+from unionfs.store import exporter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         store.find_layer(args.layer)  # a bad digest fails before the file is made
         with output(args.output, "a layer") as out:
-            containers.export_layer(store, args.layer, out)
+            exporter.export_layer(store, args.layer, out)
     return 0

@@ -117,7 +117,7 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
 
 def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, ...]]:
     """``unionfs run [opts] IMAGE [CMD...]``: the spec, the image digest and its layer dirs."""
-    from unionfs.store import Store
+    from unionfs.store import ImageStore
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -125,7 +125,7 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     if not command:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
     ref, command = command[0], command[1:]
-    with Store(default_home()) as store:
+    with ImageStore(default_home()) as store:
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
         config = store.config(image)

@@ -17,7 +17,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap, livemounts
-from unionfs.fuse import vfsflags
+from unionfs.fuse import edge, vfsflags
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
@@ -106,10 +106,14 @@ def serve(session: Session) -> None:
 
             async def watch_signals() -> None:
                 nonlocal unmount
+                profiling = (signal.SIGUSR1,) if edge.PROFILE is not None else ()
                 with trio.open_signal_receiver(
-                    signal.SIGTERM, signal.SIGINT, signal.SIGHUP
+                    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *profiling
                 ) as signals:
                     async for signum in signals:
+                        if signum == signal.SIGUSR1:
+                            edge.dump_profile()
+                            continue
                         log.info("signal %d: unmounting", signum)
                         unmount = True
                         pyfuse3.terminate()
@@ -126,3 +130,4 @@ def serve(session: Session) -> None:
         pyfuse3.close(unmount=unmount)
         if session.announced is not None and session.mount is not None:
             livemounts.withdraw(session.mount.dev, session.announced)
+        edge.dump_profile()

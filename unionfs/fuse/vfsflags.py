@@ -10,49 +10,33 @@ when the mount table changes) and hands the daemon the policy the new flags say.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import select
 from collections.abc import Callable
 
-from unionfs import livemounts
+from unionfs import livemounts, safepath
 from unionfs.union.atime import AtimePolicy
 
 log = logging.getLogger("unionfs.vfsflags")
+AT_FDCWD = -100
 
-_SYS_MOUNT_SETATTR = 442
-_AT_FDCWD = -100
-_ATIME_ATTRS = {"relatime": 0x00, "noatime": 0x10, "strictatime": 0x20}
-_MOUNT_ATTR__ATIME = 0x70
-_MOUNT_ATTR_NODIRATIME = 0x80
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = (
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    )
+_ATIME_ATTRS = {"relatime": 0, "noatime": safepath.MOUNT_ATTR_NOATIME,
+                "strictatime": safepath.MOUNT_ATTR_STRICTATIME}  # fmt: skip
 
 
 def set_atime_flags(mountpoint: str, policy: AtimePolicy) -> bool:
     """Give the mount at *mountpoint* the atime flags of *policy* (``mount_setattr``);
     False where this process may not (an unprivileged daemon), or the kernel refuses.
     Call it only while the mount is served: the path walk may ask the daemon."""
-    attr = _MountAttr(
-        _ATIME_ATTRS[policy.mode] | (_MOUNT_ATTR_NODIRATIME if policy.nodiratime else 0),
-        _MOUNT_ATTR__ATIME | _MOUNT_ATTR_NODIRATIME, 0, 0,
-    )  # fmt: skip
-    done = _libc.syscall(_SYS_MOUNT_SETATTR, ctypes.c_int(_AT_FDCWD),
-                         ctypes.c_char_p(os.fsencode(mountpoint)), ctypes.c_uint(0),
-                         ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))  # fmt: skip
-    if done != 0:
-        log.debug("mount_setattr %s: %s", mountpoint, os.strerror(ctypes.get_errno()))
-        return False
-    return True
+    attr_set = _ATIME_ATTRS[policy.mode]
+    if policy.nodiratime:
+        attr_set |= safepath.MOUNT_ATTR_NODIRATIME
+    attr_clr = safepath.MOUNT_ATTR__ATIME | safepath.MOUNT_ATTR_NODIRATIME
+    error = safepath.set_mount_attrs(AT_FDCWD, os.fsencode(mountpoint), attr_set, attr_clr)
+    if error:
+        log.debug("mount_setattr %s: %s", mountpoint, os.strerror(error))
+    return not error
 
 
 def policy_of(mount: livemounts.Mount) -> AtimePolicy:

@@ -22,12 +22,12 @@ from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, SignalProxy
 from unionfs.runtime.run import attach_pty, supervised
-from unionfs.runtime.state import State, Store, describe, is_alive
+from unionfs.runtime.state import ContainerDirs, State, describe, is_alive
 from unionfs.runtime.stdio import Streams
 
 
-def running(store: Store, ref: str) -> State:
-    state = store.find(ref)
+def running(dirs: ContainerDirs, ref: str) -> State:
+    state = dirs.find(ref)
     if state.status != "running" or not is_alive(state):
         raise UserError(f"container {state.name} is not running ({describe(state)})")
     return state
@@ -69,7 +69,7 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
             tty: bool = False) -> int:  # fmt: skip
     if not args:
         raise UserError("no command given")
-    state = running(Store(home), ref)
+    state = running(ContainerDirs(home), ref)
     assert state.pid is not None
     process = process_for(state, args, env, workdir, user, interactive, tty)
     steps = plan.exec_plan(state.pid, _with_user_namespace(state.pid, state.namespaces), process)

@@ -30,7 +30,7 @@ from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
-from unionfs.runtime.state import Saved, State, Store, describe, process_start
+from unionfs.runtime.state import ContainerDirs, Saved, State, describe, process_start
 from unionfs.runtime.stdio import Streams
 
 # Not the host's: a container's own, or handled by other mounts
@@ -107,25 +107,25 @@ class _Container:
     """The registration, and what to do with it at the end. *before* is the state of a
     container being started again (None for a new one)."""
 
-    def __init__(self, store: Store, state: State, remove: bool,
+    def __init__(self, dirs: ContainerDirs, state: State, remove: bool,
                  before: State | None = None) -> None:  # fmt: skip
-        self.store = store
+        self.dirs = dirs
         self.state = state
         self.remove = remove
         self.before = before
 
     def update(self, **changes: object) -> None:
         self.state = dataclasses.replace(self.state, **changes)  # type: ignore[arg-type]
-        self.store.save(self.state)
+        self.dirs.save(self.state)
 
     def finish(self) -> None:
         """Delete the directory for --rm or a new container that never ran; a container
         that failed to start again is left as it was (its upper holds its changes)."""
         ran = self.state.status == "exited"
         if (ran and self.remove) or (not ran and self.before is None):
-            self.store.delete(self.state.id)
+            self.dirs.delete(self.state.id)
         elif not ran and self.before is not None:
-            self.store.save(self.before)
+            self.dirs.save(self.before)
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
@@ -139,15 +139,15 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
     lower = check_host_paths(spec)
-    store = Store(home)
+    dirs = ContainerDirs(home)
     proxy = SignalProxy(stop_timeout)
 
     def body(cleanup: contextlib.ExitStack) -> int:
-        state = store.create(spec.name, spec.process.args, lower, spec.remove, image=image,
+        state = dirs.create(spec.name, spec.process.args, lower, spec.remove, image=image,
                              lowers=lowers)  # fmt: skip
-        container = _Container(store, state, spec.remove)
+        container = _Container(dirs, state, spec.remove)
         cleanup.callback(container.finish)
-        store.save_spec(state.id, saved)
+        dirs.save_spec(state.id, saved)
         proxy.check()
         return _start_and_wait(spec, container, proxy, cleanup, place)
 
@@ -158,14 +158,14 @@ def start(home: str, ref: str) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
     be created or exited (or dead: what its killed runtime left is cleaned up first), and
     not mounted by ``unionfs mount``."""
-    store = Store(home)
-    found = store.find(ref)
-    saved = store.load_spec(found)
+    dirs = ContainerDirs(home)
+    found = dirs.find(ref)
+    saved = dirs.load_spec(found)
     if saved is None:
         raise UserError(f"container {found.name} has no command to start: it was created "
                         "without one and its image has none (unionfs mount "
                         f"{found.name} shows its files)")  # fmt: skip
-    _startable(store, found)  # the same check again under the lock: a clear error early
+    _startable(dirs, found)  # the same check again under the lock: a clear error early
     spec = saved.spec
     place = None
     if os.geteuid() != 0:
@@ -177,11 +177,11 @@ def start(home: str, ref: str) -> int:
     proxy = SignalProxy(saved.stop_timeout)
 
     def body(cleanup: contextlib.ExitStack) -> int:
-        before, state = store.claim(found.id, lambda s: _startable(store, s))
-        container = _Container(store, state, spec.remove, before)
+        before, state = dirs.claim(found.id, lambda s: _startable(dirs, s))
+        container = _Container(dirs, state, spec.remove, before)
         cleanup.callback(container.finish)
         if describe(before).startswith("dead"):  # ours now: no other start or rm can race
-            reclaim.clean_up(before, store.paths(state.id).rootfs)
+            reclaim.clean_up(before, dirs.paths(state.id).rootfs)
             ran = before.status != "created"
             container.before = dataclasses.replace(
                 before, status="exited" if ran else "created", pid=None, pid_start=None,
@@ -193,14 +193,14 @@ def start(home: str, ref: str) -> int:
     return supervised(proxy, body)
 
 
-def _startable(store: Store, state: State) -> None:
+def _startable(dirs: ContainerDirs, state: State) -> None:
     """Refuse (UserError) to start a container that is running, or mounted."""
     status = describe(state)
     if status in ("starting", "running", "stopping"):
         raise UserError(f"container {state.name} is already {status}")
     if status.startswith("dead"):
         return  # its runtime's mount is still there: cleaned up once claimed
-    if os.path.ismount(store.paths(state.id).rootfs):
+    if os.path.ismount(dirs.paths(state.id).rootfs):
         raise UserError(f"container {state.name} is mounted: unionfs umount {state.name} "
                         "first")  # fmt: skip
 
@@ -263,7 +263,7 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
                     place: cgroups.Cgroup | None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
-    paths = container.store.paths(state.id)
+    paths = container.dirs.paths(state.id)
     cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
     cgroup.create()
     cleanup.callback(cgroup.remove)
@@ -276,7 +276,7 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     helper = Helper(streams.child_fds())
     cleanup.callback(helper.close)
     streams.started()
-    indexdir = os.path.join(container.store.home, "index")
+    indexdir = os.path.join(container.dirs.home, "index")
     cleanup.callback(rootfs.unmount, paths.rootfs)
     lowers = list(state.lowers or (state.rootfs,))
     # nodev: a device node in an image (or made in the upper) is inert; /dev has its own

@@ -12,12 +12,12 @@ nothing (the kernel's FUSE marks its inodes S_NOATIME), so the daemon applies th
 
 from __future__ import annotations
 
-import ctypes
 import os
 import stat
 import time
 from dataclasses import dataclass
 
+from unionfs import safepath
 from unionfs.safepath import LayerDir, openat2
 
 DAY_NS = 24 * 3600 * 10**9
@@ -58,43 +58,12 @@ def needs_update(policy: AtimePolicy, st: os.stat_result, is_dir: bool, now_ns: 
     return st.st_atime_ns != now_ns
 
 
-_SYS_OPEN_TREE = 428
-_SYS_MOUNT_SETATTR = 442
-_OPEN_TREE_CLONE = 1
-_AT_EMPTY_PATH = 0x1000
-_MOUNT_ATTR_STRICTATIME = 0x20
-_MOUNT_ATTR__ATIME = 0x70
-_MOUNT_ATTR_NODIRATIME = 0x80
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = (
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    )
-
-
 def strictatime_clone(fd: int) -> int | None:
-    """A private clone of the mount at directory *fd* with its atime flags cleared
-    (strictatime), rooted at that directory; None where this process may not make one (it
-    needs CAP_SYS_ADMIN over its mount namespace). The kernel's ``ovl_get_upper`` does the
-    same."""
-    flags = _OPEN_TREE_CLONE | _AT_EMPTY_PATH | os.O_CLOEXEC
-    clone = int(_libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(fd), ctypes.c_char_p(b""),
-                              ctypes.c_uint(flags)))  # fmt: skip
-    if clone < 0:
-        return None
-    attr = _MountAttr(_MOUNT_ATTR_STRICTATIME, _MOUNT_ATTR__ATIME | _MOUNT_ATTR_NODIRATIME, 0, 0)
-    done = _libc.syscall(_SYS_MOUNT_SETATTR, ctypes.c_int(clone), ctypes.c_char_p(b""),
-                         ctypes.c_uint(_AT_EMPTY_PATH), ctypes.byref(attr),
-                         ctypes.c_size_t(ctypes.sizeof(attr)))  # fmt: skip
-    if done != 0:
-        os.close(clone)
-        return None
-    return clone
+    """A clone of the mount at directory *fd* with its atime flags cleared (strictatime);
+    None where this process may not make one. The kernel's ``ovl_get_upper`` does the same
+    for its upper layer."""
+    cleared = safepath.MOUNT_ATTR__ATIME | safepath.MOUNT_ATTR_NODIRATIME
+    return safepath.clone_mount(fd, safepath.MOUNT_ATTR_STRICTATIME, cleared)
 
 
 class Toucher:
