@@ -15,14 +15,14 @@ import os
 import select
 from collections.abc import Callable
 
-from unionfs import livemounts, safepath
+from unionfs import livemounts, mountattrs
 from unionfs.union.atime import AtimePolicy
 
 log = logging.getLogger("unionfs.vfsflags")
 AT_FDCWD = -100
 
-_ATIME_ATTRS = {"relatime": 0, "noatime": safepath.MOUNT_ATTR_NOATIME,
-                "strictatime": safepath.MOUNT_ATTR_STRICTATIME}  # fmt: skip
+_ATIME_ATTRS = {"relatime": 0, "noatime": mountattrs.MOUNT_ATTR_NOATIME,
+                "strictatime": mountattrs.MOUNT_ATTR_STRICTATIME}  # fmt: skip
 
 
 def set_atime_flags(mountpoint: str, policy: AtimePolicy) -> bool:
@@ -31,9 +31,9 @@ def set_atime_flags(mountpoint: str, policy: AtimePolicy) -> bool:
     Call it only while the mount is served: the path walk may ask the daemon."""
     attr_set = _ATIME_ATTRS[policy.mode]
     if policy.nodiratime:
-        attr_set |= safepath.MOUNT_ATTR_NODIRATIME
-    attr_clr = safepath.MOUNT_ATTR__ATIME | safepath.MOUNT_ATTR_NODIRATIME
-    error = safepath.set_mount_attrs(AT_FDCWD, os.fsencode(mountpoint), attr_set, attr_clr)
+        attr_set |= mountattrs.MOUNT_ATTR_NODIRATIME
+    attr_clr = mountattrs.MOUNT_ATTR__ATIME | mountattrs.MOUNT_ATTR_NODIRATIME
+    error = mountattrs.set_mount_attrs(AT_FDCWD, os.fsencode(mountpoint), attr_set, attr_clr)
     if error:
         log.debug("mount_setattr %s: %s", mountpoint, os.strerror(error))
     return not error

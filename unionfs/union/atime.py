@@ -17,7 +17,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from unionfs import safepath
+from unionfs import mountattrs
 from unionfs.safepath import LayerDir, openat2
 
 DAY_NS = 24 * 3600 * 10**9
@@ -62,8 +62,8 @@ def strictatime_clone(fd: int) -> int | None:
     """A clone of the mount at directory *fd* with its atime flags cleared (strictatime);
     None where this process may not make one. The kernel's ``ovl_get_upper`` does the same
     for its upper layer."""
-    cleared = safepath.MOUNT_ATTR__ATIME | safepath.MOUNT_ATTR_NODIRATIME
-    return safepath.clone_mount(fd, safepath.MOUNT_ATTR_STRICTATIME, cleared)
+    cleared = mountattrs.MOUNT_ATTR__ATIME | mountattrs.MOUNT_ATTR_NODIRATIME
+    return mountattrs.clone_mount(fd, mountattrs.MOUNT_ATTR_STRICTATIME, cleared)
 
 
 class Toucher:
