@@ -79,7 +79,9 @@ class UnionOperations(ChangeOperations, pyfuse3.Operations):
                 return self._attrs(node)
             node.unlinked = True
         if node.unlinked:
-            fd = self.handles.fd_of(node.ino)
+            # Once copied up, only a descriptor of the upper file tells its state: one still
+            # on the lower file (opened before the copy-up) would say the lower's count.
+            fd = self.handles.fd_of(node.ino, upper=res.top == 0)
             if fd is not None:
                 # An upper file says nlink 0; a whited-out lower one keeps its own count,
                 # as the kernel shows it.
