@@ -12,6 +12,7 @@ through the mount (not in readdir, not in listxattr). The overlay's own xattrs a
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 WHITEOUT_PREFIX = b".wh."
@@ -54,6 +55,19 @@ def is_opaque_value(value: bytes | None) -> bool:
 
 
 Prefixes = tuple[bytes, ...]
+
+
+def is_opaque(
+    xattr: Callable[[bytes], bytes | None], has_marker: Callable[[], bool],
+    names: Prefixes = OPAQUE_XATTRS,
+) -> bool:  # fmt: skip
+    """The one rule for an opaque directory, whoever reads it (the overlay, the index, a
+    diff, a tar export): either opaque xattr (of *names*: one namespace with userxattr) set
+    to ``y``, or a ``.wh..wh..opq`` entry in it. *xattr(name)* is the directory's value of
+    xattr *name* (None if unset); *has_marker()* whether the marker entry is there. Asked
+    in this order, each only if needed: most directories are not opaque, and the xattrs
+    are one call each."""
+    return any(is_opaque_value(xattr(name)) for name in names) or has_marker()
 
 
 def private_prefixes(userxattr: bool) -> Prefixes:

@@ -71,3 +71,32 @@ def test_toucher_moves_atime_and_leaves_ctime(tmp_path: Path, mode: str) -> None
         after = os.lstat(tmp_path / name)
         assert (after.st_atime_ns != before[name].st_atime_ns) is (mode == "strictatime"), name
         assert after.st_ctime_ns == before[name].st_ctime_ns, name
+
+
+def test_relatime_remembers_an_entry_that_needs_nothing_until_a_change(tmp_path: Path) -> None:
+    """A read under relatime asks the upper nothing while its last answer holds: the entry
+    is remembered (no fstat per read) until something changes through the mount."""
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    hour = 3600 * 10**9
+    now = time.time_ns()
+    fresh = now + hour  # after the mtime and the ctime (which utime sets to now)
+    os.utime(path, ns=(fresh, now - hour))
+    cache = DirFdCache()
+    layer = LayerDir(str(tmp_path), cache)
+    toucher = Toucher(layer, AtimePolicy("relatime"))
+    try:
+        toucher.accessed(b"f")
+        # Behind the mount's back the mtime passes the atime: a remembered entry is not
+        # asked again, so nothing moves...
+        os.utime(path, ns=(fresh, fresh + hour))
+        toucher.accessed(b"f")
+        assert os.lstat(path).st_atime_ns == fresh
+        # ...until the mount reports a change, after which relatime updates it.
+        toucher.changed()
+        toucher.accessed(b"f")
+        assert os.lstat(path).st_atime_ns != fresh
+    finally:
+        toucher.close()
+        layer.close()
+        cache.close()

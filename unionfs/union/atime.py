@@ -66,35 +66,64 @@ def strictatime_clone(fd: int) -> int | None:
     return mountattrs.clone_mount(fd, mountattrs.MOUNT_ATTR_STRICTATIME, cleared)
 
 
+FRESH_MAX = 4096  # entries remembered as needing no relatime update (then forgotten)
+
+
 class Toucher:
     """Updates atimes of the upper layer's entries when the policy says so.
 
     Invariant: ``policy`` is replaced whole (a remount), never changed in place. Where no
     strictatime clone can be made (an unprivileged daemon), an update is a read through
     the upper's own mount, whose flags then also apply (usually relatime).
+
+    Reads are the hot path: under noatime nothing is asked, and under relatime an entry
+    found needing no update is remembered until its atime is a day old or anything changes
+    through the mount (``changed``): a read of it then costs no system call.
     """
 
     def __init__(self, upper: LayerDir, policy: AtimePolicy) -> None:
         self.upper = upper
         self.policy = policy
         self._clone = strictatime_clone(upper.root_fd)
+        # path -> the time (ns) before which relatime updates nothing, under _fresh_policy
+        self._fresh: dict[bytes, int] = {}
+        self._fresh_policy = policy
+
+    def changed(self) -> None:
+        """Something changed through the mount: an mtime or ctime may have passed an atime
+        (or a name now means another entry), so relatime asks again."""
+        if self._fresh:
+            self._fresh.clear()
 
     def close(self) -> None:
         if self._clone is not None:
             os.close(self._clone)
             self._clone = None
 
-    def accessed(self, path: bytes, fd: int | None = None) -> None:
+    def accessed(self, path: bytes, fd: int | None = None, is_dir: bool = False) -> None:
         """Entry *path* of the upper layer was read (*fd*: a descriptor of it, for its
-        attributes); update its atime as the kernel would."""
+        attributes; *is_dir*: known to be a directory); update its atime as the kernel
+        would."""
         policy = self.policy
-        if policy.mode == "noatime" or policy.readonly:
+        if policy.mode == "noatime" or policy.readonly or (is_dir and policy.nodiratime):
             return
+        now = time.time_ns()  # the vDSO: no system call
+        if policy.mode == "relatime":
+            if policy is not self._fresh_policy:
+                self._fresh.clear()
+                self._fresh_policy = policy
+            until = self._fresh.get(path)
+            if until is not None and now < until:
+                return
         st = os.fstat(fd) if fd is not None else self.upper.lstat(path)
         if st is None or stat.S_ISLNK(st.st_mode):
             return
         is_dir = stat.S_ISDIR(st.st_mode)
-        if not needs_update(policy, st, is_dir, time.time_ns()):
+        if not needs_update(policy, st, is_dir, now):
+            if policy.mode == "relatime" and policy is self._fresh_policy:
+                if len(self._fresh) >= FRESH_MAX:
+                    self._fresh.clear()
+                self._fresh[path] = st.st_atime_ns + DAY_NS
             return
         try:
             self._touch(path, is_dir, st.st_size)
