@@ -127,6 +127,8 @@ def serve(session: Session) -> None:
         trio.run(main)
     finally:
         ops.handles.close_all()
+        if ops.atime is not None:
+            ops.atime.close()  # the strictatime clone of the upper's mount
         pyfuse3.close(unmount=unmount)
         if session.announced is not None and session.mount is not None:
             livemounts.withdraw(session.mount.dev, session.announced)
