@@ -62,6 +62,9 @@ class MountOptions:
     redirect_dir: str = "on"
     metacopy: bool = False
     index: bool = False
+    # The lower layers are immutable (the store's, renamed in complete and never written
+    # again): their index is trusted without the walk that checks a hand-given layer.
+    sealed: bool = False
 
     @property
     def readonly(self) -> bool:
@@ -145,6 +148,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     work: str | None = None
     fuse: list[str] = []
     indexdir: str | None = None
+    sealed = False
     owners = idmap.IDENTITY
     features: dict[str, str] = {}
     for text in option_strings:
@@ -171,6 +175,8 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = _unescape(value)
             elif item == "noindexdir":
                 indexdir = "off"
+            elif item == "sealed":
+                sealed = True
             elif key in ("uidmapping", "gidmapping") and eq:
                 ids = idmap.parse_mapping(key, value)
                 if key == "uidmapping":
@@ -212,4 +218,5 @@ def parse(option_strings: list[str]) -> MountOptions:
         features.get("redirect_dir", "on"),
         features.get("metacopy", "off") == "on",
         features.get("index", "off") == "on",
+        sealed,
     )  # fmt: skip

@@ -281,6 +281,8 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     lowers = list(state.lowers or (state.rootfs,))
     # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
     extra = () if spec.privileged else ("nodev",)
+    if state.lowers:  # the store's layers, never written once stored: no walk to check them
+        extra = (*extra, "sealed")
     rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
