@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 
 import zstandard
+from zlib_ng import gzip_ng, zlib_ng
 
 from unionfs.errors import UserError
 from unionfs.store.pgzip import ParallelGzip
@@ -33,6 +34,11 @@ MEDIA_TYPES = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 BLOCK = 512
+# What the decoders raise on a damaged stream (zlib-ng's inflate has its own error class).
+_DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, gzip.BadGzipFile, zlib.error, typing.cast(type[BaseException], zlib_ng.error),
+    zstandard.ZstdError,
+)  # fmt: skip
 _CHUNK = 1 << 20
 
 
@@ -89,7 +95,7 @@ class _Decompressed(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         try:
             data = self._inner.read(len(view))
-        except (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
+        except _DECODER_ERRORS as exc:
             raise UserError(f"corrupt {self.kind} layer: {exc or 'truncated'}") from None
         view[: len(data)] = data
         return len(data)
@@ -211,7 +217,9 @@ def open_layer(path_or_file: str | typing.BinaryIO) -> typing.BinaryIO:
         raise
     inner: typing.BinaryIO
     if kind == "gzip":
-        inner = typing.cast(typing.BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
+        # zlib-ng inflates ~2x faster than zlib: the same stream, its own error class
+        reader = gzip_ng.GzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call]
+        inner = typing.cast(typing.BinaryIO, reader)
     elif kind == "zstd":
         inner = typing.cast(typing.BinaryIO, _ZstdReader(stream))
     else:
