@@ -276,6 +276,8 @@ def _mount(spec: RunSpec, container: Registration, cleanup: contextlib.ExitStack
     lowers = list(state.lowers or (state.rootfs,))
     # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
     extra = () if spec.privileged else ("nodev",)
+    if state.lowers:  # the store's layers, never written once stored: no walk to check them
+        extra = (*extra, "sealed")
     rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
     return paths.rootfs
 
