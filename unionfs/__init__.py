@@ -12,8 +12,9 @@ store through protocols). ``fuse``, the protocol edge, is the only part that imp
 pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LMDB cache of
 what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
 Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
-walker of layer paths), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
-reference grammar), ``errors``.
+walker of layer paths; ``mountattrs`` clones layers' mounts for it), ``idmap``,
+``mountopts``, ``imageformat``, ``imagename`` (the reference grammar), ``livemounts`` (the
+mount table, daemons' records), ``layercheck`` (overlapping and in-use layers), ``errors``.
 """
 
 __version__ = "0.1.0"
@@ -26,20 +27,25 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "unionfs": (),
     "errors": (),
     "layerfmt": ("errors",),
-    "safepath": ("errors",),
+    "mountattrs": (),
+    "safepath": ("mountattrs", "errors"),
     "idmap": ("errors",),
     "imageformat": ("errors",),
     "imagename": ("errors",),  # the reference grammar: image names for store and registry
     "mountopts": ("errors", "idmap"),  # parses the owner-mapping options with idmap
-    "union": ("layerfmt", "safepath", "errors"),
+    "livemounts": ("errors",),
+    "layercheck": ("livemounts", "errors"),
+    "union": ("layerfmt", "safepath", "mountattrs", "errors"),
     "index": ("union", "layerfmt", "safepath", "errors"),
-    "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "errors"),
+    "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "livemounts",
+             "mountattrs", "errors"),
     "store": ("union", "layerfmt", "safepath", "imageformat", "imagename", "errors"),
     "registry": ("imageformat", "imagename", "errors"),
     "runtime": ("errors",),
     "containers": ("store", "runtime", "imageformat", "imagename", "errors"),
     "cli": ("unionfs", "containers", "store", "runtime", "registry", "fuse", "index", "union",
-            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename", "errors"),
+            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename",
+            "livemounts", "layercheck", "errors"),
     "__main__": ("cli",),
 }
 # fmt: on

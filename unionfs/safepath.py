@@ -19,6 +19,8 @@ import stat
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from unionfs.mountattrs import noatime_clone
+
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -35,54 +37,6 @@ class _OpenHow(ctypes.Structure):
         ("mode", ctypes.c_uint64),
         ("resolve", ctypes.c_uint64),
     )
-
-
-_SYS_OPEN_TREE = 428  # these too: the generic syscall table
-_SYS_MOUNT_SETATTR = 442
-_OPEN_TREE_CLONE = 1
-_AT_EMPTY_PATH = 0x1000
-_MOUNT_ATTR_NOATIME = 0x10
-_MOUNT_ATTR__ATIME = 0x70  # the atime mode bits, cleared when one mode is set
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = (
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    )
-
-
-def noatime_clone(fd: int) -> int | None:
-    """A private ``noatime`` clone of the mount at directory *fd* (a detached bind mount,
-    ``open_tree(OPEN_TREE_CLONE)`` + ``mount_setattr``), as an ``O_PATH`` descriptor of
-    the same directory; None where this process may not make one (it needs CAP_SYS_ADMIN
-    over its mount namespace). Nothing reached through it updates an atime: kernel
-    overlayfs reads its lowers through such clones (``ovl_get_layers``: MNT_NOATIME)."""
-    clone = int(
-        _libc.syscall(
-            _SYS_OPEN_TREE,
-            ctypes.c_int(fd),
-            ctypes.c_char_p(b""),
-            ctypes.c_uint(_OPEN_TREE_CLONE | _AT_EMPTY_PATH | os.O_CLOEXEC),
-        )
-    )
-    if clone < 0:
-        return None
-    attr = _MountAttr(_MOUNT_ATTR_NOATIME, _MOUNT_ATTR__ATIME, 0, 0)
-    done = _libc.syscall(
-        _SYS_MOUNT_SETATTR,
-        ctypes.c_int(clone),
-        ctypes.c_char_p(b""),
-        ctypes.c_uint(_AT_EMPTY_PATH),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if done != 0:
-        os.close(clone)
-        return None
-    return clone
 
 
 def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0, resolve: int = _RESOLVE) -> int:
@@ -141,15 +95,23 @@ def proc_fd_path(fd: int) -> str:
 class DirFdCache:
     """An LRU of ``O_PATH`` directory descriptors, keyed by (layer id, relative path).
 
-    Invariant: every cached descriptor is open and owned by the cache. Callers must not
-    close a descriptor they got from it, and must call ``forget`` after renaming or
-    removing a directory of a writable layer, or a cached descriptor would name the moved
-    directory under its old path.
+    Invariant: every cached descriptor is open and owned by the cache, and ``_below``
+    maps each (layer id, directory) to the cached paths strictly below it, so ``forget``
+    costs what it drops, not the size of the cache (a rename used to scan all of it).
+    Callers must not close a descriptor they got from it, and must call ``forget`` after
+    renaming or removing a directory of a writable layer, or a cached descriptor would
+    name the moved directory under its old path.
     """
 
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
         self._fds: OrderedDict[tuple[int, bytes], int] = OrderedDict()
+        self._below: dict[tuple[int, bytes], set[bytes]] = {}
+
+    @property
+    def size(self) -> int:
+        """How many descriptors are cached."""
+        return len(self._fds)
 
     def get(self, key: tuple[int, bytes]) -> int | None:
         fd = self._fds.get(key)
@@ -161,24 +123,47 @@ class DirFdCache:
         old = self._fds.pop(key, None)
         if old is not None:
             os.close(old)
+        else:
+            layer_id, path = key
+            for above in _ancestors(path):
+                self._below.setdefault((layer_id, above), set()).add(path)
         self._fds[key] = fd
         while len(self._fds) > self.capacity:
-            _, victim = self._fds.popitem(last=False)
-            os.close(victim)
+            self._drop(next(iter(self._fds)))
+
+    def _drop(self, key: tuple[int, bytes]) -> None:
+        os.close(self._fds.pop(key))
+        layer_id, path = key
+        for above in _ancestors(path):
+            below = self._below[(layer_id, above)]
+            below.discard(path)
+            if not below:
+                del self._below[(layer_id, above)]
 
     def forget(self, layer_id: int, path: bytes) -> None:
         """Drop *path* and everything below it (all of the layer for the root, b"")."""
-        prefix = path + b"/" if path else b""
-        doomed = [
-            k for k in self._fds if k[0] == layer_id and (k[1] == path or k[1].startswith(prefix))
-        ]
-        for key in doomed:
-            os.close(self._fds.pop(key))
+        doomed = list(self._below.get((layer_id, path), ()))
+        if (layer_id, path) in self._fds:
+            doomed.append(path)
+        for gone in doomed:
+            self._drop((layer_id, gone))
 
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._below.clear()
+
+
+def _ancestors(path: bytes) -> Iterator[bytes]:
+    """The directories strictly above *path*: b"", then b"a", b"a/b" for b"a/b/c"."""
+    if not path:
+        return
+    yield b""
+    cut = path.find(b"/")
+    while cut != -1:
+        yield path[:cut]
+        cut = path.find(b"/", cut + 1)
 
 
 _layer_ids = itertools.count(1)
@@ -205,7 +190,13 @@ class LayerDir:
     allows that (the file's owner, or CAP_FOWNER: EPERM otherwise, and then it is read
     without). A symlink's target is then the one read that may still move an atime: no
     flag spares ``readlink``.
+
+    With ``noatime`` set (the upper layer), everything opened here, for reading or
+    writing, gets ``O_NOATIME`` on the same terms: the upper's atimes follow the overlay's
+    own flags (``union.atime``), not the reads of the daemon.
     """
+
+    noatime = False
 
     def __init__(
         self, root: str, cache: DirFdCache, layer_id: int | None = None, *, lower: bool = False
@@ -297,18 +288,24 @@ class LayerDir:
         base, name = self.at(path) if path else (self.root_fd, b".")
         if flags & (os.O_ACCMODE | os.O_PATH | os.O_CREAT) == os.O_RDONLY:
             return self._open_read(base, name, flags | os.O_NOFOLLOW)
-        return openat2(base, name, flags | os.O_NOFOLLOW, mode)
+        return self._openat2(base, name, flags | os.O_NOFOLLOW, mode, self._upper_noatime())
 
     def _open_read(self, base: int, name: bytes, flags: int) -> int:
-        """Open for reading; a lower's reads leave its atime alone (see the class)."""
-        if self._noatime:
+        """Open for reading; reads leave the atime alone (see the class)."""
+        return self._openat2(base, name, flags, 0, self._noatime or self._upper_noatime())
+
+    def _upper_noatime(self) -> int:
+        return os.O_NOATIME if self.noatime else 0
+
+    def _openat2(self, base: int, name: bytes, flags: int, mode: int, noatime: int) -> int:
+        if noatime and not flags & os.O_PATH:
             try:
-                return openat2(base, name, flags | self._noatime)
+                return openat2(base, name, flags | noatime, mode)
             except PermissionError as exc:
                 if exc.errno != errno.EPERM:
                     raise
                 # Not the owner and no CAP_FOWNER: the kernel refuses O_NOATIME alone.
-        return openat2(base, name, flags)
+        return openat2(base, name, flags, mode)
 
     def opath(self, path: bytes) -> int:
         """An ``O_PATH`` descriptor of *path* itself, whatever its type; the caller closes it."""

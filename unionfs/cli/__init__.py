@@ -76,7 +76,10 @@ class _Named:
             self.parser.set_defaults(**self.entry.defaults)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of command or group *only* alone: then only its
+    modules are imported (``unionfs mount``, podman's mount program, starts without the
+    runtime, the registry client and the rest)."""
     parser = OneLineParser(
         prog="unionfs", description="A union filesystem in userspace with overlayfs semantics."
     )
@@ -84,9 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--root", metavar="DIR", help="the store (sets UNIONFS_HOME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for target in COMMANDS.values():
-        module(target).add_parser(typing.cast(typing.Any, _Named(sub, None, target)))
+    for name, target in COMMANDS.items():
+        if only is None or only == name:
+            module(target).add_parser(typing.cast(typing.Any, _Named(sub, None, target)))
     for group, (summary, verbs) in GROUPS.items():
+        if only is not None and only != group:
+            continue
         gp = sub.add_parser(group, help=summary, description=f"{group.capitalize()} commands, "
                             f"as podman spells them: unionfs {group} COMMAND.")  # fmt: skip
         gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=OneLineParser)
@@ -122,8 +128,13 @@ def _take_root(args: list[str]) -> list[str]:
     return rest
 
 
-def _dispatch(args_list: list[str]) -> int:
+def _dispatch(args_list: list[str], debug: bool) -> int:
     first = next((a for a in args_list if a != "--debug"), None)
+    if first == "oci":  # its own grammar (runc's), global flags and all
+        from unionfs.cli import oci
+
+        rest = args_list[args_list.index("oci") + 1 :]
+        return oci.main([*(["--debug"] if debug and "--debug" not in rest else []), *rest])
     if first is not None and not known(first) and first not in GLOBAL_FLAGS:
         if is_mount_program_call(args_list):
             # The mount-program forms: [SOURCE] MNT -o OPTS, -o OPTS MNT, -f -o OPTS MNT...
@@ -135,7 +146,8 @@ def _dispatch(args_list: list[str]) -> int:
     if first == "-V":
         print(f"unionfs {__version__}")
         return 0
-    parser = build_parser()
+    parser = build_parser(first if first is not None and known(first) and first != "help"
+                          else None)  # fmt: skip
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -156,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
-        return _dispatch(_take_root(args_list))
+        return _dispatch(_take_root(args_list), debug)
     except UserError as exc:
         message = exc.message.removeprefix("unionfs: ")
         print(f"unionfs: {message}", file=sys.stderr)

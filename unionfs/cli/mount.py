@@ -15,15 +15,17 @@ import resource
 import stat
 import sys
 import tempfile
+import threading
 import typing
 from dataclasses import dataclass
 
-from unionfs import idmap, mountopts
-from unionfs.cli import mountrecords
+from unionfs import idmap, layercheck, livemounts, mountopts
+from unionfs.cli import mountrecords, remount
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
+from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -88,6 +90,7 @@ class Layout:
     work: str | None
     mountpoint: str
     owners: idmap.Owners = idmap.IDENTITY
+    warnings: tuple[str, ...] = ()  # one line each, for stderr
 
 
 def _directory(kind: str, path: str) -> str:
@@ -120,18 +123,47 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
         assert opts.workdir is not None
         work = _directory("workdir", opts.workdir)
         for lower, given in zip(lowers, opts.lowerdirs, strict=True):
-            if _inside(upper, lower) or _inside(lower, upper):
-                raise UserError(f"upperdir {opts.upperdir!r} overlaps lowerdir {given!r}")
+            # A lower at or inside the upper is layercheck's (ELOOP, as the kernel); an
+            # upper inside a lower the kernel takes, but that lower would change under us.
+            if upper != lower and _inside(upper, lower):
+                raise UserError(f"upperdir {opts.upperdir!r} is inside lowerdir {given!r}")
         if _inside(work, upper) or _inside(upper, work):
             raise UserError("workdir and upperdir must be separate, neither inside the other")
         if os.stat(work).st_dev != os.stat(upper).st_dev:
             raise UserError(f"workdir {opts.workdir!r} is not on the same filesystem as upperdir")
         _check_writable("upperdir", upper)
         _check_writable("workdir", work)
+    layers = [layercheck.Layer("lowerdir", g, p) for g, p in zip(opts.lowerdirs, lowers,
+                                                                   strict=True)]  # fmt: skip
+    if upper is not None and work is not None:
+        assert opts.upperdir is not None and opts.workdir is not None
+        layers += [layercheck.Layer("upperdir", opts.upperdir, upper),
+                   layercheck.Layer("workdir", opts.workdir, work)]  # fmt: skip
+        layercheck.on_unionfs(layers[-2])
+        layercheck.on_unionfs(layers[-1])
+    layercheck.overlaps(layers)
+    warnings = layercheck.check_in_use(layers, opts.index)
+    if upper is not None and opts.index:
+        assert opts.upperdir is not None
+        layercheck.check_origin(upper, opts.upperdir, lowers[0])
     mnt = _directory("mountpoint", mountpoint)
     if find_mount(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
-    return Layout(lowers, upper, work, mnt, opts.owners)
+    return Layout(lowers, upper, work, mnt, opts.owners, tuple(warnings))
+
+
+def mark_layers(layout: Layout, index: bool) -> list[int]:
+    """Mark the upper and work directories in use for this process's lifetime (see
+    ``layercheck``); with index=on, refuse them if another mount marked them meanwhile."""
+    if layout.upper is None or layout.work is None:
+        return []
+    marks = layercheck.mark_in_use([layout.upper, layout.work])
+    if index and any(layercheck.marked_by_others(fd) for fd in marks):
+        for fd in marks:
+            os.close(fd)
+        raise UserError("upperdir or workdir is in use by another mount (EBUSY; index=off "
+                        "allows it)")  # fmt: skip
+    return marks
 
 
 def _check_writable(kind: str, path: str) -> None:
@@ -163,15 +195,14 @@ def raise_open_file_limit() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Deferred: the FUSE stack is only loaded by the command that mounts.
-    from unionfs.fuse import mount as fusemount
-
     if args.mountpoint is None and not args.options:
         from unionfs.cli import mountlist  # `unionfs mount`: what is mounted
 
         return mountlist.run(args)
     if args.mountpoint is None:
         raise UserError("mount: give the mount point (see --help)", exit_code=2)
+    if remount.is_remount(args.options):
+        return remount.remount(args.options, args.mountpoint, os.path.realpath(args.mountpoint))
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
@@ -179,25 +210,66 @@ def run(args: argparse.Namespace) -> int:
     raise_open_file_limit()
     opts = mountopts.parse(args.options)
     layout = check_layout(opts, args.mountpoint)
-    source = getattr(args, "source", None) or "unionfs"
-    fuse_options = fusemount.fuse_options(opts.fuse_options, source)
-    if opts.upperdir is None:
-        fuse_options.add("ro")
     if args.foreground:
         _setup_logging(args)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
-    index = indexing.prepare(opts.indexdir, layout.lowers)
-    features = Features(opts.redirect_dir, opts.metacopy, opts.index)
+    for warning in layout.warnings:
+        print(f"unionfs: {warning}", file=sys.stderr)
+    # The check of the layers (a walk of each hand-given one) waits on the disk while the
+    # FUSE stack is imported (~0.1 s of CPU): the two overlap on a second core. The index
+    # reads the markers of both namespaces; userxattr reads user.overlay.* alone.
+    checked = _Prepared("off" if opts.userxattr else opts.indexdir, layout.lowers,
+                        check=not opts.sealed)  # fmt: skip
+    from unionfs.fuse import mount as fusemount
+
+    source = getattr(args, "source", None) or "unionfs"
+    fuse_options = fusemount.fuse_options(opts.fuse_options, source)
+    if opts.upperdir is None:
+        fuse_options.add("ro")
+    mode, nodiratime = opts.atime_mode
+    if mode == "noatime":
+        fuse_options.add("noatime")  # libfuse (and fusermount3) know this one
+    atime = AtimePolicy(mode, nodiratime, "ro" in fuse_options)
+    index = checked.result()
+    features = Features(opts.redirect_dir, opts.metacopy, opts.index, opts.userxattr)
     if args.foreground:
+        marks = mark_layers(layout, opts.index)  # held until this process ends
         stack = _stack(layout, index, features)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
+            session = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
+                                      _record(layout), atime)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        _serve(ops, layout, source)
+        _serve(session, layout, source)
+        for fd in marks:
+            os.close(fd)
         return 0
-    return _daemonize(args, index, layout, fuse_options, features)
+    return _daemonize(args, index, layout, fuse_options, features, atime)
+
+
+class _Prepared:
+    """``indexing.prepare`` of a mount's lowers, run in a thread; ``result`` waits for it
+    (and raises what it raised). Joined before the daemon forks: no thread crosses it."""
+
+    def __init__(self, indexdir: str | None, lowers: tuple[str, ...], check: bool) -> None:
+        self._index: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(indexdir, lowers, check),
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _run(self, indexdir: str | None, lowers: tuple[str, ...], check: bool) -> None:
+        try:
+            self._index = indexing.prepare(indexdir, lowers, check=check)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> str | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._index
 
 
 def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
@@ -206,9 +278,14 @@ def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
     return Stack.assemble(lowers, layout.upper, layout.work, cache, features=features)
 
 
+def _record(layout: Layout) -> livemounts.Record:
+    work = None if layout.work is None else os.path.realpath(layout.work)
+    return livemounts.Record(os.getpid(), layout.lowers, layout.upper, work)
+
+
 def _daemonize(
     args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-    features: Features,
+    features: Features, atime: AtimePolicy,
 ) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -230,13 +307,14 @@ def _daemonize(
     try:
         os.close(read_end)
         os.setsid()
-        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, write_end)
+        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, atime,
+                                               write_end)
     finally:
         os._exit(code)
 
 
 def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-            features: Features, report: int) -> int:  # fmt: skip
+            features: Features, atime: AtimePolicy, report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
 
     # Descriptors our caller let us inherit (podman passes some) must not stay open for the
@@ -251,8 +329,13 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(_stack(layout, index, features), layout.mountpoint, options,
-                                  layout.owners)
+            marks = mark_layers(layout, features.index)  # held for the daemon's lifetime
+            session = fusemount.start(_stack(layout, index, features), layout.mountpoint,
+                                      options, layout.owners, _record(layout), atime)
+        except UserError as exc:
+            os.write(report, exc.message.encode())
+            os.close(report)
+            return 1
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -267,11 +350,13 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    _serve(ops, layout, getattr(args, "source", None) or "unionfs")
+    _serve(session, layout, getattr(args, "source", None) or "unionfs")
+    for fd in marks:
+        os.close(fd)
     return 0
 
 
-def _serve(ops: object, layout: Layout, source: str) -> None:
+def _serve(session: object, layout: Layout, source: str) -> None:
     """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing."""
     from unionfs.fuse import mount as fusemount
 
@@ -280,6 +365,6 @@ def _serve(ops: object, layout: Layout, source: str) -> None:
                                  source, pid, mountrecords.process_start(pid))  # fmt: skip
     path = mountrecords.register(record)
     try:
-        fusemount.serve(ops)  # type: ignore[arg-type]
+        fusemount.serve(session)  # type: ignore[arg-type]
     finally:
         mountrecords.unregister(path)

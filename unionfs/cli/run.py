@@ -73,6 +73,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
     add_stdio_flags(p)
+    p.add_argument("--runtime", default="unionfs", metavar="NAME|PATH",
+                   help="the OCI runtime that sets the container up on the union: unionfs "
+                   "(default), runc, crun or a program's path")  # fmt: skip
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="add a capability to docker's default set (ALL: every one)")  # fmt: skip
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
@@ -206,7 +209,17 @@ def log_limit(options: list[str]) -> int:
     return limit
 
 
+def check_runtime(name: str) -> str:
+    """unionfs, or another OCI runtime that exists (found now, not after the mount)."""
+    if name != "unionfs":
+        from unionfs.runtime import delegate
+
+        delegate.program_path(name)
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
+    name = check_runtime(args.runtime)
     home = default_home()
     limit = log_limit(args.log_opt)
     if args.rootfs is None and args.bundle is None:
@@ -214,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_spec, digest, lowers = build_spec(args), None, ()
     if not args.detach:
-        return runtime.run(run_spec, home, args.stop_timeout, digest, lowers)
+        return runtime.run(run_spec, home, args.stop_timeout, digest, lowers, name)
+    if name != "unionfs":
+        raise UserError(f"--runtime {name}: -d needs unionfs's own runtime", exit_code=2)
     from unionfs.runtime import detach
 
     print(detach.launch(lambda d: runtime.run(run_spec, home, args.stop_timeout, digest, lowers,

@@ -53,6 +53,7 @@ COMMANDS = {
     "version": "version",
     "completion": "completion",
     "man": "man",
+    "oci": "oci",
 }
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime import ctrlog
-from unionfs.runtime.state import ContainerDirs, State, process_start
+from unionfs.runtime.proxy import process_start
+from unionfs.runtime.state import ContainerDirs, State
 
 
 @dataclass(slots=True)
