@@ -1,10 +1,13 @@
-"""The pyfuse3 that ./dev.sh set up is the patched build of third_party/pyfuse3, and the
-feature probe (unionfs.fuse.features) reads what a binding offers."""
+"""The pyfuse3 that ./dev.sh set up is the patched build of third_party/pyfuse3, linked to the
+libfuse that third_party/libfuse built into the virtualenv, and the feature probe
+(unionfs.fuse.features) reads what a binding offers."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -16,25 +19,72 @@ from unionfs.fuse import features
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "third_party" / "pyfuse3"
+LIBFUSE = REPO / "third_party" / "libfuse"
 UNAVAILABLE_WITH_LIBFUSE_3_14 = {"killpriv_v2", "tmpfile"}
 
 
+def series(path: Path) -> list[str]:
+    """The patch names a series file lists, as install.sh reads them."""
+    lines = path.read_text().splitlines()
+    return [n for n in lines if n.strip() and not n.lstrip().startswith("#")]
+
+
+def libfuse_stamp() -> bytes:
+    """The stamp third_party/libfuse/install.sh leaves: the hash of it and of its patches."""
+    names = ["install.sh", "debian-patches/series", "patches/series"]
+    for folder in ("debian-patches", "patches"):
+        names += [f"{folder}/{n}" for n in series(LIBFUSE / folder / "series")]
+    data = b"".join((LIBFUSE / n).read_bytes() for n in names)
+    return hashlib.sha256(data).hexdigest()[:12].encode() + b"\n"
+
+
 def series_label() -> str:
-    """The local version label install.sh gives the build: the hash of series + patches."""
-    series = (PATCHES / "series").read_bytes()
-    names = [n for n in series.decode().splitlines() if n.strip() and not n.startswith("#")]
-    data = series + b"".join((PATCHES / n).read_bytes() for n in names)
-    return "unionfs." + hashlib.sha256(data).hexdigest()[:12]
+    """The local version label install.sh gives the build: the hash of series + patches and
+    of the libfuse build it was compiled against."""
+    data = (PATCHES / "series").read_bytes()
+    data += b"".join((PATCHES / n).read_bytes() for n in series(PATCHES / "series"))
+    return "unionfs." + hashlib.sha256(data + libfuse_stamp()).hexdigest()[:12]
+
+
+def in_dev_venv() -> None:
+    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        pytest.skip("not running in the virtualenv that ./dev.sh setup builds")
 
 
 def test_installed_pyfuse3_is_the_patched_build_of_this_series() -> None:
-    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        pytest.skip("not running in the virtualenv that ./dev.sh setup builds")
+    in_dev_venv()
     version = importlib.metadata.version("pyfuse3")
     assert version == f"3.5.0+{series_label()}", (
-        f"pyfuse3 {version} is not the build of third_party/pyfuse3 as it is now: "
-        "run ./dev.sh setup (a patch that no longer applies fails there)"
+        f"pyfuse3 {version} is not the build of third_party/pyfuse3 (and third_party/libfuse) "
+        "as it is now: run ./dev.sh setup (a patch that no longer applies fails there)"
     )
+
+
+def test_pyfuse3_loads_the_libfuse_built_into_the_venv_without_ld_library_path() -> None:
+    in_dev_venv()
+    prefix = subprocess.run(
+        ["bash", str(LIBFUSE / "install.sh"), "--prefix", str(REPO / ".venv")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert (Path(prefix) / ".unionfs-build").read_bytes() == libfuse_stamp()
+    probe = (
+        "import ctypes, re, pyfuse3\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "(path,) = set(re.findall(r'(/\\S*/libfuse3\\.so\\S*)', maps))\n"
+        "lib = ctypes.CDLL(path)\n"
+        "lib.fuse_pkgversion.restype = ctypes.c_char_p\n"
+        "print(path, lib.fuse_pkgversion().decode())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env
+    ).stdout.split()
+    assert out == [
+        os.path.realpath(Path(prefix) / "lib" / "libfuse3.so"),
+        prefix.rsplit("-", 1)[1],  # .venv/opt/libfuse-3.17.2
+    ]
 
 
 def test_patched_binding_offers_every_feature_libfuse_3_14_allows() -> None:
