@@ -20,7 +20,7 @@ from unionfs.fuse import features
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "third_party" / "pyfuse3"
 LIBFUSE = REPO / "third_party" / "libfuse"
-UNAVAILABLE_WITH_LIBFUSE_3_14 = {"killpriv_v2", "tmpfile"}
+NEEDS_LIBFUSE_3_17 = ("killpriv_v2", "tmpfile", "passthrough", "no_export")
 
 
 def series(path: Path) -> list[str]:
@@ -39,10 +39,11 @@ def libfuse_stamp() -> bytes:
 
 
 def series_label() -> str:
-    """The local version label install.sh gives the build: the hash of series + patches and
-    of the libfuse build it was compiled against."""
+    """The local version label install.sh gives the build: the hash of series + patches,
+    of install.sh and of the libfuse build it was compiled against."""
     data = (PATCHES / "series").read_bytes()
     data += b"".join((PATCHES / n).read_bytes() for n in series(PATCHES / "series"))
+    data += (PATCHES / "install.sh").read_bytes()
     return "unionfs." + hashlib.sha256(data + libfuse_stamp()).hexdigest()[:12]
 
 
@@ -75,23 +76,21 @@ def test_pyfuse3_loads_the_libfuse_built_into_the_venv_without_ld_library_path()
         "(path,) = set(re.findall(r'(/\\S*/libfuse3\\.so\\S*)', maps))\n"
         "lib = ctypes.CDLL(path)\n"
         "lib.fuse_pkgversion.restype = ctypes.c_char_p\n"
-        "print(path, lib.fuse_pkgversion().decode())\n"
+        "print(path, lib.fuse_pkgversion().decode(), *pyfuse3.libfuse_version)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env
     ).stdout.split()
-    assert out == [
-        os.path.realpath(Path(prefix) / "lib" / "libfuse3.so"),
-        prefix.rsplit("-", 1)[1],  # .venv/opt/libfuse-3.17.2
-    ]
+    version = prefix.rsplit("-", 1)[1]  # .venv/opt/libfuse-3.17.2
+    major, minor, _ = version.split(".")
+    # Loaded from the prefix, that version, and compiled against its headers.
+    assert out == [os.path.realpath(Path(prefix) / "lib" / "libfuse3.so"), version, major, minor]
 
 
-def test_patched_binding_offers_every_feature_libfuse_3_14_allows() -> None:
-    assert features.available() == set(features.KNOWN) - UNAVAILABLE_WITH_LIBFUSE_3_14
-    assert features.missing_line() == (
-        f"pyfuse3 {pyfuse3.__version__} lacks FUSE features: killpriv_v2, tmpfile"
-    )
+def test_patched_binding_on_libfuse_3_17_offers_every_feature() -> None:
+    assert features.available() == set(features.KNOWN)
+    assert features.missing_line() is None
 
 
 def stock_like() -> types.ModuleType:
@@ -117,6 +116,25 @@ def stock_like() -> types.ModuleType:
     module.FileInfo = FileInfo  # type: ignore[attr-defined]
     module.__version__ = "3.5.0"  # type: ignore[attr-defined]
     return module
+
+
+def patched_on_libfuse_3_14() -> types.ModuleType:
+    """A stand-in for the patched pyfuse3 compiled against Debian 12's libfuse 3.14."""
+    module = types.ModuleType("pyfuse3")
+    for name in ("Operations", "EntryAttributes", "FileInfo", "passthrough_open"):
+        setattr(module, name, getattr(pyfuse3, name))
+    module.__version__ = pyfuse3.__version__  # type: ignore[attr-defined]
+    module.libfuse_version = (3, 14)  # type: ignore[attr-defined]
+    module.libfuse_capabilities = pyfuse3.libfuse_capabilities - {  # type: ignore[attr-defined]
+        "handle_killpriv_v2",
+        "passthrough",
+        "no_export_support",
+    }
+    return module
+
+
+def test_patched_binding_on_libfuse_3_14_lacks_what_needs_3_17() -> None:
+    assert features.missing(patched_on_libfuse_3_14()) == NEEDS_LIBFUSE_3_17
 
 
 def test_stock_binding_reports_every_feature_missing_in_one_line() -> None:

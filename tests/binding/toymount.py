@@ -1,4 +1,4 @@
-"""Mount the toy pyfuse3 file system (toyfs.py) in a child process, always unmounted after.
+"""Mount the toy pyfuse3 file system (toyfs317.py) in a child process, always unmounted after.
 
 Used by tests/binding and tools/binding_requests.py."""
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from mountutil import MOUNT_TIMEOUT, force_unmount, log_problems
 
-TOYFS = Path(__file__).with_name("toyfs.py")
+TOYFS = Path(__file__).with_name("toyfs317.py")  # toyfs.py + the libfuse 3.17 features
 
 
 class Toy:

@@ -6,8 +6,9 @@
 # it, against the system's libfuse3-dev (the features of newer libfuse then report missing).
 #
 # Idempotent: the installed distribution's version carries a local label made of the hash of
-# the series and of the libfuse build's stamp (`3.5.0+unionfs.<12 hex>`); if the installed
-# pyfuse3 has that version nothing is done, and any change of a patch or of libfuse rebuilds.
+# the series, this script and the libfuse build's stamp (`3.5.0+unionfs.<12 hex>`); if the
+# installed pyfuse3 has that version nothing is done, and any change of a patch, of this
+# script or of libfuse rebuilds.
 # Fails loudly (non-zero exit, the failing patch named) if the sdist's checksum differs or a
 # patch does not apply exactly.
 # Everything it downloads or builds stays below the virtualenv (.venv/build/pyfuse3).
@@ -23,8 +24,9 @@ SDIST_SHA256=88399a9494b88603230bba300f4ba9ad63fece5ed514ca3633d555a0c6a42b24
 BUILD_REQUIREMENTS=("Cython==3.2.4" "setuptools>=78.1.1" "setuptools_scm>=8")
 
 mapfile -t PATCHES < <(grep -v '^\s*\(#\|$\)' "$HERE/series")
-series_hash() {
-    { (cd "$HERE" && cat series "${PATCHES[@]}"); libfuse_stamp; } | sha256sum | cut -c1-12
+series_hash() {  # the patches, how they are built (this script), and against what libfuse
+    { (cd "$HERE" && cat series "${PATCHES[@]}" install.sh); libfuse_stamp; } \
+        | sha256sum | cut -c1-12
 }
 libfuse_stamp() {  # the libfuse build's stamp (third_party/libfuse/install.sh), or nothing
     if [ -n "$LIBFUSE" ]; then
@@ -72,8 +74,10 @@ build_env=()
 if [ -n "$LIBFUSE" ]; then
     # pkg-config finds the private libfuse's headers and flags; -L comes first in LDFLAGS, or
     # the system's libfuse3.so in the interpreter's library directory is linked instead.
+    # $ORIGIN after the prefix: a copy of the package with the library beside it works too
+    # (tests/rootless copies both where a test user can read them).
     build_env=(PKG_CONFIG_PATH="$LIBFUSE/lib/pkgconfig"
-               LDFLAGS="-L$LIBFUSE/lib -Wl,-rpath,$LIBFUSE/lib ${LDFLAGS:-}")
+               LDFLAGS="-L$LIBFUSE/lib -Wl,-rpath,$LIBFUSE/lib -Wl,-rpath,\$ORIGIN ${LDFLAGS:-}")
 fi
 env "${build_env[@]}" SETUPTOOLS_SCM_PRETEND_VERSION="$WANT" \
     "$PY" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src"
