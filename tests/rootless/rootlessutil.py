@@ -33,8 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 TESTS = HERE.parent
 HELPERS = ("mountutil.py", "treecmp.py", "writeutil.py", "differential/write_pairs.py",
-           "podman/podmanutil.py",
-           "rootless/userside.py")  # fmt: skip
+           "podman/podmanutil.py", "binding/toyfs.py", "binding/toyfs317.py",
+           "binding/toymount.py", "rootless/userside.py")  # fmt: skip
 PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", "attrs",
             "idna", "sortedcontainers", "hypothesis", "_hypothesis_ftz_detector",
             "_hypothesis_globals", "zstandard", "httpx", "httpcore", "h11", "certifi", "anyio",
