@@ -97,9 +97,20 @@ CONFIGS = {
     ),
     "1000 open+write+close": (
         writes,
-        [(), ("noflush",), ("no_open",), ("writeback",), ("killpriv_v2",)],
+        [
+            (),
+            ("noflush",),
+            ("no_open",),
+            ("writeback",),
+            ("killpriv_v2",),
+            ("writeback", "killpriv_v2"),
+            ("no_open", "killpriv_v2"),
+        ],
     ),
-    "1000 writes on one fd": (one_fd_writes, [(), ("killpriv_v2",), ("writeback",)]),
+    "1000 writes on one fd": (
+        one_fd_writes,
+        [(), ("killpriv_v2",), ("writeback",), ("writeback", "killpriv_v2")],
+    ),
     "1000 readlink": (readlinks, [(), ("cache_symlinks",)]),
 }
 
