@@ -82,7 +82,7 @@ def test_killpriv_v2_ends_the_capability_check_before_every_write(
         offered = t.stats()["kernel_capabilities"]
     assert "handle_killpriv_v2" in offered
     assert counts["write"] == 20
-    # v1 (libfuse's default): the kernel asks before each write; v2: once, then SB_NOSEC.
+    # Without v2 the kernel asks before each write; with it once, then the inode is S_NOSEC.
     assert counts[CAPABILITY_CHECK] == (1 if v2 else 20)
 
 
