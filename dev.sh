@@ -3,6 +3,7 @@
 #   ./dev.sh demo   install what is missing, then run the demo (tools/demo.sh)
 #   ./dev.sh test   install what is missing, then lint, type-check and run the test suite
 #   ./dev.sh setup  only install (Debian packages, .venv with unionfs, the mount(8) helper)
+#   ./dev.sh bench  setup, plus what `python -m bench` alone needs (see bench/README.md)
 # Every step is idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,14 +12,21 @@ ROOT=$(pwd)
 # Debian packages. fuse3/libfuse3-dev/pkg-config/gcc/python3-dev build and run pyfuse3;
 # attr gives getfattr/setfattr; kmod for modprobe overlay; the peers are compared in tests.
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
-              patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr in tests
+              libc6-dev   # libc.a: tests/runtime/probes/*.c are built static for busybox
+              patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr, mkfs.ext4 in tests
               meson ninja-build curl   # build libfuse 3.17 into .venv (third_party/libfuse)
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
-              podman)  # podman: tests/podman runs it with unionfs as its mount_program
+              libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
+              podman   # podman: tests/podman runs it with unionfs as its mount_program
+              # the estargz reference reader, built by tests/store/test_reference_reader.py:
+              golang-go golang-github-containerd-stargz-snapshotter-dev)
+
+# Only for bench/: the unionfs-fuse peer, mmdebstrap for the real workloads' Debian root.
+BENCH_APT_PACKAGES=(unionfs-fuse mmdebstrap)
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then
@@ -29,7 +37,7 @@ need_root() {
 
 setup_apt() {
     local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "${APT_PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -87,6 +95,11 @@ setup() {
 
 case "${1:-}" in
     setup) setup ;;
+    bench)
+        setup
+        setup_apt "${BENCH_APT_PACKAGES[@]}"
+        .venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/python -m pip install -q -e '.[test,bench]'
+        ;;
     demo) setup; exec bash tools/demo.sh ;;
     test)
         setup
@@ -95,5 +108,5 @@ case "${1:-}" in
         shift
         exec .venv/bin/pytest "$@"
         ;;
-    *) echo "usage: ./dev.sh demo|test|setup" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh demo|test|setup|bench" >&2; exit 2 ;;
 esac

@@ -13,12 +13,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import config, machine, report, systems, workloads
-from bench.runner import Runner, Sample, say_stderr
+from bench import config, machine, profilereport, realstacks, report, systems, workloads
+from bench.fusetrace import Tracer
+from bench.runner import Runner, say_stderr
 from bench.stacks import StackCache
+from bench.timing import Sample
 
 DROP_NOTE = (
     "note: cold passes run `sync; echo 3 > /proc/sys/vm/drop_caches` before each "
@@ -54,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     versions["fusermount3"] = machine.fusermount_version()
     repo = config.BENCH_DIR.parent
     versions["unionfs-source"] = source_at_start = machine.source_state(repo)
-    cache = StackCache(cfg.cache, cfg.scale, cfg.seed)
+    cache = StackCache(cfg.cache, cfg.scale, cfg.seed, cfg.big_mib)
     say_stderr(
         f"bench: {cfg.mode} mode, scale {cfg.scale:g} ({cache.sizes}), "
         f"{cfg.runs} run(s), passes {','.join(cfg.passes)}, layers "
-        f"{','.join(map(str, cfg.layers))}"
+        f"{','.join(map(str, cfg.layers + cfg.deep_layers))}; load average {info['loadavg_start']}"
     )
     if "cold" in cfg.passes:
         say_stderr(DROP_NOTE)
@@ -79,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if cfg.check:
             checks = runner.check(chosen_wls, chosen_systems)
-        samples = runner.run(chosen_wls, chosen_systems)
+        with ExitStack() as tracing:
+            if cfg.profile:
+                runner.tracer = tracing.enter_context(Tracer(scratch / "trace"))
+            samples = runner.run(chosen_wls, chosen_systems)
     except KeyboardInterrupt:
         say_stderr("bench: interrupted; unmounting and cleaning up")
         return 130
@@ -88,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
 
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     source_at_end = machine.source_state(repo)
-    if source_at_end != source_at_start:
+    # Only the code under test counts: a commit of other files (bench/) moves HEAD alone.
+    if source_at_end.rsplit("tree ", 1)[-1] != source_at_start.rsplit("tree ", 1)[-1]:
         versions["unionfs-source"] += f"; CHANGED during the run, at the end: {source_at_end}"
         say_stderr("bench: the unionfs source changed during the run: see the Versions line")
     info["bench_seconds"] = round(time.monotonic() - started, 1)
     names = [s.name for s in chosen_systems]
     rows = report.summarize(samples, names)
     text = _render(cfg, info, versions, cache, checks, rows, names)
+    if cfg.profile:
+        text += "\n\n" + _render_profile(samples, names)
     if runner.aborted:
         text += f"\n\n**The run stopped early:** {runner.aborted}"
     print(text)
@@ -197,7 +206,10 @@ def _render(
         "## Workloads",
         "",
     ]
-    ctx = {"mnt": "MNT", "tar": "SRC.tar", "n": str(sizes.create_files), "mib": str(sizes.big_mib)}
+    ctx = {"mnt": "MNT", "tar": "SRC.tar", "src": "SRC", "n": str(sizes.create_files),
+           "links": str(sizes.links), "mib": str(sizes.big_mib),
+           "fsops": "python3 bench/fsops.py", "chroot": "chroot MNT (unshare, /proc, /dev)",
+           "apt": realstacks.APT_INSTALL, "rootfs": "ROOTFS"}  # fmt: skip
     for w in workloads.by_name(list(cfg.workloads)):
         cmd = (
             "(time from starting the daemon until the mount is live)"
@@ -207,6 +219,24 @@ def _render(
         setup = f" after `{w.setup.format(**ctx)}`" if w.setup else ""
         lines.append(f"- {w.name}: {w.title.format(**ctx)}: {cmd}{setup}")
     return "\n".join(lines)
+
+
+def _render_profile(samples: list[Sample], names: list[str]) -> str:
+    return "\n".join([
+        "## Profile: FUSE requests per workload",
+        "",
+        "Counted by the kernel (tracepoints fuse_request_send/_end on the mount's connection), "
+        "so the same for every FUSE system. Seconds are the pass's wall time while traced "
+        "(the tracing costs a little). Round trip = from the kernel sending a request until "
+        "the daemon's answer arrived; unionfs's handler time is measured inside the daemon "
+        "(UNIONFS_PROFILE): the rest of a round trip is libfuse, pyfuse3, trio and scheduling.",
+        "",
+        profilereport.requests_table(samples, names),
+        "",
+        "## Profile: per opcode (count, mean µs)",
+        "",
+        profilereport.opcode_tables(samples, names),
+    ])  # fmt: skip
 
 
 def _warn_unionfs(samples: list[Sample]) -> None:

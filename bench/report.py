@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runner import Sample
+from bench.timing import Sample
 from bench.workloads import WORKLOADS
 
 BASELINES = ("kernel", "fuse-overlayfs")

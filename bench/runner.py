@@ -1,24 +1,29 @@
 """The measurement loop: for each workload, layer count, first pass and run, every system
 in turn on a fresh mount, so drift on a shared machine spreads over all of them alike.
 
-Owns the cache handling (cold: ``sync; echo 3 > /proc/sys/vm/drop_caches``; hot: the
-stack's files read into the page cache first), timing of the shell commands, and turning
-every failure (mount error, non-zero exit, hang, daemon death) into a recorded result.
+Owns the cache handling (cold: the page cache dropped; hot: the stack's files read into
+it first), the placeholders' values, the profile mode's recording around each pass, and
+turning every failure (mount error, non-zero exit, hang, daemon death) into a recorded
+result. Running and timing one command is ``bench.timing``'s.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import resource
+import shlex
 import signal
+import string
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from bench.config import Config
+from bench import realstacks
+from bench.config import BENCH_DIR, Config
+from bench.fusetrace import Trace, Tracer
 from bench.stacks import Stack, StackCache, fingerprint, forget
 from bench.systems import (
     Mounted,
@@ -29,82 +34,12 @@ from bench.systems import (
     mounted,
     remove_place,
 )
+from bench.timing import Sample, drop_caches, sh
 from bench.workloads import Workload
-
-KILL_WAIT = 10.0
 
 
 class LowerModified(Exception):
     """A system wrote to a lower layer: every later number on that stack would be wrong."""
-
-
-@dataclass
-class Sample:
-    workload: str
-    layers: int
-    system: str
-    pass_: str
-    run: int
-    seconds: float | None = None
-    error: str | None = None
-    note: str | None = None
-    client_cpu: float | None = None  # user + sys of the timed command's processes
-    daemon_cpu: float | None = None  # user + sys of the FUSE daemon during the pass
-    mount_seconds: float | None = None
-    log_problems: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, object]:
-        d = asdict(self)
-        d["pass"] = d.pop("pass_")
-        return d
-
-
-def drop_caches() -> None:
-    os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-
-def _sh(
-    cmd: str, timeout: float, on_hang: Callable[[], None] | None = None
-) -> tuple[float, str | None, float]:
-    """Run *cmd*; (wall seconds, error or None, CPU seconds of its processes).
-
-    A command still running after *timeout* is a hang: its process group is killed, and if
-    it cannot die (stuck in a FUSE request), *on_hang* aborts the mount under it.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", cmd],
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    error = None
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        error = f"hang: killed after {timeout:g} s"
-        err = b""
-        os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.communicate(timeout=KILL_WAIT)
-        except subprocess.TimeoutExpired:
-            if on_hang is not None:
-                on_hang()
-            try:
-                proc.communicate(timeout=KILL_WAIT)
-            except subprocess.TimeoutExpired:
-                error += " (unkillable, left behind)"
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    if error is None and proc.returncode != 0:
-        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        error = f"exit {proc.returncode}: {last[0]}"[:300]
-    return elapsed, error, cpu
 
 
 class Runner:
@@ -118,24 +53,42 @@ class Runner:
         self._places = 0
         self._prints: dict[str, tuple[int, int, int]] = {}
         self.aborted: str | None = None  # why the run stopped early
+        self.tracer: Tracer | None = None  # set by the caller in --profile mode
 
     # -- what runs where -------------------------------------------------------------------
 
     def layer_counts(self, wl: Workload) -> tuple[int, ...]:
-        return self.cfg.layers if wl.sweep else (1,)
+        if wl.stack.startswith("real:"):
+            return (self.cache.real(wl.stack[5:]).depth,)
+        counts = self.cfg.layers if wl.sweep else (1,)
+        if wl.deep:
+            counts = tuple(dict.fromkeys(counts + self.cfg.deep_layers))
+        return counts
 
     def stack(self, wl: Workload, layers: int, system: System) -> Stack:
         if wl.stack == "big":
             return self.cache.big()
+        if wl.stack.startswith("real:"):
+            return self.cache.real(wl.stack[5:])
         return self.cache.source(layers, system.flavor)
 
-    def context(self, mnt: Path) -> dict[str, str]:
-        return {
-            "mnt": str(mnt),
-            "tar": str(self.cache.tarball()),
-            "n": str(self.cache.sizes.create_files),
-            "mib": str(self.cache.sizes.big_mib),
+    def context(self, mnt: Path, template: str) -> dict[str, str]:
+        """The values of the placeholders *template* uses (built lazily: some cost a build)."""
+        sizes = self.cache.sizes
+        values: dict[str, Callable[[], object]] = {
+            "mnt": lambda: mnt,
+            "tar": self.cache.tarball,
+            "src": self.cache.source_dir,
+            "n": lambda: sizes.create_files,
+            "links": lambda: sizes.links,
+            "mib": lambda: sizes.big_mib,
+            "fsops": lambda: f"{shlex.quote(sys.executable)} -I {BENCH_DIR / 'fsops.py'}",
+            "chroot": lambda: realstacks.chroot_prefix(mnt),
+            "apt": lambda: realstacks.APT_INSTALL,
+            "rootfs": lambda: self.cache.real("debian-flat").layers[0],
         }
+        used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        return {k: str(values[k]()) for k in used}
 
     def _place(self) -> Path:
         self._places += 1
@@ -146,6 +99,8 @@ class Runner:
         """Why *system* does not run *wl* at *layers*, or None."""
         if system.max_lowers is not None and layers > system.max_lowers:
             return f"skipped: {system.name} takes at most {system.max_lowers} lower layers"
+        if wl.stack.startswith("real:") and system.flavor != "overlay":
+            return f"skipped: the real stacks have kernel whiteouts, which {system.name} ignores"
         if wl.writes and not system.copy_up:
             return f"skipped: {system.name} has no copy-up (a write would change a lower layer)"
         return None
@@ -159,7 +114,10 @@ class Runner:
                     if not self.unsupported(wl, layers, system):
                         stack = self.stack(wl, layers, system)
                         stacks[stack.key] = stack
-        self.cache.tarball()
+        if any("{tar}" in w.command for w in wls):
+            self.cache.tarball()
+        if any("{rootfs}" in w.command for w in wls):
+            self.cache.real("debian-flat")
         return stacks
 
     # -- the merged view is what it should be ------------------------------------------------
@@ -182,7 +140,7 @@ class Runner:
         result: dict[str, object] = {
             "system": system.name,
             "stack": stack.key,
-            "expected": {"f": stack.files, "d": stack.dirs},
+            "expected": stack.expected(),
         }
         place = self._place()
         try:
@@ -198,9 +156,7 @@ class Runner:
                 for k in out.stdout.split():
                     kinds[k] = kinds.get(k, 0) + 1
                 result["seen"] = kinds
-                result["ok"] = out.returncode == 0 and kinds == {
-                    k: v for k, v in {"f": stack.files, "d": stack.dirs}.items() if v
-                }
+                result["ok"] = out.returncode == 0 and kinds == stack.expected()
                 if out.returncode != 0:
                     result["error"] = out.stderr.strip().splitlines()[-1:]
             result["log_problems"] = m.log_problems()
@@ -268,7 +224,10 @@ class Runner:
                 drop_caches()
             else:
                 self._prime(stack)
-            with mounted(system, stack.layers, place, self.cache.dir / "state") as m:
+            env = None
+            if self.tracer is not None and _is_unionfs(system):
+                env = {**os.environ, "UNIONFS_PROFILE": str(place / "profile.json")}
+            with mounted(system, stack.layers, place, self.cache.dir / "state", env) as m:
                 if wl.mount_only:
                     samples.append(
                         sample(first, seconds=m.mount_seconds, mount_seconds=m.mount_seconds)
@@ -295,9 +254,9 @@ class Runner:
     def _passes(
         self, wl: Workload, first: str, m: Mounted, sample: Callable[..., Sample]
     ) -> list[Sample]:
-        ctx = self.context(m.mnt)
         if wl.setup:
-            _, error, _ = _sh(wl.setup.format(**ctx), self.cfg.timeout, lambda: self._unhang(m))
+            ctx = self.context(m.mnt, wl.setup)
+            _, error, _ = sh(wl.setup.format(**ctx), self.cfg.timeout, lambda: self._unhang(m))
             if error:
                 return [
                     sample(first, error=f"setup failed: {error}", mount_seconds=m.mount_seconds)
@@ -306,12 +265,20 @@ class Runner:
         if wl.repeatable and "warm" in self.cfg.passes and first == self.cfg.first_passes[-1]:
             labels.append("warm")
         samples = []
+        command = wl.command.format(**self.context(m.mnt, wl.command))
         for label in labels:
+            handlers = self._handler_profile(m)  # starts the daemon's count afresh
+            recording: AbstractContextManager[Trace | None] = nullcontext()
+            if self.tracer is not None and m.system.kind == "fuse":
+                recording = self.tracer.record(m.mnt)
             cpu0 = m.daemon_cpu()
-            seconds, error, client_cpu = _sh(
-                wl.command.format(**ctx), self.cfg.timeout, lambda: self._unhang(m)
-            )
+            with recording as trace:
+                seconds, error, client_cpu = sh(command, self.cfg.timeout,
+                                                 lambda: self._unhang(m))  # fmt: skip
             cpu1 = m.daemon_cpu()
+            handlers = self._handler_profile(m)
+            if error and not error.startswith("hang"):
+                error += f" (after {seconds:.1f} s)"
             s = sample(
                 label,
                 seconds=None if error else seconds,
@@ -321,6 +288,10 @@ class Runner:
             )
             if cpu0 is not None and cpu1 is not None:
                 s.daemon_cpu = round(cpu1 - cpu0, 4)
+            s.load = round(os.getloadavg()[0], 2)
+            if trace is not None:
+                s.requests = trace.as_json()
+            s.handlers = handlers
             samples.append(s)
             dead = m.alive()
             if dead:
@@ -336,6 +307,22 @@ class Runner:
                 samples[-1].note = f"probe failed: {exc}"
         return samples
 
+    def _handler_profile(self, m: Mounted) -> dict[str, dict[str, float]] | None:
+        """unionfs's own count per handler since the last call (SIGUSR1 makes the daemon
+        write it and start afresh); None when not profiling unionfs."""
+        if self.tracer is None or m.proc is None or not _is_unionfs(m.system):
+            return None
+        path = m.log.parent / "profile.json"
+        path.unlink(missing_ok=True)
+        m.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            if m.proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        table: dict[str, dict[str, float]] = json.loads(path.read_text())
+        return table
+
     def _unhang(self, m: Mounted) -> None:
         self.say(f"hang on {m.system.name}: aborting its FUSE connection")
         if m.system.kind == "fuse" and is_mounted(m.mnt):
@@ -343,13 +330,17 @@ class Runner:
 
     def _prime(self, stack: Stack) -> None:
         """Read the stack's files and metadata into the page cache (a "hot" start)."""
-        layers = stack.root / "layers"
+        layers = " ".join(shlex.quote(str(p)) for p in stack.layers)
         subprocess.run(
             f"find {layers} -type f -print0 | xargs -0 -r cat > /dev/null",
             shell=True,
             cwd="/",
             check=False,
         )
+
+
+def _is_unionfs(system: System) -> bool:
+    return system.name.startswith("unionfs") and system.name != "unionfs-fuse"
 
 
 def say_stderr(text: str) -> None:

@@ -29,7 +29,8 @@ BASE_FILES = 20_000
 BASE_DIRS = 1_000
 RENAME_FILES = 1_000  # in each of renameme/ and renameme2/ (the rename workload's dirs)
 CREATE_FILES = 10_000
-BIG_MIB = 1024
+LINKS = 8192  # names of one file for link/unlink
+BIG_MIB = 1024  # not scaled: the big file is 1 GiB unless --big-mib says otherwise
 
 OVERRIDE_SHARE = 0.10  # files that also have an older, hidden copy in a lower layer
 WHITEOUT_SHARE = 0.05  # extra files that a lower layer has and a higher one deletes
@@ -54,16 +55,18 @@ class Sizes:
     dirs: int
     rename_files: int
     create_files: int
+    links: int
     big_mib: int
 
     @classmethod
-    def at(cls, scale: float) -> Sizes:
+    def at(cls, scale: float, big_mib: int = BIG_MIB) -> Sizes:
         return cls(
             files=max(20, round(BASE_FILES * scale)),
             dirs=max(len(TOP_DIRS), round(BASE_DIRS * scale)),
             rename_files=max(5, round(RENAME_FILES * scale)),
             create_files=max(10, round(CREATE_FILES * scale)),
-            big_mib=max(1, round(BIG_MIB * scale)),
+            links=max(10, round(LINKS * scale)),
+            big_mib=big_mib,
         )
 
 
@@ -77,6 +80,13 @@ class Stack:
     files: int  # regular files the merged view must show
     dirs: int  # directories the merged view must show, the root not counted
     whiteouts: int  # whiteout markers in the layers
+    kinds: tuple[tuple[str, int], ...] = ()  # find's %y counts, where not only f and d
+
+    def expected(self) -> dict[str, int]:
+        """What ``find -printf %y`` must count in the merged view."""
+        if self.kinds:
+            return dict(self.kinds)
+        return {k: v for k, v in {"f": self.files, "d": self.dirs}.items() if v}
 
     @property
     def depth(self) -> int:
@@ -201,11 +211,11 @@ def _write_layer(
 class StackCache:
     """Builds stacks on first use under *cache_dir*; later runs find them there."""
 
-    def __init__(self, cache_dir: Path, scale: float, seed: int) -> None:
+    def __init__(self, cache_dir: Path, scale: float, seed: int, big_mib: int = BIG_MIB) -> None:
         self.dir = cache_dir
         self.scale = scale
         self.seed = seed
-        self.sizes = Sizes.at(scale)
+        self.sizes = Sizes.at(scale, big_mib)
         self._made: dict[str, Stack] = {}
 
     def _key(self, kind: str) -> str:
@@ -220,8 +230,20 @@ class StackCache:
         return self._get(f"source{depth}", lambda tmp: self._build_source(tmp, depth, "overlay"))
 
     def big(self) -> Stack:
-        """One layer holding ``big.bin`` (1 GiB at scale 1): a random 1 MiB block repeated."""
-        return self._get("big", self._build_big)
+        """One layer holding ``big.bin`` (1 GiB by default): a random 1 MiB block repeated."""
+        key = f"big{self.sizes.big_mib}m-seed{self.seed}-v{GENERATOR_VERSION}"
+        return self._get("big", self._build_big, key)
+
+    def real(self, name: str) -> Stack:
+        """A stack of the real workloads (``bench.realstacks``): built once, scale-free."""
+        from bench import realstacks
+
+        return self._get(name, lambda tmp: realstacks.build(name, tmp, self),
+                         f"real-{name}-v{realstacks.VERSION}")  # fmt: skip
+
+    def source_dir(self) -> Path:
+        """A plain directory holding the source tree (what ``cp -a`` copies in)."""
+        return self.source(1).layers[0]
 
     def tarball(self) -> Path:
         """A tar of the source tree (what ``tar x`` unpacks into the mount)."""
@@ -233,8 +255,9 @@ class StackCache:
             tmp.rename(path)
         return path
 
-    def _get(self, kind: str, build: Callable[[Path], dict[str, int]]) -> Stack:
-        key = self._key(kind)
+    def _get(self, kind: str, build: Callable[[Path], dict[str, object]],
+             key: str | None = None) -> Stack:  # fmt: skip
+        key = key or self._key(kind)
         if key in self._made:
             return self._made[key]
         root = self.dir / key
@@ -247,12 +270,16 @@ class StackCache:
             shutil.rmtree(root, ignore_errors=True)
             tmp.rename(root)
         meta = json.loads((root / "meta.json").read_text())
-        layers = tuple(root / "layers" / str(i) for i in range(meta["depth"]))
-        stack = Stack(key, root, layers, meta["files"], meta["dirs"], meta["whiteouts"])
+        if "layer_paths" in meta:  # layers shared with other stacks, relative to the cache
+            layers = tuple(self.dir / p for p in meta["layer_paths"])
+        else:
+            layers = tuple(root / "layers" / str(i) for i in range(meta["depth"]))
+        kinds = tuple(sorted(meta.get("kinds", {}).items()))
+        stack = Stack(key, root, layers, meta["files"], meta["dirs"], meta["whiteouts"], kinds)
         self._made[key] = stack
         return stack
 
-    def _build_source(self, tmp: Path, depth: int, flavor: str) -> dict[str, int]:
+    def _build_source(self, tmp: Path, depth: int, flavor: str) -> dict[str, object]:
         dirs, files = base_tree(self.sizes, self.seed)
         plan = spread(dirs, files, depth, self.seed)
         pool = _pool(self.seed)
@@ -261,7 +288,7 @@ class StackCache:
         whiteouts = sum(len(w) for w in plan.whiteouts)
         return {"depth": depth, "files": len(files), "dirs": len(dirs), "whiteouts": whiteouts}
 
-    def _build_big(self, tmp: Path) -> dict[str, int]:
+    def _build_big(self, tmp: Path) -> dict[str, object]:
         layer = tmp / "layers" / "0"
         layer.mkdir(parents=True)
         block = random.Random(f"{self.seed}:big").randbytes(1 << 20)

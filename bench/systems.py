@@ -192,7 +192,8 @@ class Mounted:
 
 @contextmanager
 def mounted(
-    system: System, lowers: tuple[Path, ...], place: Path, state: Path
+    system: System, lowers: tuple[Path, ...], place: Path, state: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Mounted]:
     """Mount *lowers* with a fresh upper and work dir under *place*; unmount on the way out."""
     upper, work, mnt = place / "upper", place / "work", place / "mnt"
@@ -225,6 +226,7 @@ def mounted(
                     stdout=log_file,
                     stderr=err,
                     start_new_session=True,
+                    env=env,
                 )
                 _wait_live(proc, mnt, log)
             m = Mounted(system, mnt, time.perf_counter() - start, proc, log)

@@ -22,8 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MOUNT_TIMEOUT = 20.0
-EXIT_TIMEOUT = 5.0
+from patience import Deadline, exit_of
+
+# Hang guards, in seconds of an idle machine (stretched by load, see patience.py): a mount
+# that has not shown up while its daemon lives, a daemon that makes no progress exiting.
+MOUNT_TIMEOUT = 60.0
+EXIT_QUIET = 30.0
 LOG_PROBLEM = re.compile(r"ERROR|Traceback")
 
 
@@ -239,6 +243,24 @@ def unionfs_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "unionfs", *args]
 
 
+def daemon_pid(mnt: Path) -> int:
+    """The pid of our ``unionfs mount -f`` child serving *mnt*."""
+    needle = os.fsencode(str(mnt))
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except OSError:
+            continue
+        if ppid == os.getpid() and needle in argv and b"mount" in argv:
+            return int(entry)
+    raise AssertionError(f"no daemon found for {mnt}")
+
+
 def log_problems(text: str) -> list[str]:
     return [line for line in text.splitlines() if LOG_PROBLEM.search(line)]
 
@@ -255,8 +277,9 @@ def unionfs_mount(
 ) -> Iterator[Path]:
     """Mount with ``unionfs mount -f`` as a child process; yield *mnt* once it is live.
 
-    On the way out: unmount (``fusermount3 -u``, then ``-uz``), wait for the child (kill it,
-    by its pid, only if it does not exit), then fail on any ERROR/Traceback in its log.
+    On the way out: unmount (``fusermount3 -u``, then ``-uz``), wait for the child to exit
+    as long as it makes progress (kill it, by its pid, only once it is hung), then fail on
+    any ERROR/Traceback in its log.
     """
     log = log or mnt.with_name(mnt.name + ".log")
     errfile = log.with_name(log.name + ".stderr")
@@ -266,25 +289,21 @@ def unionfs_mount(
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     killed = mounted = False
     try:
-        deadline = time.monotonic() + MOUNT_TIMEOUT
+        deadline = Deadline(MOUNT_TIMEOUT)
         while not os.path.ismount(mnt):
             if proc.poll() is not None:
                 raise AssertionError(
                     f"unionfs exited with {proc.returncode} before mounting\n"
                     f"command: {cmd}\n{_outputs(log, errfile)}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"not mounted after {MOUNT_TIMEOUT}s\n{_outputs(log, errfile)}"
-                )
+            if deadline.expired():
+                raise AssertionError(f"not mounted after {deadline}\n{_outputs(log, errfile)}")
             time.sleep(0.01)
         mounted = True
         yield mnt
     finally:
         force_unmount(mnt)
-        try:
-            proc.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        if not exit_of(proc, EXIT_QUIET):
             killed = True
             proc.kill()
             proc.wait()
@@ -292,7 +311,7 @@ def unionfs_mount(
         # (a daemon that never mounted has been reported above, with its log)
         if mounted and (killed or proc.returncode != 0 or problems):
             raise AssertionError(
-                f"unionfs daemon: exit {proc.returncode}{' (killed)' if killed else ''}, "
+                f"unionfs daemon: exit {proc.returncode}{' (killed: hung)' if killed else ''}, "
                 f"{len(problems)} problem line(s) in its log\n{_outputs(log, errfile)}"
             )
         if mounted:

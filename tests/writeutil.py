@@ -207,6 +207,34 @@ def tmpfs(mnt: Path, size: str = "4m", options: str = "") -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
 
 
+@contextmanager
+def ext4(mnt: Path, size: str = "256M") -> Iterator[Path]:
+    """A fresh ext4 filesystem of *size* at *mnt*, on a loop device over an image file
+    beside *mnt*; unmounted (lazily if busy, which frees the loop device once idle) and
+    its image removed on the way out. ext4 reuses freed inode numbers at once, as
+    tmpfs does not."""
+    image = mnt.with_name(mnt.name + ".ext4")
+    with open(image, "wb") as f:
+        f.truncate(parse_size(size))
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+        try:
+            yield mnt
+        finally:
+            result = subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
+            if result.returncode != 0:
+                subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+    finally:
+        image.unlink()
+
+
+def parse_size(text: str) -> int:
+    """``"256M"`` -> bytes (K, M, G suffixes, powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
+
+
 def remount_ro(mnt: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
 

@@ -1,17 +1,55 @@
 """unionfs: a union / copy-on-write filesystem in userspace, with overlayfs semantics.
 
-Layering (each arrow an import; nothing imports upward, tests/test_layering.py enforces it):
-``cli`` -> (``runtime``, ``fuse``, ``index``) -> ``union`` -> (``layerfmt``, ``safepath``,
-``idmap``, ``errors``). ``union`` holds the overlay rules and imports no pyfuse3, trio or lmdb;
-``index`` imports ``union`` (its stack tables are computed by the union rules, so the index
-is a cache of them) and uses lmdb, as ``store`` does for its metadata (``store``: layers,
-images, commit; beside ``runtime``, whose container state dirs and mounts it uses, and
-above ``union``, whose ``flatten`` spells out redirects for commit); ``registry`` speaks
-the OCI distribution protocol and imports only ``errors`` and ``imageformat`` (the OCI
-manifest and config formats, which ``store`` parses with too; the CLI hands it the store);
-``fuse`` is the protocol edge and the only package that raises ``pyfuse3.FUSEError``;
-``runtime`` drives mounts through the CLI and never imports ``fuse``; ``safepath`` is the
-only place that touches layer paths.
+Layering: a part of unionfs imports only the parts its row in ``LAYERS`` names, and a
+library only where ``LIBRARIES`` allows it; tests/test_layering.py reads both tables and
+checks every import (deferred and ``TYPE_CHECKING`` ones too), and that no modules import
+each other in a circle. From the top: ``cli`` (one module per command; only ``__main__``
+imports it) drives ``containers`` (containers on the store, and an ordinary user's store),
+which sits above ``store`` (layers and images: it knows no processes), ``runtime``
+(namespaces, cgroups, container state dirs; it mounts by running ``unionfs mount``, so it
+never imports ``fuse``) and ``registry`` (the OCI distribution client; the CLI hands it the
+store through protocols). ``fuse``, the protocol edge, is the only part that imports
+pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LMDB cache of
+what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
+Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
+walker of layer paths), ``idmap``, ``mountopts``, ``imageformat``, ``errors``.
 """
 
 __version__ = "0.1.0"
+
+# Part -> the other parts of unionfs it may import. A part is a package (``union`` is
+# unionfs.union and its modules) or a top-level module; "unionfs" is this file. Anything
+# not named is refused, so a new package needs a row before it can import anything.
+# fmt: off
+LAYERS: dict[str, tuple[str, ...]] = {
+    "unionfs": (),
+    "errors": (),
+    "layerfmt": ("errors",),
+    "safepath": ("errors",),
+    "idmap": ("errors",),
+    "imageformat": ("errors",),
+    "mountopts": ("errors", "idmap"),  # parses the owner-mapping options with idmap
+    "union": ("layerfmt", "safepath", "errors"),
+    "index": ("union", "layerfmt", "safepath", "errors"),
+    "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "errors"),
+    "store": ("union", "layerfmt", "safepath", "imageformat", "errors"),
+    "registry": ("imageformat", "errors"),
+    "runtime": ("errors",),
+    "containers": ("store", "runtime", "imageformat", "errors"),
+    "cli": ("unionfs", "containers", "store", "runtime", "registry", "fuse", "index", "union",
+            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "errors"),
+    "__main__": ("cli",),
+}
+# fmt: on
+
+# Library -> the only parts that may import it. tools/, bench/ and tests/ use unionfs;
+# unionfs never imports them.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "pyfuse3": ("fuse",),
+    "trio": ("fuse",),
+    "lmdb": ("index", "store"),
+    "httpx": ("registry",),
+    "tools": (),
+    "bench": (),
+    "tests": (),
+}

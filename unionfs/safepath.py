@@ -6,6 +6,7 @@ RESOLVE_NO_SYMLINKS``: no component may be a symlink and nothing may leave the r
 symlink inside a layer is only ever shown, never followed. Final components are examined
 with ``fstatat(AT_SYMLINK_NOFOLLOW)`` relative to an ``O_PATH`` descriptor of their
 directory. Those directory descriptors are kept in a small LRU cache shared by all layers.
+A lower layer (``lower=True``) is only read, and reading it never changes its atime.
 """
 
 from __future__ import annotations
@@ -34,6 +35,54 @@ class _OpenHow(ctypes.Structure):
         ("mode", ctypes.c_uint64),
         ("resolve", ctypes.c_uint64),
     )
+
+
+_SYS_OPEN_TREE = 428  # these too: the generic syscall table
+_SYS_MOUNT_SETATTR = 442
+_OPEN_TREE_CLONE = 1
+_AT_EMPTY_PATH = 0x1000
+_MOUNT_ATTR_NOATIME = 0x10
+_MOUNT_ATTR__ATIME = 0x70  # the atime mode bits, cleared when one mode is set
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = (
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    )
+
+
+def noatime_clone(fd: int) -> int | None:
+    """A private ``noatime`` clone of the mount at directory *fd* (a detached bind mount,
+    ``open_tree(OPEN_TREE_CLONE)`` + ``mount_setattr``), as an ``O_PATH`` descriptor of
+    the same directory; None where this process may not make one (it needs CAP_SYS_ADMIN
+    over its mount namespace). Nothing reached through it updates an atime: kernel
+    overlayfs reads its lowers through such clones (``ovl_get_layers``: MNT_NOATIME)."""
+    clone = int(
+        _libc.syscall(
+            _SYS_OPEN_TREE,
+            ctypes.c_int(fd),
+            ctypes.c_char_p(b""),
+            ctypes.c_uint(_OPEN_TREE_CLONE | _AT_EMPTY_PATH | os.O_CLOEXEC),
+        )
+    )
+    if clone < 0:
+        return None
+    attr = _MountAttr(_MOUNT_ATTR_NOATIME, _MOUNT_ATTR__ATIME, 0, 0)
+    done = _libc.syscall(
+        _SYS_MOUNT_SETATTR,
+        ctypes.c_int(clone),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(_AT_EMPTY_PATH),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if done != 0:
+        os.close(clone)
+        return None
+    return clone
 
 
 def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0, resolve: int = _RESOLVE) -> int:
@@ -149,15 +198,32 @@ class LayerDir:
 
     Methods that answer "is it there" return None for a missing entry; everything else
     raises ``OSError`` with the real errno.
+
+    A *lower* layer is read without touching its atimes, as kernel overlayfs reads its
+    lowers: through a private noatime clone of its mount where this process may make one
+    (root), else with ``O_NOATIME`` on every file and directory it reads, where the kernel
+    allows that (the file's owner, or CAP_FOWNER: EPERM otherwise, and then it is read
+    without). A symlink's target is then the one read that may still move an atime: no
+    flag spares ``readlink``.
     """
 
-    def __init__(self, root: str, cache: DirFdCache, layer_id: int | None = None) -> None:
+    def __init__(
+        self, root: str, cache: DirFdCache, layer_id: int | None = None, *, lower: bool = False
+    ) -> None:
         self.root = root
         # Unique per LayerDir, whatever the caller numbers it: stacks may share one cache.
         self.layer_id = next(_layer_ids)
         self._cache = cache
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dev = os.fstat(self.root_fd).st_dev
+        self._noatime = 0  # O_NOATIME on reads, for a lower without its noatime clone
+        if lower:
+            clone = noatime_clone(self.root_fd)
+            if clone is None:
+                self._noatime = os.O_NOATIME
+            else:
+                os.close(self.root_fd)
+                self.root_fd = clone
 
     def close(self) -> None:
         self._cache.forget(self.layer_id, b"")
@@ -196,7 +262,7 @@ class LayerDir:
     def scandir(self, path: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
         """Every entry of directory *path* with its lstat, in on-disk order."""
         base, name = self.at(path) if path else (self.root_fd, b".")
-        fd = openat2(base, name, os.O_RDONLY | os.O_DIRECTORY)
+        fd = self._open_read(base, name, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with os.scandir(fd) as it:
                 for entry in it:
@@ -228,10 +294,21 @@ class LayerDir:
 
     def open(self, path: bytes, flags: int, mode: int = 0) -> int:
         """Open *path* (never through a symlink: a symlink gives ELOOP)."""
-        if not path:
-            return openat2(self.root_fd, b".", flags | os.O_NOFOLLOW, mode)
-        base, name = self.at(path)
+        base, name = self.at(path) if path else (self.root_fd, b".")
+        if flags & (os.O_ACCMODE | os.O_PATH | os.O_CREAT) == os.O_RDONLY:
+            return self._open_read(base, name, flags | os.O_NOFOLLOW)
         return openat2(base, name, flags | os.O_NOFOLLOW, mode)
+
+    def _open_read(self, base: int, name: bytes, flags: int) -> int:
+        """Open for reading; a lower's reads leave its atime alone (see the class)."""
+        if self._noatime:
+            try:
+                return openat2(base, name, flags | self._noatime)
+            except PermissionError as exc:
+                if exc.errno != errno.EPERM:
+                    raise
+                # Not the owner and no CAP_FOWNER: the kernel refuses O_NOATIME alone.
+        return openat2(base, name, flags)
 
     def opath(self, path: bytes) -> int:
         """An ``O_PATH`` descriptor of *path* itself, whatever its type; the caller closes it."""

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mountutil import MOUNT_TIMEOUT, force_unmount, log_problems
+from mountutil import EXIT_QUIET, MOUNT_TIMEOUT, force_unmount, log_problems
+from patience import Deadline, exit_of
 
 TOYFS = Path(__file__).with_name("toyfs317.py")  # toyfs.py + the libfuse 3.17 features
 
@@ -46,18 +47,16 @@ def toy_mount(backing: Path, mnt: Path, features: Sequence[str] = ()) -> Iterato
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     mounted = killed = False
     try:
-        deadline = time.monotonic() + MOUNT_TIMEOUT
+        deadline = Deadline(MOUNT_TIMEOUT)
         while not os.path.ismount(mnt):
             assert proc.poll() is None, f"toyfs exited: {errfile.read_text()}"
-            assert time.monotonic() < deadline, f"not mounted: {errfile.read_text()}"
+            assert not deadline.expired(), f"not mounted: {errfile.read_text()}"
             time.sleep(0.01)
         mounted = True
         yield Toy(mnt, backing)
     finally:
         force_unmount(mnt)
-        try:
-            proc.wait(timeout=10 * MOUNT_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        if not exit_of(proc, EXIT_QUIET):
             killed = True
             proc.kill()
             proc.wait()

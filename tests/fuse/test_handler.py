@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
+from pathlib import Path
+from unittest.mock import ANY
 
 import pyfuse3
 import pytest
 
+from unionfs.fuse import edge
 from unionfs.fuse.ops import handler
 
 from .conftest import MakeOps
@@ -97,3 +101,62 @@ def test_forget_logs_instead_of_raising(
         call(ops.forget, [("not", "numbers")])
         call(ops.forget, 42)
     assert call(ops.getattr, ROOT, CTX).st_ino == ROOT
+
+
+def test_debug_log_shows_the_size_of_write_data_not_the_data(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Writer:
+        @handler
+        async def write(self, fh: int, off: int, buf: bytes) -> int:
+            return len(buf)
+
+    with caplog.at_level(logging.DEBUG, logger="unionfs"):
+        assert call(Writer().write, 7, 0, b"\xab" * 4096) == 4096
+        assert call(Writer().write, 7, 0, b"short") == 5
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "write(7, 0, '<4096 bytes>')" in text
+    assert "\\xab" not in text
+    assert "write(7, 0, b'short')" in text  # short arguments are shown as they are
+
+
+def test_profile_counts_requests_and_seconds_per_handler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    profile = edge.Profile()
+    monkeypatch.setattr(edge, "PROFILE", profile)
+
+    class Profiled:
+        @handler
+        async def lookup(self, value: int) -> int:
+            return value
+
+        @handler
+        async def unlink(self) -> None:
+            raise OSError(errno.ENOENT, "gone")
+
+    ops = Profiled()
+    assert [call(ops.lookup, n) for n in range(3)] == [0, 1, 2]
+    assert fuse_errno(ops.unlink) == errno.ENOENT
+    assert Profiled.lookup.__name__ == "lookup"
+    path = tmp_path / "profile.json"
+    monkeypatch.setenv(edge.PROFILE_ENV, str(path))
+    edge.dump_profile()
+    table = json.loads(path.read_text())
+    assert {k: v["requests"] for k, v in table.items()} == {"lookup": 3, "unlink": 1}
+    assert all(v["seconds"] >= 0 for v in table.values())
+    # A dump starts counting afresh: the next one holds only what came after it.
+    call(ops.lookup, 9)
+    edge.dump_profile()
+    assert json.loads(path.read_text()) == {"lookup": {"requests": 1, "seconds": ANY}}
+
+
+def test_handlers_are_not_timed_unless_profiling(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(edge, "PROFILE", None)
+    path = tmp_path / "profile.json"
+    monkeypatch.setenv(edge.PROFILE_ENV, str(path))
+    assert call(Handlers().answers, 1) == 2
+    edge.dump_profile()
+    assert not path.exists()

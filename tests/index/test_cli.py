@@ -11,6 +11,7 @@ import pytest
 from layers import WHITEOUT_CHR, Opaque
 from layers import build as make_layer
 from mountutil import unionfs_cmd
+from patience import scaled
 
 from unionfs.index import codec
 from unionfs.index.env import IndexEnv
@@ -35,7 +36,7 @@ def index_cmd(action: str, *options: str, env: dict[str, str] | None = None,
         unionfs_cmd("index", action, *args),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
         env=env,
         cwd=cwd,
     )

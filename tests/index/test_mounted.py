@@ -13,13 +13,23 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mountutil import Dir, File, Symlink, Whiteout, build_stack, fresh_dir, tree, unionfs_mount
+from mountutil import (
+    Dir,
+    File,
+    Symlink,
+    Whiteout,
+    build_stack,
+    daemon_pid,
+    fresh_dir,
+    tree,
+    unionfs_mount,
+)
+from patience import exit_of, settled, wait_until
 from treecmp import diff_trees, marker_leaks, snapshot
 
 from unionfs.index import verify
@@ -120,24 +130,6 @@ def test_writes_through_an_indexed_mount_end_as_without_the_index(tmp_path: Path
 # -- no syscall on the layers --------------------------------------------------------------
 
 
-def _daemon_pid(mnt: Path) -> int:
-    """The pid of our ``unionfs mount -f`` child serving *mnt*."""
-    needle = os.fsencode(str(mnt))
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rpartition(")")[2].split()[1])
-        except OSError:
-            continue
-        if ppid == os.getpid() and needle in argv and b"mount" in argv:
-            return int(entry)
-    raise AssertionError(f"no daemon found for {mnt}")
-
-
 TRACED = "%file,%stat,%lstat,%fstat,%statfs,getdents64,fgetxattr,flistxattr,read,pread64"
 
 
@@ -153,26 +145,52 @@ def traced(pid: int, out: Path) -> Iterator[Path]:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while b"attached" not in err.read_bytes():
-            assert proc.poll() is None, f"strace failed: {err.read_text()}"
-            assert time.monotonic() < deadline, "strace did not attach"
-            time.sleep(0.02)
+        attached = wait_until(lambda: b"attached" in err.read_bytes() or proc.poll() is not None,
+                              30)  # fmt: skip
+        assert proc.poll() is None, f"strace failed: {err.read_text()}"
+        assert attached, "strace did not attach"
         yield out
-        time.sleep(0.2)  # let the daemon finish answering
+        settled(pid)  # the daemon has finished answering: its last syscalls are traced
     finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if not exit_of(proc):
             proc.kill()
             proc.wait()
 
 
-def _touching(trace: Path, roots: list[Path]) -> list[str]:
-    """Lines of *trace* whose paths or descriptors lie in one of *roots*."""
+def _layer_fds(pid: int, roots: list[Path]) -> set[int]:
+    """The descriptors *pid* holds now on entries of *roots*, told by device and inode: a
+    layer read through a private clone of its mount (as root the daemon reads its lowers
+    so, to leave their atimes alone) shows paths relative to that clone in the trace."""
+    inodes = set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [".", *dirnames, *filenames]:
+                st = os.lstat(os.path.join(dirpath, name))
+                inodes.add((st.st_dev, st.st_ino))
+    found = set()
+    for entry in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{entry}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in inodes:
+            found.add(int(entry))
+    return found
+
+
+def _touching(trace: Path, roots: list[Path], pid: int) -> list[str]:
+    """Lines of *trace* whose paths lie in one of *roots*, or that use a descriptor the
+    daemon *pid* still holds in one of them (its layer roots and cached directories)."""
     pattern = re.compile("|".join(re.escape(str(r)) + r"(?:[/>\"]|$)" for r in roots))
-    return [line for line in trace.read_text(errors="replace").splitlines() if pattern.search(line)]
+    fds = _layer_fds(pid, roots)
+    numbers = re.compile(r"\b(\d+)<|/proc/self/fd/(\d+)")
+    return [
+        line
+        for line in trace.read_text(errors="replace").splitlines()
+        if pattern.search(line)
+        or any(int(a or b) in fds for a, b in numbers.findall(line.partition(" ")[2]))
+    ]
 
 
 def _lookups(mnt: Path) -> None:
@@ -191,19 +209,21 @@ def _lookups(mnt: Path) -> None:
 def test_lookups_through_an_indexed_mount_make_no_syscall_on_the_layers(tmp_path: Path) -> None:
     lowers = _layers(tmp_path)
     with unionfs_mount(lowers, fresh_dir(tmp_path, "off"), extra_opts=INDEX_OFF) as mnt:
-        with traced(_daemon_pid(mnt), tmp_path / "off.trace") as trace:
+        pid = daemon_pid(mnt)
+        with traced(pid, tmp_path / "off.trace") as trace:
             _lookups(mnt)
-        assert _touching(trace, lowers), "the control: without the index the layers are read"
+        assert _touching(trace, lowers, pid), "the control: without the index the layers are read"
     where = tmp_path / "index"
     with unionfs_mount(lowers, fresh_dir(tmp_path, "on"), extra_opts=_index_on(where)) as mnt:
-        with traced(_daemon_pid(mnt), tmp_path / "on.trace") as trace:
+        pid = daemon_pid(mnt)
+        with traced(pid, tmp_path / "on.trace") as trace:
             _lookups(mnt)
-        assert _touching(trace, lowers) == []
-        with traced(_daemon_pid(mnt), tmp_path / "read.trace") as trace:
+        assert _touching(trace, lowers, pid) == []
+        with traced(pid, tmp_path / "read.trace") as trace:
             assert (mnt / "some/lower/file").read_bytes() == b"lower data"
-        touched = _touching(trace, lowers)
+        touched = _touching(trace, lowers, pid)
         assert touched, "data comes from the layer"
-        assert _touching(trace, [lowers[0], lowers[2]]) == [], "only the layer holding it"
+        assert _touching(trace, [lowers[0], lowers[2]], pid) == [], "only the layer holding it"
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
@@ -216,14 +236,15 @@ def test_with_an_upper_lookups_probe_the_upper_and_never_the_lower_layers(
     with unionfs_mount(lowers, fresh_dir(tmp_path, "mnt"), upper, work, opts) as mnt:
         (mnt / "created").write_bytes(b"new")
         (mnt / "only_middle").unlink()
-        with traced(_daemon_pid(mnt), tmp_path / "upper.trace") as trace:
+        pid = daemon_pid(mnt)
+        with traced(pid, tmp_path / "upper.trace") as trace:
             _lookups(mnt)
             os.stat(mnt / "created")
             assert not os.path.lexists(mnt / "only_middle")
             assert not os.path.lexists(mnt / "merged/never-existed")
             assert sorted(os.listdir(mnt / "some")) == ["below", "lower"]
-        assert _touching(trace, [upper]), "the control: the upper is read"
-        assert _touching(trace, lowers) == []
+        assert _touching(trace, [upper], pid), "the control: the upper is read"
+        assert _touching(trace, lowers, pid) == []
 
 
 # -- the second mount ----------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from layers import WHITEOUT_CHR, Opaque
 from layers import build as make_layer
 from mountutil import unionfs_cmd
+from patience import scaled
 
 from unionfs.index import build, verify
 from unionfs.index.env import FORMAT, IndexEnv, IndexUnavailable
@@ -109,7 +110,10 @@ def test_a_truncated_index_is_set_aside_and_rebuilt(tmp_path: Path, indexdir: Pa
     os.truncate(data, data.stat().st_size // 2)
     opts = f"lowerdir={dirs[0]},indexdir={indexdir}"
     result = subprocess.run(
-        unionfs_cmd("index", "verify", "-o", opts), capture_output=True, text=True, timeout=120
+        unionfs_cmd("index", "verify", "-o", opts),
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     )
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
     assert "matches" in result.stdout

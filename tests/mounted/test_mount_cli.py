@@ -10,7 +10,6 @@ import errno
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,10 +24,12 @@ from mountutil import (
     unionfs_cmd,
     unionfs_mount,
 )
+from patience import exit_of, scaled, wait_until
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("unionfs")  # not Debian's /usr/bin/unionfs
 MOUNT_HELPER = Path("/usr/sbin/mount.fuse.unionfs")
-GONE_TIMEOUT = 10.0
+GONE_TIMEOUT = 10.0  # hang guards, stretched by load (patience.py)
+MOUNT_TIMEOUT = 60.0
 
 
 def mount_count(mnt: Path) -> int:
@@ -69,15 +70,21 @@ def daemons_of(mnt: Path) -> list[int]:
 
 
 def wait_for_no_daemon(mnt: Path) -> list[int]:
-    deadline = time.monotonic() + GONE_TIMEOUT
-    while (left := daemons_of(mnt)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
+    wait_until(lambda: not daemons_of(mnt), GONE_TIMEOUT)
+    return daemons_of(mnt)
+
+
+def ended(proc: subprocess.Popen[bytes]) -> bytes:
+    """The stderr of a daemon whose mount is gone, once it has exited (killed only when it
+    is hung, which then fails the caller's check of its exit code)."""
+    if not exit_of(proc):
+        proc.kill()
+    return proc.communicate()[1]
 
 
 def run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        cmd, capture_output=True, text=True, timeout=scaled(timeout), stdin=subprocess.DEVNULL
     )
 
 
@@ -282,18 +289,12 @@ def test_relative_paths_are_taken_from_the_working_directory(
     with cleanup_new_mounts(mnt):
         proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 20
-            while fstype(mnt) is None and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: fstype(mnt) is not None or proc.poll() is not None, MOUNT_TIMEOUT)
             assert fstype(mnt) == "fuse.unionfs", f"not mounted; exit {proc.poll()}"
             assert os.listdir(mnt) == ["rel"]
         finally:
             force_unmount(mnt)
-            try:
-                stderr = proc.communicate(timeout=10)[1]
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stderr = proc.communicate()[1]
+            stderr = ended(proc)
         assert proc.returncode == 0, stderr
 
 
@@ -333,18 +334,13 @@ def test_foreground_without_log_file_logs_to_stderr(lower: Path, mnt: Path) -> N
     with cleanup_new_mounts(mnt):
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 20
-            while not os.path.ismount(mnt) and proc.poll() is None:
-                assert time.monotonic() < deadline, "not mounted"
-                time.sleep(0.02)
+            mounted = wait_until(lambda: os.path.ismount(mnt) or proc.poll() is not None,
+                                 MOUNT_TIMEOUT)  # fmt: skip
+            assert mounted and os.path.ismount(mnt), f"not mounted; exit {proc.poll()}"
             assert (mnt / "hello").read_bytes() == b"hello\n"
         finally:
             force_unmount(mnt)
-            try:
-                stderr = proc.communicate(timeout=10)[1]
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stderr = proc.communicate()[1]
+            stderr = ended(proc)
     assert proc.returncode == 0
     text = stderr.decode(errors="replace")
     assert text.strip(), "-f -d without --log wrote nothing to stderr"

@@ -27,6 +27,7 @@ from mountutil import (
     unionfs_cmd,
     unionfs_mount,
 )
+from patience import scaled
 from treecmp import diff_trees, drop_unstatable, snapshot
 from writeutil import (
     Mounted,
@@ -123,7 +124,7 @@ def refused(tmp_path: Path, upper: Path, work: Path) -> subprocess.CompletedProc
     try:
         return subprocess.run(
             unionfs_cmd("mount", "-f", "-o", opts, str(mnt)),
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True, text=True, timeout=scaled(30), check=False,
         )  # fmt: skip
     finally:
         assert not is_mounted(mnt), "mounted over an unwritable workdir"

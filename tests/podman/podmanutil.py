@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mountutil import force_unmount, mounts
+from patience import Deadline, scaled
 
 BUSYBOX = "/bin/busybox"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Hang guards in seconds of an idle machine, stretched by load (patience.py).
 COMMAND_TIMEOUT = 120.0
 GONE_TIMEOUT = 20.0
 HEX_ID = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b")
@@ -127,8 +129,8 @@ def live_processes_mentioning(text: str) -> list[tuple[int, str]]:
 
 def wait_until_gone(text: str) -> list[tuple[int, str]]:
     """Poll until no live process mentions *text*; return what is left after the deadline."""
-    deadline = time.monotonic() + GONE_TIMEOUT
-    while (left := live_processes_mentioning(text)) and time.monotonic() < deadline:
+    deadline = Deadline(GONE_TIMEOUT)
+    while (left := live_processes_mentioning(text)) and not deadline.expired():
         time.sleep(0.1)
     return left
 
@@ -207,7 +209,7 @@ class Podman:
             args = (args[0], *self.container_flags(), *args[1:])
         proc = subprocess.run(
             self.argv(*args), input=stdin, capture_output=True, env=self.env(),
-            timeout=COMMAND_TIMEOUT, cwd=self.base, check=False,
+            timeout=scaled(COMMAND_TIMEOUT), cwd=self.base, check=False,
         )  # fmt: skip
         return Result(proc.returncode, proc.stdout.decode(errors="replace"),
                       proc.stderr.decode(errors="replace"))  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import force_unmount, is_mounted
+from patience import scaled
 from podmanutil import live_processes_mentioning, wait_until_gone
 
 UNIONFS = str(Path(sys.executable).with_name("unionfs"))  # not Debian's /usr/bin/unionfs
@@ -36,9 +37,9 @@ def call_like_podman(cwd: Path, opts: str, target: Path | str) -> tuple[int, str
         os.close(extra_write)
         extra_write = -1
         # communicate() returns only at EOF on stderr: a daemon holding it would hang here.
-        _out, err = proc.communicate(timeout=CALL_TIMEOUT)
+        _out, err = proc.communicate(timeout=scaled(CALL_TIMEOUT))
         # EOF only once the daemon closed its inherited copy too.
-        ready, _w, _x = select.select([extra_read], [], [], CALL_TIMEOUT)
+        ready, _w, _x = select.select([extra_read], [], [], scaled(CALL_TIMEOUT))
         assert ready, "the daemon kept a descriptor its caller passed it open"
         return proc.returncode, err.decode(), os.read(extra_read, 100)
     finally:

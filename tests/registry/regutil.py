@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from patience import Deadline, exit_of, scaled
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 _ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3})')
 
@@ -53,9 +55,7 @@ class Registry:
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            if not exit_of(self.proc):
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
@@ -107,21 +107,22 @@ def start_registry(
             stdin=subprocess.DEVNULL,
         )
     reg = Registry(f"127.0.0.1:{port}", proc, log_path, storage)
-    deadline = time.monotonic() + 30
+    deadline = Deadline(30)
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log_path.read_text()[-2000:]}")
         try:
             scheme = "https" if tls else "http"
             context = ssl._create_unverified_context() if tls else None
-            urllib.request.urlopen(f"{scheme}://{reg.host}/v2/", timeout=2, context=context).close()
+            urllib.request.urlopen(f"{scheme}://{reg.host}/v2/", timeout=scaled(5),
+                                   context=context).close()  # fmt: skip
             return reg
         except urllib.error.HTTPError:
             return reg  # 401: up, wants auth
         except OSError:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 reg.stop()
-                raise RuntimeError("docker-registry did not answer /v2/ in 30 s") from None
+                raise RuntimeError(f"docker-registry did not answer /v2/ in {deadline}") from None
             time.sleep(0.05)
 
 

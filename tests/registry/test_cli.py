@@ -18,7 +18,7 @@ from treecmp import snapshot as tree_snapshot
 
 from registry.conftest import PASSWORD, USER
 from registry.regutil import Registry, build_image, free_port, random_bytes, snapshot
-from unionfs.store import Store
+from unionfs.store import ImageStore
 
 KIB = 1024
 BASE = [
@@ -68,7 +68,7 @@ def source_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def mounted_tree(root: Path, image: str, mnt: Path) -> dict[bytes, dict[str, object]]:
-    with Store(str(root)) as store:
+    with ImageStore(str(root)) as store:
         lowers = store.lowers(store.resolve(image))
     mnt.mkdir()
     with unionfs_mount(lowers, mnt):
@@ -110,7 +110,7 @@ def test_killed_store_pull_resumes_and_leaves_no_temp_blob(
 import os, signal, sys
 from unionfs.registry.reference import parse_reference
 from unionfs.registry.transfer import connect, pull
-from unionfs.store import Store
+from unionfs.store import ImageStore
 
 class Kill:
     def begin(self, desc): self.n = 0
@@ -121,13 +121,13 @@ class Kill:
     def end(self, desc, outcome): pass
 
 r = parse_reference(sys.argv[1])
-with Store(sys.argv[2]) as store, connect(r, tls_verify=False) as client:
+with ImageStore(sys.argv[2]) as store, connect(r, tls_verify=False) as client:
     pull(client, r, store, "x", progress=Kill())
 """
     proc = subprocess.run([sys.executable, "-c", child, ref, str(dest)], check=False)
     assert proc.returncode == -9
     blobs = dest / "blobs" / "sha256"
-    temps = [p.name for p in blobs.iterdir() if p.name.startswith(".")]
+    temps = {p.name.removesuffix(".lock") for p in blobs.iterdir() if p.name.startswith(".")}
     assert len(temps) == 1 and not [p for p in blobs.iterdir() if not p.name.startswith(".")]
     assert "x:latest" not in uf(dest, "images").stdout
     out = uf(dest, "pull", ref, "--tls-verify=false").stdout

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patience import Deadline, scaled
 from podmanutil import CGROUP_ROOT, GONE_TIMEOUT, Result, wait_until_gone
 
 if TYPE_CHECKING:  # tools/podman_bench.py imports this without pytest
@@ -112,8 +113,8 @@ class RootlessPodman:
         inner = ["runuser", "-u", u.name, "--", *u.env(self.env()), *argv]
         cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                'mount --bind "$0" /dev/fuse && exec "$@"', str(u.fuse_node), *inner]  # fmt: skip
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=COMMAND_TIMEOUT,
-                              cwd=self.base, check=False)  # fmt: skip
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, cwd=self.base,
+                              timeout=scaled(COMMAND_TIMEOUT), check=False)  # fmt: skip
         return Result(proc.returncode, proc.stdout.decode(errors="replace"),
                       proc.stderr.decode(errors="replace"))  # fmt: skip
 
@@ -191,7 +192,7 @@ def user_ids(user: RootlessUser) -> set[int]:
 def user_processes(user: RootlessUser) -> list[int]:
     """Live processes of the user or of its containers (waits for them to go first)."""
     ids = user_ids(user)
-    deadline = time.monotonic() + GONE_TIMEOUT
+    deadline = Deadline(GONE_TIMEOUT)
     while True:
         found = []
         for entry in os.scandir("/proc"):
@@ -202,7 +203,7 @@ def user_processes(user: RootlessUser) -> list[int]:
                         found.append(int(entry.name))
             except OSError:
                 continue
-        if not found or time.monotonic() > deadline:
+        if not found or deadline.expired():
             return found
         time.sleep(0.1)
 

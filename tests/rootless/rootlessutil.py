@@ -30,9 +30,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from patience import scaled
+
 HERE = Path(__file__).parent
 TESTS = HERE.parent
-HELPERS = ("mountutil.py", "treecmp.py", "writeutil.py", "differential/write_pairs.py",
+HELPERS = ("mountutil.py", "patience.py", "treecmp.py", "writeutil.py",
+           "differential/write_pairs.py",
            "podman/podmanutil.py", "binding/toyfs.py", "binding/toyfs317.py",
            "binding/toymount.py", "rootless/userside.py")  # fmt: skip
 PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", "attrs",
@@ -40,7 +43,7 @@ PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", 
             "_hypothesis_globals", "zstandard", "httpx", "httpcore", "h11", "certifi", "anyio",
             "typing_extensions")  # fmt: skip
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-TIMEOUT = 120
+TIMEOUT = 120  # a hang guard, stretched by load: scaled(TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class RootlessUser:
         cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                str(self.fuse_node), *inner]  # fmt: skip
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=self.base
+            cmd, capture_output=True, text=True, timeout=scaled(TIMEOUT), check=False, cwd=self.base
         )
         if check and proc.returncode != 0:
             raise AssertionError(

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from registry.regutil import REGISTRY_BIN, start_registry
 from rootlessutil import PATH, TIMEOUT, RootlessUser
 
@@ -137,7 +138,7 @@ def test_user_store_keeps_host_ids_and_shows_container_ids(
     assert owners["etc/owned"] == (1000, 1000)
     assert owners["etc"] == (0, 0)
     info = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
-                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+                          capture_output=True, text=True, timeout=scaled(TIMEOUT))  # fmt: skip
     assert len(json.loads(info.stdout)["Layers"]) == 2
 
     user.unionfs("rm", cname)  # its upper holds a directory of container uid 1000
@@ -170,7 +171,7 @@ def registry_with(archive: Path, name: str) -> Iterator[str]:
     try:
         subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
                         f"oci-archive:{archive}", f"docker://{reg.host}/{name}"],
-                       check=True, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+                       check=True, capture_output=True, timeout=scaled(TIMEOUT))  # fmt: skip
         yield reg.host
     finally:
         reg.stop()
@@ -188,7 +189,7 @@ def _run_without_ranges(user: RootlessUser, argv: list[str], store: Path) -> str
              *user.env({"UNIONFS_HOME": str(store), "PATH": PATH}), *argv]  # fmt: skip
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                            str(user.fuse_node), str(empty), *inner],
-                          capture_output=True, text=True, timeout=TIMEOUT, check=False,
+                          capture_output=True, text=True, timeout=scaled(TIMEOUT), check=False,
                           cwd=user.base)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return proc.stdout + "\0" + proc.stderr

@@ -21,10 +21,10 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from mountutil import Dir, File, Symlink, Whiteout, build_stack, kernel_overlay, unionfs_mount
+from patience import wait_until
 from toymount import toy_mount
 from treecmp import diff_trees, drop_unstatable, snapshot
 from write_pairs import (
@@ -81,9 +81,7 @@ def usermount(base: Path) -> dict[str, object]:
         owner = os.stat(mnt / "d" / "new").st_uid
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
-    deadline = time.monotonic() + 10
-    while os.path.ismount(mnt) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not os.path.ismount(mnt), 30)
     return {
         "mountinfo": line.split(" - ")[1].split(),
         "before": before,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from patience import wait_until
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,18 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C programs of probes/ (attacks a container must not get away with), built
+    static: they run in the busybox rootfs, which has no libc. Bind it with -v DIR:/probe."""
+    assert shutil.which("gcc"), "gcc is missing: ./dev.sh setup installs it"
+    out = tmp_path_factory.mktemp("probes")
+    for source in sorted((Path(__file__).parent / "probes").glob("*.c")):
+        subprocess.run(["gcc", "-static", "-O", "-o", str(out / source.stem), str(source)],
+                       check=True)  # fmt: skip
+    return out
+
+
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     """A Runtime with a fresh UNIONFS_HOME; afterwards nothing of its containers remains.
@@ -50,12 +62,11 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.stop_all()
-    deadline = time.monotonic() + 10
-    while processes_mentioning(str(home)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # FUSE daemons exit on their own after the unmount
+    # FUSE daemons exit on their own after the unmount
+    wait_until(lambda: not processes_mentioning(str(home)), 30)
     leaks = leftovers(home, before)
     if leaks:
-        for state in Store(str(home)).all():
+        for state in ContainerDirs(str(home)).all():
             rt("rm", "-f", state.id)
     assert leaks == []
 
@@ -69,6 +80,8 @@ def leftovers(home: Path, cgroups_before: set[Path]) -> list[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(home) in line]
     found += [
-        f"container {s.name} ({s.status})" for s in Store(str(home)).all() if s.status != "exited"
+        f"container {s.name} ({s.status})"
+        for s in ContainerDirs(str(home)).all()
+        if s.status != "exited"
     ]
     return found

@@ -10,16 +10,21 @@ import time
 import uuid
 from pathlib import Path
 
+from patience import Deadline, descendants, exit_of, scaled
+
 from unionfs.runtime import placement
-from unionfs.runtime.state import State, Store
+from unionfs.runtime.state import ContainerDirs, State
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 
 
 def own_cgroup_dirs() -> list[Path]:
-    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made)."""
-    v1, _ = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
+    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made), and
+    in a hybrid host's v2 one (where their device programs go)."""
+    v1, v2 = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
     dirs = [Path("/sys/fs/cgroup", c, v1[c].lstrip("/")) for c in V1_CONTROLLERS if c in v1]
+    if v1 and v2 is not None:
+        dirs.append(Path("/sys/fs/cgroup/unified", v2.lstrip("/")))
     return [d for d in dirs if d.is_dir()]
 
 
@@ -58,7 +63,7 @@ class Runtime:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=scaled(timeout),
             stdin=subprocess.DEVNULL,
             check=False,
         )
@@ -76,27 +81,37 @@ class Runtime:
         return proc
 
     def wait_running(self, name: str, proc: subprocess.Popen[str], timeout: float = 30) -> State:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = next((s for s in Store(str(self.home)).all() if s.name == name), None)
+        deadline = Deadline(timeout)
+        while not deadline.expired():
+            state = next((s for s in ContainerDirs(str(self.home)).all() if s.name == name), None)
             if state is not None and state.status == "running":
                 return state
             if proc.poll() is not None:
                 out, err = proc.communicate()
                 raise AssertionError(f"{name} ended with {proc.returncode}: {out}{err}")
             time.sleep(0.02)
-        raise AssertionError(f"{name} is not running after {timeout}s")
+        raise AssertionError(f"{name} is not running after {deadline}")
 
     def stop_all(self) -> None:
         for proc in self.started:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # the runtime cleans up
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)  # the runtime cleans up, however long it takes
+                if not exit_of(proc):
                     proc.kill()
                     proc.wait()
             proc.communicate()
+
+
+def runs_below(pid: int, argv: list[str]) -> bool:
+    """A live process below *pid* runs exactly *argv* (so what started it is in place)."""
+    want = "\0".join(argv).encode() + b"\0"
+    for p in descendants(pid):
+        try:
+            if Path(f"/proc/{p}/cmdline").read_bytes() == want:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def unique_name() -> str:

@@ -120,11 +120,11 @@ def test_an_existing_cgroup_is_never_taken_over(tmp_path: Path) -> None:
     assert (own / "unionfs-x" / "cgroup.procs").read_text() == "1\n"
 
 
-def test_v2_device_rules_are_refused(tmp_path: Path) -> None:
-    fake_v2(tmp_path)
+def test_v2_device_rules_where_no_program_attaches_are_one_clear_error(tmp_path: Path) -> None:
+    fake_v2(tmp_path)  # a plain directory: the kernel attaches no BPF program there
     cg = V2Cgroup(str(tmp_path / "user.slice" / "me" / "c"))
     cg.create()
-    with pytest.raises(UserError, match="devices controller"):
+    with pytest.raises(UserError, match="device rules are a BPF program"):
         cg.set_limits(Resources(devices=(DeviceRule(False),)))
 
 
@@ -235,9 +235,9 @@ def test_v1_device_rules_deny_then_allow(tmp_path: Path) -> None:
         DeviceRule(True, "c", 1, 3, "rwm"),
         DeviceRule(True, "c", 136, None, "rw"),
     )
-    self_cgroup = SELF_V1 + "5:devices:/\n"
+    self_cgroup = SELF_V1.replace("0::/\n", "") + "5:devices:/\n"  # v1 alone
     cg = placement.locate("unionfs-x", Resources(devices=rules), str(tmp_path), self_cgroup)
-    assert isinstance(cg, V1Cgroup)
+    assert isinstance(cg, V1Cgroup) and "unified" not in cg.dirs
     cg.create()
     devices = Path(cg.dirs["devices"])
     written: list[str] = []
@@ -271,3 +271,16 @@ def test_own_cgroups_reads_proc_self_cgroup() -> None:
     v1, v2 = placement.own_cgroups(SELF_V1 + "3:cpu,cpuacct:/x\n")
     assert v1["memory"] == "/process_api/abc" and v1["pids"] == "/" and v2 == "/"
     assert "name=systemd" not in v1
+
+
+def test_hybrid_device_rules_also_go_to_the_v2_hierarchy(tmp_path: Path) -> None:
+    """Where v1 and v2 are mounted side by side, the rules are v1 lines and a BPF program
+    on a v2 cgroup too (the kernel checks both); without device rules, no v2 cgroup."""
+    fake_v1(tmp_path, controllers=("memory", "cpu", "cpuacct", "pids", "devices"))
+    self_cgroup = SELF_V1 + "5:devices:/\n"
+    cg = placement.locate("unionfs-x", Resources(devices=(DeviceRule(False),)), str(tmp_path),
+                          self_cgroup)  # fmt: skip
+    assert isinstance(cg, V1Cgroup)
+    assert cg.dirs["unified"] == f"{tmp_path}/unified/unionfs-x"
+    plain = placement.locate("unionfs-x", Resources(), str(tmp_path), self_cgroup)
+    assert isinstance(plain, V1Cgroup) and "unified" not in plain.dirs

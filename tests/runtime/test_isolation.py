@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime.containerutil import Runtime, unique_name
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 VIEW_SCRIPT = """
 echo '== ps'; ps
@@ -91,11 +91,14 @@ def test_mountinfo_shows_none_of_the_hosts_mounts(view: dict[str, list[str]]) ->
     assert points >= CONTAINER_MOUNTS
     root = next(line for line in view["mountinfo"] if line.split()[4] == "/")
     assert "fuse.unionfs" in root
-    assert fstypes <= {"fuse.unionfs", "proc", "tmpfs", "devtmpfs", "devpts", "mqueue", "sysfs"}
+    assert fstypes <= {"fuse.unionfs", "proc", "tmpfs", "devtmpfs", "devpts", "mqueue", "sysfs",
+                       "cgroup", "cgroup2"}  # fmt: skip
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         host_points = {line.split()[4] for line in f} - CONTAINER_MOUNTS
-    # the only names shared with the host's mounts: bound devices and masked /proc files
-    assert host_points & points <= DEVICES | {"/proc/kcore", "/proc/keys"}
+    # the only names shared with the host's mounts: bound devices, masked /proc files and
+    # the container's own cgroups (bound where the host has its hierarchies)
+    cgroups = {p for p in points if p == "/sys/fs/cgroup" or p.startswith("/sys/fs/cgroup/")}
+    assert host_points & points <= DEVICES | {"/proc/kcore", "/proc/keys"} | cgroups
 
 
 def test_dev_is_minimal_and_sys_is_read_only(view: dict[str, list[str]]) -> None:
@@ -127,7 +130,7 @@ def test_volumes_and_the_lower_layer_stays_untouched(
     assert (rw / "file").read_text() == "out\n" and not (ro / "new").exists()
     assert (busybox_rootfs / "etc" / "passwd").read_text().startswith("root:x:0:0")
     assert not (busybox_rootfs / "srv").exists()
-    store = Store(str(runtime.home))
+    store = ContainerDirs(str(runtime.home))
     state = next(s for s in store.all() if s.name == c)
     upper = Path(store.paths(state.id).upper)
     assert (upper / "etc" / "passwd").read_text() == "changed\n"
@@ -143,7 +146,7 @@ def test_volumes_and_the_lower_layer_stays_untouched(
         (["--memory", "lots", "--rootfs", "ROOTFS", "true"], "--memory 'lots': not a size"),
         (["--cpus", "0", "--rootfs", "ROOTFS", "true"], "--cpus '0'"),
         (["-v", "/nonexistent-src:/x", "--rootfs", "ROOTFS", "true"], "bind source"),
-        (["--bundle", "BUNDLE"], "config.json: linux.seccomp is not supported"),
+        (["--bundle", "BUNDLE"], "seccomp.defaultAction 'SCMP_ACT_NOTIFY' is not supported"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(
@@ -154,7 +157,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     (bundle / "config.json").write_text(
         '{"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"},'
         f' "root": {{"path": "{busybox_rootfs}"}}, "linux": {{"namespaces": [{{"type": '
-        '"mount"}], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}'
+        '"mount"}], "seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}}'
     )
     args = [a.replace("ROOTFS", str(busybox_rootfs)).replace("BUNDLE", str(bundle)) for a in args]
     done = runtime("run", "--rm", *args)

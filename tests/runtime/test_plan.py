@@ -45,10 +45,11 @@ def index(steps: tuple[p.Step, ...], kind: type[p.Step]) -> int:
     return next(i for i, s in enumerate(steps) if isinstance(s, kind))
 
 
-def test_the_helper_unshares_five_namespaces_then_forks_and_waits_for_its_cgroups() -> None:
+def test_the_helper_unshares_six_namespaces_then_forks_and_waits_for_its_cgroups() -> None:
     steps = plan.run_plan(cli(hostname="box"), ROOT)
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
-    assert steps[:4] == (p.Unshare(flags), p.Fork(), p.AwaitGo("cgroup"), p.MakeRprivate())
+    assert steps[:6] == (p.Unshare(flags), p.Fork(), p.AwaitGo("cgroup"), p.NewSession(),
+                         p.Unshare(CLONE_NEWCGROUP), p.MakeRprivate())  # fmt: skip
 
 
 def test_mounts_happen_inside_the_root_before_the_pivot_then_the_process_is_set_up() -> None:
@@ -69,13 +70,15 @@ def test_mounts_happen_inside_the_root_before_the_pivot_then_the_process_is_set_
     devpts = next(s for s in mounts if s.fstype == "devpts")
     assert "newinstance" in devpts.data and "ptmxmode=0666" in devpts.data
     after = kinds(steps[pivot + 1 :])
-    assert after[-7:] == [
+    assert after[-9:] == [
         "SetHostname",
         "LoopbackUp",
         "Chdir",
         "DropBounding",
         "SetUser",
         "SetCapabilities",
+        "NoNewPrivileges",
+        "Seccomp",
         "Exec",
     ]
     assert steps[-1] == p.Exec(("sh", "-c", "x"), cli(hostname="box").process.env)
@@ -123,7 +126,7 @@ def test_without_a_network_namespace_loopback_is_left_alone() -> None:
 def test_a_cgroup_namespace_is_unshared_only_after_joining_the_cgroups() -> None:
     s = dataclasses.replace(cli(), namespaces=("cgroup", "mount", "pid"))
     steps = plan.run_plan(s, ROOT)
-    assert steps[2:4] == (p.AwaitGo("cgroup"), p.Unshare(CLONE_NEWCGROUP))
+    assert steps[2:5] == (p.AwaitGo("cgroup"), p.NewSession(), p.Unshare(CLONE_NEWCGROUP))
     first = steps[0]
     assert isinstance(first, p.Unshare) and not first.flags & CLONE_NEWCGROUP
 

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from runtime.containerutil import Runtime
 
@@ -70,7 +71,7 @@ def test_runc_and_unionfs_show_the_same_isolation(runtime: Runtime, bundle: Path
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
-        timeout=60,
+        timeout=scaled(60),
         check=False,
     )
     ours = runtime("run", "--rm", "--bundle", str(bundle))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, spec, units
+from unionfs.runtime import caps, devices, spec, units
 from unionfs.runtime.spec import MountSpec
 
 
@@ -68,9 +68,9 @@ def test_format_bytes() -> None:
     assert units.format_bytes(32 << 20) == "32MiB"
 
 
-def test_defaults_give_the_five_namespaces_and_the_minimal_mounts() -> None:
+def test_defaults_give_the_six_namespaces_and_the_minimal_mounts() -> None:
     s = cli()
-    assert s.namespaces == ("ipc", "mount", "network", "pid", "uts")
+    assert s.namespaces == ("cgroup", "ipc", "mount", "network", "pid", "uts")
     assert [m.destination for m in s.mounts] == [
         "/proc",
         "/dev",
@@ -78,10 +78,13 @@ def test_defaults_give_the_five_namespaces_and_the_minimal_mounts() -> None:
         "/dev/shm",
         "/dev/mqueue",
         "/sys",
+        "/sys/fs/cgroup",
     ]
-    sysfs = s.mounts[-1]
+    sysfs = s.mounts[-2]
     assert sysfs.type == "sysfs" and "ro" in sysfs.options
-    assert s.resources == spec.Resources()
+    assert s.mounts[-1].type == "cgroup" and "ro" in s.mounts[-1].options
+    assert "nodev" in s.mounts[1].options  # /dev: its nodes are binds of the host's
+    assert s.resources == spec.Resources(devices=devices.default_rules())
     assert s.process.cwd == "/" and (s.process.uid, s.process.gid) == (0, 0)
     assert s.hostname is None and s.hostname_from_id
     assert "/proc/kcore" in s.masked_paths and "/proc/sys" in s.readonly_paths
@@ -89,8 +92,8 @@ def test_defaults_give_the_five_namespaces_and_the_minimal_mounts() -> None:
 
 def test_limits_flags_fill_resources_and_name_their_controllers() -> None:
     s = cli(memory="32m", cpus="0.25", pids="10")
-    assert s.resources == spec.Resources(32 << 20, 25_000, 100_000, 10)
-    assert s.resources.controllers() == ("memory", "cpu", "pids")
+    assert s.resources == spec.Resources(32 << 20, 25_000, 100_000, 10, devices.default_rules())
+    assert s.resources.controllers() == ("memory", "cpu", "pids", "devices")
 
 
 def test_default_capabilities_are_dockers_without_mknod() -> None:

@@ -14,7 +14,7 @@ import pytest
 from runtime.test_oci import config, parse
 from unionfs.errors import UserError
 from unionfs.runtime import jsonvalues, spec
-from unionfs.runtime.state import Saved, State, Store
+from unionfs.runtime.state import ContainerDirs, Saved, State
 
 
 def roundtrip(value: object) -> object:
@@ -68,7 +68,7 @@ def test_a_value_that_does_not_fit_is_named(change: object, message: str) -> Non
 def test_spec_json_is_saved_beside_the_state_and_a_damaged_one_is_one_error(
     tmp_path: Path,
 ) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     state = store.create("c", ("sh",), "/rootfs", remove=False, runtime=False)
     assert store.load_spec(state) is None  # created without a command
     store.save_spec(state.id, Saved(cli_spec(), 1.0))
@@ -82,7 +82,7 @@ def test_spec_json_is_saved_beside_the_state_and_a_damaged_one_is_one_error(
 
 
 def test_claim_checks_under_the_lock_and_resets_the_run_fields(tmp_path: Path) -> None:
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     made = store.create("c", ("sh",), "/rootfs", remove=False, runtime=False)
     store.save(dataclasses.replace(made, status="exited", exit_code=3))
 
@@ -101,7 +101,7 @@ def test_a_start_that_fails_before_the_process_ran_leaves_the_container_as_it_wa
 ) -> None:
     from unionfs.runtime.run import _Container
 
-    store = Store(str(tmp_path))
+    store = ContainerDirs(str(tmp_path))
     made = store.create("c", ("sh",), "/rootfs", remove=True, runtime=False)
     store.save(dataclasses.replace(made, status="exited", exit_code=3))
     before, now = store.claim(made.id, lambda s: None)

@@ -9,10 +9,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from store.storeutil import oci_layout, tar_dir
 
 from runtime.containerutil import Runtime, unique_name
-from unionfs.runtime.state import Store
+from unionfs.runtime.state import ContainerDirs
 
 COUNT = "echo x >> /count; wc -l < /count"
 
@@ -30,7 +31,7 @@ def image(runtime: Runtime, busybox_rootfs: Path, tmp_path: Path) -> str:
 
 
 def states(runtime: Runtime) -> list[tuple[str, str, int | None]]:
-    return [(s.name, s.status, s.exit_code) for s in Store(str(runtime.home)).all()]
+    return [(s.name, s.status, s.exit_code) for s in ContainerDirs(str(runtime.home)).all()]
 
 
 def test_an_exited_run_starts_again_on_its_upper(runtime: Runtime, busybox_rootfs: Path) -> None:
@@ -89,7 +90,7 @@ def test_start_of_a_running_or_mounted_container_is_refused(runtime: Runtime, im
     execd = runtime("exec", c, "sh", "-c", "echo $GREETING; pwd")
     assert (execd.returncode, execd.stdout) == (0, "hello\n/srv\n"), execd.stderr
     proc.send_signal(signal.SIGTERM)  # forwarded to the process, as by run
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=scaled(30))
     assert proc.returncode == 7 and states(runtime) == [(c, "exited", 7)]
     mounted = runtime("mount", c)
     assert mounted.returncode == 0, mounted.stderr

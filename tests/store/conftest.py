@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import force_unmount, mounts
+from patience import scaled
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -34,7 +35,7 @@ def uf(store_root: Path) -> Run:
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "unionfs", "--root", str(store_root), *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              check=False, timeout=120)  # fmt: skip
+                              check=False, timeout=scaled(120))  # fmt: skip
         assert "Traceback" not in proc.stderr, proc.stderr
         if ok:
             assert proc.returncode == 0, f"{args}: exit {proc.returncode}: {proc.stderr}"

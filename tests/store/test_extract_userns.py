@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from patience import scaled
 
 from store.tarcraft import E, craft
 
@@ -44,7 +45,7 @@ def test_extract_in_a_user_namespace(tmp_path: Path) -> None:
     proc = subprocess.run(
         ["unshare", "--user", "--map-root-user", sys.executable, "-c", CHILD,
          str(tmp_path / "layer.tar"), str(dest)],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True, text=True, check=False, timeout=scaled(60),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from treecmp import diff_trees, marker_leaks, snapshot
 
 from store.conftest import Run
@@ -22,7 +23,7 @@ from store.storeutil import layer_tar
 
 def sh(*cmd: str | Path, cwd: Path | None = None) -> str:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd,
-                          check=False, timeout=120)  # fmt: skip
+                          check=False, timeout=scaled(120))  # fmt: skip
     assert proc.returncode == 0, f"{cmd}: {proc.stderr}"
     return proc.stdout
 

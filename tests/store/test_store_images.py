@@ -1,4 +1,4 @@
-"""The Store API on temp dirs (no mounts): blobs verified, the registry client's flow
+"""The ImageStore API on temp dirs (no mounts): blobs verified, the registry client's flow
 (add_blob + add_image), layers stored once, rmi keeping what others use."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from store.storeutil import layer_tar, oci_layout
 from unionfs.errors import UserError
-from unionfs.store import Store, containers
+from unionfs.store import ImageStore
 from unionfs.store.blobs import sha256_bytes
 
 BASE = layer_tar([("etc", "dir", ""), ("etc/motd", "file", "base\n"), ("bin", "dir", ""),
@@ -20,20 +20,20 @@ TOP = layer_tar([("etc", "dir", ""), ("etc/.wh.motd", "file", ""), ("etc/new", "
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(str(tmp_path / "store"))
+def store(tmp_path: Path) -> ImageStore:
+    s = ImageStore(str(tmp_path / "store"), lambda _m: None)
     yield s
     s.close()
 
 
-def copy_in(store: Store, layout: Path, digests: dict[str, str]) -> None:
+def copy_in(store: ImageStore, layout: Path, digests: dict[str, str]) -> None:
     """What a registry pull does: every blob into the store, verified against its digest."""
     for digest in digests.values():
         with open(layout / "blobs/sha256" / digest[7:], "rb") as f:
             assert store.add_blob(f, digest) == digest
 
 
-def test_add_blob_refuses_a_mismatch_and_leaves_nothing(store: Store) -> None:
+def test_add_blob_refuses_a_mismatch_and_leaves_nothing(store: ImageStore) -> None:
     wrong = sha256_bytes(b"something else")
     with pytest.raises(UserError, match="digest mismatch"):
         store.add_blob(io.BytesIO(b"content"), wrong)
@@ -42,12 +42,12 @@ def test_add_blob_refuses_a_mismatch_and_leaves_nothing(store: Store) -> None:
     assert store.has_blob(good) and Path(store.blob_path(good)).read_bytes() == b"content"
 
 
-def test_invalid_digest_never_becomes_a_path(store: Store) -> None:
+def test_invalid_digest_never_becomes_a_path(store: ImageStore) -> None:
     with pytest.raises(UserError, match="invalid digest"):
         store.blob_path("sha256:../../etc/passwd")
 
 
-def test_registry_flow_add_image_then_image_manifest(store: Store, tmp_path: Path) -> None:
+def test_registry_flow_add_image_then_image_manifest(store: ImageStore, tmp_path: Path) -> None:
     digests = oci_layout(tmp_path / "lay", [BASE, TOP])
     copy_in(store, tmp_path / "lay", digests)
     image = store.add_image(digests["manifest"], "localhost:5000/demo")
@@ -61,7 +61,9 @@ def test_registry_flow_add_image_then_image_manifest(store: Store, tmp_path: Pat
     assert store.resolve(image.record.id[:5]).digest == digest
 
 
-def test_add_image_refuses_a_missing_blob_and_records_nothing(store: Store, tmp_path: Path) -> None:
+def test_add_image_refuses_a_missing_blob_and_records_nothing(
+    store: ImageStore, tmp_path: Path
+) -> None:
     digests = oci_layout(tmp_path / "lay", [BASE, TOP])
     del digests["layer1"]
     copy_in(store, tmp_path / "lay", digests)
@@ -70,7 +72,7 @@ def test_add_image_refuses_a_missing_blob_and_records_nothing(store: Store, tmp_
     assert store.images() == [] and store.meta.names() == {}
 
 
-def test_identical_layers_are_stored_once(store: Store, tmp_path: Path) -> None:
+def test_identical_layers_are_stored_once(store: ImageStore, tmp_path: Path) -> None:
     one = oci_layout(tmp_path / "one", [BASE])
     two = oci_layout(tmp_path / "two", [BASE, TOP])
     copy_in(store, tmp_path / "one", one)
@@ -81,7 +83,7 @@ def test_identical_layers_are_stored_once(store: Store, tmp_path: Path) -> None:
     assert len([n for n in os.listdir(store.layers_dir) if not n.startswith(".")]) == 2
 
 
-def test_rmi_keeps_layers_another_image_uses(store: Store, tmp_path: Path) -> None:
+def test_rmi_keeps_layers_another_image_uses(store: ImageStore, tmp_path: Path) -> None:
     one = oci_layout(tmp_path / "one", [BASE])
     two = oci_layout(tmp_path / "two", [BASE, TOP])
     copy_in(store, tmp_path / "one", one)
@@ -97,7 +99,7 @@ def test_rmi_keeps_layers_another_image_uses(store: Store, tmp_path: Path) -> No
     assert not os.path.exists(base_dir) and os.listdir(store.blobs.dir) == []
 
 
-def test_rmi_of_one_name_keeps_the_image(store: Store, tmp_path: Path) -> None:
+def test_rmi_of_one_name_keeps_the_image(store: ImageStore, tmp_path: Path) -> None:
     one = oci_layout(tmp_path / "one", [BASE])
     copy_in(store, tmp_path / "one", one)
     store.add_image(one["manifest"], "one")
@@ -108,19 +110,7 @@ def test_rmi_of_one_name_keeps_the_image(store: Store, tmp_path: Path) -> None:
         store.resolve("other:v2")
 
 
-def test_rmi_refuses_an_image_a_container_uses(store: Store, tmp_path: Path) -> None:
-    one = oci_layout(tmp_path / "one", [BASE])
-    copy_in(store, tmp_path / "one", one)
-    store.add_image(one["manifest"], "one")
-    state = containers.create(store, "one", "c-rmi")
-    with pytest.raises(UserError, match="in use by container c-rmi"):
-        store.remove("one", False, lambda: containers.uses(store))
-    containers.states(store).delete(state.id)
-    store.remove("one", False, lambda: containers.uses(store))
-    assert store.images() == []
-
-
-def test_import_picks_linux_amd64_from_a_nested_index(store: Store, tmp_path: Path) -> None:
+def test_import_picks_linux_amd64_from_a_nested_index(store: ImageStore, tmp_path: Path) -> None:
     import json
 
     from store.storeutil import blob
@@ -145,6 +135,17 @@ def test_import_picks_linux_amd64_from_a_nested_index(store: Store, tmp_path: Pa
     (lay / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))  # fmt: skip
-    image = importer.import_image(store, str(lay), None, lambda _m: None, False)
+    image = importer.import_image(store, str(lay), None, False)
     assert image.digest == amd["manifest"] and image.names == ("lay:multi",)
     assert store.has_blob(digest) is False  # the index itself is not kept: no image names it
+
+
+def test_warnings_go_to_the_callback_the_store_was_given(tmp_path: Path) -> None:
+    from unionfs.store import importer
+
+    oci_layout(tmp_path / "lay", [BASE])
+    (tmp_path / "lay/oci-layout").unlink()
+    said: list[str] = []
+    with ImageStore(str(tmp_path / "store"), said.append) as store:
+        importer.import_image(store, str(tmp_path / "lay"), "warned", False)
+    assert len(said) == 1 and "no oci-layout file" in said[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from layers import LayerFactory, Spec, Symlink, build
 
-from unionfs.safepath import DirFdCache, LayerDir, join, split
+from unionfs.safepath import DirFdCache, LayerDir, join, noatime_clone, split
 from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.stack import Stack
 
@@ -243,3 +243,96 @@ def test_closing_a_stack_closes_every_descriptor_it_opened(tmp_path: Path) -> No
     assert resolve_path(stack, b"g/h") is not None
     stack.close()
     assert open_fds() == before
+
+
+# -- a lower layer is read without moving its atimes (issue 16.4) ---------------------------
+LONG_AGO_NS = 1_600_000_000 * 10**9
+
+
+def aged(root: Path, names: list[str]) -> dict[str, int]:
+    """Set every named entry's atime and mtime long ago (relatime then moves the atime at
+    the next read that is not spared); their atimes."""
+    for name in names:
+        os.utime(root / name, ns=(LONG_AGO_NS, LONG_AGO_NS), follow_symlinks=False)
+    return {name: os.lstat(root / name).st_atime_ns for name in names}
+
+
+def read_all(layer: LayerDir) -> None:
+    """File data, a listing and a link target, as a mount and its index read them."""
+    fd = layer.open(b"d/f", os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"data"
+    finally:
+        os.close(fd)
+    assert sorted(name for name, _ in layer.scandir(b"d")) == [b"f", b"s"]
+    assert layer.readlink(b"d/s") == b"f"
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_a_lower_layer_is_read_without_moving_atimes(
+    tmp_path: Path, cache: DirFdCache, lower: bool
+) -> None:
+    """As root the layer is read through a noatime clone of its mount (readlink too); an
+    ordinary layer (an upper) keeps today's atimes, so this test can tell them apart."""
+    root = build(tmp_path / "l", {"d/": {"f": "data", "s": Symlink("f")}})
+    names = ["d", "d/f", "d/s"]
+    before = aged(root, names)
+    layer = LayerDir(str(root), cache, lower=lower)
+    try:
+        read_all(layer)
+    finally:
+        layer.close()
+    after = {name: os.lstat(root / name).st_atime_ns for name in names}
+    if lower:
+        assert after == before
+    else:
+        assert all(after[name] != before[name] for name in names)
+
+
+def test_without_the_clone_lower_reads_use_o_noatime_and_fall_back_without_it(
+    tmp_path: Path,
+) -> None:
+    """An ordinary user may not clone a mount: its reads carry O_NOATIME on what it owns
+    (atime unchanged), and read what it does not own anyway (the kernel's EPERM for
+    O_NOATIME without ownership is not a failure to read). Only a symlink's target moves
+    an atime then: no flag spares readlink."""
+    user = 65534
+    root = build(tmp_path / "l", {"d/": {"f": "data", "s": Symlink("f")}, "other": "root's"})
+    os.chmod(root, 0o755)
+    for name in ["d", "d/f", "d/s"]:
+        os.lchown(root / name, user, user)
+    names = ["d", "d/f", "other"]
+    before = aged(root, [*names, "d/s"])
+    held = os.open(root, os.O_PATH | os.O_DIRECTORY)  # the child cannot walk tmp_path
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(user, user, user)
+            os.setresuid(user, user, user)
+            child_cache = DirFdCache()
+            layer = LayerDir(f"/proc/self/fd/{held}", child_cache, lower=True)
+            read_all(layer)
+            fd = layer.open(b"other", os.O_RDONLY)
+            assert os.read(fd, 100) == b"root's"
+            os.close(fd)
+            clone = noatime_clone(layer.root_fd)
+            os.write(write_end, b"no clone" if clone is None else b"cloned")
+            status = 0
+        except BaseException as exc:
+            os.write(write_end, repr(exc).encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    os.close(held)
+    with os.fdopen(read_end, "rb") as f:
+        said = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and said == b"no clone", said
+    after = {name: os.lstat(root / name).st_atime_ns for name in [*names, "d/s"]}
+    assert {n: after[n] for n in ["d", "d/f"]} == {n: before[n] for n in ["d", "d/f"]}
+    assert after["other"] != before["other"], "read without O_NOATIME: relatime moves it"
+    assert after["d/s"] != before["d/s"], "readlink moves a symlink's atime"

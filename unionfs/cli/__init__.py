@@ -46,6 +46,7 @@ COMMANDS = {
     "export-layer": "exportlayer",
     "import-layer": "importlayer",
     "push": "push",
+    "convert": "convert",
     "pull": "pull",
     "unshare": "unshare",
 }

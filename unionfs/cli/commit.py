@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from unionfs.cli.storecli import add_root, open_store, warn
-from unionfs.store import containers
+from unionfs.cli.storecli import add_root, open_store
+from unionfs.containers import lifecycle
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +19,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        image = containers.commit(store, args.container, args.image, args.message, warn)
+        image = lifecycle.commit(store, args.container, args.image, args.message)
     print(image.record.config)
     return 0

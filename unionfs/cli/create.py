@@ -16,9 +16,9 @@ import typing
 from unionfs.cli import OneLineParser
 from unionfs.cli import run as run_cli
 from unionfs.cli.storecli import add_root, open_store
+from unionfs.containers import lifecycle
 from unionfs.errors import UserError
 from unionfs.runtime.state import Saved
-from unionfs.store import containers
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,8 +55,9 @@ def _flags_after_image(args: argparse.Namespace) -> argparse.Namespace:
 def _run_flags_given(args: argparse.Namespace) -> list[str]:
     given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user")
              if getattr(args, k) is not None]  # fmt: skip
-    given += ["--env"] * bool(args.env) + ["--volume"] * bool(args.volume)
+    given += [f"--{k.replace('_', '-')}" for k in run_cli.CLI_LISTS if getattr(args, k)]
     given += ["--rm"] * args.rm + ["--stop-timeout"] * (args.stop_timeout != 10.0)
+    given += [f"--{k}" for k in ("privileged", "interactive", "tty") if getattr(args, k)]
     return given
 
 
@@ -77,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         return None
 
     with open_store(args) as store:
-        state = containers.create(store, args.image, args.name, spec_for)
+        state = lifecycle.create(store, args.image, args.name, spec_for)
     print(state.id)
     return 0

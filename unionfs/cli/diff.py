@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import containers
+from unionfs.containers import lifecycle
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,6 +16,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        for kind, path in containers.diff(store, args.container):
+        for kind, path in lifecycle.diff(store, args.container):
             print(f"{kind} {path}")
     return 0

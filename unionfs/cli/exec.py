@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from unionfs.cli.run import add_stdio_flags
 from unionfs.runtime import spec
 from unionfs.runtime.enter import exec_in
 from unionfs.runtime.state import default_home
@@ -17,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     p.add_argument("--workdir", "-w", metavar="DIR")
     p.add_argument("--user", "-u", metavar="UID[:GID]")
+    add_stdio_flags(p)
     p.add_argument("container", help="name or id")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD ARGS")
 
@@ -24,4 +26,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     env = spec.parse_env(args.env, os.environ)
-    return exec_in(default_home(), args.container, command, env, args.workdir, args.user)
+    return exec_in(default_home(), args.container, command, env, args.workdir, args.user,
+                   args.interactive, args.tty)  # fmt: skip

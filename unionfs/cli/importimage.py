@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from unionfs.cli.storecli import add_root, open_store, warn
+from unionfs.cli.storecli import add_root, open_store
 from unionfs.store import importer
 
 
@@ -20,6 +20,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        image = importer.import_image(store, args.source, args.name, warn)
+        image = importer.import_image(store, args.source, args.name)
     print(f"{', '.join(image.names) or '<none>'} {image.record.config}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from unionfs.cli.storecli import add_root, open_store, warn
+from unionfs.cli.storecli import add_root, open_store
 from unionfs.store import importer
 
 
@@ -17,6 +17,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        rec = importer.import_layer(store, args.file, warn)
+        rec = importer.import_layer(store, args.file)
     print(f"{rec.diff_id} {rec.digest}")
     return 0

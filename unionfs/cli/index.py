@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if where is None:
         raise UserError("indexdir=off: there is no index to look after")
     cache = DirFdCache(64)
-    layers = [DirLayer(p, cache) for p in check_lowers(opts)]
+    layers = [DirLayer(p, cache, lower=True) for p in check_lowers(opts)]
     try:
         env = IndexEnv(where)
         try:

@@ -10,7 +10,7 @@ import signal
 
 from unionfs.errors import UserError
 from unionfs.runtime.enter import running
-from unionfs.runtime.state import Store, default_home
+from unionfs.runtime.state import ContainerDirs, default_home
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +31,7 @@ def parse_signal(text: str) -> signal.Signals:
 
 def run(args: argparse.Namespace) -> int:
     sig = parse_signal(args.signal)
-    state = running(Store(default_home()), args.container)
+    state = running(ContainerDirs(default_home()), args.container)
     assert state.pid is not None
     try:
         os.kill(state.pid, sig)

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import resource
 import stat
 import sys
 import tempfile
@@ -144,6 +145,16 @@ def _setup_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(stream=sys.stderr, level=level, format=LOG_FORMAT, force=True)
 
 
+def raise_open_file_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit. The daemon holds a descriptor for each file
+    its clients have open, so its limit is all of theirs together; a shell's usual soft
+    limit (1,024) would make it about a thousand for every user of the mount (issue 16.6).
+    Nothing here uses select(), which is what the low soft default protects."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
@@ -152,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
         return mount_container(args.mountpoint)
+    raise_open_file_limit()
     opts = mountopts.parse(args.options)
     layout = check_layout(opts, args.mountpoint)
     source = getattr(args, "source", None) or "unionfs"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from unionfs.runtime.state import Store, default_home, describe, is_alive
+from unionfs.runtime.state import ContainerDirs, default_home, describe, is_alive
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     rows = []
-    for state in Store(default_home()).all():
+    for state in ContainerDirs(default_home()).all():
         status = describe(state)
         if not args.all and status != "running":
             continue

@@ -13,7 +13,6 @@ import argparse
 from unionfs.cli.registrycli import (
     Bars,
     add_registry_flags,
-    discard_store_partials,
     sources_of,
     summary_line,
 )
@@ -42,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
         # The registry and the manifest first: a pull that fails there leaves no trace,
         # not even a new empty store.
         resolved = resolve(client, ref)
-        with open_store(args) as store:
-            discard_store_partials(store)
+        with open_store(args) as store:  # opening it reclaims what a killed pull left
             summary = pull(
                 client,
                 ref,

@@ -7,12 +7,11 @@ import argparse
 import os
 import sys
 
-from unionfs.registry.blobdir import discard_partials
 from unionfs.registry.digest import short
 from unionfs.registry.manifest import Descriptor
 from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import Summary
-from unionfs.store import Store
+from unionfs.store import ImageStore
 from unionfs.store.progress import Progress
 
 
@@ -44,13 +43,7 @@ def add_registry_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def discard_store_partials(store: Store) -> int:
-    """Remove the temp blobs (``blobs/sha256/.tmp-<pid>-...``, the store's writer's names) a
-    killed pull left behind; a live writer's are kept."""
-    return discard_partials(store.blobs.dir, ".tmp-")
-
-
-def sources_of(store: Store) -> BlobSources:
+def sources_of(store: ImageStore) -> BlobSources:
     """The store's cache of which repositories hold which blobs (for cross-repo mounts)."""
     return BlobSources(os.path.join(store.root, "registry", "sources.json"))
 

@@ -13,7 +13,7 @@ import time
 
 from unionfs.errors import UserError
 from unionfs.runtime import reclaim, rootfs
-from unionfs.runtime.state import Store, default_home, describe
+from unionfs.runtime.state import ContainerDirs, default_home, describe
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(default_home())
+    dirs = ContainerDirs(default_home())
     for ref in args.containers:
-        state = store.find(ref)
+        state = dirs.find(ref)
         status = describe(state)
         if status == "starting":
             raise UserError(f"container {state.name} is starting: try again")
@@ -33,21 +33,21 @@ def run(args: argparse.Namespace) -> int:
             if not args.force:
                 raise UserError(f"container {state.name} is running: stop it or use rm -f")
             reclaim.kill(state)
-            _wait_for_runtime(store, state.id)
+            _wait_for_runtime(dirs, state.id)
         elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
-            rootfs.unmount(store.paths(state.id).rootfs)
+            rootfs.unmount(dirs.paths(state.id).rootfs)
         elif status.startswith("dead"):
-            reclaim.clean_up(state, store.paths(state.id).rootfs)
-        if store.load(state.id) is not None:
-            store.delete(state.id)
+            reclaim.clean_up(state, dirs.paths(state.id).rootfs)
+        if dirs.load(state.id) is not None:
+            dirs.delete(state.id)
     return 0
 
 
-def _wait_for_runtime(store: Store, container_id: str, timeout: float = 10.0) -> None:
+def _wait_for_runtime(dirs: ContainerDirs, container_id: str, timeout: float = 10.0) -> None:
     """Until the container's runtime has cleaned up (and, for --rm, deleted it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = store.load(container_id)
+        state = dirs.load(container_id)
         if state is None or state.status == "exited":
             return
         time.sleep(0.05)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import containers
+from unionfs.containers import lifecycle
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +19,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         for ref in args.images:
-            for line in store.remove(ref, args.force, lambda: containers.uses(store)):
+            for line in store.remove(ref, args.force, lambda: lifecycle.uses(store)):
                 print(line)
     return 0

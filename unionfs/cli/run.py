@@ -47,9 +47,28 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
+    add_stdio_flags(p)
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a capability to docker's default set (ALL: every one)")  # fmt: skip
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a capability (ALL: every one; --cap-add then adds back)")  # fmt: skip
+    p.add_argument("--privileged", action="store_true",
+                   help="all capabilities and devices, no seccomp, no masked paths")  # fmt: skip
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined|FILE.json, no-new-privileges[=false], "
+                   "systempaths=unconfined")  # fmt: skip
+
+
+def add_stdio_flags(p: argparse.ArgumentParser) -> None:
+    """-i and -t, which ``exec`` takes too."""
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="keep stdin open (without it the process reads /dev/null)")  # fmt: skip
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="a terminal (a pty of the container's own), relayed to yours")  # fmt: skip
 
 
 _CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
+CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt")
 
 
 def build_spec(args: argparse.Namespace) -> spec.RunSpec:
@@ -58,12 +77,14 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         command = command[1:]
     if args.bundle is not None:
         given = [f"--{k}" for k in _CLI_ONLY if getattr(args, k) is not None]
-        given += ["--env"] * bool(args.env) + ["--volume"] * bool(args.volume)
+        given += [f"--{k.replace('_', '-')}" for k in CLI_LISTS if getattr(args, k)]
+        given += ["--privileged"] * args.privileged + ["--tty"] * args.tty
         if given:
             raise UserError(f"with --bundle, {given[0]} goes into config.json")
         if command:
             raise UserError("with --bundle, the command comes from config.json (process.args)")
-        return oci.load(args.bundle, args.name, args.rm)
+        # as runc run in the foreground: the process gets stdin (never a terminal of ours)
+        return oci.load(args.bundle, args.name, args.rm, interactive=True)
     if args.rootfs is None:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
     return _from_cli(args, args.rootfs, command, [])
@@ -85,12 +106,18 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
         workdir=args.workdir,
         user=args.user,
         volumes=args.volume,
+        cap_add=args.cap_add,
+        cap_drop=args.cap_drop,
+        privileged=args.privileged,
+        security_opt=args.security_opt,
+        interactive=args.interactive,
+        tty=args.tty,
     )
 
 
 def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, ...]]:
     """``unionfs run [opts] IMAGE [CMD...]``: the spec, the image digest and its layer dirs."""
-    from unionfs.store import Store
+    from unionfs.store import ImageStore
 
     command = list(args.argv)
     if command[:1] == ["--"]:
@@ -98,7 +125,7 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     if not command:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
     ref, command = command[0], command[1:]
-    with Store(default_home()) as store:
+    with ImageStore(default_home()) as store:
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
         config = store.config(image)

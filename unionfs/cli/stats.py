@@ -12,7 +12,7 @@ from unionfs.errors import UserError
 from unionfs.runtime import cgroups
 from unionfs.runtime.cgroups import CgroupStats
 from unionfs.runtime.enter import running
-from unionfs.runtime.state import State, Store, default_home, describe
+from unionfs.runtime.state import ContainerDirs, State, default_home, describe
 from unionfs.runtime.units import format_bytes
 
 HEADER = ("CONTAINER ID", "NAME", "CPU %", "CPU TIME", "MEM USAGE / LIMIT", "MEM PEAK",
@@ -52,12 +52,12 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(default_home())
+    dirs = ContainerDirs(default_home())
 
     def targets() -> list[State]:
         if args.containers:
-            return [running(store, ref) for ref in args.containers]
-        return [s for s in store.all() if describe(s) == "running"]
+            return [running(dirs, ref) for ref in args.containers]
+        return [s for s in dirs.all() if describe(s) == "running"]
 
     states = targets()
     then, before = _sample(states)

@@ -8,7 +8,7 @@ import os
 import sys
 
 from unionfs.runtime.state import default_home
-from unionfs.store import Store
+from unionfs.store import ImageStore
 
 
 def add_root(p: argparse.ArgumentParser) -> None:
@@ -17,14 +17,13 @@ def add_root(p: argparse.ArgumentParser) -> None:
                    "~/.local/share/unionfs otherwise)")  # fmt: skip
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The store; an ordinary user's is opened inside a user namespace with the user's
-    mapping (``store.userstore``), so its files carry host ids and read as container ids."""
-    from unionfs.store import userstore
+def open_store(args: argparse.Namespace) -> ImageStore:
+    """The store, its warnings on stderr; an ordinary user's is opened inside a user
+    namespace with the user's mapping (``containers.userstore``), so its files carry host
+    ids and read as container ids."""
+    from unionfs.containers import userstore
 
-    root = getattr(args, "root", None) or default_home()
-    userstore.enter(root)
-    return Store(root)
+    return userstore.open_store(getattr(args, "root", None) or default_home(), warn)
 
 
 def warn(message: str) -> None:
@@ -63,18 +62,18 @@ def table(rows: list[tuple[str, ...]]) -> None:
 
 def mount_container(ref: str) -> int:
     """``unionfs mount C``: mount container C and print its mount point (as podman does)."""
+    from unionfs.containers import lifecycle, userstore
     from unionfs.errors import UserError
-    from unionfs.store import containers, userstore
 
     # Mounted where the caller's shell sees it (outside the user's namespace): a user's
     # store holds host ids, shown as the container's ids again by uidmapping/gidmapping.
     # Its index is not the one mounts inside the namespace use: the owners it records
     # are those the indexing process sees, and they differ between the two.
-    with Store(default_home()) as store:
+    with ImageStore(default_home(), warn) as store:
         options = userstore.mount_options()
         index = os.path.join(store.root, "index-host") if options else None
         try:
-            print(containers.mount(store, ref, options, index))
+            print(lifecycle.mount(store, ref, options, index))
         except UserError as exc:
             if exc.message.startswith("no such container"):
                 hint = "to mount layers: unionfs mount -o lowerdir=L1:L2,... MOUNTPOINT"
@@ -85,13 +84,13 @@ def mount_container(ref: str) -> int:
 
 def umount_container(ref: str) -> int | None:
     """``unionfs umount C`` for a container C; None when *ref* names no container."""
-    from unionfs.runtime.state import Store as States
-    from unionfs.store import containers
+    from unionfs.containers import lifecycle
+    from unionfs.runtime.state import ContainerDirs
 
     home = default_home()
-    known = {s.name for s in States(home).all()} | {s.id for s in States(home).all()}
+    known = {s.name for s in ContainerDirs(home).all()} | {s.id for s in ContainerDirs(home).all()}
     if ref not in known:
         return None
-    with Store(home) as store:
-        containers.unmount(store, ref)
+    with ImageStore(home, warn) as store:
+        lifecycle.unmount(store, ref)
     return 0

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from unionfs.containers import userstore
 from unionfs.errors import UserError
 from unionfs.runtime.state import default_home
-from unionfs.store import userstore
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

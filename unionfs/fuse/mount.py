@@ -15,6 +15,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
+from unionfs.fuse import edge
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.stack import Stack
 
@@ -64,10 +65,14 @@ def serve(ops: UnionOperations) -> None:
 
             async def watch_signals() -> None:
                 nonlocal unmount
+                profiling = (signal.SIGUSR1,) if edge.PROFILE is not None else ()
                 with trio.open_signal_receiver(
-                    signal.SIGTERM, signal.SIGINT, signal.SIGHUP
+                    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *profiling
                 ) as signals:
                     async for signum in signals:
+                        if signum == signal.SIGUSR1:
+                            edge.dump_profile()
+                            continue
                         log.info("signal %d: unmounting", signum)
                         unmount = True
                         pyfuse3.terminate()
@@ -82,3 +87,4 @@ def serve(ops: UnionOperations) -> None:
     finally:
         ops.handles.close_all()
         pyfuse3.close(unmount=unmount)
+        edge.dump_profile()

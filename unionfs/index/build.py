@@ -277,7 +277,7 @@ def _fingerprint_alone(root: str) -> str:
     """``fingerprint`` of *root* with descriptors of its own: a DirFdCache is not shared
     between threads (one thread's eviction would close another's descriptor)."""
     cache = DirFdCache(16)
-    layer = DirLayer(root, cache)
+    layer = DirLayer(root, cache, lower=True)
     try:
         return fingerprint(layer)
     finally:

@@ -36,7 +36,7 @@ def prepare(indexdir: str | None, lower_paths: Sequence[str]) -> str | None:
     if where is None:
         return None
     cache = DirFdCache(64)
-    layers = [DirLayer(p, cache) for p in lower_paths]
+    layers = [DirLayer(p, cache, lower=True) for p in lower_paths]
     try:
         env = IndexEnv(where)
         try:
@@ -55,7 +55,7 @@ def prepare(indexdir: str | None, lower_paths: Sequence[str]) -> str | None:
 
 def lowers(where: str | None, lower_paths: Sequence[str], cache: DirFdCache) -> list[Layer]:
     """The lower layers for a stack: one indexed view, or the directories themselves."""
-    layers = [DirLayer(p, cache) for p in lower_paths]
+    layers = [DirLayer(p, cache, lower=True) for p in lower_paths]
     if where is None:
         return list(layers)
     try:

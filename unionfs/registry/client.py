@@ -270,6 +270,16 @@ class Client:
         finally:
             resp.close()
 
+    def send_range(self, repo: str, digest: str, ranges: str, what: str) -> httpx.Response:
+        """GET blob *digest* with ``Range: <ranges>`` (``bytes=a-b,...``); the response
+        unread (streamed), whatever its status: ``registry.ranges`` reads it."""
+        return self._send("GET", f"/v2/{repo}/blobs/{digest}", self.pull_scope(repo), what=what,
+                          headers={"Range": ranges}, stream=True)  # fmt: skip
+
+    def fail(self, resp: httpx.Response, what: str) -> RegistryError:
+        """The one-line error for an unexpected response (it is closed)."""
+        return self._fail(resp, what)
+
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> httpx.URL | None:
         """Ask the registry to link *digest* from *from_repo* into *repo* (no data moves).
 

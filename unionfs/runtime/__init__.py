@@ -9,7 +9,7 @@ thread). ``run`` (run and start) and ``enter`` (exec) drive a container from out
 ``placement`` says where they go), ``rootfs`` (the mount), ``state`` (the per-container
 directory; ``jsonvalues`` reads and writes its state.json and spec.json), ``reclaim``
 (what a killed runtime left) and ``proxy`` (signals, waiting).
-Nothing here imports pyfuse3, trio, lmdb, ``unionfs.fuse``, ``unionfs.index`` or the CLI:
-the filesystem is mounted by running ``python -m unionfs mount`` as its own process
-(tests/runtime/test_paths_and_state.py checks this).
+Nothing here imports pyfuse3, trio, lmdb or any part of unionfs but ``errors`` (the table
+in ``unionfs.LAYERS``): the namespace helper must start single-threaded, so the filesystem
+is mounted by running ``python -m unionfs mount`` as its own process.
 """

@@ -31,6 +31,19 @@ DEFAULT = (
 )  # fmt: skip
 
 
+def own_bounding(status: str | None = None) -> tuple[int, ...]:
+    """The capabilities this process may hand on (its bounding set, from /proc/self/status
+    or *status*): "all of them" for --privileged means these (a machine may lack some)."""
+    if status is None:
+        with open("/proc/self/status", encoding="ascii") as f:
+            status = f.read()
+    for line in status.splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return tuple(n for n in range(len(NAMES)) if mask >> n & 1)
+    return tuple(range(len(NAMES)))
+
+
 def numbers(names: Iterable[str], where: str) -> tuple[int, ...]:
     """Capability numbers for *names* (``CAP_KILL`` or ``KILL``), sorted; unknown: error."""
     result = set()

@@ -1,5 +1,7 @@
 """A container's cgroups: one small ``Cgroup`` interface, with a v1 and a v2 implementation
 (and ``NoCgroup`` for a rootless run without a delegated one); ``placement`` decides where.
+Device rules: v1's devices controller; in v2 (and in the v2 directory a hybrid layout adds
+to the v1 ones) a BPF device program from ``devices``.
 
 Rules kept here: only a directory this code made is ever written to or removed (mkdir must
 create it); only the pids it is given are moved; nothing of the parent cgroup is changed.
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from unionfs.errors import UserError
-from unionfs.runtime.spec import DeviceRule, Resources
+from unionfs.runtime import devices as devicepolicy
+from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.spec import Resources
 
 ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # joined when present, for stats
@@ -130,12 +134,14 @@ def _reap() -> None:
             pass
 
 
-def _device_rule(rule: DeviceRule) -> str:
-    if rule.kind == "a":
-        return "a"
-    major = "*" if rule.major is None else str(rule.major)
-    minor = "*" if rule.minor is None else str(rule.minor)
-    return f"{rule.kind} {major}:{minor} {rule.access}"
+def _device_program(path: str, rules: tuple[DeviceRule, ...]) -> None:
+    """The rules as a BPF device program on the v2 cgroup *path*."""
+    try:
+        devicepolicy.attach(path, devicepolicy.program(rules))
+    except OSError as exc:
+        raise UserError(f"cannot attach the device rules to cgroup {path}: {exc.strerror} "
+                        "(cgroup v2 device rules are a BPF program: they need CAP_BPF and "
+                        "CAP_SYS_ADMIN, and a kernel with CONFIG_CGROUP_BPF)") from None
 
 
 class V1Cgroup:
@@ -175,7 +181,9 @@ class V1Cgroup:
             devices = self.dirs["devices"]
             for rule in resources.devices:
                 kind = "allow" if rule.allow else "deny"
-                _write(f"{devices}/devices.{kind}", _device_rule(rule))
+                _write(f"{devices}/devices.{kind}", devicepolicy.v1_line(rule))
+            if "unified" in self.dirs:  # hybrid: the v2 hierarchy checks them too
+                _device_program(self.dirs["unified"], resources.devices)
 
     def add(self, pid: int) -> None:
         for path in dict.fromkeys(self.dirs.values()):
@@ -232,8 +240,7 @@ class V2Cgroup:
         if resources.pids is not None:
             _write(f"{self.path}/pids.max", str(resources.pids))
         if resources.devices is not None:
-            raise UserError("device rules need the cgroup v1 devices controller (cgroup v2 "
-                            "needs an eBPF program, which unionfs does not load)")  # fmt: skip
+            _device_program(self.path, resources.devices)
 
     def add(self, pid: int) -> None:
         _write(f"{self.path}/cgroup.procs", str(pid))

@@ -2,8 +2,10 @@
 
 The helper joins the namespaces of the container's process with setns (mount last), forks
 into its PID namespace, and the child is put into the container's cgroups before it runs
-anything; then it takes the container's user, capabilities and environment (with the
-given changes) and execs. This module waits for it and forwards signals, as ``run`` does.
+anything; then it takes the container's user, capabilities, no_new_privs, seccomp filter
+and environment (with the given changes) and execs, in a session of its own (a pty of the
+container's with ``-t``). This module waits for it, relays its stdio and forwards
+signals, as ``run`` does.
 """
 
 from __future__ import annotations
@@ -19,23 +21,26 @@ from unionfs.runtime import cgroups, plan, spec
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, SignalProxy
-from unionfs.runtime.run import supervised
-from unionfs.runtime.state import State, Store, describe, is_alive
+from unionfs.runtime.run import attach_pty, supervised
+from unionfs.runtime.state import ContainerDirs, State, describe, is_alive
+from unionfs.runtime.stdio import Streams
 
 
-def running(store: Store, ref: str) -> State:
-    state = store.find(ref)
+def running(dirs: ContainerDirs, ref: str) -> State:
+    state = dirs.find(ref)
     if state.status != "running" or not is_alive(state):
         raise UserError(f"container {state.name} is not running ({describe(state)})")
     return state
 
 
 def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: str | None,
-                user: str | None) -> spec.Process:  # fmt: skip
+                user: str | None, interactive: bool = False,
+                tty: bool = False) -> spec.Process:  # fmt: skip
     base = state.process
     if base is None:
         raise UserError(f"container {state.name} has no recorded process")
-    changes: dict[str, object] = {"args": tuple(args), "make_cwd": False}
+    changes: dict[str, object] = {"args": tuple(args), "make_cwd": False, "terminal": tty,
+                                  "interactive": interactive}  # fmt: skip
     changes["env"] = spec.merge_env(base.env, env)
     if workdir is not None:
         changes["cwd"] = spec.container_path(workdir, "--workdir")
@@ -60,20 +65,24 @@ def _with_user_namespace(pid: int, namespaces: tuple[str, ...]) -> tuple[str, ..
 
 
 def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
-            workdir: str | None = None, user: str | None = None) -> int:  # fmt: skip
+            workdir: str | None = None, user: str | None = None, interactive: bool = False,
+            tty: bool = False) -> int:  # fmt: skip
     if not args:
         raise UserError("no command given")
-    state = running(Store(home), ref)
+    state = running(ContainerDirs(home), ref)
     assert state.pid is not None
-    process = process_for(state, args, env, workdir, user)
+    process = process_for(state, args, env, workdir, user, interactive, tty)
     steps = plan.exec_plan(state.pid, _with_user_namespace(state.pid, state.namespaces), process)
     cgroup = cgroups.from_record(dict(state.cgroup))
     proxy = SignalProxy(stop_timeout=10.0)
 
     def body(cleanup: contextlib.ExitStack) -> int:
         ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-        helper = Helper()
+        streams = Streams(interactive, tty)
+        cleanup.callback(streams.close)
+        helper = Helper(streams.child_fds())
         cleanup.callback(helper.close)
+        streams.started()
         helper.send_plan(steps)
         child = Child(helper.child_pid())
         cleanup.callback(child.kill_and_reap)
@@ -85,7 +94,9 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
             helper.finish()
         except StepError as exc:
             failure = exc
-        code = proxy.wait(child.pid)
+        attach_pty(helper, streams, proxy)
+        code = proxy.wait(child.pid, streams.relay)
+        streams.restore()
         child.reaped = True
         if failure is not None:
             print(f"unionfs: {failure.message}", file=sys.stderr)

@@ -10,19 +10,44 @@ process; nothing here may return to the caller's code after a ``Fork`` in the pa
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import posixpath
 import resource
 import signal
 import stat
+import struct
 import typing
 
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime import plan as p
 from unionfs.runtime.helper import SETUP_FAILED, Channel
-from unionfs.runtime.mountflags import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
+from unionfs.runtime.mountflags import (
+    MS_BIND,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SYNCHRONOUS,
+)
 
 MAX_SYMLINKS = 40
+# statvfs f_flag bit -> the mount flag that keeps it on a bind remount
+_KEPT = ((os.ST_RDONLY, MS_RDONLY), (os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
+         (os.ST_NOEXEC, MS_NOEXEC), (os.ST_SYNCHRONOUS, MS_SYNCHRONOUS),
+         (os.ST_MANDLOCK, MS_MANDLOCK), (os.ST_NOATIME, MS_NOATIME),
+         (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))  # fmt: skip
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCGPTPEER = 0x5441
+TIOCSCTTY = 0x540E
 
 
 def resolve_in_root(root: str, path: str) -> str:
@@ -86,6 +111,40 @@ def _exec(step: p.Exec, channel: Channel) -> typing.NoReturn:
         fail(channel, 126, f'exec: "{name}": {exc.strerror.lower() if exc.strerror else exc}')
 
 
+def _remount_adding(path: str, flags: int) -> None:
+    """Add *flags* to the bind mount at *path*, keeping those it has (a bind remount sets
+    all of them: ``ro`` alone would clear ``nodev``, and a locked one refuses to go)."""
+    have = os.statvfs(path).f_flag
+    kept = 0
+    for st_bit, ms_bit in _KEPT:
+        if have & st_bit:
+            kept |= ms_bit
+    ns.mount(None, path, None, MS_BIND | MS_REMOUNT | kept | flags, "")
+
+
+def _terminal(step: p.Terminal, channel: Channel) -> None:
+    """A pty of the container's devpts (through its /dev/ptmx) as fds 0-2 and controlling
+    terminal; the master goes to the runtime, which relays it."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        # the peer through the master (not a path a container could swap)
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        os.fchown(slave, step.uid, -1)
+        if step.console and os.path.isdir("/dev"):
+            console = _make("/", "/dev/console", "file")
+            ns.mount(f"/dev/pts/{number}", console, None, MS_BIND, "")
+        channel.send_fd("pty", master)
+    finally:
+        os.close(master)
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
 def fail(channel: Channel, code: int, message: str) -> typing.NoReturn:
     try:
         channel.send(f"error {code} {message}")
@@ -108,6 +167,10 @@ def perform(step: p.Step, channel: Channel) -> None:
             if pid > 0:
                 channel.send(f"pid {pid}")
                 os._exit(0)
+        case p.NewSession():
+            os.setsid()
+        case p.Terminal():
+            _terminal(step, channel)
         case p.AwaitGo(tag=tag):
             if channel.recv().decode() != f"go {tag}":
                 os._exit(SETUP_FAILED)  # the runtime gave up; it says why
@@ -136,9 +199,9 @@ def perform(step: p.Step, channel: Channel) -> None:
         case p.ReadonlyPath(path=path):
             if os.path.lexists(path):
                 ns.mount(path, path, None, MS_BIND | MS_REC, "")
-                ns.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, "")
+                _remount_adding(path, MS_RDONLY | MS_REC)
         case p.ReadonlyRoot():
-            ns.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY, "")
+            _remount_adding("/", MS_RDONLY)
         case p.SetHostname(name=name):
             ns.sethostname(name)
         case p.SetDomainname(name=name):
@@ -173,6 +236,8 @@ def perform(step: p.Step, channel: Channel) -> None:
                 ns.prctl(ns.PR_CAP_AMBIENT, ns.PR_CAP_AMBIENT_RAISE, cap)
         case p.NoNewPrivileges():
             ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+        case p.Seccomp(program=program, flags=flags):
+            ns.seccomp_filter(bytes.fromhex(program), flags)
         case p.Exec():
             _exec(step, channel)
         case _:

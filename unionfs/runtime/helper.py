@@ -4,8 +4,9 @@ The helper is ``python -m unionfs.runtime.child FD``: a fresh exec, so it has on
 Over one SOCK_SEQPACKET socket pair (a message per send, EOF when every holder closed) the
 runtime sends the plan; the helper answers ``pid N`` after its ``Fork`` step; the runtime
 answers ``go TAG`` once the child is in its cgroups; a failed step answers
-``error CODE MESSAGE``. The child holds the socket close-on-exec, so EOF after ``go`` means
-the command was exec'd. The helper must not be forked from a process with threads.
+``error CODE MESSAGE``; a Terminal step sends ``pty`` with the pty's master fd attached.
+The child holds the socket close-on-exec, so EOF after ``go`` means the command was exec'd.
+The helper must not be forked from a process with threads.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class Channel:
         """The next message; b"" at EOF."""
         return self.sock.recv(MAX_MESSAGE)
 
+    def send_fd(self, text: str, fd: int) -> None:
+        socket.send_fds(self.sock, [text.encode()], [fd])
+
+    def recv_fds(self) -> tuple[bytes, list[int]]:
+        """The next message and the fds that came with it (close-on-exec)."""
+        message, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
+        return message, fds
+
     def close(self) -> None:
         self.sock.close()
 
@@ -52,13 +61,19 @@ class Helper:
     ``child_pid``, ``go``, ``finish``; ``close`` always. It is started before its plan is
     known, so that Python's start-up overlaps other set-up work."""
 
-    def __init__(self) -> None:
+    def __init__(self, stdio: tuple[int, int, int] | None = None) -> None:
+        """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel = Channel(ours)
+        self.pty: int | None = None  # the master of the pty a Terminal step made
+        stdin, stdout, stderr = stdio if stdio is not None else (None, None, None)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "unionfs.runtime.child", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
             )
         finally:
             theirs.close()
@@ -78,13 +93,29 @@ class Helper:
         self.channel.send(f"go {tag}")
 
     def finish(self) -> None:
-        """Return at EOF (the command was exec'd or the child died); raise on an error."""
-        message = self.channel.recv()
-        if message:
+        """Return at EOF (the command was exec'd or the child died); raise on an error. A
+        pty's master that comes meanwhile is kept in ``pty``."""
+        while True:
+            message, fds = self.channel.recv_fds()
+            if message == b"pty" and len(fds) == 1 and self.pty is None:
+                self.pty = fds[0]
+                continue
+            for fd in fds:
+                os.close(fd)
+            if not message:
+                return
             self._raise_if_error(message)
             raise StepError(SETUP_FAILED, f"unexpected message from the child: {message!r}")
 
+    def take_pty(self) -> int | None:
+        """The pty's master, now the caller's to close."""
+        master, self.pty = self.pty, None
+        return master
+
     def close(self) -> None:
+        if self.pty is not None:
+            os.close(self.pty)
+            self.pty = None
         self.channel.close()
         if self.proc.poll() is None:
             self.proc.kill()

@@ -1,5 +1,5 @@
 """The Linux calls Python 3.11 does not offer, through ctypes: unshare, setns, mount,
-umount2, pivot_root, sethostname/setdomainname, prctl, capset; and loopback up.
+umount2, pivot_root, sethostname/setdomainname, prctl, capset, seccomp; and loopback up.
 
 Thin wrappers only: each raises ``OSError`` with the real errno, none decides anything.
 Call them only in a single-threaded process (``unshare(CLONE_NEWUSER)`` and
@@ -37,6 +37,8 @@ KINDS = {
 MNT_DETACH = 2
 SYS_PIVOT_ROOT = 155  # x86_64
 SYS_CAPSET = 126
+SYS_SECCOMP = 317  # x86_64
+SECCOMP_SET_MODE_FILTER = 1
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -117,6 +119,20 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     hbuf = ctypes.create_string_buffer(header, len(header))
     dbuf = ctypes.create_string_buffer(data, len(data))
     _check(_libc().syscall(ctypes.c_long(SYS_CAPSET), hbuf, dbuf), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_filter(program: bytes, flags: int) -> None:
+    """Install the BPF *program* (``struct sock_filter`` array) as this thread's seccomp
+    filter: needs no_new_privs, or CAP_SYS_ADMIN in the process's user namespace."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    result = _libc().syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                             ctypes.c_uint(flags), ctypes.byref(prog))  # fmt: skip
+    _check(result, "seccomp")
 
 
 def loopback_up() -> None:

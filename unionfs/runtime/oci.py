@@ -3,35 +3,38 @@
 Every field is accounted for: supported ones are translated; the few ignored ones are listed
 in ``IGNORED`` with why ignoring them is safe; anything else that is present and not empty
 is refused with its JSON path named, so a bundle never runs with less isolation or fewer
-limits than it asked for. Two readings to know: ``process.terminal`` is accepted, but no
-pty is made: the process uses the runtime's own stdin/stdout/stderr (a terminal when the
-caller has one); an absent ``process.capabilities`` means none at all (runc keeps all).
-``parse`` is pure; ``load`` reads the file.
+limits than it asked for. Readings to know: ``process.terminal`` gives a pty of the
+container's own, relayed by the runtime; ``linux.seccomp`` is compiled by unionfs (no
+``SCMP_ACT_NOTIFY``); no ``linux.resources.devices`` means runc's default (deny all, the
+standard set allowed); an absent ``process.capabilities`` means none at all (runc keeps
+all). ``parse`` is pure but for the kernel version (``minKernel``); ``load`` reads the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
 from typing import cast
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, spec
-from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, Rlimit, RunSpec
+from unionfs.runtime import caps, seccomp, security, spec
+from unionfs.runtime import devices as devicepolicy
+from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.spec import MountSpec, Resources, Rlimit, RunSpec
 
 JSON = object
 
 # Present or not, these change nothing that matters for isolation or limits.
 IGNORED = {
     "annotations": "metadata for tools, not for the runtime",
-    "process.consoleSize": "only sizes a terminal, and unionfs passes its own through",
+    "process.consoleSize": "only sizes a terminal: the caller's terminal's size is used",
     "linux.cgroupsPath": "unionfs always places cgroups below its own, unionfs-<id>",
     "linux.resources.memory.reservation": "a soft limit: a hint for reclaim, no guarantee",
     "linux.resources.memory.swappiness": "a reclaim preference, not a limit",
     "linux.resources.cpu.shares": "a relative weight, not a limit",
 }
-CGROUP_MOUNT_NOTE = "cgroup mounts are skipped: /sys/fs/cgroup stays empty (no cgroup view)"
 
 
 class _Fields:
@@ -88,7 +91,8 @@ def _objects(fields: _Fields, key: str) -> list[_Fields]:
     return [_Fields(item, f"{fields.path(key)}[{i}]") for i, item in enumerate(value)]
 
 
-def parse(config: JSON, bundle: str, name: str | None, remove: bool) -> RunSpec:
+def parse(config: JSON, bundle: str, name: str | None, remove: bool,
+          interactive: bool = False, native: str = "SCMP_ARCH_X86_64") -> RunSpec:  # fmt: skip
     top = _Fields(config, "")
     version = _str(top, "ociVersion")
     if version is None or not version.startswith("1."):
@@ -103,9 +107,14 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool) -> RunSpec:
     if hostname:
         spec.check_hostname(hostname, "config.json: hostname")
     domainname = _str(top, "domainname")
-    process = _process(top.sub("process"))
+    process = _process(top.sub("process"), interactive)
     mounts = _mounts(top)
     linux = top.sub("linux")
+    held = [caps.NAMES[c] for c in (process.capabilities.bounding if process.capabilities
+                                    else range(len(caps.NAMES)))]  # fmt: skip
+    if linux.data.get("seccomp"):
+        filt = seccomp.parse(linux.get("seccomp", dict), held, native, security.kernel_version())
+        process = dataclasses.replace(process, seccomp=filt)
     namespaces = _namespaces(linux)
     if "mount" not in namespaces:
         raise UserError("config.json: linux.namespaces must include a mount namespace")
@@ -142,7 +151,7 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool) -> RunSpec:
     )
 
 
-def _process(fields: _Fields) -> spec.Process:
+def _process(fields: _Fields, interactive: bool) -> spec.Process:
     args = _strings(fields, "args")
     if not args:
         raise UserError("config.json: process.args is missing")
@@ -175,6 +184,7 @@ def _process(fields: _Fields) -> spec.Process:
         rlimits=_rlimits(fields),
         oom_score_adj=oom,
         terminal=bool(fields.get("terminal", bool, False)),
+        interactive=interactive,
     )
     fields.done()
     return process
@@ -217,7 +227,7 @@ def _mounts(top: _Fields) -> tuple[MountSpec, ...]:
         if kind in ("", "none") and ("bind" in options or "rbind" in options):
             kind = "bind"
         if kind == "cgroup":
-            continue  # CGROUP_MOUNT_NOTE
+            kind = "cgroup"  # the container's own cgroups, read-only (as runc binds them)
         result.append(spec.check_mount(MountSpec(destination, kind, source, options),
                                        f"config.json: {item.where}"))  # fmt: skip
     return tuple(result)
@@ -259,7 +269,7 @@ def _resources(fields: _Fields) -> Resources:
     pids = fields.sub("pids")
     pids_limit = _limit(pids, "limit")
     pids.done()
-    devices = _devices(fields) if "devices" in fields.data else None
+    devices = _devices(fields) if "devices" in fields.data else devicepolicy.default_rules()
     fields.done()
     return Resources(
         memory=limit,
@@ -290,7 +300,7 @@ def _devices(fields: _Fields) -> tuple[DeviceRule, ...]:
     return tuple(rules)
 
 
-def load(bundle: str, name: str | None, remove: bool) -> RunSpec:
+def load(bundle: str, name: str | None, remove: bool, interactive: bool = False) -> RunSpec:
     """Read ``BUNDLE/config.json`` (the only I/O here) and parse it."""
     path = os.path.join(bundle, "config.json")
     try:
@@ -300,4 +310,4 @@ def load(bundle: str, name: str | None, remove: bool) -> RunSpec:
         raise UserError(f"bundle {bundle!r} has no config.json") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
-    return parse(config, bundle, name, remove)
+    return parse(config, bundle, name, remove, interactive)

@@ -23,6 +23,9 @@ from unionfs.runtime.cgroups import (
 )
 from unionfs.runtime.spec import Resources
 
+NO_DEVICE_RULES = (", nor device rules (an image's device nodes stay unusable: what a user "
+                   "namespace mounts is nodev)")  # fmt: skip
+
 
 def own_cgroups(text: str) -> tuple[dict[str, str], str | None]:
     """/proc/self/cgroup -> (v1 controller -> own path, own v2 path or None)."""
@@ -50,8 +53,17 @@ def locate(name: str, resources: Resources, root: str = ROOT,
     v1, v2 = own_cgroups(self_cgroup)
     needed = resources.controllers()
     if any(c in v1 for c in ("memory", "cpu", "pids")):
-        return _locate_v1(name, needed, v1, root)
+        found = _locate_v1(name, needed, v1, root)
+        unified = os.path.join(root, "unified")
+        if "devices" in needed and v2 is not None and _is_v2(unified):
+            # hybrid: the device rules also go to the v2 hierarchy, as a BPF program
+            found.dirs["unified"] = os.path.join(unified, v2.lstrip("/"), name)
+        return found
     return _locate_v2(name, needed, v2, root)
+
+
+def _is_v2(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "cgroup.controllers"))
 
 
 def delegated(name: str, resources: Resources, root: str = ROOT,
@@ -70,7 +82,8 @@ def delegated(name: str, resources: Resources, root: str = ROOT,
     except UserError:
         if needed:
             raise
-        return NoCgroup(), "no cgroup hierarchy found: running without cgroup limits or stats"
+        return NoCgroup(), ("no cgroup hierarchy found: running without cgroup limits or "
+                            f"stats{NO_DEVICE_RULES}")  # fmt: skip
     if isinstance(found, V1Cgroup):
         usable = {c: p for c, p in found.dirs.items() if allowed(os.path.dirname(p))}
         parents = {c: os.path.dirname(p) for c, p in found.dirs.items()}
@@ -88,7 +101,7 @@ def delegated(name: str, resources: Resources, root: str = ROOT,
     if not usable:
         where = next(iter(parents.values()), root)
         return NoCgroup(), (f"no delegated cgroup ({where} is not yours): running without "
-                            "cgroup limits or stats")  # fmt: skip
+                            f"cgroup limits or stats{NO_DEVICE_RULES}")  # fmt: skip
     if isinstance(found, V1Cgroup):
         return V1Cgroup(usable), None
     return found, None
@@ -125,8 +138,7 @@ def _v1_hierarchy(root: str, controller: str, own: dict[str, str]) -> str | None
 
 
 def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -> V2Cgroup:
-    mount = next((p for p in (root, os.path.join(root, "unified"))
-                  if os.path.isfile(os.path.join(p, "cgroup.controllers"))), None)  # fmt: skip
+    mount = next((p for p in (root, os.path.join(root, "unified")) if _is_v2(p)), None)
     if own is None or mount is None:
         raise UserError(f"no cgroup hierarchy found at {root} (neither v1 nor v2)")
     parent = os.path.join(mount, own.lstrip("/"))
@@ -134,7 +146,7 @@ def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -
     available = (read(os.path.join(mount, "cgroup.controllers")) or "").split()
     for controller in needed:
         if controller == "devices":
-            continue  # refused with its own message by set_limits
+            continue  # not a v2 controller: a BPF program (set_limits)
         if controller not in delegated:
             hint = ("it is not enabled in this kernel's cgroup v2" if controller not in available
                     else f"enable it in {parent}/cgroup.subtree_control (the cgroup "

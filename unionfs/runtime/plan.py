@@ -15,14 +15,20 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar
 
-from unionfs.runtime import mountflags
-from unionfs.runtime.mountflags import MS_BIND, MS_REC, MS_REMOUNT
+from unionfs.runtime import mountflags, seccompbpf
+from unionfs.runtime.devices import STANDARD_NODES
+from unionfs.runtime.mountflags import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
 from unionfs.runtime.namespaces import CLONE_NEWCGROUP, KINDS
 from unionfs.runtime.spec import MountSpec, Process, RunSpec
 
-# The devices of a minimal /dev, bound from the host's: name, major, minor.
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-           ("urandom", 1, 9), ("tty", 5, 0))  # fmt: skip
 DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
              ("pts/ptmx", "/dev/ptmx"))  # fmt: skip
@@ -61,6 +67,21 @@ class AwaitGo(Step):
     """Wait until the runtime says go (it has put this process into its cgroups)."""
 
     tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession(Step):
+    """setsid(): no controlling terminal; /dev/tty then reaches none of the caller's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal(Step):
+    """A pty from the container's devpts becomes the controlling terminal and fds 0-2; its
+    master goes to the runtime (message ``pty``). The slave is given to *uid*; with
+    *console* it is also bound onto /dev/console."""
+
+    uid: int
+    console: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,29 +219,45 @@ class NoNewPrivileges(Step):
 
 
 @dataclass(frozen=True, slots=True)
+class Seccomp(Step):
+    """Install the seccomp filter: *program*, the BPF bytes in hex (``seccompbpf``)."""
+
+    program: str
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
 class Exec(Step):
     args: tuple[str, ...]
     env: tuple[str, ...]
 
 
 # -- building plans ------------------------------------------------------------------------
-def run_plan(spec: RunSpec, root: str) -> tuple[Step, ...]:
-    """The steps that turn a fresh helper into the container's process on *root*."""
+def run_plan(spec: RunSpec, root: str, cgroup_dirs: tuple[tuple[str, str], ...] = (),
+             host_devices: tuple[str, ...] = ()) -> tuple[Step, ...]:  # fmt: skip
+    """The steps that turn a fresh helper into the container's process on *root*.
+    *cgroup_dirs*: (name, host directory) of the container's cgroups, shown read-only at a
+    ``cgroup`` mount; *host_devices*: device nodes of the host's /dev to bind (privileged)."""
     flags = 0
     for name in spec.namespaces:
         if name != "cgroup":
             flags |= KINDS[name][0]
-    steps: list[Step] = [Unshare(flags), Fork(), AwaitGo("cgroup")]
+    steps: list[Step] = [Unshare(flags), Fork(), AwaitGo("cgroup"), NewSession()]
     if "cgroup" in spec.namespaces:  # after joining the cgroups: they become its root
         steps.append(Unshare(CLONE_NEWCGROUP))
     steps.append(MakeRprivate())
     for mount in spec.mounts:
+        if mount.type == "cgroup":
+            steps += cgroup_steps(mount, root, cgroup_dirs)
+            continue
         steps += mount_steps(mount, root)
         if mount.destination == "/dev" and mount.type == "tmpfs":
-            steps += dev_steps(root)
+            steps += dev_steps(root, host_devices)
     if spec.process.make_cwd:
         steps.append(MakeDir(root, spec.process.cwd))
     steps.append(PivotRoot(root))
+    if spec.process.terminal:
+        steps.append(Terminal(spec.process.uid, console=True))
     steps += [Sysctl(k, v) for k, v in spec.sysctl]
     steps += [MaskPath(p) for p in spec.masked_paths]
     steps += [ReadonlyPath(p) for p in spec.readonly_paths]
@@ -254,13 +291,34 @@ def mount_steps(mount: MountSpec, root: str) -> list[Step]:
     return steps
 
 
-def dev_steps(root: str) -> list[Step]:
+def dev_steps(root: str, host_devices: tuple[str, ...] = ()) -> list[Step]:
     """Device nodes bound from the host's /dev (bind mounts work rootless too) and links."""
-    steps: list[Step] = [
-        Mount(root, f"/dev/{name}", f"/dev/{name}", "", MS_BIND, "", "file")
-        for name, _major, _minor in DEVICES
-    ]
+    names = [f"/dev/{name}" for name, _major, _minor in STANDARD_NODES]
+    names += [path for path in host_devices if path not in names]
+    steps: list[Step] = [Mount(root, path, path, "", MS_BIND, "", "file") for path in names]
     steps += [Symlink(root, target, link) for target, link in DEV_LINKS]
+    return steps
+
+
+_CGROUP_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def cgroup_steps(mount: MountSpec, root: str, dirs: tuple[tuple[str, str], ...]) -> list[Step]:
+    """The container's own cgroup directories, read-only, at the mount's destination (as
+    runc binds them): one v2 directory is the destination itself, v1 ones sit in a tmpfs,
+    one per hierarchy. No cgroup: nothing is mounted."""
+    target = mount.destination
+    if len(dirs) == 1 and dirs[0][0] == "":
+        return [Mount(root, target, dirs[0][1], "", MS_BIND), Remount(root, target,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | _CGROUP_FLAGS)]  # fmt: skip
+    if not dirs:
+        return []
+    steps: list[Step] = [Mount(root, target, "tmpfs", "tmpfs", _CGROUP_FLAGS, "mode=755")]
+    for name, host in dirs:
+        where = f"{target}/{name}"
+        steps.append(Mount(root, where, host, "", MS_BIND))
+        steps.append(Remount(root, where, MS_BIND | MS_REMOUNT | MS_RDONLY | _CGROUP_FLAGS))
+    steps.append(Remount(root, target, MS_REMOUNT | MS_RDONLY | _CGROUP_FLAGS))
     return steps
 
 
@@ -275,6 +333,14 @@ def process_steps(process: Process) -> list[Step]:
     caps = process.capabilities
     if caps is not None:
         steps.append(DropBounding(caps.bounding))  # needs CAP_SETPCAP: before setuid
+    seccomp: list[Step] = []
+    if process.seccomp is not None:
+        program = seccompbpf.compile_filter(process.seccomp).hex()
+        seccomp.append(Seccomp(program, process.seccomp.flags))
+    if not process.no_new_privileges:
+        # Without no_new_privs the kernel wants CAP_SYS_ADMIN for a filter: while we are
+        # root still (as runc does); the rest of the steps' calls are in any sane filter.
+        steps += seccomp
     steps.append(SetUser(process.uid, process.gid, process.groups, caps is not None))
     if caps is not None:
         # The kernel raises an ambient capability only if it is permitted and inheritable;
@@ -285,6 +351,7 @@ def process_steps(process: Process) -> list[Step]:
                                      ambient))  # fmt: skip
     if process.no_new_privileges:
         steps.append(NoNewPrivileges())
+        steps += seccomp  # as late as can be: only exec is left to pass it
     steps.append(Exec(process.args, process.env))
     return steps
 
@@ -296,7 +363,9 @@ def exec_plan(pid: int, namespaces: tuple[str, ...], process: Process) -> tuple[
     last: after it, the host's /proc is out of sight."""
     order = sorted(namespaces, key=lambda kind: (kind != "user", kind == "mount"))
     steps: list[Step] = [SetNs(f"/proc/{pid}/ns/{KINDS[kind][1]}", kind) for kind in order]
-    steps += [Fork(), AwaitGo("cgroup")]
+    steps += [Fork(), AwaitGo("cgroup"), NewSession()]
+    if process.terminal:
+        steps.append(Terminal(process.uid, console=False))
     steps += process_steps(process)
     return tuple(steps)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -35,6 +36,9 @@ class SignalProxy:
         self.pending: int | None = None
         self._armed = False
         self._old: dict[int, object] = {}
+        # With a pty the window size goes to the pty (the kernel signals its foreground
+        # group); without, SIGWINCH is forwarded as any other signal.
+        self.on_winch: Callable[[], None] | None = None
 
     def install(self) -> None:
         for signum in (*FORWARDED, signal.SIGALRM):
@@ -54,6 +58,9 @@ class SignalProxy:
             if self.target is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.target, signal.SIGKILL)
+            return
+        if signum == signal.SIGWINCH and self.on_winch is not None:
+            self.on_winch()
             return
         if self.target is None:
             if signum in STOPPING and self.pending is None:
@@ -75,10 +82,13 @@ class SignalProxy:
         self.check()
         self.target = pid
 
-    def wait(self, pid: int) -> int:
-        """Wait for *pid* (our child) while forwarding; its exit code, 128+N for signal N.
+    def wait(self, pid: int, relay: Callable[[int], None] | None = None) -> int:
+        """Wait for *pid* (our child) while forwarding, and while *relay(pid)* passes its
+        output on (it returns once *pid* has exited); its exit code, 128+N for signal N.
         The proxy is quiet afterwards."""
         self.target = pid
+        if relay is not None:
+            relay(pid)
         _, status = os.waitpid(pid, 0)  # retried after each handler (PEP 475)
         self.quiet = True
         self.target = None

@@ -19,24 +19,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, placement, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
-from unionfs.runtime.spec import DeviceRule, MountSpec, Resources, RunSpec
-from unionfs.runtime.state import Saved, State, Store, describe, process_start
+from unionfs.runtime.spec import MountSpec, Resources, RunSpec
+from unionfs.runtime.state import ContainerDirs, Saved, State, describe, process_start
+from unionfs.runtime.stdio import Streams
 
-# Allowed on top of a bundle's device rules, as runc does: the minimal /dev and the ptys.
-DEVICE_DEFAULTS = (
-    *(DeviceRule(True, "c", major, minor, "rwm") for _name, major, minor in plan.DEVICES),
-    DeviceRule(True, "c", 5, 2, "rwm"),
-    DeviceRule(True, "c", 136, None, "rwm"),
-)
+# Not the host's: a container's own, or handled by other mounts
+_NOT_HOST_DEVICES = frozenset({"pts", "shm", "mqueue", "fd", "ptmx", "console", "tty",
+                               "stdin", "stdout", "stderr"})  # fmt: skip
 
 
 def check_host_paths(spec: RunSpec) -> str:
@@ -52,9 +51,37 @@ def check_host_paths(spec: RunSpec) -> str:
 
 
 def _limits(resources: Resources) -> Resources:
+    """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
     if resources.devices is None:
         return resources
-    return dataclasses.replace(resources, devices=resources.devices + DEVICE_DEFAULTS)
+    return dataclasses.replace(resources, devices=resources.devices + devices.STANDARD)
+
+
+def host_devices(dev: str = "/dev") -> tuple[str, ...]:
+    """The host's device nodes (in /dev and one level below), for --privileged."""
+    found = []
+    for top in sorted(os.listdir(dev)):
+        if top in _NOT_HOST_DEVICES:
+            continue
+        path = os.path.join(dev, top)
+        names = [path]
+        if os.path.isdir(path) and not os.path.islink(path):
+            names = [os.path.join(path, n) for n in sorted(os.listdir(path))]
+        for name in names:
+            st = os.lstat(name)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(name)
+    return tuple(found)
+
+
+def cgroup_dirs(cgroup: cgroups.Cgroup) -> tuple[tuple[str, str], ...]:
+    """(name under /sys/fs/cgroup, host directory) of the container's cgroups."""
+    if isinstance(cgroup, cgroups.V2Cgroup):
+        return (("", cgroup.path),)
+    if isinstance(cgroup, cgroups.V1Cgroup):
+        paths = dict.fromkeys(cgroup.dirs.values())
+        return tuple((os.path.relpath(p, cgroups.ROOT).split("/")[0], p) for p in paths)
+    return ()
 
 
 def _own_gid_only(mount: MountSpec) -> MountSpec:
@@ -80,25 +107,25 @@ class _Container:
     """The registration, and what to do with it at the end. *before* is the state of a
     container being started again (None for a new one)."""
 
-    def __init__(self, store: Store, state: State, remove: bool,
+    def __init__(self, dirs: ContainerDirs, state: State, remove: bool,
                  before: State | None = None) -> None:  # fmt: skip
-        self.store = store
+        self.dirs = dirs
         self.state = state
         self.remove = remove
         self.before = before
 
     def update(self, **changes: object) -> None:
         self.state = dataclasses.replace(self.state, **changes)  # type: ignore[arg-type]
-        self.store.save(self.state)
+        self.dirs.save(self.state)
 
     def finish(self) -> None:
         """Delete the directory for --rm or a new container that never ran; a container
         that failed to start again is left as it was (its upper holds its changes)."""
         ran = self.state.status == "exited"
         if (ran and self.remove) or (not ran and self.before is None):
-            self.store.delete(self.state.id)
+            self.dirs.delete(self.state.id)
         elif not ran and self.before is not None:
-            self.store.save(self.before)
+            self.dirs.save(self.before)
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
@@ -112,15 +139,15 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
     lower = check_host_paths(spec)
-    store = Store(home)
+    dirs = ContainerDirs(home)
     proxy = SignalProxy(stop_timeout)
 
     def body(cleanup: contextlib.ExitStack) -> int:
-        state = store.create(spec.name, spec.process.args, lower, spec.remove, image=image,
+        state = dirs.create(spec.name, spec.process.args, lower, spec.remove, image=image,
                              lowers=lowers)  # fmt: skip
-        container = _Container(store, state, spec.remove)
+        container = _Container(dirs, state, spec.remove)
         cleanup.callback(container.finish)
-        store.save_spec(state.id, saved)
+        dirs.save_spec(state.id, saved)
         proxy.check()
         return _start_and_wait(spec, container, proxy, cleanup, place)
 
@@ -131,14 +158,14 @@ def start(home: str, ref: str) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
     be created or exited (or dead: what its killed runtime left is cleaned up first), and
     not mounted by ``unionfs mount``."""
-    store = Store(home)
-    found = store.find(ref)
-    saved = store.load_spec(found)
+    dirs = ContainerDirs(home)
+    found = dirs.find(ref)
+    saved = dirs.load_spec(found)
     if saved is None:
         raise UserError(f"container {found.name} has no command to start: it was created "
                         "without one and its image has none (unionfs mount "
                         f"{found.name} shows its files)")  # fmt: skip
-    _startable(store, found)  # the same check again under the lock: a clear error early
+    _startable(dirs, found)  # the same check again under the lock: a clear error early
     spec = saved.spec
     place = None
     if os.geteuid() != 0:
@@ -150,11 +177,11 @@ def start(home: str, ref: str) -> int:
     proxy = SignalProxy(saved.stop_timeout)
 
     def body(cleanup: contextlib.ExitStack) -> int:
-        before, state = store.claim(found.id, lambda s: _startable(store, s))
-        container = _Container(store, state, spec.remove, before)
+        before, state = dirs.claim(found.id, lambda s: _startable(dirs, s))
+        container = _Container(dirs, state, spec.remove, before)
         cleanup.callback(container.finish)
         if describe(before).startswith("dead"):  # ours now: no other start or rm can race
-            reclaim.clean_up(before, store.paths(state.id).rootfs)
+            reclaim.clean_up(before, dirs.paths(state.id).rootfs)
             ran = before.status != "created"
             container.before = dataclasses.replace(
                 before, status="exited" if ran else "created", pid=None, pid_start=None,
@@ -166,14 +193,14 @@ def start(home: str, ref: str) -> int:
     return supervised(proxy, body)
 
 
-def _startable(store: Store, state: State) -> None:
+def _startable(dirs: ContainerDirs, state: State) -> None:
     """Refuse (UserError) to start a container that is running, or mounted."""
     status = describe(state)
     if status in ("starting", "running", "stopping"):
         raise UserError(f"container {state.name} is already {status}")
     if status.startswith("dead"):
         return  # its runtime's mount is still there: cleaned up once claimed
-    if os.path.ismount(store.paths(state.id).rootfs):
+    if os.path.ismount(dirs.paths(state.id).rootfs):
         raise UserError(f"container {state.name} is mounted: unionfs umount {state.name} "
                         "first")  # fmt: skip
 
@@ -186,8 +213,9 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
     if userns.needs_more_ids(mapping, process.uid, process.gid, process.groups):
         raise UserError(f"the container's user {process.uid}:{process.gid} needs subordinate "
                         f"ids, and {note}")  # fmt: skip
-    # Device rules need the v1 devices controller, never delegated: dropped, as rootless
-    # runc does; the minimal /dev is bound from the host's anyway.
+    # Device rules need the v1 devices controller (never delegated) or a BPF program (root
+    # only): dropped, as rootless runc does. Device nodes stay inert all the same: what a
+    # user namespace mounts is nodev, and mknod needs CAP_MKNOD of the host.
     spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
     if mapping.single:
         # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
@@ -222,29 +250,45 @@ def supervised(proxy: SignalProxy, body: Callable[[contextlib.ExitStack], int]) 
             proxy.restore()
 
 
+def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
+    """Relay the pty the container made (if it made one), window size changes too."""
+    master = helper.take_pty()
+    if master is not None:
+        streams.set_pty(master)
+        proxy.on_winch = streams.resize
+
+
 def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
                     cleanup: contextlib.ExitStack,
                     place: cgroups.Cgroup | None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
-    paths = container.store.paths(state.id)
+    paths = container.dirs.paths(state.id)
     cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
     cgroup.set_limits(_limits(spec.resources))
     proxy.check()
-    helper = Helper()  # starts while the filesystem is mounted; waits for its plan
+    streams = Streams(spec.process.interactive, spec.process.terminal)
+    cleanup.callback(streams.close)
+    # starts while the filesystem is mounted; waits for its plan
+    helper = Helper(streams.child_fds())
     cleanup.callback(helper.close)
-    indexdir = os.path.join(container.store.home, "index")
+    streams.started()
+    indexdir = os.path.join(container.dirs.home, "index")
     cleanup.callback(rootfs.unmount, paths.rootfs)
     lowers = list(state.lowers or (state.rootfs,))
-    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir)
+    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
+    extra = () if spec.privileged else ("nodev",)
+    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.
     ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-    helper.send_plan(plan.run_plan(spec, paths.rootfs))
+    steps = plan.run_plan(spec, paths.rootfs, cgroup_dirs(cgroup),
+                          host_devices() if spec.privileged else ())  # fmt: skip
+    helper.send_plan(steps)
     pid = helper.child_pid()
     child = Child(pid)
     cleanup.callback(child.kill_and_reap)
@@ -258,7 +302,9 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
         helper.finish()
     except StepError as exc:
         failure = exc
-    code = proxy.wait(pid)
+    attach_pty(helper, streams, proxy)
+    code = proxy.wait(pid, streams.relay)
+    streams.restore()
     child.reaped = True
     oom = (cgroup.stats().oom_kills or 0) > 0
     container.update(status="exited", exit_code=code, oom_killed=oom, finished=time.time())

@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, mountflags, units
+from unionfs.runtime import caps, devices, mountflags, security, units
+from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Namespaces unionfs can create; "user" comes with rootless containers.
 NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "uts")
-DEFAULT_NAMESPACES = ("ipc", "mount", "network", "pid", "uts")
+DEFAULT_NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "uts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,20 +28,9 @@ class MountSpec:
     """One mount in the container, in config.json's terms; *source* of a bind is a host path."""
 
     destination: str
-    type: str  # proc, sysfs, tmpfs, devpts, mqueue or bind
+    type: str  # proc, sysfs, tmpfs, devpts, mqueue, bind or cgroup (the container's own)
     source: str
     options: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRule:
-    """A device cgroup rule: *kind* a (all), c or b; None major/minor mean any."""
-
-    allow: bool
-    kind: str = "a"
-    major: int | None = None
-    minor: int | None = None
-    access: str = "rwm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +86,9 @@ class Process:
     no_new_privileges: bool = False
     rlimits: tuple[Rlimit, ...] = ()
     oom_score_adj: int | None = None
-    terminal: bool = False
+    terminal: bool = False  # a pty of the container's own devpts, relayed by the runtime
+    interactive: bool = False  # the caller's stdin (else /dev/null); never its terminal
+    seccomp: Filter | None = None  # None: no filter
     make_cwd: bool = False  # create cwd if missing (docker -w does; a bundle's must exist)
 
 
@@ -115,6 +108,8 @@ class RunSpec:
     name: str | None = None
     remove: bool = False
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
+    # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
+    privileged: bool = False
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
@@ -128,22 +123,35 @@ class RunSpec:
 
 DEFAULT_MOUNTS = (
     MountSpec("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
-    MountSpec("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+    # nodev: its device nodes are bind mounts of the host's (each its own mount)
+    MountSpec("/dev", "tmpfs", "tmpfs",
+              ("nosuid", "nodev", "strictatime", "mode=755", "size=65536k")),
     MountSpec("/dev/pts", "devpts", "devpts",
               ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
     MountSpec("/dev/shm", "tmpfs", "shm",
               ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")),
     MountSpec("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
     MountSpec("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+    # the container's own cgroups, read-only (what it sees there are its own limits)
+    MountSpec("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", "ro")),
 )  # fmt: skip
-# As docker: kernel interfaces a container should neither read nor change.
+# As docker --privileged: /dev may hold the host's device nodes, /sys is writable.
+PRIVILEGED_MOUNTS = tuple(
+    MountSpec(m.destination, m.type, m.source,
+              tuple(o for o in m.options if not (o == "ro" and m.type == "sysfs")
+                    and not (o == "nodev" and m.destination == "/dev")))
+    for m in DEFAULT_MOUNTS
+)  # fmt: skip
+# Kernel interfaces a container should neither read nor change: docker's and podman's lists
+# together, and /proc/interrupts (the host's interrupt counts: a side channel).
 DEFAULT_MASKED = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block",
+    "/sys/fs/selinux",
 )  # fmt: skip
 DEFAULT_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-MOUNT_TYPES = ("bind", "devpts", "mqueue", "proc", "sysfs", "tmpfs")
+MOUNT_TYPES = ("bind", "cgroup", "devpts", "mqueue", "proc", "sysfs", "tmpfs")
 
 
 def container_path(path: str, what: str) -> str:
@@ -237,33 +245,46 @@ def from_cli(
     workdir: str | None = None,
     user: str | None = None,
     volumes: Sequence[str] = (),
+    cap_add: Sequence[str] = (),
+    cap_drop: Sequence[str] = (),
+    privileged: bool = False,
+    security_opt: Sequence[str] = (),
+    interactive: bool = False,
+    tty: bool = False,
 ) -> RunSpec:
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
     uid, gid = parse_user(user) if user is not None else (0, 0)
     cwd = container_path(workdir, "--workdir") if workdir is not None else "/"
     quota, period = units.parse_cpus(cpus) if cpus is not None else (None, None)
+    sec = security.parse(cap_add=cap_add, cap_drop=cap_drop, privileged=privileged,
+                         options=security_opt)  # fmt: skip
+    mknod = caps.NUMBERS["CAP_MKNOD"] in sec.bounding
     resources = Resources(
         memory=units.parse_memory(memory) if memory is not None else None,
         cpu_quota=quota,
         cpu_period=period,
         pids=units.parse_pids(pids) if pids is not None else None,
+        devices=devices.ALLOW_ALL if privileged else devices.default_rules(mknod),
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
     defaults = [f"PATH={DEFAULT_PATH}", f"HOME={'/root' if uid == 0 else '/'}"]
     if hostname is not None:
         defaults.append(f"HOSTNAME={hostname}")
-    default_caps = caps.numbers(caps.DEFAULT, "default capabilities")
     # As for any process: setuid to a non-root user clears the permitted and effective sets.
-    held = default_caps if uid == 0 else ()
+    held = sec.bounding if uid == 0 else ()
     process = Process(
         args=tuple(command),
         env=merge_env(defaults, parse_env(env, host_env)),
         cwd=cwd,
         uid=uid,
         gid=gid,
-        capabilities=Capabilities(default_caps, held, held, held),
+        capabilities=Capabilities(sec.bounding, held, held, held),
+        no_new_privileges=sec.no_new_privileges,
+        terminal=tty,
+        interactive=interactive,
+        seccomp=sec.seccomp,
         make_cwd=workdir is not None,
     )
     binds = tuple(parse_volume(v) for v in volumes)
@@ -274,13 +295,14 @@ def from_cli(
         process=process,
         rootfs=rootfs,
         hostname=hostname,
-        mounts=DEFAULT_MOUNTS + binds,
+        mounts=(PRIVILEGED_MOUNTS if privileged else DEFAULT_MOUNTS) + binds,
         resources=resources,
-        masked_paths=DEFAULT_MASKED,
-        readonly_paths=DEFAULT_READONLY,
+        masked_paths=DEFAULT_MASKED if sec.system_paths else (),
+        readonly_paths=DEFAULT_READONLY if sec.system_paths else (),
         name=name,
         remove=remove,
         hostname_from_id=hostname is None,
+        privileged=privileged,
     )
 
 

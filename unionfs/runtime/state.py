@@ -129,8 +129,8 @@ def _from_json(text: str) -> State:
     return jsonvalues.load(State, json.loads(text))
 
 
-class Store:
-    """The containers directory of one UNIONFS_HOME."""
+class ContainerDirs:
+    """The containers directory of one UNIONFS_HOME: a state dir per container."""
 
     def __init__(self, home: str) -> None:
         self.home = home

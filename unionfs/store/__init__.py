@@ -1,16 +1,14 @@
-"""The layer store: blobs, extracted read-only layers, images, and containers on them.
+"""The layer store: blobs, extracted read-only layers, images. It knows no processes.
 
 Modules: ``blobs`` (the content-addressed ``blobs/sha256`` dir), ``meta`` (the LMDB
-metadata), ``images`` (``Store``: layers, images, names, rmi), ``ociformat`` (manifests,
-indexes, configs, layout readers), ``importer`` and ``exporter`` (import, save),
-``containers`` (create, mount, diff, commit), ``layertar`` (the OCI layer tar codec, with
-``tarread``, ``tarwrite``, ``compress``, ``changes``), ``progress``, ``userstore`` (an
-ordinary user's store: commands run in the user's namespace).
-The store imports ``union`` (marker probing), ``safepath`` and ``runtime.state``,
-``runtime.rootfs`` (containers are the runtime's state dirs) and ``runtime.userns``;
-nothing below imports it.
+metadata), ``images`` (``ImageStore``: layers, images, names, rmi), ``ociformat`` (manifests,
+indexes, configs, layout readers), ``importer`` and ``exporter`` (import, save,
+export-layer), ``layertar`` (the OCI layer tar codec, with ``tarread``, ``tarwrite``,
+``compress``, ``changes``), ``spellout`` (an upper's redirects spelled out for commit),
+``progress``. Containers on the store (create, mount, commit) and an ordinary user's
+store live above it, in ``unionfs.containers``: the store imports no runtime, fuse or cli.
 
-The API the registry client uses (all on ``Store(root)``; digests are ``sha256:<hex>``):
+The API the registry client uses (all on ``ImageStore(root)``; digests are ``sha256:<hex>``):
 - ``blob_path(digest) -> str``: where a blob lives (``ROOT/blobs/sha256/<hex>``);
 - ``has_blob(digest) -> bool``;
 - ``add_blob(stream_or_path, expected_digest=None, progress=None) -> digest``: written to
@@ -24,6 +22,6 @@ The API the registry client uses (all on ``Store(root)``; digests are ``sha256:<
 
 from __future__ import annotations
 
-from unionfs.store.images import Image, Store, normalize
+from unionfs.store.images import Image, ImageStore, normalize
 
-__all__ = ["Image", "Store", "normalize"]
+__all__ = ["Image", "ImageStore", "normalize"]

@@ -1,7 +1,7 @@
 """The blob directory ``ROOT/blobs/sha256/<hex>``: content-addressed files, OCI layout style.
 
-A blob is written to a temp name in the same directory, hashed as it is written, and
-renamed in only when its sha256 matches what the caller expected; so a blob that exists is
+A blob is written to a temp (``scratch``) in the same directory, hashed as it is written,
+and renamed in only when its sha256 matches what the caller expected; so a blob that exists is
 complete and verified. Blobs are never modified; removing one is the caller's decision
 (under the store lock). Digests are checked (``imageformat.check_digest``) before they
 become paths.
@@ -13,16 +13,15 @@ import contextlib
 import hashlib
 import io
 import os
-import secrets
 import shutil
 import typing
 from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
 from unionfs.imageformat import check_digest
+from unionfs.store import scratch
 
 CHUNK = 1 << 20
-
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -122,20 +121,15 @@ class BlobDir:
         if expected is not None:
             check_digest(expected)
         os.makedirs(self.dir, exist_ok=True)
-        tmp = os.path.join(self.dir, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
-        try:
-            with open(tmp, "xb") as f:
-                w = HashingWriter(typing.cast(typing.BinaryIO, f))
-                yield w
-                f.flush()
-                os.fsync(f.fileno())
+        with scratch.temp_file(self.dir) as (tmp, f):
+            w = HashingWriter(f)
+            yield w
+            f.flush()
+            os.fsync(f.fileno())
             if expected is not None and w.digest != expected:
                 raise UserError(f"digest mismatch: expected {expected}, content is {w.digest}")
             os.chmod(tmp, 0o444)
             os.replace(tmp, self.path(w.digest))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
 
     def add_stream(self, stream: typing.BinaryIO, expected: str | None = None,
                    progress: Callable[[int], None] | None = None) -> str:  # fmt: skip

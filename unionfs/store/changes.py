@@ -153,7 +153,7 @@ def changes(upper: str, lowers: Sequence[str]) -> list[tuple[str, str]]:
         top = LayerDir(upper, cache)
         opened.append(top)
         for lower in lowers:
-            opened.append(LayerDir(lower, cache))
+            opened.append(LayerDir(lower, cache, lower=True))
         walk = _Walk(top, _Lowers(opened[1:]))
         walk.directory(b"")
     finally:

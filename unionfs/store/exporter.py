@@ -1,5 +1,6 @@
 """``unionfs save``: an image out of the store as an OCI image layout directory or an OCI
-archive (a tar of a layout; reproducible: the same image gives the same bytes).
+archive (a tar of a layout; reproducible: the same image gives the same bytes); and
+``unionfs export-layer``: one layer's blob as it is stored.
 
 Blobs are copied, never hard-linked (a change to the copy must not reach the store).
 """
@@ -18,7 +19,7 @@ from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
 from unionfs.store import ociformat
-from unionfs.store.images import Image, Store, normalize
+from unionfs.store.images import Image, ImageStore, normalize
 from unionfs.store.importer import arch
 from unionfs.store.ociformat import blob_rel
 from unionfs.store.progress import Progress
@@ -26,7 +27,7 @@ from unionfs.store.progress import Progress
 PAX = tarfile.PAX_FORMAT
 
 
-def _descriptor(store: Store, image: Image, name: str | None) -> Descriptor:
+def _descriptor(store: ImageStore, image: Image, name: str | None) -> Descriptor:
     data = store.blobs.read(image.digest)
     media = json.loads(data).get("mediaType", imageformat.OCI_MANIFEST)
     annotations = {}
@@ -37,18 +38,18 @@ def _descriptor(store: Store, image: Image, name: str | None) -> Descriptor:
                        "os": str(store.config(image).get("os", "linux"))})  # fmt: skip
 
 
-def _blobs_of(store: Store, image: Image) -> list[str]:
+def _blobs_of(store: ImageStore, image: Image) -> list[str]:
     return [image.digest, image.record.config, *image.record.blobs]
 
 
-def _name_for(store: Store, ref: str, image: Image) -> str | None:
+def _name_for(store: ImageStore, ref: str, image: Image) -> str | None:
     with contextlib.suppress(UserError):
         if normalize(ref) in image.names:
             return normalize(ref)
     return image.names[0] if image.names else None
 
 
-def save_layout(store: Store, ref: str, dest: str, show: bool | None = None) -> Descriptor:
+def save_layout(store: ImageStore, ref: str, dest: str, show: bool | None = None) -> Descriptor:
     """Write the image into the layout directory *dest* (created, or an existing layout to
     which it is added; an entry with the same name is replaced)."""
     image = store.resolve(ref)
@@ -88,29 +89,38 @@ def _write_file(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_archive(store: Store, ref: str, out_path: str, show: bool | None = None) -> Descriptor:
-    """Write the image as an OCI archive (a tar of a layout) to *out_path*, reproducibly:
-    fixed order, owners, modes and times."""
-    image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
+def save_archive(store: ImageStore, ref: str, out_path: str,
+                 show: bool | None = None) -> Descriptor:  # fmt: skip
+    """Write the image as an OCI archive to the file *out_path*, replaced whole."""
     tmp = f"{out_path}.tmp-{os.getpid()}"
-    total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
-    progress = Progress("saving", total, show)
     try:
-        with open(tmp, "wb") as f, tarfile.open(fileobj=f, mode="w:", format=PAX) as tar:
-            _add_dir(tar, "blobs")
-            _add_dir(tar, "blobs/sha256")
-            for digest in sorted(set(_blobs_of(store, image))):
-                with open(store.blobs.path(digest), "rb") as blob:
-                    _add_file(tar, blob_rel(digest), store.blobs.size(digest),
-                              _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
-            index = imageformat.build_index([desc])
-            _add_bytes(tar, "index.json", index)
-            _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
+        with open(tmp, "wb") as f:
+            desc = write_archive(store, ref, typing.cast(typing.BinaryIO, f), show)
         os.replace(tmp, out_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    return desc
+
+
+def write_archive(store: ImageStore, ref: str, out: typing.BinaryIO,
+                  show: bool | None = None) -> Descriptor:  # fmt: skip
+    """Write the image as an OCI archive (a tar of a layout) to the stream *out* (a pipe
+    will do: it is never sought), reproducibly: fixed order, owners, modes and times."""
+    image = store.resolve(ref)
+    desc = _descriptor(store, image, _name_for(store, ref, image))
+    total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
+    progress = Progress("saving", total, show)
+    with tarfile.open(fileobj=out, mode="w|", format=PAX) as tar:
+        _add_dir(tar, "blobs")
+        _add_dir(tar, "blobs/sha256")
+        for digest in sorted(set(_blobs_of(store, image))):
+            with open(store.blobs.path(digest), "rb") as blob:
+                _add_file(tar, blob_rel(digest), store.blobs.size(digest),
+                          _Counting(typing.cast(typing.BinaryIO, blob), progress))  # fmt: skip
+        index = imageformat.build_index([desc])
+        _add_bytes(tar, "index.json", index)
+        _add_bytes(tar, ociformat.LAYOUT_FILE, ociformat.LAYOUT_VERSION)
     if progress.done_bytes > 1 << 20:
         progress.done()
     return desc
@@ -148,3 +158,12 @@ def _add_file(tar: tarfile.TarFile, name: str, size: int, f: object) -> None:
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     _add_file(tar, name, len(data), io.BytesIO(data))
+
+
+def export_layer(store: ImageStore, ref: str, out: typing.BinaryIO) -> str:
+    """Copy the blob of layer *ref* (diff_id or blob digest, or a prefix) to *out*; its digest."""
+    rec = store.find_layer(ref)
+    with open(store.blobs.path(rec.digest), "rb") as f:
+        while chunk := f.read(1 << 20):
+            out.write(chunk)
+    return rec.digest

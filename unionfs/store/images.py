@@ -1,21 +1,26 @@
-"""The image store: ``Store(root)`` — blobs, extracted layers, images and their names.
+"""The image store: ``ImageStore(root, warn)`` — blobs, extracted layers, images and their names.
 
 Layout of ROOT: ``blobs/sha256/`` (``BlobDir``), ``layers/<diffid-hex>/`` (extracted,
 read-only trees, renamed in when complete), ``meta/`` (``Meta``), ``containers/`` (the
 runtime's state dirs), ``index/`` (the mounts' LMDB index), ``.lock`` (the store lock).
+Temps are ``scratch``'s: what a killed command left is reclaimed by the next one.
 Invariants: an image recorded in meta has its manifest, config and layer blobs in
 ``blobs/`` and each of its layers extracted; a layer dir is never written after it is
 renamed in, and is removed only when no image and no container uses it (under the lock).
+Nothing below ROOT is reachable by other users (ROOT and ``layers/`` are 0700, as docker
+and containers/storage keep theirs): a layer's world-writable /tmp must not be a way into
+every container of the image; a store made before this is fixed when next opened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import os
-import secrets
-import shutil
+import stat
+import sys
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,13 +29,15 @@ from unionfs import imageformat, layerfmt
 from unionfs.errors import UserError
 from unionfs.imageformat import check_digest
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import layertar, userstore
+from unionfs.store import layertar, scratch
 from unionfs.store.blobs import BlobDir, HashingReader
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
 from unionfs.union.stack import probe_style
 
 Warn = Callable[[str], None]
+PERMISSIONS = "1"  # meta setting: the store's modes were checked by this version's rules
+LAYER_ROOT_MODE = layertar.LAYER_ROOT_MODE
 # A user's store, extracted in the user's namespace: 0/0 whiteouts (allowed there since
 # Linux 5.8), user.overlay.opaque plus .wh..wh..opq (trusted.* needs real root).
 USERNS_STYLE = layerfmt.MarkerStyle(True, b"user.overlay.opaque", True)
@@ -67,29 +74,47 @@ class Image:
         return self.record.manifest
 
 
-def _warn_stderr(message: str) -> None:
-    import sys
-
+def warn_stderr(message: str) -> None:
     print(f"unionfs: warning: {message}", file=sys.stderr)
 
 
-class Store:
-    """One store root. Cheap to create; open it once per command."""
+class ImageStore:
+    """One store root. Cheap to create; open it once per command. Every warning of its
+    work (extraction, import, commit) goes to *warn*, the callback it is given."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, warn: Warn = warn_stderr) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        self.warn = warn
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.blobs = BlobDir(self.root)
         self.layers_dir = os.path.join(self.root, "layers")
-        os.makedirs(self.layers_dir, exist_ok=True)
+        os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
         self.meta = Meta(self.root)
         self.index_dir = os.path.join(self.root, "index")
         self.extracted: list[str] = []  # layers this process renamed in (for an undo)
+        self._close_to_others()
+        self.reclaim()
+
+    def _close_to_others(self) -> None:
+        """ROOT and ``layers/`` 0700, each layer's root at most 0755 (a store from before
+        had 0711, 0755 and whatever a layer's ``./`` entry said). Only what is ours."""
+        for path in (self.root, self.layers_dir):
+            st = os.stat(path)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(path, 0o700)
+        if self.meta.setting("permissions") == PERMISSIONS:
+            return
+        for name in os.listdir(self.layers_dir):
+            st = os.lstat(os.path.join(self.layers_dir, name))
+            if stat.S_ISDIR(st.st_mode) and st.st_mode & ~LAYER_ROOT_MODE & 0o7777:
+                os.chmod(os.path.join(self.layers_dir, name), st.st_mode & LAYER_ROOT_MODE)
+        with self.meta.write() as txn:
+            self.meta.put_setting(txn, "permissions", PERMISSIONS)
 
     def close(self) -> None:
         self.meta.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> ImageStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +146,7 @@ class Store:
                 raise UserError(f"image {ref}: blob {digest} is missing from the store")
         return image.digest, data
 
-    def add_image(self, manifest_digest: str, name: str | None, warn: Warn = _warn_stderr,
+    def add_image(self, manifest_digest: str, name: str | None,
                   show_progress: bool | None = None) -> Image:  # fmt: skip
         """Record the image whose manifest and blobs are all in ``blobs/`` (verified), under
         *name*: extracts the layers missing, then records everything in one transaction.
@@ -129,13 +154,13 @@ class Store:
         full = normalize(name) if name else None
         mark = len(self.extracted)
         try:
-            return self._add_image(manifest_digest, full, warn, show_progress)
+            return self._add_image(manifest_digest, full, show_progress)
         except BaseException:
             with self.locked():
                 self.discard_layers(self.extracted[mark:])
             raise
 
-    def _add_image(self, manifest_digest: str, full: str | None, warn: Warn,
+    def _add_image(self, manifest_digest: str, full: str | None,
                    show_progress: bool | None) -> Image:  # fmt: skip
         data = self.blobs.read(manifest_digest)
         manifest = imageformat.parse_manifest(data, f"manifest {manifest_digest[:19]}")
@@ -150,7 +175,7 @@ class Store:
             if self.blobs.size(desc.digest) != desc.size:
                 raise UserError(f"blob {desc.digest}: size differs from the manifest's")
         for desc, diff_id in zip(manifest.layers, ids, strict=True):
-            self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, show_progress)
+            self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
         record = ImageRecord(manifest_digest, manifest.config.digest, tuple(ids),
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
@@ -159,7 +184,7 @@ class Store:
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
                 if not os.path.isdir(self.layer_path(diff_id)):
-                    self.ensure_layer(desc.digest, desc.media_type, diff_id, warn, False)
+                    self.ensure_layer(desc.digest, desc.media_type, diff_id, False)
             with self.meta.write() as txn:
                 for desc, diff_id in zip(manifest.layers, ids, strict=True):
                     self.meta.put_layer(txn, LayerRecord(diff_id, desc.digest, desc.size,
@@ -177,16 +202,14 @@ class Store:
         """The marker forms this store's layers are extracted with, probed once."""
         known = self.meta.setting("style")
         if known is None:
-            probe = os.path.join(self.layers_dir, f".probe-{os.getpid()}-{secrets.token_hex(4)}")
-            os.mkdir(probe, 0o700)
-            cache = DirFdCache()
-            layer = LayerDir(probe, cache)
-            try:
-                found = probe_style(layer)
-            finally:
-                layer.close()
-                cache.close()
-                os.rmdir(probe)
+            with scratch.temp_dir(self.layers_dir, 0o700) as probe:
+                cache = DirFdCache()
+                layer = LayerDir(probe, cache)
+                try:
+                    found = probe_style(layer)
+                finally:
+                    layer.close()
+                    cache.close()
             known = ("kernel" if found == layerfmt.KERNEL_STYLE
                      else "userns" if found == USERNS_STYLE else "rootless")  # fmt: skip
             with self.meta.write() as txn:
@@ -195,51 +218,50 @@ class Store:
         return styles.get(known, layerfmt.ROOTLESS_STYLE)
 
     def ensure_layer(
-        self, blob: str, media_type: str, diff_id: str | None, warn: Warn = _warn_stderr,
-        show_progress: bool | None = None,
+        self, blob: str, media_type: str, diff_id: str | None, show_progress: bool | None = None,
     ) -> str:  # fmt: skip
         """The layer of blob *blob* extracted in ``layers/`` (if it is not already); its
         diff_id, which must equal *diff_id* when given. The blob is re-hashed as it is read."""
         if diff_id is not None and os.path.isdir(self.layer_path(diff_id)):
             return diff_id
         style = self.style()
-        warn = userstore.owner_warnings(warn)
-        tmp = os.path.join(self.layers_dir, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
-        os.mkdir(tmp, 0o755)
         progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
         try:
-            with open(self.blobs.path(blob), "rb") as raw:
+            with (
+                scratch.temp_dir(self.layers_dir, LAYER_ROOT_MODE) as tmp,
+                open(self.blobs.path(blob), "rb") as raw,
+            ):
                 hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
                 buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
                 try:
                     found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                                   warn=warn)  # fmt: skip
+                                                   warn=self.warn)  # fmt: skip
                 except UserError as exc:
                     raise UserError(f"layer {blob[:19]}: {exc.message}") from None
                 while buffered.read(1 << 20):
                     pass
-            if hashing.digest != blob:
-                raise UserError(f"blob {blob} does not match its digest (the store is damaged)")
-            if diff_id is not None and found != diff_id:
-                raise UserError(f"layer {blob}: its content is {found}, the config says {diff_id}")
-            try:
-                os.rename(tmp, self.layer_path(found))
-                self.extracted.append(found)
-            except OSError:
-                if not os.path.isdir(self.layer_path(found)):
-                    raise
-                # Another command extracted the same layer meanwhile: keep theirs.
+                if hashing.digest != blob:
+                    raise UserError(f"blob {blob} does not match its digest (the store is damaged)")
+                if diff_id is not None and found != diff_id:
+                    raise UserError(
+                        f"layer {blob}: its content is {found}, the config says {diff_id}"
+                    )
+                try:
+                    os.rename(tmp, self.layer_path(found))
+                    self.extracted.append(found)
+                except OSError:
+                    if not os.path.isdir(self.layer_path(found)):
+                        raise
+                    # Another command extracted the same layer meanwhile: keep theirs.
         finally:
             if progress.done_bytes:
                 progress.done()
-            if os.path.lexists(tmp):
-                _remove_tree(tmp)
         return found
 
-    def record_layer(self, rec: LayerRecord, warn: Warn = _warn_stderr) -> None:
+    def record_layer(self, rec: LayerRecord) -> None:
         with self.locked():
             if not os.path.isdir(self.layer_path(rec.diff_id)):  # removed by a concurrent undo
-                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, warn, False)
+                self.ensure_layer(rec.digest, rec.media_type, rec.diff_id, False)
             with self.meta.write() as txn:
                 self.meta.put_layer(txn, rec)
 
@@ -251,7 +273,7 @@ class Store:
             if diff_id not in recorded and self.meta.layer(diff_id) is None and os.path.isdir(path):
                 gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
                 os.rename(path, gone_dir)
-                _remove_tree(gone_dir)
+                scratch.remove_tree(gone_dir)
 
     def find_layer(self, ref: str) -> LayerRecord:
         """A layer by diff_id or blob digest (or a unique hex prefix of either)."""
@@ -368,22 +390,45 @@ class Store:
             if os.path.isdir(path):
                 gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
                 os.rename(path, gone_dir)
-                _remove_tree(gone_dir)
+                scratch.remove_tree(gone_dir)
         for digest in (gone.record.manifest, gone.record.config, *gone.record.blobs):
             if digest not in keep_blobs:
                 self.blobs.remove(digest)
 
     # -- the store lock -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """The store-wide lock, for the few steps that read, decide and write several things."""
+    def locked(self, wait: bool = True) -> Iterator[bool]:
+        """The store-wide lock, for the few steps that read, decide and write several things.
+        With *wait* False it yields False at once when another command holds it."""
         fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                      0o600)  # fmt: skip
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)
+
+    def reclaim(self) -> list[str]:
+        """Remove the temps of commands that were killed (``scratch``): blobs and layers half
+        written, a decompressed archive, a commit's spelled-out upper. Under the store lock,
+        if it is free: a command holding it is at work, and the next command reclaims."""
+        dirs = [self.blobs.dir, self.layers_dir, self.root]
+        containers = os.path.join(self.root, "containers")
+        with contextlib.suppress(FileNotFoundError):
+            dirs += [e.path for e in os.scandir(containers) if e.is_dir(follow_symlinks=False)]
+        try:
+            with self.locked(wait=False) as mine:
+                if not mine:
+                    return []
+                return [name for d in dirs for name in scratch.reclaim(d, self.warn)]
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            return []  # a store we may read but not change: not ours to clean
 
 
 def _try_norm(ref: str) -> str:
@@ -393,18 +438,3 @@ def _try_norm(ref: str) -> str:
         return ref
 
 
-def _remove_tree(path: str) -> None:
-    """rmtree that also removes what a read-only directory holds (we made it; root or not)."""
-
-    def onerror(_fn: object, p: str, _exc: object) -> None:
-        parent = os.path.dirname(p)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-        with contextlib.suppress(OSError):
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
-
-    shutil.rmtree(path, onerror=onerror)

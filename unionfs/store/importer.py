@@ -2,9 +2,10 @@
 
 Import reads an OCI image layout (directory or tar archive), a ``docker save`` archive, or a
 plain rootfs (directory or tarball, which becomes one layer). Every blob is copied into
-``blobs/`` verified; the image is recorded by ``Store.add_image``. A refused import leaves
+``blobs/`` verified; the image is recorded by ``ImageStore.add_image``. A refused import leaves
 the store as it was: the blobs it added that no image uses are removed again.
-``new_config``/``finish_image``/``write_layer`` also serve commit (``containers``).
+``new_config``/``finish_image``/``write_layer`` also serve commit (``unionfs.containers``).
+Warnings go to the store's own ``warn``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import platform
 import re
 import shutil
 import tarfile
-import tempfile
 import typing
 import zlib
 from collections.abc import Iterator
@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
-from unionfs.store import layertar, ociformat
+from unionfs.store import layertar, ociformat, scratch
 from unionfs.store.blobs import sha256_bytes
-from unionfs.store.images import Image, Store, Warn
+from unionfs.store.images import Image, ImageStore
 from unionfs.store.meta import LayerRecord
 from unionfs.store.ociformat import Source, blob_rel
 from unionfs.store.progress import Progress
@@ -59,7 +59,7 @@ def layer_media_type(head: bytes) -> str:
 class Adding:
     """The blobs one import adds; removed again if the import fails and nothing uses them."""
 
-    def __init__(self, store: Store, show_progress: bool | None) -> None:
+    def __init__(self, store: ImageStore, show_progress: bool | None) -> None:
         self.store = store
         self.added: list[str] = []
         self.show = show_progress
@@ -98,7 +98,7 @@ class Adding:
 
 
 @contextlib.contextmanager
-def undo_on_failure(store: Store, show_progress: bool | None) -> Iterator[Adding]:
+def undo_on_failure(store: ImageStore, show_progress: bool | None) -> Iterator[Adding]:
     adding = Adding(store, show_progress)
     try:
         yield adding
@@ -110,7 +110,7 @@ def undo_on_failure(store: Store, show_progress: bool | None) -> Iterator[Adding
 # -- import -----------------------------------------------------------------------------------
 
 
-def import_image(store: Store, src: str, name: str | None, warn: Warn,
+def import_image(store: ImageStore, src: str, name: str | None,
                  show_progress: bool | None = None) -> Image:  # fmt: skip
     """Import *src* (see the module docstring) under *name* (or the name it carries)."""
     tag = None
@@ -120,25 +120,25 @@ def import_image(store: Store, src: str, name: str | None, warn: Warn,
         raise UserError(f"{src}: no such file or directory")
     if os.path.isdir(src):
         if os.path.isfile(os.path.join(src, "index.json")):
-            return _from_layout(store, ociformat.DirSource(src), name, tag, warn, show_progress)
+            return _from_layout(store, ociformat.DirSource(src), name, tag, show_progress)
         if os.path.isfile(os.path.join(src, "manifest.json")):
-            return _from_docker(store, ociformat.DirSource(src), name, tag, warn, show_progress)
-        return _from_rootfs_dir(store, src, name, warn, show_progress)
+            return _from_docker(store, ociformat.DirSource(src), name, tag, show_progress)
+        return _from_rootfs_dir(store, src, name, show_progress)
     with open(src, "rb") as f:
         head = f.read(512)
     if head.startswith(GZIP_MAGIC) and _looks_like_archive(src):
         # `docker save | gzip`: read from an uncompressed copy (tar members need seeking)
-        with tempfile.NamedTemporaryFile(dir=store.root, prefix=".tmp-archive-") as plain:
+        with scratch.temp_file(store.root) as (plain_path, plain):
             with gzip.open(src, "rb") as packed:
                 try:
                     shutil.copyfileobj(packed, plain, 1 << 20)
                 except (OSError, EOFError, zlib.error) as exc:
                     raise UserError(f"{src}: a damaged gzip file ({exc})") from None
             plain.flush()
-            return _from_archive(store, plain.name, src, name, tag, warn, show_progress)
+            return _from_archive(store, plain_path, src, name, tag, show_progress)
     if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
-        return _from_rootfs_tar(store, src, name, warn, show_progress)
-    return _from_archive(store, src, src, name, tag, warn, show_progress)
+        return _from_rootfs_tar(store, src, name, show_progress)
+    return _from_archive(store, src, src, name, tag, show_progress)
 
 
 _ARCHIVE_FIRST = re.compile(r"(\./)?(oci-layout|index\.json|manifest\.json|repositories|blobs/?"
@@ -156,8 +156,8 @@ def _looks_like_archive(src: str) -> bool:
     return first is not None and _ARCHIVE_FIRST.fullmatch(first.name) is not None
 
 
-def _from_archive(store: Store, path: str, label: str, name: str | None, tag: str | None,
-                  warn: Warn, show_progress: bool | None) -> Image:  # fmt: skip
+def _from_archive(store: ImageStore, path: str, label: str, name: str | None, tag: str | None,
+                  show_progress: bool | None) -> Image:  # fmt: skip
     try:
         tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
         source = ociformat.TarSource(label, tar)
@@ -167,10 +167,10 @@ def _from_archive(store: Store, path: str, label: str, name: str | None, tag: st
         if not source.members:
             raise UserError(f"{label}: not a tar archive, or an empty one")
         if source.exists("index.json"):
-            return _from_layout(store, source, name, tag, warn, show_progress)
+            return _from_layout(store, source, name, tag, show_progress)
         if source.exists("manifest.json"):
-            return _from_docker(store, source, name, tag, warn, show_progress)
-    return _from_rootfs_tar(store, path, name or _base_name(label), warn, show_progress)
+            return _from_docker(store, source, name, tag, show_progress)
+    return _from_rootfs_tar(store, path, name or _base_name(label), show_progress)
 
 
 def _copy_blob(adding: Adding, source: Source, desc: Descriptor, label: str) -> str:
@@ -194,10 +194,10 @@ def _name_from(desc: Descriptor, src: str) -> str | None:
     return f"{base}:{ref}" if ref else base
 
 
-def _from_layout(store: Store, source: Source, name: str | None, tag: str | None, warn: Warn,
+def _from_layout(store: ImageStore, source: Source, name: str | None, tag: str | None,
                  show: bool | None) -> Image:  # fmt: skip
     if not source.exists(ociformat.LAYOUT_FILE):
-        warn(f"{source.label}: no oci-layout file; reading it as an image layout anyway")
+        store.warn(f"{source.label}: no oci-layout file; reading it as an image layout anyway")
     descs = imageformat.parse_index(source.read_small("index.json"), f"{source.label}: index.json")
     top = desc = ociformat.pick(descs, source.label, tag)
     with undo_on_failure(store, show) as adding:
@@ -219,10 +219,10 @@ def _from_layout(store: Store, source: Source, name: str | None, tag: str | None
         _copy_blob(adding, source, manifest.config, "the manifest")
         for layer in manifest.layers:
             _copy_blob(adding, source, layer, "the manifest")
-        return store.add_image(desc.digest, name or _name_from(top, source.label), warn, show)
+        return store.add_image(desc.digest, name or _name_from(top, source.label), show)
 
 
-def _from_docker(store: Store, source: Source, name: str | None, tag: str | None, warn: Warn,
+def _from_docker(store: ImageStore, source: Source, name: str | None, tag: str | None,
                  show: bool | None) -> Image:  # fmt: skip
     label = f"{source.label}: manifest.json"
     try:
@@ -263,7 +263,7 @@ def _from_docker(store: Store, source: Source, name: str | None, tag: str | None
         manifest = adding.data(imageformat.build_manifest(config, layers))
         tags = entry.get("RepoTags") or []
         default = tags[0] if tags and isinstance(tags[0], str) else None
-        return store.add_image(manifest, name or default, warn, show)
+        return store.add_image(manifest, name or default, show)
 
 
 def new_config(diff_id: str, created_by: str, base: dict[str, typing.Any] | None = None,
@@ -285,36 +285,36 @@ def new_config(diff_id: str, created_by: str, base: dict[str, typing.Any] | None
     return config
 
 
-def finish_image(store: Store, adding: Adding, layers: list[Descriptor],
-                 config: dict[str, typing.Any], name: str | None, warn: Warn,
+def finish_image(store: ImageStore, adding: Adding, layers: list[Descriptor],
+                 config: dict[str, typing.Any], name: str | None,
                  show: bool | None) -> Image:  # fmt: skip
     """Write *config* and a manifest for *layers* (blobs present, extracted), record it."""
     config_data = imageformat.dumps(config)
     config_desc = Descriptor(imageformat.OCI_CONFIG, adding.data(config_data), len(config_data))
     manifest = adding.data(imageformat.build_manifest(config_desc, layers))
-    return store.add_image(manifest, name, warn, show)
+    return store.add_image(manifest, name, show)
 
 
-def _from_rootfs_dir(store: Store, src: str, name: str | None, warn: Warn,
+def _from_rootfs_dir(store: ImageStore, src: str, name: str | None,
                      show: bool | None) -> Image:  # fmt: skip
     with undo_on_failure(store, show) as adding:
         blob = write_layer(store, adding, src, f"tarring {os.path.basename(src)}")
-        store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
+        store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, show)
         config = new_config(blob.diff_id, f"unionfs import {os.path.abspath(src)}")
         desc = Descriptor(blob.media_type, blob.digest, blob.size)
-        return finish_image(store, adding, [desc], config, name or _base_name(src), warn, show)
+        return finish_image(store, adding, [desc], config, name or _base_name(src), show)
 
 
-def _from_rootfs_tar(store: Store, src: str, name: str | None, warn: Warn,
+def _from_rootfs_tar(store: ImageStore, src: str, name: str | None,
                      show: bool | None) -> Image:  # fmt: skip
     with undo_on_failure(store, show) as adding:
-        digest, media, diff_id = _add_layer_file(store, adding, src, warn, show)
+        digest, media, diff_id = _add_layer_file(store, adding, src, show)
         config = new_config(diff_id, f"unionfs import {os.path.abspath(src)}")
         desc = Descriptor(media, digest, store.blobs.size(digest))
-        return finish_image(store, adding, [desc], config, name or _base_name(src), warn, show)
+        return finish_image(store, adding, [desc], config, name or _base_name(src), show)
 
 
-def _add_layer_file(store: Store, adding: Adding, path: str, warn: Warn,
+def _add_layer_file(store: ImageStore, adding: Adding, path: str,
                     show: bool | None) -> tuple[str, str, str]:  # fmt: skip
     """A layer tarball file (gzip, zstd or plain) copied in as a blob and extracted: its
     blob digest, media type and diff_id."""
@@ -324,7 +324,7 @@ def _add_layer_file(store: Store, adding: Adding, path: str, warn: Warn,
         digest = adding.blob(typing.cast(typing.BinaryIO, f), None,
                              os.fstat(f.fileno()).st_size, "copying")  # fmt: skip
     media = layer_media_type(head)
-    return digest, media, store.ensure_layer(digest, media, None, warn, show)
+    return digest, media, store.ensure_layer(digest, media, None, show)
 
 
 def _base_name(src: str) -> str:
@@ -332,7 +332,7 @@ def _base_name(src: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in base) or "imported"
 
 
-def write_layer(store: Store, adding: Adding, upper: str, label: str) -> layertar.LayerBlob:
+def write_layer(store: ImageStore, adding: Adding, upper: str, label: str) -> layertar.LayerBlob:
     """Tar *upper* into a new blob (verified as written); the LayerBlob."""
     progress = Progress(label, None, adding.show)
     with store.blobs.writer() as out:
@@ -346,10 +346,10 @@ def write_layer(store: Store, adding: Adding, upper: str, label: str) -> layerta
     return blob
 
 
-def import_layer(store: Store, path: str, warn: Warn, show: bool | None = None) -> LayerRecord:
+def import_layer(store: ImageStore, path: str, show: bool | None = None) -> LayerRecord:
     """``unionfs import-layer FILE``: a layer tarball (gzip, zstd or plain) into the store."""
     with undo_on_failure(store, show) as adding:
-        digest, media, diff_id = _add_layer_file(store, adding, path, warn, show)
+        digest, media, diff_id = _add_layer_file(store, adding, path, show)
         rec = LayerRecord(diff_id, digest, store.blobs.size(digest), media)
-        store.record_layer(rec, warn)
+        store.record_layer(rec)
         return store.meta.layer(diff_id) or rec

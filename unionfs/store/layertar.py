@@ -45,7 +45,8 @@ from unionfs.store.tarread import (
 )
 from unionfs.store.tarwrite import LayerBlob, write_layer
 
-__all__ = ["MEDIA_TYPES", "LayerBlob", "changes", "extract_layer", "open_layer", "write_layer"]
+__all__ = ["LAYER_ROOT_MODE", "MEDIA_TYPES", "LayerBlob", "changes", "extract_layer", "open_layer",
+           "write_layer"]
 
 
 class Kind(Enum):
@@ -68,6 +69,9 @@ _TYPE_NAMES = {
     FIFO: "a fifo",
 }
 _XATTR_SKIPPABLE = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, errno.E2BIG)
+# A layer's root is never more open than this, whatever its ``./`` entry says (07777 would
+# make it writable by every user of the machine, and set-id).
+LAYER_ROOT_MODE = 0o755
 
 
 def _is_aufs_metadata(name: bytes) -> bool:
@@ -347,6 +351,8 @@ class _Extractor:
                 if path:
                     self.layer.chmod(path, 0o755)
                 continue
+            if not path:
+                member = dataclasses.replace(member, mode=member.mode & LAYER_ROOT_MODE)
             self._attrs_path(path, member)
 
 

@@ -5,7 +5,7 @@ whose ``overlay.redirect`` says where its contents are below; with ``metacopy=on
 whose owner or mode changed holds no data in the upper. An OCI layer and ``docker diff``
 need what the records stand for instead. ``spelled_out(upper, lowers)`` yields the upper
 itself when it holds neither record (the common case, one walk of its xattrs), else a
-temporary directory beside it holding what ``union.flatten`` says they stand for, with
+temporary directory beside it (``scratch``) holding what ``union.flatten`` says they stand for, with
 ``.wh.`` markers, which ``write_layer`` and ``changes`` read like any upper. The lowers
 and the upper are only read.
 """
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
+from unionfs.store import scratch
 from unionfs.union.copyup import build_entry, copy_metadata
 from unionfs.union.flatten import flatten
 from unionfs.union.stack import Features, Layer, Stack
@@ -60,15 +59,12 @@ def spelled_out(upper: str, lowers: Sequence[str]) -> Iterator[str]:
     if not has_records(upper):
         yield upper
         return
-    scratch = tempfile.mkdtemp(prefix=".spelled-", dir=os.path.dirname(upper))
-    try:
-        os.mkdir(os.path.join(scratch, "work"))
-        out = os.path.join(scratch, "upper")
+    with scratch.temp_dir(os.path.dirname(upper), 0o700) as where:
+        os.mkdir(os.path.join(where, "work"))
+        out = os.path.join(where, "upper")
         os.mkdir(out)
-        _write(upper, lowers, os.path.join(scratch, "work"), out)
+        _write(upper, lowers, os.path.join(where, "work"), out)
         yield out
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _write(upper: str, lowers: Sequence[str], work: str, out: str) -> None:

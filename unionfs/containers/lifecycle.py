@@ -1,10 +1,11 @@
-"""Containers made from images: create, mount, diff, commit.
+"""Containers made from images: create, mount, unmount, diff, commit.
 
 A container is the runtime's state directory (``unionfs.runtime.state``: upper, work,
 rootfs mount point, state.json, and spec.json when it was created with a command, which
 ``unionfs start`` runs) whose state names its image (manifest digest) and layer dirs.
 ``commit`` tars the upper (flushed first when mounted) into a new layer and records a new
 image: the parent's layers plus that one, its config's diff_ids and history extended.
+Running a container is the runtime's (``unionfs.runtime.run``), not this module's.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
 from unionfs.runtime import rootfs
-from unionfs.runtime.state import Saved, State
-from unionfs.runtime.state import Store as StateStore
+from unionfs.runtime.state import ContainerDirs, Saved, State
 from unionfs.store import layertar
-from unionfs.store.images import Image, Store, Use, Warn
+from unionfs.store.images import Image, ImageStore, Use
 from unionfs.store.importer import finish_image, new_config, undo_on_failure, write_layer
 from unionfs.store.spellout import spelled_out
 
@@ -31,11 +31,12 @@ _DOCKER_TO_OCI = {
 }
 
 
-def states(store: Store) -> StateStore:
-    return StateStore(store.root)
+def states(store: ImageStore) -> ContainerDirs:
+    """The state dirs of the containers on *store* (both live in one UNIONFS_HOME)."""
+    return ContainerDirs(store.root)
 
 
-def uses(store: Store) -> list[Use]:
+def uses(store: ImageStore) -> list[Use]:
     """What every container holds on to (for rmi)."""
     return [Use(s.name, s.image, s.lowers or (s.rootfs,)) for s in states(store).all()]
 
@@ -43,7 +44,7 @@ def uses(store: Store) -> list[Use]:
 SpecFor = Callable[[dict[str, typing.Any], tuple[str, ...]], Saved | None]
 
 
-def create(store: Store, ref: str, name: str | None, spec_for: SpecFor | None = None) -> State:
+def create(store: ImageStore, ref: str, name: str | None, spec_for: SpecFor | None = None) -> State:
     """A new container over the image *ref*: an empty upper, not mounted. *spec_for*, given
     the image's config and layer dirs, makes what ``unionfs start`` is to run (None: no
     command; such a container can be mounted, not started)."""
@@ -70,7 +71,8 @@ def lowers_of(state: State) -> list[str]:
     return list(state.lowers or (state.rootfs,))
 
 
-def mount(store: Store, ref: str, options: tuple[str, ...] = (), index: str | None = None) -> str:
+def mount(store: ImageStore, ref: str, options: tuple[str, ...] = (),
+          index: str | None = None) -> str:  # fmt: skip
     """Mount container *ref*'s merged tree (if it is not already), with extra mount
     *options* and the index in *index* (default: the store's); its mount point."""
     state = states(store).find(ref)
@@ -84,7 +86,7 @@ def mount(store: Store, ref: str, options: tuple[str, ...] = (), index: str | No
     return paths.rootfs
 
 
-def unmount(store: Store, ref: str) -> str:
+def unmount(store: ImageStore, ref: str) -> str:
     state = states(store).find(ref)
     paths = states(store).paths(state.id)
     if state.status == "running" and state.runtime_pid is not None:
@@ -93,7 +95,7 @@ def unmount(store: Store, ref: str) -> str:
     return paths.rootfs
 
 
-def diff(store: Store, ref: str) -> list[tuple[str, str]]:
+def diff(store: ImageStore, ref: str) -> list[tuple[str, str]]:
     state = states(store).find(ref)
     paths = states(store).paths(state.id)
     if os.path.ismount(paths.rootfs):
@@ -116,7 +118,7 @@ def flush(mountpoint: str) -> None:
         os.close(fd)
 
 
-def commit(store: Store, ref: str, new_name: str, message: str | None, warn: Warn,
+def commit(store: ImageStore, ref: str, new_name: str, message: str | None,
            show: bool | None = None) -> Image:  # fmt: skip
     state = states(store).find(ref)
     if state.image is None:
@@ -133,16 +135,8 @@ def commit(store: Store, ref: str, new_name: str, message: str | None, warn: War
     with undo_on_failure(store, show) as adding:
         with spelled_out(paths.upper, lowers_of(state)) as upper:
             blob = write_layer(store, adding, upper, f"committing {state.name}")
-        store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, warn, show)
+        store.ensure_layer(blob.digest, blob.media_type, blob.diff_id, show)
         config = new_config(blob.diff_id, f"unionfs commit {state.name}",
                             base=store.config(image), comment=message)  # fmt: skip
         layers.append(Descriptor(blob.media_type, blob.digest, blob.size))
-        return finish_image(store, adding, layers, config, new_name, warn, show)
-
-
-def export_layer(store: Store, ref: str, out: typing.BinaryIO) -> str:
-    rec = store.find_layer(ref)
-    with open(store.blobs.path(rec.digest), "rb") as f:
-        while chunk := f.read(1 << 20):
-            out.write(chunk)
-    return rec.digest
+        return finish_image(store, adding, layers, config, new_name, show)

@@ -10,36 +10,43 @@ chowns to container ids, which the kernel stores as host ids, and reading an upp
 layer (diff, commit, save) sees container ids again, so tar entries carry container ids
 with no translation in our code. Without subordinate ranges only the user's own id is
 mapped: files that an image gives to other owners are stored as the user, with one notice
-(podman's ``ignore_chown_errors``). ``mount_options`` is for ``unionfs mount C``, which
-mounts outside the namespace (so the user's shell sees it): ``uidmapping``/``gidmapping``
-show the stored host ids as the container ids again.
+(podman's ``ignore_chown_errors``), given to the store as its warning callback by
+``open_store``. ``mount_options`` is for ``unionfs mount C``, which mounts outside the
+namespace (so the user's shell sees it): ``uidmapping``/``gidmapping`` show the stored host
+ids as the container ids again.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Callable
 
 from unionfs.runtime import userns
+from unionfs.store.images import ImageStore, Warn
 
 _OWNERS_WARNING = "owners are not kept"
-_state: dict[str, str | bool] = {}  # "note": the single-mapping notice; "said": shown once
 
 
-def enter(root: str) -> None:
+def open_store(root: str, warn: Warn) -> ImageStore:
+    """The store at *root*, entered as ``enter`` does; its warnings go to *warn*, with the
+    single-mapping notice in place of extraction's owner warnings when that is the reason."""
+    note = enter(root)
+    return ImageStore(root, owner_warnings(warn, note))
+
+
+def enter(root: str) -> str | None:
     """As an ordinary user, move this (single-threaded) process into a user and mount
-    namespace with the user's full mapping; as root (or already inside), nothing."""
+    namespace with the user's full mapping; as root (or already inside), nothing. The
+    notice to give when only the user's own id could be mapped, else None."""
     if os.geteuid() == 0:
-        return
+        return None
     userns.check_userns_allowed()
     mapping, note = userns.plan_mapping(pwd.getpwuid(os.getuid()))
     # Inside, euid is 0: children (the mount helper) and default_home() must keep using
     # this store, not /var/lib/unionfs.
     os.environ["UNIONFS_HOME"] = os.path.abspath(root)
     userns.enter(mapping)
-    if note is not None:
-        _state["note"] = single_mapping_notice(note)
+    return single_mapping_notice(note) if note is not None else None
 
 
 def single_mapping_notice(note: str) -> str:
@@ -47,18 +54,19 @@ def single_mapping_notice(note: str) -> str:
     return f"{reason}: files that images give to other owners are stored as yours{rest}"
 
 
-def owner_warnings(warn: Callable[[str], None]) -> Callable[[str], None]:
-    """*warn*, with extraction's "owners are not kept" replaced by the single-mapping
-    notice (once per command) when that is the reason."""
-    note = _state.get("note")
-    if not isinstance(note, str):
+def owner_warnings(warn: Warn, note: str | None) -> Warn:
+    """*warn*, with extraction's "owners are not kept" replaced by *note* (shown once) when
+    there is one: only the user's own id is mapped, which is the reason."""
+    if note is None:
         return warn
+    said = False
 
     def wrapped(message: str) -> None:
+        nonlocal said
         if not message.startswith(_OWNERS_WARNING):
             warn(message)
-        elif not _state.get("said"):
-            _state["said"] = True
+        elif not said:
+            said = True
             userns.notice(note)
 
     return wrapped
