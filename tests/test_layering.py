@@ -18,15 +18,6 @@ from unionfs import LAYERS, LIBRARIES
 
 PACKAGE = Path(unionfs.__file__).parent
 
-# Import circles that are being taken apart elsewhere (issue 15, point 2: lookup becomes a
-# pure query, links and redirects get rooms of their own). The lead empties this list when
-# that lands; a circle not listed here fails at once.
-KNOWN_CIRCLES: list[set[str]] = [
-    {"unionfs.union.copyup", "unionfs.union.links", "unionfs.union.lookup"},
-    {"unionfs.union.create", "unionfs.union.rename"},
-]
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -155,8 +146,7 @@ def circles(ours: dict[str, Path]) -> list[set[str]]:
 
 
 def test_no_modules_import_each_other_in_a_circle() -> None:
-    new = [sorted(c) for c in circles(modules()) if not any(c <= known for known in KNOWN_CIRCLES)]
-    assert new == []
+    assert [sorted(c) for c in circles(modules())] == []
 
 
 def test_import_reader_resolves_relative_deferred_and_type_checking_imports(

@@ -9,6 +9,7 @@ through the mount (not in readdir, not in listxattr). Pure functions, no I/O.
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 WHITEOUT_PREFIX = b".wh."
@@ -47,6 +48,15 @@ def whited_out_name(marker: bytes) -> bytes | None:
 def is_opaque_value(value: bytes | None) -> bool:
     """The kernel's test: the opaque xattr is set to exactly ``y``."""
     return value == b"y"
+
+
+def is_opaque(xattr: Callable[[bytes], bytes | None], has_marker: Callable[[], bool]) -> bool:
+    """The one rule for an opaque directory, whoever reads it (the overlay, the index, a
+    diff, a tar export): either opaque xattr set to ``y``, or a ``.wh..wh..opq`` entry in
+    it. *xattr(name)* is the directory's value of xattr *name* (None if unset);
+    *has_marker()* whether the marker entry is there. Asked in this order, each only if
+    needed: most directories are not opaque, and the xattrs are one call each."""
+    return any(is_opaque_value(xattr(name)) for name in OPAQUE_XATTRS) or has_marker()
 
 
 def _private_prefix(name: bytes) -> bytes | None:

@@ -43,7 +43,7 @@ from write_pairs import (
     op_write,
     rich_stack,
 )
-from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE
+from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE, open_file
 
 LONG = b"n" * 200  # LONG/mmm...: an absolute redirect to it is longer than redirect_max
 LONG_FILE = LONG + b"/" + b"m" * 60
@@ -301,6 +301,61 @@ def test_a_rename_refused_after_copy_up_keeps_one_inode_per_directory() -> None:
             ("stat Z/N7", op_stat(zn7)),
         ]
     )
+
+
+def op_one_inode(a: bytes, b: bytes) -> Op:
+    """Whether *a* and *b* show one inode: the same st_ino, link count, mode and times."""
+
+    def run(root: int) -> object:
+        shown = []
+        for path in (a, b):
+            fd = open_file(root, path, os.O_PATH | os.O_NOFOLLOW)
+            try:
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            shown.append((st.st_ino, st.st_nlink, st.st_mode, st.st_mtime_ns, st.st_ctime_ns))
+        return shown[0] == shown[1]
+
+    return run
+
+
+def upper_paths(upper: Path) -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(top, name), upper)
+        for top, dirs, files in os.walk(upper)
+        for name in dirs + files
+    )
+
+
+def test_a_lookup_links_no_name_up_as_on_the_kernel() -> None:
+    """index=on: after a chmod of one name of a lower hard link, a stat or a read of
+    another name (in another directory) shows the copy and writes nothing: the upper holds
+    the one name, as the kernel's does (it links a name up only when copying it up,
+    ovl_link_up); writing the other name links it up, on both."""
+    linked = Dir({b"x": Dir({b"h1": File(b"linked", link=1)}),
+                  b"y": Dir({b"h2": File(b"", link=1)})})  # fmt: skip
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-feat-")), [linked], unionfs_forms=True,
+                features=ALL_FEATURES)  # fmt: skip
+    try:
+        pair.mount()
+        for what, op in [
+            ("chmod x/h1", op_chmod(b"x/h1", 0o600)),
+            ("stat y/h2", op_stat(b"y/h2")),
+            ("read y/h2", op_read(b"y/h2", 0, 20)),
+            ("listdir y", op_listdir(b"y")),
+        ]:
+            pair.apply(what, op)
+        assert pair.apply("one inode", op_one_inode(b"x/h1", b"y/h2")) == ("ok", True)
+        for upper in (pair.dirs["k/upper"], pair.dirs["u/upper"]):
+            assert upper_paths(upper) == ["x", "x/h1"], upper
+        pair.apply("write y/h2", op_write(b"y/h2", 0, b"L", False))
+        assert pair.apply("one inode", op_one_inode(b"x/h1", b"y/h2")) == ("ok", True)
+        for upper in (pair.dirs["k/upper"], pair.dirs["u/upper"]):
+            assert upper_paths(upper) == ["x", "x/h1", "y", "y/h2"], upper
+        pair.finish()
+    finally:
+        pair.close()
 
 
 class FeatureMachine(WriteMachine):

@@ -38,6 +38,10 @@ from writeutil import (
     summary,
 )
 
+from unionfs.union.copyup import copy_up
+from unionfs.union.readdir import list_dir
+from unionfs.union.stack import Features, Stack
+
 Op = Callable[[int], object]
 
 FRESH = [b"new", b"n2", b"z" * 255]
@@ -572,11 +576,13 @@ class Pair:
 
     def kernel_over_unionfs_upper(self) -> Snapshot:
         d = self.dirs
-        # The kernel does not read unionfs's hard link index; every name has been resolved
-        # (the snapshot walked them all), so the upper alone holds every link: drop the
-        # index's own link, which the kernel would count (see unionfs.union.links).
+        # The kernel does not read unionfs's hard link index: link every name that shows
+        # an indexed copy into the upper (as copying it up would), so the upper alone
+        # holds every link, then drop the index's own link, which the kernel would count
+        # (see unionfs.union.hardlinks).
         index = d["u/work"] / "unionfs-index"
         if index.exists():
+            link_up_indexed_names(self.u_lowers, d["u/upper"], d["u/work"])
             shutil.rmtree(index)
         opts = self.features
         with kernel_overlay(self.k_lowers, d["r/mnt"], d["u/upper"], d["r/work"], opts):
@@ -601,6 +607,23 @@ class Pair:
             self.mounts.close()
         finally:
             remove_tree(self.base)  # refuses while anything below is still mounted
+
+
+def link_up_indexed_names(lowers: list[Path], upper: Path, work: Path) -> None:
+    """Copy up (link up) every name of the merged tree that shows an indexed copy of a
+    lower hard link: afterwards the upper holds all of them, without the index."""
+    stack = Stack.from_dirs([str(p) for p in lowers], str(upper), str(work),
+                            features=Features("on", metacopy=True, index=True))  # fmt: skip
+    try:
+        pending = [stack.root()]
+        while pending:
+            for _, res in list_dir(stack, pending.pop()):
+                if res.is_dir:
+                    pending.append(res)
+                elif res.index_copy is not None:
+                    copy_up(stack, res)
+    finally:
+        stack.close()
 
 
 def _close_quietly(fd: int) -> None:

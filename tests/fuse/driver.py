@@ -4,10 +4,13 @@
 ``fuse_errno`` runs one that must fail and returns the errno of its ``FUSEError``.
 ``Readdir`` stands in for the kernel's READDIRPLUS buffer (``pyfuse3.readdir_reply`` needs
 a real request): it accepts a given number of entries, then reports the buffer full.
+``setattr_request``, ``write_file`` and ``read_file`` build the requests a process's
+chmod, write or read turns into; ``upper_tree`` shows what the upper layer holds.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,6 +18,7 @@ from typing import Any, TypeVar
 import pyfuse3
 import pytest
 import trio
+from layers import read_tree
 
 from unionfs.fuse.inodes import ROOT_INODE
 from unionfs.fuse.ops import UnionOperations
@@ -89,3 +93,51 @@ def lookups(ops: UnionOperations, ino: int) -> int:
     """The kernel's reference count on *ino* as the inode table sees it (0: not in it)."""
     node = ops.inodes.find(ino)
     return 0 if node is None else node.lookups
+
+
+def upper_tree(ops: UnionOperations) -> dict[str, object]:
+    """What the upper layer holds now, as ``layers.read_tree`` describes it."""
+    assert ops.stack.upper is not None
+    return read_tree(ops.stack.upper.root)
+
+
+@dataclass
+class Fields:
+    """``pyfuse3.SetattrFields`` as a test fills it in (pyfuse3's own is read-only)."""
+
+    update_atime: bool = False
+    update_mtime: bool = False
+    update_ctime: bool = False
+    update_mode: bool = False
+    update_uid: bool = False
+    update_gid: bool = False
+    update_size: bool = False
+
+
+def setattr_request(**fields: int) -> tuple[pyfuse3.EntryAttributes, Fields]:
+    """The (attributes, fields) of a setattr that changes *fields* (``mode=0o600``,
+    ``size=0``, ``uid=5``, ``mtime_ns=...``) and nothing else."""
+    attr = pyfuse3.EntryAttributes()
+    which = Fields()
+    for name, value in fields.items():
+        setattr(attr, f"st_{name}", value)
+        setattr(which, f"update_{name.removesuffix('_ns')}", True)
+    return attr, which
+
+
+def write_file(ops: UnionOperations, ino: int, data: bytes, flags: int = os.O_WRONLY) -> None:
+    """open(ino, flags), write *data* at 0, fsync, release: as a process writing it."""
+    fh = call(ops.open, ino, flags, CTX).fh
+    try:
+        assert call(ops.write, fh, 0, data) == len(data)
+        call(ops.fsync, fh, False)
+    finally:
+        call(ops.release, fh)
+
+
+def read_file(ops: UnionOperations, ino: int) -> bytes:
+    fh = call(ops.open, ino, os.O_RDONLY, CTX).fh
+    try:
+        return bytes(call(ops.read, fh, 0, 1 << 20))
+    finally:
+        call(ops.release, fh)

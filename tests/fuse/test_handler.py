@@ -12,7 +12,7 @@ import pyfuse3
 import pytest
 
 from unionfs.fuse import edge
-from unionfs.fuse.ops import handler
+from unionfs.fuse.edge import handler
 
 from .conftest import MakeOps
 from .driver import CTX, ROOT, call, fuse_errno

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
-from layers import WHITEOUT_CHR, Hardlink, LayerFactory, read_tree
+from layers import WHITEOUT_CHR, LayerFactory, read_tree
 
-from unionfs.union import attrs, copyup, create, links, remove
+from unionfs.union import attrs, copyup, link, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.flatten import flatten
 from unionfs.union.lookup import resolve_path
@@ -180,7 +180,7 @@ def test_link_of_a_lower_file_is_metadata_only_with_an_absolute_redirect(
     layers: LayerFactory,
 ) -> None:
     stack = featured(layers, {"d/": {"f": "abc"}}, upper={})
-    create.link(stack, res(stack, "d/f"), res(stack, ""), b"g")
+    link.link(stack, res(stack, "d/f"), res(stack, ""), b"g")
     up = upper_dir(layers, stack)
     assert os.getxattr(up / "d" / "f", XATTR) == b"/d/f"
     assert res(stack, "g").metacopy and res(stack, "g").data_path == b"d/f"
@@ -217,47 +217,6 @@ def test_flatten_spells_out_renamed_dirs_and_metacopy_files(layers: LayerFactory
     assert read_tree(Path(lower))  # the lower layer is untouched by flatten
 
 
-# -- hard links that survive copy-up (index=on) --------------------------------------------
-
-INDEXED = Features("on", metacopy=True, index=True)
-
-
-def test_copy_up_of_one_name_keeps_the_link(layers: LayerFactory) -> None:
-    stack = layers.stack({"a": "data", "b": Hardlink("a"), "d/": {}}, upper={}, features=INDEXED)
-    up = copyup.copy_up(stack, res(stack, "a"))
-    work = layers.dirs(stack).work
-    assert work is not None
-    index = os.listdir(work / "unionfs-index")
-    assert len(index) == 1
-    other = res(stack, "b")  # resolved again: linked to the same copy
-    assert other.top == 0 and other.st.st_ino == up.st.st_ino
-    assert links.shown_nlink(stack, other) == 2
-    assert os.lstat(upper_dir(layers, stack) / "b").st_nlink == 3  # + the index's link
-
-
-def test_link_and_unlink_change_the_shown_count(layers: LayerFactory) -> None:
-    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
-    create.link(stack, res(stack, "a"), res(stack, ""), b"c")
-    assert links.shown_nlink(stack, res(stack, "c")) == 3
-    remove.unlink(stack, res(stack, ""), b"a")
-    remove.unlink(stack, res(stack, ""), b"b")
-    assert links.shown_nlink(stack, res(stack, "c")) == 1
-    assert sorted(names(stack, res(stack, ""))) == [b"c"]
-
-
-def test_unlink_of_an_untouched_name_counts_on_the_others(layers: LayerFactory) -> None:
-    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={}, features=INDEXED)
-    remove.unlink(stack, res(stack, ""), b"b")
-    assert links.shown_nlink(stack, res(stack, "a")) == 1
-
-
-def test_without_index_a_copy_up_breaks_the_link(layers: LayerFactory) -> None:
-    stack = layers.stack({"a": "data", "b": Hardlink("a")}, upper={})
-    copyup.copy_up(stack, res(stack, "a"))
-    assert res(stack, "b").top == 1
-    assert stack.links is None
-
-
 def test_metacopy_data_is_found_through_a_metacopy_file_in_a_lower_layer(
     layers: LayerFactory,
 ) -> None:
@@ -274,20 +233,3 @@ def test_metacopy_data_is_found_through_a_metacopy_file_in_a_lower_layer(
     os.setxattr(up / "a" / "foo", XATTR, b"/a/bar")
     found = res(stack, "a/foo")
     assert found.metacopy and found.data_path == b"a/foo" and found.layers[-1] == 2
-
-
-def test_copy_up_of_a_linked_lower_metacopy_file_takes_the_data_below_it(
-    layers: LayerFactory,
-) -> None:
-    """With index=on a lower file with two names is copied into the index; when that lower
-    file is itself metacopy (an upper turned lower) its data is in the layer below, not in
-    its own sparse body (unionmount-testsuite rename-hard-link, --ov=2 with metacopy)."""
-    stack = layers.stack({"a": "", "b": Hardlink("a")}, {"a": ":xxx:"}, upper={},
-                         features=INDEXED)  # fmt: skip
-    middle = layers.dirs(stack).lowers[0]
-    os.truncate(middle / "a", 5)  # the metacopy body: a hole the size of the data
-    os.setxattr(middle / "a", META, b"")
-    os.setxattr(middle / "a", XATTR, b"/a")
-    up = copyup.copy_up(stack, res(stack, "b"), meta=True)
-    assert up.top == 0 and not up.metacopy
-    assert (upper_dir(layers, stack) / "b").read_bytes() == b":xxx:"

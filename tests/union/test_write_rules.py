@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from layers import WHITEOUT_CHR, File, LayerFactory, Opaque, Symlink, read_tree
 
-from unionfs.union import attrs, copyup, create, remove
+from unionfs.union import attrs, copybuild, copyup, create, link, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.readdir import names
@@ -148,7 +148,7 @@ def test_failed_copy_up_leaves_nothing_behind(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(copyup, "copy_data", full)
+    monkeypatch.setattr(copybuild, "copy_data", full)
     with pytest.raises(OSError) as caught:
         copyup.copy_up(stack, res(stack, "d/f"))
     assert caught.value.errno == errno.ENOSPC
@@ -284,7 +284,7 @@ def test_create_of_a_name_over_255_bytes_is_enametoolong(layers: LayerFactory) -
 
 def test_link_copies_the_source_up_and_links_it(layers: LayerFactory) -> None:
     stack = layers.stack({"f": "data"}, upper={})
-    source, entry = create.link(stack, res(stack, "f"), stack.root(), b"g")
+    source, entry = link.link(stack, res(stack, "f"), stack.root(), b"g")
     assert source.top == 0 and entry.top == 0
     top = upper(layers, stack)
     assert os.lstat(top / "f").st_ino == os.lstat(top / "g").st_ino

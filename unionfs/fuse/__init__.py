@@ -1,7 +1,11 @@
 """The pyfuse3 adapter: the only package that imports pyfuse3 or raises FUSEError.
 
-``inodes`` (the inode table and lookup counts), ``entry`` (EntryAttributes from resolved
-entries), ``handles`` (open files and directory snapshots), ``ops`` (the Operations class:
-the read side), mixing in ``writes`` (create, remove, rename) and ``changes`` (write,
-setattr, xattrs, with ``killpriv``'s set-gid rules), ``mount`` (running the session).
+``inodes`` (the inode table and lookup counts), ``handles`` (open files and directory
+snapshots), ``entry`` (EntryAttributes from resolved entries), ``edge`` (the error
+boundary of every handler), ``state`` (``MountState``: what every handler shares, and the
+bookkeeping of a change), and the handler groups, siblings over ``MountState`` that use
+nothing of each other: ``reading`` (lookup, getattr, readdir, xattrs), ``files`` (open,
+read, write, fsync), ``names`` (create, link, remove, rename) and ``metadata`` (setattr,
+xattrs, with ``killpriv``'s set-gid rules); ``ops`` assembles them into
+``UnionOperations``; ``mount`` runs the session.
 """

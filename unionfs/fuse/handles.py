@@ -29,6 +29,15 @@ class DirHandle:
     entries: list[tuple[bytes, Resolved, object]] | None = None
 
 
+def backing_flags(flags: int) -> int:
+    """Flags for the upper file behind a FUSE open. Write-only becomes read-write, since
+    the write-back cache reads pages of files open for writing; O_APPEND goes, since the
+    kernel sends every write with its offset and pwrite on O_APPEND ignores offsets."""
+    mode = flags & os.O_ACCMODE
+    keep = flags & (os.O_SYNC | os.O_DSYNC | os.O_NOATIME)
+    return (os.O_RDONLY if mode == os.O_RDONLY else os.O_RDWR) | keep
+
+
 class HandleTable:
     """Invariant: a handle number names one open file or directory until it is released."""
 

@@ -77,10 +77,7 @@ def scan_layer(layer: DirLayer) -> LayerScan:
         names = {name for name, _ in children}
         flags = 0
         xattrs = _xattrs(layer, path)
-        if layerfmt.OPAQUE_MARKER in names or any(
-            name in layerfmt.OPAQUE_XATTRS and layerfmt.is_opaque_value(value)
-            for name, value in xattrs
-        ):
+        if _is_opaque(xattrs, names):
             flags |= codec.OPAQUE
         records.append((path, codec.Record(0, flags, codec.attrs_of(st), b"", xattrs)))
         for name, child in children:
@@ -103,6 +100,10 @@ def scan_layer(layer: DirLayer) -> LayerScan:
                 (child_path, codec.Record(0, flags, codec.attrs_of(child), target, extra))
             )
     return LayerScan(digest.hexdigest(), records)
+
+
+def _is_opaque(xattrs: tuple[tuple[bytes, bytes], ...], names: set[bytes]) -> bool:
+    return layerfmt.is_opaque(dict(xattrs).get, lambda: layerfmt.OPAQUE_MARKER in names)
 
 
 def _xattrs(layer: DirLayer, path: bytes) -> tuple[tuple[bytes, bytes], ...]:

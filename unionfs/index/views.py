@@ -61,6 +61,9 @@ class _Table:
                 return value
         return None
 
+    def dir_getxattr(self, path: bytes, name: bytes) -> bytes | None:
+        return self.getxattr(path, name)  # one read, whatever the type
+
     def listxattr(self, path: bytes) -> list[bytes]:
         return [key for key, _ in self._must(path).xattrs]
 
@@ -96,6 +99,12 @@ class IndexedLayer(_Table):
     def statvfs(self) -> os.statvfs_result:
         return self.directory.statvfs()
 
+    def devices(self) -> list[int]:
+        return self.directory.devices()
+
+    def close(self) -> None:
+        """Nothing: *directory* belongs to whoever gave it (the index build)."""
+
 
 class IndexedLowers(_Table):
     """A merged lower stack from its index; *directories* are its layers, top first."""
@@ -124,6 +133,9 @@ class IndexedLowers(_Table):
 
     def statvfs(self) -> os.statvfs_result:
         return self.directories[0].statvfs()
+
+    def devices(self) -> list[int]:
+        return [directory.dev for directory in self.directories]
 
     def close(self) -> None:
         for directory in self.directories:

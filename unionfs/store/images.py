@@ -33,7 +33,7 @@ from unionfs.store import layertar, scratch
 from unionfs.store.blobs import BlobDir, HashingReader
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
 from unionfs.store.progress import Progress
-from unionfs.union.stack import probe_style
+from unionfs.union.workdir import probe_style
 
 Warn = Callable[[str], None]
 PERMISSIONS = "1"  # meta setting: the store's modes were checked by this version's rules

@@ -28,7 +28,6 @@ from unionfs import layerfmt
 from unionfs.errors import UserError
 from unionfs.layerfmt import MarkerStyle
 from unionfs.safepath import DirFdCache, LayerDir, join, split
-from unionfs.store.changes import changes
 from unionfs.store.compress import MEDIA_TYPES, open_layer
 from unionfs.store.tarread import (
     BLOCKDEV,
@@ -44,6 +43,7 @@ from unionfs.store.tarread import (
     show,
 )
 from unionfs.store.tarwrite import LayerBlob, write_layer
+from unionfs.store.upperdiff import changes
 
 __all__ = ["LAYER_ROOT_MODE", "MEDIA_TYPES", "LayerBlob", "changes", "extract_layer", "open_layer",
            "write_layer"]

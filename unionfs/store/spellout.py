@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
 from unionfs.store import scratch
-from unionfs.union.copyup import build_entry, copy_metadata
+from unionfs.union.copybuild import build_entry, copy_metadata
 from unionfs.union.flatten import flatten
 from unionfs.union.stack import Features, Layer, Stack
 
@@ -68,7 +68,7 @@ def spelled_out(upper: str, lowers: Sequence[str]) -> Iterator[str]:
 
 
 def _write(upper: str, lowers: Sequence[str], work: str, out: str) -> None:
-    # Redirects followed and metacopy read, but nothing linked up: flatten only reads.
+    # Redirects followed and metacopy read; no index=on: the upper as it is (see flatten).
     stack = Stack.from_dirs(lowers, upper, work, features=Features("follow", metacopy=True))
     cache = DirFdCache(64)
     dest = LayerDir(out, cache)

@@ -38,14 +38,6 @@ def _name(path: bytes) -> str:
     return os.fsdecode(path)
 
 
-def _is_opaque(layer: LayerDir, path: bytes, names: set[bytes]) -> bool:
-    if layerfmt.OPAQUE_MARKER in names:
-        return True
-    return any(
-        layerfmt.is_opaque_value(layer.getxattr(path, name)) for name in layerfmt.OPAQUE_XATTRS
-    )
-
-
 def _xattr_headers(layer: LayerDir, path: bytes) -> dict[str, str]:
     """The exported xattrs of *path* as pax records, sorted by name."""
     headers: dict[str, str] = {}
@@ -127,7 +119,10 @@ class _Writer:
             self.tar.addfile(info)
         dir_st = st if st is not None else self.layer.lstat(b"")
         assert dir_st is not None
-        if _is_opaque(self.layer, path, names):
+        if layerfmt.is_opaque(
+            lambda name: self.layer.getxattr(path, name),
+            lambda: layerfmt.OPAQUE_MARKER in names,
+        ):
             self._marker(_name(join(path, layerfmt.OPAQUE_MARKER)), dir_st)
         # Whiteouts before any sibling (the OCI spec's SHOULD), one per hidden name.
         whiteouts: dict[bytes, os.stat_result] = {}

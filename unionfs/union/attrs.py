@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass
 
 from unionfs import layerfmt
-from unionfs.union.copyup import copy_up, copy_up_data, upper_of
-from unionfs.union.stack import Resolved, Stack
+from unionfs.union.copyup import copy_up, copy_up_data
+from unionfs.union.stack import Resolved, Stack, upper_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,8 @@ def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolve
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
     name = layerfmt.escape_xattr(name)
-    if res.top != 0 and stack.layers[res.top].getxattr(res.top_path, name) is None:
+    layer, path = stack.meta_of(res)
+    if res.top != 0 and layer.getxattr(path, name) is None:
         raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
     res = copy_up(stack, res, meta=True)
     upper_of(stack).removexattr(res.path, name)

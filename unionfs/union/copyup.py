@@ -4,7 +4,9 @@ Parents first. Each copy is built in the work directory under a temporary name, 
 data, owner, mode, xattrs and times, and then renamed into place, so a crash leaves either
 no copy or a whole one. A second copy-up of the same entry finds the work done (the rename
 refuses to replace, and the caller re-resolves). The upper parent's timestamps are put
-back afterwards, as the kernel does: a copy-up is not a change of the directory.
+back afterwards, as the kernel does: a copy-up is not a change of the directory. Every
+entry copied up, parents included, is reported to the stack (``Stack.copied``), so
+whoever keeps resolved entries can follow without walking the path again.
 """
 
 from __future__ import annotations
@@ -16,26 +18,10 @@ import stat
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_NOREPLACE, LayerDir, split
-from unionfs.union import links
-from unionfs.union.lookup import is_metacopy, private_xattr, resolve_path
-from unionfs.union.stack import Layer, Resolved, Stack, StatLike, normal_paths
-
-
-def chown_if_allowed(layer: LayerDir, path: bytes, uid: int, gid: int) -> None:
-    """Give *path* the owner *uid*:*gid* where this daemon may: an unprivileged daemon (a
-    user's mount, or root in a user namespace for an id it does not map) keeps its own
-    ids on copies and new entries instead of failing, as fuse-overlayfs does."""
-    try:
-        layer.chown(path, uid, gid)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EINVAL):
-            raise
-
-
-def upper_of(stack: Stack) -> LayerDir:
-    if stack.upper is None:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-    return stack.upper
+from unionfs.union import hardlinks
+from unionfs.union.copybuild import build_entry, copy_data, copy_metadata
+from unionfs.union.lookup import is_metacopy, resolve_path
+from unionfs.union.stack import Resolved, Stack, normal_paths, upper_of, xattr_of
 
 
 def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) -> Resolved:
@@ -53,18 +39,21 @@ def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) 
     if res.path:
         ensure_upper_dir(stack, parent_path)
     metacopy = meta and data and stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
-    metacopy = metacopy and not links.indexed(stack, res.st)
+    metacopy = metacopy and not hardlinks.lower_link(stack, res)
     existing = upper.lstat(res.path)
     if existing is None or layerfmt.is_whiteout_device(existing.st_mode, existing.st_rdev):
         _copy_one(stack, res, data, metacopy)
         existing = upper.lstat(res.path)
         assert existing is not None
     if res.is_dir:
-        return res.under_upper(existing)
-    if metacopy and is_metacopy(stack, 0, res.path):
+        copied = res.under_upper(existing)
+    elif metacopy and is_metacopy(stack, 0, res.path):
         paths = normal_paths(res.path, (res.path, res.data_path))
-        return Resolved(res.path, (0, res.data), existing, paths)
-    return Resolved(res.path, (0,), existing)
+        copied = Resolved(res.path, (0, res.data), existing, paths)
+    else:
+        copied = Resolved(res.path, (0,), existing)
+    stack.copied(res, copied)
+    return copied
 
 
 def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
@@ -96,7 +85,18 @@ def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
     upper.utime(res.path, (times.st_atime_ns, times.st_mtime_ns))  # data, not a change
     st = upper.lstat(res.path)
     assert st is not None
-    return Resolved(res.path, (0,), st)
+    whole = Resolved(res.path, (0,), st)
+    stack.copied(res, whole)
+    return whole
+
+
+def copy_up_to_move(stack: Stack, res: Resolved) -> Resolved:
+    """*res* in the upper, ready to move or to get another name: with ``metacopy=on`` a
+    regular file comes up (or stays) metadata-only, as the kernel's (its redirect then
+    says where its data is); otherwise with its data."""
+    meta = stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
+    res = copy_up(stack, res, meta=meta)
+    return res if meta else copy_up_data(stack, res)
 
 
 def ensure_upper_dir(stack: Stack, path: bytes) -> None:
@@ -114,9 +114,13 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
     upper = upper_of(stack)
     work = stack.work
     assert work is not None
+    if res.index_copy is not None:
+        # Another name copied this file up: this one becomes one more name of that copy.
+        hardlinks.link_up(stack, res.index_copy, res.path)
+        return
     src = stack.layers[res.top]
     st = res.st
-    if links.indexed(stack, st):
+    if hardlinks.indexed(stack, st):
         # One copy for every name of the lower file, kept in the index, linked here.
         def build(temp: bytes) -> None:
             assert work is not None
@@ -127,7 +131,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
             copy_metadata(src, res.top_path, st, work, temp)
             _keep_number(stack, res, work, temp)
 
-        links.link_up(stack, links.copy_into_index(stack, res, build), res.path)
+        hardlinks.link_up(stack, hardlinks.copy_into_index(stack, res, build), res.path)
         return
     temp = stack.temp_name()
     try:
@@ -176,89 +180,8 @@ def shown_ino(stack: Stack, res: Resolved) -> int | None:
     """The inode number the overlay shows for *res*: the one a copied-up entry recorded
     (``_keep_number``; also in a lower layer that was an upper), else its own
     (``Stack.own_ino``); None when neither fits."""
-    value = private_xattr(stack, res.top, res.top_path, stack.ino_xattr, res.is_dir)
+    layer, path = stack.meta_of(res)
+    value = xattr_of(layer, path, stack.ino_xattr, res.is_dir)
     if value is not None and value.isdigit() and 1 < int(value) < 1 << 63:
         return int(value)
     return stack.own_ino(res.st)
-
-
-def build_entry(src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
-                data: bool) -> None:  # fmt: skip
-    """A new entry *temp* in *work* of *st*'s type: a directory, a file holding *src*'s
-    data of *path* (when *data*), a symlink to *path*'s target, or a node; no metadata."""
-    mode = st.st_mode
-    if stat.S_ISDIR(mode):
-        work.mkdir(temp, 0o700)
-    elif stat.S_ISREG(mode):
-        out = work.create(temp, os.O_WRONLY, 0o600)
-        try:
-            if data:
-                fd = src.open(path, os.O_RDONLY)
-                try:
-                    copy_data(fd, out, st.st_size)
-                finally:
-                    os.close(fd)
-        finally:
-            os.close(out)
-    elif stat.S_ISLNK(mode):
-        work.symlink(src.readlink(path), temp)
-    else:
-        work.mknod(temp, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-
-
-def copy_data(src: int, dst: int, size: int) -> None:
-    """Copy *size* bytes, keeping holes (SEEK_DATA/SEEK_HOLE) and letting the kernel
-    reflink or splice (copy_file_range); read/write where copy_file_range cannot."""
-    offset = 0
-    while offset < size:
-        try:
-            start = os.lseek(src, offset, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:
-                break  # only a hole is left
-            start = offset
-        end = size
-        try:
-            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
-        except OSError:
-            pass
-        _copy_range(src, dst, start, end)
-        offset = end
-    os.ftruncate(dst, size)
-
-
-def _copy_range(src: int, dst: int, start: int, end: int) -> None:
-    position = start
-    while position < end:
-        try:
-            done = os.copy_file_range(src, dst, end - position, position, position)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            done = _copy_plain(src, dst, position, end)
-        if done == 0:
-            break  # the source is shorter than it said
-        position += done
-
-
-def _copy_plain(src: int, dst: int, start: int, end: int) -> int:
-    block = os.pread(src, min(1 << 20, end - start), start)
-    if block:
-        os.pwrite(dst, block, start)
-    return len(block)
-
-
-def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
-                  temp: bytes) -> None:  # fmt: skip
-    """xattrs (but the overlay's own), owner, mode, then times: chown clears set-id bits,
-    and anything done after the times would change them."""
-    for name in src.listxattr(path):
-        if layerfmt.is_private_xattr(name):
-            continue
-        value = src.getxattr(path, name)
-        if value is not None:
-            work.setxattr(temp, name, value)
-    chown_if_allowed(work, temp, st.st_uid, st.st_gid)
-    if not stat.S_ISLNK(st.st_mode):
-        work.chmod(temp, stat.S_IMODE(st.st_mode))
-    work.utime(temp, (st.st_atime_ns, st.st_mtime_ns))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
-from unionfs.union import links, whiteout
-from unionfs.union.copyup import chown_if_allowed, copy_up, upper_of
+from unionfs.union import whiteout
+from unionfs.union.copybuild import chown_if_allowed
+from unionfs.union.copyup import copy_up
 from unionfs.union.lookup import check_name, lookup
-from unionfs.union.stack import Resolved, Stack, normal_paths
+from unionfs.union.stack import Resolved, Stack, upper_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,38 +163,3 @@ def symlink(stack: Stack, parent: Resolved, name: bytes, target: bytes, owner: O
 def create_file(stack: Stack, parent: Resolved, name: bytes, mode: int,
                 owner: Owner) -> Resolved:  # fmt: skip
     return create_entry(stack, parent, name, make_file(mode), owner, stat.S_IMODE(mode))
-
-
-def link(
-    stack: Stack, source: Resolved, parent: Resolved, name: bytes
-) -> tuple[Resolved, Resolved]:
-    """A new name for non-directory *source*; returns (source copied up, the new entry)."""
-    if source.is_dir:
-        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
-    from unionfs.union import rename  # rename imports create
-
-    rename.check_file_redirect(stack, source, samedir=False)
-    source = rename.copy_up_to_move(stack, source)
-    rename.set_link_redirect(stack, source)
-    upper = upper_of(stack)
-    existing = source.path
-    entry = create_entry(
-        stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
-        None, None,
-    )  # fmt: skip
-    if source.metacopy:  # the new name finds the same data, by the absolute redirect
-        paths = normal_paths(entry.path, (entry.path, source.data_path))
-        entry = Resolved(entry.path, source.layers, entry.st, paths)
-    links.adjust(stack, source, +1)
-    fresh = upper.lstat(source.path)
-    assert fresh is not None
-    return source.with_st(fresh), entry
-
-
-def _link(upper: LayerDir, existing: bytes, layer: LayerDir, path: bytes) -> None:
-    if layer is upper:
-        upper.link(existing, path)
-    else:
-        src_base, src_name = upper.at(existing)
-        base, name = layer.at(path)
-        os.link(src_name, name, src_dir_fd=src_base, dst_dir_fd=base, follow_symlinks=False)

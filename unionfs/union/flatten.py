@@ -8,10 +8,10 @@ without the options, needs instead what the records stand for: the renamed direc
 its whole merged tree at the new name, opaque (nothing at the new name below shows
 through), next to the whiteout of the old name (the upper has it already); a metacopy file
 as a whole file whose data comes from the lower layer that holds it (followed through
-its own redirect when it was renamed). Nothing is written, except that with ``index=on``
-a name of an indexed hard link met on the way is linked up, as any lookup does; names of
-such a link that are still only lower are not in the upper and not in the result, so walk
-the merged tree once first (``find``) when committing an ``index=on`` upper.
+its own redirect when it was renamed). Nothing is written. An ``index=on`` upper is
+taken as it is, like the kernel's without its index: names of an indexed hard link that
+were never copied up themselves are not in the upper, so not in the result either (copy
+each up first, ``copyup.copy_up`` of the name a lookup shows, to hand them over).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.safepath import join
-from unionfs.union.lookup import redirect_of
 from unionfs.union.readdir import list_dir
+from unionfs.union.redirect import redirect_of
 from unionfs.union.stack import Resolved, Stack
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 from unionfs import layerfmt
 from unionfs.safepath import join, split
+from unionfs.union import hardlinks
+from unionfs.union.redirect import redirect_of
 from unionfs.union.stack import Resolved, Stack, StatLike, normal_paths
 
 WHITEOUT = object()
@@ -28,7 +30,7 @@ def merge(
     parent: Resolved,
     name: bytes,
     observe: Callable[[int, bytes], Observation],
-    aliases: bool = True,
+    copies: bool = True,
 ) -> Resolved | None:
     """Apply the overlay rules to what each of *parent*'s layers holds under *name*.
 
@@ -38,8 +40,9 @@ def merge(
     ovl_check_redirect): a relative one replaces the name, an absolute one is looked up
     from the root of every layer below the one that holds it. A regular file with the
     metacopy mark goes on down to the file that holds its data. With ``index=on`` a lower
-    hard link whose file was copied up by another name resolves to that copy (``links``);
-    *aliases* False leaves it lower (for questions about the lower layers alone).
+    hard link whose file was copied up by another name shows that copy (``hardlinks``);
+    *copies* False leaves it as the lower layers hold it (for questions about them
+    alone). A query: nothing is written, whatever it finds.
     """
     path = join(parent.path, name)
     found: list[int] = []
@@ -106,48 +109,16 @@ def merge(
         # The kernel: "metacopy with no lower data found - abort lookup".
         raise OSError(errno.EIO, f"metacopy file {os.fsdecode(path)!r} has no data below it")
     found_res = Resolved(path, tuple(found), top, normal_paths(path, where))
-    if aliases and stack.features.index and found_res.top != 0 and not found_res.is_dir:
-        from unionfs.union import links  # links -> copyup -> lookup
-
-        return links.alias(stack, found_res)
+    if copies and stack.features.index and found_res.top != 0 and not found_res.is_dir:
+        return hardlinks.shown_copy(stack, found_res)
     return found_res
-
-
-def private_xattr(stack: Stack, index: int, path: bytes, name: bytes,
-                   is_dir: bool) -> bytes | None:  # fmt: skip
-    layer = stack.layers[index]
-    by_fd = getattr(layer, "dir_getxattr", None) if is_dir else None
-    value: bytes | None = by_fd(path, name) if by_fd is not None else layer.getxattr(path, name)
-    return value
-
-
-def redirect_of(stack: Stack, index: int, path: bytes, is_dir: bool) -> bytes | None:
-    """The valid ``overlay.redirect`` of *path* in layer *index*, if redirects are followed.
-
-    As the kernel checks it: an absolute path (``/a/b``) or one name; never ``.``/``..``
-    or an empty component. Anything else is ignored, as if there were none.
-    """
-    if not stack.features.follow:
-        return None
-    value = private_xattr(stack, index, path, stack.redirect_xattr, is_dir)
-    if not value or b"\0" in value:
-        return None
-    if value.startswith(b"/"):
-        parts = value[1:].split(b"/")
-    elif b"/" in value:
-        return None  # a relative redirect is one name
-    else:
-        parts = [value]
-    if any(part in (b"", b".", b"..") or len(part) > layerfmt.NAME_MAX for part in parts):
-        return None
-    return value
 
 
 def is_metacopy(stack: Stack, index: int, path: bytes) -> bool:
     """Regular file *path* of layer *index* holds only metadata (``overlay.metacopy``)."""
     if not stack.features.metacopy:
         return False
-    return private_xattr(stack, index, path, stack.metacopy_xattr, False) is not None
+    return stack.layers[index].getxattr(path, stack.metacopy_xattr) is not None
 
 
 def check_name(name: bytes) -> None:
@@ -155,7 +126,7 @@ def check_name(name: bytes) -> None:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
 
 
-def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) -> Resolved | None:
+def lookup(stack: Stack, parent: Resolved, name: bytes, copies: bool = True) -> Resolved | None:
     """The entry *name* in merged directory *parent*, or None.
 
     Marker names (``.wh.*``) are never visible. Raises ENAMETOOLONG for names over 255 bytes.
@@ -163,7 +134,7 @@ def lookup(stack: Stack, parent: Resolved, name: bytes, aliases: bool = True) ->
     check_name(name)
     if layerfmt.is_marker_name(name) or name in (b".", b"..", b"") or b"/" in name:
         return None
-    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), aliases)
+    return merge(stack, parent, name, lambda index, path: observe(stack, index, path), copies)
 
 
 def observe(stack: Stack, index: int, path: bytes) -> Observation:

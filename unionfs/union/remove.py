@@ -12,11 +12,11 @@ import errno
 import os
 
 from unionfs.safepath import join
-from unionfs.union import links, whiteout
-from unionfs.union.copyup import copy_up, upper_of
+from unionfs.union import hardlinks, whiteout
+from unionfs.union.copyup import copy_up
 from unionfs.union.lookup import check_name, lookup
 from unionfs.union.readdir import is_empty
-from unionfs.union.stack import Resolved, Stack, normal_paths
+from unionfs.union.stack import Resolved, Stack, normal_paths, upper_of
 
 
 def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
@@ -27,7 +27,7 @@ def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
         return False
     paths = normal_paths(parent.path, [parent.path_in(i) for i in lowers])
     below = Resolved(parent.path, lowers, parent.st, paths)
-    return lookup(stack, below, name, aliases=False) is not None
+    return lookup(stack, below, name, copies=False) is not None
 
 
 def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
@@ -44,7 +44,7 @@ def unlink(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
     res = _existing(stack, parent, name)
     if res.is_dir:
         raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
-    if links.indexed(stack, res.st) and res.top != 0:
+    if hardlinks.lower_link(stack, res):
         # The other names must see one link less (the kernel's ovl_nlink_start copies up
         # too): the count lives on the indexed copy.
         res = copy_up(stack, res)
@@ -69,7 +69,7 @@ def rmdir(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
 def _remove(stack: Stack, parent: Resolved, name: bytes, res: Resolved) -> None:
     upper = upper_of(stack)
     path = join(parent.path, name)
-    links.adjust(stack, res, -1)
+    hardlinks.adjust(stack, res, -1)
     if lower_positive(stack, parent, name):
         copy_up(stack, parent)
         whiteout.whiteout(stack, path)

@@ -1,9 +1,9 @@
-"""Rename (the kernel's ovl_rename and ovl_set_redirect).
+"""Rename (the kernel's ovl_rename).
 
 A directory that has lower parts moves only with ``redirect_dir=on``: the directory alone
 is copied up and renamed, and records in ``overlay.redirect`` where its lower parts are
-(its old name when it stays in the same directory, else its absolute lower path), so its
-contents are never copied. Without it: EXDEV, and ``mv`` falls back to copying, as on
+(``redirect``: its old name when it stays in the same directory, else its absolute lower
+path), so its contents are never copied. Without it: EXDEV, and ``mv`` falls back to copying, as on
 kernel overlayfs by default. Everything else is copied up and renamed within the upper
 layer; the old name gets a whiteout where a lower entry would show through it; a directory
 without lower parts moved to where a lower entry would show through becomes opaque.
@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
-from unionfs.safepath import RENAME_EXCHANGE, RENAME_NOREPLACE, join, split
-from unionfs.union import links, whiteout
-from unionfs.union.copyup import copy_up, copy_up_data, upper_of
+from unionfs.safepath import RENAME_EXCHANGE, RENAME_NOREPLACE, join
+from unionfs.union import copyup, hardlinks, redirect, whiteout
+from unionfs.union.copyup import copy_up
 from unionfs.union.create import check_new
-from unionfs.union.lookup import check_name, lookup, redirect_of
+from unionfs.union.lookup import check_name, lookup
 from unionfs.union.readdir import is_empty
 from unionfs.union.remove import lower_positive
-from unionfs.union.stack import Resolved, Stack
-
-REDIRECT_MAX = 256  # the kernel's redirect_max module parameter (its default)
+from unionfs.union.stack import Resolved, Stack, upper_of
 
 
 def _fail(code: int) -> OSError:
     return OSError(code, os.strerror(code))
-
-
-def _has_lower(res: Resolved) -> bool:
-    return any(i != 0 for i in res.layers)
 
 
 def rename(
@@ -68,17 +61,15 @@ def rename(
             raise _fail(errno.ENOTDIR)
         if dst.is_dir and not src.is_dir:
             raise _fail(errno.EISDIR)
-    moves_lower_dir = (src.is_dir and _has_lower(src)) or (
-        flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and _has_lower(dst)
+    moves_lower_dir = (src.is_dir and redirect.has_lower(src)) or (
+        flags & RENAME_EXCHANGE and dst is not None and dst.is_dir and redirect.has_lower(dst)
     )
     if moves_lower_dir and not stack.features.create_redirects:
         raise _fail(errno.EXDEV)
     if dst is not None and not flags & RENAME_EXCHANGE:
         if dst.is_dir and not is_empty(stack, dst):
             raise _fail(errno.ENOTEMPTY)
-        same_file = (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino)
-        same_layer = src.top == dst.top and (src.top == 0 or links.indexed(stack, src.st))
-        if same_file and same_layer:
+        if hardlinks.one_inode(stack, src, dst):
             # Two names of one upper file: rename(2) does nothing. Names of a lower hard
             # link are one inode only with index=on; otherwise they are separate inodes of
             # the overlay (copy-up breaks the link) and the rename goes ahead, as on the
@@ -86,21 +77,21 @@ def rename(
             return src, dst
 
     samedir = old_parent.path == new_parent.path
-    check_file_redirect(stack, src, samedir)
+    redirect.check_file_redirect(stack, src, samedir)
     if flags & RENAME_EXCHANGE:
         assert dst is not None
-        check_file_redirect(stack, dst, samedir)
+        redirect.check_file_redirect(stack, dst, samedir)
     new_parent = copy_up(stack, new_parent)
     old_parent = copy_up(stack, old_parent)
-    src = copy_up_to_move(stack, src)
+    src = copyup.copy_up_to_move(stack, src)
     src_path = src.path
     dst_path = join(new_parent.path, new_name)
-    src_redirect = _set_redirect(stack, src, samedir)
+    src_redirect = redirect.set_redirect(stack, src, samedir)
 
     if flags & RENAME_EXCHANGE:
         assert dst is not None
-        dst = copy_up_to_move(stack, dst)
-        dst_redirect = _set_redirect(stack, dst, samedir)
+        dst = copyup.copy_up_to_move(stack, dst)
+        dst_redirect = redirect.set_redirect(stack, dst, samedir)
         upper.rename_to(src_path, upper, dst_path, RENAME_EXCHANGE)
         if not src_redirect:
             _opaque_if_needed(stack, new_parent, new_name, src)
@@ -109,9 +100,9 @@ def rename(
         return _at(stack, new_parent, new_name), _at(stack, old_parent, old_name)
 
     if dst is not None and not dst.is_dir:
-        if dst.top != 0 and links.indexed(stack, dst.st):
+        if hardlinks.lower_link(stack, dst):
             dst = copy_up(stack, dst)  # the other names see one link less
-        links.adjust(stack, dst, -1)
+        hardlinks.adjust(stack, dst, -1)
     leave_whiteout = lower_positive(stack, old_parent, old_name)
     current = upper.lstat(dst_path)
     if dst is not None and dst.top == 0 and dst.is_dir:
@@ -125,85 +116,6 @@ def rename(
     if leave_whiteout:
         whiteout.whiteout(stack, src_path)
     return _at(stack, new_parent, new_name), dst
-
-
-def copy_up_to_move(stack: Stack, res: Resolved) -> Resolved:
-    """*res* in the upper, ready to move or to get another name: with ``metacopy=on`` a
-    regular file comes up (or stays) metadata-only, as the kernel's (its redirect then
-    says where its data is); otherwise with its data."""
-    meta = stack.features.metacopy and stat.S_ISREG(res.st.st_mode)
-    res = copy_up(stack, res, meta=meta)
-    return res if meta else copy_up_data(stack, res)
-
-
-def _set_redirect(stack: Stack, moving: Resolved, samedir: bool) -> bool:
-    """Record where directory *moving*'s lower parts, or metacopy file *moving*'s data,
-    are before it moves (the kernel's ovl_set_redirect); False when there is nothing below
-    it (a plain upper entry needs no record).
-
-    In the same directory its old name is enough (relative); elsewhere the absolute path
-    of its lower parts, built as ovl_get_redirect does: from its own name upwards, each
-    component replaced by that directory's own redirect, up to an absolute one or the root.
-    A redirect already there stays if it still fits.
-    """
-    if not ((moving.is_dir and _has_lower(moving)) or moving.metacopy):
-        return False
-    upper = upper_of(stack)
-    if moving.is_dir:
-        current = upper.dir_getxattr(moving.path, stack.redirect_xattr)
-    else:
-        current = upper.getxattr(moving.path, stack.redirect_xattr)
-    if current and (samedir or current.startswith(b"/")):
-        return True
-    value = redirect_value(stack, moving.path, samedir)
-    if len(value) > REDIRECT_MAX:
-        raise _fail(errno.EXDEV)  # the kernel too: mv then copies
-    upper.setxattr(moving.path, stack.redirect_xattr, value)
-    return True
-
-
-def redirect_value(stack: Stack, path: bytes, samedir: bool) -> bytes:
-    """The redirect the kernel records for *path* before it moves (ovl_get_redirect): its
-    name within the same directory; otherwise, from its name upwards, each component
-    replaced by that directory's own redirect, up to an absolute one or the root."""
-    if samedir:
-        return split(path)[1]
-    upper = upper_of(stack)
-    parts: list[bytes] = []
-    while path:
-        parent, name = split(path)
-        own = None
-        st = upper.lstat(path)
-        if st is not None and (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            own = redirect_of(stack, 0, path, stat.S_ISDIR(st.st_mode))
-        parts.append(own or name)
-        if own is not None and own.startswith(b"/"):
-            break
-        path = parent
-    value = b"/".join(reversed(parts))
-    return value if value.startswith(b"/") else b"/" + value
-
-
-def check_file_redirect(stack: Stack, moving: Resolved, samedir: bool) -> None:
-    """EXDEV where the kernel with ``metacopy=on`` gives it for a regular file, before
-    anything is done: the redirect its move or new name needs would pass redirect_max."""
-    if not (stack.features.metacopy and stat.S_ISREG(moving.st.st_mode)):
-        return
-    if moving.top == 0 and not moving.metacopy:
-        return  # its data is up already: nothing to record
-    upper = upper_of(stack)
-    current = upper.getxattr(moving.path, stack.redirect_xattr) if moving.top == 0 else None
-    if current and (samedir or current.startswith(b"/")):
-        return
-    if len(redirect_value(stack, moving.path, samedir)) > REDIRECT_MAX:
-        raise _fail(errno.EXDEV)
-
-
-def set_link_redirect(stack: Stack, source: Resolved) -> None:
-    """A metacopy file about to get a second name records the absolute path of its data,
-    which both names then find (the kernel's ovl_set_link_redirect)."""
-    if source.metacopy:
-        _set_redirect(stack, source, samedir=False)
 
 
 def _opaque_if_needed(stack: Stack, parent: Resolved, name: bytes, moved: Resolved) -> None:

@@ -9,6 +9,7 @@ Resolved values are immutable; whoever changes a layer makes new ones.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -17,9 +18,7 @@ from typing import NamedTuple, Protocol
 
 from unionfs import layerfmt
 from unionfs.safepath import DirFdCache, LayerDir, join
-
-WORK_SUBDIR = "work"
-INDEX_SUBDIR = "unionfs-index"  # hard links that survive copy-up (see union.links)
+from unionfs.union.workdir import INDEX_SUBDIR, prepare_subdir, prepare_workdir, probe_style
 
 
 class StatLike(Protocol):
@@ -72,7 +71,13 @@ class Attrs(NamedTuple):
 
 
 class Layer(Protocol):
-    """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError."""
+    """What the rules need of a layer. ``None`` means "nothing there"; failures raise OSError.
+
+    ``dir_getxattr`` is ``getxattr`` of a directory, which a layer may answer more cheaply
+    (a directory on disk reads it through the descriptor its lookups keep open anyway).
+    ``devices`` are the st_dev of the directories the layer is made of, top first (an
+    index's merged lowers are several). ``close`` releases what the layer holds open.
+    """
 
     root: str
 
@@ -82,19 +87,30 @@ class Layer(Protocol):
     def readlink(self, path: bytes) -> bytes: ...
     def open(self, path: bytes, flags: int, mode: int = 0) -> int: ...
     def getxattr(self, path: bytes, name: bytes) -> bytes | None: ...
+    def dir_getxattr(self, path: bytes, name: bytes) -> bytes | None: ...
     def listxattr(self, path: bytes) -> list[bytes]: ...
     def statvfs(self) -> os.statvfs_result: ...
+    def devices(self) -> list[int]: ...
+    def close(self) -> None: ...
 
 
 class DirLayer(LayerDir):
     """A plain layer directory on disk, read through ``safepath``."""
 
     def is_opaque(self, path: bytes) -> bool:
-        """Any of the three opaque forms marks directory *path* (which must exist)."""
-        for xattr in layerfmt.OPAQUE_XATTRS:
-            if layerfmt.is_opaque_value(self.dir_getxattr(path, xattr)):
-                return True
-        return self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None
+        """Directory *path* (which must exist) is opaque, in any of the three forms."""
+        return layerfmt.is_opaque(
+            lambda name: self.dir_getxattr(path, name),
+            lambda: self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None,
+        )
+
+    def devices(self) -> list[int]:
+        return [self.dev]
+
+
+def xattr_of(layer: Layer, path: bytes, name: bytes, is_dir: bool) -> bytes | None:
+    """xattr *name* of *path* in *layer* (a directory's through ``dir_getxattr``)."""
+    return layer.dir_getxattr(path, name) if is_dir else layer.getxattr(path, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +122,7 @@ class Features:
     renames give EXDEV), "nofollow"/"off" (neither; "off" follows like the kernel's
     default redirect_always_follow=Y). ``metacopy``: attribute changes of a lower regular
     file copy up only its metadata (``overlay.metacopy``). ``index``: hard links of lower
-    files survive a copy-up (see ``union.links``).
+    files survive a copy-up (see ``union.hardlinks``).
     """
 
     redirect: str = "off"
@@ -125,21 +141,6 @@ class Features:
 XINO_SHIFT = 56  # the bits of a shown inode number below a filesystem's place
 
 
-def _devices(layer: Layer) -> list[int]:
-    """The st_dev of the directories *layer* is made of, top first: an index's merged
-    lowers are several (``directories``), any other layer is one."""
-    parts = getattr(layer, "directories", None) or [getattr(layer, "directory", layer)]
-    found = []
-    for part in parts:
-        dev = getattr(part, "dev", None)
-        if dev is None:
-            root = part.lstat(b"")
-            dev = None if root is None else root.st_dev
-        if dev is not None:
-            found.append(dev)
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """One entry of the merged view.
@@ -150,12 +151,17 @@ class Resolved:
     its data. ``st`` is the lstat of the entry in ``layers[0]``. ``paths``, when not None,
     is where the entry is in each of ``layers`` (a renamed directory's lower parts stay at
     their old path, found through ``overlay.redirect``); None means ``path`` in all.
+    ``index_copy``, with ``index=on``, is set on a lower name of a hard link whose file
+    another name copied up: the key of that copy in the link index (``union.hardlinks``),
+    which it shows (``st`` is the copy's lstat) until it is linked up in turn. Read an
+    entry's metadata and data through ``Stack.meta_of``/``data_of``, which know this.
     """
 
     path: bytes
     layers: tuple[int, ...]
     st: StatLike
     paths: tuple[bytes, ...] | None = None
+    index_copy: bytes | None = None
 
     def path_in(self, index: int) -> bytes:
         """Where this entry is in stack layer *index* (one of ``layers``)."""
@@ -192,7 +198,7 @@ class Resolved:
     def moved_to(self, path: bytes) -> Resolved:
         """This entry shown at *path* (an ancestor was renamed); its lower parts stay."""
         paths = tuple(path if i == 0 else self.path_in(i) for i in self.layers)
-        return Resolved(path, self.layers, self.st, normal_paths(path, paths))
+        return Resolved(path, self.layers, self.st, normal_paths(path, paths), self.index_copy)
 
     @property
     def is_dir(self) -> bool:
@@ -208,6 +214,21 @@ class Resolved:
         return len(self.layers) > 1
 
 
+@dataclass(frozen=True, slots=True)
+class CopiedUp:
+    """An entry a change copied up (a parent on the way, or the entry itself), or a
+    metacopy file that got its data: how it resolved before, and how it resolves now."""
+
+    before: Resolved
+    after: Resolved
+
+
+def upper_of(stack: Stack) -> LayerDir:
+    if stack.upper is None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    return stack.upper
+
+
 def normal_paths(path: bytes, paths: Sequence[bytes]) -> tuple[bytes, ...] | None:
     """*paths* for ``Resolved.paths``: None when every one is *path*."""
     return None if all(p == path for p in paths) else tuple(paths)
@@ -218,6 +239,8 @@ class Stack:
 
     Invariants: ``layers[0]`` is the upper when ``has_upper``, and then ``work`` is the
     overlay's private work directory on the same filesystem; lower layers are never written.
+    Every copy-up is reported here until ``take_copies``: whoever keeps ``Resolved``
+    values across changes (the FUSE inode table) must take them after each change.
     """
 
     def __init__(
@@ -245,7 +268,8 @@ class Stack:
         self.metacopy_xattr = prefix + b"metacopy"
         self.ino_xattr = prefix + b"unionfs.ino"  # the number a copied-up entry keeps showing
         self._filesystems: dict[int, int] | None = None  # st_dev -> its place among the layers'
-        self.links: DirLayer | None = None  # the hard link index (``union.links``)
+        self.links: DirLayer | None = None  # the hard link index (``union.hardlinks``)
+        self._copies: list[CopiedUp] = []
 
     @property
     def has_upper(self) -> bool:
@@ -259,7 +283,7 @@ class Stack:
         if self._filesystems is None:
             places: dict[int, int] = {}
             for layer in self.layers:
-                for dev in _devices(layer):
+                for dev in layer.devices():
                     places.setdefault(dev, len(places))
             self._filesystems = places
         place = self._filesystems.get(st.st_dev)
@@ -315,72 +339,38 @@ class Stack:
     def close(self) -> None:
         extra = [d for d in (self.work, self.links) if d is not None]
         for layer in self.layers + extra:
-            close = getattr(layer, "close", None)
-            if close is not None:
-                close()
+            layer.close()
         if self._cache is not None:
             self._cache.close()
+
+    def copied(self, before: Resolved, after: Resolved) -> None:
+        """Report that a change copied *before* up; it resolves as *after* now."""
+        self._copies.append(CopiedUp(before, after))
+
+    def take_copies(self) -> list[CopiedUp]:
+        """What was copied up since the last call, in order (parents before children).
+        Whoever keeps resolved entries takes these after every change, failed or not (a
+        change may copy parents up before it fails): nothing else tells them."""
+        copies, self._copies = self._copies, []
+        return copies
+
+    def meta_of(self, res: Resolved) -> tuple[Layer, bytes]:
+        """Where *res*'s own file is (its xattrs, link target, private records): the
+        layer and the path in it. An indexed copy's is in the link index."""
+        if res.index_copy is not None:
+            assert self.links is not None
+            return self.links, res.index_copy
+        return self.layers[res.top], res.top_path
+
+    def data_of(self, res: Resolved) -> tuple[Layer, bytes]:
+        """Where *res*'s data is (a metacopy file's is below its metadata)."""
+        if res.index_copy is not None:
+            assert self.links is not None
+            return self.links, res.index_copy
+        return self.layers[res.data], res.data_path
 
     def root(self) -> Resolved:
         """The merged root: the roots of all layers (the kernel ignores opaque on the root)."""
         st = self.layers[0].lstat(b"")
         assert st is not None
         return Resolved(b"", tuple(range(len(self.layers))), st)
-
-
-def prepare_workdir(workdir: str) -> str:
-    """``WORKDIR/work``, emptied of what an earlier mount left (as the kernel does).
-
-    ``work`` is examined and emptied through the workdir's own descriptor: if it is not a
-    real directory (a symlink, a file) it is removed, never followed, and made again.
-    """
-    return _subdir(workdir, WORK_SUBDIR, empty=True)
-
-
-def prepare_subdir(workdir: str, name: str) -> str:
-    """``WORKDIR/name`` as a real directory (made if missing; anything else there, a
-    symlink included, is removed, never followed). Its contents are kept."""
-    return _subdir(workdir, name, empty=False)
-
-
-def _subdir(workdir: str, name: str, empty: bool) -> str:
-    cache = DirFdCache(8)
-    parent = LayerDir(workdir, cache)
-    raw = name.encode()
-    try:
-        st = parent.lstat(raw)
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            parent.unlink(raw)
-            st = None
-        if st is None:
-            parent.mkdir(raw, 0o700)
-        elif empty:
-            for child, _ in list(parent.scandir(raw)):
-                parent.remove_tree(join(raw, child))
-    finally:
-        parent.close()
-        cache.close()
-    return os.path.join(workdir, name)
-
-
-def probe_style(work: LayerDir) -> layerfmt.MarkerStyle:
-    """The kernel's marker forms where this filesystem and our privileges allow them."""
-    name = b"#unionfs-probe-%d" % os.getpid()
-    device = True
-    try:
-        work.mknod(name, stat.S_IFCHR, 0)
-    except PermissionError:
-        device = False
-    else:
-        work.unlink(name)
-    xattr = b"trusted.overlay.opaque"
-    work.mkdir(name, 0o700)
-    try:
-        work.setxattr(name, xattr, b"y")
-    except OSError:
-        xattr = b"user.overlay.opaque"
-    finally:
-        work.rmdir(name)
-    if device and xattr.startswith(b"trusted."):
-        return layerfmt.KERNEL_STYLE
-    return layerfmt.MarkerStyle(device, xattr, not xattr.startswith(b"trusted."))

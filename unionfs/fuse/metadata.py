@@ -1,9 +1,10 @@
-"""The FUSE handlers that change an existing file: open for writing, write, fsync,
-setattr (chmod, chown, truncate, utimens) and extended attributes.
+"""The FUSE handlers that change an entry's metadata in place: setattr (chmod, chown,
+truncate, utimens) and extended attributes.
 
-Each copies the file up first (only its metadata where ``metacopy=on`` allows it), then
-changes the upper copy, under the mutation lock of ``writes``; set-gid bits are cleared
-where the VFS would and FUSE did not (``killpriv``).
+Each copies the entry up first (only its metadata where ``metacopy=on`` allows it), then
+changes the upper copy, under the mutation lock (``MountState.changing``); set-gid bits
+are cleared where the VFS would and FUSE did not (``killpriv``). A file with no name left
+changes only through an open upper descriptor, as on the kernel.
 """
 
 from __future__ import annotations
@@ -14,56 +15,15 @@ import os
 import stat
 
 import pyfuse3
-import trio
 
-from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.inodes import Node
-from unionfs.fuse.writes import WriteOperations, backing_flags
+from unionfs.fuse.state import MountState
 from unionfs.union import attrs
-from unionfs.union.stack import Resolved
 
 
-class ChangeOperations(WriteOperations):
-    """Mixed into ``UnionOperations`` with the creating and removing handlers it extends."""
-
-    async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
-        self._upper_check()
-        truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(node.res.st.st_mode)
-        async with self.lock:
-            res = await self._copied_up(node, data=not truncate)
-            assert self.stack.upper is not None
-            backing = backing_flags(flags)
-            if truncate and backing & os.O_ACCMODE == os.O_RDONLY:
-                backing = backing & ~os.O_ACCMODE | os.O_RDWR  # O_RDONLY|O_TRUNC truncates too
-            fd = self.stack.upper.open(res.path, backing)
-            if truncate:
-                os.ftruncate(fd, 0)
-                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
-                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
-                if killed.mode is not None:
-                    res = attrs.set_attributes(self.stack, res, killed, fd)
-                    self.stale.add(node.ino)  # the open's reply carries no attributes
-            self._changed(node, self._fresh(res))
-        await self._tell_kernel()
-        return fd
-
-    def _fresh(self, res: Resolved) -> Resolved:
-        layer = self.stack.layers[res.top]
-        st = layer.lstat(res.top_path)
-        return res if st is None else res.with_st(st)
-
-    @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        handle = self.handles.file(fh)
-        if not handle.writable:
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        return os.pwrite(handle.fd, buf, off)
-
-    @handler
-    async def fsync(self, fh: int, datasync: bool) -> None:
-        fd = self.handles.file(fh).fd
-        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, fd)
+class MetadataHandlers(MountState):
+    """setattr, setxattr, removexattr."""
 
     @handler
     async def setattr(
@@ -89,7 +49,7 @@ class ChangeOperations(WriteOperations):
             # with no field at all, which means the same.
             ctime=bool(fields.update_ctime) or not any(named),
         )
-        async with self.lock:
+        async with self.changing():
             node = self.inodes.get(inode)
             fd = None
             if fh is not None:
@@ -110,19 +70,6 @@ class ChangeOperations(WriteOperations):
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
             return self._entry(node.ino, node.res)
-
-    def _sgid_rule(
-        self, node: Node, changes: attrs.Changes, ctx: pyfuse3.RequestContext, chown: bool
-    ) -> attrs.Changes:
-        """*changes*, clearing S_ISGID where the VFS would and FUSE did not (``killpriv``)."""
-        st = node.res.st
-        bits = st.st_mode if changes.mode is None else changes.mode
-        mode = stat.S_IFMT(st.st_mode) | stat.S_IMODE(bits)
-        uid, gid = (
-            self.owners.shown(st.st_uid, st.st_gid) if self.mapped else (st.st_uid, st.st_gid)
-        )
-        after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
-        return changes if after == mode else dataclasses.replace(changes, mode=after)
 
     def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
         """A file with no name left can change only through an open upper descriptor."""
@@ -146,7 +93,7 @@ class ChangeOperations(WriteOperations):
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
         self._upper_check()
-        async with self.lock:
+        async with self.changing():
             node = self.inodes.get(inode)
             if node.unlinked and node.res.top != 0:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
@@ -158,7 +105,7 @@ class ChangeOperations(WriteOperations):
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._upper_check()
-        async with self.lock:
+        async with self.changing():
             node = self.inodes.get(inode)
             res = attrs.remove_xattr(self.stack, node.res, name)
             self._changed(node, self._fresh(res))

@@ -1,4 +1,5 @@
-"""changes(): what ``docker diff``/``podman diff`` print for an upper over its lowers."""
+"""changes(): what ``docker diff``/``podman diff`` print for an upper over its lowers
+(``store.upperdiff``, through the ``union`` rules)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,102 @@
+"""The FUSE handlers of open files: open, read, write, fsync, flush, release.
+
+An open for reading takes a descriptor of the file where its data is (a lower layer, the
+upper, or the link index); an open for writing copies the file up first, under the
+mutation lock (``MountState.changing``), and takes a descriptor of the upper copy. A read
+through a lower descriptor follows the copy once there is one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pyfuse3
+import trio
+
+from unionfs.fuse.edge import handler
+from unionfs.fuse.handles import FileHandle, backing_flags
+from unionfs.fuse.inodes import Node
+from unionfs.fuse.state import MountState
+from unionfs.union import attrs
+
+
+class FileHandlers(MountState):
+    """open, read, write, fsync, flush, release."""
+
+    @handler
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self.inodes.get(inode)
+        wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
+        if wants_write:
+            fd = await self._open_for_write(node, flags, ctx)
+        else:
+            layer, path = self.stack.data_of(node.res)  # a metacopy file's is still below
+            fd = layer.open(path, os.O_RDONLY)
+        upper = bool(wants_write) or (
+            node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
+        )
+        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
+        # Every change goes through this mount, so the kernel's pages stay valid.
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
+        self._upper_check()
+        truncate = bool(flags & os.O_TRUNC) and stat.S_ISREG(node.res.st.st_mode)
+        async with self.changing():
+            res = await self._copied_up(node, data=not truncate)
+            assert self.stack.upper is not None
+            backing = backing_flags(flags)
+            if truncate and backing & os.O_ACCMODE == os.O_RDONLY:
+                backing = backing & ~os.O_ACCMODE | os.O_RDWR  # O_RDONLY|O_TRUNC truncates too
+            fd = self.stack.upper.open(res.path, backing)
+            if truncate:
+                os.ftruncate(fd, 0)
+                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
+                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                if killed.mode is not None:
+                    res = attrs.set_attributes(self.stack, res, killed, fd)
+                    self.stale.add(node.ino)  # the open's reply carries no attributes
+            self._changed(node, self._fresh(res))
+        await self._tell_kernel()
+        return fd
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self.handles.file(fh)
+        if not handle.upper and self.stack.has_upper:
+            self._follow_copy_up(handle)
+        return os.pread(handle.fd, size, off)
+
+    def _follow_copy_up(self, handle: FileHandle) -> None:
+        """A handle opened on a lower file reads the copy once there is one (the kernel's
+        stacked file does the same), or it would read stale data after a copy-up."""
+        node = self.inodes.find(handle.ino)
+        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
+            return
+        upper = self.stack.upper
+        assert upper is not None
+        fd = upper.open(node.res.path, os.O_RDONLY)
+        os.close(handle.fd)
+        handle.fd, handle.upper = fd, True
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self.handles.file(fh)
+        if not handle.writable:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return os.pwrite(handle.fd, buf, off)
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        fd = self.handles.file(fh).fd
+        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, fd)
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        self.handles.file(fh)
+
+    @handler
+    async def release(self, fh: int) -> None:
+        self.handles.release_file(fh)

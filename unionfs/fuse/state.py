@@ -1,0 +1,177 @@
+"""What every FUSE handler shares: the state of one mount, and the bookkeeping of a change.
+
+``MountState`` holds the stack, the inode and handle tables, the mutation lock and the set
+of inodes whose cached attributes the kernel must drop; the handler groups (``reading``,
+``files``, ``names``, ``metadata``) are its siblings, each a subclass that uses only
+this. A change runs under ``changing()``: the lock, and at its end (done or failed) the
+nodes of whatever ``union`` reports it copied up follow their copies. Holds no rule of
+the overlay: those are ``union``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+
+import pyfuse3
+import trio
+
+from unionfs import idmap
+from unionfs.fuse import entry, killpriv
+from unionfs.fuse.handles import HandleTable
+from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.union import attrs, create, hardlinks
+from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
+from unionfs.union.stack import Resolved, Stack
+
+log = logging.getLogger("unionfs.fuse")
+
+# Data copy-ups above this size leave the trio thread (a thread hop costs ~100 us).
+THREAD_COPY_MIN = 1 << 20
+
+
+def breaks_link(res: Resolved) -> bool:
+    """Copying up *res* breaks a hard link (its count changes behind the kernel's cache)."""
+    return res.top != 0 and not res.is_dir and res.st.st_nlink > 1
+
+
+class MountState(pyfuse3.Operations):
+    """The state of one mount. Invariants: ``inodes`` holds every inode the kernel
+    references; every change of a layer happens under ``lock`` (``changing``), and a
+    node's ``res`` is how its entry resolves once that change is done.
+
+    Concurrency (pyfuse3 runs every handler as a task on one trio thread): between two
+    awaits a handler runs alone, so the tables need no lock as long as no handler awaits
+    in the middle of changing them; work sent to a thread (a big copy-up) holds ``lock``.
+    """
+
+    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
+        super().__init__()
+        self.stack = stack
+        self.owners = owners  # stored ids <-> shown ids (uidmapping=, squash_to_*)
+        self.mapped = not owners.identity
+        # With index=on the names of a lower hard link stay one inode (the kernel's too).
+        self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index,
+                                 lambda res: shown_ino(stack, res))  # fmt: skip
+        self.handles = HandleTable()
+        self.lock = trio.Lock()
+        self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
+
+    # -- answers -------------------------------------------------------------------------
+    def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
+        attrs_ = entry.attributes(ino, res, unlinked)
+        if not unlinked and (shown := hardlinks.shown_nlink(self.stack, res)) is not None:
+            attrs_.st_nlink = shown  # an indexed copy: its overlay link count
+        if self.mapped:
+            attrs_.st_uid, attrs_.st_gid = self.owners.shown(attrs_.st_uid, attrs_.st_gid)
+        return attrs_
+
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        return self._entry(node.ino, node.res)
+
+    def _dir(self, ino: int) -> Node:
+        """The node of directory inode *ino* (ENOTDIR for anything else)."""
+        node = self.inodes.get(ino)
+        if not node.res.is_dir:
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        return node
+
+    def _owner(self, ctx: pyfuse3.RequestContext) -> create.Owner:
+        """Who a new entry belongs to on disk: the caller, in stored ids."""
+        if not self.mapped:
+            return create.Owner(ctx.uid, ctx.gid)
+        return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
+
+    def _upper_check(self) -> None:
+        if not self.stack.has_upper:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def _sgid_rule(
+        self, node: Node, changes: attrs.Changes, ctx: pyfuse3.RequestContext, chown: bool
+    ) -> attrs.Changes:
+        """*changes*, clearing S_ISGID where the VFS would and FUSE did not (``killpriv``)."""
+        st = node.res.st
+        bits = st.st_mode if changes.mode is None else changes.mode
+        mode = stat.S_IFMT(st.st_mode) | stat.S_IMODE(bits)
+        uid, gid = (
+            self.owners.shown(st.st_uid, st.st_gid) if self.mapped else (st.st_uid, st.st_gid)
+        )
+        after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
+        return changes if after == mode else dataclasses.replace(changes, mode=after)
+
+    # -- the bookkeeping of a change -----------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def changing(self) -> AsyncIterator[None]:
+        """Hold the mutation lock for one change; when it ends, done or failed, the nodes
+        of what it copied up follow (a change may copy parents up before it fails, on
+        ENOSPC or the kernel's EXDEV: their nodes must find the upper half, or later
+        requests through them miss what is made there, and a lookup would number a copied
+        directory anew: the kernel would hold two inodes for one directory)."""
+        async with self.lock:
+            try:
+                yield
+            finally:
+                self._follow_copies()
+
+    def _follow_copies(self) -> None:
+        """Nodes of the entries ``union`` reports copied up now resolve as their copies."""
+        for copy in self.stack.take_copies():
+            node = self.inodes.node_of(copy.before)
+            if node is not None and not node.unlinked:
+                self.inodes.update(node, copy.after, renamed=False)
+
+    def _changed(self, node: Node, res: Resolved) -> None:
+        self._follow_copies()
+        self.inodes.update(node, res)
+
+    def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
+        self._follow_copies()
+        node = self.inodes.remember(res, parent_ino)
+        return self._entry(node.ino, node.res)
+
+    def _fresh(self, res: Resolved) -> Resolved:
+        layer, path = self.stack.meta_of(res)
+        st = layer.lstat(path)
+        return res if st is None else res.with_st(st)
+
+    async def _copied_up(self, node: Node, data: bool = True, meta: bool = False) -> Resolved:
+        """*node* copied up (in a thread when there is much data to copy). Without *meta*
+        a metacopy file gets its data (or, without *data*, loses its mark)."""
+        res = node.res
+        big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
+        if res.top != 0:
+            if breaks_link(res):
+                self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
+            metadata_only = meta and self.stack.features.metacopy
+            if big and not metadata_only:
+                res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
+            else:
+                res = copy_up(self.stack, res, data, meta)
+            self._changed(node, res)
+        if res.metacopy and not meta:
+            if big:
+                res = await trio.to_thread.run_sync(copy_up_data, self.stack, res, data)
+            else:
+                res = copy_up_data(self.stack, res, data)
+            self._changed(node, res)
+        return res
+
+    async def _tell_kernel(self) -> None:
+        """Drop the kernel's cached attributes of inodes that changed behind its back.
+
+        Copying up one name of a lower hard link breaks the link (its nlink drops), and
+        an open for writing has no attributes in its reply. Attribute-only invalidation
+        takes no inode lock in the kernel; it still runs outside our lock, in a thread,
+        as pyfuse3's notifications block until the kernel has taken them.
+        """
+        while self.stale:
+            ino = self.stale.pop()
+            try:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, True)
+            except Exception as exc:  # no session (Operations under test), or forgotten
+                log.debug("invalidating inode %d: %s", ino, exc)
