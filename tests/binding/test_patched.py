@@ -88,6 +88,44 @@ def test_pyfuse3_loads_the_libfuse_built_into_the_venv_without_ld_library_path()
     assert out == [os.path.realpath(Path(prefix) / "lib" / "libfuse3.so"), version, major, minor]
 
 
+def pinned(script: Path, name: str) -> str:
+    """The value of NAME=... in an install.sh."""
+    (line,) = [x for x in script.read_text().splitlines() if x.startswith(f"{name}=")]
+    return line.split("=", 1)[1]
+
+
+def test_series_applies_to_the_pinned_sdist_and_its_unit_tests_pass(tmp_path: Path) -> None:
+    """Each patch applies exactly (as install.sh applies them) to the sdist install.sh kept,
+    and the unit tests the patches add to pyfuse3's test/test_api.py pass on the build."""
+    in_dev_venv()
+    version = pinned(PATCHES / "install.sh", "PYFUSE3_VERSION")
+    sdist = REPO / ".venv" / "build" / "pyfuse3" / f"pyfuse3-{version}.tar.gz"
+    assert sdist.is_file(), f"{sdist} is gone: rm -rf .venv/build && ./dev.sh setup"
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert digest == pinned(PATCHES / "install.sh", "SDIST_SHA256")
+    subprocess.run(["tar", "-xzf", str(sdist), "-C", str(tmp_path)], check=True)
+    src = tmp_path / f"pyfuse3-{version}"
+    for name in series(PATCHES / "series"):
+        applied = subprocess.run(
+            ["patch", "-d", str(src), "-p1", "--forward", "--batch", "--fuzz=0",
+             "--no-backup-if-mismatch", "--reject-file=-", "--quiet",
+             "-i", str(PATCHES / name)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert applied.returncode == 0, f"{name} does not apply: {applied.stdout}"
+    api = (src / "test" / "test_api.py").read_text()
+    added = ("test_node_id_defaults_to_st_ino", "test_setattr_fields_kill_suidgid",
+             "test_passthrough_needs_a_session", "test_libfuse_version_and_capabilities")
+    assert all(f"def {test}(" in api for test in added)
+    # Run from the patched tree, but import the installed (compiled) pyfuse3: src/ layout.
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/test_api.py"],
+        cwd=src, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert " passed" in ran.stdout and " skipped" not in ran.stdout, ran.stdout[-1000:]
+
+
 def test_patched_binding_on_libfuse_3_17_offers_every_feature() -> None:
     assert features.available() == set(features.KNOWN)
     assert features.missing_line() is None
