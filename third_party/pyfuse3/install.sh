@@ -50,7 +50,11 @@ rm -rf "$work"
 mkdir -p "$work"
 echo "dev.sh: building pyfuse3 $WANT (was: ${have:-not installed})" >&2
 
-"$PY" -m pip download -q --no-binary :all: --no-deps -d "$work" "pyfuse3==$PYFUSE3_VERSION"
+# Build requirements first, and only pyfuse3 as source: pip prepares the sdist's metadata with
+# them (with `--no-binary :all:` it compiled Cython from source for that, minutes on 2 cores).
+"$PY" -m pip install -q "${BUILD_REQUIREMENTS[@]}"
+"$PY" -m pip download -q --no-binary pyfuse3 --no-build-isolation --no-deps -d "$work" \
+    "pyfuse3==$PYFUSE3_VERSION"
 sdist="$work/pyfuse3-$PYFUSE3_VERSION.tar.gz"
 if ! echo "$SDIST_SHA256  $sdist" | sha256sum --check --status; then
     echo "dev.sh: $sdist does not have the expected sha256 $SDIST_SHA256" >&2
@@ -69,7 +73,6 @@ done
 # regenerate it (a stale file would silently build the unpatched binding).
 rm -f "$src/src/pyfuse3/__init__.c"
 
-"$PY" -m pip install -q "${BUILD_REQUIREMENTS[@]}"
 build_env=()
 if [ -n "$LIBFUSE" ]; then
     # pkg-config finds the private libfuse's headers and flags; -L comes first in LDFLAGS, or
