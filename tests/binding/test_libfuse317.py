@@ -26,7 +26,6 @@ NO_FSETID = ["setpriv", "--inh-caps=-fsetid", "--bounding-set=-fsetid", "--"]
 _libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
-MAX_HANDLE_SZ = 128
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_ADMIN)")
 
@@ -38,15 +37,6 @@ def without_fsetid(code: str) -> None:
 
 def kills(t: Toy) -> dict[str, list[bool]]:
     return dict(t.stats()["kills"])
-
-
-def name_to_handle_at(path: Path) -> None:
-    handle = ctypes.create_string_buffer(8 + MAX_HANDLE_SZ)  # struct file_handle
-    ctypes.c_uint.from_buffer(handle).value = MAX_HANDLE_SZ
-    mount_id = ctypes.c_int()
-    if _libc.name_to_handle_at(AT_FDCWD, os.fsencode(path), handle, ctypes.byref(mount_id), 0):
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
 
 
 def link_fd(fd: int, target: Path) -> None:
@@ -186,18 +176,6 @@ def test_full_backing_fs_fails_write_under_passthrough_not_under_writeback(
     else:
         assert (write_error, fsync_error) == (None, errno.ENOSPC)
         assert written == 2 << 20 > stored
-
-
-@pytest.mark.parametrize("no_export", [False, True])
-def test_no_export_makes_name_to_handle_at_fail(toy: ToyFactory, no_export: bool) -> None:
-    with toy(*(["no_export"] if no_export else [])) as t:
-        (t.backing / "f").write_bytes(b"")
-        if not no_export:
-            name_to_handle_at(t.mnt / "f")  # a handle that goes stale once forgotten
-            return
-        with pytest.raises(OSError) as info:
-            name_to_handle_at(t.mnt / "f")
-    assert info.value.errno == errno.EOPNOTSUPP
 
 
 def test_passthrough_and_writeback_cache_exclude_each_other(tmp_path: Path) -> None:

@@ -37,7 +37,6 @@ class ToyFs317(ToyFs):
         super().__init__(backing, features)
         self.enable_killpriv_v2 = "killpriv_v2" in features
         self.enable_passthrough = "passthrough" in features
-        self.enable_no_export_support = "no_export" in features
         self.kills: dict[str, list[bool]] = {}  # handler -> kill_suidgid of each call
         self.tmp_fds: dict[int, int] = {}  # node of an unnamed (O_TMPFILE) file -> its fd
         self.fh_nodes: dict[int, int] = {}  # passthrough: file handle -> node

@@ -49,6 +49,7 @@ COMMANDS = {
     "convert": "convert",
     "pull": "pull",
     "unshare": "unshare",
+    "oci": "oci",
 }
 
 
@@ -107,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args_list = _take_root(args_list)
         first = next((a for a in args_list if a != "--debug"), None)
+        if first == "oci":  # its own grammar (runc's), global flags and all
+            from unionfs.cli import oci
+
+            rest = args_list[args_list.index("oci") + 1 :]
+            return oci.main([*(["--debug"] if debug and "--debug" not in rest else []), *rest])
         if first is not None and first not in COMMANDS and first not in _GLOBAL_FLAGS:
             # The mount-program forms: [SOURCE] MNT -o OPTS, -o OPTS MNT, -f -o OPTS MNT...
             mount = command("mount")

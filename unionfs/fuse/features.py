@@ -30,7 +30,7 @@ KNOWN = (
     "killpriv_v2",  # Operations.enable_killpriv_v2, kill_suidgid passed to handlers
     "tmpfile",  # Operations.tmpfile (O_TMPFILE)
     "passthrough",  # Operations.enable_passthrough, passthrough_open, FileInfo.backing_id
-    "no_export",  # Operations.enable_no_export_support
+    "no_export",  # Operations.no_export_support
 )
 
 
@@ -58,7 +58,7 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
         "killpriv_v2": hasattr(ops, "enable_killpriv_v2") and "handle_killpriv_v2" in libfuse,
         "tmpfile": hasattr(ops, "tmpfile") and libfuse_version >= (3, 17),
         "passthrough": hasattr(binding, "passthrough_open") and "passthrough" in libfuse,
-        "no_export": hasattr(ops, "enable_no_export_support") and "no_export_support" in libfuse,
+        "no_export": hasattr(ops, "no_export_support") and "no_export_support" in libfuse,
     }
     return frozenset(name for name in KNOWN if found[name])
 
