@@ -23,6 +23,8 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               docker-registry openssl   # registry tests: the real registry, token signing
               libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
               podman   # podman: tests/podman runs it with unionfs as its mount_program
+              groff-base   # groff: tests/cli checks that every generated man page renders
+              passt   # pasta: a container's own network (--network private, -p), as podman's
               # the estargz reference reader, built by tests/store/test_reference_reader.py:
               golang-go golang-github-containerd-stargz-snapshotter-dev)
 

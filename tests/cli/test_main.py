@@ -281,6 +281,7 @@ def test_a_mount_loads_no_other_command_and_no_runtime(dirs: dict[str, str]) -> 
     status, *loaded = done.stdout.split()
     assert status == "1"
     allowed = {"unionfs.cli.mount", "unionfs.cli.mounts", "unionfs.cli.remount",
-               "unionfs.runtime", "unionfs.runtime.mountflags", "unionfs.runtime.namespaces"}
+               "unionfs.runtime", "unionfs.runtime.mountflags", "unionfs.runtime.namespaces",
+               "unionfs.cli.verbs", "unionfs.cli.mountrecords"}  # the verb table; the records
     assert "unionfs.cli.mount" in loaded
     assert set(loaded) <= allowed, sorted(set(loaded) - allowed)

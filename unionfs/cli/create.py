@@ -53,11 +53,13 @@ def _flags_after_image(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _run_flags_given(args: argparse.Namespace) -> list[str]:
-    given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user")
+    given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user",
+                                "network", "entrypoint")
              if getattr(args, k) is not None]  # fmt: skip
     given += [f"--{k.replace('_', '-')}" for k in run_cli.CLI_LISTS if getattr(args, k)]
     given += ["--rm"] * args.rm + ["--stop-timeout"] * (args.stop_timeout != 10.0)
-    given += [f"--{k}" for k in ("privileged", "interactive", "tty") if getattr(args, k)]
+    given += [f"--{k.replace('_', '-')}" for k in ("privileged", "interactive", "tty",
+                                                   "read_only") if getattr(args, k)]  # fmt: skip
     return given
 
 

@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass
 
 from unionfs import idmap, layercheck, livemounts, mountopts
-from unionfs.cli import remount
+from unionfs.cli import mountrecords, remount
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
@@ -36,10 +36,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "mount",
         help="mount a stack of layer directories",
         description="Mount lowerdir layers (leftmost on top) with an optional upperdir; "
-        "or, given only a container's name, mount the container and print where.",
+        "or, given only a container's name, mount the container and print where; or, with "
+        "no arguments, list the unionfs mounts (containers' and others) with their layers.",
     )
     _add_mount_arguments(p)
-    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT|CONTAINER", nargs="?")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="listing: json, or a Go template ({{.ID}} {{.Mountpoint}} "
+                   "{{.LowerDir}} {{.UpperDir}}...)")  # fmt: skip
+    p.add_argument("--notruncate", "--no-trunc", action="store_true",
+                   help="listing: full ids and layer lists")  # fmt: skip
 
 
 def _add_mount_arguments(p: argparse.ArgumentParser) -> None:
@@ -189,6 +195,12 @@ def raise_open_file_limit() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mountpoint is None and not args.options:
+        from unionfs.cli import mountlist  # `unionfs mount`: what is mounted
+
+        return mountlist.run(args)
+    if args.mountpoint is None:
+        raise UserError("mount: give the mount point (see --help)", exit_code=2)
     if remount.is_remount(args.options):
         return remount.remount(args.options, args.mountpoint, os.path.realpath(args.mountpoint))
     if not args.options and getattr(args, "source", None) is None:
@@ -229,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                                       _record(layout), atime)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        fusemount.serve(session)
+        _serve(session, layout, source)
         for fd in marks:
             os.close(fd)
         return 0
@@ -338,7 +350,21 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    fusemount.serve(session)
+    _serve(session, layout, getattr(args, "source", None) or "unionfs")
     for fd in marks:
         os.close(fd)
     return 0
+
+
+def _serve(session: object, layout: Layout, source: str) -> None:
+    """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing."""
+    from unionfs.fuse import mount as fusemount
+
+    pid = os.getpid()
+    record = mountrecords.Record(layout.mountpoint, layout.lowers, layout.upper, layout.work,
+                                 source, pid, mountrecords.process_start(pid))  # fmt: skip
+    path = mountrecords.register(record)
+    try:
+        fusemount.serve(session)  # type: ignore[arg-type]
+    finally:
+        mountrecords.unregister(path)

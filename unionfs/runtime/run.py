@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, ctrlog, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
+from unionfs.runtime import network as net
+from unionfs.runtime.detach import Detached
 from unionfs.runtime.helper import Helper, StepError
 from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.proxy import Child, Interrupted, SignalProxy, process_start
@@ -134,7 +136,8 @@ class Registration:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
-        lowers: tuple[str, ...] = (), runtime: str = "unionfs") -> int:  # fmt: skip
+        lowers: tuple[str, ...] = (), runtime: str = "unionfs",
+        detached: Detached | None = None) -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
@@ -158,12 +161,12 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
         cleanup.callback(container.finish)
         dirs.save_spec(state.id, saved)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place, runtime)
+        return _start_and_wait(spec, container, proxy, cleanup, place, runtime, detached)
 
     return supervised(proxy, body)
 
 
-def start(home: str, ref: str) -> int:
+def start(home: str, ref: str, detached: Detached | None = None) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
     be created or exited (or dead: what its killed runtime left is cleaned up first), and
     not mounted by ``unionfs mount``."""
@@ -197,7 +200,8 @@ def start(home: str, ref: str) -> int:
                 exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
             )  # fmt: skip
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place, saved.runtime)
+        return _start_and_wait(spec, container, proxy, cleanup, place, saved.runtime,
+                               detached)  # fmt: skip
 
     return supervised(proxy, body)
 
@@ -284,9 +288,13 @@ def _mount(spec: RunSpec, container: Registration, cleanup: contextlib.ExitStack
 
 def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
                     cleanup: contextlib.ExitStack, place: cgroups.Cgroup | None,
-                    runtime: str = "unionfs") -> int:  # fmt: skip
+                    runtime: str = "unionfs", detached: Detached | None = None) -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
+    paths = container.dirs.paths(state.id)
+    if runtime != "unionfs" and (detached is not None or spec.network == "private"):
+        raise UserError(f"--runtime {runtime}: -d, -p and --network private need unionfs's "
+                        "own runtime")  # fmt: skip
     cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
     if runtime != "unionfs":  # it makes the cgroups there (a path relative to its own)
         from unionfs.runtime import delegate
@@ -302,7 +310,11 @@ def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
     cgroup.set_limits(with_standard_devices(spec.resources))
     proxy.check()
-    streams = Streams(spec.process.interactive, spec.process.terminal)
+    sink = None
+    if detached is not None:
+        sink = ctrlog.Sink(paths.log, detached.log_limit)
+        cleanup.callback(sink.close)
+    streams = Streams(spec.process.interactive, spec.process.terminal, sink)
     cleanup.callback(streams.close)
     # starts while the filesystem is mounted; waits for its plan
     helper = Helper(streams.child_fds())
@@ -320,9 +332,13 @@ def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     child = Child(pid)
     cleanup.callback(child.kill_and_reap)
     cgroup.add(pid)
+    if spec.network == "private":  # its namespace exists; nothing in it runs yet
+        pasta = net.Pasta(pid, paths.dir, spec.ports)
+        cleanup.callback(pasta.close)
     proxy.attach(pid)
     container.update(status="running", pid=pid, pid_start=process_start(pid),
-                     namespaces=spec.namespaces, process=spec.process)  # fmt: skip
+                     namespaces=spec.namespaces, process=spec.process,
+                     started=time.time())  # fmt: skip
     helper.go("cgroup")
     failure = None
     try:
@@ -330,6 +346,8 @@ def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     except StepError as exc:
         failure = exc
     attach_pty(helper, streams, proxy)
+    if detached is not None and failure is None:
+        detached.ready(container.state, paths.log)
     code = proxy.wait(pid, streams.relay)
     streams.restore()
     child.reaped = True

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, devices, mountflags, security, units
+from unionfs.runtime import caps, devices, mountflags, network, security, units
 from unionfs.runtime.devices import DeviceRule
 from unionfs.runtime.hooks import Hooks
+from unionfs.runtime.network import Port
 from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -120,6 +121,8 @@ class RunSpec:
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
     # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
     privileged: bool = False
+    network: str = "none"  # network.MODES; "private" is served by pasta
+    ports: tuple[Port, ...] = ()  # -p, published through pasta
     # From an OCI bundle: namespaces to join (kind, path), the hooks, linux.cgroupsPath
     # (honoured by the OCI runtime; ``unionfs run`` always places cgroups below its own)
     namespace_paths: tuple[tuple[str, str], ...] = ()
@@ -229,6 +232,18 @@ def parse_user(text: str) -> tuple[int, int]:
     return uid, gid
 
 
+def parse_tmpfs(text: str) -> MountSpec:
+    """``--tmpfs CDIR[:OPTIONS]``: a tmpfs, rw,noexec,nosuid,nodev unless OPTIONS say
+    otherwise (as podman)."""
+    target, _, given = text.partition(":")
+    options = ["rw", "noexec", "nosuid", "nodev"]
+    for option in filter(None, given.split(",")):
+        opposite = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}.get(option)
+        options = [o for o in options if o != opposite] + [option]
+    mount = MountSpec(container_path(target, "--tmpfs"), "tmpfs", "tmpfs", tuple(options))
+    return check_mount(mount, f"--tmpfs {text}")
+
+
 def parse_volume(text: str) -> MountSpec:
     """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
     so that no submount stays writable)."""
@@ -267,6 +282,12 @@ def from_cli(
     security_opt: Sequence[str] = (),
     interactive: bool = False,
     tty: bool = False,
+    network_mode: str | None = None,
+    publish: Sequence[str] = (),
+    home: str | None = None,
+    groups: Sequence[int] = (),
+    read_only: bool = False,
+    tmpfs: Sequence[str] = (),
 ) -> RunSpec:
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
@@ -285,7 +306,9 @@ def from_cli(
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
-    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={'/root' if uid == 0 else '/'}"]
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={home or ('/root' if uid == 0 else '/')}"]
+    if tty:
+        defaults.append("TERM=xterm")
     if hostname is not None:
         defaults.append(f"HOSTNAME={hostname}")
     # As for any process: setuid to a non-root user clears the permitted and effective sets.
@@ -296,6 +319,7 @@ def from_cli(
         cwd=cwd,
         uid=uid,
         gid=gid,
+        groups=tuple(groups),
         capabilities=Capabilities(sec.bounding, held, held, held),
         no_new_privileges=sec.no_new_privileges,
         terminal=tty,
@@ -303,13 +327,16 @@ def from_cli(
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
     )
-    binds = tuple(parse_volume(v) for v in volumes)
+    ports = tuple(network.parse_publish(p) for p in publish)
+    mode = network.mode_for(network_mode, ports)
+    binds = tuple(parse_volume(v) for v in volumes) + tuple(parse_tmpfs(t) for t in tmpfs)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
-        raise UserError("-v: two volumes for the same container directory")
+        raise UserError("-v/--tmpfs: two mounts on the same container directory")
     return RunSpec(
         process=process,
         rootfs=rootfs,
+        readonly_root=read_only,
         hostname=hostname,
         mounts=(PRIVILEGED_MOUNTS if privileged else DEFAULT_MOUNTS) + binds,
         resources=resources,
@@ -319,6 +346,9 @@ def from_cli(
         remove=remove,
         hostname_from_id=hostname is None,
         privileged=privileged,
+        network=mode,
+        ports=ports,
+        namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "network" or mode != "host"),
     )
 
 

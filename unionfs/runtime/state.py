@@ -56,6 +56,7 @@ class State:
     exit_code: int | None = None
     oom_killed: bool = False
     finished: float | None = None
+    started: float | None = None  # when its process last started
     cgroup: tuple[tuple[str, str], ...] = ()  # Cgroup.record() items
     namespaces: tuple[str, ...] = ()
     process: Process | None = None  # what `unionfs exec` repeats: env, cwd, user, caps
@@ -84,6 +85,7 @@ class Paths:
     rootfs: str
     state: str
     spec: str
+    log: str  # a detached container's output (ctrlog)
 
 
 
@@ -132,7 +134,7 @@ class ContainerDirs:
     def paths(self, container_id: str) -> Paths:
         d = os.path.join(self.dir, container_id)
         return Paths(d, f"{d}/upper", f"{d}/work", f"{d}/rootfs", f"{d}/state.json",
-                     f"{d}/spec.json")  # fmt: skip
+                     f"{d}/spec.json", f"{d}/ctr.log")  # fmt: skip
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
