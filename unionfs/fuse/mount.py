@@ -86,5 +86,6 @@ def serve(ops: UnionOperations) -> None:
         trio.run(main)
     finally:
         ops.handles.close_all()
+        ops.inodes.close()
         pyfuse3.close(unmount=unmount)
         edge.dump_profile()
