@@ -13,7 +13,7 @@ from unionfs.fuse import entry
 from unionfs.fuse.inodes import FALLBACK
 
 from .conftest import MakeOps
-from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups
+from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups, setattr_request
 
 
 def test_lookup_answers_the_attributes_of_the_top_entry(make_ops: MakeOps) -> None:
@@ -99,6 +99,11 @@ def test_an_entry_shows_its_own_inode_number_and_lower_hard_links_are_apart(
         shared = lower.lstat(b"h1")
         assert shared is not None
         assert (h1.st_ino, h1.st_nlink) == (h2.st_ino, h2.st_nlink) == (shared.st_ino, 2)
+        # Copy-up breaks the link: the copy shows its own number, never the other name's.
+        request = setattr_request(mode=stat.S_IFREG | 0o600)
+        copied = call(ops.setattr, h1.node_id, *request, None, CTX)
+        assert copied.st_ino != shared.st_ino and copied.st_nlink == 1
+        assert call(ops.getattr, h2.node_id, CTX).st_ino == shared.st_ino
     else:
         assert FALLBACK in (h1.st_ino & FALLBACK, h2.st_ino & FALLBACK)
 
