@@ -37,3 +37,5 @@ def make_ops(layers: LayerFactory) -> Iterator[MakeOps]:
     for ops in made:
         ops.handles.close_all()
         ops.inodes.close()
+        if ops.atime is not None:
+            ops.atime.close()

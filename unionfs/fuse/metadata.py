@@ -98,7 +98,7 @@ class MetadataHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             if node.held is not None:
-                node.held.setxattr(layerfmt.escape_xattr(name), value)
+                node.held.setxattr(layerfmt.escape_xattr(name, self.stack.private), value)
                 return
             if node.unlinked:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
@@ -113,11 +113,11 @@ class MetadataHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             if node.held is not None:
-                node.held.removexattr(layerfmt.escape_xattr(name))
+                node.held.removexattr(layerfmt.escape_xattr(name, self.stack.private))
                 return
             if node.unlinked:  # as _set_unlinked, once the name is found to be there
                 layer, path = self.stack.meta_of(node.res)
-                if layer.getxattr(path, layerfmt.escape_xattr(name)) is None:
+                if layer.getxattr(path, layerfmt.escape_xattr(name, self.stack.private)) is None:
                     raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
             res = attrs.remove_xattr(self.stack, node.res, name)

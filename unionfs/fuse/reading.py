@@ -121,7 +121,7 @@ class ReadHandlers(MountState):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         node = self.inodes.get(inode)
-        name = layerfmt.escape_xattr(name)
+        name = layerfmt.escape_xattr(name, self.stack.private)
         if node.held is not None:
             value = node.held.getxattr(name)
         else:
@@ -139,7 +139,8 @@ class ReadHandlers(MountState):
         else:
             layer, path = self.stack.meta_of(node.res)
             names = layer.listxattr(path)
-        return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
+        private = self.stack.private
+        return [shown for n in names if (shown := layerfmt.shown_xattr(n, private)) is not None]
 
     # -- directories ---------------------------------------------------------------------
     @handler
@@ -172,6 +173,8 @@ class ReadHandlers(MountState):
         node = self.inodes.get(handle.ino)
         if handle.entries is None or start_id == 0:
             handle.entries = self._listing(node)
+        if self.atime is not None and 0 in node.res.layers:
+            self.atime.accessed(node.res.path_in(0), is_dir=True)  # each getdents (iterate_dir)
         parent = self.inodes.find(node.parent) or node
         # Offsets: 1 and 2 follow "." and ".."; entry i of the snapshot ends at i + 3.
         if start_id == 0:

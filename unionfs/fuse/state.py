@@ -26,6 +26,7 @@ from unionfs.fuse import entry, features, killpriv
 from unionfs.fuse.handles import HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.union import attrs, create, hardlinks
+from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
 from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
 from unionfs.union.stack import Resolved, Stack
 
@@ -54,10 +55,13 @@ class MountState(pyfuse3.Operations):
         self,
         stack: Stack,
         owners: idmap.Owners = idmap.IDENTITY,
+        atime: AtimePolicy = RELATIME,
         separate_ids: bool = "node_id" in features.available(),
     ) -> None:
         super().__init__()
         self.stack = stack
+        # Upper atimes follow the mount's flags; ``atime.policy`` changes on a remount.
+        self.atime = None if stack.upper is None else Toucher(stack.upper, atime)
         self.owners = owners  # stored ids <-> shown ids (uidmapping=, squash_to_*)
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
@@ -139,6 +143,8 @@ class MountState(pyfuse3.Operations):
                 yield
             finally:
                 self._follow_copies()
+                if self.atime is not None:
+                    self.atime.changed()  # times may have moved: relatime asks again
 
     def _follow_copies(self) -> None:
         """Nodes of the entries ``union`` reports copied up now resolve as their copies."""
