@@ -8,6 +8,7 @@ listed before it (no module imports one after it: no circle):
 shows, and linking names up); ``lookup`` (namei: a pure query) and ``readdir`` (merged
 listings); ``whiteout`` (writing markers); ``copybuild`` (building one copy) and
 ``copyup`` (copy_up.c); ``create``, ``link``, ``remove``, ``rename`` (dir.c); ``held``
-(a file with no name left, reached by descriptor) and ``attrs`` (inode.c, xattrs); ``flatten`` (an upper spelled out for an OCI layer).
+(a file with no name left, reached by descriptor) and ``attrs`` (inode.c, xattrs);
+``flatten`` (an upper spelled out for an OCI layer).
 Queries never write; every change reports what it copied up (``Stack.take_copies``).
 """
