@@ -100,11 +100,6 @@ def test_kernel_overlayfs_keeps_deleted_files_apart(tmp_path: Path) -> None:
     assert found["reopen, nothing by that name"]["held"] == b"HELDcontent\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.2: node ids are the upper's st_ino (ext4 reuses them while the kernel "
-    "holds the old inode), and an unlinked open file is reopened by its old path",
-)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_deleted_files_stay_apart_as_on_the_kernel(tmp_path: Path, case: str) -> None:
     found = {}

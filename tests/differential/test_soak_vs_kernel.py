@@ -213,11 +213,6 @@ def test_soak_kernel_overlayfs_agrees_with_the_models(
     check(findings, summary, "kernel overlayfs (the models are wrong)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.2: node ids are the upper's st_ino, which ext4 gives to a new file "
-    "while the kernel holds the deleted one (16.5, 16.7 follow)",
-)
 def test_soak_unionfs_agrees_with_the_models_and_the_kernel(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -234,11 +229,6 @@ def test_long_soak_kernel_overlayfs_agrees_with_the_models(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.2: node ids are the upper's st_ino, which ext4 gives to a new file "
-    "while the kernel holds the deleted one (16.5, 16.7 follow)",
-)
 def test_long_soak_unionfs_agrees_with_the_models_and_the_kernel(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

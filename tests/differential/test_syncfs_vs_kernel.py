@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 from mountutil import tree
 from writeutil import writable
 
@@ -32,10 +31,5 @@ def test_kernel_overlayfs_syncs_every_round(tmp_path: Path) -> None:
     assert failed_rounds(tmp_path, kernel=True) == (0, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.7: the write-back cache's mtime flush for a deleted file is answered "
-    "EEXIST (_set_unlinked), and the kernel then fails the mount's next syncfs",
-)
 def test_syncfs_never_fails_after_a_deleted_files_flush(tmp_path: Path) -> None:
     assert failed_rounds(tmp_path, kernel=False) == (0, "")

@@ -17,19 +17,25 @@ MakeOps = Callable[..., UnionOperations]
 
 @pytest.fixture
 def make_ops(layers: LayerFactory) -> Iterator[MakeOps]:
-    """``make_ops(*lowers, upper=None, features=None)``: the Operations of a new stack,
-    not mounted."""
+    """``make_ops(*lowers, upper=None, features=None, separate_ids=True)``: the Operations
+    of a new stack, not mounted; ``separate_ids=False`` as with a binding whose node ids
+    are the ``st_ino`` (a stock pyfuse3)."""
     made: list[UnionOperations] = []
 
     def make(
-        *lowers: Spec, upper: Spec | None = None, features: Features | None = None
+        *lowers: Spec,
+        upper: Spec | None = None,
+        features: Features | None = None,
+        separate_ids: bool = True,
     ) -> UnionOperations:
-        ops = UnionOperations(layers.stack(*lowers, upper=upper, features=features))
+        stack = layers.stack(*lowers, upper=upper, features=features)
+        ops = UnionOperations(stack, separate_ids=separate_ids)
         made.append(ops)
         return ops
 
     yield make
     for ops in made:
         ops.handles.close_all()
+        ops.inodes.close()
         if ops.atime is not None:
             ops.atime.close()

@@ -86,7 +86,7 @@ def readdir(
 
 
 def lookup_ino(ops: UnionOperations, parent: int, name: bytes) -> int:
-    return int(call(ops.lookup, parent, name, CTX).st_ino)
+    return int(call(ops.lookup, parent, name, CTX).node_id)
 
 
 def lookups(ops: UnionOperations, ino: int) -> int:

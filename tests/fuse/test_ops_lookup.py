@@ -6,13 +6,14 @@ import errno
 import os
 import stat
 
+import pytest
 from layers import WHITEOUT_CHR, Hardlink, Symlink
 
 from unionfs.fuse import entry
 from unionfs.fuse.inodes import FALLBACK
 
 from .conftest import MakeOps
-from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups
+from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups, setattr_request
 
 
 def test_lookup_answers_the_attributes_of_the_top_entry(make_ops: MakeOps) -> None:
@@ -56,31 +57,55 @@ def test_each_lookup_takes_one_reference(make_ops: MakeOps) -> None:
     assert ops.inodes.find(ino) is None
 
 
-def test_inode_number_is_stable_across_forget_and_lookup_again(make_ops: MakeOps) -> None:
-    ops = make_ops({"a": "", "d/": {"f": ""}}, {"d/": {"g": ""}})
-    d = lookup_ino(ops, ROOT, b"d")
-    numbers = {b"a": lookup_ino(ops, ROOT, b"a"), b"f": lookup_ino(ops, d, b"f")}
-    call(ops.forget, [(numbers[b"a"], 1), (numbers[b"f"], 1), (d, 1)])
+@pytest.mark.parametrize("separate_ids", [True, False])
+def test_inode_number_is_stable_across_forget_and_lookup_again(
+    make_ops: MakeOps, separate_ids: bool
+) -> None:
+    """``st_ino`` stays; a node id the kernel forgot is never given out again (without
+    separate ids the number is the id, and a forgotten one may come back)."""
+    ops = make_ops({"a": "", "d/": {"f": ""}}, {"d/": {"g": ""}}, separate_ids=separate_ids)
+    d = call(ops.lookup, ROOT, b"d", CTX)
+    a = call(ops.lookup, ROOT, b"a", CTX)
+    f = call(ops.lookup, d.node_id, b"f", CTX)
+    call(ops.forget, [(a.node_id, 1), (f.node_id, 1), (d.node_id, 1)])
     assert len(ops.inodes) == 1
-    d_again = lookup_ino(ops, ROOT, b"d")
-    assert d_again == d
-    assert lookup_ino(ops, ROOT, b"a") == numbers[b"a"]
-    assert lookup_ino(ops, d_again, b"f") == numbers[b"f"]
+    d_again = call(ops.lookup, ROOT, b"d", CTX)
+    a_again = call(ops.lookup, ROOT, b"a", CTX)
+    f_again = call(ops.lookup, d_again.node_id, b"f", CTX)
+    pairs = [(d, d_again), (a, a_again), (f, f_again)]
+    assert [x.st_ino for x, _ in pairs] == [y.st_ino for _, y in pairs]
+    reused = {x.node_id for x, _ in pairs} & {y.node_id for _, y in pairs}
+    assert reused == (set() if separate_ids else {d.node_id, a.node_id, f.node_id})
 
 
-def test_an_entry_shows_its_own_inode_number_and_a_taken_one_is_not_given_twice(
-    make_ops: MakeOps,
+@pytest.mark.parametrize("separate_ids", [True, False])
+def test_an_entry_shows_its_own_inode_number_and_lower_hard_links_are_apart(
+    make_ops: MakeOps, separate_ids: bool
 ) -> None:
     """As kernel overlayfs with its layers on one filesystem: a lower file's own number.
     Two names of a lower hard link are two overlay inodes on a writable stack (copy-up
-    separates them): the second gets a number of this mount only."""
-    ops = make_ops({"a": "", "h1": "linked", "h2": Hardlink("h1")}, upper={})
+    separates them). With separate ids both show the lower file's number and link count,
+    as the kernel's do (issue 18); without, the second gets a number of this mount only."""
+    ops = make_ops(
+        {"a": "", "h1": "linked", "h2": Hardlink("h1")}, upper={}, separate_ids=separate_ids
+    )
     lower = ops.stack.layers[1]
-    a = lookup_ino(ops, ROOT, b"a")
+    a = call(ops.lookup, ROOT, b"a", CTX).st_ino
     st = lower.lstat(b"a")
     assert st is not None and a == st.st_ino
-    h1, h2 = lookup_ino(ops, ROOT, b"h1"), lookup_ino(ops, ROOT, b"h2")
-    assert h1 != h2 and FALLBACK in (h1 & FALLBACK, h2 & FALLBACK)
+    h1, h2 = call(ops.lookup, ROOT, b"h1", CTX), call(ops.lookup, ROOT, b"h2", CTX)
+    assert h1.node_id != h2.node_id
+    if separate_ids:
+        shared = lower.lstat(b"h1")
+        assert shared is not None
+        assert (h1.st_ino, h1.st_nlink) == (h2.st_ino, h2.st_nlink) == (shared.st_ino, 2)
+        # Copy-up breaks the link: the copy shows its own number, never the other name's.
+        request = setattr_request(mode=stat.S_IFREG | 0o600)
+        copied = call(ops.setattr, h1.node_id, *request, None, CTX)
+        assert copied.st_ino != shared.st_ino and copied.st_nlink == 1
+        assert call(ops.getattr, h2.node_id, CTX).st_ino == shared.st_ino
+    else:
+        assert FALLBACK in (h1.st_ino & FALLBACK, h2.st_ino & FALLBACK)
 
 
 def test_different_entries_get_different_inode_numbers(make_ops: MakeOps) -> None:
@@ -95,9 +120,9 @@ def test_hard_links_in_a_layer_share_one_inode_number(make_ops: MakeOps) -> None
     d = lookup_ino(ops, ROOT, b"d")
     first = call(ops.lookup, ROOT, b"a", CTX)
     second = call(ops.lookup, d, b"h", CTX)
-    assert first.st_ino == second.st_ino
+    assert (first.st_ino, first.node_id) == (second.st_ino, second.node_id)
     assert first.st_nlink == second.st_nlink == 2
-    assert lookups(ops, first.st_ino) == 2
+    assert lookups(ops, first.node_id) == 2
 
 
 def test_lookup_of_dot_and_dot_dot(make_ops: MakeOps) -> None:
@@ -147,7 +172,7 @@ def test_getattr_answers_the_top_entry(make_ops: MakeOps) -> None:
     s = lookup_ino(ops, ROOT, b"s")
     attrs = call(ops.getattr, s, CTX)
     assert stat.S_ISLNK(attrs.st_mode)
-    assert attrs.st_ino == s
+    assert attrs.node_id == s
     assert call(ops.readlink, s, CTX) == b"target"
 
 

@@ -39,7 +39,7 @@ def test_mkdir_in_a_lower_directory_copies_it_up_and_its_node_follows(
     assert stat.S_ISDIR(made.st_mode) and made.st_mode & 0o777 == 0o750
     assert upper_tree(ops) == {"d/": {"new/": {}}}
     assert ops.inodes.get(d).res.layers == (0, 1)  # union reported d copied up
-    assert lookup_ino(ops, d, b"new") == made.st_ino
+    assert lookup_ino(ops, d, b"new") == made.node_id
     assert names_of(ops, d, monkeypatch) == [b".", b"..", b"new", b"x"]
 
 
@@ -92,8 +92,8 @@ def test_create_answers_an_open_handle_of_the_new_file(make_ops: MakeOps) -> Non
     assert call(ops.write, info.fh, 0, b"hello") == 5
     call(ops.fsync, info.fh, True)
     call(ops.release, info.fh)
-    assert lookup_ino(ops, d, b"f") == attrs.st_ino
-    assert read_file(ops, attrs.st_ino) == b"hello"
+    assert lookup_ino(ops, d, b"f") == attrs.node_id
+    assert read_file(ops, attrs.node_id) == b"hello"
     assert upper_tree(ops) == {"d/": {"f": "hello"}}
 
 
@@ -102,7 +102,7 @@ def test_create_over_a_whiteout_shows_only_the_new_file(make_ops: MakeOps) -> No
     assert call(ops.lookup, ROOT, b"f", CTX).st_ino == 0
     info, attrs = call(ops.create, ROOT, b"f", stat.S_IFREG | 0o644, os.O_RDWR, CTX)
     call(ops.release, info.fh)
-    assert read_file(ops, attrs.st_ino) == b""
+    assert read_file(ops, attrs.node_id) == b""
     assert upper_tree(ops) == {"f": ""}
 
 
@@ -111,7 +111,7 @@ def test_symlink_makes_a_link_to_its_target_unresolved(make_ops: MakeOps) -> Non
     d = lookup_ino(ops, ROOT, b"d")
     attrs = call(ops.symlink, d, b"s", b"../nowhere", CTX)
     assert stat.S_ISLNK(attrs.st_mode)
-    assert call(ops.readlink, attrs.st_ino, CTX) == b"../nowhere"
+    assert call(ops.readlink, attrs.node_id, CTX) == b"../nowhere"
     assert upper_tree(ops) == {"d/": {"s": Symlink("../nowhere")}}
 
 
@@ -128,7 +128,7 @@ def test_link_of_a_lower_file_gives_one_inode_two_names(make_ops: MakeOps) -> No
     f = lookup_ino(ops, ROOT, b"f")
     d = lookup_ino(ops, ROOT, b"d")
     attrs = call(ops.link, f, d, b"g", CTX)
-    assert attrs.st_ino == f and attrs.st_nlink == 2
+    assert attrs.node_id == f and attrs.st_nlink == 2
     assert lookup_ino(ops, d, b"g") == f
     assert call(ops.getattr, f, CTX).st_nlink == 2
     assert ops.inodes.get(f).names == {b"f", b"d/g"}

@@ -25,8 +25,8 @@ def test_readdir_lists_dot_dot_dot_then_the_merged_entries(
     assert got.names[:2] == [b".", b".."]
     assert sorted(got.names[2:]) == [b"a", b"b", b"c", b"e", b"f", b"sub"]
     assert [e.next_id for e in got.accepted] == list(range(1, len(got.accepted) + 1))
-    assert got.accepted[0].attrs.st_ino == d
-    assert got.accepted[1].attrs.st_ino == ROOT
+    assert got.accepted[0].attrs.node_id == d
+    assert got.accepted[1].attrs.node_id == ROOT
 
 
 def test_readdir_hides_whiteouts_and_markers(
@@ -93,10 +93,10 @@ def test_readdir_counts_a_lookup_only_for_accepted_entries(
     got = readdir(ops, monkeypatch, fh, room=3)
     assert got.names[:2] == [b".", b".."]
     (first,) = got.accepted[2:]
-    assert lookups(ops, first.attrs.st_ino) == 1
+    assert lookups(ops, first.attrs.node_id) == 1
     assert got.refused, "the buffer was offered more than it took"
     for refused in got.refused:
-        assert lookups(ops, refused.attrs.st_ino) == 0, refused.name
+        assert lookups(ops, refused.attrs.node_id) == 0, refused.name
     assert len(ops.inodes) == 2  # the root and the one accepted entry
 
 
@@ -110,7 +110,7 @@ def test_readdir_takes_no_reference_for_dot_or_dot_dot(
     assert got.names == [b".", b"..", b"x"]
     assert lookups(ops, d) == 1
     assert lookups(ops, ROOT) == 1
-    assert lookups(ops, got.accepted[2].attrs.st_ino) == 1
+    assert lookups(ops, got.accepted[2].attrs.node_id) == 1
 
 
 def test_readdir_again_takes_one_more_reference_per_entry(
@@ -121,18 +121,24 @@ def test_readdir_again_takes_one_more_reference_per_entry(
     first = readdir(ops, monkeypatch, fh)
     readdir(ops, monkeypatch, fh)
     for e in first.accepted[2:]:
-        assert lookups(ops, e.attrs.st_ino) == 2
+        assert lookups(ops, e.attrs.node_id) == 2
 
 
+@pytest.mark.parametrize("separate_ids", [True, False])
 def test_readdir_entry_keeps_its_inode_number_after_forget(
-    make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
+    make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch, separate_ids: bool
 ) -> None:
-    ops = make_ops({"a": ""})
+    """Its ``st_ino`` stays; its node id is a new one (the number itself, without separate
+    ids: the kernel forgot it)."""
+    ops = make_ops({"a": ""}, separate_ids=separate_ids)
     fh = call(ops.opendir, ROOT, CTX)
-    ino = readdir(ops, monkeypatch, fh).accepted[2].attrs.st_ino
+    listed = readdir(ops, monkeypatch, fh).accepted[2].attrs
+    ino, number = listed.node_id, listed.st_ino
     call(ops.forget, [(ino, 1)])
     assert ops.inodes.find(ino) is None
-    assert lookup_ino(ops, ROOT, b"a") == ino
+    again = call(ops.lookup, ROOT, b"a", CTX)
+    assert again.st_ino == number
+    assert (again.node_id == ino) == (not separate_ids)
 
 
 def test_readdir_continues_its_snapshot_and_refreshes_at_offset_zero(

@@ -39,11 +39,6 @@ class TimesOnly:
     update_ctime: bool = False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.5: after a rename of the directory holding another of its names, a "
-    "hard link's node resolves by a path that is gone, and a times-only setattr asserts",
-)
 @pytest.mark.parametrize("other_name_inside", [False, True])
 def test_a_times_only_setattr_after_the_names_moved_sets_the_time(
     make_ops: MakeOps, caplog: pytest.LogCaptureFixture, other_name_inside: bool

@@ -29,7 +29,9 @@ class FileHandlers(MountState):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
-        if wants_write:
+        if node.unlinked:
+            fd = self._open_unlinked(node, flags, bool(wants_write))
+        elif wants_write:
             fd = await self._open_for_write(node, flags, ctx)
         else:
             layer, path = self.stack.data_of(node.res)  # a metacopy file's is still below
@@ -41,6 +43,23 @@ class FileHandlers(MountState):
         fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    def _open_unlinked(self, node: Node, flags: int, wants_write: bool) -> int:
+        """Open a file with no name left (through ``/proc/self/fd`` of a process holding
+        it): the file itself, never whatever its old path names now."""
+        res = node.res
+        if not wants_write and (res.metacopy or res.top != 0):
+            layer, path = self.stack.data_of(res)  # a lower layer's: it never changes
+            return layer.open(path, os.O_RDONLY)
+        if res.top != 0 or res.metacopy:
+            # Its data is below, and the kernel cannot copy up what has no name: EEXIST.
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+        if node.held is None:  # not reachable any more (never so when it went through us)
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+        fd = node.held.reopen(backing_flags(flags) if wants_write else os.O_RDONLY)
+        if wants_write and flags & os.O_TRUNC:
+            os.ftruncate(fd, 0)
+        return fd
 
     async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
         self._upper_check()

@@ -1,17 +1,22 @@
-"""The inode table: FUSE inode numbers for merged entries, and the kernel's lookup counts.
+"""The inode table: the kernel's node ids for merged entries, the inode numbers they show,
+and the kernel's lookup counts.
 
-An entry's number is the one the kernel's overlayfs would show (``numbering``: the file's
-own inode number, or the one a copied-up entry recorded), so numbers stay the same from
-one mount to the next; where that number is taken by another entry (two names of a lower
-hard link, once copy-up has separated them) or does not fit, the entry gets one from
-``FALLBACK``, good for this mount only. Within a mount numbers never change: an entry's
-number is keyed by the identity (st_dev, st_ino) of the topmost file it is made of, and
-that key is never forgotten, so a name looked up again after the kernel forgot it gets its
-old number back, and the names of a hard link share one number (and so one kernel inode).
+A node id names one object for as long as the kernel may hold it: with a binding that
+sets the node id apart from ``st_ino`` (``features``: ``node_id``), ids come from a counter
+and are never given out twice, so an id never passes to a new file whose upper got the
+old one's inode number (ext4 hands a freed number to the next file). The number a node
+shows (``st_ino``) is the one the kernel's overlayfs would show (``numbering``: the file's
+own, or the one a copied-up entry recorded), kept per identity (st_dev, st_ino) of the
+topmost file for the mount; the names of a lower hard link show one number, as there.
+Without that binding the id is the number, and the numbers stay apart: where one is taken
+or does not fit, the entry gets one from ``FALLBACK``, good for this mount only.
 
-One exception, the kernel's (ovl_hash_bylower): on a writable stack, a lower file with
-several links is keyed by its name, because copying up one name breaks the link (as
-overlayfs does without index=on) and the other names must not change with it.
+Identities: an entry's node is keyed by the identity of the topmost file it is made of,
+so the names of a hard link share one node. On a writable stack, a lower file with several
+links is keyed by its name instead (the kernel's ovl_hash_bylower): copying up one name
+breaks the link, and the other names must not change with it. A node whose last name went
+keeps its file open (``held``) until the kernel forgets it: its inode number then cannot go
+to another file, and it is served from that file, never by a path.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import errno
 import os
 from collections.abc import Callable
 
+from unionfs.union.held import Held
 from unionfs.union.stack import Resolved
 
 ROOT_INODE = 1
@@ -30,43 +36,54 @@ Listed = tuple[bytes, Resolved, object]  # name, entry, its EntryAttributes
 
 
 class Node:
-    """One inode the kernel knows. ``res`` is how it resolves now; ``parent`` is the inode
-    of the directory it was last looked up in (unique for directories, used for ``..``)."""
+    """One inode the kernel knows. ``ino`` is its node id, ``number`` its ``st_ino``;
+    ``res`` is how it resolves now; ``parent`` is the inode of the directory it was last
+    looked up in (unique for directories, used for ``..``)."""
 
-    __slots__ = ("ino", "listing", "lookups", "names", "parent", "res", "unlinked")
+    __slots__ = ("held", "ino", "listing", "lookups", "names", "number", "parent", "res",
+                 "unlinked")  # fmt: skip
 
-    def __init__(self, ino: int, parent: int, res: Resolved) -> None:
+    def __init__(self, ino: int, number: int, parent: int, res: Resolved) -> None:
         self.ino = ino
+        self.number = number
         self.parent = parent
         self.res = res
         self.names = {res.path}  # every path the kernel found it by (hard links: several)
         self.lookups = 0
-        self.unlinked = False  # its last name is gone (it lives on while open)
+        self.unlinked = False  # its last name is gone (it lives on while the kernel holds it)
+        self.held: Held | None = None  # its upper file, kept once unlinked (module doc)
         # The merged listing of a directory with no upper part, kept while ``res`` stays:
         # nothing can change it without copying the directory up (which changes ``res``).
         self.listing: list[Listed] | None = None
 
 
 class InodeTable:
-    """Invariants: every ``Node`` in the table has ``lookups > 0`` or is the root; a key
-    maps to one inode number for the life of the table; numbers are never reused;
-    ``_dirs`` maps the path of every directory node to its inode."""
+    """Invariants: every ``Node`` in the table has ``lookups > 0`` or is the root; a node
+    id names one node and is never given to another while that one is in the table (with
+    ``separate_ids``, never again at all); without ``separate_ids`` a key maps to one
+    number for the life of the table and numbers are never reused; ``_dirs`` maps the
+    path of every directory node to its inode; a node with ``held`` is ``unlinked``."""
 
     def __init__(
         self,
         root: Resolved,
         writable: bool = False,
         numbering: Callable[[Resolved], int | None] | None = None,
+        separate_ids: bool = False,
     ) -> None:
         self.writable = writable
+        self.separate_ids = separate_ids
         self._numbering = numbering
         self._numbers: dict[Key, int] = {}
+        self._ids: dict[Key, int] = {}  # the node id of each key's live node
         self._taken = {ROOT_INODE}  # every number given out: never given to another key
         self._nodes: dict[int, Node] = {}
         self._dirs: dict[bytes, int] = {root.path: ROOT_INODE}
         self._next = FALLBACK if numbering is not None else ROOT_INODE + 1
+        self._next_id = ROOT_INODE + 1
         self._numbers[self.key(root)] = ROOT_INODE
-        self.root = Node(ROOT_INODE, ROOT_INODE, root)
+        self._ids[self.key(root)] = ROOT_INODE
+        self.root = Node(ROOT_INODE, ROOT_INODE, ROOT_INODE, root)
         self.root.lookups = 1
         self._nodes[ROOT_INODE] = self.root
 
@@ -77,17 +94,27 @@ class InodeTable:
         return (st.st_dev, st.st_ino)
 
     def number(self, res: Resolved) -> int:
-        """The inode number of *res*, allocated on first sight."""
+        """The inode number *res* shows, allocated on first sight."""
         key = self.key(res)
         ino = self._numbers.get(key)
         if ino is None:
             ino = self._numbering(res) if self._numbering is not None else None
-            if ino is None or ino < 2 or ino in self._taken or ino >= FALLBACK:
+            # With separate ids a number may repeat where the kernel's does: the names of
+            # a lower hard link. Without, the number is the id: unique.
+            shared = self.separate_ids and isinstance(key[1], bytes)
+            if ino is None or ino < 2 or ino >= FALLBACK or (ino in self._taken and not shared):
                 ino = self._next
                 self._next += 1
             self._taken.add(ino)
             self._numbers[key] = ino
         return ino
+
+    def id_of(self, res: Resolved) -> int:
+        """The node id of *res*: its node's, or the one ``remember`` would give it now."""
+        ino = self._ids.get(self.key(res))
+        if ino is not None and ino in self._nodes:
+            return ino
+        return self._next_id if self.separate_ids else self.number(res)
 
     def get(self, ino: int) -> Node:
         node = self._nodes.get(ino)
@@ -100,31 +127,42 @@ class InodeTable:
 
     def remember(self, res: Resolved, parent: int, count: int = 1) -> Node:
         """Record that the kernel got *count* more references to *res* (a lookup)."""
-        ino = self.number(res)
-        node = self._nodes.get(ino)
+        node = self.node_of(res)
         if node is None:
-            node = Node(ino, parent, res)
+            number = self.number(res)
+            if self.separate_ids:
+                ino, self._next_id = self._next_id, self._next_id + 1
+            else:
+                ino = number
+            node = Node(ino, number, parent, res)
             self._nodes[ino] = node
+            self._ids[self.key(res)] = ino
         else:
             self.update(node, res, renamed=False)
             node.parent = parent
-            node.unlinked = False
+            if node.unlinked:  # found by another name (a hard link the kernel had not seen)
+                node.unlinked = False
+                self._release(node)
         if res.is_dir:
-            self._dirs[res.path] = ino
+            self._dirs[res.path] = node.ino
         node.lookups += count
         return node
 
     def remember_listed(self, ino: int, res: Resolved, parent: int) -> None:
-        """A lookup reference taken by READDIRPLUS for an entry numbered *ino*."""
+        """A lookup reference taken by READDIRPLUS for an entry given node id *ino*
+        (``id_of`` just before)."""
         node = self._nodes.get(ino)
         if node is not None and node.res is res:
             node.lookups += 1  # the common case: a cached listing, nothing moved
         else:
-            self.remember(res, parent)
+            made = self.remember(res, parent)
+            assert made.ino == ino, "id_of promised another node id"
 
     def update(self, node: Node, res: Resolved, renamed: bool = True) -> None:
         """*node* now resolves as *res* (after a copy-up, a rename, or, not *renamed*, a
-        lookup by another of its names); its number stays."""
+        lookup by another of its names); its node id stays, and so does its number,
+        except where the kernel's changes: the copy of one name of a lower hard link
+        shows its own."""
         if res is node.res:
             return
         node.listing = None
@@ -132,8 +170,13 @@ class InodeTable:
             if renamed:
                 node.names.discard(node.res.path)
             node.names.add(res.path)
-        if self.key(res) != self.key(node.res):
-            self._numbers[self.key(res)] = node.ino
+        old, new = self.key(node.res), self.key(res)
+        if new != old:
+            self._ids[new] = node.ino
+            if self.separate_ids and isinstance(old[1], bytes) and new not in self._numbers:
+                node.number = self.number(res)
+            else:
+                self._numbers[new] = node.number
         if node.res.is_dir and self._dirs.get(node.res.path) == node.ino:
             del self._dirs[node.res.path]
         node.res = res
@@ -146,12 +189,19 @@ class InodeTable:
         node.names.discard(old)
         self.update(node, res, renamed=False)
 
-    def lost_name(self, node: Node, path: bytes) -> bool:
+    def lost_name(self, node: Node, path: bytes, held: Held | None = None) -> bool:
         """*node* is no longer found at *path*; False when that was its last known name
-        (it is then unlinked), True when it has another (which it now resolves by)."""
+        (it is then unlinked, and keeps *held*, its file), True when it has another
+        (which it now resolves by; *held* is closed)."""
         node.names.discard(path)
         if not node.names:
+            node.unlinked = True
+            if held is not None:
+                self._release(node)
+                node.held = held
             return False
+        if held is not None:
+            held.close()
         if node.res.path == path:
             other = next(iter(node.names))
             node.res = node.res.moved_to(other)
@@ -163,13 +213,19 @@ class InodeTable:
 
     def node_of(self, res: Resolved) -> Node | None:
         """The node the kernel holds for the file *res* names, if any."""
-        ino = self._numbers.get(self.key(res))
+        ino = self._ids.get(self.key(res))
         return None if ino is None else self._nodes.get(ino)
 
     def moved(self, old: bytes, new: bytes) -> None:
-        """A directory moved from *old* to *new*: rewrite the paths of everything below."""
+        """A directory moved from *old* to *new*: rewrite the paths of everything below,
+        every name a node was found by included."""
         prefix = old + b"/"
         for node in self._nodes.values():
+            if any(name.startswith(prefix) for name in node.names):
+                node.names = {
+                    new + name[len(old) :] if name.startswith(prefix) else name
+                    for name in node.names
+                }
             path = node.res.path
             if path.startswith(prefix):
                 fresh = new + path[len(old) :]
@@ -183,11 +239,29 @@ class InodeTable:
         node.lookups -= count
         if node.lookups <= 0:
             del self._nodes[ino]
+            key = self.key(node.res)
+            if self._ids.get(key) == ino:
+                del self._ids[key]
+            if node.unlinked and self.separate_ids:
+                # Its file is gone: a new one may get its inode number, and shows its own.
+                self._numbers.pop(key, None)
             if node.res.is_dir and self._dirs.get(node.res.path) == ino:
                 del self._dirs[node.res.path]
+            self._release(node)
+
+    @staticmethod
+    def _release(node: Node) -> None:
+        if node.held is not None:
+            node.held.close()
+            node.held = None
 
     def nodes(self) -> list[Node]:
         return list(self._nodes.values())
+
+    def close(self) -> None:
+        """Close every held file (at unmount)."""
+        for node in self._nodes.values():
+            self._release(node)
 
     def __len__(self) -> int:
         return len(self._nodes)

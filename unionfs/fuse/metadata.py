@@ -4,7 +4,7 @@ truncate, utimens) and extended attributes.
 Each copies the entry up first (only its metadata where ``metacopy=on`` allows it), then
 changes the upper copy, under the mutation lock (``MountState.changing``); set-gid bits
 are cleared where the VFS would and FUSE did not (``killpriv``). A file with no name left
-changes only through an open upper descriptor, as on the kernel.
+changes through the file itself (``held``), as on the kernel.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import stat
 
 import pyfuse3
 
+from unionfs import layerfmt
 from unionfs.fuse.edge import handler
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
@@ -64,29 +65,30 @@ class MetadataHandlers(MountState):
                 chown = chown or (empty and (fields.update_ctime or not regular))
                 changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
-                return self._set_unlinked(node, changes)
+                return self._set_unlinked(node, changes, fd)
             if not (changes.size == 0 or fd is not None):
                 await self._copied_up(node, meta=changes.size is None)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
-            return self._entry(node.ino, node.res)
+            return self._attrs(node)
 
-    def _set_unlinked(self, node: Node, changes: attrs.Changes) -> pyfuse3.EntryAttributes:
-        """A file with no name left can change only through an open upper descriptor."""
-        fd = self.handles.fd_of(node.ino, upper=True)
-        if fd is None:
-            if dataclasses.replace(changes, ctime=False) == attrs.Changes(
-                mtime_ns=node.res.st.st_mtime_ns
-            ):
-                # The write-back cache flushing its (unchanged) mtime, as fsync does: not a
-                # change, and fsync of a lower file must not fail.
-                return self._entry(node.ino, node.res, unlinked=True)
-            # Never through a descriptor of a lower file. The kernel cannot copy up what has
-            # no name left, and says EEXIST.
-            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
-        st = attrs.set_attributes_fd(fd, changes)
-        node.res = node.res.with_st(st)
-        return self._entry(node.ino, node.res, unlinked=True)
+    def _set_unlinked(
+        self, node: Node, changes: attrs.Changes, fd: int | None
+    ) -> pyfuse3.EntryAttributes:
+        """A file with no name left changes through the file itself (``held``), as the
+        kernel's overlay inode changes its upper inode."""
+        if node.held is not None:
+            attrs.set_attributes_held(node.held, changes, fd)
+            return self._held_attrs(node)
+        if dataclasses.replace(changes, ctime=False) == attrs.Changes(
+            mtime_ns=node.res.st.st_mtime_ns
+        ):
+            # The write-back cache flushing its (unchanged) mtime, as fsync does: not a
+            # change, and fsync of a lower file must not fail.
+            return self._attrs(node, unlinked=True)
+        # A lower file, never copied up: the kernel cannot copy up what has no name left,
+        # and says EEXIST.
+        raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
 
     @handler
     async def setxattr(
@@ -95,7 +97,10 @@ class MetadataHandlers(MountState):
         self._upper_check()
         async with self.changing():
             node = self.inodes.get(inode)
-            if node.unlinked and node.res.top != 0:
+            if node.held is not None:
+                node.held.setxattr(layerfmt.escape_xattr(name, self.stack.private), value)
+                return
+            if node.unlinked:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
             await self._copied_up(node, meta=True)
             res = attrs.set_xattr(self.stack, node.res, name, value)
@@ -107,6 +112,14 @@ class MetadataHandlers(MountState):
         self._upper_check()
         async with self.changing():
             node = self.inodes.get(inode)
+            if node.held is not None:
+                node.held.removexattr(layerfmt.escape_xattr(name, self.stack.private))
+                return
+            if node.unlinked:  # as _set_unlinked, once the name is found to be there
+                layer, path = self.stack.meta_of(node.res)
+                if layer.getxattr(path, layerfmt.escape_xattr(name, self.stack.private)) is None:
+                    raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
+                raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
             res = attrs.remove_xattr(self.stack, node.res, name)
             self._changed(node, self._fresh(res))
         await self._tell_kernel()

@@ -127,6 +127,7 @@ def serve(session: Session) -> None:
         trio.run(main)
     finally:
         ops.handles.close_all()
+        ops.inodes.close()
         if ops.atime is not None:
             ops.atime.close()  # the strictatime clone of the upper's mount
         pyfuse3.close(unmount=unmount)

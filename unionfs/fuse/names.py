@@ -9,6 +9,8 @@ below. Directories the rule copied up on the way are followed through ``union``'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyfuse3
 
 from unionfs.fuse.edge import handler
@@ -18,8 +20,11 @@ from unionfs.fuse.state import MountState, breaks_link
 from unionfs.safepath import join
 from unionfs.union import create, link, redirect, remove
 from unionfs.union import rename as rename_rules
+from unionfs.union.held import Held
 from unionfs.union.lookup import lookup, resolve_path
-from unionfs.union.stack import Resolved
+from unionfs.union.stack import Resolved, Stack
+
+Remover = Callable[[Stack, Resolved, bytes], Resolved]
 
 
 class NameHandlers(MountState):
@@ -67,10 +72,12 @@ class NameHandlers(MountState):
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
             res = create.create_file(self.stack, parent.res, name, mode, owner)
-            attrs_ = self._new_entry(parent_inode, res)
+            self._follow_copies()
+            node = self.inodes.remember(res, parent_inode)
+            attrs_ = self._attrs(node)
             assert self.stack.upper is not None
             fd = self.stack.upper.open(res.path, backing_flags(flags))
-        fh = self.handles.open_file(FileHandle(fd, attrs_.st_ino, True, True))
+        fh = self.handles.open_file(FileHandle(fd, node.ino, True, True))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), attrs_
 
     @handler
@@ -94,43 +101,54 @@ class NameHandlers(MountState):
         return made
 
     # -- removing ------------------------------------------------------------------------
-    def _gone(self, res: Resolved, node: Node | None = None) -> None:
-        """*res* lost its name: its node (*node*, found before the change when a copy-up
-        may have changed the file's identity) resolves by another name, or is unlinked."""
-        node = node or self.inodes.node_of(res)
-        if node is not None:
-            self._lost(node, res.path)
+    def _hold(self, node: Node | None, res: Resolved | None) -> Held | None:
+        """The upper file of *node* (found as *res*), held before a change may take its last
+        name: the node may live on unlinked (``inodes``), served from that file."""
+        if node is None or res is None or res.top != 0 or self.stack.upper is None:
+            return None
+        return Held.take(self.stack.upper, res.path)
 
-    def _lost(self, node: Node, path: bytes) -> None:
-        """*node* is no longer found at *path*."""
-        if not self.inodes.lost_name(node, path):
-            node.unlinked = True
-        elif self.stack.features.index and not node.res.is_dir:
+    def _lost(self, node: Node, path: bytes, held: Held | None = None) -> None:
+        """*node* is no longer found at *path*; *held* is its file, if it was upper."""
+        if not self.inodes.lost_name(node, path, held):
+            return
+        if self.stack.features.index and not node.res.is_dir:
             # Another name of an indexed hard link: resolve it for real (it may be linked
             # up, or still a lower name that shows the indexed copy).
             found = resolve_path(self.stack, node.res.path)
             if found is not None and not found.is_dir:
                 self.inodes.update(node, found, renamed=False)
 
-    @handler
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    async def _remove(self, parent_inode: int, name: bytes, rule: Remover) -> None:
+        """Remove *name* by *rule* (``remove.unlink`` or ``remove.rmdir``); its node, found
+        before the change (a copy-up may change the file's identity), lives on unlinked
+        or resolves by another of its names."""
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
             before = lookup(self.stack, parent.res, name)
             node = self.inodes.node_of(before) if before is not None else None
-            res = remove.unlink(self.stack, parent.res, name)
+            held = self._hold(node, before)
+            try:
+                res = rule(self.stack, parent.res, name)
+            except BaseException:
+                if held is not None:
+                    held.close()
+                raise
             self._follow_copies()
-            self._gone(res, node)
+            node = node or self.inodes.node_of(res)
+            if node is not None:
+                self._lost(node, res.path, held)
+            elif held is not None:
+                held.close()
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self._remove(parent_inode, name, remove.unlink)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        self._upper_check()
-        async with self.changing():
-            parent = self._dir(parent_inode)
-            res = remove.rmdir(self.stack, parent.res, name)
-            self._follow_copies()
-            self._gone(res)
+        await self._remove(parent_inode, name, remove.rmdir)
 
     # -- renaming ------------------------------------------------------------------------
     @handler
@@ -151,12 +169,19 @@ class NameHandlers(MountState):
             target = lookup(self.stack, new_parent.res, name_new)
             mover = self.inodes.node_of(before) if before else None
             other = self.inodes.node_of(target) if target else None
-            moved, replaced = rename_rules.rename(
-                self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
-            )
+            exchange = bool(flags & pyfuse3.RENAME_EXCHANGE)
+            held = None if exchange or other is mover else self._hold(other, target)
+            try:
+                moved, replaced = rename_rules.rename(
+                    self.stack, old_parent.res, name_old, new_parent.res, name_new, flags
+                )
+            except BaseException:
+                if held is not None:
+                    held.close()
+                raise
             self._follow_copies()  # before the paths below move: copies are at old paths
             old_path = join(old_parent.res.path, name_old)
-            self._after_rename(old_path, moved, replaced, flags, mover, other)
+            self._after_rename(old_path, moved, replaced, flags, mover, other, held)
             for was, node in ((before, mover), (target, other)):
                 if node is not None and was is not None and breaks_link(was):
                     self.stale.add(node.ino)  # copied up: a hard link broke
@@ -170,8 +195,11 @@ class NameHandlers(MountState):
         flags: int,
         mover: Node | None,
         other: Node | None,
+        held: Held | None,
     ) -> None:
         if moved.path == old_path:
+            if held is not None:
+                held.close()
             return
         exchanged = bool(flags & pyfuse3.RENAME_EXCHANGE)
         if exchanged:
@@ -187,4 +215,7 @@ class NameHandlers(MountState):
             if exchanged:
                 self.inodes.renamed(other, moved.path, replaced)
             else:
-                self._lost(other, moved.path)
+                self._lost(other, moved.path, held)
+                held = None
+        if held is not None:
+            held.close()

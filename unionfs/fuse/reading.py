@@ -49,6 +49,8 @@ class ReadHandlers(MountState):
                 node.res = res.with_st(st)
                 return self._attrs(node)
             node.unlinked = True
+        if node.held is not None:
+            return self._held_attrs(node)
         if node.unlinked:
             # Through an open descriptor: an upper file says nlink 0; a whited-out lower one
             # keeps its own count, as the kernel shows it, but only if it was never copied
@@ -59,7 +61,7 @@ class ReadHandlers(MountState):
             if fd is not None:
                 node.res = res.with_st(os.fstat(fd))
                 return self._attrs(node)
-            return self._entry(node.ino, node.res, unlinked=True)
+            return self._attrs(node, unlinked=True)
         return self._attrs(node)
 
     # -- lookups and attributes ----------------------------------------------------------
@@ -86,7 +88,10 @@ class ReadHandlers(MountState):
 
     @handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
+        node = self.inodes.get(inode)
+        if node.held is not None:
+            return node.held.readlink()
+        layer, path = self.stack.meta_of(node.res)
         return layer.readlink(path)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -115,16 +120,25 @@ class ReadHandlers(MountState):
     # -- xattrs --------------------------------------------------------------------------
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
-        value = layer.getxattr(path, layerfmt.escape_xattr(name, self.stack.private))
+        node = self.inodes.get(inode)
+        name = layerfmt.escape_xattr(name, self.stack.private)
+        if node.held is not None:
+            value = node.held.getxattr(name)
+        else:
+            layer, path = self.stack.meta_of(node.res)
+            value = layer.getxattr(path, name)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
 
     @handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        layer, path = self.stack.meta_of(self.inodes.get(inode).res)
-        names = layer.listxattr(path)
+        node = self.inodes.get(inode)
+        if node.held is not None:
+            names = node.held.listxattr()
+        else:
+            layer, path = self.stack.meta_of(node.res)
+            names = layer.listxattr(path)
         private = self.stack.private
         return [shown for n in names if (shown := layerfmt.shown_xattr(n, private)) is not None]
 
@@ -143,7 +157,7 @@ class ReadHandlers(MountState):
         if node.listing is not None:
             return node.listing
         listing: list[Listed] = [
-            (name, res, self._entry(self.inodes.number(res), res))
+            (name, res, self._shown(self.inodes.number(res), res))
             for name, res in list_dir(self.stack, node.res)
         ]
         keep = 0 not in node.res.layers or not self.stack.has_upper
@@ -172,14 +186,15 @@ class ReadHandlers(MountState):
                 return
             start_id = 2
         entries = handle.entries
-        remember = self.inodes.remember_listed
+        inodes = self.inodes
         for index in range(start_id - 2, len(entries)):
             name, res, attrs = entries[index]
             assert isinstance(attrs, pyfuse3.EntryAttributes)
-            if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
+            ino = inodes.id_of(res)
+            if not pyfuse3.readdir_reply(token, name, self._identified(attrs, ino), index + 3):
                 return
             # The kernel took a reference for every entry it accepted (READDIRPLUS).
-            remember(attrs.st_ino, res, handle.ino)
+            inodes.remember_listed(ino, res, handle.ino)
 
     @handler
     async def releasedir(self, fh: int) -> None:

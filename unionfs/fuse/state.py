@@ -22,7 +22,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, killpriv
+from unionfs.fuse import entry, features, killpriv
 from unionfs.fuse.handles import HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.union import attrs, create, hardlinks
@@ -51,8 +51,13 @@ class MountState(pyfuse3.Operations):
     in the middle of changing them; work sent to a thread (a big copy-up) holds ``lock``.
     """
 
-    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY,
-                 atime: AtimePolicy = RELATIME) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stack: Stack,
+        owners: idmap.Owners = idmap.IDENTITY,
+        atime: AtimePolicy = RELATIME,
+        separate_ids: bool = "node_id" in features.available(),
+    ) -> None:
         super().__init__()
         self.stack = stack
         # Upper atimes follow the mount's flags; ``atime.policy`` changes on a remount.
@@ -61,22 +66,39 @@ class MountState(pyfuse3.Operations):
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
         self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index,
-                                 lambda res: shown_ino(stack, res))  # fmt: skip
+                                 lambda res: shown_ino(stack, res),
+                                 separate_ids=separate_ids)  # fmt: skip
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
 
     # -- answers -------------------------------------------------------------------------
-    def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
-        attrs_ = entry.attributes(ino, res, unlinked)
+    def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
+        """The attributes of *res*, showing inode number *number* (no node id yet)."""
+        attrs_ = entry.attributes(number, res, unlinked)
         if not unlinked and (shown := hardlinks.shown_nlink(self.stack, res)) is not None:
             attrs_.st_nlink = shown  # an indexed copy: its overlay link count
         if self.mapped:
             attrs_.st_uid, attrs_.st_gid = self.owners.shown(attrs_.st_uid, attrs_.st_gid)
         return attrs_
 
-    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
-        return self._entry(node.ino, node.res)
+    def _identified(self, attrs_: pyfuse3.EntryAttributes, ino: int) -> pyfuse3.EntryAttributes:
+        """*attrs_* naming node id *ino* (without separate ids, the number is the id)."""
+        if self.inodes.separate_ids:
+            attrs_.node_id = ino
+        return attrs_
+
+    def _attrs(self, node: Node, unlinked: bool = False) -> pyfuse3.EntryAttributes:
+        return self._identified(self._shown(node.number, node.res, unlinked), node.ino)
+
+    def _held_attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        """The attributes of an unlinked node kept by its file: that file's, now (its link
+        count is 0, or more if another name of an upper hard link is left)."""
+        assert node.held is not None
+        node.res = node.res.with_st(node.held.stat())
+        attrs_ = self._shown(node.number, node.res, unlinked=True)
+        attrs_.st_nlink = node.res.st.st_nlink
+        return self._identified(attrs_, node.ino)
 
     def _dir(self, ino: int) -> Node:
         """The node of directory inode *ino* (ENOTDIR for anything else)."""
@@ -148,7 +170,7 @@ class MountState(pyfuse3.Operations):
     def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
         self._follow_copies()
         node = self.inodes.remember(res, parent_ino)
-        return self._entry(node.ino, node.res)
+        return self._attrs(node)
 
     def _fresh(self, res: Resolved) -> Resolved:
         layer, path = self.stack.meta_of(res)

@@ -7,7 +7,8 @@ listed before it (no module imports one after it: no circle):
 ``overlay.redirect``) and ``hardlinks`` (the ``index=on`` link index: what a lower name
 shows, and linking names up); ``lookup`` (namei: a pure query) and ``readdir`` (merged
 listings); ``whiteout`` (writing markers); ``copybuild`` (building one copy) and
-``copyup`` (copy_up.c); ``create``, ``link``, ``remove``, ``rename`` (dir.c) and
-``attrs`` (inode.c, xattrs); ``flatten`` (an upper spelled out for an OCI layer).
+``copyup`` (copy_up.c); ``create``, ``link``, ``remove``, ``rename`` (dir.c); ``held``
+(a file with no name left, reached by descriptor) and ``attrs`` (inode.c, xattrs);
+``flatten`` (an upper spelled out for an OCI layer).
 Queries never write; every change reports what it copied up (``Stack.take_copies``).
 """

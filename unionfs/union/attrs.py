@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from unionfs import layerfmt
 from unionfs.union.copyup import copy_up, copy_up_data
+from unionfs.union.held import Held
 from unionfs.union.stack import Resolved, Stack, upper_of
 
 
@@ -72,7 +73,8 @@ def set_attributes(
                 os.close(own)
     if changes.atime_ns is not None or changes.mtime_ns is not None:
         now = upper.lstat(path)
-        assert now is not None
+        if now is None:  # only if the caller's entry is stale: never the kernel's doing
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
         upper.utime(
             path,
             (
@@ -85,34 +87,37 @@ def set_attributes(
         # ATTR_CTIME); a chown to -1, -1 of the upper does exactly that, and needs no right.
         upper.chown(path, -1, -1)
     st = upper.lstat(path)
-    assert st is not None
+    if st is None:
+        raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
     return res.with_st(st)
 
 
-def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
-    """Apply *changes* through a descriptor: the file has no name left (unlinked, open)."""
+def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> os.stat_result:
+    """Apply *changes* to a file with no name left (``held``); *fd*, if given, is open for
+    writing on it. Nothing is copied up: only an upper file is ever held."""
     if changes.uid is not None or changes.gid is not None:
-        os.fchown(
-            fd,
+        held.chown(
             -1 if changes.uid is None else changes.uid,
             -1 if changes.gid is None else changes.gid,
         )
-    if changes.mode is not None:
-        os.fchmod(fd, stat.S_IMODE(changes.mode))
+    if changes.mode is not None and not stat.S_ISLNK(held.stat().st_mode):
+        held.chmod(stat.S_IMODE(changes.mode))
     if changes.size is not None:
-        os.ftruncate(fd, changes.size)
+        if fd is not None:
+            os.ftruncate(fd, changes.size)
+        else:
+            held.truncate(changes.size)
     if changes.atime_ns is not None or changes.mtime_ns is not None:
-        now = os.fstat(fd)
-        os.utime(
-            fd,
-            ns=(
+        now = held.stat()
+        held.utime(
+            (
                 now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
                 now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
-            ),
+            )
         )
     if changes.ctime and not changes.moves_ctime:
-        os.fchown(fd, -1, -1)
-    return os.fstat(fd)
+        held.chown(-1, -1)
+    return held.stat()
 
 
 def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:

@@ -169,7 +169,8 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
         copy_metadata(src, res.top_path, st, work, temp, stack.private)
-        _keep_number(stack, res, work, temp)
+        if res.is_dir or st.st_nlink == 1:
+            _keep_number(stack, res, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.
             work.setxattr(temp, stack.metacopy_xattr, b"")
@@ -187,11 +188,10 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
 
 def _keep_number(stack: Stack, res: Resolved, work: LayerDir, temp: bytes) -> None:
     """Record on the copy of lower *res* the inode number it showed, which it keeps
-    showing, in this mount and the next (the kernel's origin). Also for one name of a
-    lower hard link: the inode table never gives one number to two entries, so its other
-    names, separate inodes once copy-up has broken the link, show numbers of their own.
-    Where no xattr goes (a symlink, as a user), the copy shows its own number from the next
-    mount on."""
+    showing, in this mount and the next (the kernel's origin). Not for one name of a lower
+    hard link whose link the copy breaks (no index): its other names still show that
+    number, so the copy shows its own, as the kernel's ovl_getattr does. Where no xattr
+    goes (a symlink, as a user), the copy shows its own number from the next mount on."""
     number = shown_ino(stack, res)
     if number is not None:
         with contextlib.suppress(OSError):
