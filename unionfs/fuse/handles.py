@@ -82,11 +82,14 @@ class HandleTable:
     def release_dir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
-    def fd_of(self, ino: int, upper: bool = False) -> int | None:
+    def fd_of(self, ino: int, upper: bool = False, writable: bool = False) -> int | None:
         """A descriptor of an open handle of inode *ino* (for fstat once it is unlinked);
-        with *upper*, only one of an upper file (the only kind that may be changed)."""
+        with *upper*, only one of an upper file (the only kind that may be changed); with
+        *writable*, only one open for writing."""
         for handle in self._files.values():
-            if handle.ino == ino and (handle.upper or not upper):
+            if handle.ino != ino:
+                continue
+            if (handle.upper or not upper) and (handle.writable or not writable):
                 return handle.fd
         return None
 

@@ -3,7 +3,8 @@
 Each group is a subclass of ``state.MountState`` (the stack, the inode and handle tables,
 the mutation lock, and the bookkeeping of a change) and uses nothing of another group:
 ``reading`` (lookups, attributes, listings, xattrs), ``files`` (open, read, write, fsync),
-``names`` (create, link, remove, rename) and ``metadata`` (setattr, xattrs). This module
+``names`` (create, link, remove, rename), ``metadata`` (setattr, xattrs), ``space``
+(fallocate, lseek, copy_file_range) and ``fileattr`` (ioctl: inode flags). This module
 only puts them together and says what the kernel is told about the whole.
 
 Concurrency: pyfuse3 runs every handler as a task on one trio thread; between two awaits
@@ -18,14 +19,18 @@ any exception other than FUSEError end the whole mount. ``forget`` never raises.
 
 from __future__ import annotations
 
+from unionfs.fuse.fileattr import FileAttrHandlers
 from unionfs.fuse.files import FileHandlers
 from unionfs.fuse.metadata import MetadataHandlers
 from unionfs.fuse.names import NameHandlers
 from unionfs.fuse.reading import ReadHandlers
+from unionfs.fuse.space import SpaceHandlers
 from unionfs.union.stack import Resolved
 
 
-class UnionOperations(ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers):
+class UnionOperations(
+    ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers, SpaceHandlers, FileAttrHandlers
+):
     """Serves one ``Stack``: ``UnionOperations(stack, owners)`` (see ``MountState``)."""
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).

@@ -23,7 +23,7 @@ import trio
 
 from unionfs import idmap
 from unionfs.fuse import entry, killpriv
-from unionfs.fuse.handles import HandleTable
+from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.union import attrs, create, hardlinks
 from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
@@ -160,6 +160,18 @@ class MountState(pyfuse3.Operations):
                 res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
+
+    def _follow_copy_up(self, handle: FileHandle) -> None:
+        """A handle opened on a lower file reads the copy once there is one (the kernel's
+        stacked file does the same), or it would read stale data after a copy-up."""
+        node = self.inodes.find(handle.ino)
+        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
+            return
+        upper = self.stack.upper
+        assert upper is not None
+        fd = upper.open(node.res.path, os.O_RDONLY)
+        os.close(handle.fd)
+        handle.fd, handle.upper = fd, True
 
     async def _tell_kernel(self) -> None:
         """Drop the kernel's cached attributes of inodes that changed behind its back.
