@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pyfuse3
 
+from unionfs.fuse import kernelcache
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
@@ -101,6 +102,13 @@ class NameHandlers(MountState):
         if node is not None:
             self._lost(node, res.path)
 
+    def _drop_pages(self, node: Node | None) -> None:
+        """The kernel drops what it keeps of *node* besides attributes, a moved directory's
+        listing (its ``..``) or a symlink's target, once the change is done: a node number
+        may come to name another entry (the kernel does so only for the parents it locked)."""
+        if node is not None and kernelcache.keeps_pages(node.res):
+            self.stale_pages.add(node.ino)
+
     def _lost(self, node: Node, path: bytes) -> None:
         """*node* is no longer found at *path*."""
         if not self.inodes.lost_name(node, path):
@@ -122,6 +130,8 @@ class NameHandlers(MountState):
             res = remove.unlink(self.stack, parent.res, name)
             self._follow_copies()
             self._gone(res, node)
+            self._drop_pages(node)
+        await self._tell_kernel()
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -157,9 +167,15 @@ class NameHandlers(MountState):
             self._follow_copies()  # before the paths below move: copies are at old paths
             old_path = join(old_parent.res.path, name_old)
             self._after_rename(old_path, moved, replaced, flags, mover, other)
+            # A directory's ".." (readdir) is the directory it is in now.
+            if mover is not None and moved.path != old_path:
+                mover.parent = parent_inode_new
+                if other is not None and flags & pyfuse3.RENAME_EXCHANGE:
+                    other.parent = parent_inode_old
             for was, node in ((before, mover), (target, other)):
                 if node is not None and was is not None and breaks_link(was):
                     self.stale.add(node.ino)  # copied up: a hard link broke
+                self._drop_pages(node)
         await self._tell_kernel()
 
     def _after_rename(

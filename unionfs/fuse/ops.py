@@ -19,6 +19,7 @@ any exception other than FUSEError end the whole mount. ``forget`` never raises.
 
 from __future__ import annotations
 
+from unionfs.fuse import kernelcache
 from unionfs.fuse.fileattr import FileAttrHandlers
 from unionfs.fuse.files import FileHandlers
 from unionfs.fuse.metadata import MetadataHandlers
@@ -40,6 +41,8 @@ class UnionOperations(
     # overlayfs honours the ACLs of its layers. Without this a user granted access by an
     # ACL gets EACCES.
     enable_acl = True
+    # The kernel keeps symlink targets; names.py drops one whose symlink lost its name.
+    enable_cache_symlinks = kernelcache.CACHE_SYMLINKS
 
 
 def resolved_of(ops: UnionOperations, inode: int) -> Resolved:

@@ -61,6 +61,7 @@ class MountState(pyfuse3.Operations):
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
+        self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
 
     # -- answers -------------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -174,16 +175,18 @@ class MountState(pyfuse3.Operations):
         handle.fd, handle.upper = fd, True
 
     async def _tell_kernel(self) -> None:
-        """Drop the kernel's cached attributes of inodes that changed behind its back.
+        """Drop the kernel's cached attributes of inodes that changed behind its back (of
+        ``stale_pages``, their cached pages too: see ``kernelcache``).
 
         Copying up one name of a lower hard link breaks the link (its nlink drops), and
         an open for writing has no attributes in its reply. Attribute-only invalidation
         takes no inode lock in the kernel; it still runs outside our lock, in a thread,
         as pyfuse3's notifications block until the kernel has taken them.
         """
-        while self.stale:
-            ino = self.stale.pop()
+        while self.stale or self.stale_pages:
+            pages = bool(self.stale_pages)
+            ino = self.stale_pages.pop() if pages else self.stale.pop()
             try:
-                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, True)
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, not pages)
             except Exception as exc:  # no session (Operations under test), or forgotten
                 log.debug("invalidating inode %d: %s", ino, exc)
