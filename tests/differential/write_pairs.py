@@ -430,7 +430,8 @@ def step(op: Op, root: int) -> Outcome:
 
 def listings(top: bytes) -> dict[bytes, object]:
     """Every directory's listing below *top* as readdir shows it now: each name with the
-    kind its d_type says and whether its d_ino is the number lstat shows. Names that lstat
+    kind its d_type says, whether its d_ino is the number lstat shows, and a symlink's target
+    (which the kernel keeps too). Names that lstat
     cannot find are left out (kernel overlayfs lists the whiteouts of a directory it does
     not merge). Read after every step, so a listing the kernel kept must have followed."""
     found: dict[bytes, object] = {}
@@ -452,7 +453,8 @@ def listings(top: bytes) -> dict[bytes, object]:
                 continue
             kind = "dir" if d.is_dir(follow_symlinks=False) else "link" if d.is_symlink() else (
                 "file" if d.is_file(follow_symlinks=False) else "other")  # fmt: skip
-            shown.append((d.name, kind, d.inode() == st_ino))
+            target = os.readlink(d.path) if kind == "link" else None  # the kernel keeps it
+            shown.append((d.name, kind, d.inode() == st_ino, target))
             if kind == "dir":
                 pending.append(os.path.join(rel, d.name) if rel else d.name)
         found[rel] = sorted(shown)
