@@ -37,7 +37,8 @@ class FileHandlers(MountState):
         upper = bool(wants_write) or (
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
-        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
+        noatime = bool(flags & os.O_NOATIME)
+        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
         # Every change goes through this mount, so the kernel's pages stay valid.
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
@@ -67,14 +68,28 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
-        return os.pread(handle.fd, size, off)
+        data = os.pread(handle.fd, size, off)
+        if handle.upper and not handle.noatime and self.atime is not None:
+            self._accessed(handle)
+        return data
+
+    def _accessed(self, handle: FileHandle) -> None:
+        """The upper file behind *handle* was read: its atime as the mount's flags say (a
+        dictionary look-up, no system call, while noatime or relatime has nothing to do)."""
+        assert self.atime is not None
+        node = self.inodes.find(handle.ino)
+        if node is not None and not node.unlinked and node.res.top == 0:
+            self.atime.accessed(node.res.top_path, handle.fd)
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        return os.pwrite(handle.fd, buf, off)
+        written = os.pwrite(handle.fd, buf, off)
+        if self.atime is not None:
+            self.atime.changed()  # the mtime moved: relatime updates at the next read
+        return written
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:

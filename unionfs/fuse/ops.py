@@ -32,7 +32,7 @@ from unionfs.union.stack import Resolved
 class UnionOperations(
     ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers, SpaceHandlers, FileAttrHandlers
 ):
-    """Serves one ``Stack``: ``UnionOperations(stack, owners)`` (see ``MountState``)."""
+    """Serves one ``Stack``: ``UnionOperations(stack, owners, atime)`` (see ``MountState``)."""
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
     enable_writeback_cache = True
@@ -43,6 +43,10 @@ class UnionOperations(
     enable_acl = True
     # The kernel keeps symlink targets; names.py drops one whose symlink lost its name.
     enable_cache_symlinks = kernelcache.CACHE_SYMLINKS
+    # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
+    # nfs_export: the kernel could decode ours only while it caches the inode, and an
+    # inode's number is not enough to find it again after that (or after a remount).
+    no_export_support = True
 
 
 def resolved_of(ops: UnionOperations, inode: int) -> Resolved:

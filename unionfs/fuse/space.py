@@ -64,7 +64,7 @@ class SpaceHandlers(MountState):
         if whence not in (os.SEEK_DATA, os.SEEK_HOLE):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         handle = self._readable(fh)
-        if self.handles.fd_of(handle.ino, writable=True) is not None:
+        if self.handles.has_writer(handle.ino):
             await self._write_back(handle.ino)
         return os.lseek(handle.fd, offset, whence)
 
