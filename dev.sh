@@ -14,13 +14,17 @@ ROOT=$(pwd)
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr kmod
               libc6-dev   # libc.a: tests/runtime/probes/*.c are built static for busybox
               patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr, mkfs.ext4 in tests
+              meson ninja-build curl   # build libfuse 3.17 into .venv (third_party/libfuse)
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
+              crun   # crun: a second --runtime for the container tests (skipped on a hybrid host)
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing
               libcap2-bin   # setcap/getcap: copy-up must keep file capabilities (tests/differential)
               podman   # podman: tests/podman runs it with unionfs as its mount_program
+              groff-base   # groff: tests/cli checks that every generated man page renders
+              passt   # pasta: a container's own network (--network private, -p), as podman's
               # the estargz reference reader, built by tests/store/test_reference_reader.py:
               golang-go golang-github-containerd-stargz-snapshotter-dev)
 
@@ -56,14 +60,21 @@ setup_venv() {
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import unionfs' 2>/dev/null; then
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-        # pyfuse3 first, patched (third_party/pyfuse3/README.md): the project's own install
-        # then finds its pyfuse3 requirement met and keeps it.
-        bash third_party/pyfuse3/install.sh .venv/bin/python
+        # pyfuse3 first, patched and built against libfuse 3.17 in .venv/opt
+        # (third_party/pyfuse3/README.md): the project's own install then finds its pyfuse3
+        # requirement met and keeps it.
+        setup_pyfuse3
         .venv/bin/python -m pip install -q -e '.[test]'
         echo "$want" > "$stamp"
     fi
     # Rebuilds only when a patch changed (or someone replaced the patched build).
-    bash third_party/pyfuse3/install.sh .venv/bin/python
+    setup_pyfuse3
+}
+
+setup_pyfuse3() {
+    bash third_party/libfuse/install.sh .venv
+    bash third_party/pyfuse3/install.sh .venv/bin/python \
+        "$(bash third_party/libfuse/install.sh --prefix .venv)"
 }
 
 setup_mount_helper() {

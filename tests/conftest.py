@@ -65,6 +65,21 @@ def private_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every unionfs started by the tests keeps its per-user runtime files (the mount
+    daemons' records, what `unionfs login` writes) in this session's temp dir, not in
+    /run (unless XDG_RUNTIME_DIR is set already)."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        yield
+        return
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("xdg-runtime"))
+    try:
+        yield
+    finally:
+        del os.environ["XDG_RUNTIME_DIR"]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_system_image_cache() -> Iterator[None]:
     """skopeo and podman run as root keep a blob-info cache in /var/lib/containers whatever
     their other options say: remove it at the end if the session made it."""

@@ -13,8 +13,8 @@ pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LM
 what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
 Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
 walker of layer paths; ``mountattrs`` clones layers' mounts for it), ``idmap``,
-``mountopts``, ``imageformat``, ``livemounts`` (the mount table, daemons' records),
-``layercheck`` (overlapping and in-use layers), ``errors``.
+``mountopts``, ``imageformat``, ``imagename`` (the reference grammar), ``livemounts`` (the
+mount table, daemons' records), ``layercheck`` (overlapping and in-use layers), ``errors``.
 """
 
 __version__ = "0.1.0"
@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "safepath": ("mountattrs", "errors"),
     "idmap": ("errors",),
     "imageformat": ("errors",),
+    "imagename": ("errors",),  # the reference grammar: image names for store and registry
     "mountopts": ("errors", "idmap"),  # parses the owner-mapping options with idmap
     "livemounts": ("errors",),
     "layercheck": ("livemounts", "errors"),
@@ -38,13 +39,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "index": ("union", "layerfmt", "safepath", "errors"),
     "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "livemounts",
              "mountattrs", "errors"),
-    "store": ("union", "layerfmt", "safepath", "imageformat", "errors"),
-    "registry": ("imageformat", "errors"),
+    "store": ("union", "layerfmt", "safepath", "imageformat", "imagename", "errors"),
+    "registry": ("imageformat", "imagename", "errors"),
     "runtime": ("errors",),
-    "containers": ("store", "runtime", "imageformat", "errors"),
+    "containers": ("store", "runtime", "imageformat", "imagename", "errors"),
     "cli": ("unionfs", "containers", "store", "runtime", "registry", "fuse", "index", "union",
-            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "livemounts",
-            "layercheck", "errors"),
+            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename",
+            "livemounts", "layercheck", "errors"),
     "__main__": ("cli",),
 }
 # fmt: on

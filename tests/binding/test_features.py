@@ -245,15 +245,6 @@ def test_no_open_mode_passes_the_inode_in_place_of_the_file_handle(toy: ToyFacto
     assert stats["nodes"]["f"] in stats["seen_fhs"]  # read/write got the node as fh
 
 
-def test_o_tmpfile_is_eopnotsupp_with_libfuse_3_14(toy: ToyFactory) -> None:
-    """Linux sends FUSE_TMPFILE (opcode 51), but libfuse 3.14 has no handler for it and
-    answers ENOSYS, which the kernel turns into EOPNOTSUPP: no binding can offer O_TMPFILE
-    over this libfuse (third_party/pyfuse3/README.md)."""
-    with toy() as t, pytest.raises(OSError) as info:
-        os.open(t.mnt, os.O_TMPFILE | os.O_RDWR, 0o600)
-    assert info.value.errno == errno.EOPNOTSUPP
-
-
 class FileHandle(ctypes.Structure):
     _fields_ = (("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
                 ("f_handle", ctypes.c_ubyte * 128))  # fmt: skip

@@ -78,8 +78,9 @@ class ToyFs(pyfuse3.Operations):
 
     def _entry(self, rel: bytes) -> pyfuse3.EntryAttributes:
         real = os.path.join(self.backing, rel) if rel else self.backing
-        st = os.lstat(real)
-        node = self._node(rel)
+        return self._attrs(os.lstat(real), self._node(rel))
+
+    def _attrs(self, st: os.stat_result, node: int) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
         if self.split_node_id:
             e.st_ino = st.st_ino
@@ -103,6 +104,16 @@ class ToyFs(pyfuse3.Operations):
                 self.fds[fh] = os.open(self._real(fh), os.O_RDWR)
             return self.fds[fh]
         return fh
+
+    def _stats(self) -> dict[str, Any]:
+        """What ``user.toyfs.stats`` reports."""
+        return {
+            "counts": self.counts,
+            "seen_inodes": sorted(self.seen_inodes),
+            "seen_fhs": sorted(self.seen_fhs),
+            "nodes": {k.decode(): v for k, v in self.nodes.items()},
+            "last_mode": self.last_mode,
+        }
 
     # -- requests --------------------------------------------------------------------------
 
@@ -275,15 +286,7 @@ class ToyFs(pyfuse3.Operations):
 
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
         if inode == pyfuse3.ROOT_INODE and name == STATS:
-            return json.dumps(
-                {
-                    "counts": self.counts,
-                    "seen_inodes": sorted(self.seen_inodes),
-                    "seen_fhs": sorted(self.seen_fhs),
-                    "nodes": {k.decode(): v for k, v in self.nodes.items()},
-                    "last_mode": self.last_mode,
-                }
-            ).encode()
+            return json.dumps(self._stats()).encode()
         self._count("getxattr:" + name.decode(errors="replace"), inode)
         try:
             return os.getxattr(self._real(inode), name, follow_symlinks=False)
@@ -303,13 +306,13 @@ class ToyFs(pyfuse3.Operations):
         return [os.fsencode(n) for n in os.listxattr(self._real(inode), follow_symlinks=False)]
 
 
-def main() -> None:
+def main(cls: type[ToyFs] = ToyFs) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backing")
     parser.add_argument("mountpoint")
     parser.add_argument("--feature", action="append", default=[])
     args = parser.parse_args()
-    fs = ToyFs(os.fsencode(args.backing), set(args.feature))
+    fs = cls(os.fsencode(args.backing), set(args.feature))
     options = set(pyfuse3.default_options) | {"fsname=toyfs"}
     pyfuse3.init(fs, args.mountpoint, options)
     try:

@@ -1,4 +1,4 @@
-"""Mount the toy pyfuse3 file system (toyfs.py) in a child process, always unmounted after.
+"""Mount the toy pyfuse3 file system (toyfs317.py) in a child process, always unmounted after.
 
 Used by tests/binding and tools/binding_requests.py."""
 
@@ -17,7 +17,7 @@ from typing import Any
 from mountutil import EXIT_QUIET, MOUNT_TIMEOUT, force_unmount, log_problems
 from patience import Deadline, exit_of
 
-TOYFS = Path(__file__).with_name("toyfs.py")
+TOYFS = Path(__file__).with_name("toyfs317.py")  # toyfs.py + the libfuse 3.17 features
 
 
 class Toy:

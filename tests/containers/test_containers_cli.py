@@ -20,7 +20,7 @@ def inspect(uf: Run, ref: str) -> dict[str, object]:
 
 def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: Path) -> None:
     src = rootfs(tmp_path / "rootfs")
-    assert uf("import", str(src), "base:1").stdout.startswith("base:1 sha256:")
+    assert uf("import", str(src), "base:1").stdout.startswith("localhost/base:1 sha256:")
     assert "base" in uf("images").stdout
     cid = uf("create", "base:1", "--name", "c-flow").stdout.strip()
     mnt = Path(uf("mount", "c-flow").stdout.strip())
@@ -45,7 +45,7 @@ def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: P
     assert one["Layers"][-1] == two["Layers"][-1], "the same upper gives the same layer"  # type: ignore[index]
     assert again.strip() == two["Id"] or again.strip().endswith(str(two["Id"]))
     history = uf("history", "derived:2").stdout.splitlines()
-    assert history[0].split()[:2] == ["LAYER", "CREATED"]
+    assert history[0].split()[:2] == ["ID", "CREATED"]  # podman's header
     assert "my change" in history[1] and "unionfs commit c-flow" in history[1]
     assert "unionfs import" in history[2]
     uf("umount", "c-flow")
@@ -57,7 +57,7 @@ def test_import_mount_diff_commit_history(uf: Run, tmp_path: Path, store_root: P
     assert sorted(os.listdir(view / "usr/share/doc")) == ["README"]
     assert (view / "new/file").read_text() == "added\n"
     ps = uf("ps", "-a").stdout
-    assert "c-derived" in ps and "created" in ps
+    assert "c-derived" in ps and "Created" in ps
     uf("rm", "c-derived", "c-flow")
     assert not is_mounted(view) and "c-derived" not in uf("ps", "-a").stdout
 

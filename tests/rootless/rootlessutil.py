@@ -36,8 +36,8 @@ HERE = Path(__file__).parent
 TESTS = HERE.parent
 HELPERS = ("mountutil.py", "patience.py", "treecmp.py", "writeutil.py",
            "differential/write_pairs.py",
-           "podman/podmanutil.py",
-           "rootless/userside.py")  # fmt: skip
+           "podman/podmanutil.py", "binding/toyfs.py", "binding/toyfs317.py",
+           "binding/toymount.py", "rootless/userside.py")  # fmt: skip
 PACKAGES = ("unionfs", "pyfuse3", "trio", "lmdb", "outcome", "sniffio", "attr", "attrs",
             "idna", "sortedcontainers", "hypothesis", "_hypothesis_ftz_detector",
             "_hypothesis_globals", "zstandard", "httpx", "httpcore", "h11", "certifi", "anyio",
@@ -141,6 +141,22 @@ def _copy_site(site: Path) -> None:
             shutil.copytree(src, site / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(spec.origin, site / Path(spec.origin).name)
+    _copy_private_libfuse(site / "pyfuse3")
+
+
+def _copy_private_libfuse(package: Path) -> None:
+    """The libfuse that ./dev.sh built into the venv (third_party/libfuse), next to the copy
+    of pyfuse3, which looks there too ($ORIGIN in its rpath); Debian's stays where it is."""
+    import pyfuse3  # noqa: F401  (loads the libfuse it is linked to)
+
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "/libfuse3.so" in line}
+    for lib in libs:
+        if lib.startswith(("/lib/", "/usr/lib/")):
+            continue
+        for name in os.listdir(os.path.dirname(lib)):  # the file and its soname links
+            if name.startswith("libfuse3.so."):
+                shutil.copy2(os.path.join(os.path.dirname(lib), name), package / name)
 
 
 def _make_user(base: Path) -> tuple[str, Path]:

@@ -204,7 +204,8 @@ def test_exec_ps_and_kill_as_user(rootless_user: RootlessUser, rootfs: Path) -> 
     script = f"""
 {unionfs} run --rm --name rl-exec --rootfs {rootfs} sleep 60 2>/dev/null &
 runtime=$!
-until {unionfs} ps | grep -q 'rl-exec.*running'; do kill -0 $runtime || break; sleep 0.05; done
+until {unionfs} ps --filter status=running --format '{{{{.Names}}}}' \\
+    | grep -qx rl-exec; do kill -0 $runtime || break; sleep 0.05; done
 {unionfs} exec rl-exec sh -c 'echo $(id -u) $$'
 {unionfs} stats rl-exec --no-stream >/dev/null && echo stats-ok
 {unionfs} kill rl-exec KILL
@@ -246,7 +247,8 @@ def test_rm_cleans_up_after_a_killed_rootless_runtime(
     script = f"""
 {unionfs} run --name rl-dead --rootfs {rootfs} sleep 60 2>/dev/null &
 runtime=$!
-until {unionfs} ps | grep -q 'rl-dead.*running'; do kill -0 $runtime || break; sleep 0.05; done
+until {unionfs} ps --filter status=running --format '{{{{.Names}}}}' \\
+    | grep -qx rl-dead; do kill -0 $runtime || break; sleep 0.05; done
 kill -KILL $runtime
 wait $runtime
 {unionfs} rm -f rl-dead && echo removed

@@ -225,7 +225,7 @@ def test_a_user_creates_a_container_with_a_command_and_starts_it_twice(
     user.unionfs("import", str(image_tar), img)
     script = "echo x >> /etc/owned; cat /etc/owned; id -u"
     cid = user.unionfs("create", "--name", cname, "-u", "1000", img, "sh", "-c", script)
-    first, second = user.unionfs("start", cname), user.unionfs("start", "-a", cname)
+    first, second = user.unionfs("start", "-a", cname), user.unionfs("start", "-a", cname)
     assert first.stdout == "mine\nx\n1000\n" and second.stdout == "mine\nx\nx\n1000\n"
     upper_file = store / "containers" / cid.stdout.strip() / "upper" / "etc" / "owned"
     assert upper_file.stat().st_uid == _sub_start("/etc/subuid", user.name) + 999

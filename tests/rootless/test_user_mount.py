@@ -79,3 +79,26 @@ def test_write_differential_against_kernel_overlay_in_a_user_namespace(
 
     assert got["uid_map"] == ["0", str(user.uid), "1"]  # really the user, as root inside
     assert len(got["ops"]) >= 20  # type: ignore[arg-type]
+
+
+def test_toy_with_passthrough_as_a_user_falls_back_to_serving_the_data(
+    rootless_user: RootlessUser,
+) -> None:
+    """libfuse 3.17 mounts through Debian's fusermount3 3.14; the kernel offers passthrough,
+    but registering a backing file needs CAP_SYS_ADMIN: the toy gets EPERM and serves reads
+    and writes itself (tests/binding/test_libfuse317.py shows them bypass it as root)."""
+    user = rootless_user
+    base = user.base / "toypassthrough"
+    base.mkdir()
+    user.chown(base)
+
+    got = user.python_json("toypassthrough", str(base))
+
+    assert got["read_back"] is True
+    (mount,) = got["mountinfo"]  # type: ignore[misc]
+    assert f"user_id={user.uid}" in mount  # the user's mount, made by fusermount3
+    stats = got["stats"]
+    assert isinstance(stats, dict)
+    assert "passthrough" in stats["kernel_capabilities"]
+    assert set(stats["passthrough_errors"]) == {"EPERM"}
+    assert stats["counts"]["read"] > 0 and stats["counts"]["write"] > 0

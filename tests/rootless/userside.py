@@ -9,6 +9,9 @@ has a usable /dev/fuse. It prints one JSON document (or fails with a traceback).
 - ``differential BASE``: run inside ``unshare -r -m`` (the user is root in a user
   namespace, as for rootless podman): kernel overlayfs with ``userxattr`` and unionfs over
   copies of one stack, the same write operations on both, results and trees compared.
+- ``toypassthrough BASE``: mount the binding tests' toy file system with passthrough as
+  the user (libfuse 3.17 through Debian's fusermount3 3.14), write and read a file through
+  it, and report what the toy saw (registering a backing file needs CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from mountutil import Dir, File, Symlink, Whiteout, build_stack, kernel_overlay, unionfs_mount
 from patience import wait_until
+from toymount import toy_mount
 from treecmp import diff_trees, drop_unstatable, snapshot
 from write_pairs import (
     op_chmod,
@@ -164,9 +168,24 @@ def differential(base: Path) -> dict[str, object]:
     return {"ops": results, "uid_map": Path("/proc/self/uid_map").read_text().split()}
 
 
+def toypassthrough(base: Path) -> dict[str, object]:
+    (base / "b").mkdir()
+    (base / "m").mkdir()
+    data = os.urandom(1 << 20)
+    with toy_mount(base / "b", base / "m", ["passthrough"]) as toy:
+        (base / "m" / "f").write_bytes(data)
+        read_back = (base / "m" / "f").read_bytes() == data
+        stats = toy.stats()
+        mountinfo = [line for line in Path("/proc/self/mounts").read_text().splitlines()
+                     if f" {base / 'm'} " in line]  # fmt: skip
+    return {"read_back": read_back, "stats": stats, "mountinfo": mountinfo}
+
+
 def main() -> None:
     command, base = sys.argv[1], Path(sys.argv[2])
-    result = {"usermount": usermount, "differential": differential}[command](base)
+    commands = {"usermount": usermount, "differential": differential,
+                "toypassthrough": toypassthrough}  # fmt: skip
+    result = commands[command](base)
     print(json.dumps(result))
 
 

@@ -33,7 +33,7 @@ def test_save_archive_reimports_to_the_same_digests(uf: Run, tmp_path: Path) -> 
     assert (tmp_path / "orig.tar").read_bytes() == (tmp_path / "again.tar").read_bytes()
     uf("rmi", "orig")
     assert uf("images", "-q").stdout == ""
-    assert uf("import", str(tmp_path / "orig.tar")).stdout.startswith("orig:latest ")
+    assert uf("import", str(tmp_path / "orig.tar")).stdout.startswith("localhost/orig:latest ")
     after = inspect(uf, "orig")
     for key in ("Id", "Digest", "Layers"):
         assert after[key] == before[key]
@@ -195,7 +195,8 @@ def test_concurrent_imports_share_one_copy_of_each_layer(
         _out, err = proc.communicate(timeout=scaled(120))
         assert proc.returncode == 0, err
     info = json.loads(uf("inspect", "same:0").stdout)[0]
-    assert info["RepoTags"] == [f"same:{i}" for i in range(4)] and len(info["Layers"]) == 2
+    assert info["RepoTags"] == [f"localhost/same:{i}" for i in range(4)]
+    assert len(info["Layers"]) == 2
     layers = os.listdir(store_root / "layers")
     assert len(layers) == 2 and not [n for n in layers if n.startswith(".")]
     assert not [n for n in os.listdir(store_root / "blobs/sha256") if n.startswith(".")]

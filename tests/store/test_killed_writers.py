@@ -97,7 +97,7 @@ def test_a_killed_import_leaves_nothing_after_the_next_command(
     assert temps(store_root / directory), "the killed import left no temp: nothing was tested"
     uf("images")
     assert all_temps(store_root) == []
-    assert uf("import", str(source(0)), "again:1").stdout.startswith("again:1 ")
+    assert uf("import", str(source(0)), "again:1").stdout.startswith("localhost/again:1 ")
     assert all_temps(store_root) == []
 
 

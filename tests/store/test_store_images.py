@@ -90,7 +90,8 @@ def test_rmi_keeps_layers_another_image_uses(store: ImageStore, tmp_path: Path) 
     copy_in(store, tmp_path / "two", two)
     store.add_image(one["manifest"], "one")
     b = store.add_image(two["manifest"], "two")
-    assert store.remove("two", False, list) == ["Untagged: two:latest", f"Deleted: {b.record.id}"]
+    assert store.remove("two", False, list) == ["Untagged: localhost/two:latest",
+                                                f"Deleted: {b.record.id}"]  # fmt: skip
     base_dir = store.layer_path(b.record.diff_ids[0])
     assert os.path.isdir(base_dir) and store.has_blob(one["layer0"])
     assert not os.path.exists(store.layer_path(b.record.diff_ids[1]))
@@ -104,8 +105,8 @@ def test_rmi_of_one_name_keeps_the_image(store: ImageStore, tmp_path: Path) -> N
     copy_in(store, tmp_path / "one", one)
     store.add_image(one["manifest"], "one")
     store.tag("one", "other:v2")
-    assert store.remove("other:v2", False, list) == ["Untagged: other:v2"]
-    assert store.resolve("one").names == ("one:latest",)
+    assert store.remove("other:v2", False, list) == ["Untagged: localhost/other:v2"]
+    assert store.resolve("one").names == ("localhost/one:latest",)
     with pytest.raises(UserError, match="no such image"):
         store.resolve("other:v2")
 
@@ -136,7 +137,7 @@ def test_import_picks_linux_amd64_from_a_nested_index(store: ImageStore, tmp_pat
         "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))  # fmt: skip
     image = importer.import_image(store, str(lay), None, False)
-    assert image.digest == amd["manifest"] and image.names == ("lay:multi",)
+    assert image.digest == amd["manifest"] and image.names == ("localhost/lay:multi",)
     assert store.has_blob(digest) is False  # the index itself is not kept: no image names it
 
 

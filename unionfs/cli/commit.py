@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("container", metavar="C")
     p.add_argument("image", metavar="NEWIMAGE[:TAG]")
     p.add_argument("-m", "--message", metavar="MSG", help="the commit message (history comment)")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted: commit prints only the id")
     add_root(p)
 
 

@@ -53,11 +53,13 @@ def _flags_after_image(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _run_flags_given(args: argparse.Namespace) -> list[str]:
-    given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user")
+    given = [f"--{k}" for k in ("hostname", "memory", "cpus", "pids", "workdir", "user",
+                                "network", "entrypoint")
              if getattr(args, k) is not None]  # fmt: skip
     given += [f"--{k.replace('_', '-')}" for k in run_cli.CLI_LISTS if getattr(args, k)]
     given += ["--rm"] * args.rm + ["--stop-timeout"] * (args.stop_timeout != 10.0)
-    given += [f"--{k}" for k in ("privileged", "interactive", "tty") if getattr(args, k)]
+    given += [f"--{k.replace('_', '-')}" for k in ("privileged", "interactive", "tty",
+                                                   "read_only") if getattr(args, k)]  # fmt: skip
     return given
 
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     def spec_for(config: dict[str, typing.Any], lowers: tuple[str, ...]) -> Saved | None:
         found = run_cli.spec_for_image(args, args.image, command, config, lowers)
         if found is not None:
-            return Saved(found, args.stop_timeout)
+            return Saved(found, args.stop_timeout, run_cli.check_runtime(args.runtime))
         given = _run_flags_given(args)
         if given:
             raise UserError(f"{given[0]} is for a command, and image {args.image} has no "

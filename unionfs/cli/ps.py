@@ -1,35 +1,106 @@
-"""``unionfs ps [-a]``: the containers of this UNIONFS_HOME, from their state directories."""
+"""``unionfs ps``: the containers of this UNIONFS_HOME, from their state directories, as
+``podman ps`` lists them (running ones; ``-a`` all; any ``--filter`` implies ``-a``, as in
+podman). ``--format``/``--noheading`` through ``report``; ``-q`` the ids.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shlex
+import functools
+import os
 
-from unionfs.runtime.state import ContainerDirs, default_home, describe, is_alive
+from unionfs.cli import containerinfo, filters, report
+from unionfs.cli.containerinfo import Images
+from unionfs.errors import UserError
+from unionfs.runtime.state import ContainerDirs, State, default_home
+
+FILTERS = ("id", "name", "status", "label", "exited", "ancestor", "before", "since")
+STATES = ("created", "running", "stopping", "exited", "unknown")
+DEFAULT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t"
+           "{{.Ports}}\t{{.Names}}")  # fmt: skip
+HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "RunningFor": "CREATED",
+           "Names": "NAMES", "ImageID": "IMAGE ID"}  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true", help="also those that have exited")
+    p = sub.add_parser("ps", help="list containers",
+                       description=__doc__)  # fmt: skip
+    p.add_argument("-a", "--all", action="store_true", help="also those that are not running")
     p.add_argument("-q", "--quiet", action="store_true", help="only the ids")
+    p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
+    p.add_argument("-l", "--latest", action="store_true", help="only the newest container")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="only the N newest")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"only containers that match: {', '.join(FILTERS)}")  # fmt: skip
+    report.add_format_flags(p, what="container", noheading=False)
+    p.add_argument("--noheading", action="store_true", help="print no header row")
+
+
+def selected(args: argparse.Namespace, states: list[State], images: Images) -> list[State]:
+    """The containers *args* ask for, oldest first."""
+    wanted = filters.parse(args.filter, FILTERS, "ps")
+    for value in wanted.get("status", ()):
+        if value not in STATES:
+            raise UserError(f"invalid filter status={value}: give one of {', '.join(STATES)}", 2)
+    by_ref = {s.name: s for s in states} | {s.id: s for s in states}
+
+    def created_of(ref: str, key: str) -> float:
+        found = by_ref.get(ref) or next((s for s in states if s.id.startswith(ref)), None)
+        if found is None:
+            raise UserError(f"invalid filter {key}={ref}: no such container", exit_code=2)
+        return found.created
+
+    def test(state: State, key: str, value: str) -> bool:
+        if key == "id":
+            return state.id.startswith(value)
+        if key == "name":
+            return filters.regex(value, key).search(state.name) is not None
+        if key == "status":
+            return containerinfo.state_word(state) == value
+        if key == "label":
+            return filters.label({}, value)
+        if key == "exited":
+            return containerinfo.state_word(state) == "exited" and str(state.exit_code) == value
+        if key == "ancestor":
+            names = images.names.get(state.image or "", ())
+            pattern = filters.glob(value if ":" in value.rsplit("/", 1)[-1] else value + ":*")
+            return any(pattern.fullmatch(n) or pattern.fullmatch(n.split("/", 1)[-1])
+                       for n in names) or images.image_id(state).startswith(value)  # fmt: skip
+        if key == "before":
+            return state.created < created_of(value, key)
+        return state.created > created_of(value, key)  # since
+
+    def keep(state: State) -> bool:
+        if not (args.all or wanted) and containerinfo.state_word(state) != "running":
+            return False
+        return filters.matches(wanted, functools.partial(test, state))
+
+    found = [s for s in states if keep(s)]
+    if args.latest:
+        found = found[-1:]
+    if args.last >= 0:
+        found = found[len(found) - args.last :] if args.last else []
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = []
-    for state in ContainerDirs(default_home()).all():
-        status = describe(state)
-        if not args.all and status != "running":
-            continue
-        if args.quiet:
-            print(state.short_id)
-            continue
-        command = shlex.join(state.command)
-        command = command if len(command) <= 40 else command[:37] + "..."
-        pid = str(state.pid) if state.pid is not None and is_alive(state) else "-"
-        rows.append((state.short_id, state.name, pid, status, command))
-    if not args.quiet:
-        header = ("CONTAINER ID", "NAME", "PID", "STATUS", "COMMAND")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-        for row in [header, *rows]:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
+    home = default_home()
+    dirs = ContainerDirs(home)
+    images = Images.at(home)
+    found = selected(args, dirs.all(), images)
+    found.reverse()  # newest first, as podman
+    if args.quiet:
+        for state in found:
+            print(state.id if args.no_trunc else state.short_id)
+        return 0
+    rows, values = [], []
+    for state in found:
+        saved = dirs.load_spec(state)
+        ports = saved.spec.ports if saved is not None else ()
+        row = containerinfo.ps_row(state, images, args.no_trunc, ports)
+        row["Mounted"] = os.path.ismount(dirs.paths(state.id).rootfs)
+        rows.append(row)
+        values.append(containerinfo.ps_json(state, images, ports))
+    listing = report.Listing(rows, values, DEFAULT, HEADERS, json_indent=2)
+    report.show(listing, args)
     return 0

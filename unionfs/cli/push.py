@@ -1,4 +1,6 @@
-"""``unionfs push IMAGE REGISTRY/REPO[:TAG]``: send an image of the store to a registry.
+"""``unionfs push IMAGE [[TRANSPORT:]DEST]``: send an image of the store to a registry
+(DEST a reference, ``docker://`` optional; none: the image's own name), or write it as
+``oci-archive:FILE``, ``docker-archive:FILE[:NAME]`` or ``oci:DIR[:NAME]``.
 
 Only the blobs the registry lacks are uploaded (HEAD first; a blob another repository of
 the same registry holds is mounted, not sent); the manifest goes last. With
@@ -14,11 +16,21 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 
-from unionfs.cli.registrycli import Bars, add_registry_flags, sources_of, summary_line
+from unionfs.cli.outfile import output
+from unionfs.cli.registrycli import (
+    Bars,
+    add_registry_flags,
+    registries,
+    sources_of,
+    summary_line,
+    tls_verify,
+)
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.registry.reference import parse_reference
+from unionfs.errors import UserError
+from unionfs.registry.reference import has_registry, parse_reference
 from unionfs.registry.transfer import ImageSource, connect, push
-from unionfs.store import ImageStore
+from unionfs.registry.transports import parse_location
+from unionfs.store import ImageStore, dockerarchive, exporter, normalize
 from unionfs.store.blobs import BlobDir
 from unionfs.store.recode import FORMATS, StagedImage, convert_image
 
@@ -26,7 +38,8 @@ from unionfs.store.recode import FORMATS, StagedImage, convert_image
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("push", help="push an image to an OCI registry", description=__doc__)
     p.add_argument("image", metavar="IMAGE", help="an image of the store (name or digest)")
-    p.add_argument("dest", metavar="REGISTRY/REPO[:TAG]", help="where to (tag: latest)")
+    p.add_argument("dest", metavar="[TRANSPORT:]DEST", nargs="?",
+                   help="where to (tag: latest; default: IMAGE's name, as podman)")  # fmt: skip
     p.add_argument(
         "--chunk-size",
         type=int,
@@ -41,15 +54,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="re-encode the layers first: gzip, zstd, estargz or zstd:chunked (the last two "
         "can be pulled lazily); default: push the blobs as they are",
     )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     add_registry_flags(p)
     add_root(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    ref = parse_reference(args.dest)
+    where = parse_location(args.dest or args.image)
+    if not where.is_registry:
+        return _to_archive(args, where.transport, where.target, where.name)
+    ref = parse_reference(where.target)
+    if not has_registry(where.target):
+        raise UserError(f"push {where.target}: give the registry (e.g. localhost:5000/"
+                        f"{where.target}): a short name does not say where to", 2)  # fmt: skip
+    verify = tls_verify(args, ref, registries())
     with (
         open_store(args) as store,
-        connect(ref, tls_verify=args.tls_verify, authfile=args.authfile) as client,
+        connect(ref, tls_verify=verify, authfile=args.authfile) as client,
         _staged(store, args.image, args.compression_format) as source,
     ):
         summary = push(
@@ -61,7 +82,24 @@ def run(args: argparse.Namespace) -> int:
             progress=Bars("sending"),
             chunk_size=args.chunk_size,
         )
-    print(f"pushed {args.image} to {ref}: {summary_line('sent', summary)}")
+    if not args.quiet:
+        print(f"pushed {args.image} to {ref}: {summary_line('sent', summary)}")
+    return 0
+
+
+def _to_archive(args: argparse.Namespace, transport: str, path: str, name: str | None) -> int:
+    """``push IMAGE oci-archive:FILE`` and the like: what ``save`` writes, to a file."""
+    with open_store(args) as store:
+        image = store.resolve(args.image)
+        full = normalize(name) if name is not None else None
+        if transport == "oci":
+            exporter.save_layout(store, args.image, path, name=full)
+            return 0
+        with output(path, "an image archive") as out:
+            if transport == "docker-archive":
+                dockerarchive.write(store, image, [full] if full else list(image.names[:1]), out)
+            else:
+                exporter.write_archive(store, args.image, out, name=full)
     return 0
 
 

@@ -7,8 +7,10 @@ import argparse
 import os
 import sys
 
+from unionfs.registry import registriesconf
 from unionfs.registry.digest import short
 from unionfs.registry.manifest import Descriptor
+from unionfs.registry.reference import Reference
 from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import Summary
 from unionfs.store import ImageStore
@@ -30,17 +32,31 @@ def add_registry_flags(p: argparse.ArgumentParser) -> None:
         type=parse_bool,
         nargs="?",
         const=True,
-        default=True,
+        default=None,
         metavar="BOOL",
-        help="verify the registry's TLS certificate (default true); false also allows plain "
-        "http, for a local registry",
+        help="verify the registry's TLS certificate (default: true, unless registries.conf "
+        "marks the registry insecure); false also allows plain http, for a local registry",
     )
     p.add_argument(
         "--authfile",
         metavar="FILE",
         help="credentials in podman's auth.json format (default: $UNIONFS_REGISTRY_USERNAME/"
-        "$UNIONFS_REGISTRY_PASSWORD, $REGISTRY_AUTH_FILE, ~/.config/unionfs/auth.json)",
+        "$UNIONFS_REGISTRY_PASSWORD, then what `unionfs login` wrote: $REGISTRY_AUTH_FILE, "
+        "$XDG_RUNTIME_DIR/containers/auth.json; then ~/.config/containers/auth.json, "
+        "~/.docker/config.json, ~/.config/unionfs/auth.json)",
     )
+
+
+def registries() -> registriesconf.Config:
+    """registries.conf, read from podman's places (``registriesconf``)."""
+    return registriesconf.load()
+
+
+def tls_verify(args: argparse.Namespace, ref: Reference, conf: registriesconf.Config) -> bool:
+    """``--tls-verify`` as given; else false for a registry registries.conf calls insecure."""
+    conf.check_allowed(ref)
+    given: bool | None = args.tls_verify
+    return given if given is not None else not conf.insecure(ref)
 
 
 def sources_of(store: ImageStore) -> BlobSources:

@@ -9,11 +9,12 @@ not clean up) is cleaned up here: its process killed, its root unmounted, its cg
 from __future__ import annotations
 
 import argparse
-import time
 
 from unionfs.errors import UserError
-from unionfs.runtime import reclaim, rootfs
-from unionfs.runtime.state import ContainerDirs, default_home, describe
+from unionfs.runtime import detach, reclaim, rootfs
+from unionfs.runtime.state import ContainerDirs, State, default_home, describe
+
+RUNTIME_PATIENCE = 120.0  # seconds for a runtime to clean up after its process is killed
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,32 +24,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    dirs = ContainerDirs(default_home())
+    store = ContainerDirs(default_home())
     for ref in args.containers:
-        state = dirs.find(ref)
-        status = describe(state)
-        if status == "starting":
-            raise UserError(f"container {state.name} is starting: try again")
-        if status in ("running", "stopping"):
-            if not args.force:
-                raise UserError(f"container {state.name} is running: stop it or use rm -f")
-            reclaim.kill(state)
-            _wait_for_runtime(dirs, state.id)
-        elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
-            rootfs.unmount(dirs.paths(state.id).rootfs)
-        elif status.startswith("dead"):
-            reclaim.clean_up(state, dirs.paths(state.id).rootfs)
-        if dirs.load(state.id) is not None:
-            dirs.delete(state.id)
+        remove(store, store.find(ref), args.force)
     return 0
 
 
-def _wait_for_runtime(dirs: ContainerDirs, container_id: str, timeout: float = 10.0) -> None:
-    """Until the container's runtime has cleaned up (and, for --rm, deleted it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = dirs.load(container_id)
-        if state is None or state.status == "exited":
-            return
-        time.sleep(0.05)
-    raise UserError(f"container {container_id[:12]}: its runtime did not finish in {timeout}s")
+def remove(store: ContainerDirs, state: State, force: bool) -> None:
+    """Remove one container (its runtime's clean-up done here if the runtime is dead)."""
+    status = describe(state)
+    if status == "starting":
+        raise UserError(f"container {state.name} is starting: try again")
+    if status in ("running", "stopping"):
+        if not force:
+            raise UserError(f"container {state.name} is running: stop it or use rm -f")
+        reclaim.kill(state)
+        if not detach.wait_for_runtime(state, RUNTIME_PATIENCE):
+            raise UserError(f"container {state.name}: its runtime did not finish in "
+                            f"{RUNTIME_PATIENCE:g}s (pid {state.runtime_pid})")  # fmt: skip
+    elif status == "created":  # by `unionfs create`: perhaps mounted by `unionfs mount`
+        rootfs.unmount(store.paths(state.id).rootfs)
+    elif status.startswith("dead"):
+        reclaim.clean_up(state, store.paths(state.id).rootfs)
+    if store.load(state.id) is not None:
+        store.delete(state.id)
+

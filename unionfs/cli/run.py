@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from unionfs.cli import imageconfig
 from unionfs.errors import UserError
 from unionfs.runtime import oci, spec
 from unionfs.runtime import run as runtime
@@ -27,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "unionfs mount with a fresh upper layer over --rootfs DIR (or an OCI bundle).",
     )
     add_run_flags(p)
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background: print the id once the process runs; "
+                   "`unionfs logs` shows its output")  # fmt: skip
     where = p.add_mutually_exclusive_group()
     where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
     where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
@@ -42,12 +46,36 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", help="CPU limit in CPUs, e.g. 0.5")
     p.add_argument("--pids", "--pids-limit", dest="pids", help="most processes at once")
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="K=V lines (# comments); -e wins over them")  # fmt: skip
+    p.add_argument("--entrypoint", metavar="CMD|JSON",
+                   help="replace the image's Entrypoint (and drop its Cmd); '' clears "
+                   "it")  # fmt: skip
+    p.add_argument("--read-only", action="store_true",
+                   help="the root read-only (no tmpfs is added: give --tmpfs /tmp)")  # fmt: skip
+    p.add_argument("--tmpfs", action="append", default=[], metavar="CDIR[:OPTS]",
+                   help="a tmpfs there (rw,noexec,nosuid,nodev, size=..., mode=...)")  # fmt: skip
     p.add_argument("--workdir", "-w", metavar="DIR", help="working directory in the container")
-    p.add_argument("--user", "-u", metavar="UID[:GID]")
+    p.add_argument("--user", "-u", metavar="USER[:GROUP]",
+                   help="a name or number, through the image's /etc/passwd and "
+                   "/etc/group")  # fmt: skip
     p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
+    p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
+                   help="a detached container's log: max-size of each of its two files "
+                   "(default 1m)")  # fmt: skip
+    p.add_argument("--network", "--net", choices=("none", "host", "private"), default=None,
+                   help="none: loopback only; host: the host's; private: a network of its "
+                   "own connected by pasta (passt). Default: private with -p, else none "
+                   "(podman's default is private; a pasta per container is not free)")  # fmt: skip
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:]HOSTPORT:PORT[/tcp|udp]",
+                   help="forward the host's port to the container's (through pasta)")  # fmt: skip
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
     add_stdio_flags(p)
+    p.add_argument("--runtime", default="unionfs", metavar="NAME|PATH",
+                   help="the OCI runtime that sets the container up on the union: unionfs "
+                   "(default), runc, crun or a program's path")  # fmt: skip
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="add a capability to docker's default set (ALL: every one)")  # fmt: skip
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
@@ -67,8 +95,9 @@ def add_stdio_flags(p: argparse.ArgumentParser) -> None:
                    help="a terminal (a pty of the container's own), relayed to yours")  # fmt: skip
 
 
-_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user")
-CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt")
+_CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user", "network", "entrypoint")
+CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt", "publish", "env_file",
+             "tmpfs")  # fmt: skip
 
 
 def build_spec(args: argparse.Namespace) -> spec.RunSpec:
@@ -79,6 +108,7 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         given = [f"--{k}" for k in _CLI_ONLY if getattr(args, k) is not None]
         given += [f"--{k.replace('_', '-')}" for k in CLI_LISTS if getattr(args, k)]
         given += ["--privileged"] * args.privileged + ["--tty"] * args.tty
+        given += ["--read-only"] * args.read_only
         if given:
             raise UserError(f"with --bundle, {given[0]} goes into config.json")
         if command:
@@ -87,13 +117,16 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         return oci.load(args.bundle, args.name, args.rm, interactive=True)
     if args.rootfs is None:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
-    return _from_cli(args, args.rootfs, command, [])
+    if args.entrypoint is not None:
+        command = imageconfig.command({}, command, args.entrypoint)
+    return _from_cli(args, (args.rootfs,), command, [], args.user)
 
 
-def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
-              image_env: list[str]) -> spec.RunSpec:  # fmt: skip
+def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[str],
+              image_env: list[str], user_text: str | None) -> spec.RunSpec:  # fmt: skip
+    user = imageconfig.resolve_user(user_text, lowers) if user_text else None
     return spec.from_cli(
-        rootfs=rootfs,
+        rootfs=lowers[0],
         command=command,
         host_env=os.environ,
         name=args.name,
@@ -102,9 +135,13 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
         memory=args.memory,
         cpus=args.cpus,
         pids=args.pids,
-        env=[*image_env, *args.env],
+        env=[*image_env, *imageconfig.env_file(args.env_file), *args.env],
         workdir=args.workdir,
-        user=args.user,
+        user=f"{user.uid}:{user.gid}" if user is not None else None,
+        home=user.home if user is not None else None,
+        groups=user.groups if user is not None else (),
+        read_only=args.read_only,
+        tmpfs=args.tmpfs,
         volumes=args.volume,
         cap_add=args.cap_add,
         cap_drop=args.cap_drop,
@@ -112,6 +149,8 @@ def _from_cli(args: argparse.Namespace, rootfs: str, command: list[str],
         security_opt=args.security_opt,
         interactive=args.interactive,
         tty=args.tty,
+        network_mode=args.network,
+        publish=args.publish,
     )
 
 
@@ -139,28 +178,60 @@ def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
                    config: dict[str, object],
                    lowers: tuple[str, ...]) -> spec.RunSpec | None:  # fmt: skip
     """The spec for IMAGE *ref* (its OCI *config*, its layer dirs *lowers*) and the flags in
-    *args*: the image's Entrypoint + Cmd when *command* is empty, its Env under --env, its
-    WorkingDir and User unless given. None when there is no command at all."""
+    *args*, as podman applies them (``imageconfig``): Entrypoint + (*command* or Cmd), its
+    Env under --env-file and --env, its WorkingDir and User unless given. None when there
+    is no command at all."""
     if not lowers:
         raise UserError(f"image {ref} has no layers")
     settings = config.get("config") or {}
     if not isinstance(settings, dict):
         settings = {}
+    command = imageconfig.command(settings, command, args.entrypoint)
     if not command:
-        entry, cmd = settings.get("Entrypoint") or [], settings.get("Cmd") or []
-        command = [str(a) for a in [*entry, *cmd]]
-        if not command:
-            return None
+        return None
     if args.workdir is None and settings.get("WorkingDir"):
         args.workdir = str(settings["WorkingDir"])
-    if args.user is None and settings.get("User"):
-        args.user = str(settings["User"])
+    user = args.user if args.user is not None else str(settings.get("User") or "") or None
     env = [str(e) for e in settings.get("Env") or [] if "=" in str(e)]
-    return _from_cli(args, lowers[0], command, env)
+    return _from_cli(args, lowers, command, env, user)
+
+
+def log_limit(options: list[str]) -> int:
+    """``--log-opt max-size=10m``: bytes; the default when not given."""
+    from unionfs.runtime import ctrlog, units
+
+    limit = ctrlog.DEFAULT_MAX
+    for option in options:
+        key, eq, value = option.partition("=")
+        if key != "max-size" or not eq:
+            raise UserError(f"--log-opt {option}: give max-size=SIZE (e.g. 10m)", exit_code=2)
+        limit = units.parse_bytes(value, "--log-opt max-size")
+    return limit
+
+
+def check_runtime(name: str) -> str:
+    """unionfs, or another OCI runtime that exists (found now, not after the mount)."""
+    if name != "unionfs":
+        from unionfs.runtime import delegate
+
+        delegate.program_path(name)
+    return name
 
 
 def run(args: argparse.Namespace) -> int:
+    name = check_runtime(args.runtime)
+    home = default_home()
+    limit = log_limit(args.log_opt)
     if args.rootfs is None and args.bundle is None:
         run_spec, digest, lowers = image_spec(args)
-        return runtime.run(run_spec, default_home(), args.stop_timeout, digest, lowers)
-    return runtime.run(build_spec(args), default_home(), args.stop_timeout)
+    else:
+        run_spec, digest, lowers = build_spec(args), None, ()
+    if not args.detach:
+        return runtime.run(run_spec, home, args.stop_timeout, digest, lowers, name)
+    if name != "unionfs":
+        raise UserError(f"--runtime {name}: -d needs unionfs's own runtime", exit_code=2)
+    from unionfs.runtime import detach
+
+    print(detach.launch(lambda d: runtime.run(run_spec, home, args.stop_timeout, digest, lowers,
+                                              detached=d), limit))  # fmt: skip
+    return 0

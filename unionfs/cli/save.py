@@ -1,5 +1,9 @@
-"""``unionfs save IMAGE [-o FILE|-]`` (an OCI archive; stdout when it is not a terminal) or
-``--layout DIR`` (an OCI image layout). Where the archive goes: ``outfile``."""
+"""``unionfs save IMAGE [--format FORMAT] [-o FILE|-]``: an image out of the store, as one
+of podman's formats: ``oci-archive`` (the default here, a tar of an OCI layout),
+``docker-archive`` (what ``docker save`` writes) or ``oci-dir`` (an OCI layout directory,
+``-o DIR``; ``--layout DIR`` says the same). An archive goes to stdout when it is not a
+terminal; where it goes otherwise: ``outfile``.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,45 @@ import argparse
 
 from unionfs.cli.outfile import output
 from unionfs.cli.storecli import add_root, open_store
-from unionfs.store import exporter
+from unionfs.errors import UserError
+from unionfs.store import dockerarchive, exporter
+from unionfs.store.images import name_for
+
+FORMATS = ("oci-archive", "docker-archive", "oci-dir")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("save", help="write an image as an OCI archive or layout")
+    p = sub.add_parser("save", help="write an image as an OCI or docker archive, or an OCI "
+                       "layout", description=__doc__)  # fmt: skip
     p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="default oci-archive: unlike podman's default (docker-archive) it "
+                   "keeps the image's digests, as the layers are stored as they are")  # fmt: skip
     where = p.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", metavar="FILE",
-                       help="an OCI archive (a tar); - or none: stdout")  # fmt: skip
+                       help="the archive (- or none: stdout), or oci-dir's directory")  # fmt: skip
     where.add_argument("--layout", metavar="DIR", help="an OCI image layout directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted: save prints nothing")
     add_root(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    fmt = args.format or ("oci-dir" if args.layout is not None else "oci-archive")
+    if args.layout is not None and fmt != "oci-dir":
+        raise UserError(f"--layout writes an OCI layout: it cannot be --format {fmt}", 2)
     with open_store(args) as store:
-        if args.layout is not None:
-            exporter.save_layout(store, args.image, args.layout)
+        image = store.resolve(args.image)  # a bad name fails before anything is written
+        if fmt == "oci-dir":
+            target = args.layout or args.output
+            if target is None or target == "-":
+                raise UserError("--format oci-dir writes a directory: give -o DIR", 2)
+            exporter.save_layout(store, args.image, target)
             return 0
-        store.resolve(args.image)  # a bad name fails before anything is written
         with output(args.output, "an image archive") as out:
-            exporter.write_archive(store, args.image, out)
+            if fmt == "docker-archive":
+                named = name_for(args.image, {n: image.digest for n in image.names})
+                tags = [named] if named else list(image.names[:1])
+                dockerarchive.write(store, image, tags, out)
+            else:
+                exporter.write_archive(store, args.image, out)
     return 0

@@ -1,8 +1,9 @@
 """Which optional FUSE features the installed pyfuse3 binding offers (third_party/pyfuse3).
 
-Read from the binding itself (its classes' attributes), so a stock pyfuse3 3.5.0 installed by
-a plain ``pip install .`` reports them missing and unionfs runs without them. It only looks:
-it never turns a feature on, and it says nothing about what the kernel offers
+Read from the binding itself (its classes' attributes, and for the features that need libfuse
+3.17 the libfuse it was compiled against), so a stock pyfuse3 3.5.0 installed by a plain
+``pip install .`` reports them missing and unionfs runs without them. It only looks: it never
+turns a feature on, and it says nothing about what the kernel offers
 (``pyfuse3.kernel_capabilities`` tells that, once mounted).
 """
 
@@ -12,8 +13,8 @@ from types import ModuleType
 
 import pyfuse3
 
-# Every feature unionfs may use, in the order a message lists them. "killpriv_v2" and "tmpfile"
-# are never offered with libfuse 3.14 (third_party/pyfuse3/README.md says why).
+# Every feature unionfs may use, in the order a message lists them. The last four need a pyfuse3
+# compiled against libfuse 3.17 (third_party/libfuse; third_party/pyfuse3/README.md says why).
 KNOWN = (
     "node_id",  # EntryAttributes.node_id apart from st_ino
     "fallocate",  # Operations.fallocate
@@ -26,9 +27,10 @@ KNOWN = (
     "dont_mask",  # Operations.enable_dont_mask (+ RequestContext.umask)
     "explicit_inval_data",  # Operations.enable_explicit_inval_data
     "no_open",  # open/opendir may answer ENOSYS; handlers then get the inode as fh
-    "no_export",  # Operations.no_export_support: no file handles (FUSE_NO_EXPORT_SUPPORT)
-    "killpriv_v2",  # FUSE_HANDLE_KILLPRIV_V2: not in libfuse 3.14
-    "tmpfile",  # FUSE_TMPFILE: not in libfuse 3.14
+    "killpriv_v2",  # Operations.enable_killpriv_v2, kill_suidgid passed to handlers
+    "tmpfile",  # Operations.tmpfile (O_TMPFILE)
+    "passthrough",  # Operations.enable_passthrough, passthrough_open, FileInfo.backing_id
+    "no_export",  # Operations.no_export_support
 )
 
 
@@ -37,6 +39,9 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
     ops = binding.Operations
     entry = binding.EntryAttributes()
     info = binding.FileInfo()
+    # What the libfuse it was compiled against lets it request (patch 0008 of the series).
+    libfuse: frozenset[str] = getattr(binding, "libfuse_capabilities", frozenset())
+    libfuse_version: tuple[int, int] = getattr(binding, "libfuse_version", (0, 0))
     found = {
         "node_id": hasattr(entry, "node_id"),
         "fallocate": hasattr(ops, "fallocate"),
@@ -50,9 +55,10 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
         "explicit_inval_data": hasattr(ops, "enable_explicit_inval_data"),
         # The no-open patch adds no attribute of its own: its contract is in open's docstring.
         "no_open": "no-open" in (getattr(ops.open, "__doc__", None) or ""),
-        "no_export": hasattr(ops, "no_export_support"),
-        "killpriv_v2": hasattr(ops, "enable_killpriv_v2"),
-        "tmpfile": hasattr(ops, "tmpfile"),
+        "killpriv_v2": hasattr(ops, "enable_killpriv_v2") and "handle_killpriv_v2" in libfuse,
+        "tmpfile": hasattr(ops, "tmpfile") and libfuse_version >= (3, 17),
+        "passthrough": hasattr(binding, "passthrough_open") and "passthrough" in libfuse,
+        "no_export": hasattr(ops, "no_export_support") and "no_export_support" in libfuse,
     }
     return frozenset(name for name in KNOWN if found[name])
 

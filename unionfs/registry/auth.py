@@ -2,9 +2,9 @@
 never shown: not in a repr, not in a message.
 
 Where credentials come from, first found wins: an explicit ``--authfile``; the environment
-(``UNIONFS_REGISTRY_USERNAME`` + ``UNIONFS_REGISTRY_PASSWORD``); ``$REGISTRY_AUTH_FILE``;
-``~/.config/unionfs/auth.json``. Auth files have podman's format:
-``{"auths": {"host[:port][/repo]": {"auth": base64("user:password")}}}``.
+(``UNIONFS_REGISTRY_USERNAME`` + ``UNIONFS_REGISTRY_PASSWORD``); then the auth files
+``authfile.read_paths`` lists (podman's places, docker's, ours of before). Auth files have
+podman's format: ``{"auths": {"host[:port][/repo]": {"auth": base64("user:password")}}}``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from unionfs.errors import UserError
+from unionfs.registry.authfile import read_paths as authfile_paths
 
 ENV_USER = "UNIONFS_REGISTRY_USERNAME"
 ENV_PASSWORD = "UNIONFS_REGISTRY_PASSWORD"
@@ -43,11 +44,6 @@ class Credentials:
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def default_auth_file() -> Path:
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "unionfs" / "auth.json"
-
-
 def _host_keys(registry: str, repository: str) -> list[str]:
     """auth.json keys to try, most specific first (podman also accepts ``host/repo``)."""
     keys = []
@@ -65,6 +61,10 @@ def _from_file(path: Path, registry: str, repository: str) -> Credentials | None
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
+    except PermissionError:
+        if not os.access(path.parent, os.X_OK):
+            return None  # a place this user cannot enter (root's /run/containers) holds none
+        raise UserError(f"cannot read auth file {path}: permission denied") from None
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
         raise UserError(f"cannot read auth file {path}: {why}") from None
@@ -103,12 +103,11 @@ def find_credentials(
     user, password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
     if user and password is not None:
         return Credentials(user, password)
-    env_file = os.environ.get("REGISTRY_AUTH_FILE")
-    if env_file:
-        found = _from_file(Path(env_file), registry, repository)
+    for path in authfile_paths():
+        found = _from_file(path, registry, repository)
         if found is not None:
             return found
-    return _from_file(default_auth_file(), registry, repository)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

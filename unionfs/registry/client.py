@@ -140,6 +140,18 @@ class Client:
         assert last is not None
         raise last
 
+    def check_login(self) -> None:
+        """Prove the credentials to the registry (``GET /v2/`` answering its challenge), as
+        ``podman login`` does; RegistryError when it refuses them."""
+        self.ping()
+        resp = self._send("GET", "/v2/", (), what="login")
+        resp.close()
+        if resp.status_code in (401, 403):
+            raise RegistryError(f"logging into {self.registry}: invalid username or password",
+                                resp.status_code)  # fmt: skip
+        if resp.status_code != 200:
+            raise self._fail(resp, "login")
+
     def _auth_headers(self, scopes: tuple[str, ...]) -> dict[str, str]:
         token = self._tokens.get(scopes)
         if token is not None:

@@ -25,12 +25,15 @@ import time
 from collections.abc import Callable
 
 from unionfs.errors import UserError
-from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
+from unionfs.runtime import cgroups, ctrlog, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
+from unionfs.runtime import network as net
+from unionfs.runtime.detach import Detached
 from unionfs.runtime.helper import Helper, StepError
-from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
+from unionfs.runtime.hooks import Hooks
+from unionfs.runtime.proxy import Child, Interrupted, SignalProxy, process_start
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
-from unionfs.runtime.state import ContainerDirs, Saved, State, describe, process_start
+from unionfs.runtime.state import ContainerDirs, Saved, State, describe
 from unionfs.runtime.stdio import Streams
 
 # Not the host's: a container's own, or handled by other mounts
@@ -50,11 +53,15 @@ def check_host_paths(spec: RunSpec) -> str:
     return os.path.realpath(spec.rootfs)
 
 
-def _limits(resources: Resources) -> Resources:
-    """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
+def with_standard_devices(resources: Resources) -> Resources:
+    """Any device rules read over "deny all" (cgroup v1 would start from the parent's list,
+    often "a *:* rwm"; runc's rules start from deny too), and the standard /dev and the
+    ptys allowed on top of them, as runc appends its default devices."""
     if resources.devices is None:
         return resources
-    return dataclasses.replace(resources, devices=resources.devices + devices.STANDARD)
+    rules = resources.devices
+    base = () if rules and rules[0].kind == "a" else (devices.DeviceRule(False, "a"),)
+    return dataclasses.replace(resources, devices=base + rules + devices.STANDARD)
 
 
 def host_devices(dev: str = "/dev") -> tuple[str, ...]:
@@ -103,7 +110,7 @@ def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cg
     return place
 
 
-class _Container:
+class Registration:
     """The registration, and what to do with it at the end. *before* is the state of a
     container being started again (None for a new one)."""
 
@@ -129,12 +136,17 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
-        lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
+        lowers: tuple[str, ...] = (), runtime: str = "unionfs",
+        detached: Detached | None = None) -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
+    if spec.hooks != Hooks():
+        raise UserError("config.json: hooks are run by the OCI runtime (unionfs-runtime "
+                        "create, then start), not by unionfs run")  # fmt: skip
     # Absolute, for a start from elsewhere (a relative --bundle gives a relative rootfs).
-    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout)
+    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout,
+                  runtime)  # fmt: skip
     place = None
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
@@ -145,16 +157,16 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     def body(cleanup: contextlib.ExitStack) -> int:
         state = dirs.create(spec.name, spec.process.args, lower, spec.remove, image=image,
                              lowers=lowers)  # fmt: skip
-        container = _Container(dirs, state, spec.remove)
+        container = Registration(dirs, state, spec.remove)
         cleanup.callback(container.finish)
         dirs.save_spec(state.id, saved)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, runtime, detached)
 
     return supervised(proxy, body)
 
 
-def start(home: str, ref: str) -> int:
+def start(home: str, ref: str, detached: Detached | None = None) -> int:
     """Run container *ref*'s saved spec again over its upper (``unionfs start``): it must
     be created or exited (or dead: what its killed runtime left is cleaned up first), and
     not mounted by ``unionfs mount``."""
@@ -178,7 +190,7 @@ def start(home: str, ref: str) -> int:
 
     def body(cleanup: contextlib.ExitStack) -> int:
         before, state = dirs.claim(found.id, lambda s: _startable(dirs, s))
-        container = _Container(dirs, state, spec.remove, before)
+        container = Registration(dirs, state, spec.remove, before)
         cleanup.callback(container.finish)
         if describe(before).startswith("dead"):  # ours now: no other start or rm can race
             reclaim.clean_up(before, dirs.paths(state.id).rootfs)
@@ -188,7 +200,8 @@ def start(home: str, ref: str) -> int:
                 exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
             )  # fmt: skip
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, saved.runtime,
+                               detached)  # fmt: skip
 
     return supervised(proxy, body)
 
@@ -258,44 +271,74 @@ def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
         proxy.on_winch = streams.resize
 
 
-def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
-                    cleanup: contextlib.ExitStack,
-                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
+def _mount(spec: RunSpec, container: Registration, cleanup: contextlib.ExitStack) -> str:
+    """The union at the container's rootfs (unmounted by *cleanup*)."""
     state = container.state
-    spec = spec.with_id(state.short_id)
     paths = container.dirs.paths(state.id)
-    cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
-    cgroup.create()
-    cleanup.callback(cgroup.remove)
-    container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
-    cgroup.set_limits(_limits(spec.resources))
-    proxy.check()
-    streams = Streams(spec.process.interactive, spec.process.terminal)
-    cleanup.callback(streams.close)
-    # starts while the filesystem is mounted; waits for its plan
-    helper = Helper(streams.child_fds())
-    cleanup.callback(helper.close)
-    streams.started()
     indexdir = os.path.join(container.dirs.home, "index")
     cleanup.callback(rootfs.unmount, paths.rootfs)
     lowers = list(state.lowers or (state.rootfs,))
     # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
     extra = () if spec.privileged else ("nodev",)
+    if state.lowers:  # the store's layers, never written once stored: no walk to check them
+        extra = (*extra, "sealed")
     rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
+    return paths.rootfs
+
+
+def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
+                    cleanup: contextlib.ExitStack, place: cgroups.Cgroup | None,
+                    runtime: str = "unionfs", detached: Detached | None = None) -> int:  # fmt: skip
+    state = container.state
+    spec = spec.with_id(state.short_id)
+    paths = container.dirs.paths(state.id)
+    if runtime != "unionfs" and (detached is not None or spec.network == "private"):
+        raise UserError(f"--runtime {runtime}: -d, -p and --network private need unionfs's "
+                        "own runtime")  # fmt: skip
+    cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
+    if runtime != "unionfs":  # it makes the cgroups there (a path relative to its own)
+        from unionfs.runtime import delegate
+
+        container.update(cgroup=tuple(cgroup.record().items()))
+        proxy.check()
+        _mount(spec, container, cleanup)
+        proxy.check()
+        devices = host_devices() if spec.privileged else ()
+        return delegate.start_and_wait(spec, container, proxy, cleanup, cgroup, runtime, devices)
+    cgroup.create()
+    cleanup.callback(cgroup.remove)
+    container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
+    cgroup.set_limits(with_standard_devices(spec.resources))
+    proxy.check()
+    sink = None
+    if detached is not None:
+        sink = ctrlog.Sink(paths.log, detached.log_limit)
+        cleanup.callback(sink.close)
+    streams = Streams(spec.process.interactive, spec.process.terminal, sink)
+    cleanup.callback(streams.close)
+    # starts while the filesystem is mounted; waits for its plan
+    helper = Helper(streams.child_fds())
+    cleanup.callback(helper.close)
+    streams.started()
+    root = _mount(spec, container, cleanup)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.
     ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-    steps = plan.run_plan(spec, paths.rootfs, cgroup_dirs(cgroup),
+    steps = plan.run_plan(spec, root, cgroup_dirs(cgroup),
                           host_devices() if spec.privileged else ())  # fmt: skip
     helper.send_plan(steps)
     pid = helper.child_pid()
     child = Child(pid)
     cleanup.callback(child.kill_and_reap)
     cgroup.add(pid)
+    if spec.network == "private":  # its namespace exists; nothing in it runs yet
+        pasta = net.Pasta(pid, paths.dir, spec.ports)
+        cleanup.callback(pasta.close)
     proxy.attach(pid)
     container.update(status="running", pid=pid, pid_start=process_start(pid),
-                     namespaces=spec.namespaces, process=spec.process)  # fmt: skip
+                     namespaces=spec.namespaces, process=spec.process,
+                     started=time.time())  # fmt: skip
     helper.go("cgroup")
     failure = None
     try:
@@ -303,6 +346,8 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     except StepError as exc:
         failure = exc
     attach_pty(helper, streams, proxy)
+    if detached is not None and failure is None:
+        detached.ready(container.state, paths.log)
     code = proxy.wait(pid, streams.relay)
     streams.restore()
     child.reaped = True

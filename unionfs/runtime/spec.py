@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, devices, mountflags, security, units
+from unionfs.runtime import caps, devices, mountflags, network, security, units
 from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.hooks import Hooks
+from unionfs.runtime.network import Port
 from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -40,19 +42,28 @@ class Resources:
     cpu_period: int | None = None
     pids: int | None = None
     devices: tuple[DeviceRule, ...] | None = None  # None: no device cgroup asked for
+    # From a bundle (as runc applies them): weights, cpusets, memory's softer settings
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    memory_reservation: int | None = None  # bytes: a soft limit
+    memory_swap: int | None = None  # memory + swap, bytes (-1: no limit); None: no swap
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    blkio_weight: int | None = None
 
     def controllers(self) -> tuple[str, ...]:
         """The cgroup controllers these limits need (others are joined when present)."""
-        needed = []
-        if self.memory is not None:
-            needed.append("memory")
-        if self.cpu_quota is not None:
-            needed.append("cpu")
-        if self.pids is not None:
-            needed.append("pids")
-        if self.devices is not None:
-            needed.append("devices")
-        return tuple(needed)
+        wanted = {
+            "memory": (self.memory, self.memory_reservation, self.memory_swap,
+                       self.memory_swappiness, self.oom_kill_disable or None),
+            "cpu": (self.cpu_quota, self.cpu_shares),
+            "pids": (self.pids,),
+            "devices": (self.devices,),
+            "cpuset": (self.cpuset_cpus, self.cpuset_mems),
+            "blkio": (self.blkio_weight,),
+        }  # fmt: skip
+        return tuple(c for c, values in wanted.items() if any(v is not None for v in values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,14 @@ class RunSpec:
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
     # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
     privileged: bool = False
+    network: str = "none"  # network.MODES; "private" is served by pasta
+    ports: tuple[Port, ...] = ()  # -p, published through pasta
+    # From an OCI bundle: namespaces to join (kind, path), the hooks, linux.cgroupsPath
+    # (honoured by the OCI runtime; ``unionfs run`` always places cgroups below its own)
+    namespace_paths: tuple[tuple[str, str], ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    cgroups_path: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
@@ -213,6 +232,18 @@ def parse_user(text: str) -> tuple[int, int]:
     return uid, gid
 
 
+def parse_tmpfs(text: str) -> MountSpec:
+    """``--tmpfs CDIR[:OPTIONS]``: a tmpfs, rw,noexec,nosuid,nodev unless OPTIONS say
+    otherwise (as podman)."""
+    target, _, given = text.partition(":")
+    options = ["rw", "noexec", "nosuid", "nodev"]
+    for option in filter(None, given.split(",")):
+        opposite = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}.get(option)
+        options = [o for o in options if o != opposite] + [option]
+    mount = MountSpec(container_path(target, "--tmpfs"), "tmpfs", "tmpfs", tuple(options))
+    return check_mount(mount, f"--tmpfs {text}")
+
+
 def parse_volume(text: str) -> MountSpec:
     """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
     so that no submount stays writable)."""
@@ -251,6 +282,12 @@ def from_cli(
     security_opt: Sequence[str] = (),
     interactive: bool = False,
     tty: bool = False,
+    network_mode: str | None = None,
+    publish: Sequence[str] = (),
+    home: str | None = None,
+    groups: Sequence[int] = (),
+    read_only: bool = False,
+    tmpfs: Sequence[str] = (),
 ) -> RunSpec:
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
@@ -269,7 +306,9 @@ def from_cli(
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
-    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={'/root' if uid == 0 else '/'}"]
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOME={home or ('/root' if uid == 0 else '/')}"]
+    if tty:
+        defaults.append("TERM=xterm")
     if hostname is not None:
         defaults.append(f"HOSTNAME={hostname}")
     # As for any process: setuid to a non-root user clears the permitted and effective sets.
@@ -280,6 +319,7 @@ def from_cli(
         cwd=cwd,
         uid=uid,
         gid=gid,
+        groups=tuple(groups),
         capabilities=Capabilities(sec.bounding, held, held, held),
         no_new_privileges=sec.no_new_privileges,
         terminal=tty,
@@ -287,13 +327,16 @@ def from_cli(
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
     )
-    binds = tuple(parse_volume(v) for v in volumes)
+    ports = tuple(network.parse_publish(p) for p in publish)
+    mode = network.mode_for(network_mode, ports)
+    binds = tuple(parse_volume(v) for v in volumes) + tuple(parse_tmpfs(t) for t in tmpfs)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
-        raise UserError("-v: two volumes for the same container directory")
+        raise UserError("-v/--tmpfs: two mounts on the same container directory")
     return RunSpec(
         process=process,
         rootfs=rootfs,
+        readonly_root=read_only,
         hostname=hostname,
         mounts=(PRIVILEGED_MOUNTS if privileged else DEFAULT_MOUNTS) + binds,
         resources=resources,
@@ -303,6 +346,9 @@ def from_cli(
         remove=remove,
         hostname_from_id=hostname is None,
         privileged=privileged,
+        network=mode,
+        ports=ports,
+        namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "network" or mode != "host"),
     )
 
 

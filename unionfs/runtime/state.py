@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime import jsonvalues
+from unionfs.runtime.proxy import process_start
 from unionfs.runtime.spec import Process, RunSpec
 
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
@@ -55,6 +56,7 @@ class State:
     exit_code: int | None = None
     oom_killed: bool = False
     finished: float | None = None
+    started: float | None = None  # when its process last started
     cgroup: tuple[tuple[str, str], ...] = ()  # Cgroup.record() items
     namespaces: tuple[str, ...] = ()
     process: Process | None = None  # what `unionfs exec` repeats: env, cwd, user, caps
@@ -72,6 +74,7 @@ class Saved:
 
     spec: RunSpec
     stop_timeout: float = 10.0
+    runtime: str = "unionfs"  # or another OCI runtime the container is handed to (runc...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +85,8 @@ class Paths:
     rootfs: str
     state: str
     spec: str
+    log: str  # a detached container's output (ctrlog)
 
-
-def process_start(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
 def is_alive(state: State) -> bool:
@@ -139,7 +134,7 @@ class ContainerDirs:
     def paths(self, container_id: str) -> Paths:
         d = os.path.join(self.dir, container_id)
         return Paths(d, f"{d}/upper", f"{d}/work", f"{d}/rootfs", f"{d}/state.json",
-                     f"{d}/spec.json")  # fmt: skip
+                     f"{d}/spec.json", f"{d}/ctr.log")  # fmt: skip
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

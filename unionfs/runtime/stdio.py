@@ -7,7 +7,8 @@ replaced by a pipe that the runtime relays, and stdin is /dev/null unless ``-i``
 devpts and sends the master here (``executor``'s Terminal step): the runtime relays it,
 puts the caller's terminal in raw mode (with ``-i``) and passes window-size changes on.
 ``Streams`` is used in order: ``child_fds`` (for the helper), ``started``, ``set_pty``,
-``relay`` (until the process exits), ``restore`` (the terminal), ``close`` (always).
+``relay`` (until the process exits), ``restore`` (the terminal), ``close`` (always). A
+detached container (``log``: a ``ctrlog.Sink``) reads /dev/null and writes into its log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import struct
 import termios
 import tty
 import typing
+
+from unionfs.runtime.ctrlog import Sink
 
 CHUNK = 1 << 16
 
@@ -70,12 +73,29 @@ class _Pump:
                 os.close(self.dst)
 
 
+class _LogPump(_Pump):
+    """Bytes from *src* into a detached container's log: nothing is ever held back."""
+
+    def __init__(self, src: int, sink: Sink, stream: str) -> None:
+        super().__init__(src, -1, False)
+        self.sink, self.stream = sink, stream
+
+    def read(self) -> None:
+        while self.open:  # all there is now: the drain after the exit reads once
+            super().read()
+            if not self.buf:
+                return
+            self.sink.write(self.stream, self.buf)
+            self.buf = b""
+
+
 class Streams:
     """What the container's process gets as fds 0, 1, 2, and the relaying of it."""
 
-    def __init__(self, interactive: bool, terminal: bool) -> None:
-        self.interactive = interactive
+    def __init__(self, interactive: bool, terminal: bool, log: Sink | None = None) -> None:
+        self.interactive = interactive and log is None
         self.terminal = terminal
+        self.log = log
         self.child: list[int] = []  # the helper's 0, 1, 2
         self._ours: list[int] = []  # fds to close at the end
         self._theirs: list[int] = []  # the child's ends, closed once it started
@@ -90,6 +110,17 @@ class Streams:
         return r, w
 
     def _setup(self) -> None:
+        if self.log is not None:
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            self._ours.append(null)
+            self.child.append(null)
+            for stream in ("stdout", "stderr"):
+                r, w = self._pipe()
+                os.set_blocking(r, False)
+                self.child.append(w)
+                self._theirs.append(w)
+                self.pumps.append(_LogPump(r, self.log, stream))
+            return
         if self.interactive and not self.terminal and os.isatty(0):
             r, w = self._pipe()
             os.set_blocking(w, False)
@@ -128,6 +159,9 @@ class Streams:
         self.master = master
         self._ours.append(master)
         os.set_blocking(master, False)
+        if self.log is not None:
+            self.pumps.append(_LogPump(master, self.log, "stdout"))
+            return
         self.pumps.append(_Pump(master, 1, False))
         if self.interactive:
             self.pumps.append(_Pump(0, master, False))

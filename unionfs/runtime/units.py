@@ -17,13 +17,18 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
 
-def parse_memory(text: str, flag: str = "--memory") -> int:
+def parse_bytes(text: str, flag: str) -> int:
     """``64m`` -> 67108864. Suffixes b, k, m, g, t, p (binary, as docker), optional b/ib."""
     match = _SIZE.fullmatch(text.strip())
     if not match:
         raise UserError(f"{flag} {text!r}: not a size (examples: 64m, 1g, 512k, 1048576)")
     number, unit, _ = match.groups()
-    value = int(float(number) * 1024 ** _POWERS[unit.lower()])
+    return int(float(number) * 1024 ** _POWERS[unit.lower()])
+
+
+def parse_memory(text: str, flag: str = "--memory") -> int:
+    """``64m`` -> 67108864, at least 6m."""
+    value = parse_bytes(text, flag)
     if value < MIN_MEMORY:
         raise UserError(f"{flag} {text!r}: the minimum memory limit is 6m")
     return value

@@ -19,7 +19,7 @@ from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
 from unionfs.store import ociformat
-from unionfs.store.images import Image, ImageStore, normalize
+from unionfs.store.images import Image, ImageStore, name_for
 from unionfs.store.importer import arch
 from unionfs.store.ociformat import blob_rel
 from unionfs.store.progress import Progress
@@ -43,17 +43,17 @@ def _blobs_of(store: ImageStore, image: Image) -> list[str]:
 
 
 def _name_for(store: ImageStore, ref: str, image: Image) -> str | None:
-    with contextlib.suppress(UserError):
-        if normalize(ref) in image.names:
-            return normalize(ref)
-    return image.names[0] if image.names else None
+    named = name_for(ref, {n: image.digest for n in image.names})
+    return named or (image.names[0] if image.names else None)
 
 
-def save_layout(store: ImageStore, ref: str, dest: str, show: bool | None = None) -> Descriptor:
+def save_layout(store: ImageStore, ref: str, dest: str, show: bool | None = None,
+                name: str | None = None) -> Descriptor:  # fmt: skip
     """Write the image into the layout directory *dest* (created, or an existing layout to
-    which it is added; an entry with the same name is replaced)."""
+    which it is added; an entry with the same name is replaced), named *name* there (by
+    default the name *ref* resolved through)."""
     image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
+    desc = _descriptor(store, image, name or _name_for(store, ref, image))
     entries: list[Descriptor] = []
     if os.path.exists(dest):
         if not os.path.isdir(dest):
@@ -103,12 +103,13 @@ def save_archive(store: ImageStore, ref: str, out_path: str,
     return desc
 
 
-def write_archive(store: ImageStore, ref: str, out: typing.BinaryIO,
-                  show: bool | None = None) -> Descriptor:  # fmt: skip
+def write_archive(store: ImageStore, ref: str, out: typing.BinaryIO, show: bool | None = None,
+                  name: str | None = None) -> Descriptor:  # fmt: skip
     """Write the image as an OCI archive (a tar of a layout) to the stream *out* (a pipe
-    will do: it is never sought), reproducibly: fixed order, owners, modes and times."""
+    will do: it is never sought), reproducibly: fixed order, owners, modes and times;
+    named *name* in it (by default the name *ref* resolved through)."""
     image = store.resolve(ref)
-    desc = _descriptor(store, image, _name_for(store, ref, image))
+    desc = _descriptor(store, image, name or _name_for(store, ref, image))
     total = sum(store.blobs.size(d) for d in _blobs_of(store, image))
     progress = Progress("saving", total, show)
     with tarfile.open(fileobj=out, mode="w|", format=PAX) as tar:

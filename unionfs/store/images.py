@@ -25,7 +25,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from unionfs import imageformat, layerfmt
+from unionfs import imageformat, imagename, layerfmt
 from unionfs.errors import UserError
 from unionfs.imageformat import check_digest
 from unionfs.safepath import DirFdCache, LayerDir
@@ -44,13 +44,9 @@ USERNS_STYLE = layerfmt.MarkerStyle(True, b"user.overlay.opaque", True)
 
 
 def normalize(name: str) -> str:
-    """``NAME`` -> ``NAME:latest``; ``NAME:TAG`` kept (a ``:`` in a registry host is not a tag)."""
-    if not name or any(c.isspace() for c in name) or name.startswith(("-", "sha256:")):
-        raise UserError(f"invalid image name {name!r}")
-    if "@" in name:
-        raise UserError(f"invalid image name {name!r}: give a tag, not a digest")
-    last = name.rsplit("/", 1)[-1]
-    return name if ":" in last else name + ":latest"
+    """The name an image gets for *name*: ``NAME`` -> ``localhost/NAME:latest``, a full
+    name keeps its registry (``imagename.local_name``); a malformed one is refused."""
+    return imagename.local_name(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +229,14 @@ class ImageStore:
             ):
                 hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
                 buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
+                plain = [0]  # bytes of the uncompressed tar: the size podman shows
+
+                def count(n: int) -> None:
+                    plain[0] += n
+
                 try:
                     found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                                   warn=self.warn)  # fmt: skip
+                                                   warn=self.warn, progress=count)  # fmt: skip
                 except UserError as exc:
                     raise UserError(f"layer {blob[:19]}: {exc.message}") from None
                 while buffered.read(1 << 20):
@@ -246,6 +247,8 @@ class ImageStore:
                     raise UserError(
                         f"layer {blob}: its content is {found}, the config says {diff_id}"
                     )
+                with self.meta.write() as txn:
+                    self.meta.put_layer_size(txn, found, plain[0])
                 try:
                     os.rename(tmp, self.layer_path(found))
                     self.extracted.append(found)
@@ -299,12 +302,12 @@ class ImageStore:
                 for rec in self.meta.all_images()]  # fmt: skip
 
     def resolve(self, ref: str) -> Image:
-        """An image by name[:tag], manifest digest, or image id (prefix, >= 3 hex digits)."""
+        """An image by name, manifest digest, or image id (prefix, >= 3 hex digits). A name
+        is looked up as podman does: as given (``localhost/`` added to a short name), then,
+        for a short name, the one image whose name ends with ``/NAME:TAG``."""
         names = self.meta.names()
-        manifest: str | None = None
-        if not ref.startswith("sha256:"):
-            with contextlib.suppress(UserError):
-                manifest = names.get(normalize(ref))
+        name = name_for(ref, names) if not ref.startswith("sha256:") else None
+        manifest = names[name] if name is not None else None
         if manifest is None:
             hexpart = ref.removeprefix("sha256:")
             if len(hexpart) >= 3 and all(c in "0123456789abcdef" for c in hexpart):
@@ -314,6 +317,8 @@ class ImageStore:
                 if len(hits) > 1:
                     raise UserError(f"{ref!r} matches {len(hits)} images: give more of the id")
                 manifest = hits.pop() if hits else None
+            elif not ref.startswith("sha256:"):
+                normalize(ref)  # a malformed name says what is wrong with it
         record = self.meta.image(manifest) if manifest is not None else None
         if record is None:
             raise UserError(f"no such image: {ref}")
@@ -340,7 +345,7 @@ class ImageStore:
             image = self.resolve(ref)
             names = self.meta.names()
             mine = [n for n, m in names.items() if m == image.digest]
-            named = _try_norm(ref) if _try_norm(ref) in mine else None
+            named = name_for(ref, names)
             if named is not None and len(mine) > 1 and not force:
                 untag = [named]
             elif named is None and len(mine) > 1 and not force:
@@ -431,10 +436,23 @@ class ImageStore:
             return []  # a store we may read but not change: not ours to clean
 
 
-def _try_norm(ref: str) -> str:
+def name_for(ref: str, names: dict[str, str]) -> str | None:
+    """The stored name (a key of *names*, name -> manifest) that *ref* means, or None."""
+    tagged = ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+    for candidate in (ref, tagged):  # as stored, also names stored before localhost/ was added
+        if candidate in names:
+            return candidate
     try:
-        return normalize(ref)
+        full = normalize(ref)
     except UserError:
-        return ref
-
-
+        return None
+    if full in names:
+        return full
+    suffix = imagename.short_suffix(ref)
+    if suffix is None:
+        return None
+    found = sorted(n for n in names if n.endswith(suffix))
+    if len({names[n] for n in found}) > 1:
+        raise UserError(f"short name {ref!r} matches {found[0]} and {found[1]}: "
+                        "give the full name")  # fmt: skip
+    return found[0] if found else None

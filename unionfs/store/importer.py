@@ -114,8 +114,11 @@ def import_image(store: ImageStore, src: str, name: str | None,
                  show_progress: bool | None = None) -> Image:  # fmt: skip
     """Import *src* (see the module docstring) under *name* (or the name it carries)."""
     tag = None
-    if not os.path.lexists(src) and ":" in src and os.path.exists(src.rsplit(":", 1)[0]):
-        src, tag = src.rsplit(":", 1)
+    if not os.path.lexists(src):  # SRC:TAG: the path ends at the first ':' it exists up to
+        for i, c in enumerate(src):
+            if c == ":" and os.path.exists(src[:i]):
+                src, tag = src[:i], src[i + 1 :]
+                break
     if not os.path.exists(src):
         raise UserError(f"{src}: no such file or directory")
     if os.path.isdir(src):

@@ -5,7 +5,8 @@ Named databases (keys and values are UTF-8; values JSON):
 - ``manifests``: manifest digest -> ``ImageRecord`` (config digest, layer diff_ids and blob
   digests, created, size);
 - ``layers``: diff_id -> ``LayerRecord`` (the blob that holds it, its size and media type);
-- ``settings``: ``style`` -> ``kernel`` or ``rootless`` (the marker forms of extracted layers).
+- ``settings``: ``style`` -> ``kernel`` or ``rootless`` (the marker forms of extracted layers);
+- ``sizes``: diff_id -> the size of the layer's uncompressed tar (what podman shows).
 Every change is one write transaction, so a reader sees a whole image or none of it.
 Containers are not recorded here: their state.json names their image and layers.
 """
@@ -65,6 +66,7 @@ class Meta:
         self.manifests = self.env.open_db(b"manifests")
         self.layers = self.env.open_db(b"layers")
         self.settings = self.env.open_db(b"settings")
+        self.sizes = self.env.open_db(b"sizes")
 
     def close(self) -> None:
         self.env.close()
@@ -98,6 +100,12 @@ class Meta:
         with self.env.begin() as txn:
             return [_load_image(v) for _k, v in txn.cursor(db=self.manifests)]
 
+    def layer_size(self, diff_id: str) -> int | None:
+        """The uncompressed size of layer *diff_id*, if it was recorded."""
+        with self.env.begin() as txn:
+            raw = txn.get(diff_id.encode(), db=self.sizes)
+        return None if raw is None else int(bytes(raw))
+
     def layer(self, diff_id: str) -> LayerRecord | None:
         with self.env.begin() as txn:
             raw = txn.get(diff_id.encode(), db=self.layers)
@@ -111,6 +119,9 @@ class Meta:
     # -- writes (inside a write() transaction) --------------------------------------------
     def put_setting(self, txn: lmdb.Transaction, key: str, value: str) -> None:
         txn.put(key.encode(), value.encode(), db=self.settings)
+
+    def put_layer_size(self, txn: lmdb.Transaction, diff_id: str, size: int) -> None:
+        txn.put(diff_id.encode(), str(size).encode(), db=self.sizes)
 
     def put_layer(self, txn: lmdb.Transaction, rec: LayerRecord) -> None:
         """Record a layer unless it is known already (the first blob recorded stays)."""
@@ -130,3 +141,4 @@ class Meta:
 
     def delete_layer(self, txn: lmdb.Transaction, diff_id: str) -> None:
         txn.delete(diff_id.encode(), db=self.layers)
+        txn.delete(diff_id.encode(), db=self.sizes)
