@@ -428,6 +428,39 @@ def step(op: Op, root: int) -> Outcome:
         return ("not done", str(exc))
 
 
+def listings(top: bytes) -> dict[bytes, object]:
+    """Every directory's listing below *top* as readdir shows it now: each name with the
+    kind its d_type says, whether its d_ino is the number lstat shows, and a symlink's target
+    (which the kernel keeps too). Names that lstat
+    cannot find are left out (kernel overlayfs lists the whiteouts of a directory it does
+    not merge). Read after every step, so a listing the kernel kept must have followed."""
+    found: dict[bytes, object] = {}
+    pending = [b""]
+    while pending:
+        rel = pending.pop()
+        here = os.path.join(top, rel) if rel else top
+        try:
+            with os.scandir(here) as it:
+                dirents = list(it)
+        except OSError as exc:
+            found[rel] = f"failed: {errno.errorcode.get(exc.errno or 0)}"
+            continue
+        shown = []
+        for d in dirents:
+            try:
+                st_ino = os.lstat(d.path).st_ino
+            except FileNotFoundError:
+                continue
+            kind = "dir" if d.is_dir(follow_symlinks=False) else "link" if d.is_symlink() else (
+                "file" if d.is_file(follow_symlinks=False) else "other")  # fmt: skip
+            target = os.readlink(d.path) if kind == "link" else None  # the kernel keeps it
+            shown.append((d.name, kind, d.inode() == st_ino, target))
+            if kind == "dir":
+                pending.append(os.path.join(rel, d.name) if rel else d.name)
+        found[rel] = sorted(shown)
+    return found
+
+
 # -- two mounts of one stack ---------------------------------------------------------------
 
 
@@ -475,6 +508,7 @@ class Pair:
         self.mounts = contextlib.ExitStack()
         self.held: list[tuple[int, int]] = []
         self.kroot = self.uroot = -1
+        self.check_reads = True  # read every listing after every step (``check_listings``)
         self.log: list[str] = []
 
     def mount(self) -> None:
@@ -516,7 +550,25 @@ class Pair:
             f"{what}: kernel={kernel!r} unionfs={union!r}\nsteps so far:\n  "
             + "\n  ".join(self.log)
         )
+        if self.check_reads:
+            self.check_listings(what)
         return kernel
+
+    def check_listings(self, what: str) -> None:
+        """Every listing unionfs shows now is the kernel's (the kernel keeps listings it
+        read before this step: each kind of change must drop the ones it changed)."""
+        kernel = listings(os.fsencode(self.dirs["k/mnt"]))
+        union = listings(os.fsencode(self.dirs["u/mnt"]))
+        problems = [
+            f"{show!r}: kernel={kernel.get(path)!r} unionfs={union.get(path)!r}"
+            for path in sorted(set(kernel) | set(union))
+            if kernel.get(path) != union.get(path)
+            for show in [path or b"/"]
+        ]
+        assert not problems, (
+            f"listings after {what}:\n  " + "\n  ".join(problems)
+            + "\nsteps so far:\n  " + "\n  ".join(self.log)
+        )  # fmt: skip
 
     def apply_held(self, what: str, index: int, call: Callable[[int], object]) -> Outcome:
         kfd, ufd = self.held[index]

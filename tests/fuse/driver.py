@@ -34,6 +34,12 @@ def call(handler: Callable[..., Awaitable[T]], *args: Any) -> T:
     return trio.run(handler, *args)
 
 
+def opendir(ops: UnionOperations, ino: int) -> int:
+    """The handle of an opendir (which may answer a ``FileInfo`` that carries it)."""
+    info = call(ops.opendir, ino, CTX)
+    return int(info if isinstance(info, int) else info.fh)
+
+
 def fuse_errno(handler: Callable[..., Awaitable[Any]], *args: Any) -> int:
     with pytest.raises(pyfuse3.FUSEError) as info:
         call(handler, *args)

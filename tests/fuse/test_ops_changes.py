@@ -20,6 +20,7 @@ from .driver import (
     call,
     fuse_errno,
     lookup_ino,
+    opendir,
     read_file,
     readdir,
     setattr_request,
@@ -182,7 +183,7 @@ def test_with_index_a_listing_taken_before_a_copy_up_shows_the_copy_after_it(
     y = lookup_ino(ops, ROOT, b"y")
 
     def listed_mode() -> int:
-        fh = call(ops.opendir, y, CTX)
+        fh = opendir(ops, y)
         try:
             entries = readdir(ops, monkeypatch, fh).accepted
         finally:

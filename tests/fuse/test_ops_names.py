@@ -15,11 +15,11 @@ from unionfs.fuse.ops import UnionOperations
 from unionfs.union import create
 
 from .conftest import MakeOps
-from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, read_file, readdir, upper_tree
+from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, opendir, read_file, readdir, upper_tree
 
 
 def names_of(ops: UnionOperations, ino: int, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    fh = call(ops.opendir, ino, CTX)
+    fh = opendir(ops, ino)
     try:
         return sorted(readdir(ops, monkeypatch, fh).names)
     finally:

@@ -9,7 +9,7 @@ import pytest
 from layers import WHITEOUT_CHR, Opaque
 
 from .conftest import MakeOps
-from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups, readdir
+from .driver import CTX, ROOT, call, fuse_errno, lookup_ino, lookups, opendir, readdir
 
 SPEC = {"d/": {"a": "", "b": "", "c": "", "sub/": {}}}
 LOWER = {"d/": {"e": "", "f": "", "a": "lower a"}}
@@ -20,7 +20,7 @@ def test_readdir_lists_dot_dot_dot_then_the_merged_entries(
 ) -> None:
     ops = make_ops(SPEC, LOWER)
     d = lookup_ino(ops, ROOT, b"d")
-    fh = call(ops.opendir, d, CTX)
+    fh = opendir(ops, d)
     got = readdir(ops, monkeypatch, fh)
     assert got.names[:2] == [b".", b".."]
     assert sorted(got.names[2:]) == [b"a", b"b", b"c", b"e", b"f", b"sub"]
@@ -36,7 +36,7 @@ def test_readdir_hides_whiteouts_and_markers(
         {"a": WHITEOUT_CHR, ".wh.b": "", "o/": Opaque({}, form="marker")},
         {"a": "", "b": "", "c": ""},
     )
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     assert sorted(readdir(ops, monkeypatch, fh).names) == [b".", b"..", b"c", b"o"]
 
 
@@ -45,7 +45,7 @@ def test_readdir_attributes_agree_with_lookup(
 ) -> None:
     ops = make_ops(SPEC, LOWER)
     d = lookup_ino(ops, ROOT, b"d")
-    got = readdir(ops, monkeypatch, call(ops.opendir, d, CTX))
+    got = readdir(ops, monkeypatch, opendir(ops, d))
     for e in got.accepted[2:]:
         attrs = call(ops.lookup, d, e.name, CTX)
         assert (e.attrs.st_ino, e.attrs.st_mode, e.attrs.st_size) == (
@@ -61,9 +61,9 @@ def test_readdir_resumes_at_the_offset_of_the_last_accepted_entry(
 ) -> None:
     ops = make_ops(SPEC, LOWER)
     d = lookup_ino(ops, ROOT, b"d")
-    whole = readdir(ops, monkeypatch, call(ops.opendir, d, CTX)).names
+    whole = readdir(ops, monkeypatch, opendir(ops, d)).names
     for room in (1, 2, 3, 4):
-        fh = call(ops.opendir, d, CTX)
+        fh = opendir(ops, d)
         seen: list[bytes] = []
         offset = 0
         for _ in range(20):
@@ -79,7 +79,7 @@ def test_readdir_past_the_end_lists_nothing(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = make_ops({"a": "", "b": ""})
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     last = readdir(ops, monkeypatch, fh).accepted[-1].next_id
     assert readdir(ops, monkeypatch, fh, last).accepted == []
     assert readdir(ops, monkeypatch, fh, last + 5).accepted == []
@@ -89,7 +89,7 @@ def test_readdir_counts_a_lookup_only_for_accepted_entries(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = make_ops({"a": "", "b": "", "c": ""})
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     got = readdir(ops, monkeypatch, fh, room=3)
     assert got.names[:2] == [b".", b".."]
     (first,) = got.accepted[2:]
@@ -105,7 +105,7 @@ def test_readdir_takes_no_reference_for_dot_or_dot_dot(
 ) -> None:
     ops = make_ops({"d/": {"x": ""}})
     d = lookup_ino(ops, ROOT, b"d")
-    fh = call(ops.opendir, d, CTX)
+    fh = opendir(ops, d)
     got = readdir(ops, monkeypatch, fh)
     assert got.names == [b".", b"..", b"x"]
     assert lookups(ops, d) == 1
@@ -117,7 +117,7 @@ def test_readdir_again_takes_one_more_reference_per_entry(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = make_ops({"a": "", "b": ""})
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     first = readdir(ops, monkeypatch, fh)
     readdir(ops, monkeypatch, fh)
     for e in first.accepted[2:]:
@@ -131,7 +131,7 @@ def test_readdir_entry_keeps_its_inode_number_after_forget(
     """Its ``st_ino`` stays; its node id is a new one (the number itself, without separate
     ids: the kernel forgot it)."""
     ops = make_ops({"a": ""}, separate_ids=separate_ids)
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     listed = readdir(ops, monkeypatch, fh).accepted[2].attrs
     ino, number = listed.node_id, listed.st_ino
     call(ops.forget, [(ino, 1)])
@@ -145,7 +145,7 @@ def test_readdir_continues_its_snapshot_and_refreshes_at_offset_zero(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = make_ops({"a": "", "b": ""}, upper={})
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     head = readdir(ops, monkeypatch, fh, room=3)
     call(ops.mknod, ROOT, b"new", stat.S_IFIFO | 0o644, 0, CTX)
     rest = readdir(ops, monkeypatch, fh, head.accepted[-1].next_id)
@@ -164,7 +164,7 @@ def test_readdir_of_a_released_handle_is_ebadf(
     make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = make_ops({"a": ""})
-    fh = call(ops.opendir, ROOT, CTX)
+    fh = opendir(ops, ROOT)
     call(ops.releasedir, fh)
     monkeypatch.setattr("pyfuse3.readdir_reply", lambda *args: True)
     assert fuse_errno(ops.readdir, fh, 0, object()) == errno.EBADF

@@ -1,9 +1,11 @@
 """fsx-style random I/O on a copied-up file, checked against an in-memory model.
 
-A seeded sequence of writes, truncates, reads, mmap reads and writes, fsyncs and reopens
-runs on one file that starts in a lower layer (so the first write copies it up). Every read
-and every size is compared with the model as it happens; at the end the whole file is, and
-after unmount the upper file itself must hold exactly the model's bytes.
+A seeded sequence of writes, truncates, reads, mmap reads and writes, fsyncs, reopens and,
+with the patched pyfuse3, fallocate (allocate, keep-size, punch-hole, zero-range) and
+SEEK_DATA/SEEK_HOLE (a hole must hold only zeros) runs on one file that starts in a lower
+layer (so the first write copies it up). Every read and every size is compared with the
+model as it happens; at the end the whole file is, and after unmount the upper file itself
+must hold exactly the model's bytes.
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ from pathlib import Path
 
 import pytest
 from mountutil import File, tree
-from writeutil import writable
+from writeutil import fallocate, writable
+
+from unionfs.fuse import features
 
 OPS = 2000
 MAX_SIZE = 1 << 20
 START = random.Random(0).randbytes(300_000)
+KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE = 0x01, 0x02, 0x10
+ALLOCATE = {
+    "allocate": 0,
+    "allocate-keep": KEEP_SIZE,
+    "punch": PUNCH_HOLE | KEEP_SIZE,
+    "zero": ZERO_RANGE,
+    "zero-keep": ZERO_RANGE | KEEP_SIZE,
+}
+SPACE = "fallocate" in features.available() and "lseek" in features.available()
 
 
 class Fsx:
@@ -48,9 +61,10 @@ class Fsx:
         rng = self.rng
         size = len(self.model)
         kind = rng.choices(
-            ["write", "truncate", "read", "mapread", "mapwrite", "fsync", "reopen"],
-            weights=[30, 8, 30, 12, 8, 2, 3],
-        )[0]
+            ["write", "truncate", "read", "mapread", "mapwrite", "fsync", "reopen", "seek",
+             *ALLOCATE],
+            weights=[30, 8, 30, 12, 8, 2, 3, 4 * SPACE, *[3 * SPACE] * len(ALLOCATE)],
+        )[0]  # fmt: skip
         if kind == "write":
             offset = rng.randrange(0, min(size + 70_000, MAX_SIZE))
             data = rng.randbytes(rng.randrange(1, 65_536))
@@ -84,6 +98,27 @@ class Fsx:
                     mapped[offset : offset + length] = data
                     mapped.flush()
                     self.model[offset : offset + length] = data
+        elif kind in ALLOCATE:
+            offset = rng.randrange(0, min(size + 70_000, MAX_SIZE))
+            length = rng.randrange(1, 200_000)
+            self.log.append(f"{kind} {offset}+{length}")
+            fallocate(self.fd, ALLOCATE[kind], offset, length)
+            end = offset + length if kind.endswith("keep") or kind == "punch" else None
+            end = min(offset + length, size) if end is not None else offset + length
+            if kind in ("punch", "zero", "zero-keep") and offset < end:
+                self.model[offset:end] = bytes(end - offset)
+            if end > len(self.model):
+                self.model.extend(bytes(end - len(self.model)))
+        elif kind == "seek" and size:
+            offset = rng.randrange(0, size)
+            hole = os.lseek(self.fd, offset, os.SEEK_HOLE)
+            try:
+                data = os.lseek(self.fd, hole, os.SEEK_DATA)
+            except OSError:
+                data = size  # no data after the hole
+            self.log.append(f"seek {offset}: hole {hole}, then data at {data}")
+            assert offset <= hole <= size and hole <= data <= size, self.log[-1]
+            self.check(bytes(data - hole), hole, data - hole, "a hole's bytes")
         elif kind == "fsync":
             self.log.append("fsync")
             os.fsync(self.fd)

@@ -100,18 +100,6 @@ class FileHandlers(MountState):
         if node is not None and not node.unlinked and node.res.top == 0:
             self.atime.accessed(node.res.top_path, handle.fd)
 
-    def _follow_copy_up(self, handle: FileHandle) -> None:
-        """A handle opened on a lower file reads the copy once there is one (the kernel's
-        stacked file does the same), or it would read stale data after a copy-up."""
-        node = self.inodes.find(handle.ino)
-        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
-            return
-        upper = self.stack.upper
-        assert upper is not None
-        fd = upper.open(node.res.path, os.O_RDONLY)
-        os.close(handle.fd)
-        handle.fd, handle.upper = fd, True
-
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self.handles.file(fh)

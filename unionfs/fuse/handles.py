@@ -95,6 +95,10 @@ class HandleTable:
                 lower = handle.fd if lower is None else lower
         return None if upper else lower
 
+    def has_writer(self, ino: int) -> bool:
+        """Whether a handle of inode *ino* is open for writing."""
+        return any(h.ino == ino and h.writable for h in self._files.values())
+
     def close_all(self) -> None:
         for handle in self._files.values():
             os.close(handle.fd)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pyfuse3
 
+from unionfs.fuse import kernelcache
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
@@ -108,6 +109,13 @@ class NameHandlers(MountState):
             return None
         return Held.take(self.stack.upper, res.path)
 
+    def _drop_pages(self, node: Node | None) -> None:
+        """The kernel drops what it keeps of *node* besides attributes, a moved directory's
+        listing (its ``..``) or a symlink's target, once the change is done: a node number
+        may come to name another entry (the kernel does so only for the parents it locked)."""
+        if node is not None and kernelcache.keeps_pages(node.res):
+            self.stale_pages.add(node.ino)
+
     def _lost(self, node: Node, path: bytes, held: Held | None = None) -> None:
         """*node* is no longer found at *path*; *held* is its file, if it was upper."""
         if not self.inodes.lost_name(node, path, held):
@@ -141,6 +149,8 @@ class NameHandlers(MountState):
                 self._lost(node, res.path, held)
             elif held is not None:
                 held.close()
+            self._drop_pages(node)
+        await self._tell_kernel()
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -182,9 +192,15 @@ class NameHandlers(MountState):
             self._follow_copies()  # before the paths below move: copies are at old paths
             old_path = join(old_parent.res.path, name_old)
             self._after_rename(old_path, moved, replaced, flags, mover, other, held)
+            # A directory's ".." (readdir) is the directory it is in now.
+            if mover is not None and moved.path != old_path:
+                mover.parent = parent_inode_new
+                if other is not None and flags & pyfuse3.RENAME_EXCHANGE:
+                    other.parent = parent_inode_old
             for was, node in ((before, mover), (target, other)):
                 if node is not None and was is not None and breaks_link(was):
                     self.stale.add(node.ino)  # copied up: a hard link broke
+                self._drop_pages(node)
         await self._tell_kernel()
 
     def _after_rename(

@@ -3,7 +3,8 @@
 Each group is a subclass of ``state.MountState`` (the stack, the inode and handle tables,
 the mutation lock, and the bookkeeping of a change) and uses nothing of another group:
 ``reading`` (lookups, attributes, listings, xattrs), ``files`` (open, read, write, fsync),
-``names`` (create, link, remove, rename) and ``metadata`` (setattr, xattrs). This module
+``names`` (create, link, remove, rename), ``metadata`` (setattr, xattrs), ``space``
+(fallocate, lseek, copy_file_range) and ``fileattr`` (ioctl: inode flags). This module
 only puts them together and says what the kernel is told about the whole.
 
 Concurrency: pyfuse3 runs every handler as a task on one trio thread; between two awaits
@@ -18,14 +19,19 @@ any exception other than FUSEError end the whole mount. ``forget`` never raises.
 
 from __future__ import annotations
 
+from unionfs.fuse import kernelcache
+from unionfs.fuse.fileattr import FileAttrHandlers
 from unionfs.fuse.files import FileHandlers
 from unionfs.fuse.metadata import MetadataHandlers
 from unionfs.fuse.names import NameHandlers
 from unionfs.fuse.reading import ReadHandlers
+from unionfs.fuse.space import SpaceHandlers
 from unionfs.union.stack import Resolved
 
 
-class UnionOperations(ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers):
+class UnionOperations(
+    ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers, SpaceHandlers, FileAttrHandlers
+):
     """Serves one ``Stack``: ``UnionOperations(stack, owners, atime)`` (see ``MountState``)."""
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
@@ -35,6 +41,8 @@ class UnionOperations(ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers
     # overlayfs honours the ACLs of its layers. Without this a user granted access by an
     # ACL gets EACCES.
     enable_acl = True
+    # The kernel keeps symlink targets; names.py drops one whose symlink lost its name.
+    enable_cache_symlinks = kernelcache.CACHE_SYMLINKS
     # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
     # nfs_export: the kernel could decode ours only while it caches the inode, and an
     # inode's number is not enough to find it again after that (or after a remount).

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pyfuse3
 
 from unionfs import layerfmt
-from unionfs.fuse import entry
+from unionfs.fuse import entry, kernelcache
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import DirHandle
 from unionfs.fuse.inodes import Listed, Node
@@ -144,9 +144,9 @@ class ReadHandlers(MountState):
 
     # -- directories ---------------------------------------------------------------------
     @handler
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int | pyfuse3.FileInfo:
         self._dir(inode)
-        return self.handles.open_dir(DirHandle(inode))
+        return kernelcache.opened_dir(self.handles.open_dir(DirHandle(inode)))
 
     def _listing(self, node: Node) -> list[Listed]:
         """The merged listing of *node* with each entry's attributes, cached on the node

@@ -23,7 +23,7 @@ import trio
 
 from unionfs import idmap
 from unionfs.fuse import entry, features, killpriv
-from unionfs.fuse.handles import HandleTable
+from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.union import attrs, create, hardlinks
 from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
@@ -71,6 +71,7 @@ class MountState(pyfuse3.Operations):
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
+        self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
 
     # -- answers -------------------------------------------------------------------------
     def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -199,17 +200,31 @@ class MountState(pyfuse3.Operations):
             self._changed(node, res)
         return res
 
+    def _follow_copy_up(self, handle: FileHandle) -> None:
+        """A handle opened on a lower file reads the copy once there is one (the kernel's
+        stacked file does the same), or it would read stale data after a copy-up."""
+        node = self.inodes.find(handle.ino)
+        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
+            return
+        upper = self.stack.upper
+        assert upper is not None
+        fd = upper.open(node.res.path, os.O_RDONLY)
+        os.close(handle.fd)
+        handle.fd, handle.upper = fd, True
+
     async def _tell_kernel(self) -> None:
-        """Drop the kernel's cached attributes of inodes that changed behind its back.
+        """Drop the kernel's cached attributes of inodes that changed behind its back (of
+        ``stale_pages``, their cached pages too: see ``kernelcache``).
 
         Copying up one name of a lower hard link breaks the link (its nlink drops), and
         an open for writing has no attributes in its reply. Attribute-only invalidation
         takes no inode lock in the kernel; it still runs outside our lock, in a thread,
         as pyfuse3's notifications block until the kernel has taken them.
         """
-        while self.stale:
-            ino = self.stale.pop()
+        while self.stale or self.stale_pages:
+            pages = bool(self.stale_pages)
+            ino = self.stale_pages.pop() if pages else self.stale.pop()
             try:
-                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, True)
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, not pages)
             except Exception as exc:  # no session (Operations under test), or forgotten
                 log.debug("invalidating inode %d: %s", ino, exc)

@@ -1,0 +1,43 @@
+"""The kernel's caches that a mount turns on beyond entries, attributes and file pages:
+directory listings (FOPEN_CACHE_DIR on every opendir) and symlink targets
+(FUSE_CAP_CACHE_SYMLINKS), when the binding offers them (``features``).
+
+The kernel drops a cached listing itself when a request of its own changes the directory
+(create, mknod, mkdir, symlink, link, unlink, rmdir, rename: ``fuse_dir_changed``) or its
+mtime changes. What changes behind its back is ours to drop: the ``..`` of a directory
+that moved, and the target of a symlink that lost or changed its name. Holds no state.
+"""
+
+from __future__ import annotations
+
+import stat
+
+import pyfuse3
+
+from unionfs.fuse import features
+from unionfs.union.stack import Resolved
+
+_AVAILABLE = features.available()
+# Off for now: with kept listings the rootless podman script test
+# (tests/rootless/test_podman_rootless.py) sees a stale tree in `podman diff` (every file of
+# the image "added"), which passes with it off: some listing changes behind the kernel's
+# back there (not yet found). The machinery stays; tests/fuse/test_ops_kernelcache.py and
+# tests/differential/test_listing_cache_vs_kernel.py cover it once it is back on.
+KEEP_LISTINGS = False
+CACHE_READDIR = KEEP_LISTINGS and "cache_readdir" in _AVAILABLE
+CACHE_SYMLINKS = "cache_symlinks" in _AVAILABLE
+
+
+def opened_dir(fh: int) -> int | pyfuse3.FileInfo:
+    """The answer to an opendir that got handle *fh*: the kernel keeps the listing it reads,
+    across opens, until it is dropped."""
+    if not CACHE_READDIR:
+        return fh
+    return pyfuse3.FileInfo(fh=fh, cache_readdir=True, keep_cache=True)
+
+
+def keeps_pages(res: Resolved) -> bool:
+    """The kernel may keep pages of *res* that are not file data: its listing (a directory)
+    or its target (a symlink)."""
+    mode = res.st.st_mode
+    return (CACHE_READDIR and stat.S_ISDIR(mode)) or (CACHE_SYMLINKS and stat.S_ISLNK(mode))
