@@ -102,11 +102,6 @@ def test_kernel_overlayfs_fails_the_write_that_does_not_fit(tmp_path: Path) -> N
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.1: with the write-back cache write() never returns ENOSPC: dd succeeds, "
-    "a write loop never stops, echo into a full upper says nothing",
-)
 def test_a_full_upper_fails_the_write_as_on_the_kernel(tmp_path: Path) -> None:
     found = {}
     for kernel in (True, False):

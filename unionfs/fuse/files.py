@@ -3,12 +3,14 @@
 An open for reading takes a descriptor of the file where its data is (a lower layer, the
 upper, or the link index); an open for writing copies the file up first, under the
 mutation lock (``MountState.changing``), and takes a descriptor of the upper copy. A read
-through a lower descriptor follows the copy once there is one.
+through a lower descriptor follows the copy once there is one. A writer goes through the
+kernel's write-back cache only while the upper has room for it (``space``), else direct.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 
@@ -20,6 +22,8 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
 from unionfs.union import attrs
+
+log = logging.getLogger("unionfs.fuse")
 
 
 class FileHandlers(MountState):
@@ -38,8 +42,7 @@ class FileHandlers(MountState):
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
         fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
-        # Every change goes through this mount, so the kernel's pages stay valid.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return self._file_info(fh, inode, bool(wants_write))
 
     async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
         self._upper_check()
@@ -86,7 +89,22 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        return os.pwrite(handle.fd, buf, off)
+        space = self.space
+        if fh not in space.cached:  # direct I/O: the writer waits for this answer
+            size = space.admit_direct(len(buf))
+            written = os.pwrite(handle.fd, buf if size == len(buf) else memoryview(buf)[:size], off)
+            space.wrote(written)
+            return written
+        try:
+            written = os.pwrite(handle.fd, buf, off)
+        except OSError as exc:
+            # Write-back: the writer learns it at fsync or close; the data is lost.
+            log.warning("write-back of %d bytes to inode %d failed: %s", len(buf), handle.ino, exc)
+            raise
+        space.wrote(written)
+        self.stale |= space.newly_watched()
+        await self._tell_kernel()
+        return written
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -99,4 +117,5 @@ class FileHandlers(MountState):
 
     @handler
     async def release(self, fh: int) -> None:
+        self.space.released(fh)
         self.handles.release_file(fh)

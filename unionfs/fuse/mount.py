@@ -15,7 +15,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import edge
+from unionfs.fuse import edge, space
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.stack import Stack
 
@@ -52,6 +52,11 @@ def start(stack: Stack, mountpoint: str, options: set[str],
     os.umask(0)
     ops = UnionOperations(stack, owners)
     pyfuse3.init(ops, mountpoint, options)
+    if stack.has_upper:
+        limit = space.dirty_limit(space.bdi_of(mountpoint))
+        ops.space.set_dirty_limit(limit)
+        log.info("write-back cache while the upper has %d MiB free (%d MiB may be dirty)",
+                 ops.space.reserve >> 20, limit >> 20)  # fmt: skip
     return ops
 
 

@@ -71,7 +71,7 @@ class NameHandlers(MountState):
             assert self.stack.upper is not None
             fd = self.stack.upper.open(res.path, backing_flags(flags))
         fh = self.handles.open_file(FileHandle(fd, attrs_.st_ino, True, True))
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True), attrs_
+        return self._file_info(fh, attrs_.st_ino, writes=True), attrs_
 
     @handler
     async def link(

@@ -22,9 +22,10 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, killpriv
+from unionfs.fuse import entry, features, killpriv
 from unionfs.fuse.handles import HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.fuse.space import UpperSpace
 from unionfs.union import attrs, create, hardlinks
 from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
 from unionfs.union.stack import Resolved, Stack
@@ -61,6 +62,9 @@ class MountState(pyfuse3.Operations):
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
+        upper = stack.upper
+        self.space = UpperSpace(None if upper is None else upper.statvfs,
+                                can_refuse="getattr_fh" in features.available())  # fmt: skip
 
     # -- answers -------------------------------------------------------------------------
     def _entry(self, ino: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -69,6 +73,8 @@ class MountState(pyfuse3.Operations):
             attrs_.st_nlink = shown  # an indexed copy: its overlay link count
         if self.mapped:
             attrs_.st_uid, attrs_.st_gid = self.owners.shown(attrs_.st_uid, attrs_.st_gid)
+        if ino in self.space.watched:
+            attrs_.attr_timeout = 0  # the kernel asks before each write into its cache
         return attrs_
 
     def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
@@ -86,6 +92,18 @@ class MountState(pyfuse3.Operations):
         if not self.mapped:
             return create.Owner(ctx.uid, ctx.gid)
         return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
+
+    def _file_info(self, fh: int, ino: int, writes: bool) -> pyfuse3.FileInfo:
+        """The reply to an open of handle *fh*: a writer uses the write-back cache only
+        while the upper has room for all the kernel may cache (``space``), else direct I/O,
+        so that write(2) itself meets a full upper, as under kernel overlayfs."""
+        if not writes:
+            # Every change goes through this mount, so the kernel's pages stay valid.
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        if self.space.may_cache():
+            self.space.opened(fh, ino)
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
 
     def _upper_check(self) -> None:
         if not self.stack.has_upper:
