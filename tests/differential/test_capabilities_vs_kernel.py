@@ -76,11 +76,6 @@ def test_kernel_overlayfs_keeps_capabilities_on_copy_up(
     assert copied_up(tmp_path, True, kind, change) == (CAP, CAP)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16.3: copy_metadata sets the xattrs, then chowns, and the chown clears "
-    "security.capability",
-)
 @pytest.mark.parametrize("change", sorted(CHANGES))
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_copy_up_keeps_capabilities_as_on_the_kernel(

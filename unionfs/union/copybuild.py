@@ -93,15 +93,16 @@ def _copy_plain(src: int, dst: int, start: int, end: int) -> int:
 
 def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
                   temp: bytes) -> None:  # fmt: skip
-    """xattrs (but the overlay's own), owner, mode, then times: chown clears set-id bits,
-    and anything done after the times would change them."""
+    """Owner, xattrs (but the overlay's own), mode, then times, in this order: a chown
+    clears set-id bits and the file capability (``security.capability``), so it comes
+    before both are copied, and anything done after the times would change them."""
+    chown_if_allowed(work, temp, st.st_uid, st.st_gid)
     for name in src.listxattr(path):
         if layerfmt.is_private_xattr(name):
             continue
         value = src.getxattr(path, name)
         if value is not None:
             work.setxattr(temp, name, value)
-    chown_if_allowed(work, temp, st.st_uid, st.st_gid)
     if not stat.S_ISLNK(st.st_mode):
         work.chmod(temp, stat.S_IMODE(st.st_mode))
     work.utime(temp, (st.st_atime_ns, st.st_mtime_ns))

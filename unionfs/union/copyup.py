@@ -23,6 +23,8 @@ from unionfs.union.copybuild import build_entry, copy_data, copy_metadata
 from unionfs.union.lookup import is_metacopy, resolve_path
 from unionfs.union.stack import Resolved, Stack, normal_paths, upper_of, xattr_of
 
+CAPABILITY_XATTR = b"security.capability"
+
 
 def copy_up(stack: Stack, res: Resolved, data: bool = True, meta: bool = False) -> Resolved:
     """*res* as it resolves once it exists in the upper layer (copied up if needed).
@@ -66,6 +68,7 @@ def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
     if not (res.top == 0 and res.metacopy):
         return res
     upper = upper_of(stack)
+    kept = _privileges(upper, res.path)
     out = upper.open(res.path, os.O_WRONLY)
     try:
         if data:
@@ -81,6 +84,7 @@ def copy_up_data(stack: Stack, res: Resolved, data: bool = True) -> Resolved:
         os.close(out)
     times = upper.lstat(res.path)
     assert times is not None
+    _restore_privileges(upper, res.path, kept, times.st_mode)
     upper.removexattr(res.path, stack.metacopy_xattr)
     upper.utime(res.path, (times.st_atime_ns, times.st_mtime_ns))  # data, not a change
     st = upper.lstat(res.path)
@@ -108,6 +112,24 @@ def ensure_upper_dir(stack: Stack, path: bytes) -> None:
     if res is None or not res.is_dir:
         raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), os.fsdecode(path))
     copy_up(stack, res)
+
+
+def _privileges(upper: LayerDir, path: bytes) -> tuple[bytes | None, int]:
+    """The file capability and mode of *path*, which writing its data clears (the kernel
+    drops ``security.capability`` on any write, set-id bits on a write without
+    CAP_FSETID); a copy-up is not a user's write, so they are put back after it."""
+    st = upper.lstat(path)
+    assert st is not None
+    return upper.getxattr(path, CAPABILITY_XATTR), stat.S_IMODE(st.st_mode)
+
+
+def _restore_privileges(upper: LayerDir, path: bytes, kept: tuple[bytes | None, int],
+                        mode: int) -> None:  # fmt: skip
+    capability, kept_mode = kept
+    if stat.S_IMODE(mode) != kept_mode:
+        upper.chmod(path, kept_mode)
+    if capability is not None and upper.getxattr(path, CAPABILITY_XATTR) != capability:
+        upper.setxattr(path, CAPABILITY_XATTR, capability)
 
 
 def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
