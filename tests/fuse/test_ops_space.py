@@ -40,7 +40,9 @@ class Room:
         return os.statvfs_result((4096, 4096, 1 << 30, 0, self.free // 4096, 0, 0, 0, 0, 255))
 
 
-def with_room(make_ops: MakeOps, free: int, can_refuse: bool = True) -> tuple[UnionOperations, Room]:
+def with_room(
+    make_ops: MakeOps, free: int, can_refuse: bool = True
+) -> tuple[UnionOperations, Room]:
     ops = make_ops({"lower": "lower data"}, upper={"f": "upper data"})
     room = Room(free)
     ops.space = UpperSpace(room, DIRTY, can_refuse)
