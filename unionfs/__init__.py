@@ -12,7 +12,9 @@ store through protocols). ``fuse``, the protocol edge, is the only part that imp
 pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LMDB cache of
 what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
 Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
-walker of layer paths), ``idmap``, ``mountopts``, ``imageformat``, ``errors``.
+walker of layer paths; ``mountattrs`` clones layers' mounts for it), ``idmap``,
+``mountopts``, ``imageformat``, ``livemounts`` (the mount table, daemons' records),
+``layercheck`` (overlapping and in-use layers), ``errors``.
 """
 
 __version__ = "0.1.0"
@@ -25,19 +27,24 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "unionfs": (),
     "errors": (),
     "layerfmt": ("errors",),
-    "safepath": ("errors",),
+    "mountattrs": (),
+    "safepath": ("mountattrs", "errors"),
     "idmap": ("errors",),
     "imageformat": ("errors",),
     "mountopts": ("errors", "idmap"),  # parses the owner-mapping options with idmap
-    "union": ("layerfmt", "safepath", "errors"),
+    "livemounts": ("errors",),
+    "layercheck": ("livemounts", "errors"),
+    "union": ("layerfmt", "safepath", "mountattrs", "errors"),
     "index": ("union", "layerfmt", "safepath", "errors"),
-    "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "errors"),
+    "fuse": ("union", "index", "layerfmt", "safepath", "idmap", "mountopts", "livemounts",
+             "mountattrs", "errors"),
     "store": ("union", "layerfmt", "safepath", "imageformat", "errors"),
     "registry": ("imageformat", "errors"),
     "runtime": ("errors",),
     "containers": ("store", "runtime", "imageformat", "errors"),
     "cli": ("unionfs", "containers", "store", "runtime", "registry", "fuse", "index", "union",
-            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "errors"),
+            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "livemounts",
+            "layercheck", "errors"),
     "__main__": ("cli",),
 }
 # fmt: on

@@ -19,9 +19,14 @@ from unionfs.errors import UserError
 FUSE_FLAGS = frozenset(
     {
         "allow_other", "allow_root", "default_permissions", "dev", "nodev", "suid",
-        "nosuid", "exec", "noexec", "ro", "rw", "atime", "noatime", "relatime",
-        "strictatime", "nodiratime", "sync", "async", "dirsync",
+        "nosuid", "exec", "noexec", "ro", "rw", "sync", "async", "dirsync",
     }
+)  # fmt: skip
+# The atime flags of the mount (``atime_policy``); the daemon applies them, since the
+# kernel's FUSE ignores them for its inodes.
+ATIME_FLAGS = frozenset(
+    {"atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime",
+     "nodiratime", "diratime"}
 )  # fmt: skip
 FUSE_VALUED = frozenset({"fsname", "subtype", "blksize"})
 
@@ -30,7 +35,8 @@ FUSE_VALUED = frozenset({"fsname", "subtype", "blksize"})
 IGNORED_FLAGS = frozenset(
     {
         "defaults", "auto", "noauto", "nofail", "_netdev", "user", "users", "nouser",
-        "owner", "group", "volatile", "userxattr", "noacl", "acl", "silent", "loud",
+        "owner", "group", "volatile", "noacl", "acl", "silent", "loud",
+        "lazytime", "nolazytime",
         "nfs_export=off", "plugin_dir",
     }
 )  # fmt: skip
@@ -62,6 +68,19 @@ class MountOptions:
     redirect_dir: str = "on"
     metacopy: bool = False
     index: bool = False
+    atime: tuple[str, ...] = ()  # the atime flags given, in order
+    userxattr: bool = False  # the overlay's xattrs are user.overlay.* only
+
+    @property
+    def atime_mode(self) -> tuple[str, bool]:
+        """("relatime" | "noatime" | "strictatime", nodiratime), combined as the kernel
+        combines the mount flags: strictatime beats noatime; relatime is the default."""
+        noatime = strict = nodir = False
+        for word in self.atime:
+            noatime = {"noatime": True, "atime": False}.get(word, noatime)
+            strict = {"strictatime": True, "nostrictatime": False}.get(word, strict)
+            nodir = {"nodiratime": True, "diratime": False}.get(word, nodir)
+        return ("strictatime" if strict else "noatime" if noatime else "relatime"), nodir
 
     @property
     def readonly(self) -> bool:
@@ -147,6 +166,8 @@ def parse(option_strings: list[str]) -> MountOptions:
     indexdir: str | None = None
     owners = idmap.IDENTITY
     features: dict[str, str] = {}
+    atime: list[str] = []
+    userxattr = False
     for text in option_strings:
         for item in split_options(text):
             key, eq, value = item.partition("=")
@@ -191,6 +212,10 @@ def parse(option_strings: list[str]) -> MountOptions:
                     raise UserError(f"malformed {item!r}: give 0, 1 or 2")
                 if value != "0":  # owners and modes kept in xattrs (podman's force_mask)
                     raise UserError(f"option {key!r} is not supported yet")
+            elif not eq and key in ATIME_FLAGS:
+                atime.append(key)
+            elif item == "userxattr":
+                userxattr = True
             elif (not eq and key in FUSE_FLAGS) or (eq and key in FUSE_VALUED):
                 fuse.append(item)
             elif (not eq and (key in IGNORED_FLAGS or item in IGNORED_FLAGS)) or (
@@ -211,5 +236,5 @@ def parse(option_strings: list[str]) -> MountOptions:
         tuple(lowers), upper, work, tuple(fuse), indexdir, owners,
         features.get("redirect_dir", "on"),
         features.get("metacopy", "off") == "on",
-        features.get("index", "off") == "on",
+        features.get("index", "off") == "on", tuple(atime), userxattr,
     )  # fmt: skip

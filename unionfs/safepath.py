@@ -19,6 +19,8 @@ import stat
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from unionfs.mountattrs import noatime_clone
+
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -35,54 +37,6 @@ class _OpenHow(ctypes.Structure):
         ("mode", ctypes.c_uint64),
         ("resolve", ctypes.c_uint64),
     )
-
-
-_SYS_OPEN_TREE = 428  # these too: the generic syscall table
-_SYS_MOUNT_SETATTR = 442
-_OPEN_TREE_CLONE = 1
-_AT_EMPTY_PATH = 0x1000
-_MOUNT_ATTR_NOATIME = 0x10
-_MOUNT_ATTR__ATIME = 0x70  # the atime mode bits, cleared when one mode is set
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = (
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    )
-
-
-def noatime_clone(fd: int) -> int | None:
-    """A private ``noatime`` clone of the mount at directory *fd* (a detached bind mount,
-    ``open_tree(OPEN_TREE_CLONE)`` + ``mount_setattr``), as an ``O_PATH`` descriptor of
-    the same directory; None where this process may not make one (it needs CAP_SYS_ADMIN
-    over its mount namespace). Nothing reached through it updates an atime: kernel
-    overlayfs reads its lowers through such clones (``ovl_get_layers``: MNT_NOATIME)."""
-    clone = int(
-        _libc.syscall(
-            _SYS_OPEN_TREE,
-            ctypes.c_int(fd),
-            ctypes.c_char_p(b""),
-            ctypes.c_uint(_OPEN_TREE_CLONE | _AT_EMPTY_PATH | os.O_CLOEXEC),
-        )
-    )
-    if clone < 0:
-        return None
-    attr = _MountAttr(_MOUNT_ATTR_NOATIME, _MOUNT_ATTR__ATIME, 0, 0)
-    done = _libc.syscall(
-        _SYS_MOUNT_SETATTR,
-        ctypes.c_int(clone),
-        ctypes.c_char_p(b""),
-        ctypes.c_uint(_AT_EMPTY_PATH),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if done != 0:
-        os.close(clone)
-        return None
-    return clone
 
 
 def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0, resolve: int = _RESOLVE) -> int:
@@ -205,7 +159,13 @@ class LayerDir:
     allows that (the file's owner, or CAP_FOWNER: EPERM otherwise, and then it is read
     without). A symlink's target is then the one read that may still move an atime: no
     flag spares ``readlink``.
+
+    With ``noatime`` set (the upper layer), everything opened here, for reading or
+    writing, gets ``O_NOATIME`` on the same terms: the upper's atimes follow the overlay's
+    own flags (``union.atime``), not the reads of the daemon.
     """
+
+    noatime = False
 
     def __init__(
         self, root: str, cache: DirFdCache, layer_id: int | None = None, *, lower: bool = False
@@ -297,18 +257,24 @@ class LayerDir:
         base, name = self.at(path) if path else (self.root_fd, b".")
         if flags & (os.O_ACCMODE | os.O_PATH | os.O_CREAT) == os.O_RDONLY:
             return self._open_read(base, name, flags | os.O_NOFOLLOW)
-        return openat2(base, name, flags | os.O_NOFOLLOW, mode)
+        return self._openat2(base, name, flags | os.O_NOFOLLOW, mode, self._upper_noatime())
 
     def _open_read(self, base: int, name: bytes, flags: int) -> int:
-        """Open for reading; a lower's reads leave its atime alone (see the class)."""
-        if self._noatime:
+        """Open for reading; reads leave the atime alone (see the class)."""
+        return self._openat2(base, name, flags, 0, self._noatime or self._upper_noatime())
+
+    def _upper_noatime(self) -> int:
+        return os.O_NOATIME if self.noatime else 0
+
+    def _openat2(self, base: int, name: bytes, flags: int, mode: int, noatime: int) -> int:
+        if noatime and not flags & os.O_PATH:
             try:
-                return openat2(base, name, flags | self._noatime)
+                return openat2(base, name, flags | noatime, mode)
             except PermissionError as exc:
                 if exc.errno != errno.EPERM:
                     raise
                 # Not the owner and no CAP_FOWNER: the kernel refuses O_NOATIME alone.
-        return openat2(base, name, flags)
+        return openat2(base, name, flags, mode)
 
     def opath(self, path: bytes) -> int:
         """An ``O_PATH`` descriptor of *path* itself, whatever its type; the caller closes it."""

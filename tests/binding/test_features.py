@@ -254,6 +254,40 @@ def test_o_tmpfile_is_eopnotsupp_with_libfuse_3_14(toy: ToyFactory) -> None:
     assert info.value.errno == errno.EOPNOTSUPP
 
 
+class FileHandle(ctypes.Structure):
+    _fields_ = (("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                ("f_handle", ctypes.c_ubyte * 128))  # fmt: skip
+
+
+AT_HANDLE_FID = 0x200
+
+
+def name_to_handle_at(path: Path, flags: int = 0) -> FileHandle:
+    handle = FileHandle(128, 0)
+    mount_id = ctypes.c_int()
+    if _libc.name_to_handle_at(-100, os.fsencode(path), ctypes.byref(handle),
+                               ctypes.byref(mount_id), flags) != 0:  # fmt: skip
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return handle
+
+
+@pytest.mark.parametrize("no_export", [False, True])
+def test_no_export_support_refuses_file_handles_but_not_fids(
+    toy: ToyFactory, no_export: bool
+) -> None:
+    with toy(*(["no_export"] if no_export else [])) as t:
+        (t.backing / "f").write_bytes(b"f")
+        name_to_handle_at(t.mnt / "f", AT_HANDLE_FID)  # fanotify's handles: always
+        if no_export:
+            with pytest.raises(OSError) as info:
+                name_to_handle_at(t.mnt / "f")
+            assert info.value.errno == errno.EOPNOTSUPP
+        else:
+            name_to_handle_at(t.mnt / "f")
+        assert (t.mnt / "f").read_bytes() == b"f"  # the amended INIT left the rest alone
+
+
 def test_toy_mount_is_gone_after_use(toy: ToyFactory) -> None:
     with toy() as t:
         mnt: Path = t.mnt

@@ -115,7 +115,7 @@ def test_upperdir_inside_a_lowerdir_is_one_error_line(
     upper = Path(dirs["lower"]) / "up"
     upper.mkdir()
     argv = ["-o", f"lowerdir={dirs['lower']},upperdir={upper},workdir={dirs['work']}"]
-    assert "overlaps" in fails([*argv, dirs["mnt"]], capsys)
+    assert "is inside lowerdir" in fails([*argv, dirs["mnt"]], capsys)
 
 
 def test_workdir_inside_upperdir_is_one_error_line(

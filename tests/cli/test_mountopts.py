@@ -118,16 +118,45 @@ def test_parse_lowerdir_plus_takes_one_path_with_its_colons() -> None:
 
 def test_parse_passes_fuse_options_through() -> None:
     opts = parse(["lowerdir=/a,allow_other,noatime,fsname=box,nosuid"])
-    assert opts.fuse_options == ("allow_other", "noatime", "fsname=box", "nosuid")
+    assert opts.fuse_options == ("allow_other", "fsname=box", "nosuid")
+
+
+@pytest.mark.parametrize(
+    ("words", "mode"),
+    [
+        ("", ("relatime", False)),
+        ("relatime", ("relatime", False)),
+        ("noatime", ("noatime", False)),
+        ("noatime,atime", ("relatime", False)),
+        ("strictatime", ("strictatime", False)),
+        ("noatime,strictatime", ("strictatime", False)),  # strictatime clears noatime
+        ("strictatime,noatime", ("strictatime", False)),
+        ("strictatime,nostrictatime", ("relatime", False)),
+        ("relatime,noatime", ("noatime", False)),
+        ("norelatime", ("relatime", False)),  # the kernel's default is relatime anyway
+        ("nodiratime", ("relatime", True)),
+        ("nodiratime,diratime,noatime", ("noatime", False)),
+    ],
+)
+def test_parse_combines_atime_flags_as_the_kernel(words: str, mode: tuple[str, bool]) -> None:
+    opts = parse([f"lowerdir=/a,{words}"])
+    assert opts.atime_mode == mode
+    assert opts.fuse_options == ()
 
 
 @pytest.mark.parametrize(
     "item",
-    ["defaults", "volatile", "userxattr", "index=off", "redirect_dir=on", "metacopy=off",
-     "x-systemd.automount", "comment=hello", "_netdev", "nfs_export=off", "xino=auto"],
+    ["defaults", "volatile", "index=off", "redirect_dir=on", "metacopy=off",
+     "x-systemd.automount", "comment=hello", "_netdev", "nfs_export=off", "xino=auto",
+     "lazytime"],
 )  # fmt: skip
 def test_parse_accepts_and_ignores_bookkeeping_and_overlay_switches(item: str) -> None:
     assert parse([f"lowerdir=/a,{item}"]) == MountOptions(("/a",))
+
+
+def test_parse_reads_userxattr() -> None:
+    assert parse(["lowerdir=/a,userxattr"]).userxattr
+    assert not parse(["lowerdir=/a"]).userxattr
 
 
 def test_parse_refuses_an_unknown_option() -> None:

@@ -509,6 +509,22 @@ def test_unlinked_lower_file_open_read_only_fstat() -> None:
         pair.close()
 
 
+def test_descriptor_opened_before_a_copy_up_and_unlink_says_nlink_0() -> None:
+    """A lower file held read-only, then copied up, written and unlinked through another
+    descriptor that is closed: the held one is the overlay file's, whose count is 0 (the
+    write machine found unionfs saying the lower's 1)."""
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False)
+    try:
+        pair.mount()
+        pair.hold(b"d/top", os.O_RDONLY)
+        pair.apply("open-unlink-io d/top", op_open_unlink_io(b"d/top", 3, b"x"))
+        pair.apply_held("fsync", 0, os.fsync)
+        pair.apply_held("fstat", 0, lambda fd: summary(os.fstat(fd)))
+        pair.finish()
+    finally:
+        pair.close()
+
+
 def test_changes_through_a_read_only_descriptor_of_an_unlinked_lower_file() -> None:
     """The copy-up these need cannot happen once the name is gone: kernel overlayfs answers
     EEXIST (the whiteout stands where the copy would go)."""

@@ -31,3 +31,5 @@ def make_ops(layers: LayerFactory) -> Iterator[MakeOps]:
     yield make
     for ops in made:
         ops.handles.close_all()
+        if ops.atime is not None:
+            ops.atime.close()

@@ -163,20 +163,6 @@ def test_the_free_space_answer_counts_what_was_written_since(
     assert s.free(exact=True) == 0
 
 
-def test_the_bdi_of_a_mount_is_read_from_mountinfo(tmp_path: Path) -> None:
-    mnt = tmp_path / "a b"
-    mnt.mkdir()
-    escaped = str(mnt).replace(" ", "\\040")
-    info = tmp_path / "mountinfo"
-    info.write_text(
-        f"58 27 0:40 / {escaped} rw,relatime - fuse.unionfs unionfs rw\n"
-        f"59 58 0:41 / {escaped} rw,relatime - fuse.unionfs unionfs rw\n"  # on top
-        f"60 27 0:42 / {escaped}x rw,relatime - tmpfs tmpfs rw\n"
-    )
-    assert space.bdi_of(str(mnt), str(info)) == Path("/sys/class/bdi/0:41")
-    assert space.bdi_of(str(tmp_path / "nothing"), str(info)) is None
-
-
 def test_the_dirty_limit_is_the_bdi_s_lowered_where_we_may(tmp_path: Path) -> None:
     assert space.dirty_limit(None) == space.DEFAULT_DIRTY_LIMIT
     assert space.dirty_limit(tmp_path / "gone") == space.DEFAULT_DIRTY_LIMIT

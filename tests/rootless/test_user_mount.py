@@ -19,7 +19,7 @@ def _build_layers(base: Path) -> None:
         for d in ("o_user", "o_trusted", "o_wh"):
             (layer / d).mkdir(parents=True)
     (l1 / "d" / "sub").mkdir(parents=True)
-    for path in ("a", "x", "y", "d/f", "d/sub/x", "o_user/h1", "o_trusted/h2", "o_wh/h3"):
+    for path in ("a", "c", "x", "y", "d/f", "d/sub/x", "o_user/h1", "o_trusted/h2", "o_wh/h3"):
         (l1 / path).write_bytes(b"lower " + path.encode())
     for path in ("o_user/own1", "o_trusted/own2", "o_wh/own3", ".wh.x", "o_wh/.wh..wh..opq"):
         (l0 / path).write_bytes(b"")
@@ -42,12 +42,16 @@ def test_user_mount_reads_every_marker_form_and_writes_rootless_ones(
     fstype, _source, options = got["mountinfo"][:3]  # type: ignore[index]
     assert fstype == "fuse.unionfs"
     assert f"user_id={user.uid}" in options  # a user's mount, not root's
-    assert got["before"] == ["a", "d", "o_trusted", "o_user", "o_wh"]
+    assert got["before"] == ["a", "c", "d", "o_trusted", "o_user", "o_wh"]
     # trusted.* xattrs are invisible to an unprivileged process (the kernel's rule, and
     # kernel overlayfs with userxattr does not look for them either): a layer made by root
     # is opaque for a user only with .wh..wh..opq or user.overlay.opaque.
     assert got["opaque"] == {"o_user": ["own1"], "o_trusted": ["h2", "own2"], "o_wh": ["own3"]}
-    assert got["after"] == ["d", "o_trusted", "o_user", "o_wh"]
+    assert got["after"] == ["c", "d", "o_trusted", "o_user", "o_wh"]
+    # A copy-up works in a work directory the user's daemon can enter: the kernel's mode
+    # 000 locks out a process without CAP_DAC_OVERRIDE, so it is 700 there (no ACL either).
+    assert got["copied"] == "lower c+"
+    assert got["work"] == ["drwx------", []]
     assert got["inside"] == ["new"]
     assert got["owner"] == user.uid
     markers = got["markers"]
@@ -56,6 +60,7 @@ def test_user_mount_reads_every_marker_form_and_writes_rootless_ones(
     # Linux 5.8), else .wh.a; the new d is opaque by user.overlay.opaque plus its marker file.
     assert markers.get("a", [None])[0] == "chr 0/0" or ".wh.a" in markers
     assert markers["d"][1] == ["user.overlay.opaque"]
+    assert markers["c"][0] == "file"
     assert markers["d/.wh..wh..opq"][0] == "file"
     assert not any(x.startswith("trusted.") for _, xs, _ in markers.values() for x in xs)
     assert all(owner == user.uid for _, _, owner in markers.values())

@@ -69,6 +69,11 @@ def usermount(base: Path) -> dict[str, object]:
         before = sorted(os.listdir(mnt))
         opaque = {d: sorted(os.listdir(mnt / d)) for d in ("o_user", "o_trusted", "o_wh")}
         os.unlink(mnt / "a")
+        with open(mnt / "c", "ab") as f:
+            f.write(b"+")
+        copied = (mnt / "c").read_text()
+        work_st = os.lstat(work / "work")
+        work_mode = [stat.filemode(work_st.st_mode), os.listxattr(work / "work")]
         subprocess.run(["rm", "-r", str(mnt / "d")], check=True)
         (mnt / "d").mkdir()
         (mnt / "d" / "new").write_bytes(b"mine")
@@ -84,6 +89,8 @@ def usermount(base: Path) -> dict[str, object]:
         "opaque": opaque,
         "after": after,
         "inside": inside,
+        "copied": copied,
+        "work": work_mode,
         "owner": owner,
         "markers": _markers(upper),
         "still_mounted": os.path.ismount(mnt),

@@ -18,11 +18,13 @@ import tempfile
 import typing
 from dataclasses import dataclass
 
-from unionfs import idmap, mountopts
+from unionfs import idmap, layercheck, livemounts, mountopts
+from unionfs.cli import remount
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
+from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,6 +83,7 @@ class Layout:
     work: str | None
     mountpoint: str
     owners: idmap.Owners = idmap.IDENTITY
+    warnings: tuple[str, ...] = ()  # one line each, for stderr
 
 
 def _directory(kind: str, path: str) -> str:
@@ -113,18 +116,47 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
         assert opts.workdir is not None
         work = _directory("workdir", opts.workdir)
         for lower, given in zip(lowers, opts.lowerdirs, strict=True):
-            if _inside(upper, lower) or _inside(lower, upper):
-                raise UserError(f"upperdir {opts.upperdir!r} overlaps lowerdir {given!r}")
+            # A lower at or inside the upper is layercheck's (ELOOP, as the kernel); an
+            # upper inside a lower the kernel takes, but that lower would change under us.
+            if upper != lower and _inside(upper, lower):
+                raise UserError(f"upperdir {opts.upperdir!r} is inside lowerdir {given!r}")
         if _inside(work, upper) or _inside(upper, work):
             raise UserError("workdir and upperdir must be separate, neither inside the other")
         if os.stat(work).st_dev != os.stat(upper).st_dev:
             raise UserError(f"workdir {opts.workdir!r} is not on the same filesystem as upperdir")
         _check_writable("upperdir", upper)
         _check_writable("workdir", work)
+    layers = [layercheck.Layer("lowerdir", g, p) for g, p in zip(opts.lowerdirs, lowers,
+                                                                   strict=True)]  # fmt: skip
+    if upper is not None and work is not None:
+        assert opts.upperdir is not None and opts.workdir is not None
+        layers += [layercheck.Layer("upperdir", opts.upperdir, upper),
+                   layercheck.Layer("workdir", opts.workdir, work)]  # fmt: skip
+        layercheck.on_unionfs(layers[-2])
+        layercheck.on_unionfs(layers[-1])
+    layercheck.overlaps(layers)
+    warnings = layercheck.check_in_use(layers, opts.index)
+    if upper is not None and opts.index:
+        assert opts.upperdir is not None
+        layercheck.check_origin(upper, opts.upperdir, lowers[0])
     mnt = _directory("mountpoint", mountpoint)
     if find_mount(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
-    return Layout(lowers, upper, work, mnt, opts.owners)
+    return Layout(lowers, upper, work, mnt, opts.owners, tuple(warnings))
+
+
+def mark_layers(layout: Layout, index: bool) -> list[int]:
+    """Mark the upper and work directories in use for this process's lifetime (see
+    ``layercheck``); with index=on, refuse them if another mount marked them meanwhile."""
+    if layout.upper is None or layout.work is None:
+        return []
+    marks = layercheck.mark_in_use([layout.upper, layout.work])
+    if index and any(layercheck.marked_by_others(fd) for fd in marks):
+        for fd in marks:
+            os.close(fd)
+        raise UserError("upperdir or workdir is in use by another mount (EBUSY; index=off "
+                        "allows it)")  # fmt: skip
+    return marks
 
 
 def _check_writable(kind: str, path: str) -> None:
@@ -159,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: the FUSE stack is only loaded by the command that mounts.
     from unionfs.fuse import mount as fusemount
 
+    if remount.is_remount(args.options):
+        return remount.remount(args.options, args.mountpoint, os.path.realpath(args.mountpoint))
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
 
@@ -170,21 +204,32 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
+    mode, nodiratime = opts.atime_mode
+    if mode == "noatime":
+        fuse_options.add("noatime")  # libfuse (and fusermount3) know this one
+    atime = AtimePolicy(mode, nodiratime, "ro" in fuse_options)
     if args.foreground:
         _setup_logging(args)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="unionfs: %(message)s")
-    index = indexing.prepare(opts.indexdir, layout.lowers)
-    features = Features(opts.redirect_dir, opts.metacopy, opts.index)
+    for warning in layout.warnings:
+        print(f"unionfs: {warning}", file=sys.stderr)
+    # The index reads the markers of both namespaces; userxattr reads user.overlay.* alone.
+    index = indexing.prepare("off" if opts.userxattr else opts.indexdir, layout.lowers)
+    features = Features(opts.redirect_dir, opts.metacopy, opts.index, opts.userxattr)
     if args.foreground:
+        marks = mark_layers(layout, opts.index)  # held until this process ends
         stack = _stack(layout, index, features)
         try:
-            ops = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners)
+            session = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
+                                      _record(layout), atime)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        fusemount.serve(ops)
+        fusemount.serve(session)
+        for fd in marks:
+            os.close(fd)
         return 0
-    return _daemonize(args, index, layout, fuse_options, features)
+    return _daemonize(args, index, layout, fuse_options, features, atime)
 
 
 def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
@@ -193,9 +238,14 @@ def _stack(layout: Layout, index: str | None, features: Features) -> Stack:
     return Stack.assemble(lowers, layout.upper, layout.work, cache, features=features)
 
 
+def _record(layout: Layout) -> livemounts.Record:
+    work = None if layout.work is None else os.path.realpath(layout.work)
+    return livemounts.Record(os.getpid(), layout.lowers, layout.upper, work)
+
+
 def _daemonize(
     args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-    features: Features,
+    features: Features, atime: AtimePolicy,
 ) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -217,13 +267,14 @@ def _daemonize(
     try:
         os.close(read_end)
         os.setsid()
-        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, write_end)
+        code = 0 if os.fork() > 0 else _daemon(args, index, layout, options, features, atime,
+                                               write_end)
     finally:
         os._exit(code)
 
 
 def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options: set[str],
-            features: Features, report: int) -> int:  # fmt: skip
+            features: Features, atime: AtimePolicy, report: int) -> int:  # fmt: skip
     from unionfs.fuse import mount as fusemount
 
     # Descriptors our caller let us inherit (podman passes some) must not stay open for the
@@ -238,8 +289,13 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         os.dup2(early.fileno(), 2)
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
-            ops = fusemount.start(_stack(layout, index, features), layout.mountpoint, options,
-                                  layout.owners)
+            marks = mark_layers(layout, features.index)  # held for the daemon's lifetime
+            session = fusemount.start(_stack(layout, index, features), layout.mountpoint,
+                                      options, layout.owners, _record(layout), atime)
+        except UserError as exc:
+            os.write(report, exc.message.encode())
+            os.close(report)
+            return 1
         except Exception as exc:
             early.seek(0)
             said = [ln for ln in early.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -254,5 +310,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    fusemount.serve(ops)
+    fusemount.serve(session)
+    for fd in marks:
+        os.close(fd)
     return 0

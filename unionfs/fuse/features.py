@@ -26,6 +26,7 @@ KNOWN = (
     "dont_mask",  # Operations.enable_dont_mask (+ RequestContext.umask)
     "explicit_inval_data",  # Operations.enable_explicit_inval_data
     "no_open",  # open/opendir may answer ENOSYS; handlers then get the inode as fh
+    "no_export",  # Operations.no_export_support: no file handles (FUSE_NO_EXPORT_SUPPORT)
     "getattr_fh",  # RequestContext.fh: getattr knows the open file it is asked through
     "killpriv_v2",  # FUSE_HANDLE_KILLPRIV_V2: not in libfuse 3.14
     "tmpfile",  # FUSE_TMPFILE: not in libfuse 3.14
@@ -50,6 +51,7 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
         "explicit_inval_data": hasattr(ops, "enable_explicit_inval_data"),
         # The no-open patch adds no attribute of its own: its contract is in open's docstring.
         "no_open": "no-open" in (getattr(ops.open, "__doc__", None) or ""),
+        "no_export": hasattr(ops, "no_export_support"),
         "getattr_fh": hasattr(getattr(binding, "RequestContext", None), "fh"),
         "killpriv_v2": hasattr(ops, "enable_killpriv_v2"),
         "tmpfile": hasattr(ops, "tmpfile"),

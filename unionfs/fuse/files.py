@@ -41,7 +41,8 @@ class FileHandlers(MountState):
         upper = bool(wants_write) or (
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
-        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper))
+        noatime = bool(flags & os.O_NOATIME)
+        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
         return self._file_info(fh, inode, bool(wants_write))
 
     async def _open_for_write(self, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> int:
@@ -70,7 +71,18 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
-        return os.pread(handle.fd, size, off)
+        data = os.pread(handle.fd, size, off)
+        if handle.upper and not handle.noatime and self.atime is not None:
+            self._accessed(handle)
+        return data
+
+    def _accessed(self, handle: FileHandle) -> None:
+        """The upper file behind *handle* was read: its atime as the mount's flags say (a
+        dictionary look-up, no system call, while noatime or relatime has nothing to do)."""
+        assert self.atime is not None
+        node = self.inodes.find(handle.ino)
+        if node is not None and not node.unlinked and node.res.top == 0:
+            self.atime.accessed(node.res.top_path, handle.fd)
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's
@@ -94,16 +106,19 @@ class FileHandlers(MountState):
             size = space.admit_direct(len(buf))
             written = os.pwrite(handle.fd, buf if size == len(buf) else memoryview(buf)[:size], off)
             space.wrote(written)
-            return written
-        try:
-            written = os.pwrite(handle.fd, buf, off)
-        except OSError as exc:
-            # Write-back: the writer learns it at fsync or close; the data is lost.
-            log.warning("write-back of %d bytes to inode %d failed: %s", len(buf), handle.ino, exc)
-            raise
-        space.wrote(written)
-        self.stale |= space.newly_watched()
-        await self._tell_kernel()
+        else:
+            try:
+                written = os.pwrite(handle.fd, buf, off)
+            except OSError as exc:
+                # Write-back: the writer learns it at fsync or close; the data is lost.
+                log.warning("write-back of %d bytes to inode %d failed: %s",
+                            len(buf), handle.ino, exc)  # fmt: skip
+                raise
+            space.wrote(written)
+            self.stale |= space.newly_watched()
+            await self._tell_kernel()
+        if self.atime is not None:
+            self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
 
     @handler

@@ -21,6 +21,7 @@ class FileHandle:
     ino: int
     writable: bool
     upper: bool = False  # fd is a file of the upper layer (else of a lower: never written)
+    noatime: bool = False  # opened with O_NOATIME: reads leave the atime alone
 
 
 @dataclass(slots=True)
@@ -83,12 +84,16 @@ class HandleTable:
         self._dirs.pop(fh, None)
 
     def fd_of(self, ino: int, upper: bool = False) -> int | None:
-        """A descriptor of an open handle of inode *ino* (for fstat once it is unlinked);
-        with *upper*, only one of an upper file (the only kind that may be changed)."""
+        """A descriptor of an open handle of inode *ino* (for fstat once it is unlinked):
+        one of its upper file if there is one (a handle still on the lower file, opened
+        before the copy-up, would say the lower's link count); with *upper*, only that."""
+        lower = None
         for handle in self._files.values():
-            if handle.ino == ino and (handle.upper or not upper):
-                return handle.fd
-        return None
+            if handle.ino == ino:
+                if handle.upper:
+                    return handle.fd
+                lower = handle.fd if lower is None else lower
+        return None if upper else lower
 
     def close_all(self) -> None:
         for handle in self._files.values():

@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyfuse3
 import trio
 
-from unionfs import idmap
-from unionfs.fuse import edge, space
+from unionfs import idmap, livemounts
+from unionfs.fuse import edge, space, vfsflags
 from unionfs.fuse.ops import UnionOperations
+from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
 
 log = logging.getLogger("unionfs.mount")
@@ -44,25 +48,64 @@ def fuse_options(extra: Sequence[str], source: str) -> set[str]:
     return options
 
 
+@dataclass(slots=True)
+class Session:
+    """The one mount this process serves (pyfuse3 allows one)."""
+
+    ops: UnionOperations
+    mountpoint: str
+    mount: livemounts.Mount | None  # as mountinfo showed it right after mounting
+    atime: AtimePolicy
+    announced: int | None = None  # the descriptor holding our livemounts record
+
+
 def start(stack: Stack, mountpoint: str, options: set[str],
-          owners: idmap.Owners = idmap.IDENTITY) -> UnionOperations:  # fmt: skip
-    """Mount; on return the mount is live (requests queue until ``serve`` runs)."""
+          owners: idmap.Owners = idmap.IDENTITY, record: livemounts.Record | None = None,
+          atime: AtimePolicy = RELATIME) -> Session:  # fmt: skip
+    """Mount at *mountpoint* (absolute, resolved: once mounted, nothing may look it up
+    before ``serve`` runs, or the lookup waits for us forever). On return the mount is live
+    (requests queue until ``serve`` runs). With *record*, the mount is announced
+    (``livemounts``) until ``serve`` returns. *atime*: the mount's atime flags."""
     # Modes arrive already masked by the caller's umask (the kernel applies it); ours
     # must not mask them a second time.
     os.umask(0)
-    ops = UnionOperations(stack, owners)
+    ops = UnionOperations(stack, owners, atime)
     pyfuse3.init(ops, mountpoint, options)
+    session = Session(ops, mountpoint, livemounts.mounted_at(mountpoint), atime)
+    if record is not None and session.mount is not None:
+        session.announced = livemounts.announce(session.mount.dev, record)
     if stack.has_upper:
-        limit = space.dirty_limit(space.bdi_of(mountpoint))
+        bdi = None if session.mount is None else Path("/sys/class/bdi") / session.mount.dev
+        limit = space.dirty_limit(bdi)
         ops.space.set_dirty_limit(limit)
         log.info("write-back cache while the upper has %d MiB free (%d MiB may be dirty)",
                  ops.space.reserve >> 20, limit >> 20)  # fmt: skip
-    return ops
+    return session
 
 
-def serve(ops: UnionOperations) -> None:
+def _follow_flags(session: Session) -> None:
+    """In a thread of its own: give the mount its atime flags, then follow its flags as
+    remounts change them (``vfsflags``)."""
+    toucher = session.ops.atime
+    if session.mount is None or toucher is None:
+        return
+    if os.geteuid() == 0:
+        vfsflags.set_atime_flags(session.mountpoint, session.atime)
+
+    def changed(policy: AtimePolicy) -> None:
+        log.info("mount flags changed: atime %s%s%s", policy.mode,
+                 ", nodiratime" if policy.nodiratime else "",
+                 ", read-only" if policy.readonly else "")  # fmt: skip
+        toucher.policy = policy
+
+    vfsflags.follow(session.mount.mount_id, changed)
+
+
+def serve(session: Session) -> None:
     """Serve requests until the mount goes away or SIGTERM/SIGINT/SIGHUP arrives."""
+    ops = session.ops
     unmount = False
+    threading.Thread(target=_follow_flags, args=(session,), name="vfsflags", daemon=True).start()
 
     async def main() -> None:
         nonlocal unmount
@@ -91,5 +134,9 @@ def serve(ops: UnionOperations) -> None:
         trio.run(main)
     finally:
         ops.handles.close_all()
+        if ops.atime is not None:
+            ops.atime.close()  # the strictatime clone of the upper's mount
         pyfuse3.close(unmount=unmount)
+        if session.announced is not None and session.mount is not None:
+            livemounts.withdraw(session.mount.dev, session.announced)
         edge.dump_profile()

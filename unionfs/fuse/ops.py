@@ -26,7 +26,7 @@ from unionfs.union.stack import Resolved
 
 
 class UnionOperations(ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers):
-    """Serves one ``Stack``: ``UnionOperations(stack, owners)`` (see ``MountState``)."""
+    """Serves one ``Stack``: ``UnionOperations(stack, owners, atime)`` (see ``MountState``)."""
 
     # Writes gather in the kernel's page cache and arrive in ~1 MiB requests (FACTS.md).
     enable_writeback_cache = True
@@ -35,6 +35,10 @@ class UnionOperations(ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers
     # overlayfs honours the ACLs of its layers. Without this a user granted access by an
     # ACL gets EACCES.
     enable_acl = True
+    # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
+    # nfs_export: the kernel could decode ours only while it caches the inode, and an
+    # inode's number is not enough to find it again after that (or after a remount).
+    no_export_support = True
 
 
 def resolved_of(ops: UnionOperations, inode: int) -> Resolved:

@@ -119,7 +119,7 @@ class ReadHandlers(MountState):
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         layer, path = self.stack.meta_of(self.inodes.get(inode).res)
-        value = layer.getxattr(path, layerfmt.escape_xattr(name))
+        value = layer.getxattr(path, layerfmt.escape_xattr(name, self.stack.private))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -128,7 +128,8 @@ class ReadHandlers(MountState):
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         layer, path = self.stack.meta_of(self.inodes.get(inode).res)
         names = layer.listxattr(path)
-        return [shown for n in names if (shown := layerfmt.shown_xattr(n)) is not None]
+        private = self.stack.private
+        return [shown for n in names if (shown := layerfmt.shown_xattr(n, private)) is not None]
 
     # -- directories ---------------------------------------------------------------------
     @handler
@@ -161,6 +162,8 @@ class ReadHandlers(MountState):
         node = self.inodes.get(handle.ino)
         if handle.entries is None or start_id == 0:
             handle.entries = self._listing(node)
+        if self.atime is not None and 0 in node.res.layers:
+            self.atime.accessed(node.res.path_in(0), is_dir=True)  # each getdents (iterate_dir)
         parent = self.inodes.find(node.parent) or node
         # Offsets: 1 and 2 follow "." and ".."; entry i of the snapshot ends at i + 3.
         if start_id == 0:

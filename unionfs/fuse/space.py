@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,29 +130,9 @@ class UpperSpace:
 
 
 # -- the bdi: how much the kernel may hold dirty for our mount ------------------------------
-def bdi_of(mountpoint: str, mountinfo: str = "/proc/self/mountinfo") -> Path | None:
-    """The sysfs directory of the backing device of the FUSE mount at *mountpoint*, read
-    from mountinfo. Nothing here may stat the mount itself: that asks the daemon, which
-    is not serving yet (only its parent directory is resolved)."""
-    absolute = os.path.abspath(mountpoint)
-    parent, name = os.path.split(absolute)
-    where = os.path.join(os.path.realpath(parent), name).encode()
-    found = None
-    with open(mountinfo, "rb") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 4 and unescape(fields[4]) == where:
-                found = fields[2].decode()  # the last one is on top
-    return None if found is None else Path("/sys/class/bdi") / found
-
-
-def unescape(field: bytes) -> bytes:
-    """A mountinfo path with its octal escapes (space, tab, newline, backslash) undone."""
-    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
-
-
 def dirty_limit(bdi: Path | None) -> int:
-    """The bdi's dirty limit in bytes, lowered to ``ROOT_DIRTY_LIMIT`` where we may."""
+    """The dirty limit in bytes of backing device *bdi* (``/sys/class/bdi/<major:minor>``
+    of the mount, None if unknown), lowered to ``ROOT_DIRTY_LIMIT`` where we may."""
     if bdi is None:
         return DEFAULT_DIRTY_LIMIT
     path = bdi / "max_bytes"

@@ -27,6 +27,7 @@ from unionfs.fuse.handles import HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.space import UpperSpace
 from unionfs.union import attrs, create, hardlinks
+from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
 from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
 from unionfs.union.stack import Resolved, Stack
 
@@ -51,9 +52,12 @@ class MountState(pyfuse3.Operations):
     in the middle of changing them; work sent to a thread (a big copy-up) holds ``lock``.
     """
 
-    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY) -> None:
+    def __init__(self, stack: Stack, owners: idmap.Owners = idmap.IDENTITY,
+                 atime: AtimePolicy = RELATIME) -> None:  # fmt: skip
         super().__init__()
         self.stack = stack
+        # Upper atimes follow the mount's flags; ``atime.policy`` changes on a remount.
+        self.atime = None if stack.upper is None else Toucher(stack.upper, atime)
         self.owners = owners  # stored ids <-> shown ids (uidmapping=, squash_to_*)
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
@@ -135,6 +139,8 @@ class MountState(pyfuse3.Operations):
                 yield
             finally:
                 self._follow_copies()
+                if self.atime is not None:
+                    self.atime.changed()  # times may have moved: relatime asks again
 
     def _follow_copies(self) -> None:
         """Nodes of the entries ``union`` reports copied up now resolve as their copies."""

@@ -32,6 +32,9 @@ from unionfs.union.readdir import list_dir
 from unionfs.union.stack import DirLayer, Resolved, Stack, StatLike
 
 log = logging.getLogger("unionfs.index")
+# An index reads the markers of a mount without userxattr (a userxattr mount, which reads
+# user.overlay.* alone, serves its lowers directly).
+XWHITEOUT_XATTRS = layerfmt.xwhiteout_xattrs(layerfmt.PRIVATE_XATTR_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,10 @@ def scan_layer(layer: DirLayer) -> LayerScan:
             )
             target = layer.readlink(child_path) if stat.S_ISLNK(child.st_mode) else b""
             extra = () if flags else _xattrs(layer, child_path)
+            if layerfmt.may_be_xwhiteout(child.st_mode, child.st_size) and any(
+                name in XWHITEOUT_XATTRS for name, _ in extra
+            ):  # an empty file marked overlay.whiteout: a whiteout (union.lookup)
+                flags, extra = codec.WHITEOUT, ()
             records.append(
                 (child_path, codec.Record(0, flags, codec.attrs_of(child), target, extra))
             )

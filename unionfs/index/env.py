@@ -26,7 +26,7 @@ import lmdb
 
 log = logging.getLogger("unionfs.index")
 
-FORMAT = b"unionfs-index-3"
+FORMAT = b"unionfs-index-4"  # 4: xwhiteouts (empty files marked overlay.whiteout)
 MAP_SIZE = 1 << 36  # address space only: the file grows as it fills
 
 

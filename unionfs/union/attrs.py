@@ -116,14 +116,14 @@ def set_attributes_fd(fd: int, changes: Changes) -> os.stat_result:
 
 
 def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
-    name = layerfmt.escape_xattr(name)
+    name = layerfmt.escape_xattr(name, stack.private)
     res = copy_up(stack, res, meta=True)
     upper_of(stack).setxattr(res.path, name, value)
     return res
 
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:
-    name = layerfmt.escape_xattr(name)
+    name = layerfmt.escape_xattr(name, stack.private)
     layer, path = stack.meta_of(res)
     if res.top != 0 and layer.getxattr(path, name) is None:
         raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))

@@ -91,14 +91,17 @@ def _copy_plain(src: int, dst: int, start: int, end: int) -> int:
     return len(block)
 
 
-def copy_metadata(src: Layer, path: bytes, st: StatLike, work: LayerDir,
-                  temp: bytes) -> None:  # fmt: skip
-    """Owner, xattrs (but the overlay's own), mode, then times, in this order: a chown
-    clears set-id bits and the file capability (``security.capability``), so it comes
-    before both are copied, and anything done after the times would change them."""
+def copy_metadata(
+    src: Layer, path: bytes, st: StatLike, work: LayerDir, temp: bytes,
+    private: layerfmt.Prefixes = layerfmt.PRIVATE_XATTR_PREFIXES,
+) -> None:  # fmt: skip
+    """Owner, xattrs (but the overlay's own, named by *private*), mode, then times, in this
+    order: a chown clears set-id bits and the file capability (``security.capability``),
+    so it comes before both are copied, and anything done after the times would change
+    them."""
     chown_if_allowed(work, temp, st.st_uid, st.st_gid)
     for name in src.listxattr(path):
-        if layerfmt.is_private_xattr(name):
+        if layerfmt.is_private_xattr(name, private):
             continue
         value = src.getxattr(path, name)
         if value is not None:

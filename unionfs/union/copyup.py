@@ -150,7 +150,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
                 build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
-            copy_metadata(src, res.top_path, st, work, temp)
+            copy_metadata(src, res.top_path, st, work, temp, stack.private)
             _keep_number(stack, res, work, temp)
 
         hardlinks.link_up(stack, hardlinks.copy_into_index(stack, res, build), res.path)
@@ -168,7 +168,7 @@ def _copy_one(stack: Stack, res: Resolved, data: bool, metacopy: bool) -> None:
                 build_entry(stack.layers[res.data], res.data_path, st, work, temp, data)
             else:
                 build_entry(src, res.top_path, st, work, temp, data)
-        copy_metadata(src, res.top_path, st, work, temp)
+        copy_metadata(src, res.top_path, st, work, temp, stack.private)
         _keep_number(stack, res, work, temp)
         if metacopy:
             # An empty value: the kernel's form without an fs-verity digest.

@@ -145,9 +145,20 @@ def observe(stack: Stack, index: int, path: bytes) -> Observation:
         dirname, name = split(path)
         wh_name = join(dirname, layerfmt.whiteout_file_name(name))
         return WHITEOUT if layer.lstat(wh_name) is not None else None
-    if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev):
+    if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev) or is_xwhiteout(stack, index, path, st):
         return WHITEOUT
     return st
+
+
+def is_xwhiteout(stack: Stack, index: int, path: bytes, st: StatLike) -> bool:
+    """An empty regular file marked ``overlay.whiteout``: a whiteout (Linux 6.7's
+    "xwhiteout"). The kernel's lookup takes one in any layer; its readdir hides one only in
+    a lower directory marked ``overlay.opaque=x`` and lists the others although they
+    cannot be looked up: here both hide them, so a listing never shows a dead name."""
+    if not layerfmt.may_be_xwhiteout(st.st_mode, st.st_size):
+        return False
+    layer = stack.layers[index]
+    return any(layer.getxattr(path, name) is not None for name in stack.xwhiteout_xattrs)
 
 
 def resolve_path(stack: Stack, path: bytes) -> Resolved | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from unionfs import layerfmt
 from unionfs.safepath import join
-from unionfs.union.lookup import WHITEOUT, Observation, merge, observe
+from unionfs.union.lookup import WHITEOUT, Observation, is_xwhiteout, merge, observe
 from unionfs.union.stack import Resolved, Stack
 
 
@@ -21,7 +21,9 @@ def _layer_entries(stack: Stack, index: int, path: bytes) -> dict[bytes, Observa
             if hidden is not None:
                 whiteouts.append(hidden)
             continue
-        if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev):
+        if layerfmt.is_whiteout_device(st.st_mode, st.st_rdev) or is_xwhiteout(
+            stack, index, join(path, name), st
+        ):
             entries[name] = WHITEOUT
         else:
             entries[name] = st

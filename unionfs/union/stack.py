@@ -95,13 +95,17 @@ class Layer(Protocol):
 
 
 class DirLayer(LayerDir):
-    """A plain layer directory on disk, read through ``safepath``."""
+    """A plain layer directory on disk, read through ``safepath``. ``opaque_xattrs``: the
+    names its stack reads the opaque mark from (one namespace with ``userxattr``)."""
+
+    opaque_xattrs: layerfmt.Prefixes = layerfmt.OPAQUE_XATTRS
 
     def is_opaque(self, path: bytes) -> bool:
         """Directory *path* (which must exist) is opaque, in any of the three forms."""
         return layerfmt.is_opaque(
             lambda name: self.dir_getxattr(path, name),
             lambda: self.lstat(join(path, layerfmt.OPAQUE_MARKER)) is not None,
+            self.opaque_xattrs,
         )
 
     def devices(self) -> list[int]:
@@ -122,12 +126,15 @@ class Features:
     renames give EXDEV), "nofollow"/"off" (neither; "off" follows like the kernel's
     default redirect_always_follow=Y). ``metacopy``: attribute changes of a lower regular
     file copy up only its metadata (``overlay.metacopy``). ``index``: hard links of lower
-    files survive a copy-up (see ``union.hardlinks``).
+    files survive a copy-up (see ``union.hardlinks``). ``userxattr``: the overlay's own
+    xattrs (markers, records) are ``user.overlay.*`` only; ``trusted.overlay.*`` is plain
+    data.
     """
 
     redirect: str = "off"
     metacopy: bool = False
     index: bool = False
+    userxattr: bool = False  # the overlay's xattrs are user.overlay.* only
 
     @property
     def follow(self) -> bool:
@@ -261,6 +268,13 @@ class Stack:
         self._cache = cache  # owned: closed with the stack
         self._temp = 0
         self.features = features
+        # Which xattrs are the overlay's own (hidden, never copied up, read as markers).
+        self.private = layerfmt.private_prefixes(features.userxattr)
+        self.xwhiteout_xattrs = layerfmt.xwhiteout_xattrs(self.private)
+        if features.userxattr:
+            for layer in self.layers:
+                if isinstance(layer, DirLayer):
+                    layer.opaque_xattrs = layerfmt.opaque_xattrs(self.private)
         # The overlay's private xattrs are read and written in one namespace: trusted.*
         # as root, user.* where trusted xattrs are refused (the kernel's userxattr).
         prefix = style.opaque_xattr[: -len(b"opaque")]
@@ -324,8 +338,9 @@ class Stack:
         if work is None:
             raise ValueError("an upper layer needs a work directory")
         upper_layer = DirLayer(upper, cache)
+        upper_layer.noatime = True  # its atimes follow the mount's flags (union.atime)
         work_layer = DirLayer(prepare_workdir(work), cache)
-        style = probe_style(work_layer)
+        style = probe_style(work_layer, features.userxattr)
         stack = cls(lowers, upper_layer, work_layer, style, owned, features)
         if features.index:
             stack.links = DirLayer(prepare_subdir(work, INDEX_SUBDIR), cache)
