@@ -16,6 +16,7 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               patch e2fsprogs   # patch: third_party/pyfuse3; e2fsprogs: lsattr/chattr, mkfs.ext4 in tests
               util-linux fuse-overlayfs busybox-static strace
               runc   # runc: the reference runtime that tests/runtime/test_runc.py compares with
+              crun   # crun: a second --runtime for the container tests (skipped on a hybrid host)
               umoci skopeo   # OCI image tools: tests/store/test_interop.py compares with them
               uidmap   # newuidmap/newgidmap: rootless runs map /etc/subuid ranges (tests/rootless)
               docker-registry openssl   # registry tests: the real registry, token signing

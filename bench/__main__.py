@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen_wls = workloads.by_name(list(cfg.workloads))
     signal.signal(signal.SIGTERM, _on_sigterm)
 
+    systems.compile_sources()
     info = machine.describe()
     versions = {s.name: machine.version(s) for s in chosen_systems}
     versions["fusermount3"] = machine.fusermount_version()

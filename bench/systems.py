@@ -60,16 +60,24 @@ def _lowerdir(args: MountArgs) -> str:
     )
 
 
-def _unionfs(name: str, index: str, default: bool = True) -> System:
+# An opt-in system "unionfs-before": another checkout of unionfs (e.g. a worktree of main),
+# run by the same interpreter and venv, measured side by side with this one in one run.
+BEFORE_ENV = "UNIONFS_BENCH_BEFORE"
+
+
+def _unionfs(name: str, index: str, default: bool = True, checkout: str | None = None) -> System:
     """unionfs with its index *index*: "kept" (in the bench cache, reused by every later
     mount of the same stack, as a user's would be), "fresh" (built anew at each mount) or
-    "off" (the layer directories served directly)."""
+    "off" (the layer directories served directly). With *checkout*, the unionfs of that
+    source tree (first on PYTHONPATH), with an index of its own."""
 
     def command(args: MountArgs) -> list[str]:
-        where = {"kept": args.state / "unionfs-index", "fresh": args.place / "index"}
+        kept = args.state / ("unionfs-index" if checkout is None else f"{name}-index")
+        where = {"kept": kept, "fresh": args.place / "index"}
         opts = ",".join([_lowerdir(args), f"indexdir={where.get(index, 'off')}"])
         # By interpreter, never by the name "unionfs": /usr/bin/unionfs is unionfs-fuse.
-        return [sys.executable, "-m", "unionfs", "mount", "-f", "--log", str(args.log),
+        env = [] if checkout is None else ["env", f"PYTHONPATH={checkout}"]
+        return [*env, sys.executable, "-m", "unionfs", "mount", "-f", "--log", str(args.log),
                 "-o", opts, str(args.mnt)]  # fmt: skip
 
     notes = {
@@ -78,8 +86,21 @@ def _unionfs(name: str, index: str, default: bool = True) -> System:
         "fresh": "LMDB index built anew by every mount (in the mount's scratch dir)",
         "off": "-o indexdir=off: the layer directories served directly",
     }
+    note = notes[index] if checkout is None else f"{notes[index]}; the unionfs of {checkout}"
     return System(name, "fuse", command, (sys.executable, "-m", "unionfs", "--version"),
-                  default=default, note=notes[index])  # fmt: skip
+                  default=default, note=note)  # fmt: skip
+
+
+def compile_sources() -> None:
+    """Byte-compile the unionfs trees measured, as an installed package is: with
+    PYTHONDONTWRITEBYTECODE set (as in CI) every start would compile them again."""
+    import compileall
+
+    import unionfs
+
+    for tree in (os.path.dirname(unionfs.__file__), os.environ.get(BEFORE_ENV)):
+        if tree:
+            compileall.compile_dir(tree, quiet=1)
 
 
 def _kernel(args: MountArgs) -> list[str]:
@@ -114,6 +135,8 @@ SYSTEMS: list[System] = [
     _unionfs("unionfs", "kept"),
     _unionfs("unionfs-noindex", "off"),
     _unionfs("unionfs-freshindex", "fresh", default=False),
+    *([_unionfs("unionfs-before", "kept", default=False, checkout=os.environ[BEFORE_ENV])]
+      if os.environ.get(BEFORE_ENV) else []),
     System("kernel", "kernel", _kernel, ("uname", "-r"), max_lowers=500,
            note="kernel overlayfs, module defaults (redirect_dir=off: dir rename is EXDEV)"),
     System("fuse-overlayfs", "fuse", _fuse_overlayfs, ("fuse-overlayfs", "--version")),

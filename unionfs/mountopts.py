@@ -71,6 +71,10 @@ class MountOptions:
     atime: tuple[str, ...] = ()  # the atime flags given, in order
     userxattr: bool = False  # the overlay's xattrs are user.overlay.* only
 
+    # The lower layers are immutable (the store's, renamed in complete and never written
+    # again): their index is trusted without the walk that checks a hand-given layer.
+    sealed: bool = False
+
     @property
     def atime_mode(self) -> tuple[str, bool]:
         """("relatime" | "noatime" | "strictatime", nodiratime), combined as the kernel
@@ -164,6 +168,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     work: str | None = None
     fuse: list[str] = []
     indexdir: str | None = None
+    sealed = False
     owners = idmap.IDENTITY
     features: dict[str, str] = {}
     atime: list[str] = []
@@ -192,6 +197,8 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = _unescape(value)
             elif item == "noindexdir":
                 indexdir = "off"
+            elif item == "sealed":
+                sealed = True
             elif key in ("uidmapping", "gidmapping") and eq:
                 ids = idmap.parse_mapping(key, value)
                 if key == "uidmapping":
@@ -237,4 +244,5 @@ def parse(option_strings: list[str]) -> MountOptions:
         features.get("redirect_dir", "on"),
         features.get("metacopy", "off") == "on",
         features.get("index", "off") == "on", tuple(atime), userxattr,
+        sealed,
     )  # fmt: skip

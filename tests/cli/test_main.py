@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -260,3 +262,25 @@ def test_find_mount_names_the_filesystem_type() -> None:
 
 def test_find_mount_of_a_plain_directory_is_none(tmp_path: Path) -> None:
     assert find_mount(str(tmp_path)) is None
+
+
+def test_a_mount_loads_no_other_command_and_no_runtime(dirs: dict[str, str]) -> None:
+    """``unionfs mount`` (podman's mount program, every container start) imports only the
+    mount command (and remount's flag table): not the runtime, the registry client, the
+    store or the other commands."""
+    code = (
+        "import sys\n"
+        "from unionfs.cli import main\n"
+        f"status = main(['mount', '-o', 'lowerdir={dirs['missing']}', {dirs['mnt']!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('unionfs.cli.', 'httpx',"
+        " 'unionfs.runtime', 'unionfs.registry', 'unionfs.store', 'unionfs.containers')))\n"
+        "print(status, *loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    status, *loaded = done.stdout.split()
+    assert status == "1"
+    allowed = {"unionfs.cli.mount", "unionfs.cli.mounts", "unionfs.cli.remount",
+               "unionfs.runtime", "unionfs.runtime.mountflags", "unionfs.runtime.namespaces"}
+    assert "unionfs.cli.mount" in loaded
+    assert set(loaded) <= allowed, sorted(set(loaded) - allowed)

@@ -217,3 +217,8 @@ def test_parse_refuses_bad_feature_values() -> None:
     assert "redirect_dir='yes'" in refused("lowerdir=/a,redirect_dir=yes")
     assert "metacopy=''" in refused("lowerdir=/a,metacopy=")
     assert parse(["lowerdir=/a,index=on"]).index
+
+
+def test_sealed_says_the_lowers_are_immutable() -> None:
+    assert parse(["lowerdir=/a"]).sealed is False
+    assert parse(["lowerdir=/a,sealed"]).sealed is True

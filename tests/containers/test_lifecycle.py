@@ -52,3 +52,21 @@ def test_owner_warnings_pass_through_when_every_id_is_mapped() -> None:
     said: list[str] = []
     userstore.owner_warnings(said.append, None)("owners are not kept (EPERM for a)")
     assert said == ["owners are not kept (EPERM for a)"]
+
+
+def test_a_container_of_an_image_is_mounted_sealed(
+    store: ImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's layers are never written once stored: the mount is told so (``sealed``)
+    and does not walk them to find out whether they changed."""
+    from unionfs.runtime import rootfs
+    from unionfs.store import importer
+
+    oci_layout(tmp_path / "one", [BASE])
+    importer.import_image(store, str(tmp_path / "one"), "one", False)
+    state = lifecycle.create(store, "one", "c-sealed")
+    seen: list[tuple[str, ...]] = []
+    monkeypatch.setattr(rootfs, "mount", lambda *args: seen.append(args[5]))
+    lifecycle.mount(store, "c-sealed", ("ro",))
+    assert seen == [("ro", "sealed")]
+    lifecycle.states(store).delete(state.id)

@@ -19,7 +19,7 @@ import pytest
 from layers import File, Opaque
 from layers import build as make_layer
 
-from unionfs.index import build, verify
+from unionfs.index import build, mounting, verify
 from unionfs.index.views import IndexedLowers
 
 from .indexutil import Calls, compare, layer_key, opened, real, tables_in_use, tables_on_disk
@@ -257,3 +257,22 @@ def test_reindexing_and_rebuilding_leave_no_orphan_tables(tmp_path: Path, indexd
         build.rebuild(index.env, index.layers)
         assert tables_on_disk(index.env) == tables_in_use(index.env)
         assert len(tables_in_use(index.env)) == 4  # 2 layers and their stack, and [bottom]
+
+
+def test_a_sealed_mount_trusts_what_was_indexed_and_indexes_what_was_not(
+    tmp_path: Path, indexdir: Path, calls: Calls
+) -> None:
+    """``-o sealed`` (the store's layers): no walk of a layer the index knows, whatever
+    happened to it; a layer it does not know yet is indexed all the same."""
+    top, bottom = make_layer(tmp_path / "top", TOP), make_layer(tmp_path / "bottom", BOTTOM)
+    assert mounting.prepare(str(indexdir), [str(bottom)], check=False) == str(indexdir)
+    assert calls.scanned == [real(bottom)]
+    (bottom / "added").write_text("not seen: a sealed layer never changes")
+    calls.reset()
+    assert mounting.prepare(str(indexdir), [str(top), str(bottom)], check=False)
+    assert calls.fingerprinted == []
+    assert calls.scanned == [real(top)]
+    calls.reset()
+    with opened(indexdir, [top, bottom]) as checked:  # a mount without the promise looks
+        assert checked.view.lstat(b"added") is not None
+    assert calls.scanned == [real(bottom)]

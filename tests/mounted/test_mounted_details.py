@@ -211,6 +211,7 @@ def _retarget(path: Path) -> None:
 CHANGES: dict[str, Callable[[list[Path]], object]] = {
     "rewrite_in_place": lambda ls: _rewrite(ls[0] / "f", b"NEW!"),
     "chmod": lambda ls: os.chmod(ls[0] / "f", 0o600),
+    "chmod_deep": lambda ls: os.chmod(ls[0] / "d/x", 0o600),  # no directory changes
     "chown": lambda ls: os.chown(ls[0] / "f", 1000, 1000),
     "setxattr": lambda ls: os.setxattr(ls[0] / "f", "user.new", b"1"),
     "add_file_in_subdir": lambda ls: (ls[0] / "d/new").write_bytes(b"n"),

@@ -148,10 +148,13 @@ class Result:
 class Podman:
     """Root podman confined to *base*: storage, run state, temp files and config files."""
 
-    def __init__(self, base: Path, mount_program: str | None, cgroups: CgroupParent) -> None:
-        """*mount_program* None: the kernel's overlayfs (podman's native driver), the oracle."""
+    def __init__(self, base: Path, mount_program: str | None, cgroups: CgroupParent,
+                 runtime: str = "runc") -> None:  # fmt: skip
+        """*mount_program* None: the kernel's overlayfs (podman's native driver), the oracle.
+        *runtime*: the OCI runtime (a name podman knows, or a path)."""
         self.base = base
         self.mount_program = mount_program
+        self.runtime = runtime
         self.cgroups = cgroups
         self.graphroot = base / "graph"
         # conmon refuses a runroot longer than 50 characters: a short one outside tmp_path.
@@ -193,7 +196,7 @@ class Podman:
         return [
             "podman", "--root", str(self.graphroot), "--runroot", str(self.runroot),
             "--tmpdir", str(self.tmpdir), "--storage-driver", "overlay",
-            *(program if self.mount_program else []), "--runtime", "runc",
+            *(program if self.mount_program else []), "--runtime", self.runtime,
             "--cgroup-manager", "cgroupfs", "--events-backend", "none",
             *args,
         ]  # fmt: skip

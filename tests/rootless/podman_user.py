@@ -63,12 +63,15 @@ class RootlessPodman:
     """podman as *user*, storage below *base* (made here, the user's)."""
 
     def __init__(
-        self, user: RootlessUser, base: Path, mount_program: str | None, overlay_options: str = ""
-    ) -> None:
+        self, user: RootlessUser, base: Path, mount_program: str | None, overlay_options: str = "",
+        runtime: str | None = None,
+    ) -> None:  # fmt: skip
         """*mount_program* None: the kernel's overlayfs in podman's user namespace (Linux
         5.11+), the oracle where fuse-overlayfs is wrong. *overlay_options*: more lines
-        for ``[storage.options.overlay]``."""
+        for ``[storage.options.overlay]``. *runtime*: an OCI runtime's path (podman's
+        ``--runtime``) instead of runc."""
         self.user = user
+        self.runtime = runtime
         self.base = base
         self.mount_program = mount_program
         self.graphroot = base / "graph"
@@ -108,11 +111,23 @@ class RootlessPodman:
             "CONTAINERS_CONF": str(self.containers_conf),
         }
 
-    def run_as_user(self, argv: list[str], stdin: bytes | None = None) -> Result:
+    def command(self, argv: list[str]) -> list[str]:
+        """*argv* as the user runs it: a private /dev/fuse, runuser, the user's env."""
         u = self.user
         inner = ["runuser", "-u", u.name, "--", *u.env(self.env()), *argv]
-        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-               'mount --bind "$0" /dev/fuse && exec "$@"', str(u.fuse_node), *inner]  # fmt: skip
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /dev/fuse && exec "$@"', str(u.fuse_node), *inner]  # fmt: skip
+
+    def argv(self, *args: str) -> list[str]:
+        """``podman ARGS`` as the user runs it (with the chosen runtime)."""
+        runtime = ["--runtime", self.runtime] if self.runtime else []
+        return self.command(["podman", *runtime, *args])
+
+    def container_flags(self) -> list[str]:
+        return []
+
+    def run_as_user(self, argv: list[str], stdin: bytes | None = None) -> Result:
+        cmd = self.command(argv)
         proc = subprocess.run(cmd, input=stdin, capture_output=True, cwd=self.base,
                               timeout=scaled(COMMAND_TIMEOUT), check=False)  # fmt: skip
         return Result(proc.returncode, proc.stdout.decode(errors="replace"),
@@ -122,7 +137,8 @@ class RootlessPodman:
         if args and args[0] == "export":
             # podman opens /dev/stdout anew, and our pipe is root's: a file of the user's.
             args = (args[0], "-o", str(self.base / "export.tar"), *args[1:])
-        return self.run_as_user(["podman", *args], stdin=stdin)
+        runtime = ["--runtime", self.runtime] if self.runtime else []
+        return self.run_as_user(["podman", *runtime, *args], stdin=stdin)
 
     def ok(self, *args: str, stdin: bytes | None = None) -> str:
         r = self(*args, stdin=stdin)

@@ -15,21 +15,29 @@ from patience import Deadline, descendants, exit_of, scaled
 from unionfs.runtime import placement
 from unionfs.runtime.state import ContainerDirs, State
 
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def own_cgroup_dirs() -> list[Path]:
-    """Our own cgroup in each v1 hierarchy we use (where containers' cgroups are made), and
-    in a hybrid host's v2 one (where their device programs go)."""
-    v1, v2 = placement.own_cgroups(Path("/proc/self/cgroup").read_text())
-    dirs = [Path("/sys/fs/cgroup", c, v1[c].lstrip("/")) for c in V1_CONTROLLERS if c in v1]
-    if v1 and v2 is not None:
-        dirs.append(Path("/sys/fs/cgroup/unified", v2.lstrip("/")))
+    """Our own cgroup in every hierarchy (where containers' cgroups are made: ours in the
+    v1 ones we use and, for device programs, a hybrid host's v2 one; runc's in all)."""
+    dirs = [Path(p) for p in placement.named("", str(CGROUP_ROOT)).dirs.values()]
     return [d for d in dirs if d.is_dir()]
 
 
 def container_cgroups() -> set[Path]:
-    return {p for d in own_cgroup_dirs() for p in d.glob("unionfs-*")}
+    """The ``unionfs-*`` cgroups below our own, in every hierarchy, of this session only.
+
+    Other sessions on a machine share the root cgroup of most v1 hierarchies (cpu, pids,
+    devices here) but each has its own memory cgroup: a name found in one of the shared
+    hierarchies is ours only if our memory cgroup holds it too (both are made and removed
+    together), so that another session's containers are never taken for our leaks."""
+    found = {p for d in own_cgroup_dirs() for p in d.glob("unionfs-*")}
+    memory = placement.named("", str(CGROUP_ROOT)).dirs.get("memory")
+    if memory is None or Path(memory) == CGROUP_ROOT / "memory":
+        return found  # no memory cgroup of our own: nothing tells sessions apart
+    ours = {p.name for p in Path(memory).glob("unionfs-*")}
+    return {p for p in found if p.name in ours}
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -47,14 +55,18 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 class Runtime:
-    """The unionfs CLI with one UNIONFS_HOME; remembers the containers it starts."""
+    """The unionfs CLI with one UNIONFS_HOME; remembers the containers it starts. With
+    *oci_runtime* (runc, crun), ``run`` and ``create`` hand their containers to it."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, oci_runtime: str = "unionfs") -> None:
         self.home = home
+        self.oci_runtime = oci_runtime
         self.env = {**os.environ, "UNIONFS_HOME": str(home)}
         self.started: list[subprocess.Popen[str]] = []
 
     def cmd(self, *args: str) -> list[str]:
+        if args[:1] in (("run",), ("create",)) and self.oci_runtime != "unionfs":
+            args = (args[0], "--runtime", self.oci_runtime, *args[1:])
         return [sys.executable, "-m", "unionfs", *args]
 
     def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import stat
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,6 @@ from runtime.containerutil import Runtime
 from unionfs.runtime import devices, placement
 
 PROBE = "head -c 24 /secretdev; echo read=$?; echo pwned > /secretdev; echo write=$?"
-
-
-@pytest.fixture
-def loop_secret(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
-    """A host loop device holding a secret: (its /dev path, the secret)."""
-    secret = f"TOP-SECRET-{uuid.uuid4().hex[:12]}".encode()
-    backing = tmp_path / "disk.img"
-    backing.write_bytes(secret.ljust(1 << 20, b"\0"))
-    found = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
-                           text=True, check=False)  # fmt: skip
-    assert found.returncode == 0, f"losetup (util-linux) made no loop device: {found.stderr}"
-    path = found.stdout.strip()
-    try:
-        yield path, secret
-    finally:
-        subprocess.run(["losetup", "-d", path], check=True)
-    assert backing.read_bytes().startswith(secret)  # nothing wrote over it
 
 
 def _node(path: str) -> tuple[int, int]:

@@ -10,7 +10,9 @@ import pytest
 
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, oci
+from unionfs.runtime.run import with_standard_devices
 from unionfs.runtime.spec import DeviceRule, MountSpec, Rlimit
+from unionfs.runtime.steps import Hook
 
 # What `runc spec` (1.1.5) writes, with a command and a host name.
 RUNC_SPEC: dict[str, object] = {
@@ -135,6 +137,28 @@ def test_limits_are_read() -> None:
     assert s.resources.devices == devices.default_rules()
 
 
+def test_device_rules_read_over_deny_all_with_the_standard_set_on_top() -> None:
+    """As runc's: its rules start from "deny all" and its default devices come after the
+    bundle's (cgroup v1 would otherwise start from the parent's "a *:* rwm")."""
+    only = DeviceRule(False, "c", 1, 1, "rwm")
+    s = parse(config(linux__resources={"devices": [{"allow": False, "type": "c", "major": 1,
+                                                     "minor": 1, "access": "rwm"}]}))
+    assert s.resources.devices == (only,)
+    applied = with_standard_devices(s.resources).devices
+    assert applied == (DeviceRule(False, "a"), only, *devices.STANDARD)
+    # a list that starts from "a" (deny or allow all) is not given a second base
+    assert with_standard_devices(parse(config()).resources).devices == (
+        DeviceRule(False, "a", None, None, "rwm"), *devices.STANDARD)  # fmt: skip
+
+
+def test_cap_mknod_lets_the_bundle_create_any_node_as_runc() -> None:
+    with_mknod = {k: ["CAP_MKNOD"] for k in ("bounding", "effective", "permitted")}
+    s = parse(config(process__capabilities=with_mknod))
+    assert s.resources.devices == (DeviceRule(False, "a"), *devices.MKNOD_ANY)
+    s = parse(config(process__capabilities=with_mknod, linux__resources=None))
+    assert s.resources.devices == devices.default_rules(mknod=True)
+
+
 def test_minus_one_means_no_limit() -> None:
     s = parse(config(linux__resources={"memory": {"limit": -1}, "pids": {"limit": -1}}))
     assert s.resources.memory is None and s.resources.pids is None
@@ -143,7 +167,9 @@ def test_minus_one_means_no_limit() -> None:
 @pytest.mark.parametrize(
     ("changes", "named"),
     [
-        ({"hooks": {"prestart": [{"path": "/bin/true"}]}}, "hooks"),
+        ({"hooks": {"prestart": [{"path": "true"}]}}, r"hooks.prestart\[0\].path"),
+        ({"hooks": {"preStart": [{"path": "/bin/true"}]}}, "hooks.preStart"),
+        ({"hooks": {"poststop": [{"path": "/x", "timeout": 0}]}}, "timeout"),
         ({"linux__seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}, "SCMP_ACT_NOTIFY"),
         ({"linux__seccomp": {"listenerPath": "/run/x.sock"}}, "listenerPath"),
         ({"process__apparmorProfile": "docker-default"}, "process.apparmorProfile"),
@@ -154,20 +180,19 @@ def test_minus_one_means_no_limit() -> None:
         ),
         ({"linux__namespaces": [{"type": "mount"}, {"type": "user"}]}, "user namespace"),
         (
-            {"linux__namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/n"}]},
-            r"linux.namespaces\[1\].path",
+            {"linux__namespaces": [{"type": "mount"}, {"type": "network", "path": "run/n"}]},
+            r"linux.namespaces\[1\].path must be absolute",
         ),
         ({"linux__namespaces": [{"type": "pid"}]}, "must include a mount namespace"),
-        ({"linux__resources": {"blockIO": {"weight": 10}}}, "linux.resources.blockIO"),
         (
-            {"linux__resources": {"memory": {"limit": 1 << 25, "swap": 1 << 26}}},
-            "linux.resources.memory.swap",
+            {"linux__resources": {"memory": {"limit": 1 << 26, "swap": 1 << 25}}},
+            "linux.resources.memory.swap must be -1 or at least the memory limit",
         ),
-        (
-            {"linux__resources": {"memory": {"disableOOMKiller": True}}},
-            "linux.resources.memory.disableOOMKiller",
-        ),
-        ({"linux__resources": {"cpu": {"cpus": "0-1"}}}, "linux.resources.cpu.cpus"),
+        ({"linux__resources": {"memory": {"swappiness": 101}}}, "swappiness must be 0 to 100"),
+        ({"linux__resources": {"blockIO": {"weight": 5}}}, "blockIO.weight must be 10 to 1000"),
+        ({"linux__resources": {"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}}},
+         "linux.resources.blockIO.throttleReadBpsDevice"),
+        ({"linux__resources": {"cpu": {"realtimeRuntime": 10}}}, "linux.resources.cpu.realtime"),
         (
             {"linux__resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}},
             "linux.resources.hugepageLimits",
@@ -204,12 +229,21 @@ def test_minus_one_means_no_limit() -> None:
         ),
         ({"hostname": "x", "linux__namespaces": [{"type": "mount"}]}, "uts namespace"),
         ({"process__terminal": "yes"}, "process.terminal has the wrong type"),
-        ({"somethingNew": {"a": 1}}, "somethingNew"),
+        ({"vm": {"hypervisor": {"path": "/x"}}}, "vm is not supported"),
+        ({"linux__intelRdt": {"closID": "x"}}, "linux.intelRdt is not supported"),
+        ({"process__user": {"uid": 0, "somethingNew": 1}}, "process.user.somethingNew"),
     ],
 )
 def test_unsupported_fields_are_refused_by_name(changes: dict[str, object], named: str) -> None:
     with pytest.raises(UserError, match=named):
         parse(config(**changes))
+
+
+def test_a_property_the_runtime_spec_does_not_define_is_an_extension_and_ignored() -> None:
+    """runtime-spec: "MUST NOT generate an error if they encounter an unknown property"
+    (where it lists every property of an object: the top level, process, linux, ...)."""
+    s = parse(config(somethingNew={"a": 1}, process__x_vendor=1, linux__x_vendor=[1]))
+    assert s.process.args == ("sh",)
 
 
 def test_safe_fields_are_ignored_and_empty_ones_accepted() -> None:
@@ -224,6 +258,40 @@ def test_safe_fields_are_ignored_and_empty_ones_accepted() -> None:
         )
     )
     assert s.sysctl == (("net.ipv4.ip_forward", "1"),)
+
+
+def test_hooks_namespace_paths_cgroups_path_and_annotations_are_read() -> None:
+    s = parse(
+        config(
+            hooks={"createRuntime": [{"path": "/bin/hook", "args": ["hook", "a"],
+                                      "env": ["X=1"], "timeout": 5}],
+                   "poststop": [{"path": "/bin/true"}]},
+            linux__namespaces=[{"type": "mount"}, {"type": "uts"},
+                               {"type": "network", "path": "/run/netns/x"}],
+            linux__cgroupsPath="/machine/c1",
+            annotations={"org.example": "x"},
+        )
+    )
+    assert s.hooks.of("createRuntime") == (Hook("/bin/hook", ("hook", "a"), ("X=1",), 5),)
+    assert s.hooks.poststop == (Hook("/bin/true"),) and s.hooks.prestart == ()
+    assert s.namespaces == ("mount", "network", "uts")
+    assert s.namespace_paths == (("network", "/run/netns/x"),)
+    assert s.cgroups_path == "/machine/c1"
+    assert s.annotations == (("org.example", "x"),)
+
+
+def test_runcs_other_resources_are_read() -> None:
+    s = parse(config(linux__resources={
+        "memory": {"limit": 1 << 26, "swap": 1 << 27, "reservation": 1 << 25, "swappiness": 10,
+                   "disableOOMKiller": True, "kernel": -1},
+        "cpu": {"shares": 512, "cpus": "0", "mems": "0"}, "blockIO": {"weight": 300}}))  # fmt: skip
+    r = s.resources
+    assert (r.memory, r.memory_swap, r.memory_reservation) == (1 << 26, 1 << 27, 1 << 25)
+    assert (r.memory_swappiness, r.oom_kill_disable) == (10, True)
+    assert (r.cpu_shares, r.cpuset_cpus, r.cpuset_mems, r.blkio_weight) == (512, "0", "0", 300)
+    assert set(r.controllers()) == {"memory", "cpu", "cpuset", "blkio", "devices"}
+    same = parse(config(linux__resources={"memory": {"limit": 1 << 26, "swap": 1 << 26}}))
+    assert same.resources.memory_swap is None  # swap == limit: none beyond it, our default
 
 
 def test_bind_mounts_from_type_none_with_bind_option() -> None:

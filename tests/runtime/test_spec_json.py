@@ -99,21 +99,21 @@ def test_claim_checks_under_the_lock_and_resets_the_run_fields(tmp_path: Path) -
 def test_a_start_that_fails_before_the_process_ran_leaves_the_container_as_it_was(
     tmp_path: Path,
 ) -> None:
-    from unionfs.runtime.run import _Container
+    from unionfs.runtime.run import Registration
 
     store = ContainerDirs(str(tmp_path))
     made = store.create("c", ("sh",), "/rootfs", remove=True, runtime=False)
     store.save(dataclasses.replace(made, status="exited", exit_code=3))
     before, now = store.claim(made.id, lambda s: None)
-    _Container(store, now, remove=True, before=before).finish()  # failed: restored, kept
+    Registration(store, now, remove=True, before=before).finish()  # failed: restored, kept
     assert store.load(made.id) == before
     before, now = store.claim(made.id, lambda s: None)
-    ran = _Container(store, now, remove=False, before=before)
+    ran = Registration(store, now, remove=False, before=before)
     ran.update(status="exited", exit_code=0)
     ran.finish()  # ran: the new state stays
     assert store.load(made.id) == ran.state
     before, now = store.claim(made.id, lambda s: None)
-    removed = _Container(store, now, remove=True, before=before)
+    removed = Registration(store, now, remove=True, before=before)
     removed.update(status="exited", exit_code=0)
     removed.finish()  # ran, --rm: gone
     assert store.all() == []

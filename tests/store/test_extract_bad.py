@@ -157,6 +157,13 @@ def test_truncated_gzip_is_refused(box: Box) -> None:
     box.refuse(blob[: len(blob) // 2], "gzip")
 
 
+def test_corrupt_gzip_is_refused(box: Box) -> None:
+    """A damaged deflate stream (not a short one): the inflater's own error, as one line."""
+    blob = bytearray(gz(_big_tar()))
+    blob[60:90] = bytes(30)
+    box.refuse(bytes(blob), "gzip")
+
+
 def test_truncated_zstd_is_refused(box: Box) -> None:
     blob = zst(_big_tar())
     box.refuse(blob[: len(blob) // 2], "truncated")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as strategies
 from layers import LayerFactory, Spec, Symlink, build
 
 from unionfs.safepath import DirFdCache, LayerDir, join, noatime_clone, split
@@ -336,3 +338,47 @@ def test_without_the_clone_lower_reads_use_o_noatime_and_fall_back_without_it(
     assert {n: after[n] for n in ["d", "d/f"]} == {n: before[n] for n in ["d", "d/f"]}
     assert after["other"] != before["other"], "read without O_NOATIME: relatime moves it"
     assert after["d/s"] != before["d/s"], "readlink moves a symlink's atime"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strategies.lists(
+        strategies.tuples(
+            strategies.sampled_from(["put", "get", "forget"]),
+            strategies.sampled_from([0, 1]),
+            strategies.sampled_from([b"", b"a", b"a/b", b"a/b/c", b"ab", b"ab/c", b"b", b"b/a/c"]),
+        ),
+        max_size=40,
+    )
+)
+def test_cache_forget_matches_a_scan_of_every_key_through_puts_and_evictions(
+    ops: list[tuple[str, int, bytes]],
+) -> None:
+    """The per-directory index of what is cached below it stays what a scan would find,
+    through LRU evictions (capacity 3) and re-puts."""
+    cache = DirFdCache(3)
+    model: dict[tuple[int, bytes], int] = {}  # what the cache holds, LRU first
+    try:
+        for op, layer, path in ops:
+            key = (layer, path)
+            if op == "put" and path:
+                fd = fresh_fd()
+                cache.put(key, fd)
+                model.pop(key, None)
+                model[key] = fd
+                while len(model) > 3:
+                    model.pop(next(iter(model)))
+            elif op == "get":
+                assert cache.get(key) == model.get(key)
+                if key in model:
+                    model[key] = model.pop(key)
+            elif op == "forget":
+                cache.forget(layer, path)
+                prefix = path + b"/" if path else b""
+                below = [k for k in model if k[0] == layer and (k[1] + b"/").startswith(prefix)]
+                for k in below:
+                    assert not is_open(model.pop(k))
+            assert cache.size == len(model)
+            assert all(cache.get(k) == fd and is_open(fd) for k, fd in list(model.items()))
+    finally:
+        cache.close()

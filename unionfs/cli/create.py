@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     def spec_for(config: dict[str, typing.Any], lowers: tuple[str, ...]) -> Saved | None:
         found = run_cli.spec_for_image(args, args.image, command, config, lowers)
         if found is not None:
-            return Saved(found, args.stop_timeout)
+            return Saved(found, args.stop_timeout, run_cli.check_runtime(args.runtime))
         given = _run_flags_given(args)
         if given:
             raise UserError(f"{given[0]} is for a command, and image {args.image} has no "

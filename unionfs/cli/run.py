@@ -48,6 +48,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="SIGKILL the process this long after forwarding TERM/INT/HUP")  # fmt: skip
     add_stdio_flags(p)
+    p.add_argument("--runtime", default="unionfs", metavar="NAME|PATH",
+                   help="the OCI runtime that sets the container up on the union: unionfs "
+                   "(default), runc, crun or a program's path")  # fmt: skip
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="add a capability to docker's default set (ALL: every one)")  # fmt: skip
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
@@ -159,8 +162,18 @@ def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
     return _from_cli(args, lowers[0], command, env)
 
 
+def check_runtime(name: str) -> str:
+    """unionfs, or another OCI runtime that exists (found now, not after the mount)."""
+    if name != "unionfs":
+        from unionfs.runtime import delegate
+
+        delegate.program_path(name)
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
+    name = check_runtime(args.runtime)
     if args.rootfs is None and args.bundle is None:
         run_spec, digest, lowers = image_spec(args)
-        return runtime.run(run_spec, default_home(), args.stop_timeout, digest, lowers)
-    return runtime.run(build_spec(args), default_home(), args.stop_timeout)
+        return runtime.run(run_spec, default_home(), args.stop_timeout, digest, lowers, name)
+    return runtime.run(build_spec(args), default_home(), args.stop_timeout, runtime=name)

@@ -81,8 +81,10 @@ def mount(store: ImageStore, ref: str, options: tuple[str, ...] = (),
         for lower in lowers_of(state):
             if not os.path.isdir(lower):
                 raise UserError(f"container {state.name}: its layer {lower} is missing")
+        # The store's layers are never written once stored: the mount need not walk them.
+        sealed = ("sealed",) if state.lowers else ()
         rootfs.mount(lowers_of(state), paths.upper, paths.work, paths.rootfs,
-                     index or store.index_dir, options)  # fmt: skip
+                     index or store.index_dir, (*options, *sealed))  # fmt: skip
     return paths.rootfs
 
 

@@ -29,9 +29,10 @@ def location(indexdir: str | None) -> str | None:
     return indexdir or default_dir()
 
 
-def prepare(indexdir: str | None, lower_paths: Sequence[str]) -> str | None:
+def prepare(indexdir: str | None, lower_paths: Sequence[str], check: bool = True) -> str | None:
     """Check or build the index of *lower_paths*; the place to use, or None (with a
-    warning in the log) when it cannot be used."""
+    warning in the log) when it cannot be used. Without *check* (sealed layers) a layer
+    indexed before is trusted as it was: no walk, only what is missing is built."""
     where = location(indexdir)
     if where is None:
         return None
@@ -40,7 +41,7 @@ def prepare(indexdir: str | None, lower_paths: Sequence[str]) -> str | None:
     try:
         env = IndexEnv(where)
         try:
-            build.open_lowers(env, layers)
+            build.open_lowers(env, layers, check)
         finally:
             env.close()
     except (IndexUnavailable, OSError, lmdb.Error) as exc:

@@ -15,17 +15,20 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from unionfs.errors import UserError
 from unionfs.runtime import devices as devicepolicy
 from unionfs.runtime.devices import DeviceRule
-from unionfs.runtime.spec import Resources
+
+if TYPE_CHECKING:  # the spec's modules are not needed to remove a cgroup
+    from unionfs.runtime.spec import Resources
 
 ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # joined when present, for stats
 V1_UNLIMITED = 1 << 62  # memory.limit_in_bytes at or above this means no limit
-WHAT_FOR = {"memory": "--memory", "cpu": "--cpus", "pids": "--pids", "devices": "device rules"}
+WHAT_FOR = {"memory": "--memory", "cpu": "--cpus", "pids": "--pids", "devices": "device rules",
+            "cpuset": "cpuset cpus/mems", "blkio": "a block I/O weight"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,24 +169,44 @@ class V1Cgroup:
             raise
 
     def set_limits(self, resources: Resources) -> None:
-        if resources.memory is not None:
-            memory = self.dirs["memory"]
-            _write(f"{memory}/memory.limit_in_bytes", str(resources.memory))
-            if os.path.exists(f"{memory}/memory.memsw.limit_in_bytes"):  # no swap beyond
-                _write(f"{memory}/memory.memsw.limit_in_bytes", str(resources.memory))
-        if resources.cpu_quota is not None:
-            period = resources.cpu_period or 100_000
-            _write(f"{self.dirs['cpu']}/cpu.cfs_period_us", str(period))
-            _write(f"{self.dirs['cpu']}/cpu.cfs_quota_us", str(resources.cpu_quota))
-        if resources.pids is not None:
-            _write(f"{self.dirs['pids']}/pids.max", str(resources.pids))
-        if resources.devices is not None:
+        r = resources
+        memory, cpu = self.dirs.get("memory", ""), self.dirs.get("cpu", "")
+        if r.memory is not None:
+            _write(f"{memory}/memory.limit_in_bytes", str(r.memory))
+        if (r.memory is not None or r.memory_swap is not None) and os.path.exists(
+                f"{memory}/memory.memsw.limit_in_bytes"):  # fmt: skip
+            # memory + swap; without a swap setting, no swap beyond the memory limit
+            swap = r.memory_swap if r.memory_swap is not None else r.memory
+            _write(f"{memory}/memory.memsw.limit_in_bytes", str(swap))
+        for name, value in (("memory.soft_limit_in_bytes", r.memory_reservation),
+                            ("memory.swappiness", r.memory_swappiness),
+                            ("memory.oom_control", 1 if r.oom_kill_disable else None)):
+            if value is not None:
+                _write(f"{memory}/{name}", str(value))
+        if r.cpu_quota is not None:
+            period = r.cpu_period or 100_000
+            _write(f"{cpu}/cpu.cfs_period_us", str(period))
+            _write(f"{cpu}/cpu.cfs_quota_us", str(r.cpu_quota))
+        if r.cpu_shares is not None:
+            _write(f"{cpu}/cpu.shares", str(r.cpu_shares))
+        for name, text in (("cpuset.cpus", r.cpuset_cpus), ("cpuset.mems", r.cpuset_mems)):
+            if "cpuset" in self.dirs:  # a new v1 cpuset has none: the parent's, as runc
+                parent = read(f"{os.path.dirname(self.dirs['cpuset'])}/{name}") or ""
+                _write(f"{self.dirs['cpuset']}/{name}", text if text is not None else parent)
+        if r.blkio_weight is not None:
+            blkio = self.dirs["blkio"]
+            weight = "blkio.weight" if os.path.exists(f"{blkio}/blkio.weight") else \
+                "blkio.bfq.weight"  # fmt: skip
+            _write(f"{blkio}/{weight}", str(r.blkio_weight))
+        if r.pids is not None:
+            _write(f"{self.dirs['pids']}/pids.max", str(r.pids))
+        if r.devices is not None:
             devices = self.dirs["devices"]
-            for rule in resources.devices:
+            for rule in r.devices:
                 kind = "allow" if rule.allow else "deny"
                 _write(f"{devices}/devices.{kind}", devicepolicy.v1_line(rule))
             if "unified" in self.dirs:  # hybrid: the v2 hierarchy checks them too
-                _device_program(self.dirs["unified"], resources.devices)
+                _device_program(self.dirs["unified"], r.devices)
 
     def add(self, pid: int) -> None:
         for path in dict.fromkeys(self.dirs.values()):
@@ -230,17 +253,32 @@ class V2Cgroup:
         _mkdir(self.path)
 
     def set_limits(self, resources: Resources) -> None:
-        if resources.memory is not None:
-            _write(f"{self.path}/memory.max", str(resources.memory))
-            if os.path.exists(f"{self.path}/memory.swap.max"):
-                _write(f"{self.path}/memory.swap.max", "0")
-        if resources.cpu_quota is not None:
-            period = resources.cpu_period or 100_000
-            _write(f"{self.path}/cpu.max", f"{resources.cpu_quota} {period}")
-        if resources.pids is not None:
-            _write(f"{self.path}/pids.max", str(resources.pids))
-        if resources.devices is not None:
-            _device_program(self.path, resources.devices)
+        r = resources
+        if r.memory_swappiness is not None or r.oom_kill_disable:
+            raise UserError("memory swappiness and disableOOMKiller have no cgroup v2 "
+                            "equivalent")  # fmt: skip
+        if r.memory is not None:
+            _write(f"{self.path}/memory.max", str(r.memory))
+        if os.path.exists(f"{self.path}/memory.swap.max") and r.memory is not None:
+            swap = "max" if r.memory_swap == -1 else str(
+                (r.memory_swap or r.memory) - r.memory)  # fmt: skip
+            _write(f"{self.path}/memory.swap.max", swap)
+        if r.memory_reservation is not None:
+            _write(f"{self.path}/memory.low", str(r.memory_reservation))
+        if r.cpu_quota is not None:
+            period = r.cpu_period or 100_000
+            _write(f"{self.path}/cpu.max", f"{r.cpu_quota} {period}")
+        if r.cpu_shares is not None:  # runc's conversion of shares (2-262144) to a weight
+            _write(f"{self.path}/cpu.weight", str(1 + (r.cpu_shares - 2) * 9999 // 262142))
+        for name, text in (("cpuset.cpus", r.cpuset_cpus), ("cpuset.mems", r.cpuset_mems)):
+            if text is not None:
+                _write(f"{self.path}/{name}", text)
+        if r.blkio_weight is not None:
+            _write(f"{self.path}/io.bfq.weight", str(r.blkio_weight))
+        if r.pids is not None:
+            _write(f"{self.path}/pids.max", str(r.pids))
+        if r.devices is not None:
+            _device_program(self.path, r.devices)
 
     def add(self, pid: int) -> None:
         _write(f"{self.path}/cgroup.procs", str(pid))

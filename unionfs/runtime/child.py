@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import os
 import sys
+import typing
 
-from unionfs.runtime import executor, plan
-from unionfs.runtime.helper import SETUP_FAILED, inherited_channel
+from unionfs.runtime import executor, steps
+from unionfs.runtime.helper import SETUP_FAILED, Channel, inherited_channel
 
 
 def main(argv: list[str]) -> None:
-    channel = inherited_channel(int(argv[1]))
+    serve(inherited_channel(int(argv[1])))
+
+
+def serve(channel: Channel) -> typing.NoReturn:
+    """Read the plan from *channel* and perform it (the last step execs)."""
     data = channel.recv()
     if not data:
         os._exit(SETUP_FAILED)
     try:
-        steps = plan.loads(data)
+        plan = steps.loads(data)
     except Exception as exc:
         executor.fail(channel, SETUP_FAILED, f"unreadable plan: {exc!r}")
-    executor.execute(steps, channel)
+    executor.execute(plan, channel)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: 
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _with_user_namespace(pid: int, namespaces: tuple[str, ...]) -> tuple[str, ...]:
+def with_user_namespace(pid: int, namespaces: tuple[str, ...]) -> tuple[str, ...]:
     """A rootless container lives in its runtime's user namespace: join that one first
     (its owner gets every capability in it), then the others, which it owns."""
     try:
@@ -72,7 +72,7 @@ def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
     state = running(ContainerDirs(home), ref)
     assert state.pid is not None
     process = process_for(state, args, env, workdir, user, interactive, tty)
-    steps = plan.exec_plan(state.pid, _with_user_namespace(state.pid, state.namespaces), process)
+    steps = plan.exec_plan(state.pid, with_user_namespace(state.pid, state.namespaces), process)
     cgroup = cgroups.from_record(dict(state.cgroup))
     proxy = SignalProxy(stop_timeout=10.0)
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import posixpath
 import resource
 import signal
+import socket
 import stat
 import struct
 import typing
 
+from unionfs.runtime import hooks
 from unionfs.runtime import namespaces as ns
-from unionfs.runtime import plan as p
+from unionfs.runtime import steps as p
 from unionfs.runtime.helper import SETUP_FAILED, Channel
 from unionfs.runtime.mountflags import (
     MS_BIND,
@@ -48,6 +51,8 @@ TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCGPTPEER = 0x5441
 TIOCSCTTY = 0x540E
+# What a Rendezvous brought: the container's OCI state (JSON), for the hooks run here.
+_received: dict[str, str] = {}
 
 
 def resolve_in_root(root: str, path: str) -> str:
@@ -145,6 +150,60 @@ def _terminal(step: p.Terminal, channel: Channel) -> None:
         os.close(slave)
 
 
+def _rendezvous(tag: str, channel: Channel) -> None:
+    channel.send(f"ready {tag}")
+    answer = channel.recv().decode()
+    word, _, rest = answer.partition(" ")
+    got_tag, _, state = rest.partition(" ")
+    if word != "go" or got_tag != tag:
+        os._exit(SETUP_FAILED)  # the runtime gave up; it says why
+    if state:
+        _received["state"] = state
+
+
+def _run_hooks(step: p.RunHooks, channel: Channel) -> None:
+    state = json.loads(_received.get("state") or "{}")
+    state.update(status=step.status, pid=os.getpid())
+    try:
+        hooks.run_all(step.hooks, json.dumps(state))
+    except hooks.HookFailed as exc:
+        fail(channel, SETUP_FAILED, f"{step.kind} {exc.message}")
+
+
+def _check_executable(step: p.CheckExecutable, channel: Channel) -> None:
+    """As execvpe would look *name* up (runc's LookPath before the exec fifo)."""
+    name = step.name
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = next((e[5:] for e in step.env if e.startswith("PATH=")), os.defpath)
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    denied = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return
+            denied = candidate
+    if denied is not None:
+        fail(channel, 126, f'exec: "{name}": permission denied')
+    if "/" not in name:
+        fail(channel, 127, f'exec: "{name}": executable file not found in $PATH')
+    fail(channel, 127, f'exec: "{name}": stat {name}: no such file or directory')
+
+
+def _await_start(fd: int, channel: Channel) -> None:
+    """``ready start``, then block until ``start`` connects; talk to it from now on."""
+    channel.send("ready start")
+    listener = socket.socket(fileno=fd)
+    try:
+        conn, _addr = listener.accept()  # close-on-exec
+    finally:
+        listener.close()
+    channel.sock.close()
+    channel.sock = conn
+    channel.send("started")
+
+
 def fail(channel: Channel, code: int, message: str) -> typing.NoReturn:
     try:
         channel.send(f"error {code} {message}")
@@ -209,13 +268,14 @@ def perform(step: p.Step, channel: Channel) -> None:
         case p.LoopbackUp():
             ns.loopback_up()
         case p.Sysctl(key=key, value=value):
-            with open("/proc/sys/" + key.replace(".", "/"), "w", encoding="utf-8") as f:
-                f.write(value)
+            # bytes: after PivotRoot no codec module can be imported any more
+            with open("/proc/sys/" + key.replace(".", "/"), "wb") as f:
+                f.write(value.encode())
         case p.SetRlimit(resource=name, soft=soft, hard=hard):
             resource.setrlimit(getattr(resource, name), (soft, hard))
         case p.OomScoreAdj(value=value):
-            with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
-                f.write(str(value))
+            with open("/proc/self/oom_score_adj", "wb") as f:
+                f.write(str(value).encode())
         case p.Umask(mask=mask):
             os.umask(mask)
         case p.Chdir(path=path):
@@ -238,6 +298,14 @@ def perform(step: p.Step, channel: Channel) -> None:
             ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
         case p.Seccomp(program=program, flags=flags):
             ns.seccomp_filter(bytes.fromhex(program), flags)
+        case p.Rendezvous(tag=tag):
+            _rendezvous(tag, channel)
+        case p.RunHooks():
+            _run_hooks(step, channel)
+        case p.CheckExecutable():
+            _check_executable(step, channel)
+        case p.AwaitStart(fd=fd):
+            _await_start(fd, channel)
         case p.Exec():
             _exec(step, channel)
         case _:

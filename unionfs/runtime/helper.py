@@ -15,8 +15,11 @@ import os
 import socket
 import subprocess
 import sys
+import typing
+from collections.abc import Callable
 
-from unionfs.runtime import plan
+if typing.TYPE_CHECKING:
+    from unionfs.runtime import plan
 
 MAX_MESSAGE = 4 << 20
 SETUP_FAILED = 125  # as docker run: the runtime, not the command, failed
@@ -61,16 +64,25 @@ class Helper:
     ``child_pid``, ``go``, ``finish``; ``close`` always. It is started before its plan is
     known, so that Python's start-up overlaps other set-up work."""
 
-    def __init__(self, stdio: tuple[int, int, int] | None = None) -> None:
-        """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2."""
+    def __init__(self, stdio: tuple[int, int, int] | None = None,
+                 pass_fds: tuple[int, ...] = (),
+                 fork: Callable[[Channel], typing.NoReturn] | None = None) -> None:  # fmt: skip
+        """*stdio*: the fds the helper (and so the container's process) gets as 0, 1, 2;
+        *pass_fds*: more fds it inherits, under the same numbers (a step names them).
+        *fork*: fork this process and run it (``child.serve``) in the child, instead of
+        starting a fresh Python: saves its start-up, only for a caller that is
+        single-threaded."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.channel = Channel(ours)
         self.pty: int | None = None  # the master of the pty a Terminal step made
         stdin, stdout, stderr = stdio if stdio is not None else (None, None, None)
+        if fork is not None:
+            self.proc: subprocess.Popen[bytes] | _Forked = _Forked(fork, ours, theirs, stdio)
+            return
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "unionfs.runtime.child", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), *pass_fds),
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
@@ -79,7 +91,9 @@ class Helper:
             theirs.close()
 
     def send_plan(self, steps: tuple[plan.Step, ...]) -> None:
-        self.channel.send(plan.dumps(steps))
+        from unionfs.runtime.steps import dumps  # not imported for what needs no plan
+
+        self.channel.send(dumps(steps))
 
     def child_pid(self) -> int:
         """The host pid of the forked child; the helper has exited (and is reaped)."""
@@ -104,7 +118,7 @@ class Helper:
                 os.close(fd)
             if not message:
                 return
-            self._raise_if_error(message)
+            raise_if_error(message)
             raise StepError(SETUP_FAILED, f"unexpected message from the child: {message!r}")
 
     def take_pty(self) -> int | None:
@@ -126,14 +140,50 @@ class Helper:
         if not message:
             self.proc.wait()
             raise StepError(SETUP_FAILED, f"the helper died (status {self.proc.returncode})")
-        self._raise_if_error(message)
+        raise_if_error(message)
         return message
 
-    @staticmethod
-    def _raise_if_error(message: bytes) -> None:
-        if message.startswith(b"error "):
-            _, code, text = message.decode(errors="replace").split(" ", 2)
-            raise StepError(int(code), text)
+
+def raise_if_error(message: bytes) -> None:
+    """Raise the StepError an ``error CODE MESSAGE`` message tells of."""
+    if message.startswith(b"error "):
+        _, code, text = message.decode(errors="replace").split(" ", 2)
+        raise StepError(int(code), text)
+
+
+class _Forked:
+    """A helper forked from this process, with the little of Popen's interface used."""
+
+    def __init__(self, serve: Callable[[Channel], typing.NoReturn], ours: socket.socket,
+                 theirs: socket.socket, stdio: tuple[int, int, int] | None) -> None:  # fmt: skip
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:  # never returns into the caller's code
+            try:
+                ours.close()
+                for target, fd in enumerate(stdio or ()):
+                    if fd != target:
+                        os.dup2(fd, target)
+                serve(Channel(theirs))
+            finally:
+                os._exit(SETUP_FAILED)
+        theirs.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, 9)
 
 
 def inherited_channel(fd: int) -> Channel:

@@ -86,3 +86,8 @@ def parse(options: tuple[str, ...] | list[str], where: str) -> MountFlags:
         else:
             raise UserError(f"{where}: unknown mount option {word!r}")
     return MountFlags(flags, ",".join(data), propagation)
+
+
+def option_words() -> set[str]:
+    """Every option word ``parse`` knows (flags, propagation, filesystem data words)."""
+    return set(_FLAGS) | set(_PROPAGATION) | _DATA_WORDS

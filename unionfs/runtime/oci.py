@@ -5,9 +5,10 @@ in ``IGNORED`` with why ignoring them is safe; anything else that is present and
 is refused with its JSON path named, so a bundle never runs with less isolation or fewer
 limits than it asked for. Readings to know: ``process.terminal`` gives a pty of the
 container's own, relayed by the runtime; ``linux.seccomp`` is compiled by unionfs (no
-``SCMP_ACT_NOTIFY``); no ``linux.resources.devices`` means runc's default (deny all, the
-standard set allowed); an absent ``process.capabilities`` means none at all (runc keeps
-all). ``parse`` is pure but for the kernel version (``minKernel``); ``load`` reads the file.
+``SCMP_ACT_NOTIFY``; none given, no filter, as runc); device rules read over "deny all",
+the standard set allowed and, with CAP_MKNOD in the bounding set, creating any node, as
+runc's do; an absent ``process.capabilities`` means none at all (runc keeps all).
+``parse`` is pure but for the kernel version (``minKernel``); ``load`` reads the file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import resource
 from typing import cast
 
 from unionfs.errors import UserError
-from unionfs.runtime import caps, seccomp, security, spec
+from unionfs.runtime import caps, hooks, seccomp, security, spec
 from unionfs.runtime import devices as devicepolicy
 from unionfs.runtime.devices import DeviceRule
 from unionfs.runtime.spec import MountSpec, Resources, Rlimit, RunSpec
@@ -28,13 +29,28 @@ JSON = object
 
 # Present or not, these change nothing that matters for isolation or limits.
 IGNORED = {
-    "annotations": "metadata for tools, not for the runtime",
     "process.consoleSize": "only sizes a terminal: the caller's terminal's size is used",
-    "linux.cgroupsPath": "unionfs always places cgroups below its own, unionfs-<id>",
-    "linux.resources.memory.reservation": "a soft limit: a hint for reclaim, no guarantee",
-    "linux.resources.memory.swappiness": "a reclaim preference, not a limit",
-    "linux.resources.cpu.shares": "a relative weight, not a limit",
+    "linux.resources.memory.kernel": "kernel memory accounting: deprecated, runc ignores it",
+    "linux.resources.memory.kernelTCP": "likewise deprecated (runc ignores it)",
 }
+
+# Every property runtime-spec 1.0.2 defines in these objects (config.md, config-linux.md):
+# one of them that is not supported is refused, any other is an extension and ignored.
+SPEC = {
+    "": frozenset({"ociVersion", "process", "root", "hostname", "domainname", "mounts",
+                   "hooks", "annotations", "linux", "solaris", "windows", "vm", "zos"}),
+    "process": frozenset({"terminal", "consoleSize", "cwd", "env", "args", "commandLine",
+                          "rlimits", "apparmorProfile", "capabilities", "noNewPrivileges",
+                          "oomScoreAdj", "scheduler", "selinuxLabel", "ioPriority", "user",
+                          "execCPUAffinity"}),
+    "linux": frozenset({"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices",
+                        "cgroupsPath", "rdmaPath", "resources", "unified", "intelRdt",
+                        "sysctl", "seccomp", "rootfsPropagation", "maskedPaths",
+                        "readonlyPaths", "mountLabel", "personality"}),
+    "linux.resources": frozenset({"devices", "memory", "cpu", "blockIO", "hugepageLimits",
+                                  "network", "pids", "rdma", "unified"}),
+    "root": frozenset({"path", "readonly"}),
+}  # fmt: skip
 
 
 class _Fields:
@@ -63,9 +79,13 @@ class _Fields:
         return _Fields(self.get(key, dict, {}), self.path(key))
 
     def done(self) -> None:
-        """Refuse whatever was not taken, unless it is empty or listed as ignorable."""
+        """Refuse whatever was not taken, unless it is empty or listed as ignorable, or a
+        property the runtime-spec does not define where it lists them all (``SPEC``: an
+        extension, which runtime-spec says MUST NOT be an error)."""
         for key, value in self.data.items():
             if key in self.taken or self.path(key) in IGNORED or value in (None, "", [], {}):
+                continue
+            if self.where in SPEC and key not in SPEC[self.where]:
                 continue
             raise UserError(f"config.json: {self.path(key)} is not supported by unionfs")
 
@@ -107,7 +127,7 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
     if hostname:
         spec.check_hostname(hostname, "config.json: hostname")
     domainname = _str(top, "domainname")
-    process = _process(top.sub("process"), interactive)
+    process = process_from(top.sub("process"), interactive)
     mounts = _mounts(top)
     linux = top.sub("linux")
     held = [caps.NAMES[c] for c in (process.capabilities.bounding if process.capabilities
@@ -115,12 +135,12 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
     if linux.data.get("seccomp"):
         filt = seccomp.parse(linux.get("seccomp", dict), held, native, security.kernel_version())
         process = dataclasses.replace(process, seccomp=filt)
-    namespaces = _namespaces(linux)
+    namespaces, joined = _namespaces(linux)
     if "mount" not in namespaces:
         raise UserError("config.json: linux.namespaces must include a mount namespace")
     if "uts" not in namespaces and (hostname or domainname):
         raise UserError("config.json: hostname needs a uts namespace in linux.namespaces")
-    resources = _resources(linux.sub("resources"))
+    resources = _resources(linux.sub("resources"), "CAP_MKNOD" in held)
     sysctl = cast(dict[str, JSON], linux.get("sysctl", dict, {}))
     if not all(isinstance(v, str) for v in sysctl.values()):
         raise UserError("config.json: linux.sysctl values must be strings")
@@ -128,11 +148,16 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
                    _strings(linux, "maskedPaths"))  # fmt: skip
     ro_paths = tuple(spec.container_path(p, "linux.readonlyPaths") for p in
                      _strings(linux, "readonlyPaths"))  # fmt: skip
+    cgroups_path = _str(linux, "cgroupsPath") or None
     propagation = _str(linux, "rootfsPropagation")
     if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
         raise UserError(f"config.json: linux.rootfsPropagation {propagation!r} is not "
                         "supported (the container's mounts are always private)")  # fmt: skip
     linux.done()
+    found_hooks = hooks.parse(top.get("hooks", dict))
+    annotations = cast(dict[str, JSON], top.get("annotations", dict, {}))
+    if not all(isinstance(v, str) for v in annotations.values()):
+        raise UserError("config.json: annotations values must be strings")
     top.done()
     return RunSpec(
         process=process,
@@ -148,10 +173,19 @@ def parse(config: JSON, bundle: str, name: str | None, remove: bool,
         readonly_paths=ro_paths,
         name=name,
         remove=remove,
+        namespace_paths=joined,
+        hooks=found_hooks,
+        cgroups_path=cgroups_path,
+        annotations=tuple(sorted((k, cast(str, v)) for k, v in annotations.items())),
     )
 
 
-def _process(fields: _Fields, interactive: bool) -> spec.Process:
+def parse_process(value: JSON, interactive: bool = True) -> spec.Process:
+    """An OCI process object alone (``runc exec --process FILE``)."""
+    return process_from(_Fields(value, "process"), interactive)
+
+
+def process_from(fields: _Fields, interactive: bool) -> spec.Process:
     args = _strings(fields, "args")
     if not args:
         raise UserError("config.json: process.args is missing")
@@ -233,31 +267,48 @@ def _mounts(top: _Fields) -> tuple[MountSpec, ...]:
     return tuple(result)
 
 
-def _namespaces(linux: _Fields) -> tuple[str, ...]:
+def _namespaces(linux: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The namespaces the container gets, and those of them joined by path."""
     found = set()
+    joined = []
     for item in _objects(linux, "namespaces"):
         kind = _str(item, "type") or ""
-        if _str(item, "path"):
-            raise UserError(f"config.json: {item.where}.path: joining an existing namespace "
-                            "is not supported by unionfs")  # fmt: skip
+        path = _str(item, "path")
         item.done()
+        if path and kind != "user":
+            if not path.startswith("/"):
+                raise UserError(f"config.json: {item.where}.path must be absolute")
+            joined.append((kind, path))
         if kind == "user":
             raise UserError("config.json: a user namespace is not supported yet "
                             "(rootless containers come later)")  # fmt: skip
         if kind not in spec.NAMESPACES:
             raise UserError(f"config.json: {item.where}.type {kind!r} is not a namespace "
                             f"unionfs creates ({', '.join(spec.NAMESPACES)})")  # fmt: skip
+        if kind in found:
+            raise UserError(f"config.json: {item.where}: a second {kind} namespace")
         found.add(kind)
-    return tuple(sorted(found))
+    return tuple(sorted(found)), tuple(sorted(joined))
 
 
-def _resources(fields: _Fields) -> Resources:
+def _resources(fields: _Fields, mknod: bool = False) -> Resources:
+    """*mknod*: the process may hold CAP_MKNOD, so creating (only) any node is allowed
+    after the bundle's rules, as runc appends it (opening one still follows the rules)."""
     memory = fields.sub("memory")
     limit = _limit(memory, "limit")
-    swap = _limit(memory, "swap")
-    if swap is not None and swap != limit:
-        raise UserError("config.json: linux.resources.memory.swap is not supported "
-                        "(unionfs allows no swap beyond the memory limit)")  # fmt: skip
+    swap = _int(memory, "swap")  # memory + swap; -1: unlimited
+    if swap is not None and swap != -1 and (swap <= 0 or (limit is not None and swap < limit)):
+        raise UserError("config.json: linux.resources.memory.swap must be -1 or at least "
+                        "the memory limit (it is memory + swap)")  # fmt: skip
+    swappiness = _int(memory, "swappiness")
+    if swappiness is not None and not 0 <= swappiness <= 100:
+        raise UserError("config.json: linux.resources.memory.swappiness must be 0 to 100")
+    more: dict[str, object] = {
+        "memory_swap": swap if swap != limit else None,
+        "memory_swappiness": swappiness,
+        "memory_reservation": _limit(memory, "reservation"),
+        "oom_kill_disable": bool(memory.get("disableOOMKiller", bool, False)),
+    }
     memory.done()
     cpu = fields.sub("cpu")
     quota, period = _limit(cpu, "quota"), _int(cpu, "period")
@@ -265,11 +316,22 @@ def _resources(fields: _Fields) -> Resources:
         raise UserError("config.json: linux.resources.cpu.quota must be at least 1000")
     if _int(cpu, "realtimePeriod") or _int(cpu, "realtimeRuntime"):
         raise UserError("config.json: linux.resources.cpu.realtime* is not supported")
+    more.update(cpu_shares=_limit(cpu, "shares"), cpuset_cpus=_str(cpu, "cpus") or None,
+                cpuset_mems=_str(cpu, "mems") or None)  # fmt: skip
     cpu.done()
     pids = fields.sub("pids")
     pids_limit = _limit(pids, "limit")
     pids.done()
-    devices = _devices(fields) if "devices" in fields.data else devicepolicy.default_rules()
+    block = fields.sub("blockIO")
+    weight = _int(block, "weight")
+    if weight is not None and not 10 <= weight <= 1000:
+        raise UserError("config.json: linux.resources.blockIO.weight must be 10 to 1000")
+    more["blkio_weight"] = weight
+    block.done()
+    if "devices" in fields.data:
+        devices = _devices(fields) + (devicepolicy.MKNOD_ANY if mknod else ())
+    else:
+        devices = devicepolicy.default_rules(mknod)
     fields.done()
     return Resources(
         memory=limit,
@@ -277,6 +339,7 @@ def _resources(fields: _Fields) -> Resources:
         cpu_period=(period or 100_000) if quota is not None else None,
         pids=pids_limit,
         devices=devices,
+        **more,  # type: ignore[arg-type]
     )
 
 

@@ -53,13 +53,13 @@ def locate(name: str, resources: Resources, root: str = ROOT,
     v1, v2 = own_cgroups(self_cgroup)
     needed = resources.controllers()
     if any(c in v1 for c in ("memory", "cpu", "pids")):
-        found = _locate_v1(name, needed, v1, root)
+        found = _locate_v1(needed, v1, root, lambda own: os.path.join(own.lstrip("/"), name))
         unified = os.path.join(root, "unified")
         if "devices" in needed and v2 is not None and _is_v2(unified):
             # hybrid: the device rules also go to the v2 hierarchy, as a BPF program
             found.dirs["unified"] = os.path.join(unified, v2.lstrip("/"), name)
         return found
-    return _locate_v2(name, needed, v2, root)
+    return _locate_v2(needed, v2, root, lambda own: os.path.join(own.lstrip("/"), name))
 
 
 def _is_v2(path: str) -> bool:
@@ -112,7 +112,9 @@ def _may_create(parent: str) -> bool:
     return os.access(parent, os.W_OK) and os.access(os.path.join(parent, "cgroup.procs"), os.W_OK)
 
 
-def _locate_v1(name: str, needed: tuple[str, ...], own: dict[str, str], root: str) -> V1Cgroup:
+def _locate_v1(needed: tuple[str, ...], own: dict[str, str], root: str,
+               place: Callable[[str], str]) -> V1Cgroup:  # fmt: skip
+    """Per hierarchy: *place* (our own path there -> the cgroup's, relative to its root)."""
     dirs = {}
     for controller in dict.fromkeys((*V1_CONTROLLERS, *needed)):
         hierarchy = _v1_hierarchy(root, controller, own)
@@ -122,7 +124,7 @@ def _locate_v1(name: str, needed: tuple[str, ...], own: dict[str, str], root: st
                                 f"(needed for {WHAT_FOR[controller]}): no v1 hierarchy "
                                 f"mounted at {root}/{controller}")  # fmt: skip
             continue
-        dirs[controller] = os.path.join(hierarchy, own[controller].lstrip("/"), name)
+        dirs[controller] = os.path.join(hierarchy, place(own[controller]))
     return V1Cgroup(dirs)
 
 
@@ -137,7 +139,8 @@ def _v1_hierarchy(root: str, controller: str, own: dict[str, str]) -> str | None
     return None
 
 
-def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -> V2Cgroup:
+def _locate_v2(needed: tuple[str, ...], own: str | None, root: str,
+               place: Callable[[str], str]) -> V2Cgroup:  # fmt: skip
     mount = next((p for p in (root, os.path.join(root, "unified")) if _is_v2(p)), None)
     if own is None or mount is None:
         raise UserError(f"no cgroup hierarchy found at {root} (neither v1 nor v2)")
@@ -153,4 +156,48 @@ def _locate_v2(name: str, needed: tuple[str, ...], own: str | None, root: str) -
                          f"{own} must then have no processes of its own)")  # fmt: skip
             raise UserError(f"the cgroup controller {controller!r} is not available below "
                             f"{own} (needed for {WHAT_FOR[controller]}): {hint}")  # fmt: skip
-    return V2Cgroup(os.path.join(parent, name))
+    return V2Cgroup(os.path.join(mount, place(own)))
+
+
+
+def at_path(path: str, resources: Resources, root: str = ROOT,
+            self_cgroup: str | None = None) -> Cgroup:  # fmt: skip
+    """The cgroups an OCI bundle's ``linux.cgroupsPath`` names, as runc reads it (an
+    absolute path from each hierarchy's root, a relative one below our own cgroup there),
+    checked but not created."""
+    if self_cgroup is None:
+        with open("/proc/self/cgroup", encoding="ascii") as f:
+            self_cgroup = f.read()
+    v1, v2 = own_cgroups(self_cgroup)
+
+    def place(own: str) -> str:
+        return path.lstrip("/") if path.startswith("/") else os.path.join(own.lstrip("/"), path)
+
+    needed = resources.controllers()
+    if any(c in v1 for c in ("memory", "cpu", "pids")):
+        found = _locate_v1(needed, v1, root, place)
+        unified = os.path.join(root, "unified")
+        if "devices" in needed and v2 is not None and _is_v2(unified):
+            found.dirs["unified"] = os.path.join(unified, place(v2))
+        return found
+    return _locate_v2(needed, v2, root, place)
+
+
+def named(name: str, root: str = ROOT) -> V1Cgroup:
+    """The cgroups *name* below ours in every hierarchy mounted at *root* (runc makes one
+    in each, crun in the v2 one) that exist."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup", encoding="ascii") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else ["unified"]:
+                own[c.removeprefix("name=")] = path
+    if set(own) == {"unified"}:  # a pure v2 host: the hierarchy is the root itself
+        own[""] = own["unified"]
+    found = {}
+    for entry in [*sorted(os.listdir(root)), ""]:
+        mine = own.get(entry.split(",")[0])
+        candidate = os.path.join(root, entry, (mine or "").lstrip("/"), name)
+        if mine is not None and os.path.isdir(candidate):
+            found[entry or "v2"] = candidate
+    return V1Cgroup(found)

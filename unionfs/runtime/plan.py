@@ -10,13 +10,11 @@ namespaces later means adding steps (unshare USER, await the id maps), not a new
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import ClassVar
 
 from unionfs.runtime import mountflags, seccompbpf
 from unionfs.runtime.devices import STANDARD_NODES
+from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.mountflags import (
     MS_BIND,
     MS_NODEV,
@@ -28,224 +26,136 @@ from unionfs.runtime.mountflags import (
 )
 from unionfs.runtime.namespaces import CLONE_NEWCGROUP, KINDS
 from unionfs.runtime.spec import MountSpec, Process, RunSpec
+from unionfs.runtime.steps import (
+    AwaitGo,
+    AwaitStart,
+    Chdir,
+    CheckExecutable,
+    DropBounding,
+    Exec,
+    Fork,
+    Hook,
+    LoopbackUp,
+    MakeDir,
+    MakeRprivate,
+    MaskPath,
+    Mount,
+    NewSession,
+    NoNewPrivileges,
+    OomScoreAdj,
+    PivotRoot,
+    Propagation,
+    ReadonlyPath,
+    ReadonlyRoot,
+    Remount,
+    Rendezvous,
+    RunHooks,
+    Seccomp,
+    SetCapabilities,
+    SetDomainname,
+    SetHostname,
+    SetNs,
+    SetRlimit,
+    SetUser,
+    Step,
+    Symlink,
+    Sysctl,
+    Terminal,
+    Umask,
+    Unshare,
+    dumps,
+    loads,
+)
 
 DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
              ("pts/ptmx", "/dev/ptmx"))  # fmt: skip
 
 
-class Step:
-    """Base of the step values; ``REGISTRY`` maps names to classes for (de)serialising."""
-
-    __slots__ = ()
-    REGISTRY: ClassVar[dict[str, type[Step]]] = {}
-
-    def __init_subclass__(cls) -> None:
-        Step.REGISTRY[cls.__name__] = cls
-
-
-# -- the steps -----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Unshare(Step):
-    flags: int
-
-
-@dataclass(frozen=True, slots=True)
-class SetNs(Step):
-    path: str  # /proc/PID/ns/KIND
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class Fork(Step):
-    """The helper forks; it reports the child's (host) pid and exits. Needed after a PID
-    namespace is created or joined: only children enter it."""
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitGo(Step):
-    """Wait until the runtime says go (it has put this process into its cgroups)."""
-
-    tag: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewSession(Step):
-    """setsid(): no controlling terminal; /dev/tty then reaches none of the caller's."""
-
-
-@dataclass(frozen=True, slots=True)
-class Terminal(Step):
-    """A pty from the container's devpts becomes the controlling terminal and fds 0-2; its
-    master goes to the runtime (message ``pty``). The slave is given to *uid*; with
-    *console* it is also bound onto /dev/console."""
-
-    uid: int
-    console: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MakeRprivate(Step):
-    """mount --make-rprivate /: nothing mounted here propagates back to the host."""
-
-
-@dataclass(frozen=True, slots=True)
-class Mount(Step):
-    root: str
-    target: str  # inside root
-    source: str  # a bind's source is a host path
-    fstype: str
-    flags: int
-    data: str = ""
-    kind: str = "dir"  # what to create at target: dir, file, or as the bind source is: auto
-
-
-@dataclass(frozen=True, slots=True)
-class Remount(Step):
-    """Change the flags of the mount at target (a bind's ro/nosuid/nodev/noexec)."""
-
-    root: str
-    target: str
-    flags: int
-
-
-@dataclass(frozen=True, slots=True)
-class Propagation(Step):
-    root: str
-    target: str
-    flags: int
-
-
-@dataclass(frozen=True, slots=True)
-class MakeDir(Step):
-    root: str
-    target: str
-
-
-@dataclass(frozen=True, slots=True)
-class Symlink(Step):
-    root: str
-    target: str  # the link's text
-    link: str  # inside root
-
-
-@dataclass(frozen=True, slots=True)
-class PivotRoot(Step):
-    root: str
-
-
-@dataclass(frozen=True, slots=True)
-class MaskPath(Step):
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReadonlyPath(Step):
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReadonlyRoot(Step):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class SetHostname(Step):
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetDomainname(Step):
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoopbackUp(Step):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Sysctl(Step):
-    key: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetRlimit(Step):
-    resource: str
-    soft: int
-    hard: int
-
-
-@dataclass(frozen=True, slots=True)
-class OomScoreAdj(Step):
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class Umask(Step):
-    mask: int
-
-
-@dataclass(frozen=True, slots=True)
-class Chdir(Step):
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class DropBounding(Step):
-    keep: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SetUser(Step):
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    keep_caps: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SetCapabilities(Step):
-    effective: tuple[int, ...]
-    permitted: tuple[int, ...]
-    inheritable: tuple[int, ...]
-    ambient: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NoNewPrivileges(Step):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Seccomp(Step):
-    """Install the seccomp filter: *program*, the BPF bytes in hex (``seccompbpf``)."""
-
-    program: str
-    flags: int
-
-
-@dataclass(frozen=True, slots=True)
-class Exec(Step):
-    args: tuple[str, ...]
-    env: tuple[str, ...]
+__all__ = [
+    "AwaitGo",
+    "AwaitStart",
+    "Chdir",
+    "CheckExecutable",
+    "DropBounding",
+    "Exec",
+    "Fork",
+    "Hook",
+    "Lifecycle",
+    "LoopbackUp",
+    "MakeDir",
+    "MakeRprivate",
+    "MaskPath",
+    "Mount",
+    "NewSession",
+    "NoNewPrivileges",
+    "OomScoreAdj",
+    "PivotRoot",
+    "Propagation",
+    "ReadonlyPath",
+    "ReadonlyRoot",
+    "Remount",
+    "Rendezvous",
+    "RunHooks",
+    "Seccomp",
+    "SetCapabilities",
+    "SetDomainname",
+    "SetHostname",
+    "SetNs",
+    "SetRlimit",
+    "SetUser",
+    "Step",
+    "Symlink",
+    "Sysctl",
+    "Terminal",
+    "Umask",
+    "Unshare",
+    "cgroup_steps",
+    "dev_steps",
+    "dumps",
+    "exec_plan",
+    "loads",
+    "mount_steps",
+    "process_steps",
+    "run_plan",
+]
 
 
 # -- building plans ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """What an OCI ``create`` adds to a run plan: the listening socket that ``start``
+    connects to (an fd the helper inherits), and the hooks."""
+
+    start_fd: int
+    hooks: Hooks
+
+
+def _runtime_hooks(hooks: Hooks) -> bool:
+    return bool(hooks.prestart or hooks.create_runtime or hooks.create_container
+                or hooks.start_container)  # fmt: skip
+
+
 def run_plan(spec: RunSpec, root: str, cgroup_dirs: tuple[tuple[str, str], ...] = (),
-             host_devices: tuple[str, ...] = ()) -> tuple[Step, ...]:  # fmt: skip
+             host_devices: tuple[str, ...] = (),
+             lifecycle: Lifecycle | None = None) -> tuple[Step, ...]:  # fmt: skip
     """The steps that turn a fresh helper into the container's process on *root*.
     *cgroup_dirs*: (name, host directory) of the container's cgroups, shown read-only at a
-    ``cgroup`` mount; *host_devices*: device nodes of the host's /dev to bind (privileged)."""
+    ``cgroup`` mount; *host_devices*: device nodes of the host's /dev to bind (privileged);
+    *lifecycle*: set up, then wait for ``start`` before the exec (OCI create)."""
+    joined = dict(spec.namespace_paths)
+    order = sorted(joined, key=lambda kind: (kind != "user", kind == "mount"))
+    steps: list[Step] = [SetNs(joined[kind], kind) for kind in order]
     flags = 0
     for name in spec.namespaces:
-        if name != "cgroup":
+        if name != "cgroup" and name not in joined:
             flags |= KINDS[name][0]
-    steps: list[Step] = [Unshare(flags), Fork(), AwaitGo("cgroup"), NewSession()]
-    if "cgroup" in spec.namespaces:  # after joining the cgroups: they become its root
-        steps.append(Unshare(CLONE_NEWCGROUP))
+    steps += [Unshare(flags), Fork(), AwaitGo("cgroup"), NewSession()]
+    if "cgroup" in spec.namespaces and "cgroup" not in joined:
+        steps.append(Unshare(CLONE_NEWCGROUP))  # after joining the cgroups: they become its root
     steps.append(MakeRprivate())
+    if lifecycle is not None:  # a bundle's root is a directory: pivot_root wants a mount
+        steps.append(Mount(root, "/", root, "", MS_BIND | MS_REC))
     for mount in spec.mounts:
         if mount.type == "cgroup":
             steps += cgroup_steps(mount, root, cgroup_dirs)
@@ -255,6 +165,11 @@ def run_plan(spec: RunSpec, root: str, cgroup_dirs: tuple[tuple[str, str], ...] 
             steps += dev_steps(root, host_devices)
     if spec.process.make_cwd:
         steps.append(MakeDir(root, spec.process.cwd))
+    if lifecycle is not None and _runtime_hooks(lifecycle.hooks):
+        steps.append(Rendezvous("hooks"))  # the runtime runs prestart and createRuntime
+        if lifecycle.hooks.create_container:
+            steps.append(RunHooks("createContainer", lifecycle.hooks.create_container,
+                                  "creating"))  # fmt: skip
     steps.append(PivotRoot(root))
     if spec.process.terminal:
         steps.append(Terminal(spec.process.uid, console=True))
@@ -269,7 +184,7 @@ def run_plan(spec: RunSpec, root: str, cgroup_dirs: tuple[tuple[str, str], ...] 
         steps.append(SetDomainname(spec.domainname))
     if "network" in spec.namespaces:
         steps.append(LoopbackUp())
-    steps += process_steps(spec.process)
+    steps += process_steps(spec.process, lifecycle)
     return tuple(steps)
 
 
@@ -322,8 +237,10 @@ def cgroup_steps(mount: MountSpec, root: str, dirs: tuple[tuple[str, str], ...])
     return steps
 
 
-def process_steps(process: Process) -> list[Step]:
-    """From the process's limits to exec: the part ``run`` and ``exec`` share."""
+def process_steps(process: Process, lifecycle: Lifecycle | None = None) -> list[Step]:
+    """From the process's limits to exec: the part ``run`` and ``exec`` share. With
+    *lifecycle*, the process waits for ``start`` right before the exec (before a seccomp
+    filter that no_new_privs lets come last, as runc waits on its exec fifo)."""
     steps: list[Step] = [SetRlimit(r.resource, r.soft, r.hard) for r in process.rlimits]
     if process.oom_score_adj is not None:
         steps.append(OomScoreAdj(process.oom_score_adj))
@@ -351,6 +268,11 @@ def process_steps(process: Process) -> list[Step]:
                                      ambient))  # fmt: skip
     if process.no_new_privileges:
         steps.append(NoNewPrivileges())
+    if lifecycle is not None:
+        steps += [CheckExecutable(process.args[0], process.env), AwaitStart(lifecycle.start_fd)]
+        if lifecycle.hooks.start_container:
+            steps.append(RunHooks("startContainer", lifecycle.hooks.start_container, "created"))
+    if process.no_new_privileges:
         steps += seccomp  # as late as can be: only exec is left to pass it
     steps.append(Exec(process.args, process.env))
     return steps
@@ -368,21 +290,3 @@ def exec_plan(pid: int, namespaces: tuple[str, ...], process: Process) -> tuple[
         steps.append(Terminal(process.uid, console=False))
     steps += process_steps(process)
     return tuple(steps)
-
-
-# -- (de)serialising: the plan crosses an exec as JSON -------------------------------------
-def dumps(steps: tuple[Step, ...]) -> bytes:
-    items = [{"step": type(s).__name__, **dataclasses.asdict(s)} for s in steps]  # type: ignore[call-overload]
-    return json.dumps(items).encode()
-
-
-def loads(data: bytes) -> tuple[Step, ...]:
-    steps = []
-    for item in json.loads(data):
-        cls = Step.REGISTRY[item.pop("step")]
-        steps.append(cls(**{k: _tuples(v) for k, v in item.items()}))
-    return tuple(steps)
-
-
-def _tuples(value: object) -> object:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

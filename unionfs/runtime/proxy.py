@@ -117,3 +117,13 @@ class Child:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
         self.reaped = True
+
+
+def process_start(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])

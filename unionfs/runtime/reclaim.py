@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 
-from unionfs.runtime import cgroups, rootfs
+from unionfs.runtime import cgroups, placement, rootfs
 from unionfs.runtime.state import State, is_alive
 
 
@@ -27,3 +27,5 @@ def clean_up(state: State, mountpoint: str) -> None:
     rootfs.unmount(mountpoint)
     if state.cgroup:
         cgroups.from_record(dict(state.cgroup)).remove()
+    # another runtime (--runtime runc) makes one in every hierarchy, by our name
+    placement.named(f"unionfs-{state.id}").remove()

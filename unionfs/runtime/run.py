@@ -28,9 +28,10 @@ from unionfs.errors import UserError
 from unionfs.runtime import cgroups, devices, placement, plan, reclaim, rootfs, userns
 from unionfs.runtime import namespaces as ns
 from unionfs.runtime.helper import Helper, StepError
-from unionfs.runtime.proxy import Child, Interrupted, SignalProxy
+from unionfs.runtime.hooks import Hooks
+from unionfs.runtime.proxy import Child, Interrupted, SignalProxy, process_start
 from unionfs.runtime.spec import MountSpec, Resources, RunSpec
-from unionfs.runtime.state import ContainerDirs, Saved, State, describe, process_start
+from unionfs.runtime.state import ContainerDirs, Saved, State, describe
 from unionfs.runtime.stdio import Streams
 
 # Not the host's: a container's own, or handled by other mounts
@@ -50,11 +51,15 @@ def check_host_paths(spec: RunSpec) -> str:
     return os.path.realpath(spec.rootfs)
 
 
-def _limits(resources: Resources) -> Resources:
-    """Allowed on top of any device rules, as runc does: the standard /dev and the ptys."""
+def with_standard_devices(resources: Resources) -> Resources:
+    """Any device rules read over "deny all" (cgroup v1 would start from the parent's list,
+    often "a *:* rwm"; runc's rules start from deny too), and the standard /dev and the
+    ptys allowed on top of them, as runc appends its default devices."""
     if resources.devices is None:
         return resources
-    return dataclasses.replace(resources, devices=resources.devices + devices.STANDARD)
+    rules = resources.devices
+    base = () if rules and rules[0].kind == "a" else (devices.DeviceRule(False, "a"),)
+    return dataclasses.replace(resources, devices=base + rules + devices.STANDARD)
 
 
 def host_devices(dev: str = "/dev") -> tuple[str, ...]:
@@ -103,7 +108,7 @@ def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cg
     return place
 
 
-class _Container:
+class Registration:
     """The registration, and what to do with it at the end. *before* is the state of a
     container being started again (None for a new one)."""
 
@@ -129,12 +134,16 @@ class _Container:
 
 
 def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None = None,
-        lowers: tuple[str, ...] = ()) -> int:  # fmt: skip
+        lowers: tuple[str, ...] = (), runtime: str = "unionfs") -> int:  # fmt: skip
     """Run *spec*; over *lowers* (an image's layer dirs, topmost first) when given, else
     over ``spec.rootfs`` alone. As an ordinary user, in a user namespace of its own. The
     spec is saved with the container, for ``start``."""
+    if spec.hooks != Hooks():
+        raise UserError("config.json: hooks are run by the OCI runtime (unionfs-runtime "
+                        "create, then start), not by unionfs run")  # fmt: skip
     # Absolute, for a start from elsewhere (a relative --bundle gives a relative rootfs).
-    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout)
+    saved = Saved(dataclasses.replace(spec, rootfs=os.path.abspath(spec.rootfs)), stop_timeout,
+                  runtime)  # fmt: skip
     place = None
     if os.geteuid() != 0:
         spec, place = _go_rootless(spec)
@@ -145,11 +154,11 @@ def run(spec: RunSpec, home: str, stop_timeout: float = 10.0, image: str | None 
     def body(cleanup: contextlib.ExitStack) -> int:
         state = dirs.create(spec.name, spec.process.args, lower, spec.remove, image=image,
                              lowers=lowers)  # fmt: skip
-        container = _Container(dirs, state, spec.remove)
+        container = Registration(dirs, state, spec.remove)
         cleanup.callback(container.finish)
         dirs.save_spec(state.id, saved)
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, runtime)
 
     return supervised(proxy, body)
 
@@ -178,7 +187,7 @@ def start(home: str, ref: str) -> int:
 
     def body(cleanup: contextlib.ExitStack) -> int:
         before, state = dirs.claim(found.id, lambda s: _startable(dirs, s))
-        container = _Container(dirs, state, spec.remove, before)
+        container = Registration(dirs, state, spec.remove, before)
         cleanup.callback(container.finish)
         if describe(before).startswith("dead"):  # ours now: no other start or rm can race
             reclaim.clean_up(before, dirs.paths(state.id).rootfs)
@@ -188,7 +197,7 @@ def start(home: str, ref: str) -> int:
                 exit_code=137 if ran else None, runtime_pid=None, runtime_start=None, cgroup=(),
             )  # fmt: skip
         proxy.check()
-        return _start_and_wait(spec, container, proxy, cleanup, place)
+        return _start_and_wait(spec, container, proxy, cleanup, place, saved.runtime)
 
     return supervised(proxy, body)
 
@@ -258,17 +267,40 @@ def attach_pty(helper: Helper, streams: Streams, proxy: SignalProxy) -> None:
         proxy.on_winch = streams.resize
 
 
-def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
-                    cleanup: contextlib.ExitStack,
-                    place: cgroups.Cgroup | None) -> int:  # fmt: skip
+def _mount(spec: RunSpec, container: Registration, cleanup: contextlib.ExitStack) -> str:
+    """The union at the container's rootfs (unmounted by *cleanup*)."""
+    state = container.state
+    paths = container.dirs.paths(state.id)
+    indexdir = os.path.join(container.dirs.home, "index")
+    cleanup.callback(rootfs.unmount, paths.rootfs)
+    lowers = list(state.lowers or (state.rootfs,))
+    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
+    extra = () if spec.privileged else ("nodev",)
+    if state.lowers:  # the store's layers, never written once stored: no walk to check them
+        extra = (*extra, "sealed")
+    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
+    return paths.rootfs
+
+
+def _start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
+                    cleanup: contextlib.ExitStack, place: cgroups.Cgroup | None,
+                    runtime: str = "unionfs") -> int:  # fmt: skip
     state = container.state
     spec = spec.with_id(state.short_id)
-    paths = container.dirs.paths(state.id)
     cgroup = _cgroup(f"unionfs-{state.id}", spec.resources, place)
+    if runtime != "unionfs":  # it makes the cgroups there (a path relative to its own)
+        from unionfs.runtime import delegate
+
+        container.update(cgroup=tuple(cgroup.record().items()))
+        proxy.check()
+        _mount(spec, container, cleanup)
+        proxy.check()
+        devices = host_devices() if spec.privileged else ()
+        return delegate.start_and_wait(spec, container, proxy, cleanup, cgroup, runtime, devices)
     cgroup.create()
     cleanup.callback(cgroup.remove)
     container.update(cgroup=tuple(cgroup.record().items()))  # for `rm` if we are killed
-    cgroup.set_limits(_limits(spec.resources))
+    cgroup.set_limits(with_standard_devices(spec.resources))
     proxy.check()
     streams = Streams(spec.process.interactive, spec.process.terminal)
     cleanup.callback(streams.close)
@@ -276,17 +308,12 @@ def _start_and_wait(spec: RunSpec, container: _Container, proxy: SignalProxy,
     helper = Helper(streams.child_fds())
     cleanup.callback(helper.close)
     streams.started()
-    indexdir = os.path.join(container.dirs.home, "index")
-    cleanup.callback(rootfs.unmount, paths.rootfs)
-    lowers = list(state.lowers or (state.rootfs,))
-    # nodev: a device node in an image (or made in the upper) is inert; /dev has its own
-    extra = () if spec.privileged else ("nodev",)
-    rootfs.mount(lowers, paths.upper, paths.work, paths.rootfs, indexdir, extra)
+    root = _mount(spec, container, cleanup)
     proxy.check()
     # After the mount (its daemon must not become our child): the container's process,
     # orphaned when the helper exits, becomes our child.
     ns.prctl(ns.PR_SET_CHILD_SUBREAPER, 1)
-    steps = plan.run_plan(spec, paths.rootfs, cgroup_dirs(cgroup),
+    steps = plan.run_plan(spec, root, cgroup_dirs(cgroup),
                           host_devices() if spec.privileged else ())  # fmt: skip
     helper.send_plan(steps)
     pid = helper.child_pid()

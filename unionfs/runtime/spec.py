@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, mountflags, security, units
 from unionfs.runtime.devices import DeviceRule
+from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.seccomp import Filter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -40,19 +41,28 @@ class Resources:
     cpu_period: int | None = None
     pids: int | None = None
     devices: tuple[DeviceRule, ...] | None = None  # None: no device cgroup asked for
+    # From a bundle (as runc applies them): weights, cpusets, memory's softer settings
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    memory_reservation: int | None = None  # bytes: a soft limit
+    memory_swap: int | None = None  # memory + swap, bytes (-1: no limit); None: no swap
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    blkio_weight: int | None = None
 
     def controllers(self) -> tuple[str, ...]:
         """The cgroup controllers these limits need (others are joined when present)."""
-        needed = []
-        if self.memory is not None:
-            needed.append("memory")
-        if self.cpu_quota is not None:
-            needed.append("cpu")
-        if self.pids is not None:
-            needed.append("pids")
-        if self.devices is not None:
-            needed.append("devices")
-        return tuple(needed)
+        wanted = {
+            "memory": (self.memory, self.memory_reservation, self.memory_swap,
+                       self.memory_swappiness, self.oom_kill_disable or None),
+            "cpu": (self.cpu_quota, self.cpu_shares),
+            "pids": (self.pids,),
+            "devices": (self.devices,),
+            "cpuset": (self.cpuset_cpus, self.cpuset_mems),
+            "blkio": (self.blkio_weight,),
+        }  # fmt: skip
+        return tuple(c for c, values in wanted.items() if any(v is not None for v in values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,12 @@ class RunSpec:
     hostname_from_id: bool = False  # docker's default: the short id, also as $HOSTNAME
     # --privileged: the host's device nodes bound in, and the image's usable (no nodev)
     privileged: bool = False
+    # From an OCI bundle: namespaces to join (kind, path), the hooks, linux.cgroupsPath
+    # (honoured by the OCI runtime; ``unionfs run`` always places cgroups below its own)
+    namespace_paths: tuple[tuple[str, str], ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    cgroups_path: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime import jsonvalues
+from unionfs.runtime.proxy import process_start
 from unionfs.runtime.spec import Process, RunSpec
 
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
@@ -72,6 +73,7 @@ class Saved:
 
     spec: RunSpec
     stop_timeout: float = 10.0
+    runtime: str = "unionfs"  # or another OCI runtime the container is handed to (runc...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +85,6 @@ class Paths:
     state: str
     spec: str
 
-
-def process_start(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
 def is_alive(state: State) -> bool:

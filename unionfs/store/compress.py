@@ -15,8 +15,10 @@ import zlib
 from collections.abc import Callable
 
 import zstandard
+from zlib_ng import gzip_ng, zlib_ng
 
 from unionfs.errors import UserError
+from unionfs.store.pgzip import ParallelGzip
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -32,6 +34,11 @@ MEDIA_TYPES = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 BLOCK = 512
+# What the decoders raise on a damaged stream (zlib-ng's inflate has its own error class).
+_DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, gzip.BadGzipFile, zlib.error, typing.cast(type[BaseException], zlib_ng.error),
+    zstandard.ZstdError,
+)  # fmt: skip
 _CHUNK = 1 << 20
 
 
@@ -88,7 +95,7 @@ class _Decompressed(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         try:
             data = self._inner.read(len(view))
-        except (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
+        except _DECODER_ERRORS as exc:
             raise UserError(f"corrupt {self.kind} layer: {exc or 'truncated'}") from None
         view[: len(data)] = data
         return len(data)
@@ -210,7 +217,9 @@ def open_layer(path_or_file: str | typing.BinaryIO) -> typing.BinaryIO:
         raise
     inner: typing.BinaryIO
     if kind == "gzip":
-        inner = typing.cast(typing.BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
+        # zlib-ng inflates ~2x faster than zlib: the same stream, its own error class
+        reader = gzip_ng.GzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call]
+        inner = typing.cast(typing.BinaryIO, reader)
     elif kind == "zstd":
         inner = typing.cast(typing.BinaryIO, _ZstdReader(stream))
     else:
@@ -252,7 +261,8 @@ class Compressor:
 
     ``write`` takes the uncompressed bytes; ``finish`` ends the compressed stream and
     returns (diff_id, digest, compressed size). gzip is written the reproducible way: no
-    file name, mtime 0, one fixed level; zstd uses one thread and no content size.
+    file name, mtime 0, one fixed level, blocks independent of the thread count
+    (``pgzip``); zstd uses one thread and no content size.
     """
 
     def __init__(self, out: typing.BinaryIO, compression: str,
@@ -265,9 +275,8 @@ class Compressor:
         self._progress = progress
         self._encoder: typing.Any
         if compression == "gzip":
-            self._encoder = gzip.GzipFile(
-                filename="", mode="wb", compresslevel=6, fileobj=self._blob, mtime=0
-            )
+            # on every core (pigz's way): one thread made commit 6-9x podman's
+            self._encoder = ParallelGzip(typing.cast(typing.BinaryIO, self._blob), level=6)
         elif compression == "zstd":
             cctx = zstandard.ZstdCompressor(level=3, write_content_size=False, threads=0)
             self._encoder = cctx.stream_writer(
