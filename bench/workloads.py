@@ -69,6 +69,8 @@ WORKLOADS: list[Workload] = [
              "dd if={mnt}/big.bin of=/dev/null bs=1M status=none", repeatable=True),
     Workload("seq-write", "sequential write of a new big file (no fsync)", "big",
              "dd if=/dev/zero of={mnt}/new.bin bs=1M count={mib} status=none"),
+    Workload("seq-write-fsync", "sequential write of a new big file, fsync at the end",
+             "big", "dd if=/dev/zero of={mnt}/new.bin bs=1M count={mib} conv=fsync status=none"),
     Workload("copy-up", "append 1 byte to the big lower file (copy-up)", "big",
              "printf x >> {mnt}/big.bin"),
     Workload("chmod-big", "chmod of the big lower file", "big", "chmod 600 {mnt}/big.bin"),

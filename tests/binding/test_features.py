@@ -284,3 +284,22 @@ def test_toy_mount_is_gone_after_use(toy: ToyFactory) -> None:
         mnt: Path = t.mnt
         assert os.path.ismount(mnt)
     assert not os.path.ismount(mnt)
+
+
+def test_getattr_through_an_open_file_can_refuse_a_cached_write(toy: ToyFactory) -> None:
+    """With the write-back cache, a write(2) asks getattr through its file once the cached
+    attributes are invalid, and fails with that getattr's error (patch 0008 tells getattr
+    the file handle, so a stat(2) is never the one refused)."""
+    with toy("writeback", "refuse_cached_writes") as t:
+        path = t.mnt / "f"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            assert os.write(fd, b"a") == 1  # the attributes of the create are still valid
+            t.invalidate("f")
+            with pytest.raises(OSError) as info:
+                os.write(fd, b"b")
+            assert info.value.errno == errno.ENOSPC
+            assert os.stat(path).st_size == 1  # a stat asks without the file: answered
+        finally:
+            os.close(fd)
+        assert t.counts()["getattr_fh"] >= 1

@@ -159,7 +159,7 @@ def stock_like() -> types.ModuleType:
 def patched_on_libfuse_3_14() -> types.ModuleType:
     """A stand-in for the patched pyfuse3 compiled against Debian 12's libfuse 3.14."""
     module = types.ModuleType("pyfuse3")
-    for name in ("Operations", "EntryAttributes", "FileInfo", "passthrough_open"):
+    for name in ("Operations", "EntryAttributes", "FileInfo", "RequestContext", "passthrough_open"):
         setattr(module, name, getattr(pyfuse3, name))
     module.__version__ = pyfuse3.__version__  # type: ignore[attr-defined]
     module.libfuse_version = (3, 14)  # type: ignore[attr-defined]

@@ -130,6 +130,10 @@ class ToyFs(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
         self._count("getattr", inode)
+        if ctx.fh is not None:
+            self._count_fh("getattr_fh", ctx.fh)
+            if "refuse_cached_writes" in self.features:  # as a full disk would
+                raise pyfuse3.FUSEError(errno.ENOSPC)
         return self._entry(self.paths[inode])
 
     async def setattr(

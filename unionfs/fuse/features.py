@@ -31,6 +31,7 @@ KNOWN = (
     "tmpfile",  # Operations.tmpfile (O_TMPFILE)
     "passthrough",  # Operations.enable_passthrough, passthrough_open, FileInfo.backing_id
     "no_export",  # Operations.no_export_support
+    "getattr_fh",  # RequestContext.fh: getattr knows the open file it is asked through
 )
 
 
@@ -59,6 +60,7 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
         "tmpfile": hasattr(ops, "tmpfile") and libfuse_version >= (3, 17),
         "passthrough": hasattr(binding, "passthrough_open") and "passthrough" in libfuse,
         "no_export": hasattr(ops, "no_export_support") and "no_export_support" in libfuse,
+        "getattr_fh": hasattr(getattr(binding, "RequestContext", None), "fh"),
     }
     return frozenset(name for name in KNOWN if found[name])
 

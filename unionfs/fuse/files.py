@@ -3,12 +3,14 @@
 An open for reading takes a descriptor of the file where its data is (a lower layer, the
 upper, or the link index); an open for writing copies the file up first, under the
 mutation lock (``MountState.changing``), and takes a descriptor of the upper copy. A read
-through a lower descriptor follows the copy once there is one.
+through a lower descriptor follows the copy once there is one. A writer goes through the
+kernel's write-back cache only while the upper has room for it (``space``), else direct.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 
@@ -20,6 +22,11 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
 from unionfs.union import attrs
+
+# How long a writer that met a full upper waits for forgets of unlinked files (_write_direct).
+HELD_GRACE = 0.05
+
+log = logging.getLogger("unionfs.fuse")
 
 
 class FileHandlers(MountState):
@@ -41,8 +48,7 @@ class FileHandlers(MountState):
         )
         noatime = bool(flags & os.O_NOATIME)
         fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
-        # Every change goes through this mount, so the kernel's pages stay valid.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return self._file_info(fh, inode, bool(wants_write))
 
     def _open_unlinked(self, node: Node, flags: int, wants_write: bool) -> int:
         """Open a file with no name left (through ``/proc/self/fd`` of a process holding
@@ -105,10 +111,50 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        written = os.pwrite(handle.fd, buf, off)
+        room = self.room
+        if fh not in room.cached:  # direct I/O: the writer waits for this answer
+            written = await self._write_direct(handle.fd, buf, off)
+            room.wrote(written)
+        else:
+            try:
+                written = os.pwrite(handle.fd, buf, off)
+            except OSError as exc:
+                # Write-back: the writer learns it at fsync or close; the data is lost.
+                log.warning("write-back of %d bytes to inode %d failed: %s",
+                            len(buf), handle.ino, exc)  # fmt: skip
+                raise
+            room.wrote(written)
+            self.stale |= room.newly_watched()
+            await self._tell_kernel()
         if self.atime is not None:
             self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
+
+    async def _write_direct(self, fd: int, buf: bytes, off: int) -> int:
+        """Write *buf* (or what ``room`` admits of it) at *off*. A full upper may only be
+        full of files unlinked a moment ago: the kernel's overlay frees their blocks at the
+        unlink, we when the kernel's forget reaches us (it is queued by then). So on ENOSPC
+        with such files held, the forgets already sent are let in, and the write tried again."""
+        try:
+            return self._pwrite_admitted(fd, buf, off)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not await self._held_files_let_go():
+                raise
+        return self._pwrite_admitted(fd, buf, off)
+
+    def _pwrite_admitted(self, fd: int, buf: bytes, off: int) -> int:
+        size = self.room.admit_direct(len(buf))
+        return os.pwrite(fd, buf if size == len(buf) else memoryview(buf)[:size], off)
+
+    async def _held_files_let_go(self) -> bool:
+        """Wait briefly for queued forgets to release held unlinked files; True if any did."""
+        if not self.inodes.holding:
+            return False
+        before = self.inodes.released
+        with trio.move_on_after(HELD_GRACE):
+            while self.inodes.released == before:
+                await trio.sleep(0.001)
+        return self.inodes.released != before
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -121,4 +167,5 @@ class FileHandlers(MountState):
 
     @handler
     async def release(self, fh: int) -> None:
+        self.room.released(fh)
         self.handles.release_file(fh)

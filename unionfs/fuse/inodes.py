@@ -81,6 +81,10 @@ class InodeTable:
         self._dirs: dict[bytes, int] = {root.path: ROOT_INODE}
         self._next = FALLBACK if numbering is not None else ROOT_INODE + 1
         self._next_id = ROOT_INODE + 1
+        # Unlinked files kept open until the kernel forgets them, and how many were let go:
+        # their blocks stay taken meanwhile (a writer meeting a full upper waits for them).
+        self.holding = 0
+        self.released = 0
         self._numbers[self.key(root)] = ROOT_INODE
         self._ids[self.key(root)] = ROOT_INODE
         self.root = Node(ROOT_INODE, ROOT_INODE, ROOT_INODE, root)
@@ -199,6 +203,7 @@ class InodeTable:
             if held is not None:
                 self._release(node)
                 node.held = held
+                self.holding += 1
             return False
         if held is not None:
             held.close()
@@ -249,11 +254,12 @@ class InodeTable:
                 del self._dirs[node.res.path]
             self._release(node)
 
-    @staticmethod
-    def _release(node: Node) -> None:
+    def _release(self, node: Node) -> None:
         if node.held is not None:
             node.held.close()
             node.held = None
+            self.holding -= 1
+            self.released += 1
 
     def nodes(self) -> list[Node]:
         return list(self._nodes.values())

@@ -12,12 +12,13 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyfuse3
 import trio
 
 from unionfs import idmap, livemounts
-from unionfs.fuse import edge, vfsflags
+from unionfs.fuse import edge, room, vfsflags
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
@@ -73,6 +74,12 @@ def start(stack: Stack, mountpoint: str, options: set[str],
     session = Session(ops, mountpoint, livemounts.mounted_at(mountpoint), atime)
     if record is not None and session.mount is not None:
         session.announced = livemounts.announce(session.mount.dev, record)
+    if stack.has_upper:
+        bdi = None if session.mount is None else Path("/sys/class/bdi") / session.mount.dev
+        limit = room.dirty_limit(bdi)
+        ops.room.set_dirty_limit(limit)
+        log.info("write-back cache while the upper has %d MiB free (%d MiB may be dirty)",
+                 ops.room.reserve >> 20, limit >> 20)  # fmt: skip
     return session
 
 

@@ -79,7 +79,7 @@ class NameHandlers(MountState):
             assert self.stack.upper is not None
             fd = self.stack.upper.open(res.path, backing_flags(flags))
         fh = self.handles.open_file(FileHandle(fd, node.ino, True, True))
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True), attrs_
+        return self._file_info(fh, node.ino, writes=True), attrs_
 
     @handler
     async def link(

@@ -84,6 +84,9 @@ class ReadHandlers(MountState):
 
     @handler
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        # Through an open file, before a write into the kernel's cache (``space``).
+        if self.room.refuses(getattr(ctx, "fh", None)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return self._current(self.inodes.get(inode))
 
     @handler

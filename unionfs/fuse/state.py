@@ -25,6 +25,7 @@ from unionfs import idmap
 from unionfs.fuse import entry, features, killpriv
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.fuse.room import UpperSpace
 from unionfs.union import attrs, create, hardlinks
 from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
 from unionfs.union.copyup import copy_up, copy_up_data, shown_ino
@@ -72,6 +73,9 @@ class MountState(pyfuse3.Operations):
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
         self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
+        upper = stack.upper
+        self.room = UpperSpace(None if upper is None else upper.statvfs,
+                                can_refuse="getattr_fh" in features.available())  # fmt: skip
 
     # -- answers -------------------------------------------------------------------------
     def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -87,6 +91,8 @@ class MountState(pyfuse3.Operations):
         """*attrs_* naming node id *ino* (without separate ids, the number is the id)."""
         if self.inodes.separate_ids:
             attrs_.node_id = ino
+        if ino in self.room.watched:
+            attrs_.attr_timeout = 0  # the kernel asks before each write into its cache
         return attrs_
 
     def _attrs(self, node: Node, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -113,6 +119,18 @@ class MountState(pyfuse3.Operations):
         if not self.mapped:
             return create.Owner(ctx.uid, ctx.gid)
         return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
+
+    def _file_info(self, fh: int, ino: int, writes: bool) -> pyfuse3.FileInfo:
+        """The reply to an open of handle *fh*: a writer uses the write-back cache only
+        while the upper has room for all the kernel may cache (``space``), else direct I/O,
+        so that write(2) itself meets a full upper, as under kernel overlayfs."""
+        if not writes:
+            # Every change goes through this mount, so the kernel's pages stay valid.
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        if self.room.may_cache():
+            self.room.opened(fh, ino)
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
 
     def _upper_check(self) -> None:
         if not self.stack.has_upper:
