@@ -47,7 +47,8 @@ class FileHandlers(MountState):
             node.res.top == 0 and not node.res.metacopy and self.stack.has_upper
         )
         noatime = bool(flags & os.O_NOATIME)
-        fh = self.handles.open_file(FileHandle(fd, inode, bool(wants_write), upper, noatime))
+        handle = FileHandle(fd, inode, bool(wants_write), upper, noatime, backing_flags(flags))
+        fh = self.handles.open_file(handle)
         return self._file_info(fh, inode, bool(wants_write))
 
     def _open_unlinked(self, node: Node, flags: int, wants_write: bool) -> int:

@@ -1,9 +1,12 @@
 """Open files and open directories.
 
-A file handle owns one descriptor of the backing file in the layer that held it when it was
-opened. A directory handle owns a snapshot of the merged listing, taken at the first
-readdir from offset 0: offsets are positions in that snapshot, so a directory read in
-several requests costs one merge, not one per request.
+A file handle uses one descriptor of the backing file in the layer that held it when it was
+opened; handles of one inode opened alike (same layer side, same backing flags) share one
+descriptor, counted, so the daemon's descriptors grow with the files open, not the opens
+(reads and writes are positional: no handle depends on a shared file offset). A directory
+handle owns a snapshot of the merged listing, taken at the first readdir from offset 0:
+offsets are positions in that snapshot, so a directory read in several requests costs one
+merge, not one per request.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ class FileHandle:
     writable: bool
     upper: bool = False  # fd is a file of the upper layer (else of a lower: never written)
     noatime: bool = False  # opened with O_NOATIME: reads leave the atime alone
+    flags: int = 0  # the backing descriptor's open flags (what sharing it requires)
+
+
+ShareKey = tuple[int, bool, int]  # (inode, upper, backing flags)
 
 
 @dataclass(slots=True)
@@ -40,12 +47,18 @@ def backing_flags(flags: int) -> int:
 
 
 class HandleTable:
-    """Invariant: a handle number names one open file or directory until it is released."""
+    """Invariant: a handle number names one open file or directory until it is released.
+
+    Shared descriptors: ``_users[fd]`` counts the handles using *fd*; ``_shared`` maps
+    each key to a descriptor of that key in use; a descriptor is closed with its last user.
+    """
 
     def __init__(self) -> None:
         self._next = 1
         self._files: dict[int, FileHandle] = {}
         self._dirs: dict[int, DirHandle] = {}
+        self._users: dict[int, int] = {}
+        self._shared: dict[ShareKey, int] = {}
 
     def _number(self) -> int:
         fh = self._next
@@ -53,9 +66,48 @@ class HandleTable:
         return fh
 
     def open_file(self, handle: FileHandle) -> int:
+        """Number *handle*, whose descriptor is fresh: if one of the same file opened alike
+        is in use, the handle takes that one and the fresh one is closed."""
+        key = (handle.ino, handle.upper, handle.flags)
+        shared = self._shared.get(key)
+        if shared is not None and shared != handle.fd:
+            os.close(handle.fd)
+            handle.fd = shared
+        else:
+            self._shared[key] = handle.fd
+        self._users[handle.fd] = self._users.get(handle.fd, 0) + 1
         fh = self._number()
         self._files[fh] = handle
         return fh
+
+    def replace_fd(self, handle: FileHandle, fd: int, upper: bool) -> None:
+        """*handle* now uses the fresh descriptor *fd* (a copy of its file appeared)."""
+        self._drop(handle)
+        handle.fd, handle.upper = fd, upper
+        key = (handle.ino, handle.upper, handle.flags)
+        shared = self._shared.get(key)
+        if shared is not None and shared != fd:
+            os.close(fd)
+            handle.fd = shared
+        else:
+            self._shared[key] = fd
+        self._users[handle.fd] = self._users.get(handle.fd, 0) + 1
+
+    def _drop(self, handle: FileHandle) -> None:
+        """*handle* stops using its descriptor, closed if it was the last user."""
+        left = self._users.get(handle.fd, 1) - 1
+        if left > 0:
+            self._users[handle.fd] = left
+            return
+        self._users.pop(handle.fd, None)
+        key = (handle.ino, handle.upper, handle.flags)
+        if self._shared.get(key) == handle.fd:
+            del self._shared[key]
+        os.close(handle.fd)
+
+    def descriptors(self) -> int:
+        """How many descriptors the open files use."""
+        return len(self._users)
 
     def open_dir(self, handle: DirHandle) -> int:
         fh = self._number()
@@ -77,7 +129,7 @@ class HandleTable:
     def release_file(self, fh: int) -> FileHandle | None:
         handle = self._files.pop(fh, None)
         if handle is not None:
-            os.close(handle.fd)
+            self._drop(handle)
         return handle
 
     def release_dir(self, fh: int) -> None:
@@ -100,7 +152,9 @@ class HandleTable:
         return any(h.ino == ino and h.writable for h in self._files.values())
 
     def close_all(self) -> None:
-        for handle in self._files.values():
-            os.close(handle.fd)
+        for fd in self._users:
+            os.close(fd)
+        self._users.clear()
+        self._shared.clear()
         self._files.clear()
         self._dirs.clear()

@@ -77,8 +77,9 @@ class NameHandlers(MountState):
             node = self.inodes.remember(res, parent_inode)
             attrs_ = self._attrs(node)
             assert self.stack.upper is not None
-            fd = self.stack.upper.open(res.path, backing_flags(flags))
-        fh = self.handles.open_file(FileHandle(fd, node.ino, True, True))
+            backing = backing_flags(flags)
+            fd = self.stack.upper.open(res.path, backing)
+        fh = self.handles.open_file(FileHandle(fd, node.ino, True, True, flags=backing))
         return self._file_info(fh, node.ino, writes=True), attrs_
 
     @handler

@@ -222,13 +222,17 @@ class MountState(pyfuse3.Operations):
         """A handle opened on a lower file reads the copy once there is one (the kernel's
         stacked file does the same), or it would read stale data after a copy-up."""
         node = self.inodes.find(handle.ino)
-        if node is None or node.res.top != 0 or node.res.metacopy or node.unlinked:
+        if node is None or node.res.top != 0 or node.res.metacopy:
             return
-        upper = self.stack.upper
-        assert upper is not None
-        fd = upper.open(node.res.path, os.O_RDONLY)
-        os.close(handle.fd)
-        handle.fd, handle.upper = fd, True
+        if node.unlinked:  # copied up, then unlinked: the copy is held, never by path
+            if node.held is None:
+                return
+            fd = node.held.reopen(os.O_RDONLY | (handle.flags & os.O_NOATIME))
+        else:
+            upper = self.stack.upper
+            assert upper is not None
+            fd = upper.open(node.res.path, os.O_RDONLY | (handle.flags & os.O_NOATIME))
+        self.handles.replace_fd(handle, fd, upper=True)
 
     async def _tell_kernel(self) -> None:
         """Drop the kernel's cached attributes of inodes that changed behind its back (of
