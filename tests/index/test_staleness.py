@@ -19,7 +19,7 @@ import pytest
 from layers import File, Opaque
 from layers import build as make_layer
 
-from unionfs.index import build, mounting, verify
+from unionfs.index import build, mounting, prune, verify
 from unionfs.index.views import IndexedLowers
 
 from .indexutil import Calls, compare, layer_key, opened, real, tables_in_use, tables_on_disk
@@ -276,3 +276,24 @@ def test_a_sealed_mount_trusts_what_was_indexed_and_indexes_what_was_not(
     with opened(indexdir, [top, bottom]) as checked:  # a mount without the promise looks
         assert checked.view.lstat(b"added") is not None
     assert calls.scanned == [real(bottom)]
+
+
+def test_a_live_view_keeps_its_tree_when_another_mount_indexes_the_layer_again(
+    tmp_path: Path, indexdir: Path
+) -> None:
+    """A layer changed under a live mount (podman mounts a layer as an upper for a diff while
+    containers use it as a lower) is indexed again by the next mount; the live one keeps
+    serving the tables it opened, which ``prune`` drops once no live mount needs them."""
+    dirs = [make_layer(tmp_path / "top", TOP), make_layer(tmp_path / "bottom", BOTTOM)]
+    with opened(indexdir, dirs) as first:
+        listed = sorted(dict(first.view.scandir(b"")))
+        (dirs[1] / "added").write_text("x")
+        second = build.open_lowers(first.env, first.layers)  # another mount's opening
+        assert second.lstat(b"added") is not None
+        assert sorted(dict(first.view.scandir(b""))) == listed
+        assert first.view.lstat(b"a") is not None
+    assert prune.prune(str(indexdir), frozenset({real(dirs[1])})) == 0  # in use: kept
+    assert prune.prune(str(indexdir)) == 1
+    with opened(indexdir, dirs) as third:
+        assert tables_on_disk(third.env) == tables_in_use(third.env)
+        assert len(tables_in_use(third.env)) == 3  # 2 layers and their stack

@@ -43,6 +43,9 @@ class LayerScan:
     records: list[tuple[bytes, codec.Record]]
 
 
+RETIRED = b"R"  # registry keys of superseded layer tables (_retire)
+
+
 def _walk(layer: DirLayer) -> Iterator[tuple[bytes, StatLike, list[tuple[bytes, StatLike]]]]:
     """Every directory of *layer*, parents first, with its children sorted by name."""
     root = layer.lstat(b"")
@@ -157,11 +160,46 @@ def ensure_layer(env: IndexEnv, layer: DirLayer, check: bool = True) -> int:
         items = [(codec.entry_key(table, p), codec.encode(r)) for p, r in scan.records]
         _write_table(txn, env, table, items)
         if latest is not None:
-            _drop_layer_table(env, txn, int(latest["table"]))
+            _retire(env, txn, latest)
         facts = {"table": table, "root": layer.root, "fingerprint": scan.fingerprint}
         env.put_record(txn, key, {**facts, "entries": len(items)})
     env.sync()
     return table
+
+
+def _retire(env: IndexEnv, txn: object, record: dict[str, object]) -> None:
+    """A layer's superseded table, and the stacks on it, stay until ``prune`` or
+    ``rebuild``: a live mount of the layer as it was serves from them (the layer changed
+    under it, as podman's layer does when it is mounted as an upper for a diff while
+    other mounts use it as a lower), and dropping them would empty its tree."""
+    table = int(record["table"])  # type: ignore[call-overload]
+    env.put_record(txn, RETIRED + str(table).encode(),  # type: ignore[arg-type]
+                   {"table": table, "root": record.get("root"),
+                    "entries": record.get("entries", 0)})  # fmt: skip
+
+
+def drop_retired(env: IndexEnv, txn: object, keep: frozenset[str] = frozenset(),
+                 roots: frozenset[str] | None = None) -> int:  # fmt: skip
+    """Drop the retired tables (of *roots* only, if given; never of a root in *keep*) and
+    the stacks on them; how many."""
+    cursor = txn.cursor(db=env.meta)  # type: ignore[attr-defined]
+    found = []
+    if cursor.set_range(RETIRED):
+        for raw, _ in cursor:
+            key = bytes(raw)
+            if not key.startswith(RETIRED):
+                break
+            found.append((key, env.get_record(txn, key)))  # type: ignore[arg-type]
+    dropped = 0
+    for key, record in found:
+        root = None if record is None else record.get("root")
+        if root in keep or (roots is not None and root not in roots):
+            continue
+        if record is not None:
+            _drop_layer_table(env, txn, int(record["table"]))
+        txn.delete(key, db=env.meta)  # type: ignore[attr-defined]
+        dropped += 1
+    return dropped
 
 
 def _stack_key(tables: Sequence[int]) -> bytes:
@@ -296,6 +334,7 @@ def _fingerprint_alone(root: str) -> str:
 def rebuild(env: IndexEnv, layers: Sequence[DirLayer]) -> IndexedLowers:
     """Forget what the index knows of *layers* and index them again."""
     with env.write() as txn:
+        drop_retired(env, txn, roots=frozenset(layer.root for layer in layers))
         for layer in layers:
             key = _identity(layer)
             known = env.get_record(txn, key)

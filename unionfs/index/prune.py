@@ -1,7 +1,8 @@
 """Pruning an index of what no mount can use any more: the tables of layer directories that
-are gone or replaced (another directory at the same path is another layer), and the stacks
-built on them; the roots live mounts serve are kept. Stacks of layers that still exist are
-kept too: a later mount of the same stack reuses them. ``system prune`` runs it.
+are gone or replaced (another directory at the same path is another layer), the tables a
+changed layer superseded, and the stacks built on them; the roots live mounts serve are
+kept. Stacks of layers that still exist are kept too: a later mount of the same stack
+reuses them. ``system prune`` runs it.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def prune(path: str, in_use: frozenset[str] = frozenset()) -> int:
             records = [(key, env.get_record(txn, key)) for key in keys]
         stale = [(key, rec) for key, rec in records if rec is None or (
             rec.get("root") not in in_use and _current_key(str(rec.get("root")), cache) != key)]
-        if stale:
-            with env.write() as txn:
-                for key, rec in stale:
-                    if rec is not None and "table" in rec:
-                        build._drop_layer_table(env, txn, int(rec["table"]))
-                    txn.delete(key, db=env.meta)
-            env.sync()
-        return len(stale)
+        with env.write() as txn:
+            for key, rec in stale:
+                if rec is not None and "table" in rec:
+                    build._drop_layer_table(env, txn, int(rec["table"]))
+                txn.delete(key, db=env.meta)
+            retired = build.drop_retired(env, txn, keep=in_use)
+        env.sync()
+        return len(stale) + retired
     except lmdb.Error as exc:
         raise IndexUnavailable(f"cannot prune the index at {path}: {exc}") from None
     finally:
