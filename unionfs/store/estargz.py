@@ -21,7 +21,7 @@ from unionfs.imageformat import LAYER_GZIP
 from unionfs.store.compress import BLOCK, HashingSink
 from unionfs.store.tarpieces import TarPieces, exact_chunks
 from unionfs.store.tarread import BLOCKDEV, CHAR, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK
-from unionfs.store.toc import NO_PREFETCH_LANDMARK, format_time
+from unionfs.store.toc import NO_PREFETCH_LANDMARK, format_time, name_text, xattrs_text
 
 TOC_NAME = "stargz.index.json"
 FOOTER_SIZE = 51
@@ -87,14 +87,14 @@ def toc_json(entries: list[dict[str, object]]) -> bytes:
 def toc_entry(member: typing.Any) -> dict[str, object]:
     """The TOCEntry fields of a tar member, as the reference writer fills them from a
     Go tar header (empty fields left out)."""
-    entry: dict[str, object] = {"name": _text(member.name), "type": _TYPES[member.type]}
+    entry: dict[str, object] = {"name": name_text(member.name), "type": _TYPES[member.type]}
     if member.type == REGULAR and member.size:
         entry["size"] = member.size
     seconds = member.mtime_ns // 1_000_000_000 + (member.mtime_ns % 1_000_000_000 >= 500_000_000)
     if seconds:
         entry["modtime"] = format_time(seconds * 1_000_000_000, nanos=False)
     if member.type in (SYMLINK, HARDLINK):
-        entry["linkName"] = _text(member.linkname)
+        entry["linkName"] = name_text(member.linkname)
     for key, value in (("mode", member.mode), ("uid", member.uid), ("gid", member.gid)):
         if value:
             entry[key] = value
@@ -103,22 +103,8 @@ def toc_entry(member: typing.Any) -> dict[str, object]:
             if value:
                 entry[key] = value
     if member.xattrs:
-        entry["xattrs"] = {_text(k): _b64(v) for k, v in sorted(member.xattrs.items())}
+        entry["xattrs"] = xattrs_text(member.xattrs)
     return entry
-
-
-def _text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        name = raw.decode("utf-8", "backslashreplace")
-        raise UserError(f"{name}: a name that is not UTF-8 cannot be listed in a TOC") from None
-
-
-def _b64(value: bytes) -> str:
-    import base64
-
-    return base64.b64encode(value).decode()
 
 
 class _Members:

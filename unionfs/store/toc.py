@@ -130,6 +130,20 @@ def format_time(ns: int, *, nanos: bool) -> str:
     return text + "Z"
 
 
+def name_text(raw: bytes) -> str:
+    """A tar name as a TOC (JSON) writes it; a name that is not UTF-8 cannot be written."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        name = raw.decode("utf-8", "backslashreplace")
+        raise UserError(f"{name}: a name that is not UTF-8 cannot be listed in a TOC") from None
+
+
+def xattrs_text(xattrs: dict[bytes, bytes]) -> dict[str, str]:
+    """A tar member's xattrs as a TOC writes them: names as text, values in base64."""
+    return {name_text(k): base64.b64encode(v).decode() for k, v in sorted(xattrs.items())}
+
+
 def _xattrs(entry: dict[str, typing.Any], what: str) -> dict[bytes, bytes]:
     raw = entry.get("xattrs") or {}
     if not isinstance(raw, dict):

@@ -7,7 +7,6 @@ TOC, tar-split and footer ride in zstd skippable frames (see ``write_zstd_chunke
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import struct
@@ -23,7 +22,7 @@ from unionfs.store.estargz import TocBlob
 from unionfs.store.tarpieces import TarPieces, exact_chunks
 from unionfs.store.tarread import BLOCKDEV, CHAR, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK
 from unionfs.store.tarsplit import Packer, crc64
-from unionfs.store.toc import format_time
+from unionfs.store.toc import format_time, name_text, xattrs_text
 
 MANIFEST_CHECKSUM = "io.github.containers.zstd-chunked.manifest-checksum"
 MANIFEST_POSITION = "io.github.containers.zstd-chunked.manifest-position"
@@ -48,9 +47,9 @@ def skippable(data: bytes) -> bytes:
 def toc_entry(member: typing.Any) -> dict[str, object]:
     """A FileMetadata entry as containers/storage's ``NewFileMetadata`` fills it from a Go
     tar header (zero fields left out)."""
-    entry: dict[str, object] = {"type": _TYPES[member.type], "name": _text(member.name)}
+    entry: dict[str, object] = {"type": _TYPES[member.type], "name": name_text(member.name)}
     if member.type in (SYMLINK, HARDLINK):
-        entry["linkName"] = _text(member.linkname)
+        entry["linkName"] = name_text(member.linkname)
     for key, value in (("mode", member.mode), ("size", member.size), ("uid", member.uid),
                        ("gid", member.gid)):  # fmt: skip
         if value:
@@ -60,17 +59,8 @@ def toc_entry(member: typing.Any) -> dict[str, object]:
         if value:
             entry[key] = value
     if member.xattrs:
-        entry["xattrs"] = {_text(k): base64.b64encode(v).decode()
-                           for k, v in sorted(member.xattrs.items())}  # fmt: skip
+        entry["xattrs"] = xattrs_text(member.xattrs)
     return entry
-
-
-def _text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        name = raw.decode("utf-8", "backslashreplace")
-        raise UserError(f"{name}: a name that is not UTF-8 cannot be listed in a TOC") from None
 
 
 def _compact(value: object) -> bytes:
