@@ -48,6 +48,8 @@ class FileHandlers(MountState):
         )
         noatime = bool(flags & os.O_NOATIME)
         handle = FileHandle(fd, inode, bool(wants_write), upper, noatime, backing_flags(flags))
+        if not upper:
+            handle.lazy = self._lazy_where(node.res)
         fh = self.handles.open_file(handle)
         return self._file_info(fh, inode, bool(wants_write))
 
@@ -94,6 +96,11 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
+        lazy = handle.lazy
+        if lazy is not None and not handle.upper and self.lazy is not None:
+            if self.lazy.pending(*lazy):  # its data is not here yet: fetched, verified
+                return await trio.to_thread.run_sync(self.lazy.read, *lazy, off, size)
+            handle.lazy = None
         data = os.pread(handle.fd, size, off)
         if handle.upper and not handle.noatime and self.atime is not None:
             self._accessed(handle)

@@ -22,7 +22,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, features, killpriv
+from unionfs.fuse import entry, features, killpriv, lazyhook
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.room import UpperSpace
@@ -76,6 +76,7 @@ class MountState(pyfuse3.Operations):
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
+        self.lazy: lazyhook.LazyData | None = None  # lazily pulled lowers, if any
 
     # -- answers -------------------------------------------------------------------------
     def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -201,6 +202,8 @@ class MountState(pyfuse3.Operations):
         a metacopy file gets its data (or, without *data*, loses its mark)."""
         res = node.res
         big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
+        if data and stat.S_ISREG(res.st.st_mode) and (res.top != 0 or res.metacopy):
+            await self._lazy_whole(self._lazy_where(res))
         if res.top != 0:
             if breaks_link(res):
                 self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
@@ -217,6 +220,18 @@ class MountState(pyfuse3.Operations):
                 res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
+
+    def _lazy_where(self, res: Resolved) -> tuple[str, bytes] | None:
+        """Where *res*'s data is when that is a lazy layer's file not yet whole, else None."""
+        if self.lazy is None:
+            return None
+        found = lazyhook.where(*self.stack.data_of(res))
+        return found if found is not None and self.lazy.pending(*found) else None
+
+    async def _lazy_whole(self, lazy: tuple[str, bytes] | None) -> None:
+        """Make a lazy file whole before its placeholder is read as data (a copy)."""
+        if lazy is not None and self.lazy is not None and self.lazy.pending(*lazy):
+            await trio.to_thread.run_sync(self.lazy.fill, *lazy)
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's

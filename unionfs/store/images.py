@@ -327,9 +327,20 @@ class ImageStore:
     def config(self, image: Image) -> dict[str, typing.Any]:
         return imageformat.parse_config(self.blobs.read(image.record.config))
 
+    def lazy_tree(self, blob: str) -> str:
+        """Where a lazily pulled layer of blob *blob* keeps its tree (``unionfs.lazy``):
+        every entry as the TOC lists it, regular files filled as their data arrives."""
+        return os.path.join(self.root, "lazy", check_digest(blob, "blob")[7:], "tree")
+
     def lowers(self, image: Image) -> list[str]:
-        """The image's layer directories, topmost first (as ``lowerdir=`` wants them)."""
-        return [self.layer_path(d) for d in reversed(image.record.diff_ids)]
+        """The image's layer directories, topmost first (as ``lowerdir=`` wants them); a
+        layer pulled lazily and not extracted is its lazy tree."""
+        out = []
+        for diff_id, blob in zip(image.record.diff_ids, image.record.blobs, strict=True):
+            path = self.layer_path(diff_id)
+            lazy = self.lazy_tree(blob)
+            out.append(lazy if not os.path.isdir(path) and os.path.isdir(lazy) else path)
+        return out[::-1]
 
     def tag(self, ref: str, new_name: str) -> None:
         image = self.resolve(ref)
@@ -422,6 +433,8 @@ class ImageStore:
         written, a decompressed archive, a commit's spelled-out upper. Under the store lock,
         if it is free: a command holding it is at work, and the next command reclaims."""
         dirs = [self.blobs.dir, self.layers_dir, self.root]
+        if os.path.isdir(os.path.join(self.root, "lazy")):
+            dirs.append(os.path.join(self.root, "lazy"))  # a lazy pull's half-made layer
         containers = os.path.join(self.root, "containers")
         with contextlib.suppress(FileNotFoundError):
             dirs += [e.path for e in os.scandir(containers) if e.is_dir(follow_symlinks=False)]
