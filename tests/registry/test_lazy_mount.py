@@ -128,6 +128,9 @@ def test_a_read_fetches_only_its_chunks_and_gets_the_right_bytes(
         assert not (mnt / "data/gone").exists()
     filled = layout.filled(lazy_layer(lowers[0]))
     assert b"data/small" in filled and b"data/big" not in filled  # two chunks of 3 fetched
+    head, row = uf(tmp_path / "store", "images").stdout.splitlines()
+    assert head.split()[-1] == "PRESENT"
+    assert 0 < int(row.split()[-1].rstrip("%")) < 100, row
 
 
 def test_prefetch_makes_the_tree_equal_to_the_fully_pulled_one(
@@ -146,6 +149,8 @@ def test_prefetch_makes_the_tree_equal_to_the_fully_pulled_one(
             done = wait_until(lambda d=dirs: all(layout.is_complete(x) for x in d), 120)
             assert done, "the prefetch did not complete"
             assert (mnt / "data/big").read_bytes() == BIG
+        out = uf(tmp_path / FORMATS[fmt], "images", "--format", "{{.Present}}").stdout
+        assert out == "100%\n"
         got = [snapshot(p) for p in lowers]
         for w, g in zip(want, got, strict=True):
             assert not diff_trees(w, g), (fmt, diff_trees(w, g)[:5])
