@@ -237,3 +237,17 @@ def test_a_copy_up_of_a_lazy_file_copies_its_data(
             f.seek(0, os.SEEK_END)
             f.write(b"tail")
         assert (upper / "data/big").read_bytes() == BIG + b"tail"
+
+
+def test_run_pull_lazy_starts_a_container_from_the_registry(
+    pushed: Pushed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "store"
+    monkeypatch.setenv("UNIONFS_HOME", str(root))
+    proc = uf(root, "run", "--rm", "--pull", "lazy", "--tls-verify=false", pushed.ref("estargz"),
+              "/bin/busybox", "sh", "-c", "cat /data/small; wc -c < /data/big")  # fmt: skip
+    assert proc.stdout == SMALL.decode() + f"{len(BIG)}\n", proc.stderr
+    assert "lazily" in proc.stderr
+    with ImageStore(str(root)) as store:
+        image = store.resolve(pushed.ref("estargz"))
+        assert not any(store.has_blob(b) for b in image.record.blobs)
