@@ -23,7 +23,7 @@ from patience import scaled, wait_until
 from store.storeutil import layer_tar, oci_layout
 from treecmp import diff_trees, snapshot
 
-from registry.regutil import Registry
+from registry.regutil import Registry, start_registry
 from unionfs.lazy import layout
 from unionfs.store import ImageStore
 
@@ -251,3 +251,39 @@ def test_run_pull_lazy_starts_a_container_from_the_registry(
     with ImageStore(str(root)) as store:
         image = store.resolve(pushed.ref("estargz"))
         assert not any(store.has_blob(b) for b in image.record.blobs)
+
+
+def test_a_container_on_a_lazy_image_commits_and_pushes(
+    pushed: Pushed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pushed to the registry it came from, the layers never fetched are mounted from their
+    repository; to another registry, they are fetched first (whole, verified)."""
+    root = tmp_path / "store"
+    monkeypatch.setenv("UNIONFS_HOME", str(root))
+    monkeypatch.setenv("UNIONFS_LAZY_PREFETCH", "0")
+    lazy_pull(pushed, "zstd:chunked", root)
+    uf(root, "create", "img", "--name", "lazy-mount-c1")
+    try:
+        mnt = Path(uf(root, "mount", "lazy-mount-c1").stdout.strip())
+        assert (mnt / "data/small").read_bytes() == SMALL
+        (mnt / "data/new").write_bytes(b"new\n")
+        uf(root, "umount", "lazy-mount-c1")
+        uf(root, "commit", "lazy-mount-c1", "img:2")
+    finally:
+        uf(root, "rm", "-f", "lazy-mount-c1")
+    same = f"{pushed.registry.host}/lazymount/committed:1"
+    out = uf(root, "push", "img:2", same, "--tls-verify=false").stdout
+    assert "3 layers" in out and "2 mounted" in out, out
+    with ImageStore(str(root)) as store:
+        assert not any(store.has_blob(b) for b in store.resolve("img").record.blobs)
+    other = start_registry(tmp_path / "other-registry")
+    try:
+        uf(root, "push", "img:2", f"{other.host}/elsewhere/img:2", "--tls-verify=false")
+        back = tmp_path / "back"
+        uf(back, "pull", f"{other.host}/elsewhere/img:2", "img", "--tls-verify=false")
+    finally:
+        other.stop()
+    with ImageStore(str(back)) as store:
+        lowers = store.lowers(store.resolve("img"))
+    assert (Path(lowers[0]) / "data/new").read_bytes() == b"new\n"
+    assert (Path(lowers[1]) / "data/big").read_bytes() == BIG

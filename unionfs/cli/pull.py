@@ -109,7 +109,8 @@ def _pull_lazy(
     authfile = os.path.abspath(args.authfile) if args.authfile else None
     with open_store(args) as store:
         image, summary = pull_lazy(client, ref, store, name, resolved=resolved, authfile=authfile,
-                                   tls_verify=tls_verify(args, ref, conf))  # fmt: skip
+                                   tls_verify=tls_verify(args, ref, conf),
+                                   sources=sources_of(store))  # fmt: skip
     if args.quiet:
         print(image.record.id)
     else:

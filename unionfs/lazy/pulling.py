@@ -19,6 +19,7 @@ from unionfs.registry.client import Client
 from unionfs.registry.manifest import Manifest
 from unionfs.registry.ranges import RegistryRangeSource
 from unionfs.registry.reference import Reference
+from unionfs.registry.sources import BlobSources
 from unionfs.registry.transfer import resolve
 from unionfs.store import layertar, scratch
 from unionfs.store.chunkread import fetch_toc, is_lazy
@@ -51,6 +52,7 @@ def check_lazy(manifest: Manifest) -> None:
 def pull_lazy(
     client: Client, ref: Reference, store: ImageStore, name: str | None, *,
     tls_verify: bool, authfile: str | None, resolved: tuple[str, bytes, Manifest] | None = None,
+    sources: BlobSources | None = None,
 ) -> tuple[Image, LazySummary]:  # fmt: skip
     """Pull *ref* lazily into *store* under *name* (None: unnamed)."""
     client.ping()
@@ -107,4 +109,6 @@ def pull_lazy(
         store.meta.put_image(txn, record)
         if full is not None:
             store.meta.put_name(txn, full, digest)
+    if sources is not None:  # a push to this registry mounts the blobs it never fetched
+        sources.record([d.digest for d in manifest.blobs], ref.registry, ref.repository)
     return Image(record, store.names_of(digest)), summary

@@ -134,10 +134,12 @@ class ImageStore:
 
     def image_manifest(self, ref: str) -> tuple[str, bytes]:
         """(manifest digest, manifest bytes) of a stored image; its config and layer blobs
-        are in ``blobs/`` too."""
+        are in ``blobs/`` too, but for those of layers pulled lazily (a push mounts them)."""
         image = self.resolve(ref)
         data = self.blobs.read(image.digest)
         for digest in (image.record.config, *image.record.blobs):
+            if digest in image.record.blobs and os.path.isdir(self.lazy_tree(digest)):
+                continue
             if not self.blobs.has(digest):
                 raise UserError(f"image {ref}: blob {digest} is missing from the store")
         return image.digest, data
@@ -165,13 +167,19 @@ class ImageStore:
         if len(ids) != len(manifest.layers):
             raise UserError(f"image config lists {len(ids)} diff_ids for "
                             f"{len(manifest.layers)} layers")  # fmt: skip
+        # A layer pulled lazily (a commit on such an image) is its tree: no blob, no extraction.
+        lazy = {d.digest for d in manifest.layers
+                if not self.blobs.has(d.digest) and os.path.isdir(self.lazy_tree(d.digest))}
         for desc in manifest.layers:
+            if desc.digest in lazy:
+                continue
             if not self.blobs.has(desc.digest):
                 raise UserError(f"manifest names blob {desc.digest}, which is missing")
             if self.blobs.size(desc.digest) != desc.size:
                 raise UserError(f"blob {desc.digest}: size differs from the manifest's")
         for desc, diff_id in zip(manifest.layers, ids, strict=True):
-            self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
+            if desc.digest not in lazy:
+                self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
         record = ImageRecord(manifest_digest, manifest.config.digest, tuple(ids),
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
@@ -179,10 +187,12 @@ class ImageStore:
         with self.locked():
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
-                if not os.path.isdir(self.layer_path(diff_id)):
+                if desc.digest not in lazy and not os.path.isdir(self.layer_path(diff_id)):
                     self.ensure_layer(desc.digest, desc.media_type, diff_id, False)
             with self.meta.write() as txn:
                 for desc, diff_id in zip(manifest.layers, ids, strict=True):
+                    if desc.digest in lazy:
+                        continue
                     self.meta.put_layer(txn, LayerRecord(diff_id, desc.digest, desc.size,
                                                          desc.media_type))  # fmt: skip
                 self.meta.put_image(txn, record)
