@@ -287,3 +287,11 @@ def test_a_container_on_a_lazy_image_commits_and_pushes(
         lowers = store.lowers(store.resolve("img"))
     assert (Path(lowers[0]) / "data/new").read_bytes() == b"new\n"
     assert (Path(lowers[1]) / "data/big").read_bytes() == BIG
+
+
+def test_rmi_removes_the_lazy_layers(pushed: Pushed, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    lowers = lazy_pull(pushed, "estargz", root)
+    uf(root, "rmi", "img")
+    assert not any(os.path.exists(p) for p in lowers)
+    assert not [n for n in os.listdir(root / "lazy") if n != "chunks"]

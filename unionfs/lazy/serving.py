@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import threading
+import typing
 from collections.abc import Callable, Sequence
 
 from unionfs.lazy import layout
@@ -107,11 +108,17 @@ class LazyLayer:
             return b""
         wanted = [c for c in entry.chunks
                   if offset < c.file_offset + c.size and c.file_offset < end]  # fmt: skip
-        data = b"".join(self._chunks(wanted))
+        pieces = [self.cache.read(c.digest, max(0, offset - c.file_offset),
+                                  min(end, c.file_offset + c.size) - max(offset, c.file_offset))
+                  for c in wanted]  # fmt: skip
+        if any(p is None for p in pieces):  # not all here: fetch them (then the slices)
+            base = wanted[0].file_offset
+            data = b"".join(self._chunks(wanted))[offset - base : end - base]
+        else:
+            data = b"".join(typing.cast(list[bytes], pieces))
         if all(self.cache.has(c.digest) for c in entry.chunks):
             self._fill(entry, self._chunks(entry.chunks))
-        base = wanted[0].file_offset
-        return data[offset - base : end - base]
+        return data
 
     def fill(self, path: bytes) -> None:
         """Make the pending file *path* whole in the tree (before a copy-up reads it)."""

@@ -420,6 +420,12 @@ class ImageStore:
         for digest in (gone.record.manifest, gone.record.config, *gone.record.blobs):
             if digest not in keep_blobs:
                 self.blobs.remove(digest)
+        for blob in set(gone.record.blobs) - keep_blobs:  # a lazy layer no one else uses
+            tree = self.lazy_tree(blob)
+            if os.path.isdir(tree) and tree not in used_dirs:
+                gone_dir = f"{os.path.dirname(tree)}.rm-{os.getpid()}"
+                os.rename(os.path.dirname(tree), gone_dir)
+                scratch.remove_tree(gone_dir)
 
     # -- the store lock -----------------------------------------------------------------------
     @contextlib.contextmanager
