@@ -292,6 +292,9 @@ def test_a_container_on_a_lazy_image_commits_and_pushes(
 def test_rmi_removes_the_lazy_layers(pushed: Pushed, tmp_path: Path) -> None:
     root = tmp_path / "store"
     lowers = lazy_pull(pushed, "estargz", root)
+    with ImageStore(str(root)) as store:
+        blobs = store.resolve("img").record.blobs
+    assert set(os.listdir(root / "lazy")) - {"chunks"} == {b[7:] for b in blobs}
     uf(root, "rmi", "img")
     assert not any(os.path.exists(p) for p in lowers)
     assert not [n for n in os.listdir(root / "lazy") if n != "chunks"]

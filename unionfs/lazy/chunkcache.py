@@ -22,7 +22,7 @@ class ChunkCache:
         self._checked: set[str] = set()  # digests whose file this process has hashed
 
     def _path(self, digest: str) -> str:
-        return os.path.join(self.dir, check_digest(digest, "chunk")[7:])
+        return os.path.join(self.dir, check_digest(digest, "chunk"))
 
     def has(self, digest: str) -> bool:
         return os.path.exists(self._path(digest))

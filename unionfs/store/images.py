@@ -340,7 +340,7 @@ class ImageStore:
     def lazy_tree(self, blob: str) -> str:
         """Where a lazily pulled layer of blob *blob* keeps its tree (``unionfs.lazy``):
         every entry as the TOC lists it, regular files filled as their data arrives."""
-        return os.path.join(self.root, "lazy", check_digest(blob, "blob")[7:], "tree")
+        return os.path.join(self.root, "lazy", check_digest(blob, "blob"), "tree")
 
     def lowers(self, image: Image) -> list[str]:
         """The image's layer directories, topmost first (as ``lowerdir=`` wants them); a
