@@ -2,16 +2,17 @@
 fetched, over a slow link. Opt-in, as root: ``.venv/bin/python -m bench.lazypull``.
 
 A network namespace of our own (``lazy-mount-bench-<pid>``) holds everything: Debian's
-``docker-registry`` on its loopback, shaped by ``tc netem`` (default 100 Mbit/s, 10 ms
-each way: 20 ms round trips), and the unionfs commands. The image is built from this
-machine's own files (its /usr/bin, gcc's and python3.11's trees and the libraries they
-load: ~500 MB), imported once, pushed as gzip, eStargz and zstd:chunked before the link is
-shaped. Each measurement starts from an empty store: ``unionfs run --pull missing`` (a
-full pull, then run) and ``--pull lazy``; podman pull + run of the gzip image when podman
-works here. Bytes fetched are the registry's blob answers (its access log) up to the
-command's first output. Prefetch is off for lazy runs (``UNIONFS_LAZY_PREFETCH=0``): the
-bytes are what the command needed. Nothing is left behind: the namespace, the registry,
-the stores are removed at the end.
+``docker-registry`` on its loopback, reached through a shaping proxy (default 100 Mbit/s
+and 10 ms each way: 20 ms round trips), and the unionfs commands. The proxy shapes, not
+``tc``: this kernel has no ``sch_netem`` ("Specified qdisc kind is unknown"), and ``tbf``
+alone gives a rate but no delay. The image is built from this machine's own files (its
+/usr/bin, gcc's and python3.11's trees and the libraries they load: ~600 MB), imported
+once and pushed as gzip, eStargz and zstd:chunked straight to the registry. Each
+measurement starts from an empty store: ``unionfs run --pull missing`` (a full pull, then
+run) and ``--pull lazy``; podman pull + run of the gzip image with ``--podman``. Bytes
+fetched are the registry's blob answers (its access log) up to the command's first
+output. Prefetch is off for lazy runs (``UNIONFS_LAZY_PREFETCH=0``): the bytes are what
+the command needed. The namespace, the registry and the stores are removed at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -84,6 +86,66 @@ def build_rootfs(dest: Path) -> Path:
     (dest / "etc/group").write_text("root:x:0:\n")
     (dest / ".done").write_text("")
     return dest
+
+
+class ShapingProxy:
+    """TCP from *port* to *target*: each direction a link of *rate* bytes/s (its bytes
+    leave one after another) and *delay* seconds of propagation, order kept."""
+
+    def __init__(self, target: int, rate: float, delay: float) -> None:
+        import asyncio
+        import threading
+
+        self.target, self.rate, self.delay = target, rate, delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = 0
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            await server.serve_forever()
+
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(start(),),
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+        ready.wait()
+
+    async def _client(self, reader: typing.Any, writer: typing.Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                             return_exceptions=True)  # fmt: skip
+
+    async def _pipe(self, reader: typing.Any, writer: typing.Any) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        link_free = loop.time()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(16384):
+                link_free = max(loop.time(), link_free) + len(data) / self.rate
+                await queue.put((link_free + self.delay, data))
+                if link_free - loop.time() > 0.05:  # keep the sender's window honest
+                    await asyncio.sleep(link_free - loop.time() - 0.05)
+        finally:
+            await queue.put((0.0, b""))
+            await sender
 
 
 class Registry:
@@ -188,8 +250,8 @@ def inner(args: argparse.Namespace) -> None:
             uf(src, "push", "big:1", refs[fmt], "--compression-format", fmt, "--tls-verify=false")
         sizes = {fmt: _image_bytes(reg, ref) for fmt, ref in refs.items()}
         shutil.rmtree(src, ignore_errors=True)
-        sh("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", f"{args.delay_ms}ms",
-           "rate", f"{args.rate_mbit}mbit")  # fmt: skip
+        proxy = ShapingProxy(reg.port, args.rate_mbit * 1e6 / 8, args.delay_ms / 1000)
+        refs = {fmt: ref.replace(reg.host, f"127.0.0.1:{proxy.port}") for fmt, ref in refs.items()}
         rows = []
         modes = ["gzip", "estargz", "zstd:chunked"] + (["podman"] if args.podman else [])
         for name, argv in COMMANDS.items():
@@ -221,7 +283,7 @@ def _image_bytes(reg: Registry, ref: str) -> int:
 def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.Namespace) -> str:
     load = os.getloadavg()[0]
     lines = [f"# Lazy pulling (issue 23): {args.rate_mbit} Mbit/s, {args.delay_ms} ms each way "
-             f"(netem on the namespace's loopback); load average {load:.1f}", "",
+             f"(a shaping proxy in the namespace); load average {load:.1f}", "",
              "Image layer blobs: " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()),
              "", "| command | mode | first output (s) | ratio to full | MB fetched before it | "
              "blob requests | ok |", "|---|---|---:|---:|---:|---:|---|"]  # fmt: skip

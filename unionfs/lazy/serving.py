@@ -72,9 +72,6 @@ class LazyLayer:
         entry = self.files.get(path)
         return entry is not None and entry.path not in self.filled
 
-    def missing_bytes(self) -> int:
-        return sum(e.size for p, e in self.files.items() if p == e.path and p not in self.filled)
-
     def _chunks(self, chunks: Sequence[Chunk], keep: bool = True) -> list[bytes]:
         """Each chunk's bytes, from the cache or fetched in one ``read_ranges`` (verified);
         what is fetched is kept in the cache when *keep* (a prefetch writes it only into
@@ -140,8 +137,8 @@ class LazyLayer:
             st = os.fstat(fd)
             for c, data in zip(entry.chunks, chunks, strict=True):
                 os.pwrite(fd, data, c.file_offset)
-            os.fdatasync(fd)
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))  # as the TOC (and tar) say
+            os.fsync(fd)  # before ``filled`` says so: after a crash, data or a placeholder
         finally:
             os.close(fd)
 
