@@ -57,7 +57,10 @@ def build_rootfs(dest: Path) -> Path:
     if (dest / ".done").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
+    (dest / "usr/lib64").mkdir(parents=True)
+    for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
+                         ("lib64", "usr/lib64")):  # fmt: skip
+        os.symlink(target, dest / name)  # merged /usr, as Debian 12's
     for tree in TREES:
         if os.path.isdir(f"/{tree}"):
             (dest / tree).parent.mkdir(parents=True, exist_ok=True)
@@ -68,18 +71,11 @@ def build_rootfs(dest: Path) -> Path:
         libs.update(m for m in re.findall(r"(/\S+\.so[.\d]*)", out))
     for lib in sorted(libs):
         for path in {lib, os.path.realpath(lib)}:
-            target = dest / path.lstrip("/")
+            inside = re.sub(r"^/(lib|lib64|bin|sbin)/", r"/usr/\1/", path)
+            target = dest / inside.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
+            if not os.path.lexists(target):
                 sh("cp", "-a", path, str(target))
-    for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
-                         ("lib64", "usr/lib64")):  # fmt: skip
-        if not (dest / name).exists():
-            os.symlink(target, dest / name)
-    (dest / "usr/lib64").mkdir(parents=True, exist_ok=True)
-    if not (dest / "usr/lib64/ld-linux-x86-64.so.2").exists():
-        os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                   dest / "usr/lib64/ld-linux-x86-64.so.2")  # fmt: skip
     for d in ("etc", "tmp", "root", "proc", "sys", "dev"):
         (dest / d).mkdir(exist_ok=True)
     (dest / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
@@ -221,8 +217,10 @@ def measure(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> 
     try:
         if mode == "podman":
             cmd = ["podman", "--root", str(store / "podman"), "--runroot", str(store / "run"),
-                   "--cgroup-manager", "cgroupfs", "run", "--rm", "--tls-verify=false",
-                   "--network", "none", ref, *argv]  # fmt: skip
+                   "--storage-driver", "overlay", "--runtime", "runc", "--cgroup-manager",
+                   "cgroupfs", "--events-backend", "none", "run", "--rm", "--tls-verify=false",
+                   "--cgroups=disabled", "--network=none", "--ulimit", "nofile=1024:1024",
+                   "--ulimit", "nproc=1024:1024", ref, *argv]  # fmt: skip
         else:
             pull = "lazy" if mode != "gzip" else "missing"
             cmd = [*UNIONFS, "--root", str(store), "run", "--rm", "--pull", pull,
@@ -321,7 +319,10 @@ def main() -> None:
         return
     Path(args.work).mkdir(parents=True, exist_ok=True)
     with netns(f"lazy-mount-bench-{os.getpid()}") as ns:
-        cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "bench.lazypull", "--inner",
+        # nsenter --net, not ip netns exec: that one remounts /sys, and the cgroup
+        # hierarchies `run` needs would be gone.
+        cmd = ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "bench.lazypull",
+               "--inner",
                "--work", args.work, "--out", os.path.abspath(args.out),
                "--rate-mbit", str(args.rate_mbit), "--delay-ms", str(args.delay_ms),
                *(["--podman"] if args.podman else [])]  # fmt: skip
