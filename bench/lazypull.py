@@ -278,8 +278,14 @@ def _image_bytes(reg: Registry, ref: str) -> int:
     return sum(int(layer["size"]) for layer in manifest["layers"])
 
 
-def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.Namespace) -> str:
-    load = os.getloadavg()[0]
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "")[:100].replace("|", "/")
+
+
+def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.Namespace,
+          load: float | None = None) -> str:  # fmt: skip
+    load = os.getloadavg()[0] if load is None else load
     lines = [f"# Lazy pulling (issue 23): {args.rate_mbit} Mbit/s, {args.delay_ms} ms each way "
              f"(a shaping proxy in the namespace); load average {load:.1f}", "",
              "Image layer blobs: " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()),
@@ -291,7 +297,7 @@ def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.N
         ratio = float(str(r["seconds"])) / base if base else 0.0
         lines.append(f"| `{r['command']}` | {r['mode']} | {r['seconds']} | {ratio:.2f} | "
                      f"{int(str(r['bytes'])) / 1e6:.1f} | {r['requests']} | "
-                     f"{'yes' if r['ok'] else 'NO: ' + str(r['error'])[:80]} |")  # fmt: skip
+                     f"{'yes' if r['ok'] else 'NO: ' + _last_line(str(r['error']))} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
