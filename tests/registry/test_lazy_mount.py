@@ -253,6 +253,7 @@ def test_run_pull_lazy_starts_a_container_from_the_registry(
         assert not any(store.has_blob(b) for b in image.record.blobs)
 
 
+@pytest.mark.slow  # ~15 s: a container, a commit, two pushes and a second registry
 def test_a_container_on_a_lazy_image_commits_and_pushes(
     pushed: Pushed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
