@@ -16,9 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mountutil import kernel_overlay, unionfs_mount
-from test_default_acl_vs_kernel import GROUP, MASK, OTHER, USER, USER_OBJ, acl, acl_text
-
-from unionfs.union.acl import GROUP_OBJ
+from test_default_acl_vs_kernel import (
+    GROUP,
+    GROUP_OBJ,
+    MASK,
+    OTHER,
+    USER,
+    USER_OBJ,
+    acl,
+    acl_text,
+)
 
 ACCESS = "system.posix_acl_access"
 # setfacl -m u::rwx,g::rwx,o::rwx (a mode can say it: the kernel stores no ACL)
