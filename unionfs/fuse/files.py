@@ -49,7 +49,7 @@ class FileHandlers(MountState):
         noatime = bool(flags & os.O_NOATIME)
         handle = FileHandle(fd, inode, bool(wants_write), upper, noatime, backing_flags(flags))
         fh = self.handles.open_file(handle)
-        return self._file_info(fh, inode, bool(wants_write))
+        return self._file_info(fh, inode, bool(wants_write), flags)
 
     def _open_unlinked(self, node: Node, flags: int, wants_write: bool) -> int:
         """Open a file with no name left (through ``/proc/self/fd`` of a process holding
@@ -116,6 +116,7 @@ class FileHandlers(MountState):
         if fh not in room.cached:  # direct I/O: the writer waits for this answer
             written = await self._write_direct(handle.fd, buf, off)
             room.wrote(written)
+            await self._drop_stale_pages(handle.ino)
         else:
             try:
                 written = os.pwrite(handle.fd, buf, off)
@@ -130,6 +131,23 @@ class FileHandlers(MountState):
         if self.atime is not None:
             self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
+
+    async def _drop_stale_pages(self, ino: int) -> None:
+        """After a direct write to inode *ino*, before its answer: drop the kernel's pages
+        of the inode. The kernel drops the written range before it sends a direct write,
+        and, for an asynchronous one (io_submit), never after: a buffered read in between
+        (a reader, or readahead) was answered with the old data, and its pages stayed in
+        the cache for good (the kernel's own filesystems drop them again when the write
+        completes). The drop runs in a thread, awaited: it waits on pages locked by reads
+        that this loop answers meanwhile. Only while no handle of the inode writes through
+        the page cache: a write from there (write-back of its pages) may be in flight
+        with pages the drop would wait on, and they would wait for this very answer."""
+        if ino in self.room.cached.values():
+            return
+        try:
+            await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino)
+        except Exception as exc:  # no session (Operations under test), or not cached
+            log.debug("dropping the pages of inode %d: %s", ino, exc)
 
     async def _write_direct(self, fd: int, buf: bytes, off: int) -> int:
         """Write *buf* (or what ``room`` admits of it) at *off*. A full upper may only be
