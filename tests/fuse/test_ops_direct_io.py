@@ -68,6 +68,7 @@ def test_no_drop_while_a_handle_of_the_inode_writes_through_the_page_cache(
     f = lookup_ino(ops, ROOT, b"f")
     cached = call(ops.open, f, os.O_RDWR, CTX)
     assert not cached.direct_io
+    call(ops.read, cached.fh, 0, 4096)
     direct = call(ops.open, f, os.O_RDWR | os.O_DIRECT, CTX).fh
     dropped.clear()
     call(ops.write, direct, 0, b"x")
@@ -86,3 +87,32 @@ def test_a_cached_write_drops_nothing(make_ops: MakeOps, dropped: Dropped) -> No
     call(ops.write, fh, 0, b"x")
     assert dropped == []
     call(ops.release, fh)
+
+
+def test_nothing_to_drop_where_the_kernel_read_nothing_since_the_last_drop(
+    make_ops: MakeOps, dropped: Dropped
+) -> None:
+    # A writer that only writes (dd oflag=direct) pays no thread hop per write.
+    ops = make_ops(upper={"f": "upper data"})
+    f = lookup_ino(ops, ROOT, b"f")
+    fh = call(ops.open, f, os.O_WRONLY | os.O_DIRECT, CTX).fh
+    call(ops.write, fh, 0, b"x")
+    assert dropped == []
+    reader = call(ops.open, f, os.O_RDONLY, CTX).fh
+    call(ops.read, reader, 0, 4096)
+    call(ops.write, fh, 0, b"y")
+    call(ops.write, fh, 0, b"z")  # nothing read since the last drop
+    assert dropped == [(f, False)]
+    for handle in (fh, reader):
+        call(ops.release, handle)
+
+
+def test_a_forgotten_inode_has_no_pages_left(make_ops: MakeOps) -> None:
+    ops = make_ops(upper={"f": "upper data"})
+    f = lookup_ino(ops, ROOT, b"f")
+    fh = call(ops.open, f, os.O_RDONLY, CTX).fh
+    call(ops.read, fh, 0, 4096)
+    call(ops.release, fh)
+    assert f in ops.paged
+    call(ops.forget, [(f, 1)])
+    assert f not in ops.paged

@@ -95,6 +95,7 @@ class FileHandlers(MountState):
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
         data = os.pread(handle.fd, size, off)
+        self.paged.add(handle.ino)  # (or an O_DIRECT read: the two look alike)
         if handle.upper and not handle.noatime and self.atime is not None:
             self._accessed(handle)
         return data
@@ -126,6 +127,7 @@ class FileHandlers(MountState):
                             len(buf), handle.ino, exc)  # fmt: skip
                 raise
             room.wrote(written)
+            self.paged.add(handle.ino)
             self.stale |= room.newly_watched()
             await self._tell_kernel()
         if self.atime is not None:
@@ -141,9 +143,13 @@ class FileHandlers(MountState):
         completes). The drop runs in a thread, awaited: it waits on pages locked by reads
         that this loop answers meanwhile. Only while no handle of the inode writes through
         the page cache: a write from there (write-back of its pages) may be in flight
-        with pages the drop would wait on, and they would wait for this very answer."""
-        if ino in self.room.cached.values():
+        with pages the drop would wait on, and they would wait for this very answer.
+        Nothing to drop if the kernel read nothing since the last drop (a writer that only
+        writes, as ``dd oflag=direct``, pays no thread hop): a read answered while the drop
+        runs marks the inode again."""
+        if ino not in self.paged or ino in self.room.cached.values():
             return
+        self.paged.discard(ino)
         try:
             await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino)
         except Exception as exc:  # no session (Operations under test), or not cached

@@ -73,6 +73,9 @@ class MountState(pyfuse3.Operations):
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
         self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
+        # Inodes whose file pages the kernel may hold: read, or written through its cache,
+        # since the last drop (``files``: what a direct write must drop).
+        self.paged: set[int] = set()
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
