@@ -4,7 +4,9 @@ An open for reading takes a descriptor of the file where its data is (a lower la
 upper, or the link index); an open for writing copies the file up first, under the
 mutation lock (``MountState.changing``), and takes a descriptor of the upper copy. A read
 through a lower descriptor follows the copy once there is one. A writer goes through the
-kernel's write-back cache only while the upper has room for it (``space``), else direct.
+kernel's write-back cache only while the upper has room for it (``space``) and was not
+opened with O_DIRECT, else direct; a direct write drops the kernel's cached pages of its
+inode before it is answered (``_drop_stale_pages``).
 """
 
 from __future__ import annotations
