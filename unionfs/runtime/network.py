@@ -70,6 +70,17 @@ def mode_for(network: str | None, ports: tuple[Port, ...]) -> str:
     return mode
 
 
+TUN = "/dev/net/tun"
+
+
+def check_tun(mode: str) -> None:
+    """As an ordinary user (before its user namespace is entered): pasta opens /dev/net/tun
+    as that user, for a private network; refuse early, with the fix, when it cannot."""
+    if mode == "private" and not os.access(TUN, os.R_OK | os.W_OK):
+        raise UserError(f"--network private and -p need {TUN} usable by you (udev makes it "
+                        f"0666; here it is not): as root, chmod 666 {TUN}")  # fmt: skip
+
+
 def _spec(port: Port) -> list[str]:
     where = f"{port.host_ip}/" if port.host_ip else ""
     flag = "-t" if port.protocol == "tcp" else "-u"
