@@ -102,6 +102,13 @@ GROUPS: dict[str, tuple[str, dict[str, Sub]]] = {
         "stats": Sub("stats"),
         "prune": Sub("containerprune"),
     }),
+    "volume": ("manage named volumes", {
+        "create": Sub("volume", defaults={"action": "create"}),
+        "ls": Sub("volume", ("list",), defaults={"action": "ls"}),
+        "inspect": Sub("volume", defaults={"action": "inspect"}),
+        "rm": Sub("volume", ("remove",), defaults={"action": "rm"}),
+        "prune": Sub("volume", defaults={"action": "prune"}),
+    }),
     "system": ("manage the store", {
         "df": Sub("systemdf"),
         "prune": Sub("systemprune"),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, mountflags, network, security, units
@@ -18,6 +19,9 @@ from unionfs.runtime.devices import DeviceRule
 from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.network import Port
 from unionfs.runtime.seccomp import Filter
+
+if TYPE_CHECKING:
+    from unionfs.runtime.runflags import Device
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Namespaces unionfs can create; "user" comes with rootless containers.
@@ -129,6 +133,7 @@ class RunSpec:
     hooks: Hooks = field(default_factory=Hooks)
     cgroups_path: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # --label (over the image's), for ps and inspect
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
@@ -244,9 +249,10 @@ def parse_tmpfs(text: str) -> MountSpec:
     return check_mount(mount, f"--tmpfs {text}")
 
 
-def parse_volume(text: str) -> MountSpec:
+def parse_volume(text: str, volume_dir: VolumeDir | None = None) -> MountSpec:
     """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
-    so that no submount stays writable)."""
+    so that no submount stays writable). ``NAME:CDIR``: the named volume's directory, from
+    *volume_dir* (which makes it when missing, as podman does)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise UserError(f"-v {text!r}: expected HOSTDIR:CONTAINERDIR[:ro]")
@@ -255,10 +261,20 @@ def parse_volume(text: str) -> MountSpec:
     if mode not in ("ro", "rw"):
         raise UserError(f"-v {text!r}: the mode must be ro or rw, not {mode!r}")
     if not host.startswith("/"):
-        raise UserError(f"-v {text!r}: named volumes need the image store; "
-                        "give an absolute host path")  # fmt: skip
+        from unionfs.runtime.runflags import VOLUME_NAME
+
+        if volume_dir is None:
+            raise UserError(f"-v {text!r}: named volumes need the image store; "
+                            "give an absolute host path")  # fmt: skip
+        if not VOLUME_NAME.fullmatch(host):
+            raise UserError(f"-v {text!r}: give an absolute host path or a volume name "
+                            "([a-zA-Z0-9][a-zA-Z0-9_.-]*)")  # fmt: skip
+        host = volume_dir(host)
     options = ("bind", "ro", "nosuid", "nodev") if mode == "ro" else ("rbind",)
     return check_mount(MountSpec(target, "bind", host, options), f"-v {text!r}")
+
+
+VolumeDir = Callable[[str], str]  # a volume's name -> its host directory (made if missing)
 
 
 def from_cli(
@@ -288,7 +304,16 @@ def from_cli(
     groups: Sequence[int] = (),
     read_only: bool = False,
     tmpfs: Sequence[str] = (),
+    mounts: Sequence[str] = (),
+    ulimits: Sequence[str] = (),
+    labels: Sequence[tuple[str, str]] = (),
+    init: str | None = None,
+    devices_given: Sequence[Device] = (),
+    volume_dir: VolumeDir | None = None,
 ) -> RunSpec:
+    """The spec of ``unionfs run``'s flags. *init*: the init program's host path (--init);
+    *devices_given*: --device, read; *volume_dir*: where named volumes are."""
+    from unionfs.runtime import runflags
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
     uid, gid = parse_user(user) if user is not None else (0, 0)
@@ -302,7 +327,8 @@ def from_cli(
         cpu_quota=quota,
         cpu_period=period,
         pids=units.parse_pids(pids) if pids is not None else None,
-        devices=devices.ALLOW_ALL if privileged else devices.default_rules(mknod),
+        devices=devices.ALLOW_ALL if privileged else
+        (*devices.default_rules(mknod), *(d.rule() for d in devices_given)),
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
@@ -326,13 +352,21 @@ def from_cli(
         interactive=interactive,
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
+        rlimits=tuple(runflags.ulimit(u) for u in ulimits),
     )
+    if init is not None:
+        process = dataclasses.replace(process, args=(runflags.INIT_PATH, "--", *command))
     ports = tuple(network.parse_publish(p) for p in publish)
     mode = network.mode_for(network_mode, ports)
-    binds = tuple(parse_volume(v) for v in volumes) + tuple(parse_tmpfs(t) for t in tmpfs)
+    binds = tuple(parse_volume(v, volume_dir) for v in volumes)
+    binds += tuple(parse_tmpfs(t) for t in tmpfs)
+    binds += tuple(_given_mount(runflags.mount(m), m, volume_dir) for m in mounts)
+    binds += tuple(d.mount() for d in devices_given)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
-        raise UserError("-v/--tmpfs: two mounts on the same container directory")
+        raise UserError("-v/--tmpfs/--mount/--device: two mounts on the same container path")
+    if init is not None:
+        binds += (runflags.init_mount(init),)
     return RunSpec(
         process=process,
         rootfs=rootfs,
@@ -349,7 +383,18 @@ def from_cli(
         network=mode,
         ports=ports,
         namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "network" or mode != "host"),
+        labels=tuple(dict(labels).items()),
     )
+
+
+def _given_mount(mount: MountSpec, text: str, volume_dir: VolumeDir | None) -> MountSpec:
+    """A --mount, its volume made a bind of the volume's directory."""
+    if mount.type == "volume":
+        if volume_dir is None:
+            raise UserError(f"--mount {text}: volumes need the store (run an IMAGE)")
+        options = ("bind", "ro", "nosuid", "nodev") if mount.options else ("rbind",)
+        mount = MountSpec(mount.destination, "bind", volume_dir(mount.source), options)
+    return check_mount(mount, f"--mount {text}")
 
 
 def check_hostname(hostname: str, where: str) -> None:
