@@ -11,11 +11,12 @@ import os
 import re
 import resource
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime.devices import DeviceRule
-from unionfs.runtime.spec import MountSpec, Rlimit
+from unionfs.runtime.spec import MountSpec, Rlimit, check_mount
 
 ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")  # fmt: skip
@@ -103,6 +104,17 @@ def mount(text: str) -> MountSpec:
                             exit_code=2)  # fmt: skip
         return MountSpec(target, "volume", source, ("ro",) if readonly else ())
     raise UserError(f"{where}: type {kind!r}: give bind, tmpfs or volume", exit_code=2)
+
+
+def given_mount(text: str, volume_dir: Callable[[str], str] | None) -> MountSpec:
+    """A --mount, checked; a volume becomes a bind of its directory (*volume_dir*)."""
+    given = mount(text)
+    if given.type == "volume":
+        if volume_dir is None:
+            raise UserError(f"--mount {text}: volumes need the store (run an IMAGE)")
+        options = ("bind", "ro", "nosuid", "nodev") if given.options else ("rbind",)
+        given = MountSpec(given.destination, "bind", volume_dir(given.source), options)
+    return check_mount(given, f"--mount {text}")
 
 
 def label(text: str) -> tuple[str, str]:

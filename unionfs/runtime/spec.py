@@ -360,7 +360,7 @@ def from_cli(
     mode = network.mode_for(network_mode, ports)
     binds = tuple(parse_volume(v, volume_dir) for v in volumes)
     binds += tuple(parse_tmpfs(t) for t in tmpfs)
-    binds += tuple(_given_mount(runflags.mount(m), m, volume_dir) for m in mounts)
+    binds += tuple(runflags.given_mount(m, volume_dir) for m in mounts)
     binds += tuple(d.mount() for d in devices_given)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
@@ -386,15 +386,6 @@ def from_cli(
         labels=tuple(dict(labels).items()),
     )
 
-
-def _given_mount(mount: MountSpec, text: str, volume_dir: VolumeDir | None) -> MountSpec:
-    """A --mount, its volume made a bind of the volume's directory."""
-    if mount.type == "volume":
-        if volume_dir is None:
-            raise UserError(f"--mount {text}: volumes need the store (run an IMAGE)")
-        options = ("bind", "ro", "nosuid", "nodev") if mount.options else ("rbind",)
-        mount = MountSpec(mount.destination, "bind", volume_dir(mount.source), options)
-    return check_mount(mount, f"--mount {text}")
 
 
 def check_hostname(hostname: str, where: str) -> None:
