@@ -8,6 +8,7 @@ import argparse
 import datetime
 
 from unionfs.cli import report
+from unionfs.cli.govalues import GoMap
 from unionfs.containers.volumes import Volume, Volumes
 from unionfs.errors import UserError
 from unionfs.runtime.state import ContainerDirs, default_home
@@ -29,13 +30,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     report.add_format_flags(p, what="volume", noheading=False)
 
 
-def _json(volume: Volume, home: str) -> dict[str, object]:
-    created = datetime.datetime.fromtimestamp(volume.created).astimezone()
-    users = Volumes(home).users(volume)
+def _json(volume: Volume) -> dict[str, object]:
+    """As podman's ``volume inspect`` (its CreatedAt to the microsecond we keep)."""
+    created = datetime.datetime.fromtimestamp(volume.created, datetime.UTC)
     return {"Name": volume.name, "Driver": "local", "Mountpoint": volume.mountpoint,
-            "CreatedAt": created.isoformat(), "Labels": volume.labels, "Scope": "local",
-            "Options": {}, "MountCount": 0, "NeedsCopyUp": True, "NeedsChown": True,
-            "UsedBy": [s.name for s in users]}  # fmt: skip
+            "CreatedAt": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "Labels": GoMap(volume.labels), "Scope": "local", "Options": GoMap(), "MountCount": 0, "NeedsCopyUp": True,
+            "NeedsChown": True}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,17 +55,16 @@ def run(args: argparse.Namespace) -> int:
             for volume in found:
                 print(volume.name)
             return 0
-        rows: list[dict[str, object]] = [
-            {"Driver": "local", "Name": v.name, "Mountpoint": v.mountpoint} for v in found]
-        report.show(report.Listing(rows, [_json(v, home) for v in found], DEFAULT, HEADERS,
-                                   json_indent=4), args)  # fmt: skip
+        values = [_json(v) for v in found]
+        report.show(report.Listing(values, values, DEFAULT, HEADERS, json_indent=2), args)
         return 0
     if action == "inspect":
         if not args.names:
             raise UserError("volume inspect: give NAME...", exit_code=2)
-        import json
-
-        print(json.dumps([_json(volumes.get(n), home) for n in args.names], indent=4))
+        values = [_json(volumes.get(n)) for n in args.names]
+        if args.format is None:  # podman's inspect: indented by 5
+            args.format = "json"
+        report.show(report.Listing(values, values, "", json_indent=5), args)
         return 0
     if action == "prune":
         names = [v.name for v in volumes.all() if not volumes.users(v)]
