@@ -35,8 +35,8 @@ def _json(volume: Volume) -> dict[str, object]:
     created = datetime.datetime.fromtimestamp(volume.created, datetime.UTC)
     return {"Name": volume.name, "Driver": "local", "Mountpoint": volume.mountpoint,
             "CreatedAt": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "Labels": GoMap(volume.labels), "Scope": "local", "Options": GoMap(), "MountCount": 0, "NeedsCopyUp": True,
-            "NeedsChown": True}  # fmt: skip
+            "Labels": GoMap(volume.labels), "Scope": "local", "Options": GoMap(),
+            "MountCount": 0, "NeedsCopyUp": True, "NeedsChown": True}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
