@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from patience import wait_until
 from rootlessutil import PATH, RootlessUser
 from runtime import dailysession
 from test_rootless_run import _processes_left
@@ -73,3 +74,25 @@ def test_an_unusable_tun_device_is_one_line_with_the_fix(rootless_user: Rootless
     assert done.stderr.splitlines()[-1] == (
         "unionfs: --network private and -p need /dev/net/tun usable by you (udev makes it "
         "0666; here it is not): as root, chmod 666 /dev/net/tun")
+
+
+def test_volume_init_and_top_rootless(rootless_user: RootlessUser, web_image: str) -> None:
+    """A named volume in the user's store, catatonit as PID 1 and top's view of both
+    processes, as the user."""
+    if shutil.which("catatonit") is None:
+        pytest.skip("catatonit is missing: ./dev.sh setup installs it")
+    user = rootless_user
+    c = "clidaily-top"
+    try:
+        user.unionfs("run", "-d", "--name", c, "--init", "-v", "clidaily-data:/data", web_image,
+                     "sh", "-c", "echo kept > /data/f; exec sleep 300")  # fmt: skip
+        assert wait_until(lambda: "sleep 300" in user.unionfs("top", c, "args").stdout, 60)
+        shown = user.unionfs("top", c, "user", "pid", "ppid", "args").stdout.splitlines()
+        rows = [line.split(None, 3) for line in shown[1:]]
+        assert rows == [["root", "1", "0", "/run/podman-init -- sh -c echo kept > /data/f; "
+                         "exec sleep 300"], ["root", "2", "1", "sleep 300"]]  # fmt: skip
+    finally:
+        user.unionfs("rm", "-f", c, check=False)
+    read = user.unionfs("run", "--rm", "-v", "clidaily-data:/d", web_image, "cat", "/d/f")
+    assert read.stdout == "kept\n"
+    assert user.unionfs("volume", "rm", "clidaily-data").stdout == "clidaily-data\n"

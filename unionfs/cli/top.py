@@ -9,7 +9,7 @@ import argparse
 import contextlib
 from collections.abc import Callable
 
-from unionfs.cli import report
+from unionfs.cli import imageconfig, report
 from unionfs.errors import UserError
 from unionfs.runtime import procs
 from unionfs.runtime.enter import running
@@ -41,19 +41,30 @@ def go_duration(seconds: float, whole: bool = False) -> str:
     return f"{secs}s"
 
 
-def _names(path: str) -> dict[int, str]:
+def _names(text: bytes) -> dict[int, str]:
     found: dict[int, str] = {}
-    with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            parts = line.split(":")
-            if len(parts) > 2 and parts[2].isdigit():
-                found.setdefault(int(parts[2]), parts[0])
+    for line in text.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[2].isdigit():
+            found.setdefault(int(parts[2]), parts[0])
     return found
 
 
-def _columns(root: str) -> dict[str, tuple[str, Callable[[Proc], str]]]:
-    users = _names(f"{root}/etc/passwd")
-    groups = _names(f"{root}/etc/group")
+def _table(proc_root: str, layers: tuple[str, ...], path: str) -> dict[int, str]:
+    """The container's /etc/passwd or /etc/group: through /proc/PID/root (root), else
+    (rootless: the container's root is out of an ordinary user's reach) as its upper and
+    layers show it."""
+    with contextlib.suppress(OSError), open(f"{proc_root}/{path}", "rb") as f:
+        return _names(f.read())
+    return _names(imageconfig.read_file(layers, path) or b"") if layers else {}
+
+
+Column = tuple[str, Callable[[Proc], str]]  # header, value
+
+
+def _columns(proc_root: str, layers: tuple[str, ...] = ()) -> dict[str, Column]:
+    users = _table(proc_root, layers, "etc/passwd")
+    groups = _table(proc_root, layers, "etc/group")
 
     def name(table: dict[int, str], value: int) -> str:
         return table.get(value, str(value))
@@ -85,9 +96,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    state = running(ContainerDirs(default_home()), args.container)
+    dirs = ContainerDirs(default_home())
+    state = running(dirs, args.container)
     assert state.pid is not None
-    columns = _columns(f"/proc/{state.pid}/root")
+    layers = (dirs.paths(state.id).upper, *(state.lowers or (state.rootfs,)))
+    columns = _columns(f"/proc/{state.pid}/root", layers)
     wanted = [d for word in args.descriptors for d in word.split(",") if d] or list(DEFAULT)
     for descriptor in wanted:
         if descriptor not in columns:
