@@ -166,6 +166,8 @@ def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[s
 
     user = imageconfig.resolve_user(user_text, lowers) if user_text else None
     labels = [*(image_labels or {}).items(), *(runflags.label(t) for t in args.label)]
+    volume_dir = Volumes(default_home()).data_dir
+    devices = [runflags.device(d) for d in args.device]
     return spec.from_cli(
         rootfs=lowers[0],
         command=command,
@@ -192,12 +194,13 @@ def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[s
         tty=args.tty,
         network_mode=args.network,
         publish=args.publish,
-        mounts=args.mount,
-        ulimits=args.ulimit,
+        mounts=[*(runflags.given_mount(m, volume_dir) for m in args.mount),
+                *(d.mount() for d in devices)],
+        rlimits=[runflags.ulimit(u) for u in args.ulimit],
         labels=labels,
         init=init_path(args),
-        devices_given=[runflags.device(d) for d in args.device],
-        volume_dir=Volumes(default_home()).data_dir,
+        device_rules=[d.rule() for d in devices],
+        volume_dir=volume_dir,
     )
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from unionfs.errors import UserError
-from unionfs.runtime.runflags import VOLUME_NAME
+from unionfs.runtime.spec import VOLUME_NAME
 from unionfs.runtime.state import ContainerDirs, State
 
 

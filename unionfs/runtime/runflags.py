@@ -1,14 +1,14 @@
 """The run flags podman users reach for after the basics, read as podman reads them:
 ``--ulimit``, ``--mount type=bind|tmpfs|volume``, ``--label``, ``--init`` and ``--device``.
 Each becomes part of a ``RunSpec`` (rlimits, mounts, labels, device rules) in
-``spec.from_cli``. Pure but for ``device``, which stats the host's node; nothing is mounted
-or created here (named volumes are ``unionfs.containers.volumes``').
+``spec.from_cli`` (which --init is, being two lines there). Pure but for ``device``, which
+stats the host's node; nothing is mounted or created here (named volumes are
+``unionfs.containers.volumes``').
 """
 
 from __future__ import annotations
 
 import os
-import re
 import resource
 import stat
 from collections.abc import Callable
@@ -16,12 +16,10 @@ from dataclasses import dataclass
 
 from unionfs.errors import UserError
 from unionfs.runtime.devices import DeviceRule
-from unionfs.runtime.spec import MountSpec, Rlimit, check_mount
+from unionfs.runtime.spec import VOLUME_NAME, MountSpec, Rlimit, check_mount
 
 ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")  # fmt: skip
-VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-INIT_PATH = "/run/podman-init"  # where podman puts it too: scripts that look for it find it
 
 
 def ulimit(text: str) -> Rlimit:
@@ -123,11 +121,6 @@ def label(text: str) -> tuple[str, str]:
     if not key:
         raise UserError(f"--label {text!r}: give KEY=VALUE", exit_code=2)
     return key, value
-
-
-def init_mount(path: str) -> MountSpec:
-    """The init program *path* (catatonit), read-only at INIT_PATH in the container."""
-    return MountSpec(INIT_PATH, "bind", path, ("bind", "ro", "nosuid", "nodev"))
 
 
 @dataclass(frozen=True, slots=True)

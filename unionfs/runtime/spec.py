@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from unionfs.errors import UserError
 from unionfs.runtime import caps, devices, mountflags, network, security, units
@@ -19,9 +19,6 @@ from unionfs.runtime.devices import DeviceRule
 from unionfs.runtime.hooks import Hooks
 from unionfs.runtime.network import Port
 from unionfs.runtime.seccomp import Filter
-
-if TYPE_CHECKING:
-    from unionfs.runtime.runflags import Device
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Namespaces unionfs can create; "user" comes with rootless containers.
@@ -261,8 +258,6 @@ def parse_volume(text: str, volume_dir: VolumeDir | None = None) -> MountSpec:
     if mode not in ("ro", "rw"):
         raise UserError(f"-v {text!r}: the mode must be ro or rw, not {mode!r}")
     if not host.startswith("/"):
-        from unionfs.runtime.runflags import VOLUME_NAME
-
         if volume_dir is None:
             raise UserError(f"-v {text!r}: named volumes need the image store; "
                             "give an absolute host path")  # fmt: skip
@@ -275,6 +270,8 @@ def parse_volume(text: str, volume_dir: VolumeDir | None = None) -> MountSpec:
 
 
 VolumeDir = Callable[[str], str]  # a volume's name -> its host directory (made if missing)
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+INIT_PATH = "/run/podman-init"  # where podman puts it too: scripts that look for it find it
 
 
 def from_cli(
@@ -304,16 +301,16 @@ def from_cli(
     groups: Sequence[int] = (),
     read_only: bool = False,
     tmpfs: Sequence[str] = (),
-    mounts: Sequence[str] = (),
-    ulimits: Sequence[str] = (),
+    mounts: Sequence[MountSpec] = (),
+    rlimits: Sequence[Rlimit] = (),
     labels: Sequence[tuple[str, str]] = (),
     init: str | None = None,
-    devices_given: Sequence[Device] = (),
+    device_rules: Sequence[DeviceRule] = (),
     volume_dir: VolumeDir | None = None,
 ) -> RunSpec:
-    """The spec of ``unionfs run``'s flags. *init*: the init program's host path (--init);
-    *devices_given*: --device, read; *volume_dir*: where named volumes are."""
-    from unionfs.runtime import runflags
+    """The spec of ``unionfs run``'s flags. *mounts*, *rlimits*, *device_rules*: --mount and
+    --device (their binds), --ulimit, as ``runflags`` reads them; *init*: the init program's
+    host path (--init); *volume_dir*: where named volumes are (-v NAME:/dir)."""
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
     uid, gid = parse_user(user) if user is not None else (0, 0)
@@ -328,7 +325,7 @@ def from_cli(
         cpu_period=period,
         pids=units.parse_pids(pids) if pids is not None else None,
         devices=devices.ALLOW_ALL if privileged else
-        (*devices.default_rules(mknod), *(d.rule() for d in devices_given)),
+        (*devices.default_rules(mknod), *device_rules),
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
@@ -352,21 +349,20 @@ def from_cli(
         interactive=interactive,
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
-        rlimits=tuple(runflags.ulimit(u) for u in ulimits),
+        rlimits=tuple(rlimits),
     )
     if init is not None:
-        process = dataclasses.replace(process, args=(runflags.INIT_PATH, "--", *command))
+        process = dataclasses.replace(process, args=(INIT_PATH, "--", *command))
     ports = tuple(network.parse_publish(p) for p in publish)
     mode = network.mode_for(network_mode, ports)
     binds = tuple(parse_volume(v, volume_dir) for v in volumes)
     binds += tuple(parse_tmpfs(t) for t in tmpfs)
-    binds += tuple(runflags.given_mount(m, volume_dir) for m in mounts)
-    binds += tuple(d.mount() for d in devices_given)
+    binds += tuple(mounts)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
         raise UserError("-v/--tmpfs/--mount/--device: two mounts on the same container path")
-    if init is not None:
-        binds += (runflags.init_mount(init),)
+    if init is not None:  # read-only, where podman puts it
+        binds += (MountSpec(INIT_PATH, "bind", init, ("bind", "ro", "nosuid", "nodev")),)
     return RunSpec(
         process=process,
         rootfs=rootfs,
