@@ -14,6 +14,7 @@ import pytest
 from runtime import dailysession
 from runtime.containerutil import Runtime, unique_name
 from runtime.dailysession import fetch, free_port
+from unionfs.runtime import network
 
 NO_PASTA = "pasta is missing: ./dev.sh setup installs passt"
 pytestmark = pytest.mark.skipif(shutil.which("pasta") is None, reason=NO_PASTA)
@@ -80,3 +81,12 @@ def test_bad_network_flags_are_one_line(runtime: Runtime, web_image: str, flags:
     done = runtime("run", "--rm", *flags, web_image, "true")
     assert (done.returncode, done.stderr) == (2, said + "\n")
     assert not (runtime.home / "containers").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(("comm", "mine"), [("pasta", True), ("passt", True),
+                                            ("passt.avx2", True), ("pasta.avx2", True),
+                                            ("sh", False), ("pastabake", False)])  # fmt: skip
+def test_pasta_is_known_by_each_of_its_names(comm: str, mine: bool) -> None:
+    """close() stops pasta by its pid only if the pid is still pasta's: under the name of
+    the binary Debian's pasta re-executes too (it was left running as passt.avx2)."""
+    assert network.is_pasta(comm) is mine

@@ -87,6 +87,11 @@ def _spec(port: Port) -> list[str]:
     return [flag, f"{where}{port.host_port}:{port.container_port}"]
 
 
+def is_pasta(comm: str) -> bool:
+    """*comm* is pasta's (Debian's pasta re-executes passt.avx2 where the CPU has AVX2)."""
+    return comm.split(".")[0] in ("pasta", "passt")
+
+
 class Pasta:
     """pasta serving the network namespace of process *pid*; ``close`` stops it."""
 
@@ -128,7 +133,7 @@ class Pasta:
                 pid = int(f.read().strip())
             with contextlib.suppress(ProcessLookupError, FileNotFoundError):
                 with open(f"/proc/{pid}/comm", encoding="ascii") as f:
-                    mine = f.read().strip() in ("pasta", "passt")
+                    mine = is_pasta(f.read().strip())
                 if mine:
                     os.kill(pid, signal.SIGTERM)
             os.unlink(self.pidfile)
