@@ -5,8 +5,11 @@ when the caller is neither in the file's group nor holds CAP_FSETID
 (``setattr_should_drop_sgid``); for a chown that is a mode change, so a caller who does not
 own the file gets EPERM. FUSE's ``fuse_setattr`` drops that part of the request and clears
 S_ISGID only when group-execute is set too, so the request reaches the filesystem without
-it. Kernel overlayfs follows the VFS, and so do we, here. FUSE tells the caller's uid, gid
-and pid only; the supplementary groups and capabilities come from ``/proc/PID/status``.
+it. Kernel overlayfs follows the VFS, and so do we, here. Setting an access ACL clears
+S_ISGID on the same terms (``posix_acl_update_mode``, files and directories alike); FUSE
+asks the filesystem to (FUSE_SETXATTR_ACL_KILL_SGID), which pyfuse3 does not pass on. FUSE
+tells the caller's uid, gid and pid only; the supplementary groups and capabilities come
+from ``/proc/PID/status``.
 Owns no state.
 """
 
@@ -60,3 +63,12 @@ def sgid_after(
     if chown and uid != file_uid and not caller.capable(CAP_FOWNER):
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
     return mode & ~stat.S_ISGID
+
+
+def acl_keeps_sgid(file_gid: int, uid: int, gid: int, pid: int) -> bool:
+    """Whether setting an access ACL by (uid, gid, pid) leaves S_ISGID to an entry of group
+    *file_gid*: only for a member of the group or a holder of CAP_FSETID."""
+    if gid == file_gid:
+        return True
+    caller = Caller.of(uid, gid, pid)
+    return file_gid in caller.groups or caller.capable(CAP_FSETID)

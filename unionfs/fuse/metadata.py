@@ -17,6 +17,7 @@ import stat
 import pyfuse3
 
 from unionfs import layerfmt
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
@@ -97,15 +98,24 @@ class MetadataHandlers(MountState):
         self._upper_check()
         async with self.changing():
             node = self.inodes.get(inode)
+            keep = not attrs.drops_sgid(name, value) or self._acl_keeps_sgid(node, ctx)
             if node.held is not None:
-                node.held.setxattr(layerfmt.escape_xattr(name, self.stack.private), value)
+                attrs.set_xattr_held(node.held, name, value, self.stack.private, keep)
                 return
             if node.unlinked:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
             await self._copied_up(node, meta=True)
-            res = attrs.set_xattr(self.stack, node.res, name, value)
+            res = attrs.set_xattr(self.stack, node.res, name, value, keep)
             self._changed(node, self._fresh(res))
         await self._tell_kernel()
+
+    def _acl_keeps_sgid(self, node: Node, ctx: pyfuse3.RequestContext) -> bool:
+        """Whether the caller setting an access ACL on *node* keeps its S_ISGID (``killpriv``)."""
+        st = node.res.st if node.held is None else node.held.stat()
+        if not st.st_mode & stat.S_ISGID:
+            return True
+        gid = self.owners.shown(st.st_uid, st.st_gid)[1] if self.mapped else st.st_gid
+        return killpriv.acl_keeps_sgid(gid, ctx.uid, ctx.gid, ctx.pid)
 
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:

@@ -39,7 +39,8 @@ class NameHandlers(MountState):
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
-            res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
+            owner = self._owner(ctx)
+            res = create.mkdir(self.stack, parent.res, name, mode, owner, self._umask(ctx))
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -50,7 +51,8 @@ class NameHandlers(MountState):
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
+            umask = self._umask(ctx)
+            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner, umask)
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -72,7 +74,8 @@ class NameHandlers(MountState):
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.create_file(self.stack, parent.res, name, mode, owner)
+            umask = self._umask(ctx)
+            res = create.create_file(self.stack, parent.res, name, mode, owner, umask)
             self._follow_copies()
             node = self.inodes.remember(res, parent_inode)
             attrs_ = self._attrs(node)

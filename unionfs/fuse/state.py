@@ -79,6 +79,7 @@ class MountState(pyfuse3.Operations):
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
+        self.unmasked = False  # modes come unmasked, with the umask beside them (init)
 
     # -- answers -------------------------------------------------------------------------
     def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -137,6 +138,18 @@ class MountState(pyfuse3.Operations):
             self.room.opened(fh, ino)
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
+
+    def init(self) -> None:
+        """The kernel's INIT is answered: whether it leaves the umask to us (see ``_umask``)."""
+        self.unmasked = bool(getattr(self, "enable_dont_mask", False)) and (
+            "dont_mask" in getattr(pyfuse3, "kernel_capabilities", frozenset())
+        )
+
+    def _umask(self, ctx: pyfuse3.RequestContext) -> int | None:
+        """The caller's umask if the mode of its create, mkdir or mknod is not masked yet
+        (FUSE_DONT_MASK): ``create`` applies it unless a default ACL takes its place. None:
+        the kernel has masked the mode (a binding or kernel without FUSE_DONT_MASK)."""
+        return int(ctx.umask) if self.unmasked else None
 
     def _upper_check(self) -> None:
         if not self.stack.has_upper:

@@ -30,7 +30,7 @@ def link(
     upper = upper_of(stack)
     existing = source.path
     entry = create_entry(
-        stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
+        stack, parent, name, lambda layer, path, _: _link(upper, existing, layer, path),
         None, None,
     )  # fmt: skip
     if source.metacopy:  # the new name finds the same data, by the absolute redirect
