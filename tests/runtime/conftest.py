@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from patience import wait_until
+from patience import scaled, wait_until
 
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
 from runtime.ocitest import OURS, OciRuntime
@@ -67,7 +67,7 @@ def crun_refusal(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path)
     argv = [crun, "--root", str(bundle / "state"), "run", "--bundle", str(bundle),
             f"probe-{uuid.uuid4().hex[:8]}"]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=120, check=False)  # fmt: skip
+                          timeout=scaled(120), check=False)  # fmt: skip
     if done.returncode == 0:
         return None
     return f"crun cannot run containers here: {done.stderr.strip().splitlines()[-1]}"
