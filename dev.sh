@@ -25,6 +25,7 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               podman   # podman: tests/podman runs it with unionfs as its mount_program
               groff-base   # groff: tests/cli checks that every generated man page renders
               passt   # pasta: a container's own network (--network private, -p), as podman's
+              catatonit   # run --init: the init podman runs as PID 1 (static: it runs in any image)
               # the estargz reference reader, built by tests/store/test_reference_reader.py:
               golang-go golang-github-containerd-stargz-snapshotter-dev)
 

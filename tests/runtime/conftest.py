@@ -8,7 +8,6 @@ the test; one still running at teardown is killed by its pid, never by name.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from patience import scaled, wait_until
 
+from runtime import dailysession
 from runtime.containerutil import Runtime, container_cgroups, processes_mentioning
 from runtime.ocitest import OURS, OciRuntime
 from unionfs.runtime.state import ContainerDirs
@@ -26,17 +26,7 @@ from unionfs.runtime.state import ContainerDirs
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Debian's busybox-static, installed with ``busybox --install -s`` into a new root."""
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    assert os.path.exists(busybox), "busybox is missing: ./dev.sh setup installs busybox-static"
-    root = tmp_path_factory.mktemp("busybox-rootfs")
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(busybox, root / "bin" / "busybox")
-    subprocess.run(["chroot", str(root), "/bin/busybox", "--install", "-s"], check=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\ntty:x:5:\n")
-    (root / "tmp").chmod(0o1777)
-    return root
+    return dailysession.busybox_root(tmp_path_factory.mktemp("busybox-rootfs"))
 
 
 @pytest.fixture(scope="session")
