@@ -60,12 +60,19 @@ setup_venv() {
     local stamp=.venv/.unionfs-installed want
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import unionfs' 2>/dev/null; then
+        # libfuse's C build (meson, ninja) runs while pip upgrades itself: neither waits
+        # for the other on a fresh machine.
+        bash third_party/libfuse/install.sh .venv &
+        local libfuse=$!
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        wait "$libfuse"
         # pyfuse3 first, patched and built against libfuse 3.17 in .venv/opt
         # (third_party/pyfuse3/README.md): the project's own install then finds its pyfuse3
-        # requirement met and keeps it.
+        # requirement met and keeps it. No build isolation for the project: pyfuse3's
+        # build requirements already put a new enough setuptools into .venv (an isolated
+        # build would download and install one more, for every fresh setup).
         setup_pyfuse3
-        .venv/bin/python -m pip install -q -e '.[test]'
+        .venv/bin/python -m pip install -q --no-build-isolation -e '.[test]'
         echo "$want" > "$stamp"
     fi
     # Rebuilds only when a patch changed (or someone replaced the patched build).

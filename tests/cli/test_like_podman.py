@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import force_unmount, mounts
+from patience import scaled
 from podman.podmanutil import CgroupParent, Podman, busybox_rootfs, missing_tools
 
 IMAGE = "localhost/bb:latest"
@@ -31,7 +32,8 @@ class Pair:
 
     def ours(self, *args: str, stdin: bytes | None = None, ok: bool = True) -> str:
         argv = [sys.executable, "-m", "unionfs", "--root", str(self.root), *args]
-        proc = subprocess.run(argv, input=stdin, capture_output=True, check=False, timeout=300)
+        proc = subprocess.run(argv, input=stdin, capture_output=True, check=False,
+                              timeout=scaled(300))  # fmt: skip
         err = proc.stderr.decode()
         assert "Traceback" not in err, err
         if ok:
