@@ -80,8 +80,7 @@ class FileHandlers(MountState):
             fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
-                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
-                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                killed = self._truncate_rule(node, ctx)
                 if killed.mode is not None:
                     res = attrs.set_attributes(self.stack, res, killed, fd)
                     self.stale.add(node.ino)  # the open's reply carries no attributes

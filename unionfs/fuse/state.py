@@ -149,6 +149,14 @@ class MountState(pyfuse3.Operations):
         after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
         return changes if after == mode else dataclasses.replace(changes, mode=after)
 
+    def _truncate_rule(self, node: Node, ctx: pyfuse3.RequestContext) -> attrs.Changes:
+        """The mode change an open with O_TRUNC by *ctx* makes (``killpriv.suidgid_after``):
+        the kernel's truncate of such an open never reaches us as a setattr."""
+        st = node.res.st
+        gid = self.owners.shown(st.st_uid, st.st_gid)[1] if self.mapped else st.st_gid
+        after = killpriv.suidgid_after(st.st_mode, gid, ctx.uid, ctx.gid, ctx.pid)
+        return attrs.Changes() if after == st.st_mode else attrs.Changes(mode=after)
+
     # -- the bookkeeping of a change -----------------------------------------------------
     @contextlib.asynccontextmanager
     async def changing(self) -> AsyncIterator[None]:
