@@ -65,8 +65,8 @@ def test_a_moved_directory_lists_its_new_parent(tmp_path: Path, kernel: bool) ->
 
 LOWER = tree({
     "a": {"f1": b"1", "f2": b"2", "sub": {"x": b"x"}, "hl": File(b"h", link=1)},
-    "b": {"g": b"g", "hl2": File(b"h", link=1)},
-    "m": {"keep": b"k", "sub": {"y": b"y"}},
+    "b": {"g": b"g", "hl2": File(b"h", link=1), "hl5": File(b"i", link=2)},
+    "m": {"keep": b"k", "sub": {"y": b"y"}, "hl6": File(b"i", link=2)},
     "p": {"q": b"q", "r": {"s": b"s"}},
     "e": {},
 })  # fmt: skip
@@ -116,6 +116,7 @@ STEPS: list[tuple[str, Callable[[Mounted], object]]] = [
     ("copy-up of a directory (chmod)", lambda m: m.path("m").chmod(0o700)),
     ("chmod of a directory back", lambda m: m.path("m").chmod(0o755)),
     ("copy-up of a hard link", lambda m: _append(m.path("a/hl"))),
+    ("chmod of a lower hard link", lambda m: m.path("b/hl5").chmod(0o600)),
     ("link", lambda m: os.link(m.path("a/hl"), m.path("e/hl3"))),
     ("link of a lower file", lambda m: os.link(m.path("b/hl2"), m.path("e/hl4"))),
     ("symlink", lambda m: os.symlink("g2", m.path("a/sl"))),
@@ -174,11 +175,11 @@ def dirents_typed(path: Path) -> dict[bytes, tuple[int, int]]:
     return found
 
 
-def run_steps(base: Path, kernel: bool) -> list[tuple[str, object, dict[str, object]]]:
+def run_steps(base: Path, kernel: bool, opts: str) -> list[tuple[str, object, dict[str, object]]]:
     """Every step's outcome and the listings after it; every listing is read before each
     step too (the kernel keeps it), and again after."""
     seen = []
-    with writable(base, [LOWER], kernel=kernel, opts="redirect_dir=on,index=on") as m:
+    with writable(base, [LOWER], kernel=kernel, opts=opts) as m:
         seen.append(("start", None, listings(m)))
         for name, step in STEPS:
             listings(m)
@@ -187,9 +188,10 @@ def run_steps(base: Path, kernel: bool) -> list[tuple[str, object, dict[str, obj
     return seen
 
 
-def test_every_change_shows_in_kept_listings_as_on_the_kernel(tmp_path: Path) -> None:
-    kernel = run_steps(tmp_path, kernel=True)
-    ours = run_steps(tmp_path, kernel=False)
+@pytest.mark.parametrize("opts", ["redirect_dir=on", "redirect_dir=on,index=on"])
+def test_every_change_shows_in_kept_listings_as_on_the_kernel(tmp_path: Path, opts: str) -> None:
+    kernel = run_steps(tmp_path, kernel=True, opts=opts)
+    ours = run_steps(tmp_path, kernel=False, opts=opts)
     for (name, k_result, k_seen), (_, u_result, u_seen) in zip(kernel, ours, strict=True):
         assert u_result == k_result, name
         for rel in WATCHED:

@@ -70,7 +70,9 @@ class MetadataHandlers(MountState):
                 await self._copied_up(node, meta=changes.size is None)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
-            return self._attrs(node)
+            answer = self._attrs(node)
+        await self._tell_kernel()  # a copy-up that broke a hard link
+        return answer
 
     def _set_unlinked(
         self, node: Node, changes: attrs.Changes, fd: int | None

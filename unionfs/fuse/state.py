@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import posixpath
 import stat
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, features, killpriv
+from unionfs.fuse import entry, features, kernelcache, killpriv
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.room import UpperSpace
@@ -212,6 +213,7 @@ class MountState(pyfuse3.Operations):
         if res.top != 0:
             if breaks_link(res):
                 self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
+                self._renumbered(res.path)
             metadata_only = meta and self.stack.features.metacopy
             if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
@@ -225,6 +227,13 @@ class MountState(pyfuse3.Operations):
                 res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
+
+    def _renumbered(self, path: bytes) -> None:
+        """The entry at *path* shows another inode number now (a broken hard link): the
+        listing of its directory that the kernel keeps has the old one as d_ino."""
+        parent = self.inodes.dir_at(posixpath.dirname(path))
+        if parent is not None and kernelcache.CACHE_READDIR:
+            self.stale_pages.add(parent.ino)
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's
