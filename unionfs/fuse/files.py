@@ -17,6 +17,7 @@ import stat
 import pyfuse3
 import trio
 
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
@@ -33,7 +34,10 @@ class FileHandlers(MountState):
     """open, read, write, fsync, flush, release."""
 
     @handler
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    async def open(
+        self, inode: int, flags: int, ctx: pyfuse3.RequestContext, kill_suidgid: bool = False
+    ) -> pyfuse3.FileInfo:
+        # kill_suidgid (kill-priv v2): an O_TRUNC without CAP_FSETID, known from ctx too.
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if node.unlinked:
@@ -107,10 +111,12 @@ class FileHandlers(MountState):
             self.atime.accessed(node.res.top_path, handle.fd)
 
     @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    async def write(self, fh: int, off: int, buf: bytes, kill_suidgid: bool = False) -> int:
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if kill_suidgid:
+            await self._kill_suidgid(handle)
         room = self.room
         if fh not in room.cached:  # direct I/O: the writer waits for this answer
             written = await self._write_direct(handle.fd, buf, off)
@@ -129,6 +135,15 @@ class FileHandlers(MountState):
         if self.atime is not None:
             self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
+
+    async def _kill_suidgid(self, handle: FileHandle) -> None:
+        """A write by a caller without CAP_FSETID (kill-priv v2) clears set-id bits, as the
+        VFS's write does, before the data goes in."""
+        mode = os.fstat(handle.fd).st_mode
+        if (after := killpriv.cleared(mode)) != mode:
+            os.fchmod(handle.fd, stat.S_IMODE(after))
+            self.stale.add(handle.ino)
+            await self._tell_kernel()
 
     async def _write_direct(self, fd: int, buf: bytes, off: int) -> int:
         """Write *buf* (or what ``room`` admits of it) at *off*. A full upper may only be

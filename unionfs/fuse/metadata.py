@@ -17,6 +17,7 @@ import stat
 import pyfuse3
 
 from unionfs import layerfmt
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
@@ -63,6 +64,8 @@ class MetadataHandlers(MountState):
                 regular = stat.S_ISREG(node.res.st.st_mode)
                 chown = fields.update_uid or fields.update_gid
                 chown = chown or (empty and (fields.update_ctime or not regular))
+                if getattr(fields, "kill_suidgid", False):
+                    changes = self._killed(node, changes)
                 changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
                 return self._set_unlinked(node, changes, fd)
@@ -73,6 +76,15 @@ class MetadataHandlers(MountState):
             answer = self._attrs(node)
         await self._tell_kernel()  # a copy-up that broke a hard link
         return answer
+
+    def _killed(self, node: Node, changes: attrs.Changes) -> attrs.Changes:
+        """*changes* with the set-id bits cleared that kill-priv v2 asks to clear (a
+        truncate without CAP_FSETID, or a chown)."""
+        mode = node.res.st.st_mode if changes.mode is None else changes.mode
+        after = killpriv.cleared(stat.S_IFMT(node.res.st.st_mode) | stat.S_IMODE(mode))
+        if stat.S_IMODE(after) == stat.S_IMODE(mode):
+            return changes
+        return dataclasses.replace(changes, mode=after)
 
     def _set_unlinked(
         self, node: Node, changes: attrs.Changes, fd: int | None
