@@ -5,7 +5,8 @@ directory listings (FOPEN_CACHE_DIR on every opendir) and symlink targets
 The kernel drops a cached listing itself when a request of its own changes the directory
 (create, mknod, mkdir, symlink, link, unlink, rmdir, rename: ``fuse_dir_changed``) or its
 mtime changes. What changes behind its back is ours to drop: the ``..`` of a directory
-that moved, and the target of a symlink that lost or changed its name. Holds no state.
+that moved, the d_ino of a name whose copy-up broke a lower hard link (``state``), and
+the target of a symlink that lost or changed its name. Holds no state.
 """
 
 from __future__ import annotations
