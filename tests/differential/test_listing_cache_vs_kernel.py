@@ -65,8 +65,10 @@ def test_a_moved_directory_lists_its_new_parent(tmp_path: Path, kernel: bool) ->
 
 LOWER = tree({
     "a": {"f1": b"1", "f2": b"2", "sub": {"x": b"x"}, "hl": File(b"h", link=1)},
-    "b": {"g": b"g", "hl2": File(b"h", link=1), "hl5": File(b"i", link=2)},
-    "m": {"keep": b"k", "sub": {"y": b"y"}, "hl6": File(b"i", link=2)},
+    "b": {"g": b"g", "hl2": File(b"h", link=1), "hl5": File(b"i", link=2),
+          "hl8": File(b"j", link=3)},
+    "m": {"keep": b"k", "sub": {"y": b"y"}, "hl6": File(b"i", link=2),
+          "hl9": File(b"j", link=3)},
     "p": {"q": b"q", "r": {"s": b"s"}},
     "e": {},
 })  # fmt: skip
@@ -117,6 +119,7 @@ STEPS: list[tuple[str, Callable[[Mounted], object]]] = [
     ("chmod of a directory back", lambda m: m.path("m").chmod(0o755)),
     ("copy-up of a hard link", lambda m: _append(m.path("a/hl"))),
     ("chmod of a lower hard link", lambda m: m.path("b/hl5").chmod(0o600)),
+    ("truncate of a lower hard link to 0", lambda m: os.truncate(m.path("b/hl8"), 0)),
     ("link", lambda m: os.link(m.path("a/hl"), m.path("e/hl3"))),
     ("link of a lower file", lambda m: os.link(m.path("b/hl2"), m.path("e/hl4"))),
     ("symlink", lambda m: os.symlink("g2", m.path("a/sl"))),

@@ -192,7 +192,11 @@ class MountState(pyfuse3.Operations):
                 self.inodes.update(node, copy.after, renamed=False)
 
     def _changed(self, node: Node, res: Resolved) -> None:
+        broke = res.top == 0 and breaks_link(node.res)  # before its copy is followed
         self._follow_copies()
+        if broke:
+            self.stale.add(node.ino)  # the copy broke a hard link: nlink changes
+            self._renumbered(res.path)
         self.inodes.update(node, res)
 
     def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
@@ -211,9 +215,6 @@ class MountState(pyfuse3.Operations):
         res = node.res
         big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
         if res.top != 0:
-            if breaks_link(res):
-                self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
-                self._renumbered(res.path)
             metadata_only = meta and self.stack.features.metacopy
             if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
