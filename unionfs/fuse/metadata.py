@@ -2,8 +2,9 @@
 truncate, utimens) and extended attributes.
 
 Each copies the entry up first (only its metadata where ``metacopy=on`` allows it), then
-changes the upper copy, under the mutation lock (``MountState.changing``); set-gid bits
-are cleared where the VFS would and FUSE did not (``killpriv``). A file with no name left
+changes the upper copy, under the mutation lock (``MountState.changing``); set-id bits
+are cleared where the VFS would and FUSE did not, or the kernel asks (kill-priv v2:
+``killpriv``). A file with no name left
 changes through the file itself (``held``), as on the kernel.
 """
 
