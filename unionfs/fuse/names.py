@@ -86,7 +86,7 @@ class NameHandlers(MountState):
             backing = backing_flags(flags)
             fd = self.stack.upper.open(res.path, backing)
         fh = self.handles.open_file(FileHandle(fd, node.ino, True, True, flags=backing))
-        return self._file_info(fh, node.ino, writes=True), attrs_
+        return self._file_info(fh, node.ino, writes=True, flags=flags), attrs_
 
     @handler
     async def link(

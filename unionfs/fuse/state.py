@@ -74,6 +74,9 @@ class MountState(pyfuse3.Operations):
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
         self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
+        # Inodes whose file pages the kernel may hold: read, or written through its cache,
+        # since the last drop (``files``: what a direct write must drop).
+        self.paged: set[int] = set()
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
@@ -121,14 +124,17 @@ class MountState(pyfuse3.Operations):
             return create.Owner(ctx.uid, ctx.gid)
         return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
 
-    def _file_info(self, fh: int, ino: int, writes: bool) -> pyfuse3.FileInfo:
-        """The reply to an open of handle *fh*: a writer uses the write-back cache only
-        while the upper has room for all the kernel may cache (``space``), else direct I/O,
-        so that write(2) itself meets a full upper, as under kernel overlayfs."""
+    def _file_info(self, fh: int, ino: int, writes: bool, flags: int = 0) -> pyfuse3.FileInfo:
+        """The reply to an open of handle *fh* with open *flags*: a writer uses the
+        write-back cache only while the upper has room for all the kernel may cache
+        (``space``), else direct I/O, so that write(2) itself meets a full upper, as under
+        kernel overlayfs. A writer opened with O_DIRECT always gets direct I/O: none of its
+        writes then passes through the page cache, so after each one the inode's pages may
+        be dropped before the answer (``files``: a direct write leaves no stale page)."""
         if not writes:
             # Every change goes through this mount, so the kernel's pages stay valid.
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
-        if self.room.may_cache():
+        if not flags & os.O_DIRECT and self.room.may_cache():
             self.room.opened(fh, ino)
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
