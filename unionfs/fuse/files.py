@@ -19,6 +19,7 @@ import stat
 import pyfuse3
 import trio
 
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
@@ -35,7 +36,10 @@ class FileHandlers(MountState):
     """open, read, write, fsync, flush, release."""
 
     @handler
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    async def open(
+        self, inode: int, flags: int, ctx: pyfuse3.RequestContext, kill_suidgid: bool = False
+    ) -> pyfuse3.FileInfo:
+        # kill_suidgid (kill-priv v2): an O_TRUNC without CAP_FSETID, known from ctx too.
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if node.unlinked:
@@ -82,8 +86,7 @@ class FileHandlers(MountState):
             fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
-                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
-                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                killed = self._truncate_rule(node, ctx)
                 if killed.mode is not None:
                     res = attrs.set_attributes(self.stack, res, killed, fd)
                     self.stale.add(node.ino)  # the open's reply carries no attributes
@@ -111,10 +114,12 @@ class FileHandlers(MountState):
             self.atime.accessed(node.res.top_path, handle.fd)
 
     @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    async def write(self, fh: int, off: int, buf: bytes, kill_suidgid: bool = False) -> int:
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if kill_suidgid:
+            await self._kill_suidgid(handle)
         room = self.room
         if fh not in room.cached:  # direct I/O: the writer waits for this answer
             written = await self._write_direct(handle.fd, buf, off)
@@ -135,6 +140,15 @@ class FileHandlers(MountState):
         if self.atime is not None:
             self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
+
+    async def _kill_suidgid(self, handle: FileHandle) -> None:
+        """A write by a caller without CAP_FSETID (kill-priv v2) clears set-id bits, as the
+        VFS's write does, before the data goes in."""
+        mode = os.fstat(handle.fd).st_mode
+        if (after := killpriv.cleared(mode)) != mode:
+            os.fchmod(handle.fd, stat.S_IMODE(after))
+            self.stale.add(handle.ino)
+            await self._tell_kernel()
 
     async def _drop_stale_pages(self, ino: int) -> None:
         """After a direct write to inode *ino*, before its answer: drop the kernel's pages
@@ -190,7 +204,12 @@ class FileHandlers(MountState):
 
     @handler
     async def flush(self, fh: int) -> None:
-        self.handles.file(fh)
+        # Nothing to do at a close: no data waits here (the kernel writes its cached pages
+        # back, and reports their errors, before it would send FLUSH), and no lock is ours.
+        # ENOSYS once, and the kernel sends no FLUSH again on this mount (fc->no_flush):
+        # one round trip less per close(2). FOPEN_NOFLUSH cannot do it under the
+        # write-back cache (bench/results/README.md).
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
 
     @handler
     async def release(self, fh: int) -> None:

@@ -68,7 +68,13 @@ class NameHandlers(MountState):
 
     @handler
     async def create(
-        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+        self,
+        parent_inode: int,
+        name: bytes,
+        mode: int,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+        kill_suidgid: bool = False,  # kill-priv v2: a new file has no set-id bits to clear
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         self._upper_check()
         async with self.changing():

@@ -47,6 +47,10 @@ class UnionOperations(
     enable_dont_mask = "dont_mask" in features.available()
     # The kernel keeps symlink targets; names.py drops one whose symlink lost its name.
     enable_cache_symlinks = kernelcache.CACHE_SYMLINKS
+    # We clear set-id bits on write, truncate and chown where the kernel says (kill-priv
+    # v2, ``killpriv``), so it stops asking getxattr(security.capability) before every
+    # write (the upper's own kernel drops the capability when we write or truncate).
+    enable_killpriv_v2 = "killpriv_v2" in features.available()
     # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
     # nfs_export: the kernel could decode ours only while it caches the inode, and an
     # inode's number is not enough to find it again after that (or after a remount).

@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import posixpath
 import stat
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, features, killpriv
+from unionfs.fuse import entry, features, kernelcache, killpriv
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.room import UpperSpace
@@ -168,6 +169,14 @@ class MountState(pyfuse3.Operations):
         after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
         return changes if after == mode else dataclasses.replace(changes, mode=after)
 
+    def _truncate_rule(self, node: Node, ctx: pyfuse3.RequestContext) -> attrs.Changes:
+        """The mode change an open with O_TRUNC by *ctx* makes (``killpriv.suidgid_after``):
+        the kernel's truncate of such an open never reaches us as a setattr."""
+        st = node.res.st
+        gid = self.owners.shown(st.st_uid, st.st_gid)[1] if self.mapped else st.st_gid
+        after = killpriv.suidgid_after(st.st_mode, gid, ctx.uid, ctx.gid, ctx.pid)
+        return attrs.Changes() if after == st.st_mode else attrs.Changes(mode=after)
+
     # -- the bookkeeping of a change -----------------------------------------------------
     @contextlib.asynccontextmanager
     async def changing(self) -> AsyncIterator[None]:
@@ -202,7 +211,11 @@ class MountState(pyfuse3.Operations):
                 self.inodes.update(node, copy.after, renamed=False)
 
     def _changed(self, node: Node, res: Resolved) -> None:
+        broke = res.top == 0 and breaks_link(node.res)  # before its copy is followed
         self._follow_copies()
+        if broke:
+            self.stale.add(node.ino)  # the copy broke a hard link: nlink changes
+            self._renumbered(res.path)
         self.inodes.update(node, res)
 
     def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
@@ -221,8 +234,6 @@ class MountState(pyfuse3.Operations):
         res = node.res
         big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
         if res.top != 0:
-            if breaks_link(res):
-                self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
             metadata_only = meta and self.stack.features.metacopy
             if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
@@ -236,6 +247,13 @@ class MountState(pyfuse3.Operations):
                 res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
+
+    def _renumbered(self, path: bytes) -> None:
+        """The entry at *path* shows another inode number now (a broken hard link): the
+        listing of its directory that the kernel keeps has the old one as d_ino."""
+        parent = self.inodes.dir_at(posixpath.dirname(path))
+        if parent is not None and kernelcache.CACHE_READDIR:
+            self.stale_pages.add(parent.ino)
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's
