@@ -39,7 +39,8 @@ class NameHandlers(MountState):
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
-            res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
+            owner = self._owner(ctx)
+            res = create.mkdir(self.stack, parent.res, name, mode, owner, self._umask(ctx))
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -50,7 +51,8 @@ class NameHandlers(MountState):
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
+            umask = self._umask(ctx)
+            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner, umask)
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -66,13 +68,20 @@ class NameHandlers(MountState):
 
     @handler
     async def create(
-        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+        self,
+        parent_inode: int,
+        name: bytes,
+        mode: int,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+        kill_suidgid: bool = False,  # kill-priv v2: a new file has no set-id bits to clear
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.create_file(self.stack, parent.res, name, mode, owner)
+            umask = self._umask(ctx)
+            res = create.create_file(self.stack, parent.res, name, mode, owner, umask)
             self._follow_copies()
             node = self.inodes.remember(res, parent_inode, made=True)
             attrs_ = self._attrs(node)
@@ -80,7 +89,7 @@ class NameHandlers(MountState):
             backing = backing_flags(flags)
             fd = self.stack.upper.open(res.path, backing)
         fh = self.handles.open_file(FileHandle(fd, node.ino, True, True, flags=backing))
-        return self._file_info(fh, node.ino, writes=True), attrs_
+        return self._file_info(fh, node.ino, writes=True, flags=flags), attrs_
 
     @handler
     async def link(

@@ -3,7 +3,8 @@
 A name in the overlay's own namespaces (``trusted.overlay.X``, ``user.overlay.X``) set
 through the mount is stored escaped (``trusted.overlay.overlay.X``), as the kernel does
 since 6.7, so it never passes for a marker. Removing an xattr that is not there fails
-without copying anything up.
+without copying anything up. Setting an access ACL may take S_ISGID with it
+(``posix_acl_update_mode``); the upper filesystem sets the permission bits from it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import stat
 from dataclasses import dataclass
 
 from unionfs import layerfmt
+from unionfs.union import acl
 from unionfs.union.copyup import copy_up, copy_up_data
 from unionfs.union.held import Held
 from unionfs.union.stack import Resolved, Stack, upper_of
@@ -132,11 +134,36 @@ def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> 
     return held.stat()
 
 
-def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
-    name = layerfmt.escape_xattr(name, stack.private)
+def set_xattr(
+    stack: Stack, res: Resolved, name: bytes, value: bytes, keep_sgid: bool = True
+) -> Resolved:
+    """Set xattr *name*; an access ACL set without *keep_sgid* clears S_ISGID."""
+    stored = layerfmt.escape_xattr(name, stack.private)
     res = copy_up(stack, res, meta=True)
-    upper_of(stack).setxattr(res.path, name, value)
+    upper = upper_of(stack)
+    upper.setxattr(res.path, stored, value)
+    if not keep_sgid and drops_sgid(name, value):
+        st = upper.lstat(res.path)
+        if st is not None and st.st_mode & stat.S_ISGID:
+            upper.chmod(res.path, stat.S_IMODE(st.st_mode) & ~stat.S_ISGID)
     return res
+
+
+def set_xattr_held(held: Held, name: bytes, value: bytes, private: layerfmt.Prefixes,
+                   keep_sgid: bool = True) -> None:  # fmt: skip
+    """``set_xattr`` for a file with no name left, through the file itself."""
+    held.setxattr(layerfmt.escape_xattr(name, private), value)
+    if not keep_sgid and drops_sgid(name, value):
+        mode = held.stat().st_mode
+        if mode & stat.S_ISGID:
+            held.chmod(stat.S_IMODE(mode) & ~stat.S_ISGID)
+
+
+def drops_sgid(name: bytes, value: bytes) -> bool:
+    """Setting xattr *name* to *value* is the kind of change that clears S_ISGID of a
+    caller outside the file's group: an access ACL (its mode bits change with it; an empty
+    value removes the ACL and changes no mode)."""
+    return name == acl.ACCESS and bool(value)
 
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:

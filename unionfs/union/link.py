@@ -46,7 +46,7 @@ def link(
     upper = upper_of(stack)
     existing = source.path
     entry = create_entry(
-        stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
+        stack, parent, name, lambda layer, path, _: _link(upper, existing, layer, path),
         None, None, checked=True, over_whiteout=over_whiteout,
     )  # fmt: skip
     if source.metacopy:  # the new name finds the same data, by the absolute redirect
