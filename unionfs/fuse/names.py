@@ -19,13 +19,13 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState, breaks_link
 from unionfs.safepath import join
-from unionfs.union import create, link, redirect, remove
+from unionfs.union import create, link, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.held import Held
 from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.stack import Resolved, Stack
 
-Remover = Callable[[Stack, Resolved, bytes], Resolved]
+Remover = Callable[[Stack, Resolved, bytes, Resolved | None], Resolved]
 
 
 class NameHandlers(MountState):
@@ -83,7 +83,7 @@ class NameHandlers(MountState):
             umask = self._umask(ctx)
             res = create.create_file(self.stack, parent.res, name, mode, owner, umask)
             self._follow_copies()
-            node = self.inodes.remember(res, parent_inode)
+            node = self.inodes.remember(res, parent_inode, made=True)
             attrs_ = self._attrs(node)
             assert self.stack.upper is not None
             backing = backing_flags(flags)
@@ -99,15 +99,14 @@ class NameHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
-            if not node.res.is_dir:
-                # The new name's checks come first (the VFS's), then the kernel's EXDEV
-                # for a redirect it could not record; only then the copy-up.
-                create.check_new(self.stack, parent.res, new_name)
-                redirect.check_file_redirect(self.stack, node.res, samedir=False)
+            # Every check comes before the copy-up, and runs once.
+            over_whiteout = link.check(self.stack, node.res, parent.res, new_name)
             await self._copied_up(node, meta=True)
-            source, res = link.link(self.stack, node.res, parent.res, new_name)
+            source, res = link.link(
+                self.stack, node.res, parent.res, new_name, True, over_whiteout
+            )
             self._changed(node, source)
-            made = self._new_entry(new_parent_inode, res)
+            made = self._new_entry(new_parent_inode, res, made=False)
         await self._tell_kernel()
         return made
 
@@ -148,7 +147,7 @@ class NameHandlers(MountState):
             node = self.inodes.node_of(before) if before is not None else None
             held = self._hold(node, before)
             try:
-                res = rule(self.stack, parent.res, name)
+                res = rule(self.stack, parent.res, name, before)
             except BaseException:
                 if held is not None:
                     held.close()
@@ -233,7 +232,7 @@ class NameHandlers(MountState):
             self.inodes.moved(old_path, parking)
             self.inodes.moved(moved.path, old_path)
             self.inodes.moved(parking, moved.path)
-        else:
+        elif moved.is_dir:  # only a directory has paths below it (a scan of every node)
             self.inodes.moved(old_path, moved.path)
         if mover is not None:
             self.inodes.renamed(mover, old_path, moved)

@@ -21,7 +21,7 @@ from unionfs.safepath import RENAME_EXCHANGE, LayerDir, join
 from unionfs.union import acl, whiteout
 from unionfs.union.copybuild import chown_if_allowed
 from unionfs.union.copyup import copy_up
-from unionfs.union.lookup import check_name, lookup
+from unionfs.union.lookup import Observation, check_name, merge, observe
 from unionfs.union.stack import Resolved, Stack, upper_of
 
 
@@ -39,20 +39,38 @@ def _refuse_marker_name(name: bytes) -> None:
         raise OSError(errno.EINVAL, "names starting with .wh. are reserved for whiteouts")
 
 
-def check_new(stack: Stack, parent: Resolved, name: bytes) -> None:
-    """Check that *name* can be created in *parent*; changes nothing."""
+def check_new(stack: Stack, parent: Resolved, name: bytes) -> bool | None:
+    """Check that *name* can be created in *parent*; changes nothing. Returns False when
+    the lookup saw that the upper layer holds nothing of it (no whiteout either), else
+    None: ``whiteout.has_whiteout`` then tells (the parent may have no upper part yet)."""
     check_name(name)
     _refuse_marker_name(name)
     if not parent.is_dir:
         raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-    if lookup(stack, parent, name) is not None:
+    if name in (b".", b"..", b"") or b"/" in name:
+        return None  # never an entry (``lookup``); the creation itself fails
+    seen: list[Observation] = []
+
+    def observed(index: int, path: bytes) -> Observation:
+        found = observe(stack, index, path)
+        if index == 0:
+            seen.append(found)
+        return found
+
+    if merge(stack, parent, name, observed) is not None:
         raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+    # The lookup looked at the upper's part first, at the new entry's own path: nothing
+    # there, not even a ``.wh.`` file, is the common case. A whiteout (either form) is
+    # left to ``whiteout.has_whiteout``.
+    upper_here = parent.top == 0 and parent.path_in(0) == parent.path
+    return False if upper_here and seen and seen[0] is None else None
 
 
-def prepare(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
-    """Check that *name* can be created in *parent* and copy the parent up."""
-    check_new(stack, parent, name)
-    return copy_up(stack, parent)
+def prepare(stack: Stack, parent: Resolved, name: bytes) -> tuple[Resolved, bool | None]:
+    """Check that *name* can be created in *parent* and copy the parent up; returns the
+    parent copied up and what ``check_new`` says of a whiteout there."""
+    over_whiteout = check_new(stack, parent, name)
+    return copy_up(stack, parent), over_whiteout
 
 
 Make = Callable[[LayerDir, bytes, int], None]  # make(layer, path, permission bits)
@@ -66,14 +84,20 @@ def create_entry(
     owner: Owner | None,
     mode: int | None,
     umask: int | None = None,
+    checked: bool = False,
+    over_whiteout: bool | None = None,
 ) -> Resolved:
     """Create *name* in *parent* with ``make(layer, path, bits)``, owned by *owner*.
 
     *mode* (permission bits, None for symlinks) is set after the owner, since chown clears
     set-id bits. *umask*: the caller's, if *mode* has not been masked yet (None: it has).
-    Returns the new entry resolved.
+    *checked*: the caller ran ``check_new`` already, which said *over_whiteout* (the checks
+    are not repeated). Returns the new entry resolved.
     """
-    parent = prepare(stack, parent, name)
+    if not checked:
+        parent, over_whiteout = prepare(stack, parent, name)
+    else:
+        parent = copy_up(stack, parent)
     upper = upper_of(stack)
     path = join(parent.path, name)
     ids = None
@@ -88,44 +112,43 @@ def create_entry(
     # Under a default ACL the new entry's permission bits are the ACL's to decide (from
     # a mode the kernel masked already, without FUSE_DONT_MASK: it can only narrow them).
     inherit = default is not None
-    over_whiteout = whiteout.has_whiteout(stack, path)
+    if over_whiteout is None:
+        over_whiteout = whiteout.has_whiteout(stack, path)
     if not over_whiteout:
         make(upper, path, mode or 0)
         try:
-            _finish(upper, path, ids, mode, inherit)
+            st = _finish(upper, path, ids, mode, inherit)
         except BaseException:
             upper.unlink(path) if ids is None else upper.remove_tree(path)
             raise
-    else:
-        work = stack.work
-        assert work is not None
-        temp = stack.temp_name()
-        try:
-            if default is not None and mode is not None:
-                # The work directory has no default ACL: what the parent's would give is
-                # set by hand, as the kernel's ovl_create_over_whiteout does.
-                _make_inherited(work, temp, make, default, mode)
-            else:
-                make(work, temp, mode or 0)
-            _finish(work, temp, ids, mode, inherit)
-            st = work.lstat(temp)
-            assert st is not None
-            if stat.S_ISDIR(st.st_mode):
-                whiteout.set_opaque(stack, work, temp)
-            if stat.S_ISDIR(st.st_mode) and upper.lstat(path) is not None:
-                # A directory cannot be renamed over the whiteout device: swap them, then
-                # drop the whiteout (the kernel's ovl_create_over_whiteout does the same).
-                work.rename_to(temp, upper, path, RENAME_EXCHANGE)
-            else:
-                work.rename_to(temp, upper, path)
-        except BaseException:
-            work.remove_tree(temp)
-            raise
+        return Resolved(path, (0,), st)
+    work = stack.work
+    assert work is not None
+    temp = stack.temp_name()
+    try:
+        if default is not None and mode is not None:
+            # The work directory has no default ACL: what the parent's would give is
+            # set by hand, as the kernel's ovl_create_over_whiteout does.
+            _make_inherited(work, temp, make, default, mode)
+        else:
+            make(work, temp, mode or 0)
+        made = _finish(work, temp, ids, mode, inherit)
+        if stat.S_ISDIR(made.st_mode):
+            whiteout.set_opaque(stack, work, temp)
+        if stat.S_ISDIR(made.st_mode) and upper.lstat(path) is not None:
+            # A directory cannot be renamed over the whiteout device: swap them, then
+            # drop the whiteout (the kernel's ovl_create_over_whiteout does the same).
+            work.rename_to(temp, upper, path, RENAME_EXCHANGE)
+        else:
+            work.rename_to(temp, upper, path)
+    except BaseException:
         work.remove_tree(temp)
-        whiteout.remove_whiteout_file(stack, path)
-    st = upper.lstat(path)
-    assert st is not None
-    return Resolved(path, (0,), st)
+        raise
+    work.remove_tree(temp)
+    whiteout.remove_whiteout_file(stack, path)
+    now = upper.lstat(path)
+    assert now is not None
+    return Resolved(path, (0,), now)
 
 
 def _make_inherited(work: LayerDir, temp: bytes, make: Make, default: bytes, mode: int) -> None:
@@ -144,11 +167,11 @@ def _make_inherited(work: LayerDir, temp: bytes, make: Make, default: bytes, mod
 
 def _finish(
     layer: LayerDir, path: bytes, ids: tuple[int, int] | None, mode: int | None, inherit: bool
-) -> None:
+) -> os.stat_result:
     """Owner, then mode (chown clears set-id bits); each only if it would change anything:
     creating many files should cost one syscall each, not three. With *inherit*, the
     permission bits the entry was made with (from a default ACL) stay; only set-id and
-    sticky bits of *mode* are added."""
+    sticky bits of *mode* are added. Returns the entry's lstat once done."""
     st = layer.lstat(path)
     assert st is not None
     if ids is not None and ids != (st.st_uid, st.st_gid):
@@ -156,11 +179,14 @@ def _finish(
         st = layer.lstat(path)
         assert st is not None
     if mode is None:
-        return
+        return st
     if inherit:
         mode = stat.S_IMODE(st.st_mode) & 0o777 | mode & ~0o777
     if stat.S_IMODE(st.st_mode) != mode:
         layer.chmod(path, mode)
+        st = layer.lstat(path)
+        assert st is not None
+    return st
 
 
 # Entries are created with their final permission bits (so that usually nothing else is
