@@ -25,6 +25,7 @@ APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv attr km
               podman   # podman: tests/podman runs it with unionfs as its mount_program
               groff-base   # groff: tests/cli checks that every generated man page renders
               passt   # pasta: a container's own network (--network private, -p), as podman's
+              catatonit   # run --init: the init podman runs as PID 1 (static: it runs in any image)
               # the estargz reference reader, built by tests/store/test_reference_reader.py:
               golang-go golang-github-containerd-stargz-snapshotter-dev)
 
@@ -59,12 +60,19 @@ setup_venv() {
     local stamp=.venv/.unionfs-installed want
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import unionfs' 2>/dev/null; then
+        # libfuse's C build (meson, ninja) runs while pip upgrades itself: neither waits
+        # for the other on a fresh machine.
+        bash third_party/libfuse/install.sh .venv &
+        local libfuse=$!
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        wait "$libfuse"
         # pyfuse3 first, patched and built against libfuse 3.17 in .venv/opt
         # (third_party/pyfuse3/README.md): the project's own install then finds its pyfuse3
-        # requirement met and keeps it.
+        # requirement met and keeps it. No build isolation for the project: pyfuse3's
+        # build requirements already put a new enough setuptools into .venv (an isolated
+        # build would download and install one more, for every fresh setup).
         setup_pyfuse3
-        .venv/bin/python -m pip install -q -e '.[test]'
+        .venv/bin/python -m pip install -q --no-build-isolation -e '.[test]'
         echo "$want" > "$stamp"
     fi
     # Rebuilds only when a patch changed (or someone replaced the patched build).

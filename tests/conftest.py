@@ -19,6 +19,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from mountutil import force_unmount, fresh_dir, mounts  # noqa: E402
+from skopeoutil import DATA_ENV  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,9 +81,21 @@ def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_skopeo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """skopeo run through ``skopeoutil.skopeo`` keeps its blob-info cache in this session's
+    temp dir, not in /var/lib/containers (see tests/skopeoutil.py)."""
+    os.environ[DATA_ENV] = str(tmp_path_factory.mktemp("skopeo-data"))
+    try:
+        yield
+    finally:
+        del os.environ[DATA_ENV]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_system_image_cache() -> Iterator[None]:
-    """skopeo and podman run as root keep a blob-info cache in /var/lib/containers whatever
-    their other options say: remove it at the end if the session made it."""
+    """podman run as root keeps a blob-info cache in /var/lib/containers whatever its
+    --root says (podman 4.3 has no option for it): remove it at the end if the session
+    made it."""
     cache = Path("/var/lib/containers")
     existed = cache.exists()
     yield

@@ -235,14 +235,26 @@ def parse(option_strings: list[str]) -> MountOptions:
                 raise UserError(f"unknown option {item!r}")
     if not lowers:
         raise UserError("missing lowerdir=: give at least one lower layer")
+    if userxattr:
+        _userxattr_features(features)
     if upper is None and work is not None:
         work = None  # overlayfs ignores a workdir without an upperdir
     if upper is not None and work is None:
         raise UserError("upperdir= needs workdir= (an empty directory on the same filesystem)")
     return MountOptions(
         tuple(lowers), upper, work, tuple(fuse), indexdir, owners,
-        features.get("redirect_dir", "on"),
+        features.get("redirect_dir", "nofollow" if userxattr else "on"),
         features.get("metacopy", "off") == "on",
         features.get("index", "off") == "on", tuple(atime), userxattr,
         sealed,
     )  # fmt: skip
+
+
+def _userxattr_features(features: dict[str, str]) -> None:
+    """``userxattr`` and what conflicts with it, as the kernel's ``ovl_fs_params_verify``:
+    redirects (but nofollow) and metacopy given with it are refused; not given, they are
+    off (redirect_dir=nofollow: a merged directory's rename is EXDEV)."""
+    for key, allowed in (("redirect_dir", "nofollow"), ("metacopy", "off")):
+        value = features.get(key, allowed)
+        if value != allowed:
+            raise UserError(f"conflicting options: userxattr,{key}={value}")

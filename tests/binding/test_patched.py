@@ -115,7 +115,8 @@ def test_series_applies_to_the_pinned_sdist_and_its_unit_tests_pass(tmp_path: Pa
         assert applied.returncode == 0, f"{name} does not apply: {applied.stdout}"
     api = (src / "test" / "test_api.py").read_text()
     added = ("test_node_id_defaults_to_st_ino", "test_setattr_fields_kill_suidgid",
-             "test_passthrough_needs_a_session", "test_libfuse_version_and_capabilities")
+             "test_passthrough_needs_a_session", "test_libfuse_version_and_capabilities",
+             "test_version_is_looked_up_lazily")
     assert all(f"def {test}(" in api for test in added)
     # Run from the patched tree, but import the installed (compiled) pyfuse3: src/ layout.
     ran = subprocess.run(

@@ -300,7 +300,10 @@ class ToyFs(pyfuse3.Operations):
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
         if inode == pyfuse3.ROOT_INODE and name == INVALIDATE:
             node = self.nodes[value]
-            await trio.to_thread.run_sync(pyfuse3.invalidate_inode, node)
+            try:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, node)
+            except FileNotFoundError:  # the kernel dropped the inode (and what it cached)
+                pass
             return
         self._count("setxattr", inode)
         os.setxattr(self._real(inode), name, value, follow_symlinks=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import force_unmount, mounts
+from patience import scaled
 from podman.podmanutil import CgroupParent, Podman, busybox_rootfs, missing_tools
 
 IMAGE = "localhost/bb:latest"
@@ -31,7 +32,8 @@ class Pair:
 
     def ours(self, *args: str, stdin: bytes | None = None, ok: bool = True) -> str:
         argv = [sys.executable, "-m", "unionfs", "--root", str(self.root), *args]
-        proc = subprocess.run(argv, input=stdin, capture_output=True, check=False, timeout=300)
+        proc = subprocess.run(argv, input=stdin, capture_output=True, check=False,
+                              timeout=scaled(300))  # fmt: skip
         err = proc.stderr.decode()
         assert "Traceback" not in err, err
         if ok:
@@ -199,3 +201,21 @@ def test_archives_go_both_ways(pair: Pair) -> None:
         assert pair.ours("images", "--format", "{{.Id}}", IMAGE).strip() == image_id
         assert pair.ours("history", "--format", "json", IMAGE) == \
             pair.theirs("history", "--format", "json", IMAGE)  # fmt: skip
+
+
+def test_volumes_are_made_listed_inspected_and_removed_as_by_podman(pair: Pair) -> None:
+    for side in (pair.ours, pair.theirs):
+        assert side("volume", "create", "clidaily-v") == "clidaily-v\n"
+        assert side("volume", "create", "--label", "a=b", "clidaily-w") == "clidaily-w\n"
+    assert pair.ours("volume", "ls") == pair.theirs("volume", "ls")
+    assert pair.ours("volume", "ls", "-q") == pair.theirs("volume", "ls", "-q")
+    template = "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}"
+    assert pair.ours("volume", "inspect", "--format", template, "clidaily-w") == \
+        pair.theirs("volume", "inspect", "--format", template, "clidaily-w")  # fmt: skip
+    ours, theirs = (json.loads(o) for o in pair.both("volume", "ls", "--format", "json"))
+    for entry in (*ours, *theirs):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", entry.pop("CreatedAt"))
+        entry["Mountpoint"] = entry["Mountpoint"].split("/volumes/", 1)[1]
+    assert ours == theirs
+    assert pair.ours("volume", "rm", "clidaily-v", "clidaily-w") == \
+        pair.theirs("volume", "rm", "clidaily-v", "clidaily-w")  # fmt: skip

@@ -159,6 +159,18 @@ def test_parse_reads_userxattr() -> None:
     assert not parse(["lowerdir=/a"]).userxattr
 
 
+def test_userxattr_implies_redirect_nofollow_and_refuses_what_conflicts() -> None:
+    # As the kernel's ovl_fs_params_verify: userxattr turns redirects and metacopy off by
+    # default, and an explicit conflicting choice is refused (the kernel: EINVAL).
+    opts = parse(["lowerdir=/a,userxattr"])
+    assert (opts.redirect_dir, opts.metacopy) == ("nofollow", False)
+    assert parse(["lowerdir=/a,userxattr,redirect_dir=nofollow"]).redirect_dir == "nofollow"
+    for bad in ("redirect_dir=on", "redirect_dir=follow", "redirect_dir=off", "metacopy=on"):
+        with pytest.raises(UserError, match=f"conflicting options: userxattr,{bad}"):
+            parse([f"lowerdir=/a,userxattr,{bad}"])
+    assert parse(["lowerdir=/a,userxattr,metacopy=off"]).metacopy is False
+
+
 def test_parse_refuses_an_unknown_option() -> None:
     assert refused("lowerdir=/a,frobnicate") == "unknown option 'frobnicate'"
     assert "bogus=1" in refused("lowerdir=/a,bogus=1")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from patience import scaled
 from registry.conftest import PASSWORD, USER, auth_registry, registry, token_registry  # noqa: F401
 from registry.regutil import Registry
 from store.storeutil import rootfs
@@ -45,7 +46,7 @@ def uf(env: dict[str, str]) -> Uf:
         where = ["--root", str(root)] if root is not None else []
         proc = subprocess.run([sys.executable, "-m", "unionfs", *where, *args], env=env,
                               input=stdin if isinstance(stdin, str) else None,
-                              capture_output=True, text=True, timeout=300,
+                              capture_output=True, text=True, timeout=scaled(300),
                               stdin=subprocess.DEVNULL if stdin is None else None)  # fmt: skip
         assert "Traceback" not in proc.stderr, proc.stderr
         if ok:

@@ -32,7 +32,7 @@ def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         (["imgaes"], "unknown command 'imgaes' (did you mean 'images' or 'image'?); "
                      "see unionfs --help"),
         (["stop2", "web"], "unknown command 'stop2'"),
-        (["attach", "web"], "unknown command 'attach'"),
+        (["pause", "web"], "unknown command 'pause'"),
         (["build", "."], "unknown command 'build'"),
         (["psuh", "x", "y"], "unknown command 'psuh' (did you mean 'push'"),
         (["login2"], "did you mean 'login'"),
@@ -103,7 +103,8 @@ def _required(group: str, verb: str) -> list[str]:
              "pull": ["x"], "push": ["x"], "tag": ["x", "y"], "convert": ["x", "y", "--estargz"],
              "start": ["x"], "exec": ["x", "true"], "kill": ["x"], "diff": ["x"],
              "commit": ["x", "y"], "umount": ["x"], "create": ["x"], "stop": ["x"],
-             "restart": ["x"], "wait": ["x"], "logs": ["x"], "cp": ["x", "y"]}  # fmt: skip
+             "restart": ["x"], "wait": ["x"], "logs": ["x"], "cp": ["x", "y"], "attach": ["x"],
+             "top": ["x"]}  # fmt: skip
     return needs.get(verb, [])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from mountutil import kernel_overlay, unionfs_mount
+from patience import Deadline
 
 HOUR = 3600 * 10**9
 ENTRIES = ("old", "recent", "dir")
@@ -111,9 +112,9 @@ def test_mountinfo_shows_the_atime_flags_as_for_the_kernel(
     shown = {}
     for kind in ("kernel", "unionfs"):
         with _mounted(kind, newdir(kind), opts) as (mnt, _upper):
-            deadline = time.monotonic() + 60  # the daemon sets them once it serves
+            deadline = Deadline(60)  # the daemon sets them once it serves
             while (got := _shown_flags(mnt)) != shown.get("kernel", got):
-                assert time.monotonic() < deadline, got
+                assert not deadline.expired(), got
                 time.sleep(0.05)
             shown[kind] = got
     assert shown["unionfs"] == shown["kernel"]
@@ -128,7 +129,7 @@ def test_a_remount_changes_how_atimes_follow(newdir: Callable[..., Path], change
             result = subprocess.run(["mount", "-i", "-o", change, str(mnt)], check=False,
                                     capture_output=True, text=True)  # fmt: skip
             assert result.returncode == 0, result.stderr
-            deadline = time.monotonic() + 60
+            deadline = Deadline(60)
             while True:  # the daemon hears of the change from its mountinfo thread
                 _age(upper)
                 before = _times(upper)
@@ -136,6 +137,6 @@ def test_a_remount_changes_how_atimes_follow(newdir: Callable[..., Path], change
                 seen[kind] = _changes(before, _times(upper))
                 if kind == "kernel" or seen[kind] == seen["kernel"]:
                     break
-                assert time.monotonic() < deadline, seen
+                assert not deadline.expired(), seen
                 time.sleep(0.1)
     assert seen["unionfs"] == seen["kernel"]

@@ -25,6 +25,7 @@ from mountutil import (
     unionfs_cmd,
     unionfs_mount,
 )
+from patience import Deadline, scaled
 
 from unionfs import layercheck
 
@@ -40,7 +41,7 @@ ERRNOS = ("ELOOP", "EBUSY", "ESTALE", "EINVAL")
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=scaled(120), check=False,
                           stdin=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -214,9 +215,9 @@ def test_a_killed_daemons_marks_are_gone_with_it(newdir: Callable[..., Path]) ->
     proc = subprocess.Popen(unionfs_cmd("mount", "-f", "-o", opts, str(mnt)),
                             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = Deadline(60)
         while not os.path.ismount(mnt):
-            assert proc.poll() is None and time.monotonic() < deadline, "not mounted"
+            assert proc.poll() is None and not deadline.expired(), "not mounted"
             time.sleep(0.02)
         assert layercheck.in_use(str(upper)) and layercheck.in_use(str(work))
         proc.kill()

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from mountutil import kernel_overlay, mounts, unionfs_cmd, unionfs_mount
+from patience import scaled
 
 MOUNT_HELPER = Path("/usr/sbin/mount.fuse.unionfs")
 
 
 def mount_cmd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=scaled(60),
                           stdin=subprocess.DEVNULL, check=False)  # fmt: skip
 
 

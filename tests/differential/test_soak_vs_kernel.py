@@ -19,12 +19,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from mountutil import Dir, File, Whiteout, fresh_dir, kernel_overlay
+from patience import Deadline
 from soak import lower_tree
 from treecmp import diff_trees, drop_unstatable, marker_leaks, snapshot
 from writeutil import ext4, kernel_view, writable
@@ -80,10 +80,10 @@ def run_workers(mnt: Path, seconds: float, seed: int) -> list[dict[str, object]]
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
     reports = []
-    deadline = time.monotonic() + seconds + GRACE
+    deadline = Deadline(seconds + GRACE)  # stretched by load, as the workers' run is
     try:
         for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            out, err = proc.communicate(timeout=max(1.0, deadline.left()))
             assert proc.returncode == 0, f"worker failed: {err.decode()}"
             reports.append(json.loads(out))
     except subprocess.TimeoutExpired:

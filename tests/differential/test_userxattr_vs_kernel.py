@@ -84,6 +84,11 @@ def _observe(mnt: Path, upper: Path) -> dict[str, object]:
     os.mkdir(mnt / "o_user")
     seen["new dir stored"] = _xattrs(upper / "o_user")
     seen["ls o_user again"] = sorted(os.listdir(mnt / "o_user"))
+    try:  # userxattr implies redirect_dir=nofollow: a merged directory is not renamed
+        os.rename(mnt / "d", mnt / "d2")
+        seen["rename d"] = "ok"
+    except OSError as exc:
+        seen["rename d"] = errno.errorcode[exc.errno or 0]
     return seen
 
 

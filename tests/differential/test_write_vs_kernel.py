@@ -310,7 +310,7 @@ COMMON = dict(
 
 
 class TestWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(max_examples=200, stateful_step_count=20, **COMMON)
+    settings = settings(max_examples=120, stateful_step_count=20, **COMMON)  # slow tier: 2000
 
 
 @pytest.mark.slow
@@ -327,6 +327,9 @@ ACL_65533_RW = struct.pack(
     2, 0x01, 6, 0xFFFFFFFF, 0x02, 6, 65533, 0x04, 0, 0xFFFFFFFF,
     0x10, 6, 0xFFFFFFFF, 0x20, 0, 0xFFFFFFFF,
 )  # fmt: skip
+
+# security.capability of ``setcap cap_net_raw+ep`` (VFS_CAP_REVISION_2, effective).
+CAP_NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
 
 SEQUENCES: dict[str, list[tuple[str, Op]]] = {
     "rename of a merged dir is EXDEV, of an upper dir it works": [
@@ -450,6 +453,44 @@ SEQUENCES: dict[str, list[tuple[str, Op]]] = {
         ("write f as 65533", op_as_user(b"f", 65533, 65533, "write")),
         ("chmod f 600 (the mask)", op_chmod(b"f", 0o600)),
         ("write f as 65533, masked", op_as_user(b"f", 65533, 65533, "write")),
+    ],
+    "set-id bits and the file capability go on a write, truncate or chown (kill-priv)": [
+        ("create k", op_create(b"k", 0o666, 0, b"data")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("write k as root (CAP_FSETID)", op_as_user(b"k", 0, 0, "write")),
+        ("write k", op_as_user(b"k", 65533, 65533, "write")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("write k again", op_as_user(b"k", 65533, 65533, "write")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("truncate k as root", op_as_user(b"k", 0, 0, "truncate")),
+        ("truncate k", op_as_user(b"k", 65533, 65533, "truncate")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("ftruncate k", op_as_user(b"k", 65533, 65533, "ftruncate")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("open k O_TRUNC", op_as_user(b"k", 65533, 65533, "open-trunc")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("open k O_TRUNC as root", op_as_user(b"k", 0, 0, "open-trunc")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("fallocate k", op_as_user(b"k", 65533, 65533, "fallocate")),
+        ("chmod k 6777", op_chmod(b"k", 0o6777)),
+        ("copy_file_range into k", op_as_user(b"k", 65533, 65533, "copy-range")),
+        ("chmod k 4755", op_chmod(b"k", 0o4755)),
+        ("chown k as root", op_chown(b"k", 0, 0)),
+        ("chmod k 2755", op_chmod(b"k", 0o2755)),
+        ("chown k 65533 as root", op_chown(b"k", 65533, -1)),
+        ("chmod k 6766 (set-gid without group-execute)", op_chmod(b"k", 0o6766)),
+        ("write k as a member", op_as_user(b"k", 65532, 0, "write")),
+        ("chmod f 6777 (lower)", op_chmod(b"f", 0o6777)),
+        ("write f", op_as_user(b"f", 65533, 65533, "write")),
+        ("setxattr k capability", op_setxattr(b"k", b"security.capability", CAP_NET_RAW)),
+        ("write k as root, capability", op_as_user(b"k", 0, 0, "write")),
+        ("getxattr k capability after a write", op_getxattr(b"k", b"security.capability")),
+        ("setxattr k capability again", op_setxattr(b"k", b"security.capability", CAP_NET_RAW)),
+        ("truncate k as root, capability", op_as_user(b"k", 0, 0, "truncate")),
+        ("getxattr k capability after a truncate", op_getxattr(b"k", b"security.capability")),
+        ("setxattr k capability, chown", op_setxattr(b"k", b"security.capability", CAP_NET_RAW)),
+        ("chown k 0 as root, capability", op_chown(b"k", 0, -1)),
+        ("getxattr k capability after a chown", op_getxattr(b"k", b"security.capability")),
     ],
     "O_RDONLY|O_TRUNC truncates a lower file": [
         ("open d/top O_RDONLY|O_TRUNC", op_open(b"d/top", os.O_RDONLY | os.O_TRUNC)),

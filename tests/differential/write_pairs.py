@@ -199,7 +199,8 @@ def op_chown_unchanged(path: bytes) -> Op:
 def op_as_user(path: bytes, uid: int, gid: int, action: str) -> Op:
     """*action* on *path* by a process of *uid* and *gid* alone (no other group), then the
     mode the entry shows: "write" (one byte), "ftruncate", "truncate", "open-trunc"
-    (open with O_TRUNC) or "chown-1" (chown to -1, -1)."""
+    (open with O_TRUNC), "fallocate" (8 bytes more), "copy-range" (one byte from itself,
+    copy_file_range) or "chown-1" (chown to -1, -1)."""
 
     def run(root: int) -> object:
         with Parent(root, path) as p:
@@ -238,6 +239,14 @@ def _act(name: bytes, action: str) -> str:
                     os.write(fd, b"x")
                 elif action == "ftruncate":
                     os.ftruncate(fd, 2)
+                elif action == "fallocate":
+                    os.posix_fallocate(fd, 0, os.fstat(fd).st_size + 8)
+                elif action == "copy-range":
+                    source = os.open(name, os.O_RDONLY)
+                    try:
+                        os.copy_file_range(source, fd, 1, 0, 1)
+                    finally:
+                        os.close(source)
             finally:
                 os.close(fd)
     except OSError as exc:

@@ -118,6 +118,7 @@ class Fields:
     update_uid: bool = False
     update_gid: bool = False
     update_size: bool = False
+    kill_suidgid: bool = False  # kill-priv v2 (the patched binding)
 
 
 def setattr_request(**fields: int) -> tuple[pyfuse3.EntryAttributes, Fields]:

@@ -59,7 +59,15 @@ def test_read_after_release_is_ebadf(make_ops: MakeOps) -> None:
     fh = open_read(ops, lookup_ino(ops, ROOT, b"a"))
     call(ops.release, fh)
     assert fuse_errno(ops.read, fh, 0, 1) == errno.EBADF
-    assert fuse_errno(ops.flush, fh) == errno.EBADF
+
+
+
+def test_flush_answers_enosys_so_the_kernel_stops_sending_it(make_ops: MakeOps) -> None:
+    """A close needs nothing of us; ENOSYS switches FLUSH off for the whole mount."""
+    ops = make_ops({"a": "x"})
+    fh = open_read(ops, lookup_ino(ops, ROOT, b"a"))
+    assert fuse_errno(ops.flush, fh) == errno.ENOSYS
+    call(ops.release, fh)
 
 
 @pytest.mark.parametrize(

@@ -62,11 +62,8 @@ def test_a_failed_change_still_leaves_the_nodes_of_what_it_copied_up(
     ops = make_ops({"d/": {"x": ""}}, upper={})
     d = lookup_ino(ops, ROOT, b"d")
 
-    def full(mode: int) -> object:
-        def make(layer: object, path: bytes) -> None:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        return make
+    def full(layer: object, path: bytes, mode: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(create, "make_dir", full)
     assert fuse_errno(ops.mkdir, d, b"new", 0o755, CTX) == errno.ENOSPC

@@ -146,6 +146,9 @@ def test_random_io_on_a_copied_up_file_matches_the_model(tmp_path: Path, seed: i
             fsx.close()
         whole = m.path("d/data").read_bytes()
         assert whole == bytes(fsx.model), "the file read back whole differs from the model"
+        if SPACE:  # every fallocate mode and SEEK_HOLE really ran (and did not fail)
+            done = {entry.split(" ", 1)[0] for entry in fsx.log}
+            assert {*ALLOCATE, "seek"} <= done, sorted(done)
         assert os.stat(m.path("d/data")).st_size == len(fsx.model)
     assert (m.upper / "d" / "data").read_bytes() == bytes(fsx.model)
     assert (m.lowers[1] / "d" / "data").read_bytes() == START

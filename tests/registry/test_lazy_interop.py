@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from patience import scaled
+from skopeoutil import skopeo
 from store.storeutil import layer_tar, oci_layout
 from treecmp import diff_trees, snapshot
 
@@ -100,8 +101,8 @@ def unpacked(layout: Path, tag: str, dest: Path) -> dict[bytes, dict[str, object
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_skopeo_copies_the_image_with_its_toc_annotations(pushed: Pushed, fmt: str) -> None:
     layout = pushed.work / f"copy-{FORMATS[fmt]}"
-    sh("skopeo", "copy", "--src-tls-verify=false", f"docker://{pushed.ref(fmt)}",
-       f"oci:{layout}:{FORMATS[fmt]}")  # fmt: skip
+    sh(*skopeo("copy", "--src-tls-verify=false", f"docker://{pushed.ref(fmt)}",
+       f"oci:{layout}:{FORMATS[fmt]}"))  # fmt: skip
     manifest = oci_manifest(layout, FORMATS[fmt])
     layers = manifest["layers"]
     assert isinstance(layers, list) and len(layers) == 2
@@ -117,8 +118,8 @@ def test_skopeo_copies_the_image_with_its_toc_annotations(pushed: Pushed, fmt: s
 
 def test_umoci_unpacks_estargz_to_the_source_tree(pushed: Pushed) -> None:
     layout = pushed.work / "umoci-esgz"
-    sh("skopeo", "copy", "--src-tls-verify=false", f"docker://{pushed.ref('estargz')}",
-       f"oci:{layout}:esgz")  # fmt: skip
+    sh(*skopeo("copy", "--src-tls-verify=false", f"docker://{pushed.ref('estargz')}",
+       f"oci:{layout}:esgz"))  # fmt: skip
     source = unpacked(pushed.layout, "src", pushed.work / "b-src")
     theirs = unpacked(layout, "esgz", pushed.work / "b-esgz")
     assert not diff_trees(source, theirs, ("source", "estargz"))
@@ -131,8 +132,8 @@ def test_umoci_reads_zstd_chunked_through_a_zstd_decoder(pushed: Pushed) -> None
     decodes our zstd:chunked layers (and checks their diff_ids) into gzip ones, and those
     unpack to the source tree."""
     layout = pushed.work / "umoci-zc"
-    sh("skopeo", "copy", "--src-tls-verify=false", "--dest-compress-format", "gzip",
-       f"docker://{pushed.ref('zstd:chunked')}", f"oci:{layout}:zc")  # fmt: skip
+    sh(*skopeo("copy", "--src-tls-verify=false", "--dest-compress-format", "gzip",
+       f"docker://{pushed.ref('zstd:chunked')}", f"oci:{layout}:zc"))  # fmt: skip
     source = unpacked(pushed.layout, "src", pushed.work / "b-src2")
     theirs = unpacked(layout, "zc", pushed.work / "b-zc")
     assert not diff_trees(source, theirs, ("source", "zstd:chunked"))
@@ -208,7 +209,7 @@ def test_plain_formats_push_with_the_same_diff_ids(pushed: Pushed, fmt: str) -> 
     ref = f"{pushed.host}/lazy/plain:{fmt}"
     uf(pushed.store, "push", "src:1", ref, "--compression-format", fmt, "--tls-verify=false")
     layout = pushed.work / f"plain-{fmt}"
-    sh("skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:{fmt}")
+    sh(*skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:{fmt}"))
     manifest = oci_manifest(layout, fmt)
     layers = manifest["layers"]
     assert isinstance(layers, list)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from skopeoutil import skopeo
 
 from registry.conftest import PASSWORD, USER
 from registry.regutil import Registry, blob_files, build_image, random_bytes, snapshot
@@ -147,14 +148,13 @@ def test_pull_an_image_skopeo_pushed(registry: Registry, tmp_path: Path) -> None
     layout = tmp_path / "layout"
     digest = build_image(layout, "v3", base_layers())
     subprocess.run(
-        [
-            "skopeo",
+        skopeo(
             "copy",
             "--quiet",
             "--dest-tls-verify=false",
             f"oci:{layout}:v3",
             f"docker://{registry.host}/bysko/img:v3",
-        ],
+        ),
         check=True,
         capture_output=True,
     )
@@ -174,7 +174,7 @@ def test_skopeo_inspects_what_we_pushed(registry: Registry, tmp_path: Path) -> N
     digest = build_image(layout, "v4", base_layers())
     push_layout(registry, layout, "v4", "forsko/img:v4")
     out = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/forsko/img:v4"],
+        skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/forsko/img:v4"),
         check=True,
         capture_output=True,
         text=True,
@@ -187,14 +187,13 @@ def test_skopeo_inspects_what_we_pushed(registry: Registry, tmp_path: Path) -> N
     # And skopeo can copy it back out, byte-identical blobs.
     back = tmp_path / "back"
     subprocess.run(
-        [
-            "skopeo",
+        skopeo(
             "copy",
             "--quiet",
             "--src-tls-verify=false",
             f"docker://{registry.host}/forsko/img:v4",
             f"oci:{back}:v4",
-        ],
+        ),
         check=True,
         capture_output=True,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from patience import scaled
 
 from registry.regutil import Registry
 from unionfs.registry.client import Client
@@ -172,7 +173,7 @@ def test_a_registry_gone_mid_read_is_eio_never_data(tmp_path: Path) -> None:
         out = io.BytesIO()
         written = estargz.write_estargz(io.BytesIO(layer()), out, chunk_size=64 << 10)
         digest = upload(reg, "gone/layer", out.getvalue())
-        client = Client(reg.host, tls_verify=False, timeout=5)
+        client = Client(reg.host, tls_verify=False, timeout=scaled(30))  # a hang guard only
         source = RegistryRangeSource(client, "gone/layer", digest, written.size, backoff=0.01,
                                      attempts=2)  # fmt: skip
         reader = LayerReader(source, open_toc(source, written.annotations))

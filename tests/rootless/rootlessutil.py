@@ -69,16 +69,15 @@ class RootlessUser:
         userns: bool = False,
         env: dict[str, str] | None = None,
         check: bool = True,
+        tun: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """*argv* as this user, in a private mount namespace with a usable /dev/fuse
-        (unless *fuse* is False), inside ``unshare -r -m`` if *userns*."""
+        (unless *fuse* is False), inside ``unshare -r -m`` if *userns*; with *tun*, also a
+        usable /dev/net/tun (0666, as udev makes it; 0600 on this machine without udev)."""
         inner = ["runuser", "-u", self.name, "--", *self.env(env)]
         if userns:
             inner += ["unshare", "-r", "-m"]
-        inner += list(argv)
-        script = 'mount --bind "$0" /dev/fuse && exec "$@"' if fuse else 'exec "$@"'
-        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-               str(self.fuse_node), *inner]  # fmt: skip
+        cmd = self.command([*inner, *argv], fuse, tun)
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=scaled(TIMEOUT), check=False, cwd=self.base
         )
@@ -88,6 +87,15 @@ class RootlessUser:
                 f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
             )
         return proc
+
+    def command(self, argv: Sequence[str], fuse: bool = True, tun: bool = False) -> list[str]:
+        """*argv* (already run as the user) in a private mount namespace with this user's
+        /dev/fuse and, with *tun*, /dev/net/tun."""
+        script = 'mount --bind "$0" /dev/fuse && ' if fuse else ""
+        if tun:
+            script += 'mount --bind "${0%/*}/tun" /dev/net/tun && '
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script + 'exec "$@"',
+                str(self.fuse_node), *argv]  # fmt: skip
 
     def python_json(self, *args: str, userns: bool = False) -> dict[str, object]:
         script = str(self.base / "py" / "userside.py")
@@ -196,6 +204,8 @@ def fresh_user() -> Iterator[RootlessUser]:
     try:
         os.mknod(base / "fuse", 0o666 | 0o020000, os.makedev(10, 229))
         os.chmod(base / "fuse", 0o666)
+        os.mknod(base / "tun", 0o666 | 0o020000, os.makedev(10, 200))
+        os.chmod(base / "tun", 0o666)
         (base / "py").mkdir()
         for helper in HELPERS:
             shutil.copy2(TESTS / helper, base / "py" / Path(helper).name)

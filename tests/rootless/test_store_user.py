@@ -23,6 +23,7 @@ import pytest
 from patience import scaled
 from registry.regutil import REGISTRY_BIN, start_registry
 from rootlessutil import PATH, TIMEOUT, RootlessUser
+from skopeoutil import skopeo
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "id", "cat", "echo", "chown", "rm", "true", "stat")
@@ -137,7 +138,7 @@ def test_user_store_keeps_host_ids_and_shows_container_ids(
     assert owners["etc/added"] == (1000, 1000)  # container ids, not host ids
     assert owners["etc/owned"] == (1000, 1000)
     assert owners["etc"] == (0, 0)
-    info = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
+    info = subprocess.run(skopeo("inspect", f"oci-archive:{archive}"), check=True,
                           capture_output=True, text=True, timeout=scaled(TIMEOUT))  # fmt: skip
     assert len(json.loads(info.stdout)["Layers"]) == 2
 
@@ -169,8 +170,8 @@ def registry_with(archive: Path, name: str) -> Iterator[str]:
     work = Path(tempfile.mkdtemp(prefix="ustore-reg-"))
     reg = start_registry(work)
     try:
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                        f"oci-archive:{archive}", f"docker://{reg.host}/{name}"],
+        subprocess.run(skopeo("copy", "--quiet", "--dest-tls-verify=false",
+                        f"oci-archive:{archive}", f"docker://{reg.host}/{name}"),
                        check=True, capture_output=True, timeout=scaled(TIMEOUT))  # fmt: skip
         yield reg.host
     finally:

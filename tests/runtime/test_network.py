@@ -5,21 +5,16 @@ through Debian's pasta, and the daily session of issue 21 (``run -d -p``, curl, 
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from patience import Deadline, scaled
-from store.storeutil import oci_layout, tar_dir
 
+from runtime import dailysession
 from runtime.containerutil import Runtime, unique_name
+from runtime.dailysession import fetch, free_port
+from unionfs.runtime import network
 
 NO_PASTA = "pasta is missing: ./dev.sh setup installs passt"
 pytestmark = pytest.mark.skipif(shutil.which("pasta") is None, reason=NO_PASTA)
@@ -36,61 +31,14 @@ def _unionfs_runtime_only(oci_runtime: str) -> None:
 @pytest.fixture
 def web_image(runtime: Runtime, busybox_rootfs: Path, tmp_path: Path) -> str:
     """busybox with /www/index.html, WorkingDir /www (httpd -f serves its directory)."""
-    site = tmp_path / "site"
-    (site / "www").mkdir(parents=True)
-    (site / "www" / "index.html").write_text("hello from the container\n")
-    layers = [tar_dir(busybox_rootfs, tmp_path / "bb.tar").read_bytes(),
-              tar_dir(site, tmp_path / "site.tar").read_bytes()]  # fmt: skip
-    oci_layout(tmp_path / "layout", layers, settings={"WorkingDir": "/www",
-               "Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "Cmd": ["sh"]})  # fmt: skip
-    done = runtime("import", str(tmp_path / "layout"), "web-img")
+    done = runtime("import", str(dailysession.web_layout(busybox_rootfs, tmp_path)), "web-img")
     assert done.returncode == 0, done.stderr
     return "web-img"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fetch(url: str) -> str:
-    """GET *url*, retried until the server listens (it starts after run -d returns)."""
-    deadline = Deadline(30)
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=scaled(10)) as answer:
-                return str(answer.read().decode())
-        except (urllib.error.URLError, ConnectionError) as exc:
-            if deadline.expired():
-                raise AssertionError(f"{url} did not answer: {exc}") from None
-            time.sleep(0.05)
-
-
 def test_a_podman_users_daily_session(runtime: Runtime, web_image: str) -> None:
-    port = free_port()
-    c = unique_name()
-    made = runtime("run", "-d", "--name", c, "-p", f"{port}:80", web_image, "httpd", "-f", "-v")
-    assert made.returncode == 0, made.stderr
-    assert fetch(f"http://127.0.0.1:{port}/") == "hello from the container\n"
-    logged = runtime("logs", c)  # httpd -v logs each request on stderr
-    assert logged.returncode == 0 and "response:200" in logged.stderr, logged
-    listed = json.loads(runtime("ps", "--format", "json").stdout)
-    assert [(e["Names"], e["State"]) for e in listed] == [([c], "running")]
-    assert listed[0]["Ports"] == [{"host_ip": "", "container_port": 80, "host_port": port,
-                                   "range": 1, "protocol": "tcp"}]  # fmt: skip
-    assert f"0.0.0.0:{port}->80/tcp" in runtime("ps").stdout
-    shell = subprocess.run([sys.executable, "-m", "unionfs", "exec", "-it", c, "sh"],
-                           input="echo inside-$((40+2)) $(pwd)\nexit\n", env=runtime.env,
-                           capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
-    assert shell.returncode == 0 and "inside-42 /www" in shell.stdout, shell
-    assert runtime("stop", "-t", "1", c).stdout == f"{c}\n"
-    assert runtime("rm", c).stdout == "" and runtime("ps", "-aq").stdout == ""
-    with pytest.raises(ConnectionRefusedError):  # the port is closed with the container
-        socket.create_connection(("127.0.0.1", port), timeout=scaled(5)).close()
-    assert runtime("images", "--filter", "dangling=true", "-q").stdout == ""
-    pruned = runtime("image", "prune", "-f")
-    assert pruned.returncode == 0, pruned.stderr
+    dailysession.run_session(runtime, lambda args: runtime.cmd(*args), runtime.env, web_image,
+                             f"clidaily-{unique_name()}")  # fmt: skip
 
 
 def _interfaces(runtime: Runtime, image: str, *flags: str) -> list[str]:
@@ -133,3 +81,12 @@ def test_bad_network_flags_are_one_line(runtime: Runtime, web_image: str, flags:
     done = runtime("run", "--rm", *flags, web_image, "true")
     assert (done.returncode, done.stderr) == (2, said + "\n")
     assert not (runtime.home / "containers").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(("comm", "mine"), [("pasta", True), ("passt", True),
+                                            ("passt.avx2", True), ("pasta.avx2", True),
+                                            ("sh", False), ("pastabake", False)])  # fmt: skip
+def test_pasta_is_known_by_each_of_its_names(comm: str, mine: bool) -> None:
+    """close() stops pasta by its pid only if the pid is still pasta's: under the name of
+    the binary Debian's pasta re-executes too (it was left running as passt.avx2)."""
+    assert network.is_pasta(comm) is mine

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from patience import Deadline, scaled
 
 from runtime.ocitest import OURS, OciRuntime, alive, make_bundle, wait_stopped
 
@@ -72,11 +73,12 @@ def test_kill_signals_by_name_and_number_and_all(oci: OciRuntime, tmp_path: Path
     cid = oci.create(bundle)
     oci.ok("start", cid)
     got = bundle / "rootfs/got"
-    deadline = time.monotonic() + 60
-    while not (bundle / "rootfs/child").exists() and time.monotonic() < deadline:
+    deadline = Deadline(60)
+    while not (bundle / "rootfs/child").exists():
+        assert not deadline.expired(), f"the container did not start its child in {deadline}"
         time.sleep(0.02)
     oci.ok("kill", cid, "SIGUSR1")
-    while not got.exists() and time.monotonic() < deadline:
+    while not got.exists() and not deadline.expired():
         oci.ok("kill", cid, "USR1")  # the trap may not be set the first time
         time.sleep(0.05)
     oci.ok("kill", "--all", cid, str(int(signal.SIGTERM)))
@@ -102,7 +104,7 @@ def test_exec_with_a_process_file_and_inline(oci: OciRuntime, tmp_path: Path,
     detached = subprocess.run(oci.argv("exec", "--detach", "--pid-file", str(pid_file), cid,
                                        "sleep", "1000"), stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=120, check=False)  # fmt: skip
+                              timeout=scaled(120), check=False)  # fmt: skip
     assert detached.returncode == 0  # (its output is the process's: not a pipe to wait on)
     assert alive(int(pid_file.read_text()))
     ps = json.loads(oci.ok("ps", "--format", "json", cid))

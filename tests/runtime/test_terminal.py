@@ -61,10 +61,14 @@ def test_run_it_image_sh_works_in_a_real_terminal_and_the_exit_code_comes_back(
 def test_window_size_and_its_changes_reach_the_container(
     runtime: Runtime, busybox_rootfs: Path
 ) -> None:
+    # The new size reaches the container's own pty through the runtime's SIGWINCH relay,
+    # a moment after the caller's terminal changed: the container waits for it (a size
+    # that never changes keeps it waiting until ptyutil's deadline kills it: a failure).
     argv = unionfs(runtime, "run", "--rm", "-it", "--rootfs", str(busybox_rootfs), "sh", "-c",
-                   "stty size; echo resize-now; read x; stty size")  # fmt: skip
-    seen = ptyutil.run(argv, runtime.env, size=(33, 101), resize=(b"resize-now", (40, 120)),
-                       script=[(b"resize-now", b"go\r")])  # fmt: skip
+                   "stty size; echo resize-now; "
+                   "while [ \"$(stty size)\" = '33 101' ]; do sleep 0.05; done; "
+                   "stty size")  # fmt: skip
+    seen = ptyutil.run(argv, runtime.env, size=(33, 101), resize=(b"resize-now", (40, 120)))
     text = seen.output.decode(errors="replace")
     assert seen.code == 0, text
     assert "33 101" in text and "40 120" in text, text

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from patience import scaled
+from skopeoutil import DATA_ENV, skopeo
 from treecmp import diff_trees, marker_leaks, snapshot
 
 from store.conftest import Run
@@ -91,13 +93,13 @@ def test_saved_image_is_accepted_by_skopeo_and_umoci(uf: Run, umoci_image: Path,
     uf("import", f"{umoci_image}:img", "roundtrip:v1")
     out = tmp_path / "saved"
     uf("save", "roundtrip:v1", "--layout", str(out))
-    info = json.loads(sh("skopeo", "inspect", f"oci:{out}"))
+    info = json.loads(sh(*skopeo("inspect", f"oci:{out}")))
     assert len(info["Layers"]) == 3 and info["Os"] == "linux"
     uf("create", "roundtrip:v1", "--name", "c-save")
     mnt = Path(uf("mount", "c-save").stdout.strip())
     assert diff_trees(tree(unpacked(out, "v1", tmp_path / "u")), tree(mnt),
                       ("umoci", "unionfs")) == []  # fmt: skip
-    sh("skopeo", "inspect", f"oci-archive:{_archive(uf, tmp_path)}")
+    sh(*skopeo("inspect", f"oci-archive:{_archive(uf, tmp_path)}"))
 
 
 def _archive(uf: Run, tmp_path: Path) -> Path:
@@ -125,6 +127,21 @@ def test_commit_applied_by_umoci_gives_the_merged_view(uf: Run, umoci_image: Pat
     view = tree(mnt)  # still mounted: commit flushed and did not disturb it
     out = tmp_path / "committed"
     uf("save", "committed:1", "--layout", str(out))
-    sh("skopeo", "inspect", f"oci:{out}")
+    sh(*skopeo("inspect", f"oci:{out}"))
     got = tree(unpacked(out, "1", tmp_path / "u"))
     assert diff_trees(view, got, ("merged view", "umoci")) == []
+
+
+def test_skopeo_keeps_its_blob_cache_in_the_session_not_on_the_host(tmp_path: Path) -> None:
+    """Run as root, skopeo writes /var/lib/containers/cache; the tests' skopeo must not."""
+    layout = tmp_path / "layout"
+    sh("umoci", "init", "--layout", layout)
+    sh("umoci", "new", "--image", f"{layout}:empty")
+    proc = subprocess.run(skopeo("--debug", "copy", f"oci:{layout}:empty",
+                                 f"oci:{tmp_path / 'copy'}:empty"),
+                          capture_output=True, text=True, check=False,
+                          timeout=scaled(120))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    used = re.findall(r"Using blob info cache at (\S+?)\"", proc.stderr)
+    assert used, proc.stderr  # else the check below checks nothing
+    assert all(p.startswith(os.environ[DATA_ENV] + "/") for p in used), used

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from patience import Deadline
 
 from .conftest import Run
 from .storeutil import rootfs
@@ -57,9 +58,9 @@ def start(store: Path, *args: str) -> subprocess.Popen[bytes]:
 def stop_while_writing(proc: subprocess.Popen[bytes], directory: Path) -> bool:
     """Wait until *proc* has a temp in *directory*, and stop it (SIGSTOP) while it has one.
     False when it exits first."""
-    deadline = time.monotonic() + DEADLINE
+    deadline = Deadline(DEADLINE)
     while proc.poll() is None:
-        assert time.monotonic() < deadline, f"no temp in {directory} after {DEADLINE}s"
+        assert not deadline.expired(), f"no temp in {directory} after {deadline}"
         if [n for n in temps(directory) if not n.endswith(".lock")]:
             os.kill(proc.pid, signal.SIGSTOP)
             os.waitpid(proc.pid, os.WUNTRACED)  # it is stopped now

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from patience import scaled
 
 from store.test_lazyformats import FILES, TAR
 from unionfs.store import estargz, zstdchunked
@@ -34,7 +35,7 @@ def lazyverify(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {**os.environ, "GOPATH": "/usr/share/gocode", "GO111MODULE": "off",
            "GOFLAGS": "", "CGO_ENABLED": "0"}  # fmt: skip
     subprocess.run(["go", "build", "-o", str(out), str(TOOL)], env=env, check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
+                   capture_output=True, timeout=scaled(600))  # fmt: skip
     return out
 
 
@@ -56,7 +57,7 @@ def test_the_reference_reader_verifies_and_reads_every_file(lazyverify: Path, tm
         writer(io.BytesIO(TAR), out, chunk_size=64 * 1024)
     digest = "sha256:" + hashlib.sha256(toc_json(fmt, path.read_bytes())).hexdigest()
     proc = subprocess.run([str(lazyverify), str(path), digest], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+                          timeout=scaled(120))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     expected = {name: data for name, data in FILES.items()}
     expected["bin/hard"] = FILES["bin/tool"]  # a hard link reads as its target
@@ -67,5 +68,5 @@ def test_the_reference_reader_verifies_and_reads_every_file(lazyverify: Path, tm
                    for n, d in expected.items())  # fmt: skip
     assert sorted(proc.stdout.splitlines()) == lines
     wrong = subprocess.run([str(lazyverify), str(path), "sha256:" + "0" * 64],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+                           capture_output=True, text=True, timeout=scaled(120))  # fmt: skip
     assert wrong.returncode == 1 and "verify TOC" in wrong.stderr

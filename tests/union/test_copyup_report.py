@@ -50,7 +50,7 @@ def test_the_reported_after_is_what_a_lookup_finds_now(layers: LayerFactory) -> 
 def test_a_change_that_fails_still_reports_the_parents_it_copied(layers: LayerFactory) -> None:
     stack = layers.stack({"d/e/": {"x": ""}}, upper={})
 
-    def full(layer: LayerDir, path: bytes) -> None:
+    def full(layer: LayerDir, path: bytes, mode: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with pytest.raises(OSError):

@@ -1,7 +1,7 @@
 """What ``ps``, ``inspect``, ``mount`` and ``system df`` show of a container, in podman's
 words: its state, its status line (``Up 3 minutes``, ``Exited (0) 2 minutes ago``), its
 image's name, its JSON and template fields. From the state directory as it is today: what
-the runtime does not record yet (ports, labels, a start time) has podman's empty value.
+the runtime does not record has podman's empty value.
 """
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ class Images:
         return self.ids.get(state.image or "", "")
 
 
-def ps_json(state: State, images: Images, ports: tuple[Port, ...] = ()) -> dict[str, object]:
-    """One container as ``podman ps --format json`` shows it (*ports*: its -p)."""
+def ps_json(state: State, images: Images, ports: tuple[Port, ...] = (),
+            labels: dict[str, str] | None = None) -> dict[str, object]:  # fmt: skip
+    """One container as ``podman ps --format json`` shows it (*ports*: its -p; *labels*:
+    its own and its image's)."""
     word = state_word(state)
     begun = started(state)
     return {
@@ -95,7 +97,8 @@ def ps_json(state: State, images: Images, ports: tuple[Port, ...] = ()) -> dict[
         "CreatedAt": humanize.ago(_when(state.created)), "Exited": word == "exited",
         "ExitedAt": int(state.finished) if state.finished else GO_ZERO_UNIX,
         "ExitCode": state.exit_code or 0, "Id": state.id, "Image": images.name(state),
-        "ImageID": images.image_id(state), "IsInfra": False, "Labels": None, "Mounts": [],
+        "ImageID": images.image_id(state), "IsInfra": False, "Labels": labels or None,
+        "Mounts": [],
         "Names": [state.name], "Namespaces": {}, "Networks": [],
         "Pid": state.pid if word == "running" and state.pid is not None and is_alive(state)
         else 0,
@@ -108,21 +111,22 @@ def ps_json(state: State, images: Images, ports: tuple[Port, ...] = ()) -> dict[
     }  # fmt: skip
 
 
-def ps_row(state: State, images: Images, no_trunc: bool,
-           ports: tuple[Port, ...] = ()) -> dict[str, object]:  # fmt: skip
+def ps_row(state: State, images: Images, no_trunc: bool, ports: tuple[Port, ...] = (),
+           labels: dict[str, str] | None = None) -> dict[str, object]:  # fmt: skip
     """The template fields of ``podman ps`` (psReporter) for one container."""
     command = " ".join(state.command)  # podman joins with spaces (no quoting)
     if not no_trunc and len(command) > 17:
         command = command[:17] + "..."
     created = _when(state.created)
     image_id = images.image_id(state)
-    return ps_json(state, images, ports) | {
+    return ps_json(state, images, ports, labels) | {
         "ID": state.id if no_trunc else state.short_id, "Names": state.name,
         "Image": images.name(state), "ImageID": image_id if no_trunc else image_id[:12],
         "Command": command, "Created": humanize.go_time(created),
         "CreatedAt": humanize.go_time(created), "CreatedHuman": humanize.ago(created),
         "RunningFor": humanize.ago(created), "State": state_word(state).capitalize(),
-        "Ports": ", ".join(map(str, ports)), "Labels": GoMap(), "Mounts": [], "Networks": "",
+        "Ports": ", ".join(map(str, ports)), "Labels": GoMap(labels or {}), "Mounts": [],
+        "Networks": "",
     }  # fmt: skip
 
 
@@ -175,7 +179,8 @@ def inspect_json(state: State, images: Images, dirs: Dirs, spec: RunSpec | None,
             "Env": list(process.env) if process is not None else [],
             "Cmd": list(state.command), "Image": images.name(state),
             "WorkingDir": process.cwd if process is not None else "/",
-            "Entrypoint": "", "Labels": None, "StopTimeout": int(stop_timeout or 10),
+            "Entrypoint": "", "Labels": dict(spec.labels) if spec is not None else None,
+            "StopTimeout": int(stop_timeout or 10),
             "Tty": bool(process and process.terminal),
             "OpenStdin": bool(process and process.interactive),
         },

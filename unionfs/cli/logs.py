@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("container", metavar="C", help="name or id")
 
 
-class _Printer:
+class Printer:
     """Entries to the caller's stdout/stderr; a timestamp at each line's start with -t."""
 
     def __init__(self, timestamps: bool) -> None:
@@ -60,7 +60,7 @@ def _tail(found: list[ctrlog.Entry], lines: int) -> list[ctrlog.Entry]:
     return found[ends[-lines - 1] + 1 :]
 
 
-class _Follower:
+class Follower:
     """Reads ctr.log through one descriptor, across rotations."""
 
     def __init__(self, path: str) -> None:
@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     path = dirs.paths(state.id).log
     if args.tail < -1:
         raise UserError(f"--tail {args.tail}: give a number of lines, or -1 for all", 2)
-    printer = _Printer(args.timestamps)
-    follower = _Follower(path)  # first: a rotation now leaves nothing out
+    printer = Printer(args.timestamps)
+    follower = Follower(path)  # first: a rotation now leaves nothing out
     try:
         older = []
         with contextlib.suppress(FileNotFoundError), open(path + ".1", "rb") as f:
@@ -119,14 +119,21 @@ def run(args: argparse.Namespace) -> int:
                     older = []
         for entry in _tail([*older, *follower.read()], args.tail):
             printer.show(entry)
-        while args.follow:
-            now = dirs.load(state.id)
-            live = now is not None and describe(now) in ("starting", "running", "stopping")
-            for entry in follower.read():
-                printer.show(entry)
-            if not live:
-                break
-            time.sleep(POLL)
+        if args.follow:
+            follow(dirs, state.id, follower, printer)
     finally:
         follower.close()
     return 0
+
+
+def follow(dirs: ContainerDirs, container_id: str, follower: Follower,
+           printer: Printer) -> None:  # fmt: skip
+    """Print what comes until the container's runtime has finished (``attach`` too)."""
+    while True:
+        now = dirs.load(container_id)
+        live = now is not None and describe(now) in ("starting", "running", "stopping")
+        for entry in follower.read():
+            printer.show(entry)
+        if not live:
+            return
+        time.sleep(POLL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+from collections.abc import Callable
 
 from unionfs.cli import containerinfo, filters, report
 from unionfs.cli.containerinfo import Images
@@ -36,8 +37,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--noheading", action="store_true", help="print no header row")
 
 
-def selected(args: argparse.Namespace, states: list[State], images: Images) -> list[State]:
-    """The containers *args* ask for, oldest first."""
+def labels_of(dirs: ContainerDirs, state: State) -> dict[str, str]:
+    saved = dirs.load_spec(state)
+    return dict(saved.spec.labels) if saved is not None else {}
+
+
+def selected(args: argparse.Namespace, states: list[State], images: Images,
+             labels: Callable[[State], dict[str, str]] = lambda s: {}) -> list[State]:  # fmt: skip
+    """The containers *args* ask for, oldest first (*labels*: a container's labels)."""
     wanted = filters.parse(args.filter, FILTERS, "ps")
     for value in wanted.get("status", ()):
         if value not in STATES:
@@ -58,7 +65,7 @@ def selected(args: argparse.Namespace, states: list[State], images: Images) -> l
         if key == "status":
             return containerinfo.state_word(state) == value
         if key == "label":
-            return filters.label({}, value)
+            return filters.label(labels(state), value)
         if key == "exited":
             return containerinfo.state_word(state) == "exited" and str(state.exit_code) == value
         if key == "ancestor":
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     home = default_home()
     dirs = ContainerDirs(home)
     images = Images.at(home)
-    found = selected(args, dirs.all(), images)
+    found = selected(args, dirs.all(), images, functools.partial(labels_of, dirs))
     found.reverse()  # newest first, as podman
     if args.quiet:
         for state in found:
@@ -97,10 +104,11 @@ def run(args: argparse.Namespace) -> int:
     for state in found:
         saved = dirs.load_spec(state)
         ports = saved.spec.ports if saved is not None else ()
-        row = containerinfo.ps_row(state, images, args.no_trunc, ports)
+        labels = dict(saved.spec.labels) if saved is not None else {}
+        row = containerinfo.ps_row(state, images, args.no_trunc, ports, labels)
         row["Mounted"] = os.path.ismount(dirs.paths(state.id).rootfs)
         rows.append(row)
-        values.append(containerinfo.ps_json(state, images, ports))
+        values.append(containerinfo.ps_json(state, images, ports, labels))
     listing = report.Listing(rows, values, DEFAULT, HEADERS, json_indent=2)
     report.show(listing, args)
     return 0

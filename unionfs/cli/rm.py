@@ -1,4 +1,5 @@
-"""``unionfs rm [-f] C...``: remove containers' directories (upper layer included).
+"""``unionfs rm [-f] C...``: remove containers' directories (upper layer included); each
+C is printed once removed, as podman does.
 
 An exited container is simply deleted. A running one needs ``-f``: its process is killed
 and its own runtime cleans up. A dead one (its runtime was killed with SIGKILL and could
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     store = ContainerDirs(default_home())
     for ref in args.containers:
         remove(store, store.find(ref), args.force)
+        print(ref, flush=True)
     return 0
 
 

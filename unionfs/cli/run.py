@@ -66,7 +66,28 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", "-u", metavar="USER[:GROUP]",
                    help="a name or number, through the image's /etc/passwd and "
                    "/etc/group")  # fmt: skip
-    p.add_argument("--volume", "-v", action="append", default=[], metavar="HOST:CDIR[:ro]")
+    p.add_argument("--volume", "-v", action="append", default=[],
+                   metavar="HOSTDIR|NAME:CDIR[:ro]",
+                   help="bind a host directory, or the named volume NAME (made if "
+                   "missing; unionfs volume ls)")  # fmt: skip
+    p.add_argument("--mount", action="append", default=[], metavar="type=TYPE,...",
+                   help="type=bind,source=HOSTDIR,target=CDIR[,readonly]; type=tmpfs,"
+                   "target=CDIR[,tmpfs-size=N][,tmpfs-mode=M]; type=volume,source=NAME,"
+                   "target=CDIR[,readonly]")  # fmt: skip
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit of the process, e.g. nofile=1024:2048 "
+                   "(-1: unlimited)")  # fmt: skip
+    p.add_argument("--label", "-l", action="append", default=[], metavar="K=V",
+                   help="a label of the container (with the image's; ps --filter "
+                   "label=)")  # fmt: skip
+    p.add_argument("--init", action="store_true",
+                   help="run catatonit as PID 1 (as podman): it forwards signals and "
+                   "reaps orphans; the command runs as its child")  # fmt: skip
+    p.add_argument("--init-path", metavar="PATH", help="the init program for --init "
+                   "(default: catatonit, Debian's static build)")  # fmt: skip
+    p.add_argument("--device", action="append", default=[], metavar="HOSTDEV[:CDEV][:rwm]",
+                   help="bind the host's device node in and allow it in the device cgroup "
+                   "(rootless: no device rules, as rootless podman)")  # fmt: skip
     p.add_argument("--log-opt", action="append", default=[], metavar="max-size=SIZE",
                    help="a detached container's log: max-size of each of its two files "
                    "(default 1m)")  # fmt: skip
@@ -104,7 +125,7 @@ def add_stdio_flags(p: argparse.ArgumentParser) -> None:
 
 _CLI_ONLY = ("hostname", "memory", "cpus", "pids", "workdir", "user", "network", "entrypoint")
 CLI_LISTS = ("env", "volume", "cap_add", "cap_drop", "security_opt", "publish", "env_file",
-             "tmpfs")  # fmt: skip
+             "tmpfs", "mount", "ulimit", "label", "device")  # fmt: skip
 
 
 def build_spec(args: argparse.Namespace) -> spec.RunSpec:
@@ -115,7 +136,7 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
         given = [f"--{k}" for k in _CLI_ONLY if getattr(args, k) is not None]
         given += [f"--{k.replace('_', '-')}" for k in CLI_LISTS if getattr(args, k)]
         given += ["--privileged"] * args.privileged + ["--tty"] * args.tty
-        given += ["--read-only"] * args.read_only
+        given += ["--read-only"] * args.read_only + ["--init"] * args.init
         if given:
             raise UserError(f"with --bundle, {given[0]} goes into config.json")
         if command:
@@ -129,9 +150,31 @@ def build_spec(args: argparse.Namespace) -> spec.RunSpec:
     return _from_cli(args, (args.rootfs,), command, [], args.user)
 
 
+def init_path(args: argparse.Namespace) -> str | None:
+    """--init's program: --init-path, else catatonit (as podman), found now."""
+    if not args.init:
+        if args.init_path is not None:
+            raise UserError("--init-path goes with --init", exit_code=2)
+        return None
+    import shutil
+
+    found = args.init_path or shutil.which("catatonit") or "/usr/libexec/podman/catatonit"
+    if not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise UserError(f"--init: {found} is not a program: apt-get install catatonit, or "
+                        "give --init-path")  # fmt: skip
+    return os.path.abspath(found)
+
+
 def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[str],
-              image_env: list[str], user_text: str | None) -> spec.RunSpec:  # fmt: skip
+              image_env: list[str], user_text: str | None,
+              image_labels: dict[str, str] | None = None) -> spec.RunSpec:  # fmt: skip
+    from unionfs.containers.volumes import Volumes
+    from unionfs.runtime import runflags
+
     user = imageconfig.resolve_user(user_text, lowers) if user_text else None
+    labels = [*(image_labels or {}).items(), *(runflags.label(t) for t in args.label)]
+    volume_dir = Volumes(default_home()).data_dir
+    devices = [runflags.device(d) for d in args.device]
     return spec.from_cli(
         rootfs=lowers[0],
         command=command,
@@ -158,6 +201,13 @@ def _from_cli(args: argparse.Namespace, lowers: tuple[str, ...], command: list[s
         tty=args.tty,
         network_mode=args.network,
         publish=args.publish,
+        mounts=[*(runflags.given_mount(m, volume_dir) for m in args.mount),
+                *(d.mount() for d in devices)],
+        rlimits=[runflags.ulimit(u) for u in args.ulimit],
+        labels=labels,
+        init=init_path(args),
+        device_rules=[d.rule() for d in devices],
+        volume_dir=volume_dir,
     )
 
 
@@ -221,7 +271,9 @@ def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],
         args.workdir = str(settings["WorkingDir"])
     user = args.user if args.user is not None else str(settings.get("User") or "") or None
     env = [str(e) for e in settings.get("Env") or [] if "=" in str(e)]
-    return _from_cli(args, lowers, command, env, user)
+    labels = settings.get("Labels")
+    labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return _from_cli(args, lowers, command, env, user, labels)
 
 
 def log_limit(options: list[str]) -> int:

@@ -4,7 +4,9 @@ An open for reading takes a descriptor of the file where its data is (a lower la
 upper, or the link index); an open for writing copies the file up first, under the
 mutation lock (``MountState.changing``), and takes a descriptor of the upper copy. A read
 through a lower descriptor follows the copy once there is one. A writer goes through the
-kernel's write-back cache only while the upper has room for it (``space``), else direct.
+kernel's write-back cache only while the upper has room for it (``space``) and was not
+opened with O_DIRECT, else direct; a direct write drops the kernel's cached pages of its
+inode before it is answered (``_drop_stale_pages``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import stat
 import pyfuse3
 import trio
 
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
@@ -33,7 +36,10 @@ class FileHandlers(MountState):
     """open, read, write, fsync, flush, release."""
 
     @handler
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    async def open(
+        self, inode: int, flags: int, ctx: pyfuse3.RequestContext, kill_suidgid: bool = False
+    ) -> pyfuse3.FileInfo:
+        # kill_suidgid (kill-priv v2): an O_TRUNC without CAP_FSETID, known from ctx too.
         node = self.inodes.get(inode)
         wants_write = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if node.unlinked:
@@ -51,7 +57,7 @@ class FileHandlers(MountState):
         if not upper:
             handle.lazy = self._lazy_where(node.res)
         fh = self.handles.open_file(handle)
-        return self._file_info(fh, inode, bool(wants_write))
+        return self._file_info(fh, inode, bool(wants_write), flags)
 
     def _open_unlinked(self, node: Node, flags: int, wants_write: bool) -> int:
         """Open a file with no name left (through ``/proc/self/fd`` of a process holding
@@ -82,8 +88,7 @@ class FileHandlers(MountState):
             fd = self.stack.upper.open(res.path, backing)
             if truncate:
                 os.ftruncate(fd, 0)
-                # The kernel's truncate of open(O_TRUNC) never reaches us as a setattr.
-                killed = self._sgid_rule(node, attrs.Changes(), ctx, chown=False)
+                killed = self._truncate_rule(node, ctx)
                 if killed.mode is not None:
                     res = attrs.set_attributes(self.stack, res, killed, fd)
                     self.stale.add(node.ino)  # the open's reply carries no attributes
@@ -102,6 +107,7 @@ class FileHandlers(MountState):
                 return await trio.to_thread.run_sync(self.lazy.read, *lazy, off, size)
             handle.lazy = None
         data = os.pread(handle.fd, size, off)
+        self.paged.add(handle.ino)  # (or an O_DIRECT read: the two look alike)
         if handle.upper and not handle.noatime and self.atime is not None:
             self._accessed(handle)
         return data
@@ -115,14 +121,17 @@ class FileHandlers(MountState):
             self.atime.accessed(node.res.top_path, handle.fd)
 
     @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    async def write(self, fh: int, off: int, buf: bytes, kill_suidgid: bool = False) -> int:
         handle = self.handles.file(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if kill_suidgid:
+            await self._kill_suidgid(handle)
         room = self.room
         if fh not in room.cached:  # direct I/O: the writer waits for this answer
             written = await self._write_direct(handle.fd, buf, off)
             room.wrote(written)
+            await self._drop_stale_pages(handle.ino)
         else:
             try:
                 written = os.pwrite(handle.fd, buf, off)
@@ -132,11 +141,42 @@ class FileHandlers(MountState):
                             len(buf), handle.ino, exc)  # fmt: skip
                 raise
             room.wrote(written)
+            self.paged.add(handle.ino)
             self.stale |= room.newly_watched()
             await self._tell_kernel()
         if self.atime is not None:
             self.atime.changed()  # the mtime moved: relatime updates at the next read
         return written
+
+    async def _kill_suidgid(self, handle: FileHandle) -> None:
+        """A write by a caller without CAP_FSETID (kill-priv v2) clears set-id bits, as the
+        VFS's write does, before the data goes in."""
+        mode = os.fstat(handle.fd).st_mode
+        if (after := killpriv.cleared(mode)) != mode:
+            os.fchmod(handle.fd, stat.S_IMODE(after))
+            self.stale.add(handle.ino)
+            await self._tell_kernel()
+
+    async def _drop_stale_pages(self, ino: int) -> None:
+        """After a direct write to inode *ino*, before its answer: drop the kernel's pages
+        of the inode. The kernel drops the written range before it sends a direct write,
+        and, for an asynchronous one (io_submit), never after: a buffered read in between
+        (a reader, or readahead) was answered with the old data, and its pages stayed in
+        the cache for good (the kernel's own filesystems drop them again when the write
+        completes). The drop runs in a thread, awaited: it waits on pages locked by reads
+        that this loop answers meanwhile. Only while no handle of the inode writes through
+        the page cache: a write from there (write-back of its pages) may be in flight
+        with pages the drop would wait on, and they would wait for this very answer.
+        Nothing to drop if the kernel read nothing since the last drop (a writer that only
+        writes, as ``dd oflag=direct``, pays no thread hop): a read answered while the drop
+        runs marks the inode again."""
+        if ino not in self.paged or ino in self.room.cached.values():
+            return
+        self.paged.discard(ino)
+        try:
+            await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino)
+        except Exception as exc:  # no session (Operations under test), or not cached
+            log.debug("dropping the pages of inode %d: %s", ino, exc)
 
     async def _write_direct(self, fd: int, buf: bytes, off: int) -> int:
         """Write *buf* (or what ``room`` admits of it) at *off*. A full upper may only be
@@ -171,7 +211,12 @@ class FileHandlers(MountState):
 
     @handler
     async def flush(self, fh: int) -> None:
-        self.handles.file(fh)
+        # Nothing to do at a close: no data waits here (the kernel writes its cached pages
+        # back, and reports their errors, before it would send FLUSH), and no lock is ours.
+        # ENOSYS once, and the kernel sends no FLUSH again on this mount (fc->no_flush):
+        # one round trip less per close(2). FOPEN_NOFLUSH cannot do it under the
+        # write-back cache (bench/results/README.md).
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
 
     @handler
     async def release(self, fh: int) -> None:

@@ -68,7 +68,7 @@ class InodeTable:
         self,
         root: Resolved,
         writable: bool = False,
-        numbering: Callable[[Resolved], int | None] | None = None,
+        numbering: Callable[[Resolved, bool], int | None] | None = None,
         separate_ids: bool = False,
     ) -> None:
         self.writable = writable
@@ -97,12 +97,13 @@ class InodeTable:
             return (-1 - res.top, res.path)
         return (st.st_dev, st.st_ino)
 
-    def number(self, res: Resolved) -> int:
-        """The inode number *res* shows, allocated on first sight."""
+    def number(self, res: Resolved, made: bool = False) -> int:
+        """The inode number *res* shows, allocated on first sight; *made*: the entry was
+        just made through this mount (``numbering`` then needs to read nothing of it)."""
         key = self.key(res)
         ino = self._numbers.get(key)
         if ino is None:
-            ino = self._numbering(res) if self._numbering is not None else None
+            ino = self._numbering(res, made) if self._numbering is not None else None
             # With separate ids a number may repeat where the kernel's does: the names of
             # a lower hard link. Without, the number is the id: unique.
             shared = self.separate_ids and isinstance(key[1], bytes)
@@ -129,11 +130,12 @@ class InodeTable:
     def find(self, ino: int) -> Node | None:
         return self._nodes.get(ino)
 
-    def remember(self, res: Resolved, parent: int, count: int = 1) -> Node:
-        """Record that the kernel got *count* more references to *res* (a lookup)."""
+    def remember(self, res: Resolved, parent: int, count: int = 1, made: bool = False) -> Node:
+        """Record that the kernel got *count* more references to *res* (a lookup; *made*:
+        an entry just made through this mount, as for ``number``)."""
         node = self.node_of(res)
         if node is None:
-            number = self.number(res)
+            number = self.number(res, made)
             if self.separate_ids:
                 ino, self._next_id = self._next_id, self._next_id + 1
             else:

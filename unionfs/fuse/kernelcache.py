@@ -5,7 +5,8 @@ directory listings (FOPEN_CACHE_DIR on every opendir) and symlink targets
 The kernel drops a cached listing itself when a request of its own changes the directory
 (create, mknod, mkdir, symlink, link, unlink, rmdir, rename: ``fuse_dir_changed``) or its
 mtime changes. What changes behind its back is ours to drop: the ``..`` of a directory
-that moved, and the target of a symlink that lost or changed its name. Holds no state.
+that moved, the d_ino of a name whose copy-up broke a lower hard link (``state``), and
+the target of a symlink that lost or changed its name. Holds no state.
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ from unionfs.fuse import features
 from unionfs.union.stack import Resolved
 
 _AVAILABLE = features.available()
-# Off for now: with kept listings the rootless podman script test
-# (tests/rootless/test_podman_rootless.py) sees a stale tree in `podman diff` (every file of
-# the image "added"), which passes with it off: some listing changes behind the kernel's
-# back there (not yet found). The machinery stays; tests/fuse/test_ops_kernelcache.py and
-# tests/differential/test_listing_cache_vs_kernel.py cover it once it is back on.
-KEEP_LISTINGS = False
-CACHE_READDIR = KEEP_LISTINGS and "cache_readdir" in _AVAILABLE
+CACHE_READDIR = "cache_readdir" in _AVAILABLE
 CACHE_SYMLINKS = "cache_symlinks" in _AVAILABLE
 
 

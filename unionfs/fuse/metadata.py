@@ -2,8 +2,9 @@
 truncate, utimens) and extended attributes.
 
 Each copies the entry up first (only its metadata where ``metacopy=on`` allows it), then
-changes the upper copy, under the mutation lock (``MountState.changing``); set-gid bits
-are cleared where the VFS would and FUSE did not (``killpriv``). A file with no name left
+changes the upper copy, under the mutation lock (``MountState.changing``); set-id bits
+are cleared where the VFS would and FUSE did not, or the kernel asks (kill-priv v2:
+``killpriv``). A file with no name left
 changes through the file itself (``held``), as on the kernel.
 """
 
@@ -17,6 +18,7 @@ import stat
 import pyfuse3
 
 from unionfs import layerfmt
+from unionfs.fuse import killpriv
 from unionfs.fuse.edge import handler
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState
@@ -63,6 +65,8 @@ class MetadataHandlers(MountState):
                 regular = stat.S_ISREG(node.res.st.st_mode)
                 chown = fields.update_uid or fields.update_gid
                 chown = chown or (empty and (fields.update_ctime or not regular))
+                if getattr(fields, "kill_suidgid", False):
+                    changes = self._killed(node, changes)
                 changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
                 return self._set_unlinked(node, changes, fd)
@@ -70,7 +74,18 @@ class MetadataHandlers(MountState):
                 await self._copied_up(node, meta=changes.size is None)
             res = attrs.set_attributes(self.stack, node.res, changes, fd)
             self._changed(node, res)
-            return self._attrs(node)
+            answer = self._attrs(node)
+        await self._tell_kernel()  # a copy-up that broke a hard link
+        return answer
+
+    def _killed(self, node: Node, changes: attrs.Changes) -> attrs.Changes:
+        """*changes* with the set-id bits cleared that kill-priv v2 asks to clear (a
+        truncate without CAP_FSETID, or a chown)."""
+        mode = node.res.st.st_mode if changes.mode is None else changes.mode
+        after = killpriv.cleared(stat.S_IFMT(node.res.st.st_mode) | stat.S_IMODE(mode))
+        if stat.S_IMODE(after) == stat.S_IMODE(mode):
+            return changes
+        return dataclasses.replace(changes, mode=after)
 
     def _set_unlinked(
         self, node: Node, changes: attrs.Changes, fd: int | None
@@ -97,15 +112,24 @@ class MetadataHandlers(MountState):
         self._upper_check()
         async with self.changing():
             node = self.inodes.get(inode)
+            keep = not attrs.drops_sgid(name, value) or self._acl_keeps_sgid(node, ctx)
             if node.held is not None:
-                node.held.setxattr(layerfmt.escape_xattr(name, self.stack.private), value)
+                attrs.set_xattr_held(node.held, name, value, self.stack.private, keep)
                 return
             if node.unlinked:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))  # as _set_unlinked
             await self._copied_up(node, meta=True)
-            res = attrs.set_xattr(self.stack, node.res, name, value)
+            res = attrs.set_xattr(self.stack, node.res, name, value, keep)
             self._changed(node, self._fresh(res))
         await self._tell_kernel()
+
+    def _acl_keeps_sgid(self, node: Node, ctx: pyfuse3.RequestContext) -> bool:
+        """Whether the caller setting an access ACL on *node* keeps its S_ISGID (``killpriv``)."""
+        st = node.res.st if node.held is None else node.held.stat()
+        if not st.st_mode & stat.S_ISGID:
+            return True
+        gid = self.owners.shown(st.st_uid, st.st_gid)[1] if self.mapped else st.st_gid
+        return killpriv.acl_keeps_sgid(gid, ctx.uid, ctx.gid, ctx.pid)
 
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:

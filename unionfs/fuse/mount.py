@@ -67,8 +67,8 @@ def start(stack: Stack, mountpoint: str, options: set[str],
     before ``serve`` runs, or the lookup waits for us forever). On return the mount is live
     (requests queue until ``serve`` runs). With *record*, the mount is announced
     (``livemounts``) until ``serve`` returns. *atime*: the mount's atime flags."""
-    # Modes arrive already masked by the caller's umask (the kernel applies it); ours
-    # must not mask them a second time.
+    # Modes arrive masked by the caller's umask (by the kernel, or by ``create`` under
+    # FUSE_DONT_MASK where no default ACL takes its place); ours must not mask them again.
     os.umask(0)
     ops = UnionOperations(stack, owners, atime)
     ops.lazy = lazy

@@ -19,13 +19,13 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState, breaks_link
 from unionfs.safepath import join
-from unionfs.union import create, link, redirect, remove
+from unionfs.union import create, link, remove
 from unionfs.union import rename as rename_rules
 from unionfs.union.held import Held
 from unionfs.union.lookup import lookup, resolve_path
 from unionfs.union.stack import Resolved, Stack
 
-Remover = Callable[[Stack, Resolved, bytes], Resolved]
+Remover = Callable[[Stack, Resolved, bytes, Resolved | None], Resolved]
 
 
 class NameHandlers(MountState):
@@ -39,7 +39,8 @@ class NameHandlers(MountState):
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
-            res = create.mkdir(self.stack, parent.res, name, mode, self._owner(ctx))
+            owner = self._owner(ctx)
+            res = create.mkdir(self.stack, parent.res, name, mode, owner, self._umask(ctx))
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -50,7 +51,8 @@ class NameHandlers(MountState):
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner)
+            umask = self._umask(ctx)
+            res = create.mknod(self.stack, parent.res, name, mode, rdev, owner, umask)
             return self._new_entry(parent_inode, res)
 
     @handler
@@ -66,21 +68,28 @@ class NameHandlers(MountState):
 
     @handler
     async def create(
-        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+        self,
+        parent_inode: int,
+        name: bytes,
+        mode: int,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+        kill_suidgid: bool = False,  # kill-priv v2: a new file has no set-id bits to clear
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         self._upper_check()
         async with self.changing():
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
-            res = create.create_file(self.stack, parent.res, name, mode, owner)
+            umask = self._umask(ctx)
+            res = create.create_file(self.stack, parent.res, name, mode, owner, umask)
             self._follow_copies()
-            node = self.inodes.remember(res, parent_inode)
+            node = self.inodes.remember(res, parent_inode, made=True)
             attrs_ = self._attrs(node)
             assert self.stack.upper is not None
             backing = backing_flags(flags)
             fd = self.stack.upper.open(res.path, backing)
         fh = self.handles.open_file(FileHandle(fd, node.ino, True, True, flags=backing))
-        return self._file_info(fh, node.ino, writes=True), attrs_
+        return self._file_info(fh, node.ino, writes=True, flags=flags), attrs_
 
     @handler
     async def link(
@@ -90,15 +99,14 @@ class NameHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
-            if not node.res.is_dir:
-                # The new name's checks come first (the VFS's), then the kernel's EXDEV
-                # for a redirect it could not record; only then the copy-up.
-                create.check_new(self.stack, parent.res, new_name)
-                redirect.check_file_redirect(self.stack, node.res, samedir=False)
+            # Every check comes before the copy-up, and runs once.
+            over_whiteout = link.check(self.stack, node.res, parent.res, new_name)
             await self._copied_up(node, meta=True)
-            source, res = link.link(self.stack, node.res, parent.res, new_name)
+            source, res = link.link(
+                self.stack, node.res, parent.res, new_name, True, over_whiteout
+            )
             self._changed(node, source)
-            made = self._new_entry(new_parent_inode, res)
+            made = self._new_entry(new_parent_inode, res, made=False)
         await self._tell_kernel()
         return made
 
@@ -139,7 +147,7 @@ class NameHandlers(MountState):
             node = self.inodes.node_of(before) if before is not None else None
             held = self._hold(node, before)
             try:
-                res = rule(self.stack, parent.res, name)
+                res = rule(self.stack, parent.res, name, before)
             except BaseException:
                 if held is not None:
                     held.close()
@@ -224,7 +232,7 @@ class NameHandlers(MountState):
             self.inodes.moved(old_path, parking)
             self.inodes.moved(moved.path, old_path)
             self.inodes.moved(parking, moved.path)
-        else:
+        elif moved.is_dir:  # only a directory has paths below it (a scan of every node)
             self.inodes.moved(old_path, moved.path)
         if mover is not None:
             self.inodes.renamed(mover, old_path, moved)

@@ -19,7 +19,7 @@ any exception other than FUSEError end the whole mount. ``forget`` never raises.
 
 from __future__ import annotations
 
-from unionfs.fuse import kernelcache
+from unionfs.fuse import features, kernelcache
 from unionfs.fuse.fileattr import FileAttrHandlers
 from unionfs.fuse.files import FileHandlers
 from unionfs.fuse.metadata import MetadataHandlers
@@ -41,8 +41,16 @@ class UnionOperations(
     # overlayfs honours the ACLs of its layers. Without this a user granted access by an
     # ACL gets EACCES.
     enable_acl = True
+    # Modes of new entries arrive unmasked, the umask beside them: a default ACL of the
+    # parent takes the umask's place (``create``), as under kernel overlayfs. Without the
+    # binding's support the kernel masks them, and a default ACL can only narrow further.
+    enable_dont_mask = "dont_mask" in features.available()
     # The kernel keeps symlink targets; names.py drops one whose symlink lost its name.
     enable_cache_symlinks = kernelcache.CACHE_SYMLINKS
+    # We clear set-id bits on write, truncate and chown where the kernel says (kill-priv
+    # v2, ``killpriv``), so it stops asking getxattr(security.capability) before every
+    # write (the upper's own kernel drops the capability when we write or truncate).
+    enable_killpriv_v2 = "killpriv_v2" in features.available()
     # No file handles (name_to_handle_at: EOPNOTSUPP), as kernel overlayfs without
     # nfs_export: the kernel could decode ours only while it caches the inode, and an
     # inode's number is not enough to find it again after that (or after a remount).

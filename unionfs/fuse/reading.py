@@ -101,6 +101,8 @@ class ReadHandlers(MountState):
         try:
             for ino, count in inode_list:
                 self.inodes.forget(ino, count)
+                if ino in self.paged and self.inodes.find(ino) is None:
+                    self.paged.discard(ino)  # the kernel's inode went, and its pages
         except Exception:
             log.exception("ERROR: forget failed")
 

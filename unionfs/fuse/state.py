@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import posixpath
 import stat
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, features, killpriv, lazyhook
+from unionfs.fuse import entry, features, kernelcache, killpriv, lazyhook
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.room import UpperSpace
@@ -35,6 +36,12 @@ log = logging.getLogger("unionfs.fuse")
 
 # Data copy-ups above this size leave the trio thread (a thread hop costs ~100 us).
 THREAD_COPY_MIN = 1 << 20
+
+
+def _number(stack: Stack, res: Resolved, made: bool) -> int | None:
+    """The inode number *res* shows (``shown_ino``); an entry made just now through the
+    mount has recorded none: its own (one getxattr less per create)."""
+    return stack.own_ino(res.st) if made else shown_ino(stack, res)
 
 
 def breaks_link(res: Resolved) -> bool:
@@ -67,16 +74,20 @@ class MountState(pyfuse3.Operations):
         self.mapped = not owners.identity
         # With index=on the names of a lower hard link stay one inode (the kernel's too).
         self.inodes = InodeTable(stack.root(), stack.has_upper and not stack.features.index,
-                                 lambda res: shown_ino(stack, res),
+                                 lambda res, made: _number(stack, res, made),
                                  separate_ids=separate_ids)  # fmt: skip
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
         self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
+        # Inodes whose file pages the kernel may hold: read, or written through its cache,
+        # since the last drop (``files``: what a direct write must drop).
+        self.paged: set[int] = set()
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
         self.lazy: lazyhook.LazyData | None = None  # lazily pulled lowers, if any
+        self.unmasked = False  # modes come unmasked, with the umask beside them (init)
 
     # -- answers -------------------------------------------------------------------------
     def _shown(self, number: int, res: Resolved, unlinked: bool = False) -> pyfuse3.EntryAttributes:
@@ -121,17 +132,32 @@ class MountState(pyfuse3.Operations):
             return create.Owner(ctx.uid, ctx.gid)
         return create.Owner(self.owners.stored_uid(ctx.uid), self.owners.stored_gid(ctx.gid))
 
-    def _file_info(self, fh: int, ino: int, writes: bool) -> pyfuse3.FileInfo:
-        """The reply to an open of handle *fh*: a writer uses the write-back cache only
-        while the upper has room for all the kernel may cache (``space``), else direct I/O,
-        so that write(2) itself meets a full upper, as under kernel overlayfs."""
+    def _file_info(self, fh: int, ino: int, writes: bool, flags: int = 0) -> pyfuse3.FileInfo:
+        """The reply to an open of handle *fh* with open *flags*: a writer uses the
+        write-back cache only while the upper has room for all the kernel may cache
+        (``space``), else direct I/O, so that write(2) itself meets a full upper, as under
+        kernel overlayfs. A writer opened with O_DIRECT always gets direct I/O: none of its
+        writes then passes through the page cache, so after each one the inode's pages may
+        be dropped before the answer (``files``: a direct write leaves no stale page)."""
         if not writes:
             # Every change goes through this mount, so the kernel's pages stay valid.
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
-        if self.room.may_cache():
+        if not flags & os.O_DIRECT and self.room.may_cache():
             self.room.opened(fh, ino)
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
+
+    def init(self) -> None:
+        """The kernel's INIT is answered: whether it leaves the umask to us (see ``_umask``)."""
+        self.unmasked = bool(getattr(self, "enable_dont_mask", False)) and (
+            "dont_mask" in getattr(pyfuse3, "kernel_capabilities", frozenset())
+        )
+
+    def _umask(self, ctx: pyfuse3.RequestContext) -> int | None:
+        """The caller's umask if the mode of its create, mkdir or mknod is not masked yet
+        (FUSE_DONT_MASK): ``create`` applies it unless a default ACL takes its place. None:
+        the kernel has masked the mode (a binding or kernel without FUSE_DONT_MASK)."""
+        return int(ctx.umask) if self.unmasked else None
 
     def _upper_check(self) -> None:
         if not self.stack.has_upper:
@@ -149,6 +175,14 @@ class MountState(pyfuse3.Operations):
         )
         after = killpriv.sgid_after(mode, uid, gid, ctx.uid, ctx.gid, ctx.pid, chown)
         return changes if after == mode else dataclasses.replace(changes, mode=after)
+
+    def _truncate_rule(self, node: Node, ctx: pyfuse3.RequestContext) -> attrs.Changes:
+        """The mode change an open with O_TRUNC by *ctx* makes (``killpriv.suidgid_after``):
+        the kernel's truncate of such an open never reaches us as a setattr."""
+        st = node.res.st
+        gid = self.owners.shown(st.st_uid, st.st_gid)[1] if self.mapped else st.st_gid
+        after = killpriv.suidgid_after(st.st_mode, gid, ctx.uid, ctx.gid, ctx.pid)
+        return attrs.Changes() if after == st.st_mode else attrs.Changes(mode=after)
 
     # -- the bookkeeping of a change -----------------------------------------------------
     @contextlib.asynccontextmanager
@@ -184,12 +218,20 @@ class MountState(pyfuse3.Operations):
                 self.inodes.update(node, copy.after, renamed=False)
 
     def _changed(self, node: Node, res: Resolved) -> None:
+        broke = res.top == 0 and breaks_link(node.res)  # before its copy is followed
         self._follow_copies()
+        if broke:
+            self.stale.add(node.ino)  # the copy broke a hard link: nlink changes
+            self._renumbered(res.path)
         self.inodes.update(node, res)
 
-    def _new_entry(self, parent_ino: int, res: Resolved) -> pyfuse3.EntryAttributes:
+    def _new_entry(
+        self, parent_ino: int, res: Resolved, made: bool = True
+    ) -> pyfuse3.EntryAttributes:
+        """The reply for entry *res*, new in *parent_ino*; *made*: a file made just now
+        (not a new name of an existing one)."""
         self._follow_copies()
-        node = self.inodes.remember(res, parent_ino)
+        node = self.inodes.remember(res, parent_ino, made=made)
         return self._attrs(node)
 
     def _fresh(self, res: Resolved) -> Resolved:
@@ -205,8 +247,6 @@ class MountState(pyfuse3.Operations):
         if data and stat.S_ISREG(res.st.st_mode) and (res.top != 0 or res.metacopy):
             await self._lazy_whole(self._lazy_where(res))
         if res.top != 0:
-            if breaks_link(res):
-                self.stale.add(node.ino)  # the copy breaks a hard link: nlink changes
             metadata_only = meta and self.stack.features.metacopy
             if big and not metadata_only:
                 res = await trio.to_thread.run_sync(copy_up, self.stack, res, data)
@@ -220,6 +260,13 @@ class MountState(pyfuse3.Operations):
                 res = copy_up_data(self.stack, res, data)
             self._changed(node, res)
         return res
+
+    def _renumbered(self, path: bytes) -> None:
+        """The entry at *path* shows another inode number now (a broken hard link): the
+        listing of its directory that the kernel keeps has the old one as d_ino."""
+        parent = self.inodes.dir_at(posixpath.dirname(path))
+        if parent is not None and kernelcache.CACHE_READDIR:
+            self.stale_pages.add(parent.ino)
 
     def _lazy_where(self, res: Resolved) -> tuple[str, bytes] | None:
         """Where *res*'s data is when that is a lazy layer's file not yet whole, else None."""

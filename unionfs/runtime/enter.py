@@ -41,7 +41,9 @@ def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: 
         raise UserError(f"container {state.name} has no recorded process")
     changes: dict[str, object] = {"args": tuple(args), "make_cwd": False, "terminal": tty,
                                   "interactive": interactive}  # fmt: skip
-    changes["env"] = spec.merge_env(base.env, env)
+    # as podman: a terminal gets TERM=xterm unless the container's environment has a TERM
+    term = ["TERM=xterm"] if tty and not any(e.startswith("TERM=") for e in base.env) else []
+    changes["env"] = spec.merge_env(base.env, [*term, *env])
     if workdir is not None:
         changes["cwd"] = spec.container_path(workdir, "--workdir")
     if user is not None:

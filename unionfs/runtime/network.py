@@ -70,10 +70,26 @@ def mode_for(network: str | None, ports: tuple[Port, ...]) -> str:
     return mode
 
 
+TUN = "/dev/net/tun"
+
+
+def check_tun(mode: str) -> None:
+    """As an ordinary user (before its user namespace is entered): pasta opens /dev/net/tun
+    as that user, for a private network; refuse early, with the fix, when it cannot."""
+    if mode == "private" and not os.access(TUN, os.R_OK | os.W_OK):
+        raise UserError(f"--network private and -p need {TUN} usable by you (udev makes it "
+                        f"0666; here it is not): as root, chmod 666 {TUN}")  # fmt: skip
+
+
 def _spec(port: Port) -> list[str]:
     where = f"{port.host_ip}/" if port.host_ip else ""
     flag = "-t" if port.protocol == "tcp" else "-u"
     return [flag, f"{where}{port.host_port}:{port.container_port}"]
+
+
+def is_pasta(comm: str) -> bool:
+    """*comm* is pasta's (Debian's pasta re-executes passt.avx2 where the CPU has AVX2)."""
+    return comm.split(".")[0] in ("pasta", "passt")
 
 
 class Pasta:
@@ -117,7 +133,7 @@ class Pasta:
                 pid = int(f.read().strip())
             with contextlib.suppress(ProcessLookupError, FileNotFoundError):
                 with open(f"/proc/{pid}/comm", encoding="ascii") as f:
-                    mine = f.read().strip() in ("pasta", "passt")
+                    mine = is_pasta(f.read().strip())
                 if mine:
                     os.kill(pid, signal.SIGTERM)
             os.unlink(self.pidfile)

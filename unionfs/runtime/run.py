@@ -98,6 +98,13 @@ def _own_gid_only(mount: MountSpec) -> MountSpec:
     return dataclasses.replace(mount, options=options)
 
 
+def _host_sysfs(mount: MountSpec) -> MountSpec:
+    if mount.type != "sysfs":
+        return mount
+    return MountSpec(mount.destination, "bind", "/sys", ("rbind", "nosuid", "noexec", "nodev",
+                                                         "ro"))  # fmt: skip
+
+
 def _cgroup(name: str, resources: Resources, place: cgroups.Cgroup | None) -> cgroups.Cgroup:
     """Below our own cgroup, as root; rootless, where ``placement.delegated`` found room."""
     if place is None:
@@ -222,6 +229,7 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
     """Check everything a rootless run needs, pick the cgroup, then enter a user namespace
     where this user is root (the rest of the run is then as for root)."""
     mapping, note = userns.preflight()
+    net.check_tun(spec.network)
     process = spec.process
     if userns.needs_more_ids(mapping, process.uid, process.gid, process.groups):
         raise UserError(f"the container's user {process.uid}:{process.gid} needs subordinate "
@@ -230,6 +238,10 @@ def _go_rootless(spec: RunSpec) -> tuple[RunSpec, cgroups.Cgroup]:
     # only): dropped, as rootless runc does. Device nodes stay inert all the same: what a
     # user namespace mounts is nodev, and mknod needs CAP_MKNOD of the host.
     spec = dataclasses.replace(spec, resources=dataclasses.replace(spec.resources, devices=None))
+    if "network" not in spec.namespaces:
+        # sysfs can be mounted only by the owner of the network namespace (the host's one
+        # here): the host's /sys bound read-only instead, as rootless runc and podman do
+        spec = dataclasses.replace(spec, mounts=tuple(_host_sysfs(m) for m in spec.mounts))
     if mapping.single:
         # Only id 0 exists inside: devpts's gid=5 (tty) would be refused, as rootless
         # runc finds too; the ptys then belong to group 0.

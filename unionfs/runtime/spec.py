@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unionfs.errors import UserError
@@ -129,6 +130,7 @@ class RunSpec:
     hooks: Hooks = field(default_factory=Hooks)
     cgroups_path: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # --label (over the image's), for ps and inspect
 
     def with_id(self, short_id: str) -> RunSpec:
         """This spec for the container *short_id* (fills in ``hostname_from_id``)."""
@@ -244,9 +246,10 @@ def parse_tmpfs(text: str) -> MountSpec:
     return check_mount(mount, f"--tmpfs {text}")
 
 
-def parse_volume(text: str) -> MountSpec:
+def parse_volume(text: str, volume_dir: VolumeDir | None = None) -> MountSpec:
     """``HOSTDIR:CDIR[:ro|rw]`` -> a bind mount (``rbind``; read-only ones are not recursive,
-    so that no submount stays writable)."""
+    so that no submount stays writable). ``NAME:CDIR``: the named volume's directory, from
+    *volume_dir* (which makes it when missing, as podman does)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise UserError(f"-v {text!r}: expected HOSTDIR:CONTAINERDIR[:ro]")
@@ -255,10 +258,20 @@ def parse_volume(text: str) -> MountSpec:
     if mode not in ("ro", "rw"):
         raise UserError(f"-v {text!r}: the mode must be ro or rw, not {mode!r}")
     if not host.startswith("/"):
-        raise UserError(f"-v {text!r}: named volumes need the image store; "
-                        "give an absolute host path")  # fmt: skip
+        if volume_dir is None:
+            raise UserError(f"-v {text!r}: named volumes need the image store; "
+                            "give an absolute host path")  # fmt: skip
+        if not VOLUME_NAME.fullmatch(host):
+            raise UserError(f"-v {text!r}: give an absolute host path or a volume name "
+                            "([a-zA-Z0-9][a-zA-Z0-9_.-]*)")  # fmt: skip
+        host = volume_dir(host)
     options = ("bind", "ro", "nosuid", "nodev") if mode == "ro" else ("rbind",)
     return check_mount(MountSpec(target, "bind", host, options), f"-v {text!r}")
+
+
+VolumeDir = Callable[[str], str]  # a volume's name -> its host directory (made if missing)
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+INIT_PATH = "/run/podman-init"  # where podman puts it too: scripts that look for it find it
 
 
 def from_cli(
@@ -288,7 +301,16 @@ def from_cli(
     groups: Sequence[int] = (),
     read_only: bool = False,
     tmpfs: Sequence[str] = (),
+    mounts: Sequence[MountSpec] = (),
+    rlimits: Sequence[Rlimit] = (),
+    labels: Sequence[tuple[str, str]] = (),
+    init: str | None = None,
+    device_rules: Sequence[DeviceRule] = (),
+    volume_dir: VolumeDir | None = None,
 ) -> RunSpec:
+    """The spec of ``unionfs run``'s flags. *mounts*, *rlimits*, *device_rules*: --mount and
+    --device (their binds), --ulimit, as ``runflags`` reads them; *init*: the init program's
+    host path (--init); *volume_dir*: where named volumes are (-v NAME:/dir)."""
     if not command:
         raise UserError("no command given (an image's default command comes with the store)")
     uid, gid = parse_user(user) if user is not None else (0, 0)
@@ -302,7 +324,8 @@ def from_cli(
         cpu_quota=quota,
         cpu_period=period,
         pids=units.parse_pids(pids) if pids is not None else None,
-        devices=devices.ALLOW_ALL if privileged else devices.default_rules(mknod),
+        devices=devices.ALLOW_ALL if privileged else
+        (*devices.default_rules(mknod), *device_rules),
     )
     if hostname is not None:
         check_hostname(hostname, "--hostname")
@@ -326,13 +349,20 @@ def from_cli(
         interactive=interactive,
         seccomp=sec.seccomp,
         make_cwd=workdir is not None,
+        rlimits=tuple(rlimits),
     )
+    if init is not None:
+        process = dataclasses.replace(process, args=(INIT_PATH, "--", *command))
     ports = tuple(network.parse_publish(p) for p in publish)
     mode = network.mode_for(network_mode, ports)
-    binds = tuple(parse_volume(v) for v in volumes) + tuple(parse_tmpfs(t) for t in tmpfs)
+    binds = tuple(parse_volume(v, volume_dir) for v in volumes)
+    binds += tuple(parse_tmpfs(t) for t in tmpfs)
+    binds += tuple(mounts)
     destinations = [m.destination for m in binds]
     if len(set(destinations)) != len(destinations):
-        raise UserError("-v/--tmpfs: two mounts on the same container directory")
+        raise UserError("-v/--tmpfs/--mount/--device: two mounts on the same container path")
+    if init is not None:  # read-only, where podman puts it
+        binds += (MountSpec(INIT_PATH, "bind", init, ("bind", "ro", "nosuid", "nodev")),)
     return RunSpec(
         process=process,
         rootfs=rootfs,
@@ -349,7 +379,9 @@ def from_cli(
         network=mode,
         ports=ports,
         namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "network" or mode != "host"),
+        labels=tuple(dict(labels).items()),
     )
+
 
 
 def check_hostname(hostname: str, where: str) -> None:

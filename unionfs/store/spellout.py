@@ -24,15 +24,19 @@ from unionfs.union.copybuild import build_entry, copy_metadata
 from unionfs.union.flatten import flatten
 from unionfs.union.stack import Features, Layer, Stack
 
-_RECORDS = frozenset(
-    prefix + name
-    for prefix in layerfmt.PRIVATE_XATTR_PREFIXES
-    for name in (b"redirect", b"metacopy")
-)
+
+def _records(userxattr: bool) -> frozenset[bytes]:
+    return frozenset(
+        prefix + name
+        for prefix in layerfmt.private_prefixes(userxattr)
+        for name in (b"redirect", b"metacopy")
+    )
 
 
-def has_records(upper: str) -> bool:
-    """Whether any directory or regular file of *upper* carries a redirect or metacopy."""
+def has_records(upper: str, userxattr: bool = False) -> bool:
+    """Whether any directory or regular file of *upper* carries a redirect or metacopy
+    (with *userxattr*, as ``user.overlay.*``: ``trusted.overlay.*`` names are data)."""
+    records = _records(userxattr)
     cache = DirFdCache(64)
     layer = LayerDir(upper, cache)
     try:
@@ -43,7 +47,7 @@ def has_records(upper: str) -> bool:
                 path = join(directory, name)
                 if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                     continue
-                if _RECORDS.intersection(layer.listxattr(path)):
+                if records.intersection(layer.listxattr(path)):
                     return True
                 if stat.S_ISDIR(st.st_mode):
                     pending.append(path)
@@ -54,29 +58,31 @@ def has_records(upper: str) -> bool:
 
 
 @contextlib.contextmanager
-def spelled_out(upper: str, lowers: Sequence[str]) -> Iterator[str]:
-    """*upper*, or a temporary spelled-out copy of it while the context lasts."""
-    if not has_records(upper):
+def spelled_out(upper: str, lowers: Sequence[str], userxattr: bool = False) -> Iterator[str]:
+    """*upper*, or a temporary spelled-out copy of it while the context lasts. *userxattr*:
+    *upper* was written by a mount with that option (read its records and markers so)."""
+    if not has_records(upper, userxattr):
         yield upper
         return
     with scratch.temp_dir(os.path.dirname(upper), 0o700) as where:
         os.mkdir(os.path.join(where, "work"))
         out = os.path.join(where, "upper")
         os.mkdir(out)
-        _write(upper, lowers, os.path.join(where, "work"), out)
+        _write(upper, lowers, os.path.join(where, "work"), out, userxattr)
         yield out
 
 
-def _write(upper: str, lowers: Sequence[str], work: str, out: str) -> None:
+def _write(upper: str, lowers: Sequence[str], work: str, out: str, userxattr: bool) -> None:
     # Redirects followed and metacopy read; no index=on: the upper as it is (see flatten).
-    stack = Stack.from_dirs(lowers, upper, work, features=Features("follow", metacopy=True))
+    features = Features("follow", metacopy=True, userxattr=userxattr)
+    stack = Stack.from_dirs(lowers, upper, work, features=features)
     cache = DirFdCache(64)
     dest = LayerDir(out, cache)
     try:
         layers: dict[str, Layer] = {layer.root: layer for layer in stack.layers}
         root_st = stack.layers[0].lstat(b"")
         assert root_st is not None
-        copy_metadata(stack.layers[0], b"", root_st, dest, b"")
+        copy_metadata(stack.layers[0], b"", root_st, dest, b"", stack.private)
         dirs = [(b"", stack.layers[0], b"")]
         for change in flatten(stack):
             parent, name = os.path.split(change.path)
@@ -92,7 +98,7 @@ def _write(upper: str, lowers: Sequence[str], work: str, out: str) -> None:
             if change.data is not None:
                 src, src_path = layers[change.data[0]], change.data[1]
             build_entry(src, src_path, st, dest, change.path, data=True)
-            copy_metadata(meta_layer, meta_path, st, dest, change.path)
+            copy_metadata(meta_layer, meta_path, st, dest, change.path, stack.private)
             if change.kind == "dir":
                 dirs.append((change.path, meta_layer, meta_path))
                 if change.opaque:

@@ -38,11 +38,11 @@ def _name(path: bytes) -> str:
     return os.fsdecode(path)
 
 
-def _xattr_headers(layer: LayerDir, path: bytes) -> dict[str, str]:
+def _xattr_headers(layer: LayerDir, path: bytes, private: layerfmt.Prefixes) -> dict[str, str]:
     """The exported xattrs of *path* as pax records, sorted by name."""
     headers: dict[str, str] = {}
     for stored in sorted(layer.listxattr(path)):
-        shown = layerfmt.shown_xattr(stored)
+        shown = layerfmt.shown_xattr(stored, private)
         if shown is None:
             continue  # an overlay marker (opaque, origin, impure...): not user data
         value = layer.getxattr(path, stored)
@@ -85,9 +85,10 @@ class _TarInfo(tarfile.TarInfo):
 class _Writer:
     """One pass over the upper, writing tar entries as it goes."""
 
-    def __init__(self, layer: LayerDir, tar: tarfile.TarFile) -> None:
+    def __init__(self, layer: LayerDir, tar: tarfile.TarFile, private: layerfmt.Prefixes) -> None:
         self.layer = layer
         self.tar = tar
+        self.private = private  # the overlay's own xattr namespaces in this upper
         self.links: dict[tuple[int, int], str] = {}
         self.current = b""  # the path being written, for messages
 
@@ -115,13 +116,14 @@ class _Writer:
         names = {n for n, _ in entries}
         if st is not None:
             info = self._info(_name(path), st, tarfile.DIRTYPE)
-            info.pax_headers = _xattr_headers(self.layer, path)
+            info.pax_headers = _xattr_headers(self.layer, path, self.private)
             self.tar.addfile(info)
         dir_st = st if st is not None else self.layer.lstat(b"")
         assert dir_st is not None
         if layerfmt.is_opaque(
             lambda name: self.layer.getxattr(path, name),
             lambda: layerfmt.OPAQUE_MARKER in names,
+            layerfmt.opaque_xattrs(self.private),
         ):
             self._marker(_name(join(path, layerfmt.OPAQUE_MARKER)), dir_st)
         # Whiteouts before any sibling (the OCI spec's SHOULD), one per hidden name.
@@ -173,7 +175,7 @@ class _Writer:
             info = self._info(name, st, tarfile.FIFOTYPE)
         else:
             raise UserError(f"{name}: cannot archive a file of type {stat.S_IFMT(mode):o}")
-        info.pax_headers = _xattr_headers(self.layer, path)
+        info.pax_headers = _xattr_headers(self.layer, path, self.private)
         if not stat.S_ISREG(mode):
             self.tar.addfile(info)
             return
@@ -215,9 +217,12 @@ class _Exactly:
 
 
 def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
-                progress: Callable[[int], None] | None = None) -> LayerBlob:  # fmt: skip
+                progress: Callable[[int], None] | None = None,
+                userxattr: bool = False) -> LayerBlob:  # fmt: skip
     """Tar the upper directory *upper* as an OCI layer into *out* (see the module doc).
-    *progress* is called with each count of uncompressed tar bytes written."""
+    *progress* is called with each count of uncompressed tar bytes written. *userxattr*:
+    the upper was written by a mount with that option (its markers are ``user.overlay.*``
+    alone; ``trusted.overlay.*`` names are data and exported)."""
     sink = Compressor(out, compression, progress)
     cache = DirFdCache()
     try:
@@ -235,7 +240,7 @@ def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
             tarinfo=_TarInfo,
             copybufsize=_CHUNK,
         )
-        writer = _Writer(layer, tar)
+        writer = _Writer(layer, tar, layerfmt.private_prefixes(userxattr))
         try:
             writer.directory(b"", None)
         except OSError as exc:

@@ -94,10 +94,10 @@ class _Walk:
             self.directory(path, below if below is not None and below.is_dir else None)
 
 
-def changes(upper: str, lowers: Sequence[str]) -> list[tuple[str, str]]:
+def changes(upper: str, lowers: Sequence[str], userxattr: bool = False) -> list[tuple[str, str]]:
     """``docker diff`` lines for a container: ("A"|"C"|"D", "/path"), computed from its
     upper directory and its lower layer directories (topmost first); sorted by path, a
-    directory before what it holds."""
+    directory before what it holds. *userxattr*: markers are ``user.overlay.*`` alone."""
     cache = DirFdCache()
     opened: list[DirLayer] = []
     try:
@@ -108,7 +108,10 @@ def changes(upper: str, lowers: Sequence[str]) -> list[tuple[str, str]]:
             # Read as a mount reads them: never moving an atime (safepath's lower=True).
             below.append(DirLayer(lower, cache, lower=True))
             opened.append(below[-1])
-        stack = Stack(below, features=Features("nofollow")) if below else None
+        if userxattr:
+            top.opaque_xattrs = layerfmt.opaque_xattrs(layerfmt.USERXATTR_PREFIXES)
+        features = Features("nofollow", userxattr=userxattr)
+        stack = Stack(below, features=features) if below else None
         walk = _Walk(top, stack)
         walk.directory(b"", None if stack is None else stack.root())
     finally:

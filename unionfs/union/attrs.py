@@ -3,7 +3,8 @@
 A name in the overlay's own namespaces (``trusted.overlay.X``, ``user.overlay.X``) set
 through the mount is stored escaped (``trusted.overlay.overlay.X``), as the kernel does
 since 6.7, so it never passes for a marker. Removing an xattr that is not there fails
-without copying anything up.
+without copying anything up. Setting an access ACL may take S_ISGID with it
+(``posix_acl_update_mode``); the upper filesystem sets the permission bits from it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import stat
 from dataclasses import dataclass
 
 from unionfs import layerfmt
+from unionfs.union import acl
 from unionfs.union.copyup import copy_up, copy_up_data
 from unionfs.union.held import Held
 from unionfs.union.stack import Resolved, Stack, upper_of
@@ -40,6 +42,12 @@ class Changes:
             v is not None
             for v in (self.mode, self.uid, self.gid, self.size, self.atime_ns, self.mtime_ns)
         )
+
+
+def flushes_mtime(changes: Changes) -> bool:
+    """Whether *changes* is what the write-back cache sends to flush a file's times: the
+    mtime (and the ctime), nothing else."""
+    return changes == Changes(mtime_ns=changes.mtime_ns, ctime=changes.ctime)
 
 
 def set_attributes(
@@ -75,13 +83,17 @@ def set_attributes(
         now = upper.lstat(path)
         if now is None:  # only if the caller's entry is stale: never the kernel's doing
             raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
-        upper.utime(
-            path,
-            (
-                now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
-                now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
-            ),
+        times = (
+            now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
+            now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
         )
+        if changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
+            # The write-back cache flushing the mtime it was given (after every link,
+            # unlink and write): already so. One syscall, not three; the ctime the
+            # request carries (FATTR_CTIME) moved with the change that caused it. (A
+            # utimensat setting the same mtime alone looks alike: its ctime stays.)
+            return res.with_st(now)
+        upper.utime(path, times)
     if changes.ctime and not changes.moves_ctime:
         # The kernel's chown(-1, -1) still marks the inode changed (notify_change with
         # ATTR_CTIME); a chown to -1, -1 of the upper does exactly that, and needs no right.
@@ -109,6 +121,8 @@ def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> 
             held.truncate(changes.size)
     if changes.atime_ns is not None or changes.mtime_ns is not None:
         now = held.stat()
+        if changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
+            return now  # as in ``set_attributes``
         held.utime(
             (
                 now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
@@ -120,11 +134,36 @@ def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> 
     return held.stat()
 
 
-def set_xattr(stack: Stack, res: Resolved, name: bytes, value: bytes) -> Resolved:
-    name = layerfmt.escape_xattr(name, stack.private)
+def set_xattr(
+    stack: Stack, res: Resolved, name: bytes, value: bytes, keep_sgid: bool = True
+) -> Resolved:
+    """Set xattr *name*; an access ACL set without *keep_sgid* clears S_ISGID."""
+    stored = layerfmt.escape_xattr(name, stack.private)
     res = copy_up(stack, res, meta=True)
-    upper_of(stack).setxattr(res.path, name, value)
+    upper = upper_of(stack)
+    upper.setxattr(res.path, stored, value)
+    if not keep_sgid and drops_sgid(name, value):
+        st = upper.lstat(res.path)
+        if st is not None and st.st_mode & stat.S_ISGID:
+            upper.chmod(res.path, stat.S_IMODE(st.st_mode) & ~stat.S_ISGID)
     return res
+
+
+def set_xattr_held(held: Held, name: bytes, value: bytes, private: layerfmt.Prefixes,
+                   keep_sgid: bool = True) -> None:  # fmt: skip
+    """``set_xattr`` for a file with no name left, through the file itself."""
+    held.setxattr(layerfmt.escape_xattr(name, private), value)
+    if not keep_sgid and drops_sgid(name, value):
+        mode = held.stat().st_mode
+        if mode & stat.S_ISGID:
+            held.chmod(stat.S_IMODE(mode) & ~stat.S_ISGID)
+
+
+def drops_sgid(name: bytes, value: bytes) -> bool:
+    """Setting xattr *name* to *value* is the kind of change that clears S_ISGID of a
+    caller outside the file's group: an access ACL (its mode bits change with it; an empty
+    value removes the ACL and changes no mode)."""
+    return name == acl.ACCESS and bool(value)
 
 
 def remove_xattr(stack: Stack, res: Resolved, name: bytes) -> Resolved:

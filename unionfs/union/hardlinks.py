@@ -157,11 +157,14 @@ def link_up(stack: Stack, key: bytes, path: bytes) -> StatLike:
     return st
 
 
-def adjust(stack: Stack, res: Resolved, delta: int) -> None:
-    """Upper *res* gains or loses a name: its overlay link count follows."""
+def adjust(stack: Stack, res: Resolved, delta: int) -> bool:
+    """Upper *res* gains or loses a name: its overlay link count follows. Returns whether
+    it wrote (the file's ctime moved)."""
     if not stack.features.index or res.top != 0 or res.is_dir:
-        return
+        return False
     found = _count(stack, res)
-    if found is not None:
-        name, count = found
-        upper_of(stack).setxattr(res.path, name, b"%d" % max(count + delta, 0))
+    if found is None:
+        return False
+    name, count = found
+    upper_of(stack).setxattr(res.path, name, b"%d" % max(count + delta, 0))
+    return True

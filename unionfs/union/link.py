@@ -14,32 +14,51 @@ import os
 from unionfs.safepath import LayerDir
 from unionfs.union import hardlinks, redirect
 from unionfs.union.copyup import copy_up_to_move
-from unionfs.union.create import create_entry
+from unionfs.union.create import check_new, create_entry
 from unionfs.union.stack import Resolved, Stack, normal_paths, upper_of
 
 
-def link(
-    stack: Stack, source: Resolved, parent: Resolved, name: bytes
-) -> tuple[Resolved, Resolved]:
-    """A new name for non-directory *source*; returns (source copied up, the new entry)."""
+def check(stack: Stack, source: Resolved, parent: Resolved, name: bytes) -> bool | None:
+    """The checks of a new name *name* in *parent* for *source*, before anything is copied
+    up: the new name's (the VFS's), then the kernel's EXDEV for a redirect it could not
+    record. Returns what ``create.check_new`` says, for ``link``."""
     if source.is_dir:
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+    over_whiteout = check_new(stack, parent, name)
     redirect.check_file_redirect(stack, source, samedir=False)
+    return over_whiteout
+
+
+def link(
+    stack: Stack,
+    source: Resolved,
+    parent: Resolved,
+    name: bytes,
+    checked: bool = False,
+    over_whiteout: bool | None = None,
+) -> tuple[Resolved, Resolved]:
+    """A new name for non-directory *source*; returns (source copied up, the new entry).
+    *checked*: the caller ran ``check`` already, which said *over_whiteout*."""
+    if not checked:
+        over_whiteout = check(stack, source, parent, name)
     source = copy_up_to_move(stack, source)
     redirect.set_link_redirect(stack, source)
     upper = upper_of(stack)
     existing = source.path
     entry = create_entry(
-        stack, parent, name, lambda layer, path: _link(upper, existing, layer, path),
-        None, None,
+        stack, parent, name, lambda layer, path, _: _link(upper, existing, layer, path),
+        None, None, checked=True, over_whiteout=over_whiteout,
     )  # fmt: skip
     if source.metacopy:  # the new name finds the same data, by the absolute redirect
         paths = normal_paths(entry.path, (entry.path, source.data_path))
         entry = Resolved(entry.path, source.layers, entry.st, paths)
-    hardlinks.adjust(stack, source, +1)
-    fresh = upper.lstat(source.path)
-    assert fresh is not None
-    return source.with_st(fresh), entry
+    if hardlinks.adjust(stack, source, +1):
+        fresh = upper.lstat(source.path)
+        assert fresh is not None
+        entry = entry.with_st(fresh)
+    # Two names of one upper file: the new name's lstat, taken after the link, is the
+    # source's too.
+    return source.with_st(entry.st), entry
 
 
 def _link(upper: LayerDir, existing: bytes, layer: LayerDir, path: bytes) -> None:

@@ -30,7 +30,9 @@ def lower_positive(stack: Stack, parent: Resolved, name: bytes) -> bool:
     return lookup(stack, below, name, copies=False) is not None
 
 
-def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
+def _existing(stack: Stack, parent: Resolved, name: bytes, found: Resolved | None) -> Resolved:
+    if found is not None:
+        return found
     check_name(name)
     res = lookup(stack, parent, name)
     if res is None:
@@ -38,10 +40,13 @@ def _existing(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
     return res
 
 
-def unlink(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
-    """Remove non-directory *name*; returns what it was."""
+def unlink(
+    stack: Stack, parent: Resolved, name: bytes, found: Resolved | None = None
+) -> Resolved:
+    """Remove non-directory *name*; returns what it was. *found*: what a lookup of *name*
+    just found (under the same lock), or None to look it up."""
     upper_of(stack)
-    res = _existing(stack, parent, name)
+    res = _existing(stack, parent, name, found)
     if res.is_dir:
         raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
     if hardlinks.lower_link(stack, res):
@@ -52,10 +57,13 @@ def unlink(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
     return res
 
 
-def rmdir(stack: Stack, parent: Resolved, name: bytes) -> Resolved:
-    """Remove directory *name* if its merged view is empty; returns what it was."""
+def rmdir(
+    stack: Stack, parent: Resolved, name: bytes, found: Resolved | None = None
+) -> Resolved:
+    """Remove directory *name* if its merged view is empty; returns what it was. *found*
+    as for ``unlink``."""
     upper_of(stack)
-    res = _existing(stack, parent, name)
+    res = _existing(stack, parent, name, found)
     if not res.is_dir:
         raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     if not is_empty(stack, res):
