@@ -8,7 +8,9 @@ imports it) drives ``containers`` (containers on the store, and an ordinary user
 which sits above ``store`` (layers and images: it knows no processes), ``runtime``
 (namespaces, cgroups, container state dirs; it mounts by running ``unionfs mount``, so it
 never imports ``fuse``) and ``registry`` (the OCI distribution client; the CLI hands it the
-store through protocols). ``fuse``, the protocol edge, is the only part that imports
+store through protocols) and ``lazy`` (lazily pulled layers: fetched through ``registry``,
+kept in ``store``, served to ``fuse`` through its ``lazyhook`` protocol). ``fuse``, the
+protocol edge, is the only part that imports
 pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LMDB cache of
 what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
 Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
@@ -43,8 +45,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "registry": ("imageformat", "imagename", "errors"),
     "runtime": ("errors",),
     "containers": ("store", "runtime", "imageformat", "imagename", "errors"),
-    "cli": ("unionfs", "containers", "store", "runtime", "registry", "fuse", "index", "union",
-            "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename",
+    # lazily pulled layers: fetched through registry, kept in the store, served to fuse
+    # through its ``lazyhook`` protocol (fuse never imports lazy, lazy never imports fuse)
+    "lazy": ("store", "registry", "safepath", "layerfmt", "imageformat", "imagename", "errors"),
+    "cli": ("unionfs", "containers", "store", "runtime", "registry", "lazy", "fuse", "index",
+            "union", "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename",
             "livemounts", "layercheck", "errors"),
     "__main__": ("cli",),
 }

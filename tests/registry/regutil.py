@@ -52,6 +52,28 @@ class Registry:
     def mark(self) -> int:
         return self.log_path.stat().st_size
 
+    def restart(self) -> None:
+        """Start it again after ``stop``: same port, storage and log (a registry back)."""
+        config = self.log_path.with_name("config.yml")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = Deadline(30)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=scaled(5)).close()
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                if deadline.expired():
+                    raise RuntimeError(f"docker-registry did not come back in {deadline}") from None
+                time.sleep(0.05)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)

@@ -1,7 +1,8 @@
 """``unionfs images [IMAGE]``: the store's images, newest first, a row per name, as ``podman
 images`` lists them: SIZE is podman's (``store.sizes``) in its units; ``--format``,
 ``--noheading``, ``--filter`` (dangling, label, reference, id, digest, before, since,
-containers), ``--sort``, ``--digests``, ``-q`` (each id once).
+containers), ``--sort``, ``--digests``, ``-q`` (each id once). When an image was pulled
+lazily (``pull --lazy``), a PRESENT column says how much of its data is here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from unionfs.cli.govalues import GoMap
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
 from unionfs.errors import UserError
+from unionfs.lazy import status as lazystatus
 from unionfs.store import Image, ImageStore, sizes
 
 FILTERS = ("dangling", "label", "reference", "id", "digest", "before", "since", "containers")
@@ -50,6 +52,7 @@ class ImageView:
     size: int
     containers: int
     config: dict[str, object]
+    present: tuple[int, int] | None = None  # a lazy image: (bytes of data here, in all)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -65,7 +68,8 @@ def views(store: ImageStore) -> list[ImageView]:
         if use.image is not None:
             used[use.image] = used.get(use.image, 0) + 1
     return [ImageView(image, sizes.image_size(store, image), used.get(image.digest, 0),
-                      store.config(image)) for image in store.images()]  # fmt: skip
+                      store.config(image), lazystatus.presence(store, image))
+            for image in store.images()]  # fmt: skip
 
 
 def _json(view: ImageView) -> dict[str, object]:
@@ -81,7 +85,7 @@ def _json(view: ImageView) -> dict[str, object]:
         "Digest": record.manifest, "History": list(view.image.names),
         "Created": int(created.timestamp()) if created else 0,
         "CreatedAt": humanize.rfc3339(created),
-    }  # fmt: skip
+    } | ({} if view.present is None else {"Present": lazystatus.percent(view.present)})  # fmt: skip
 
 
 def _rows(view: ImageView, no_trunc: bool) -> list[dict[str, object]]:
@@ -95,6 +99,7 @@ def _rows(view: ImageView, no_trunc: bool) -> list[dict[str, object]]:
         "CreatedTime": humanize.go_time(created), "Size": humanize.image_size(view.size),
         "Labels": GoMap(view.labels), "Dangling": not view.image.names, "ReadOnly": False,
         "History": ", ".join(view.image.names),
+        "Present": "100%" if view.present is None else lazystatus.percent(view.present),
     }  # fmt: skip
     rows = []
     for name in view.image.names or ("<none>:<none>",):
@@ -167,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         key = {"id": "ID", "repository": "Repository", "tag": "Tag", "size": "VirtualSize"}
         rows.sort(key=lambda r: str(r[key[args.sort]]).zfill(20) if args.sort == "size"
                   else str(r[key[args.sort]]), reverse=args.sort == "size")  # fmt: skip
-    listing = report.Listing(rows, [_json(v) for v in found], DIGESTS if args.digests else DEFAULT,
-                             HEADERS)  # fmt: skip
+    table = DIGESTS if args.digests else DEFAULT
+    if any(v.present is not None for v in found):
+        table += "\t{{.Present}}"  # lazily pulled images: how much of each is here
+    listing = report.Listing(rows, [_json(v) for v in found], table, HEADERS)
     report.show(listing, args)
     return 0

@@ -28,6 +28,9 @@ from unionfs.safepath import DirFdCache
 from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
+if typing.TYPE_CHECKING:
+    from unionfs.lazy.serving import LazyMount
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -236,12 +239,13 @@ def run(args: argparse.Namespace) -> int:
     if args.foreground:
         marks = mark_layers(layout, opts.index)  # held until this process ends
         stack = _stack(layout, index, features)
+        lazy = _lazy(layout.lowers)
         try:
             session = fusemount.start(stack, layout.mountpoint, fuse_options, layout.owners,
-                                      _record(layout), atime)
+                                      _record(layout), atime, lazy)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        _serve(session, layout, source)
+        _serve(session, layout, source, lazy)
         for fd in marks:
             os.close(fd)
         return 0
@@ -330,8 +334,9 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT, force=True)
         try:
             marks = mark_layers(layout, features.index)  # held for the daemon's lifetime
+            lazy = _lazy(layout.lowers)
             session = fusemount.start(_stack(layout, index, features), layout.mountpoint,
-                                      options, layout.owners, _record(layout), atime)
+                                      options, layout.owners, _record(layout), atime, lazy)
         except UserError as exc:
             os.write(report, exc.message.encode())
             os.close(report)
@@ -350,15 +355,30 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    _serve(session, layout, getattr(args, "source", None) or "unionfs")
+    _serve(session, layout, getattr(args, "source", None) or "unionfs", lazy)
     for fd in marks:
         os.close(fd)
     return 0
 
 
-def _serve(session: object, layout: Layout, source: str) -> None:
-    """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing."""
+def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
+    """The lazy layers among *lowers* (the registry client is imported only for them)."""
+    from unionfs.lazy import layout as lazylayout
+
+    if not any(lazylayout.layer_dir(p) for p in lowers):
+        return None
+    from unionfs.lazy import mounting
+
+    return mounting.open_mount(lowers)
+
+
+def _serve(session: object, layout: Layout, source: str, lazy: LazyMount | None) -> None:
+    """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing; lazy
+    layers are prefetched meanwhile (in a thread, started once the mount is live)."""
     from unionfs.fuse import mount as fusemount
+
+    if lazy is not None:
+        lazy.start_prefetch()
 
     pid = os.getpid()
     record = mountrecords.Record(layout.mountpoint, layout.lowers, layout.upper, layout.work,
@@ -368,3 +388,5 @@ def _serve(session: object, layout: Layout, source: str) -> None:
         fusemount.serve(session)  # type: ignore[arg-type]
     finally:
         mountrecords.unregister(path)
+        if lazy is not None:
+            lazy.stop()

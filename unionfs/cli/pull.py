@@ -14,6 +14,8 @@ and a repeated one downloads only what is still missing.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from unionfs.cli.registrycli import (
     Bars,
@@ -27,6 +29,8 @@ from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
 from unionfs.registry import registriesconf
 from unionfs.registry.auth import RegistryError
+from unionfs.registry.client import Client
+from unionfs.registry.manifest import Manifest
 from unionfs.registry.reference import Reference
 from unionfs.registry.transfer import connect, pull, resolve
 from unionfs.registry.transports import parse_location
@@ -39,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("source", metavar="[TRANSPORT:]SOURCE")
     p.add_argument("name", nargs="?", metavar="NAME[:TAG]", help="the name in the store")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("--lazy", action="store_true",
+                   help="fetch only the manifest, config and TOCs (eStargz, zstd:chunked); "
+                        "data arrives when read, and in the background while mounted")  # fmt: skip
     add_registry_flags(p)
     add_root(p)
 
@@ -73,6 +80,14 @@ def _pull(args: argparse.Namespace, ref: Reference, conf: registriesconf.Config)
         # The registry and the manifest first: a pull that fails there leaves no trace,
         # not even a new empty store.
         resolved = resolve(client, ref)
+        if getattr(args, "lazy", False):
+            from unionfs.lazy.pulling import NoToc, check_lazy
+
+            try:
+                check_lazy(resolved[2])
+                return _pull_lazy(args, ref, client, name, resolved, conf)
+            except NoToc as exc:
+                print(f"unionfs: {ref}: {exc.message}: pulling it whole", file=sys.stderr)
         with open_store(args) as store:  # opening it reclaims what a killed pull left
             summary = pull(client, ref, store, name, sources=sources_of(store),
                            progress=Bars("fetching"), resolved=resolved)  # fmt: skip
@@ -82,6 +97,26 @@ def _pull(args: argparse.Namespace, ref: Reference, conf: registriesconf.Config)
     else:
         print(f"pulled {ref} as {name or summary.manifest_digest}: "
               f"{summary_line('fetched', summary)}")  # fmt: skip
+    return 0
+
+
+def _pull_lazy(
+    args: argparse.Namespace, ref: Reference, client: Client, name: str | None,
+    resolved: tuple[str, bytes, Manifest], conf: registriesconf.Config,
+) -> int:  # fmt: skip
+    from unionfs.lazy.pulling import pull_lazy
+
+    authfile = os.path.abspath(args.authfile) if args.authfile else None
+    with open_store(args) as store:
+        image, summary = pull_lazy(client, ref, store, name, resolved=resolved, authfile=authfile,
+                                   tls_verify=tls_verify(args, ref, conf),
+                                   sources=sources_of(store))  # fmt: skip
+    if args.quiet:
+        print(image.record.id)
+    else:
+        print(f"pulled {ref} lazily as {name or summary.manifest_digest}: {summary.layers} "
+              f"layers, {summary.lazy} lazy, {summary.present} already here; TOCs "
+              f"{summary.toc_bytes} bytes in {summary.requests} requests")  # fmt: skip
     return 0
 
 

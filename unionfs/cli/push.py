@@ -27,6 +27,7 @@ from unionfs.cli.registrycli import (
 )
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
+from unionfs.lazy import blobs as lazyblobs
 from unionfs.registry.reference import has_registry, parse_reference
 from unionfs.registry.transfer import ImageSource, connect, push
 from unionfs.registry.transports import parse_location
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"push {where.target}: give the registry (e.g. localhost:5000/"
                         f"{where.target}): a short name does not say where to", 2)  # fmt: skip
     verify = tls_verify(args, ref, registries())
+    with open_store(args) as store:
+        # Layers pulled lazily: their blobs from where they came, unless the push goes to
+        # that registry as they are (then it mounts them from their repository).
+        same = ref.registry if args.compression_format is None else None
+        lazyblobs.fetch_missing(store, store.resolve(args.image), unless_registry=same)
     with (
         open_store(args) as store,
         connect(ref, tls_verify=verify, authfile=args.authfile) as client,
@@ -91,6 +97,7 @@ def _to_archive(args: argparse.Namespace, transport: str, path: str, name: str |
     """``push IMAGE oci-archive:FILE`` and the like: what ``save`` writes, to a file."""
     with open_store(args) as store:
         image = store.resolve(args.image)
+        lazyblobs.fetch_missing(store, image)
         full = normalize(name) if name is not None else None
         if transport == "oci":
             exporter.save_layout(store, args.image, path, name=full)

@@ -11,9 +11,12 @@ working directory and user. ``create`` shares the flags and the image defaults
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 
 from unionfs.cli import imageconfig
+from unionfs.cli.registrycli import add_registry_flags
 from unionfs.errors import UserError
 from unionfs.runtime import oci, spec
 from unionfs.runtime import run as runtime
@@ -31,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-d", "--detach", action="store_true",
                    help="run in the background: print the id once the process runs; "
                    "`unionfs logs` shows its output")  # fmt: skip
+    p.add_argument("--pull", choices=("never", "missing", "lazy"), default="never",
+                   help="an IMAGE not in the store: never (an error), missing (pull it), "
+                   "lazy (pull --lazy: start before its data has arrived)")  # fmt: skip
+    add_registry_flags(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
     where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
@@ -214,6 +221,15 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     if not command:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
     ref, command = command[0], command[1:]
+    if getattr(args, "pull", "never") != "never":
+        with ImageStore(default_home()) as store:
+            try:
+                store.resolve(ref)
+                missing = False
+            except UserError:
+                missing = True
+        if missing:  # pulled with the store closed: one process opens its LMDB once
+            _pull(args, ref)
     with ImageStore(default_home()) as store:
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
@@ -222,6 +238,18 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     if found is None:
         raise UserError(f"image {ref} has no default command: give one after its name")
     return found, image.digest, lowers
+
+
+def _pull(args: argparse.Namespace, ref: str) -> None:
+    """``run --pull missing|lazy``: pull *ref* as ``unionfs pull [--lazy]`` would (what it
+    says goes to stderr: stdout is the container's)."""
+    from unionfs.cli import pull
+
+    ns = argparse.Namespace(source=ref, name=None, quiet=False, lazy=args.pull == "lazy",
+                            tls_verify=args.tls_verify, authfile=args.authfile,
+                            root=None)  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        pull.run(ns)
 
 
 def spec_for_image(args: argparse.Namespace, ref: str, command: list[str],

@@ -54,6 +54,8 @@ class FileHandlers(MountState):
         )
         noatime = bool(flags & os.O_NOATIME)
         handle = FileHandle(fd, inode, bool(wants_write), upper, noatime, backing_flags(flags))
+        if not upper:
+            handle.lazy = self._lazy_where(node.res)
         fh = self.handles.open_file(handle)
         return self._file_info(fh, inode, bool(wants_write), flags)
 
@@ -99,6 +101,11 @@ class FileHandlers(MountState):
         handle = self.handles.file(fh)
         if not handle.upper and self.stack.has_upper:
             self._follow_copy_up(handle)
+        lazy = handle.lazy
+        if lazy is not None and not handle.upper and self.lazy is not None:
+            if self.lazy.pending(*lazy):  # its data is not here yet: fetched, verified
+                return await trio.to_thread.run_sync(self.lazy.read, *lazy, off, size)
+            handle.lazy = None
         data = os.pread(handle.fd, size, off)
         self.paged.add(handle.ino)  # (or an O_DIRECT read: the two look alike)
         if handle.upper and not handle.noatime and self.atime is not None:

@@ -26,6 +26,7 @@ class FileHandle:
     upper: bool = False  # fd is a file of the upper layer (else of a lower: never written)
     noatime: bool = False  # opened with O_NOATIME: reads leave the atime alone
     flags: int = 0  # the backing descriptor's open flags (what sharing it requires)
+    lazy: tuple[str, bytes] | None = None  # a lower file of a lazy layer (fuse.lazyhook)
 
 
 ShareKey = tuple[int, bool, int]  # (inode, upper, backing flags)

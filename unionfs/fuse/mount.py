@@ -19,6 +19,7 @@ import trio
 
 from unionfs import idmap, livemounts
 from unionfs.fuse import edge, room, vfsflags
+from unionfs.fuse.lazyhook import LazyData
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
@@ -61,7 +62,7 @@ class Session:
 
 def start(stack: Stack, mountpoint: str, options: set[str],
           owners: idmap.Owners = idmap.IDENTITY, record: livemounts.Record | None = None,
-          atime: AtimePolicy = RELATIME) -> Session:  # fmt: skip
+          atime: AtimePolicy = RELATIME, lazy: LazyData | None = None) -> Session:  # fmt: skip
     """Mount at *mountpoint* (absolute, resolved: once mounted, nothing may look it up
     before ``serve`` runs, or the lookup waits for us forever). On return the mount is live
     (requests queue until ``serve`` runs). With *record*, the mount is announced
@@ -70,6 +71,7 @@ def start(stack: Stack, mountpoint: str, options: set[str],
     # FUSE_DONT_MASK where no default ACL takes its place); ours must not mask them again.
     os.umask(0)
     ops = UnionOperations(stack, owners, atime)
+    ops.lazy = lazy
     pyfuse3.init(ops, mountpoint, options)
     session = Session(ops, mountpoint, livemounts.mounted_at(mountpoint), atime)
     if record is not None and session.mount is not None:

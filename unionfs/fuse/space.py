@@ -64,6 +64,8 @@ class SpaceHandlers(MountState):
         if whence not in (os.SEEK_DATA, os.SEEK_HOLE):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         handle = self._readable(fh)
+        if not handle.upper:
+            await self._lazy_whole(handle.lazy)  # a placeholder's holes are not the file's
         if self.handles.has_writer(handle.ino):
             await self._write_back(handle.ino)
         return os.lseek(handle.fd, offset, whence)
@@ -87,7 +89,10 @@ class SpaceHandlers(MountState):
     ) -> int:
         if flags:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        src = self._readable(fh_in).fd
+        source = self._readable(fh_in)
+        if not source.upper:
+            await self._lazy_whole(source.lazy)
+        src = source.fd
         dst = self._writable(fh_out).fd
         # EXDEV (a lower on another file system) makes the kernel copy by read and write.
         if length >= THREAD_ALLOCATE_MIN:

@@ -23,7 +23,7 @@ import pyfuse3
 import trio
 
 from unionfs import idmap
-from unionfs.fuse import entry, features, kernelcache, killpriv
+from unionfs.fuse import entry, features, kernelcache, killpriv, lazyhook
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
 from unionfs.fuse.room import UpperSpace
@@ -86,6 +86,7 @@ class MountState(pyfuse3.Operations):
         upper = stack.upper
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
+        self.lazy: lazyhook.LazyData | None = None  # lazily pulled lowers, if any
         self.unmasked = False  # modes come unmasked, with the umask beside them (init)
 
     # -- answers -------------------------------------------------------------------------
@@ -243,6 +244,8 @@ class MountState(pyfuse3.Operations):
         a metacopy file gets its data (or, without *data*, loses its mark)."""
         res = node.res
         big = data and stat.S_ISREG(res.st.st_mode) and res.st.st_size >= THREAD_COPY_MIN
+        if data and stat.S_ISREG(res.st.st_mode) and (res.top != 0 or res.metacopy):
+            await self._lazy_whole(self._lazy_where(res))
         if res.top != 0:
             metadata_only = meta and self.stack.features.metacopy
             if big and not metadata_only:
@@ -264,6 +267,18 @@ class MountState(pyfuse3.Operations):
         parent = self.inodes.dir_at(posixpath.dirname(path))
         if parent is not None and kernelcache.CACHE_READDIR:
             self.stale_pages.add(parent.ino)
+
+    def _lazy_where(self, res: Resolved) -> tuple[str, bytes] | None:
+        """Where *res*'s data is when that is a lazy layer's file not yet whole, else None."""
+        if self.lazy is None:
+            return None
+        found = lazyhook.where(*self.stack.data_of(res))
+        return found if found is not None and self.lazy.pending(*found) else None
+
+    async def _lazy_whole(self, lazy: tuple[str, bytes] | None) -> None:
+        """Make a lazy file whole before its placeholder is read as data (a copy)."""
+        if lazy is not None and self.lazy is not None and self.lazy.pending(*lazy):
+            await trio.to_thread.run_sync(self.lazy.fill, *lazy)
 
     def _follow_copy_up(self, handle: FileHandle) -> None:
         """A handle opened on a lower file reads the copy once there is one (the kernel's

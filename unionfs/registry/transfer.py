@@ -122,8 +122,9 @@ def push(
     summary = Summary(manifest_digest=manifest_digest)
     for desc in _distinct(parsed.blobs):
         path = source.blob_path(desc.digest)
-        if not os.path.isfile(path):
-            raise UserError(f"image {image}: blob {desc.digest} is missing locally")
+        # A blob not here (a lazily pulled layer's) will do if the registry has it or can
+        # mount it from another repository; it is needed only for an upload.
+        local = os.path.isfile(path)
         if client.blob_exists(repo, desc.digest, push=True):
             outcome = "skipped"
         else:
@@ -133,6 +134,8 @@ def push(
                 location = client.mount_blob(repo, desc.digest, other)
                 if location is None:
                     outcome = "mounted"
+            if outcome == "sent" and not local:
+                raise UserError(f"image {image}: blob {desc.digest} is missing locally")
             if outcome == "sent":
                 progress.begin(desc)
                 client.upload_blob(

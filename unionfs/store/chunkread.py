@@ -80,7 +80,7 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _estargz_toc(source: RangeSource, digest: str) -> LayerToc:
+def _estargz_toc(source: RangeSource, digest: str) -> tuple[LayerToc, bytes, int]:
     size = source.size
     if size < estargz.FOOTER_SIZE:
         raise UserError("not an eStargz blob: shorter than its footer")
@@ -108,10 +108,11 @@ def _estargz_toc(source: RangeSource, digest: str) -> LayerToc:
     data = b"".join(tar.data(entry))
     if _sha256(data) != digest:
         raise UserError(f"eStargz TOC does not match its digest {digest[:19]}")
-    return parse_estargz(data, digest, toc_offset)
+    return parse_estargz(data, digest, toc_offset), data, toc_offset
 
 
-def _zstd_toc(source: RangeSource, annotations: dict[str, str], digest: str) -> LayerToc:
+def _zstd_toc(source: RangeSource, annotations: dict[str, str], digest: str
+              ) -> tuple[LayerToc, bytes, int]:  # fmt: skip
     where = zstdchunked.position(annotations)
     if where is None:
         raise UserError("zstd:chunked layer without a manifest-position annotation")
@@ -125,13 +126,19 @@ def _zstd_toc(source: RangeSource, annotations: dict[str, str], digest: str) -> 
         data = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=plain)
     except zstandard.ZstdError as exc:
         raise UserError(f"corrupt zstd:chunked TOC: {exc}") from None
-    return parse_zstd_chunked(data, digest)
+    return parse_zstd_chunked(data, digest), data, 0
 
 
 def open_toc(source: RangeSource, annotations: dict[str, str]) -> LayerToc:
     """The verified TOC of the blob *source*, found as its descriptor's *annotations*
     say. UserError when the layer announces no TOC (pull it whole) or a TOC that does
     not match its digest."""
+    return fetch_toc(source, annotations)[0]
+
+
+def fetch_toc(source: RangeSource, annotations: dict[str, str]) -> tuple[LayerToc, bytes, int]:
+    """``open_toc``, with the TOC's JSON as verified (what a lazy layer keeps, to parse
+    again) and, for eStargz, where its gzip member starts (``toc.parse_estargz`` needs it)."""
     kind = is_lazy(annotations)
     if kind == "estargz":
         return _estargz_toc(source, annotations[estargz.TOC_DIGEST])
@@ -207,4 +214,4 @@ class LayerReader:
 
 
 __all__ = ["CorruptChunk", "FileRangeSource", "LayerReader", "RangeSource", "decompress_chunk",
-           "is_lazy", "open_toc"]
+           "fetch_toc", "is_lazy", "open_toc"]

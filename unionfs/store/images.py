@@ -134,10 +134,12 @@ class ImageStore:
 
     def image_manifest(self, ref: str) -> tuple[str, bytes]:
         """(manifest digest, manifest bytes) of a stored image; its config and layer blobs
-        are in ``blobs/`` too."""
+        are in ``blobs/`` too, but for those of layers pulled lazily (a push mounts them)."""
         image = self.resolve(ref)
         data = self.blobs.read(image.digest)
         for digest in (image.record.config, *image.record.blobs):
+            if digest in image.record.blobs and os.path.isdir(self.lazy_tree(digest)):
+                continue
             if not self.blobs.has(digest):
                 raise UserError(f"image {ref}: blob {digest} is missing from the store")
         return image.digest, data
@@ -165,13 +167,19 @@ class ImageStore:
         if len(ids) != len(manifest.layers):
             raise UserError(f"image config lists {len(ids)} diff_ids for "
                             f"{len(manifest.layers)} layers")  # fmt: skip
+        # A layer pulled lazily (a commit on such an image) is its tree: no blob, no extraction.
+        lazy = {d.digest for d in manifest.layers
+                if not self.blobs.has(d.digest) and os.path.isdir(self.lazy_tree(d.digest))}
         for desc in manifest.layers:
+            if desc.digest in lazy:
+                continue
             if not self.blobs.has(desc.digest):
                 raise UserError(f"manifest names blob {desc.digest}, which is missing")
             if self.blobs.size(desc.digest) != desc.size:
                 raise UserError(f"blob {desc.digest}: size differs from the manifest's")
         for desc, diff_id in zip(manifest.layers, ids, strict=True):
-            self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
+            if desc.digest not in lazy:
+                self.ensure_layer(desc.digest, desc.media_type, diff_id, show_progress)
         record = ImageRecord(manifest_digest, manifest.config.digest, tuple(ids),
                              tuple(d.digest for d in manifest.layers),
                              str(config.get("created", "")),
@@ -179,10 +187,12 @@ class ImageStore:
         with self.locked():
             # Under the lock: a concurrent rmi cannot have removed a layer we rely on.
             for desc, diff_id in zip(manifest.layers, ids, strict=True):
-                if not os.path.isdir(self.layer_path(diff_id)):
+                if desc.digest not in lazy and not os.path.isdir(self.layer_path(diff_id)):
                     self.ensure_layer(desc.digest, desc.media_type, diff_id, False)
             with self.meta.write() as txn:
                 for desc, diff_id in zip(manifest.layers, ids, strict=True):
+                    if desc.digest in lazy:
+                        continue
                     self.meta.put_layer(txn, LayerRecord(diff_id, desc.digest, desc.size,
                                                          desc.media_type))  # fmt: skip
                 self.meta.put_image(txn, record)
@@ -327,9 +337,20 @@ class ImageStore:
     def config(self, image: Image) -> dict[str, typing.Any]:
         return imageformat.parse_config(self.blobs.read(image.record.config))
 
+    def lazy_tree(self, blob: str) -> str:
+        """Where a lazily pulled layer of blob *blob* keeps its tree (``unionfs.lazy``):
+        every entry as the TOC lists it, regular files filled as their data arrives."""
+        return os.path.join(self.root, "lazy", check_digest(blob, "blob"), "tree")
+
     def lowers(self, image: Image) -> list[str]:
-        """The image's layer directories, topmost first (as ``lowerdir=`` wants them)."""
-        return [self.layer_path(d) for d in reversed(image.record.diff_ids)]
+        """The image's layer directories, topmost first (as ``lowerdir=`` wants them); a
+        layer pulled lazily and not extracted is its lazy tree."""
+        out = []
+        for diff_id, blob in zip(image.record.diff_ids, image.record.blobs, strict=True):
+            path = self.layer_path(diff_id)
+            lazy = self.lazy_tree(blob)
+            out.append(lazy if not os.path.isdir(path) and os.path.isdir(lazy) else path)
+        return out[::-1]
 
     def tag(self, ref: str, new_name: str) -> None:
         image = self.resolve(ref)
@@ -399,6 +420,12 @@ class ImageStore:
         for digest in (gone.record.manifest, gone.record.config, *gone.record.blobs):
             if digest not in keep_blobs:
                 self.blobs.remove(digest)
+        for blob in set(gone.record.blobs) - keep_blobs:  # a lazy layer no one else uses
+            tree = self.lazy_tree(blob)
+            if os.path.isdir(tree) and tree not in used_dirs:
+                gone_dir = f"{os.path.dirname(tree)}.rm-{os.getpid()}"
+                os.rename(os.path.dirname(tree), gone_dir)
+                scratch.remove_tree(gone_dir)
 
     # -- the store lock -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -422,6 +449,8 @@ class ImageStore:
         written, a decompressed archive, a commit's spelled-out upper. Under the store lock,
         if it is free: a command holding it is at work, and the next command reclaims."""
         dirs = [self.blobs.dir, self.layers_dir, self.root]
+        if os.path.isdir(os.path.join(self.root, "lazy")):
+            dirs.append(os.path.join(self.root, "lazy"))  # a lazy pull's half-made layer
         containers = os.path.join(self.root, "containers")
         with contextlib.suppress(FileNotFoundError):
             dirs += [e.path for e in os.scandir(containers) if e.is_dir(follow_symlinks=False)]

@@ -1,0 +1,342 @@
+"""Lazy pulling against a full pull (issue 23): time to a command's first output and bytes
+fetched, over a slow link. Opt-in, as root: ``.venv/bin/python -m bench.lazypull``.
+
+A network namespace of our own (``lazy-mount-bench-<pid>``) holds everything: Debian's
+``docker-registry`` on its loopback, reached through a shaping proxy (default 100 Mbit/s
+and 10 ms each way: 20 ms round trips), and the unionfs commands. The proxy shapes, not
+``tc``: this kernel has no ``sch_netem`` ("Specified qdisc kind is unknown"), and ``tbf``
+alone gives a rate but no delay. The image is built from this machine's own files (its
+/usr/bin, gcc's and python3.11's trees and the libraries they load: ~600 MB), imported
+once and pushed as gzip, eStargz and zstd:chunked straight to the registry. Each
+measurement starts from an empty store: ``unionfs run --pull missing`` (a full pull, then
+run) and ``--pull lazy``; podman pull + run of the gzip image with ``--podman``. Bytes
+fetched are the registry's blob answers (its access log) up to the command's first
+output. Prefetch is off for lazy runs (``UNIONFS_LAZY_PREFETCH=0``): the bytes are what
+the command needed. The namespace, the registry and the stores are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+UNIONFS = [sys.executable, "-m", "unionfs"]
+COMMANDS = {
+    "python3 -c 'print(1)'": ["/usr/bin/python3", "-c", "print(1)"],
+    "gcc --version": ["/usr/bin/gcc", "--version"],
+    "sh -c 'echo ok'": ["/bin/sh", "-c", "echo ok"],
+}
+TREES = ["usr/bin", "usr/sbin", "usr/lib/gcc", "usr/lib/python3.11", "usr/libexec"]
+ELF_SEEDS = ["usr/bin/python3.11", "usr/bin/gcc-12", "usr/bin/dash", "usr/bin/bash",
+             "usr/lib/gcc/x86_64-linux-gnu/12/cc1", "usr/bin/x86_64-linux-gnu-as"]  # fmt: skip
+_ACCESS = re.compile(r'"GET (\S+/blobs/\S+) HTTP/[0-9.]+" (\d{3}) (\d+)')
+FORMATS = {"gzip": "gzip", "estargz": "esgz", "zstd:chunked": "zc"}
+
+
+def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+def build_rootfs(dest: Path) -> Path:
+    """The image's tree from this machine's files (kept in *dest* between runs)."""
+    if (dest / ".done").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "usr/lib64").mkdir(parents=True)
+    for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
+                         ("lib64", "usr/lib64")):  # fmt: skip
+        os.symlink(target, dest / name)  # merged /usr, as Debian 12's
+    for tree in TREES:
+        if os.path.isdir(f"/{tree}"):
+            (dest / tree).parent.mkdir(parents=True, exist_ok=True)
+            sh("cp", "-a", f"/{tree}", str(dest / tree))
+    libs: set[str] = set()
+    for seed in ELF_SEEDS:
+        out = subprocess.run(["ldd", f"/{seed}"], capture_output=True, text=True).stdout
+        libs.update(m for m in re.findall(r"(/\S+\.so[.\d]*)", out))
+    for lib in sorted(libs):
+        for path in {lib, os.path.realpath(lib)}:
+            inside = re.sub(r"^/(lib|lib64|bin|sbin)/", r"/usr/\1/", path)
+            target = dest / inside.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(target):
+                sh("cp", "-a", path, str(target))
+    for d in ("etc", "tmp", "root", "proc", "sys", "dev"):
+        (dest / d).mkdir(exist_ok=True)
+    (dest / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dest / "etc/group").write_text("root:x:0:\n")
+    (dest / ".done").write_text("")
+    return dest
+
+
+class ShapingProxy:
+    """TCP from *port* to *target*: each direction a link of *rate* bytes/s (its bytes
+    leave one after another) and *delay* seconds of propagation, order kept."""
+
+    def __init__(self, target: int, rate: float, delay: float) -> None:
+        import asyncio
+        import threading
+
+        self.target, self.rate, self.delay = target, rate, delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = 0
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            await server.serve_forever()
+
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(start(),),
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+        ready.wait()
+
+    async def _client(self, reader: typing.Any, writer: typing.Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                             return_exceptions=True)  # fmt: skip
+
+    async def _pipe(self, reader: typing.Any, writer: typing.Any) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        link_free = loop.time()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(16384):
+                link_free = max(loop.time(), link_free) + len(data) / self.rate
+                await queue.put((link_free + self.delay, data))
+                if link_free - loop.time() > 0.05:  # keep the sender's window honest
+                    await asyncio.sleep(link_free - loop.time() - 0.05)
+        finally:
+            await queue.put((0.0, b""))
+            await sender
+
+
+class Registry:
+    def __init__(self, work: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        config = work / "registry.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {work / 'storage'}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        self.log = work / "registry.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(config)],
+                                         stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=5).close()
+                return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise SystemExit("bench: docker-registry did not start")
+
+    def mark(self) -> int:
+        return self.log.stat().st_size
+
+    def blob_bytes(self, since: int) -> tuple[int, int]:
+        """(bytes, requests) of blob GET answers logged after *since*."""
+        text = self.log.read_bytes()[since:].decode(errors="replace")
+        found = [int(m[3]) for m in _ACCESS.finditer(text) if m[2] in ("200", "206")]
+        return sum(found), len(found)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait()
+
+
+def uf(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([*UNIONFS, "--root", str(root), *args], capture_output=True,
+                          text=True, env=env, cwd=REPO)  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: unionfs {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def first_output(cmd: list[str], env: dict[str, str], reg: Registry) -> dict[str, object]:
+    """Run *cmd*; seconds to its first byte of stdout, and blob bytes fetched until then."""
+    mark = reg.mark()
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=REPO)  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)
+    ttfo = time.monotonic() - start
+    fetched, requests = reg.blob_bytes(mark)
+    rest = proc.stdout.read()
+    err = proc.stderr.read() if proc.stderr else b""
+    proc.wait()
+    ok = proc.returncode == 0 and bool(first)
+    return {"seconds": round(ttfo, 2), "bytes": fetched, "requests": requests, "ok": ok,
+            "output": (first + rest).decode(errors="replace").strip()[:40],
+            "error": "" if ok else err.decode(errors="replace").strip()[-300:]}  # fmt: skip
+
+
+def measure(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> dict[str, object]:
+    store = work / "stores" / "s"
+    shutil.rmtree(store, ignore_errors=True)
+    env = dict(os.environ, UNIONFS_HOME=str(store), UNIONFS_LAZY_PREFETCH="0")
+    try:
+        if mode == "podman":
+            cmd = ["podman", "--root", str(store / "podman"), "--runroot", str(store / "run"),
+                   "--storage-driver", "overlay", "--runtime", "runc", "--cgroup-manager",
+                   "cgroupfs", "--events-backend", "none", "run", "--rm", "--tls-verify=false",
+                   "--cgroups=disabled", "--network=none", "--ulimit", "nofile=1024:1024",
+                   "--ulimit", "nproc=1024:1024", ref, *argv]  # fmt: skip
+        else:
+            pull = "lazy" if mode != "gzip" else "missing"
+            cmd = [*UNIONFS, "--root", str(store), "run", "--rm", "--pull", pull,
+                   "--tls-verify=false", ref, *argv]  # fmt: skip
+        return first_output(cmd, env, reg)
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(["podman", "--root", str(store / "podman"), "--runroot",
+                            str(store / "run"), "system", "reset", "-f"],
+                           capture_output=True, timeout=120)  # fmt: skip
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def inner(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    sh("ip", "link", "set", "lo", "up")
+    reg = Registry(work)
+    try:
+        src = work / "src-store"
+        shutil.rmtree(src, ignore_errors=True)
+        uf(src, "import", str(build_rootfs(work / "rootfs")), "big:1")
+        refs = {}
+        for fmt, tag in FORMATS.items():
+            refs[fmt] = f"{reg.host}/bench/big:{tag}"
+            uf(src, "push", "big:1", refs[fmt], "--compression-format", fmt, "--tls-verify=false")
+        sizes = {fmt: _image_bytes(reg, ref) for fmt, ref in refs.items()}
+        shutil.rmtree(src, ignore_errors=True)
+        proxy = ShapingProxy(reg.port, args.rate_mbit * 1e6 / 8, args.delay_ms / 1000)
+        refs = {fmt: ref.replace(reg.host, f"127.0.0.1:{proxy.port}") for fmt, ref in refs.items()}
+        rows = []
+        modes = ["gzip", "estargz", "zstd:chunked"] + (["podman"] if args.podman else [])
+        for name, argv in COMMANDS.items():
+            for mode in modes:
+                ref = refs["gzip" if mode == "podman" else mode]
+                result = measure(work, reg, ref, mode, argv)
+                rows.append({"command": name, "mode": mode, **result})
+                print(json.dumps(rows[-1]), flush=True)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        found = {"sizes": sizes, "rows": rows, "rate_mbit": args.rate_mbit,
+                 "delay_ms": args.delay_ms}  # fmt: skip
+        (out / "results.json").write_text(json.dumps(found, indent=1))
+        (out / "table.md").write_text(table(rows, sizes, args))
+    finally:
+        reg.stop()
+
+
+def _image_bytes(reg: Registry, ref: str) -> int:
+    """The sum of the layer blobs' sizes of *ref* (its manifest's)."""
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    req = urllib.request.Request(f"http://{reg.host}/v2/{repo}/manifests/{tag}", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json"})  # fmt: skip
+    with urllib.request.urlopen(req) as resp:
+        manifest = json.load(resp)
+    return sum(int(layer["size"]) for layer in manifest["layers"])
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "")[:100].replace("|", "/")
+
+
+def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.Namespace,
+          load: float | None = None) -> str:  # fmt: skip
+    load = os.getloadavg()[0] if load is None else load
+    lines = [f"# Lazy pulling (issue 23): {args.rate_mbit} Mbit/s, {args.delay_ms} ms each way "
+             f"(a shaping proxy in the namespace); load average {load:.1f}", "",
+             "Image layer blobs: " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()),
+             "", "| command | mode | first output (s) | ratio to full | MB fetched before it | "
+             "blob requests | ok |", "|---|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    full = {str(r["command"]): float(str(r["seconds"])) for r in rows if r["mode"] == "gzip"}
+    for r in rows:
+        base = full.get(str(r["command"]))
+        ratio = float(str(r["seconds"])) / base if base else 0.0
+        lines.append(f"| `{r['command']}` | {r['mode']} | {r['seconds']} | {ratio:.2f} | "
+                     f"{int(str(r['bytes'])) / 1e6:.1f} | {r['requests']} | "
+                     f"{'yes' if r['ok'] else 'NO: ' + _last_line(str(r['error']))} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def netns(name: str) -> Iterator[str]:
+    sh("ip", "netns", "add", name)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.lazypull", description=__doc__)
+    p.add_argument("--work", default="/var/tmp/unionfs-bench/lazypull",
+                   help="the image tree (kept), the registry and stores (removed)")  # fmt: skip
+    p.add_argument("--out", default=str(REPO / "bench/out/lazypull"))
+    p.add_argument("--rate-mbit", type=int, default=100)
+    p.add_argument("--delay-ms", type=int, default=10)
+    p.add_argument("--podman", action="store_true", help="also podman pull + run (gzip)")
+    p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.inner:
+        inner(args)
+        return
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    with netns(f"lazy-mount-bench-{os.getpid()}") as ns:
+        # nsenter --net, not ip netns exec: that one remounts /sys, and the cgroup
+        # hierarchies `run` needs would be gone.
+        cmd = ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "bench.lazypull",
+               "--inner",
+               "--work", args.work, "--out", os.path.abspath(args.out),
+               "--rate-mbit", str(args.rate_mbit), "--delay-ms", str(args.delay_ms),
+               *(["--podman"] if args.podman else [])]  # fmt: skip
+        subprocess.run(cmd, check=True, cwd=REPO)
+    for d in ("storage", "stores"):
+        shutil.rmtree(Path(args.work) / d, ignore_errors=True)
+    print((Path(args.out) / "table.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

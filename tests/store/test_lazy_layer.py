@@ -1,0 +1,112 @@
+"""A lazy layer without a registry (its blob read through ``FileRangeSource``): the
+placeholder tree equals the extracted layer but for file data; a read fetches only the
+chunks it covers, in one request, and fills a file once all of its chunks are here; hard
+links share one entry; a damaged chunk is EIO and never cached or filled; a damaged cache
+file is fetched again; prefetch completes the tree to the extracted layer, byte for byte."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import random
+from pathlib import Path
+
+import pytest
+from treecmp import diff_trees, snapshot
+
+from store.storeutil import layer_tar
+from unionfs.layerfmt import KERNEL_STYLE
+from unionfs.lazy import layout, placeholders
+from unionfs.lazy.chunkcache import ChunkCache
+from unionfs.lazy.serving import LazyLayer
+from unionfs.store import estargz, zstdchunked
+from unionfs.store.chunkread import FileRangeSource, fetch_toc
+from unionfs.store.layertar import extract_layer
+
+CHUNK = 64 << 10
+BIG = random.Random(5).randbytes(5 * CHUNK + 123)
+TAR = layer_tar([("d", "dir", ""), ("d/big", "file", BIG), ("d/small", "file", b"hi\n"),
+                 ("d/link", "link", "d/small"), ("d/sym", "symlink", "small"),
+                 ("d/empty", "file", b"")])  # fmt: skip
+WRITERS = {"estargz": estargz.write_estargz, "zstd:chunked": zstdchunked.write_zstd_chunked}
+
+
+def warn(message: str) -> None:
+    raise AssertionError(message)
+
+
+@pytest.fixture(params=sorted(WRITERS))
+def lazy(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[LazyLayer, FileRangeSource, Path]:
+    blob_path = tmp_path / "blob"
+    with open(blob_path, "wb") as out:
+        blob = WRITERS[request.param](io.BytesIO(TAR), out, chunk_size=CHUNK)
+    source = FileRangeSource(str(blob_path))
+    toc, data, offset = fetch_toc(source, blob.annotations)
+    directory = tmp_path / "lazy" / "layer"
+    (directory / layout.TREE).mkdir(parents=True)
+    placeholders.build(toc, str(directory / layout.TREE), KERNEL_STYLE, warn)
+    rec = layout.LazyRecord("127.0.0.1:1/x/y:z", blob.digest, blob.size, blob.media_type,
+                            blob.diff_id, toc.format, toc.digest, offset)  # fmt: skip
+    layout.save(str(directory), rec, data)
+    (tmp_path / "full").mkdir()
+    extract_layer(io.BytesIO(TAR), str(tmp_path / "full"), KERNEL_STYLE, warn=warn)
+    source.requests = 0
+    return LazyLayer(str(directory), source, ChunkCache(layout.chunk_dir(str(directory)))), \
+        source, tmp_path  # fmt: skip
+
+
+def test_the_placeholder_tree_is_the_extracted_layer_but_for_data(lazy: tuple) -> None:
+    _layer, _source, tmp = lazy
+    want, got = snapshot(tmp / "full"), snapshot(tmp / "lazy/layer/tree")
+    different = {p for p in set(want) | set(got) if want.get(p) != got.get(p)}
+    assert different == {b"d/big", b"d/small", b"d/link"}  # content only: zeros for now
+    assert os.stat(tmp / "lazy/layer/tree/d/big").st_blocks == 0  # sparse
+
+
+def test_a_read_fetches_only_the_chunks_it_covers(lazy: tuple) -> None:
+    layer, source, _tmp = lazy
+    assert layer.pending(b"d/big") and layer.pending(b"d/link")
+    assert not layer.pending(b"d/empty") and not layer.pending(b"d/sym")
+    assert layer.read(b"d/big", CHUNK - 10, 20) == BIG[CHUNK - 10 : CHUNK + 10]
+    assert source.requests == 1
+    assert layer.read(b"d/big", CHUNK, 100) == BIG[CHUNK : CHUNK + 100]  # cached
+    assert source.requests == 1 and layer.pending(b"d/big")
+    assert layer.read(b"d/link", 0, 100) == b"hi\n"  # the link's file, filled
+    assert not layer.pending(b"d/small") and not layer.pending(b"d/link")
+    assert b"d/small" in layout.filled(layer.dir)
+
+
+def test_a_damaged_chunk_is_eio_and_never_kept(lazy: tuple) -> None:
+    layer, _source, tmp = lazy
+    chunk = layer.files[b"d/big"].chunks[2]
+    data = bytearray((tmp / "blob").read_bytes())
+    data[(chunk.offset + chunk.end) // 2] ^= 0x55
+    (tmp / "blob").write_bytes(bytes(data))
+    with pytest.raises(OSError) as err:
+        layer.read(b"d/big", chunk.file_offset, 10)
+    assert err.value.errno == errno.EIO and layer.refused == 1
+    assert not layer.cache.has(chunk.digest) and layer.pending(b"d/big")
+
+
+def test_a_damaged_cache_file_is_fetched_again(lazy: tuple) -> None:
+    layer, source, _tmp = lazy
+    layer.read(b"d/big", 0, 10)
+    digest = layer.files[b"d/big"].chunks[0].digest
+    path = Path(layer.cache.dir) / digest[7:]
+    assert path.exists(), (digest, os.listdir(layer.cache.dir))
+    path.write_bytes(b"x" + path.read_bytes()[1:])
+    fresh = ChunkCache(layer.cache.dir)  # another process: it has not checked the file yet
+    layer.cache = fresh
+    assert layer.read(b"d/big", 0, 10) == BIG[:10]
+    assert source.requests == 2
+
+
+def test_prefetch_completes_the_tree_to_the_extracted_layer(lazy: tuple) -> None:
+    import threading
+
+    layer, _source, tmp = lazy
+    layer.read(b"d/big", 0, 10)
+    assert layer.prefetch(threading.Event(), batch_bytes=CHUNK)
+    assert layout.is_complete(layer.dir)
+    assert not diff_trees(snapshot(tmp / "full"), snapshot(tmp / "lazy/layer/tree"))

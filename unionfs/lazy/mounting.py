@@ -1,0 +1,41 @@
+"""What a mount daemon needs for the lazy layers among its lowers: each one's blob reached
+through a registry client made as ``pull`` made it (reference, TLS, credentials file),
+and the shared chunk cache. Layers already whole need no registry and are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from unionfs.imagename import parse_reference
+from unionfs.lazy import layout
+from unionfs.lazy.chunkcache import ChunkCache
+from unionfs.lazy.serving import LazyLayer, LazyMount
+from unionfs.registry.client import Client
+from unionfs.registry.ranges import RegistryRangeSource
+from unionfs.registry.transfer import connect
+
+
+def open_mount(lowers: Sequence[str]) -> LazyMount | None:
+    """The lazy layers among *lowers* (``lowerdir=`` directories), or None if none is."""
+    layers: dict[str, LazyLayer] = {}
+    clients: dict[tuple[str, bool, str | None], Client] = {}
+    closing: list[Callable[[], None]] = []
+    for tree in lowers:
+        directory = layout.layer_dir(tree)
+        if directory is None or layout.is_complete(directory):
+            continue
+        rec, _toc = layout.load(directory)
+        ref = parse_reference(rec.ref)
+        key = (rec.ref, rec.tls_verify, rec.authfile)
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = connect(ref, tls_verify=rec.tls_verify, authfile=rec.authfile)
+            closing.append(client.close)
+        source = RegistryRangeSource(client, ref.repository, rec.digest, rec.size)
+        layers[tree] = LazyLayer(directory, source, ChunkCache(layout.chunk_dir(directory)))
+    if not layers:
+        for close in closing:
+            close()
+        return None
+    return LazyMount(layers, closing)

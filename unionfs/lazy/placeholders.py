@@ -1,0 +1,77 @@
+"""The placeholder tree of a lazy layer, built from its TOC alone: every entry with the
+attributes a full extraction gives it (through ``layertar.extract_layer`` itself, fed a
+tar of the TOC's headers with empty regular files, so whiteouts, opaque directories, hard
+links and the store's marker style are the extraction's), then each regular file made
+sparse to its size. Its data is never read from here until it is recorded as filled.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Callable
+
+from unionfs.errors import UserError
+from unionfs.layerfmt import MarkerStyle
+from unionfs.safepath import DirFdCache, LayerDir
+from unionfs.store import layertar
+from unionfs.store.toc import LayerToc, TocEntry
+
+_TYPES = {"dir": tarfile.DIRTYPE, "reg": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE,
+          "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+          "fifo": tarfile.FIFOTYPE}  # fmt: skip
+
+
+def _info(entry: TocEntry) -> tarfile.TarInfo:
+    name = entry.path.decode("utf-8", "surrogateescape") or "."
+    info = tarfile.TarInfo(name + "/" if entry.kind == "dir" and name != "." else name)
+    info.type = _TYPES[entry.kind]
+    info.mode = entry.mode
+    info.uid, info.gid = entry.uid, entry.gid
+    info.mtime = entry.mtime_ns / 1e9
+    info.linkname = entry.linkname.decode("utf-8", "surrogateescape")
+    info.devmajor, info.devminor = entry.devmajor, entry.devminor
+    info.pax_headers = {
+        "SCHILY.xattr." + k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+        for k, v in entry.xattrs.items()
+    }
+    if entry.mtime_ns % 1_000_000_000:
+        info.pax_headers["mtime"] = f"{entry.mtime_ns / 1e9:.9f}"
+    return info
+
+
+def headers_tar(toc: LayerToc) -> bytes:
+    """The layer as a tar of headers only (regular files empty)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:  # fmt: skip
+        for entry in toc.entries:
+            if entry.path == b"" and entry.kind == "dir":
+                continue  # the layer root's attributes are the store's (LAYER_ROOT_MODE)
+            tar.addfile(_info(entry))
+    return out.getvalue()
+
+
+def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], None]) -> None:
+    """The placeholder tree of *toc* in the empty directory *dest*."""
+    layertar_stream = io.BytesIO(headers_tar(toc))
+    layertar.extract_layer(layertar_stream, dest, style, warn=warn)
+    cache = DirFdCache()
+    layer = LayerDir(dest, cache)
+    try:
+        for entry in toc.entries:
+            if entry.kind != "reg" or entry.size == 0:
+                continue
+            st = layer.lstat(entry.path)
+            if st is None:
+                raise UserError(f"lazy layer: {entry.path!r} of the TOC was not created")
+            fd = layer.open(entry.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, entry.size)
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(fd)
+    finally:
+        layer.close()
+        cache.close()
