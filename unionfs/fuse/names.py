@@ -9,6 +9,7 @@ below. Directories the rule copied up on the way are followed through ``union``'
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 
 import pyfuse3
@@ -106,6 +107,7 @@ class NameHandlers(MountState):
                 self.stack, node.res, parent.res, new_name, True, over_whiteout
             )
             self._changed(node, source)
+            _flush_due(node)
             made = self._new_entry(new_parent_inode, res, made=False)
         await self._tell_kernel()
         return made
@@ -155,6 +157,7 @@ class NameHandlers(MountState):
             self._follow_copies()
             node = node or self.inodes.node_of(res)
             if node is not None:
+                _flush_due(node)
                 self._lost(node, res.path, held)
             elif held is not None:
                 held.close()
@@ -207,6 +210,8 @@ class NameHandlers(MountState):
                 if other is not None and flags & pyfuse3.RENAME_EXCHANGE:
                     other.parent = parent_inode_old
             for was, node in ((before, mover), (target, other)):
+                if node is not None:
+                    _flush_due(node)
                 if node is not None and was is not None and breaks_link(was):
                     self.stale.add(node.ino)  # copied up: a hard link broke
                 self._drop_pages(node)
@@ -244,3 +249,11 @@ class NameHandlers(MountState):
                 held = None
         if held is not None:
             held.close()
+
+
+def _flush_due(node: Node) -> None:
+    """The kernel marks the file *node* changed after a link, unlink or rename of it; under
+    the write-back cache it then sends the times it holds at once, the same mtime (a
+    regular file's only: it keeps no other's times)."""
+    if stat.S_ISREG(node.res.st.st_mode):
+        node.flush_due = True
