@@ -20,7 +20,7 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState, breaks_link
 from unionfs.safepath import join
-from unionfs.union import create, link, remove
+from unionfs.union import create, link, remove, tmpfile
 from unionfs.union import rename as rename_rules
 from unionfs.union.held import Held
 from unionfs.union.lookup import lookup, resolve_path
@@ -100,6 +100,11 @@ class NameHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
+            if node.held is not None:  # an unnamed file (O_TMPFILE): the kernel's VFS
+                # lets no other file with no name left be linked (``tmpfile``)
+                res = tmpfile.link(self.stack, node.held, parent.res, new_name)
+                _flush_due(node)
+                return self._new_entry(new_parent_inode, res, made=False)
             # Every check comes before the copy-up, and runs once.
             over_whiteout = link.check(self.stack, node.res, parent.res, new_name)
             await self._copied_up(node, meta=True)
