@@ -7,6 +7,7 @@ compares the trees and mounts the kernel over unionfs's upper (nothing unnamed i
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import tempfile
@@ -17,6 +18,8 @@ from write_pairs import ALL_FEATURES, DEFAULT_FEATURES, Pair, rich_stack
 from writeutil import Parent, summary
 
 from unionfs.fuse import features
+
+FS_IOC_GETFLAGS = 0x80086601
 
 pytestmark = pytest.mark.skipif(
     "tmpfile" not in features.available(), reason="the binding has no tmpfile handler"
@@ -64,6 +67,29 @@ def changed_before_named(directory: bytes, name: bytes) -> object:
             st = os.fstat(fd)
             named = _name(root, fd, name)
             return summary(st), st.st_mtime_ns, named, os.getxattr(fd, b"user.t")
+        finally:
+            os.close(fd)
+
+    return run
+
+
+def read_unnamed(directory: bytes) -> object:
+    """Its xattrs, its flags (FS_IOC_GETFLAGS) and its data through a second open of
+    ``/proc/self/fd``, while it has no name."""
+
+    def run(root: int) -> object:
+        fd = _tmpfile(root, directory)
+        try:
+            os.write(fd, b"data")
+            os.setxattr(fd, b"user.u", b"2")
+            flags = bytearray(4)
+            fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags)
+            again = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+            try:
+                data = os.read(again, 10)
+            finally:
+                os.close(again)
+            return os.getxattr(fd, b"user.u"), sorted(os.listxattr(fd)), bytes(flags), data
         finally:
             os.close(fd)
 
@@ -122,6 +148,7 @@ STEPS = [
     ("named where a name is", made_written_named(b"d", b"f")),
     ("in a set-gid lower directory", made_written_named(b"ld", b"ld/t3")),
     ("changed before it is named", changed_before_named(b"o", b"o/t4")),
+    ("read while unnamed", read_unnamed(b"d/sub")),
     ("never named", never_named(b"d")),
     ("O_EXCL, then linked", excl_named(b"d", b"d/t5")),
     ("read-only", refused(b"d", os.O_RDONLY)),
