@@ -11,6 +11,7 @@ import io
 import os
 import random
 import threading
+import time
 import typing
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from treecmp import diff_trees, snapshot
 
 from store.storeutil import layer_tar
 from unionfs.layerfmt import KERNEL_STYLE
-from unionfs.lazy import layout, placeholders
+from unionfs.lazy import layout, placeholders, prune
 from unionfs.lazy.chunkcache import ChunkCache
 from unionfs.lazy.serving import LazyLayer
 from unionfs.store import estargz, zstdchunked
@@ -80,7 +81,8 @@ def test_the_placeholder_tree_is_the_extracted_layer_but_for_data(lazy: tuple) -
     want, got = snapshot(tmp / "full"), snapshot(tmp / "lazy/layer/tree")
     different = {p for p in set(want) | set(got) if want.get(p) != got.get(p)}
     assert different == {b"d/big", b"d/small", b"d/link"}  # content only: zeros for now
-    assert os.stat(tmp / "lazy/layer/tree/d/big").st_blocks == 0  # sparse
+    st = os.stat(tmp / "lazy/layer/tree/d/big")
+    assert st.st_blocks == os.stat(tmp / "full/d/big").st_blocks  # du: as the whole file
 
 
 def test_a_read_fetches_only_the_chunks_it_covers(lazy: tuple) -> None:
@@ -155,3 +157,17 @@ def test_prefetch_refuses_a_layer_whose_diff_id_differs(fmt: str, tmp_path: Path
     assert not layer.prefetch(threading.Event())
     assert not layout.is_complete(layer.dir)
     assert "diff_id" in (layout.broken(layer.dir) or "")
+
+
+def test_prune_keeps_the_chunks_an_incomplete_layer_lists_and_only_those(lazy: tuple) -> None:
+    layer, _source, tmp = lazy
+    layer.read(b"d/big", 0, 10)
+    kept = layer.files[b"d/big"].chunks[0].digest[7:]
+    chunks = tmp / "lazy/chunks/sha256"
+    (chunks / ("0" * 64)).write_bytes(b"a chunk of a layer removed since")
+    (chunks / f"{'1' * 64}.1.2.tmp").write_bytes(b"being written")
+    assert prune.prune_chunks(str(tmp / "lazy"))[0] == 1
+    assert sorted(os.listdir(chunks)) == sorted([kept, f"{'1' * 64}.1.2.tmp"])
+    assert layer.prefetch(threading.Event())  # complete: its data is in its tree
+    assert prune.prune_chunks(str(tmp / "lazy"), now=time.time() + 2 * prune.GRACE)[0] == 2
+    assert os.listdir(chunks) == []

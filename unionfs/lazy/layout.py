@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from unionfs.errors import UserError
+from unionfs.store.toc import ESTARGZ, LayerToc, parse_estargz, parse_zstd_chunked
 
 RECORD = "lazy.json"
 TOC = "toc.json"
@@ -36,6 +37,13 @@ class LazyRecord:
     tls_verify: bool = True
     authfile: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+
+
+def parse_toc(rec: LazyRecord, data: bytes) -> LayerToc:
+    """The layer's kept TOC (its digest checked again)."""
+    if rec.format == ESTARGZ:
+        return parse_estargz(data, rec.toc_digest, rec.toc_offset)
+    return parse_zstd_chunked(data, rec.toc_digest)
 
 
 def layer_dir(tree: str) -> str | None:

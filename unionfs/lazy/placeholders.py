@@ -2,11 +2,13 @@
 attributes a full extraction gives it (through ``layertar.extract_layer`` itself, fed a
 tar of the TOC's headers with empty regular files, so whiteouts, opaque directories, hard
 links and the store's marker style are the extraction's), then each regular file made
-sparse to its size. Its data is never read from here until it is recorded as filled.
+as large as the TOC says, its blocks allocated (``du`` as for the whole file). Its data
+is never read from here until it is recorded as filled.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tarfile
@@ -53,6 +55,21 @@ def headers_tar(toc: LayerToc) -> bytes:
     return out.getvalue()
 
 
+def _reserve(fd: int, entry: TocEntry) -> None:
+    """The placeholder at its size, its blocks allocated (unwritten extents: they read as
+    zeros, never served): ``du`` and ``st_blocks`` show what the whole file will take, as
+    for an extracted file, and filling it later cannot fail for want of space."""
+    try:
+        os.posix_fallocate(fd, 0, entry.size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"lazy layer: no space for {entry.size} bytes of "
+                            f"{entry.path.decode(errors='replace')}") from None  # fmt: skip
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, entry.size)  # a filesystem without fallocate: sparse, du says 0
+
+
 def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], None]) -> None:
     """The placeholder tree of *toc* in the empty directory *dest*."""
     layertar_stream = io.BytesIO(headers_tar(toc))
@@ -68,7 +85,7 @@ def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], No
                 raise UserError(f"lazy layer: {entry.path!r} of the TOC was not created")
             fd = layer.open(entry.path, os.O_WRONLY | os.O_NOFOLLOW)
             try:
-                os.ftruncate(fd, entry.size)
+                _reserve(fd, entry)
                 os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
                 os.close(fd)

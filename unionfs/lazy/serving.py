@@ -20,16 +20,13 @@ from unionfs.lazy.chunkcache import ChunkCache
 from unionfs.registry.auth import RegistryError
 from unionfs.safepath import DirFdCache, LayerDir
 from unionfs.store.chunkread import CorruptChunk, LayerReader, RangeSource
-from unionfs.store.toc import ESTARGZ, Chunk, LayerToc, TocEntry, parse_estargz, parse_zstd_chunked
+from unionfs.store.toc import Chunk, LayerToc, TocEntry
 
 log = logging.getLogger("unionfs.lazy")
 STOP_WAIT = 10.0  # seconds the unmount waits for a prefetch to notice it should stop
 
 
-def parse(rec: layout.LazyRecord, data: bytes) -> LayerToc:
-    if rec.format == ESTARGZ:
-        return parse_estargz(data, rec.toc_digest, rec.toc_offset)
-    return parse_zstd_chunked(data, rec.toc_digest)
+parse = layout.parse_toc
 
 
 def regular_files(toc: LayerToc) -> dict[bytes, TocEntry]:
