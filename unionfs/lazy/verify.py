@@ -57,9 +57,10 @@ def _member_header(m: tarread.Member, toc_mtime_ns: int) -> tuple[object, ...]:
 
 def _same_mtime(member_ns: int, toc_ns: int) -> bool:
     """At the TOC's precision: eStargz TOCs carry whole seconds (RFC 3339 without a
-    fraction), so a tar's finer mtime is compared by its second."""
+    fraction; writers round or truncate), so a tar's finer mtime is compared within the
+    second. The placeholder tree has the TOC's time: the known, accepted difference."""
     if toc_ns % 1_000_000_000 == 0:
-        return member_ns // 1_000_000_000 * 1_000_000_000 == toc_ns
+        return abs(member_ns - toc_ns) < 1_000_000_000
     return member_ns == toc_ns
 
 
