@@ -171,3 +171,12 @@ def test_prune_keeps_the_chunks_an_incomplete_layer_lists_and_only_those(lazy: t
     assert layer.prefetch(threading.Event())  # complete: its data is in its tree
     assert prune.prune_chunks(str(tmp / "lazy"), now=time.time() + 2 * prune.GRACE)[0] == 2
     assert os.listdir(chunks) == []
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_prefetch_of_a_tar_that_gives_a_path_twice_keeps_the_later(fmt: str, tmp_path: Path
+                                                                   ) -> None:  # fmt: skip
+    tar = layer_tar([("d", "dir", ""), ("d/f", "file", b"older\n"), ("d/f", "file", b"newer\n")])
+    layer, _source = make_lazy(tmp_path, fmt, tar)
+    assert layer.prefetch(threading.Event())
+    assert (tmp_path / "lazy/layer/tree/d/f").read_bytes() == b"newer\n"

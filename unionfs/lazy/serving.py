@@ -197,8 +197,8 @@ class _TreeSink:
         self.times = (0, 0)
 
     def chunk(self, entry: TocEntry, chunk: Chunk, data: bytes) -> None:
-        if entry.path in self.layer.filled:
-            return
+        if entry.path in self.layer.filled or self.layer.files.get(entry.path) is not entry:
+            return  # here already, or an earlier entry of a path the tar gives twice
         if self.fd < 0:
             self.fd = self.layer.tree.open(entry.path, os.O_WRONLY)
             st = os.fstat(self.fd)

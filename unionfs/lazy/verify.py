@@ -85,8 +85,9 @@ def walk(blob: typing.BinaryIO, toc: LayerToc, diff_id: str, sink: Sink | None =
     """Read the whole compressed *blob*: Mismatch unless every member is the TOC's entry of
     its path (attributes, and data by chunk digest), the TOC has no entry the tar lacks,
     and the decompressed stream hashes to *diff_id*. False if *stopped* came first."""
-    wanted = {e.path: e for e in toc.entries}
-    seen: set[bytes] = set()
+    wanted: dict[bytes, list[TocEntry]] = {}
+    for e in toc.entries:  # a path may come twice (the later wins): matched in order
+        wanted.setdefault(e.path, []).append(e)
     try:
         stream = tarread.TarStream(open_layer(blob), None)
         while (member := stream.next()) is not None:
@@ -94,7 +95,8 @@ def walk(blob: typing.BinaryIO, toc: LayerToc, diff_id: str, sink: Sink | None =
                 return False
             if toc.format == ESTARGZ and member.path in _NOT_IN_TOC:
                 continue  # the reference writer's TOC and landmark members (ours follow the end)
-            entry = wanted.get(member.path)
+            entries = wanted.get(member.path)
+            entry = entries.pop(0) if entries else None
             if entry is None and member.path == b"" and member.type == tarread.DIRECTORY:
                 continue  # "./": the layer root's attributes are the store's either way
             where = tarread.show(member.name)
@@ -104,7 +106,6 @@ def walk(blob: typing.BinaryIO, toc: LayerToc, diff_id: str, sink: Sink | None =
                 raise Mismatch(f"{where}: the tar's header differs from the TOC's entry")
             if not _same_mtime(member.mtime_ns, entry.mtime_ns):
                 raise Mismatch(f"{where}: the tar's mtime differs from the TOC's")
-            seen.add(member.path)
             if entry.kind != "reg" or entry.size == 0:
                 continue
             for chunk, data in _chunks_of(stream.data(member), entry.chunks):
@@ -122,7 +123,7 @@ def walk(blob: typing.BinaryIO, toc: LayerToc, diff_id: str, sink: Sink | None =
         raise  # the transfer failed (not the bytes): the caller tries again
     except UserError as exc:  # not a tar, a truncated one, a wrong blob digest: refused
         raise Mismatch(str(exc)) from None
-    missing = [p for p in wanted if p not in seen and p != b""]
+    missing = [p for p, left in wanted.items() if left and p != b""]
     if missing:
         raise Mismatch(f"the TOC lists {tarread.show(missing[0])}, which the tar lacks")
     if got != diff_id:
