@@ -308,6 +308,14 @@ def test_create_pull_lazy_makes_a_container_from_the_registry(
         uf(root, "rm", "-f", "lazy-rest-c1")
 
 
+def test_images_shows_a_refused_lazy_layer_as_broken(pushed: Pushed, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    lowers = lazy_pull(pushed, "estargz", root)
+    layout.mark_broken(lazy_layer(lowers[0]), "the tar's header differs from the TOC's entry")
+    head, row = uf(root, "images").stdout.splitlines()
+    assert head.split()[-1] == "PRESENT" and row.split()[-1] == "broken", row
+
+
 def test_rmi_removes_the_lazy_layers(pushed: Pushed, tmp_path: Path) -> None:
     root = tmp_path / "store"
     lowers = lazy_pull(pushed, "estargz", root)
