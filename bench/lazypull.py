@@ -269,8 +269,11 @@ def measure(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> 
             os.unlink(env[PROFILE_ENV])
         found = first_output(cmd, env, reg)
         found["read"] = read_bytes(Path(env[PROFILE_ENV]))
-        toc = re.search(r"TOCs (\d+) bytes", str(found.pop("stderr", "")))
+        said = str(found.pop("stderr", ""))
+        toc = re.search(r"TOCs (\d+) bytes", said)
         found["toc_bytes"] = int(toc[1]) if toc else 0
+        trees = re.search(r"placeholder trees ([0-9.]+) s", said)
+        found["trees"] = float(trees[1]) if trees else None
         return found
     finally:
         remove_cgroups()
