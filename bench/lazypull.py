@@ -432,6 +432,7 @@ def main() -> None:
         subprocess.run(cmd, check=True, cwd=REPO)
     for d in ("storage", "stores"):
         shutil.rmtree(Path(args.work) / d, ignore_errors=True)
+    (Path(args.work) / "profile.json").unlink(missing_ok=True)
     print((Path(args.out) / "table.md").read_text())
 
 
