@@ -74,10 +74,9 @@ class LazyLayer:
         entry = self.files.get(path)
         return entry is not None and entry.path not in self.filled
 
-    def _chunks(self, chunks: Sequence[Chunk], keep: bool = True) -> list[bytes]:
-        """Each chunk's bytes, from the cache or fetched in one ``read_ranges`` (verified);
-        what is fetched is kept in the cache when *keep* (a prefetch writes it only into
-        the tree)."""
+    def _chunks(self, chunks: Sequence[Chunk]) -> list[bytes]:
+        """Each chunk's bytes, from the cache or fetched in one ``read_ranges`` (verified),
+        what is fetched kept in the cache."""
         got: dict[int, bytes] = {}
         fetch = []
         for i, c in enumerate(chunks):
@@ -94,8 +93,7 @@ class LazyLayer:
                 log.warning("refused a chunk of blob %s: %s", self.record.digest[:19], exc)
                 raise
             for i, data in zip(fetch, fetched, strict=True):
-                if keep:
-                    self.cache.put(chunks[i].digest, data)
+                self.cache.put(chunks[i].digest, data)
                 got[i] = data
         return [got[i] for i in range(len(chunks))]
 
