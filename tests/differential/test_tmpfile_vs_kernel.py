@@ -7,6 +7,7 @@ compares the trees and mounts the kernel over unionfs's upper (nothing unnamed i
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import stat
@@ -20,6 +21,9 @@ from writeutil import Parent, summary
 from unionfs.fuse import features
 
 FS_IOC_GETFLAGS = 0x80086601
+AT_EMPTY_PATH = 0x1000
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.linkat.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
 
 pytestmark = pytest.mark.skipif(
     "tmpfile" not in features.available(), reason="the binding has no tmpfile handler"
@@ -39,13 +43,23 @@ def _name(root: int, fd: int, path: bytes) -> object:
         return summary(p.lstat())
 
 
-def made_written_named(directory: bytes, name: bytes, flags: int = os.O_RDWR) -> object:
+def _name_empty_path(root: int, fd: int, path: bytes) -> object:
+    """linkat(fd, "", dir, name, AT_EMPTY_PATH), as a caller with CAP_DAC_READ_SEARCH."""
+    with Parent(root, path) as p:
+        if _libc.linkat(fd, b"", p.fd, p.name, AT_EMPTY_PATH) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return summary(p.lstat())
+
+
+def made_written_named(directory: bytes, name: bytes, flags: int = os.O_RDWR,
+                       empty_path: bool = False) -> object:  # fmt: skip
     def run(root: int) -> object:
         fd = _tmpfile(root, directory, flags)
         try:
             os.write(fd, b"unnamed data")
             unnamed = summary(os.fstat(fd))
-            named = _name(root, fd, name)
+            named = (_name_empty_path if empty_path else _name)(root, fd, name)
             os.write(fd, b", then named")
             return unnamed, named, summary(os.fstat(fd))
         finally:
@@ -146,6 +160,7 @@ STEPS = [
     ("in the root, named in a lower directory", made_written_named(b"", b"ld/t2")),
     ("write-only, named over a whiteout", made_written_named(b"d", b"gone", os.O_WRONLY)),
     ("named where a name is", made_written_named(b"d", b"f")),
+    ("named by AT_EMPTY_PATH", made_written_named(b"o", b"o/e", empty_path=True)),
     ("in a set-gid lower directory", made_written_named(b"ld", b"ld/t3")),
     ("changed before it is named", changed_before_named(b"o", b"o/t4")),
     ("read while unnamed", read_unnamed(b"d/sub")),
@@ -157,6 +172,7 @@ STEPS = [
     ("read d/sub/t1", read(b"d/sub/t1")),
     ("read ld/t2", read(b"ld/t2")),
     ("read gone", read(b"gone")),
+    ("read o/e", read(b"o/e")),
 ]
 
 
