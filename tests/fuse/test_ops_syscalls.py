@@ -1,7 +1,8 @@
 """Operations called directly: how many calls into the upper layer the common changes
 cost (issue 20). A link or a remove looks its name up once; creating an entry stats it
-once it is made; the write-back cache's flush of times the file already has costs one
-lstat and no write."""
+once it is made; the write-back cache's flush of times the file already has, after a
+link, unlink or rename, costs one lstat and no write (any other such request is a
+utimensat, which marks the file changed)."""
 
 from __future__ import annotations
 
