@@ -8,7 +8,9 @@ the mount-program form ``unionfs -o lowerdir=... MNT`` (podman's: returns once t
 live). Wall time is load-sensitive; the CPU time (user + system) much less: for ``-f`` it
 is the daemon's own (every thread, from /proc schedstat) when its mountpoint first answers
 a stat; for the mount-program form, the waiting parent's (which imports everything before
-it forks) plus the daemon's up to that moment. Prints medians; removes what it made.
+it forks) plus the daemon's up to that moment. ``--zygote``: this checkout once more with
+UNIONFS_ZYGOTE=1 (its CPU is the client's alone: the worker's fork is not counted). Prints
+medians; removes what it made (the zygote too).
 """
 
 from __future__ import annotations
@@ -58,11 +60,32 @@ def unmount(mnt: str) -> None:
         subprocess.run(cmd, capture_output=True, check=False)
 
 
+ZYGOTE = "+zygote"
+
+
 def env_for(checkout: str | None) -> dict[str, str]:
     env = dict(os.environ)
-    if checkout:
+    env.pop("UNIONFS_ZYGOTE", None)
+    if checkout == ZYGOTE:
+        env["UNIONFS_ZYGOTE"] = "1"
+        env["UNIONFS_ZYGOTE_IDLE"] = "120"
+    elif checkout:
         env["PYTHONPATH"] = checkout
     return env
+
+
+def stop_zygotes() -> None:
+    """The zygotes this run started (by pid: ours are the only ones with this command)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[:3] == [sys.executable.encode(), b"-m", b"unionfs.zygote.server"]:
+            os.kill(int(pid), 15)
 
 
 def start_foreground(opts: str, mnt: str, checkout: str | None) -> tuple[float, float]:
@@ -103,9 +126,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--files", type=int, default=200, help="files per layer")
+    ap.add_argument("--zygote", action="store_true", help="also this checkout's zygote")
     ap.add_argument("checkouts", nargs="*", metavar="CHECKOUT")
     args = ap.parse_args()
-    sides: list[str | None] = [None, *args.checkouts]
+    sides: list[str | None] = [None, *args.checkouts, *([ZYGOTE] if args.zygote else [])]
     print(f"load before: {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="mount-start-") as tmp:
         lowers = []
@@ -122,7 +146,9 @@ def main() -> None:
         for i, side in enumerate(sides):
             index = os.path.join(tmp, f"index{i}")
             opts = f"lowerdir={':'.join(lowers)},indexdir={index}"
-            start_foreground(opts, mnt, side)  # builds the index: not timed
+            start_foreground(opts, mnt, side)  # builds the index (starts a zygote): not timed
+            if side == ZYGOTE:
+                time.sleep(2)  # the zygote's imports, before the first timed start
         for _ in range(args.runs):
             for i, side in enumerate(sides):
                 opts = f"lowerdir={':'.join(lowers)},indexdir={os.path.join(tmp, f'index{i}')}"
@@ -130,6 +156,8 @@ def main() -> None:
                 for mode, fn in (("-f", start_foreground), ("helper", start_helper)):
                     results.setdefault((name, mode), []).append(fn(opts, mnt, side))
         unmount(mnt)
+        if args.zygote:
+            stop_zygotes()
     print(f"load after: {os.getloadavg()[0]:.1f}; median of {args.runs}")
     print(f"{'checkout':<40} {'mode':<7} {'wall s':>8} {'cpu s':>8} {'min cpu':>8}")
     for (name, mode), rows in results.items():

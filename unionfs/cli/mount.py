@@ -254,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
     return _daemonize(args, index, layout, fuse_options, features, atime)
 
 
+def preload() -> None:
+    """Import what a mount imports once it starts (the zygote does, before it forks)."""
+    from unionfs.fuse import mount as fusemount  # noqa: F401
+
+
 class _Prepared:
     """``indexing.prepare`` of a mount's lowers, run in a thread; ``result`` waits for it
     (and raises what it raised). Joined before the daemon forks: no thread crosses it."""
