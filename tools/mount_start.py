@@ -69,23 +69,25 @@ def env_for(checkout: str | None) -> dict[str, str]:
     if checkout == ZYGOTE:
         env["UNIONFS_ZYGOTE"] = "1"
         env["UNIONFS_ZYGOTE_IDLE"] = "120"
+        key, _, value = MARK.partition("=")
+        env[key] = value
     elif checkout:
         env["PYTHONPATH"] = checkout
     return env
 
 
+MARK = f"UNIONFS_BENCH_ZYGOTE={os.getpid()}"  # in the environment of the zygotes we start
+
+
 def stop_zygotes() -> None:
-    """The zygotes this run started (by pid: ours are the only ones with this command)."""
+    """The zygotes this run started (by pid: those with our mark in their environment)."""
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if MARK.encode() in f.read().split(b"\0"):
+                    os.kill(int(pid), 15)
+        except (OSError, ValueError):
             continue
-        if argv[:3] == [sys.executable.encode(), b"-m", b"unionfs.zygote.server"]:
-            os.kill(int(pid), 15)
 
 
 def start_foreground(opts: str, mnt: str, checkout: str | None) -> tuple[float, float]:

@@ -24,15 +24,26 @@ IDLE_ENV = "UNIONFS_ZYGOTE_IDLE"
 LIMITS = [getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")]
 
 
+NAMESPACES = ("mnt", "user", "pid", "net", "ipc", "uts", "cgroup")
+
+
 def package() -> str:
     """The unionfs checkout this code is (a zygote serves only its own)."""
-    return os.path.dirname(os.path.realpath(__file__))
+    return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def address() -> bytes:
-    """The abstract socket name: one zygote per user, interpreter and unionfs checkout (a
-    collision is refused by the zygote's own check, and the caller mounts itself)."""
-    key = f"{sys.executable}\0{package()}".encode(errors="surrogateescape")
+    """The abstract socket name: one zygote per user, interpreter, unionfs checkout and
+    what a worker inherits from its zygote (namespaces, cgroup, limits, groups), so that
+    callers that one zygote must refuse (podman lowers its limits) find one of their own.
+    A collision of the hash is refused by the zygote's own check: the caller mounts."""
+    parts = [sys.executable, package(), *(str(os.stat(f"/proc/self/ns/{n}").st_ino)
+                                          for n in NAMESPACES)]  # fmt: skip
+    with open("/proc/self/cgroup") as f:
+        parts.append(f.read())
+    parts += [repr(resource.getrlimit(r)) for r in LIMITS]
+    parts.append(repr(sorted(os.getgroups())))
+    key = "\0".join(parts).encode(errors="surrogateescape")
     return b"\0unionfs-zygote-%d-%08x" % (os.getuid(), zlib.crc32(key))
 
 

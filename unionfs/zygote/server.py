@@ -28,7 +28,6 @@ from unionfs.zygote import client
 
 IDLE_DEFAULT = 20.0
 MAX_REQUEST = 1 << 20
-_NAMESPACES = ("mnt", "user", "pid", "net", "ipc", "uts", "cgroup")
 _STATUS_FIELDS = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
                   b"Seccomp")  # fmt: skip
 
@@ -61,7 +60,7 @@ def _read_early(name: str) -> bool:
 def _identity(pid: int | str) -> tuple[object, ...]:
     """What a worker inherits from the zygote rather than from its caller."""
     ns = tuple((st.st_dev, st.st_ino) for st in
-               (os.stat(f"/proc/{pid}/ns/{n}") for n in _NAMESPACES))  # fmt: skip
+               (os.stat(f"/proc/{pid}/ns/{n}") for n in client.NAMESPACES))  # fmt: skip
     root = os.stat(f"/proc/{pid}/root")
     with open(f"/proc/{pid}/cgroup", "rb") as f:
         cgroup = f.read()
@@ -183,6 +182,10 @@ def _worker(conn: socket.socket, request: dict[str, typing.Any], fds: list[int])
         from unionfs.cli import main
 
         code = main(sys.argv[1:])
+    except SystemExit as exc:  # argparse's --help, as the interpreter would end
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:  # a worker reports its end; it never unwinds into the loop
         code = 70
     finally:
