@@ -85,9 +85,9 @@ def bench_root(runs: int, files: int, zygote: bool = False) -> None:
                 pms[name] = Podman(Path(tmp) / name, program, cgroups)
                 if name.endswith("+zygote"):
                     plain = pms[name].env
-                    mark = dict([MARK.split("=")])
-                    pms[name].env = lambda plain=plain: {**plain(), "UNIONFS_ZYGOTE": "1",
-                                                         "UNIONFS_ZYGOTE_IDLE": "120", **mark}
+                    key, _, value = MARK.partition("=")
+                    pms[name].env = lambda plain=plain, key=key, value=value: {**plain(),
+                        "UNIONFS_ZYGOTE": "1", "UNIONFS_ZYGOTE_IDLE": "120", key: value}
                 pms[name].import_rootfs(rootfs, IMAGE)
             report(bench(pms, runs, files))
         finally:
