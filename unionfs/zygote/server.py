@@ -19,6 +19,7 @@ import contextlib
 import marshal
 import os
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -105,8 +106,8 @@ def serve() -> int:
     listener.settimeout(idle)
     root = client.package()
     stamp = _code_stamp(root)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
     while True:
-        _reap()
         try:
             conn, _ = listener.accept()
         except TimeoutError:
@@ -122,12 +123,6 @@ def serve() -> int:
                 break
     listener.close()
     return 0
-
-
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
 
 
 def _handle(conn: socket.socket, listener: socket.socket) -> bool:
@@ -163,6 +158,7 @@ def _handle(conn: socket.socket, listener: socket.socket) -> bool:
 def _worker(conn: socket.socket, request: dict[str, typing.Any], fds: list[int]) -> None:
     """Become the caller (its limits, environment, umask, cwd, stdio), then mount."""
     code = 70
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a mount waits for its own children
     try:
         try:
             for res, soft, hard in request["limits"]:
