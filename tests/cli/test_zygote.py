@@ -95,7 +95,9 @@ def mount(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def served_by_zygote(mnt: Path) -> bool:
-    record = mountrecords.live()[str(mnt)]
+    """Whether a zygote's worker serves *mnt* (its record, written once the mount is live)."""
+    record = wait_for("the mount's record", lambda: mountrecords.live().get(str(mnt)))
+    assert isinstance(record, mountrecords.Record)
     with open(f"/proc/{record.pid}/cmdline", "rb") as f:
         return b"unionfs.zygote.server" in f.read().split(b"\0")
 

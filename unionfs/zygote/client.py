@@ -20,6 +20,7 @@ import typing
 import zlib
 
 ENV = "UNIONFS_ZYGOTE"
+ANSWER_TIMEOUT = 30.0  # a zygote that has not forked a worker by then is stuck: mount here
 IDLE_ENV = "UNIONFS_ZYGOTE_IDLE"
 LIMITS = [getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")]
 
@@ -77,6 +78,7 @@ def client(argv: list[str]) -> int | None:
     caller must mount itself (no zygote: one is started for the next mount)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
+        sock.settimeout(ANSWER_TIMEOUT)
         try:
             sock.connect(address())
         except OSError:
@@ -99,6 +101,7 @@ def client(argv: list[str]) -> int | None:
         if not reply.startswith(b"started:"):
             return None  # the zygote said fallback (or went away): mount here
         worker = int(reply.split(b":")[1])
+        sock.settimeout(None)  # the worker's mount, or its foreground service, takes its time
         forward = _forward_signals(worker)
         try:
             status = sock.recv(256)
