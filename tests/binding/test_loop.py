@@ -59,7 +59,9 @@ def test_waiting_handlers_hold_up_no_other_request(toy: ToyFactory) -> None:
         (t.mnt / "f").write_bytes(b"x")
         for i in range(waiters):  # the kernel serializes lookups in one directory
             (t.mnt / f"d{i}").mkdir()
-        threads = [threading.Thread(target=lookup, args=(t, i), daemon=True) for i in range(waiters)]
+        threads = [
+            threading.Thread(target=lookup, args=(t, i), daemon=True) for i in range(waiters)
+        ]
         for th in threads:
             th.start()
         # All four wait in their handlers at once, and the stats requests polling for
