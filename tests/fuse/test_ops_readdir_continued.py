@@ -55,12 +55,13 @@ def test_a_continued_listing_shows_the_link_count_of_now(
 ) -> None:
     ops, d, fh, head, rest = _begun(make_ops, monkeypatch, where)
     victim = rest[0]
-    v = lookup_ino(ops, d, victim)  # the kernel holds it
+    v = lookup_ino(ops, d, victim)
     e = lookup_ino(ops, ROOT, b"e")
     assert call(ops.link, v, e, b"w", CTX).st_nlink == 2
+    _forget(ops, v, e)  # the kernel evicts it (and the new name's dentry)
     tail = _rest(ops, monkeypatch, fh, head)
     listed = {x.name: x.attrs for x in tail.accepted}
-    assert listed[victim].node_id == v
+    assert listed[victim].node_id not in (0, v)
     assert listed[victim].st_nlink == 2  # the listing began when it was 1
 
 
@@ -86,15 +87,38 @@ def test_a_continued_listing_shows_what_a_name_names_now(
     """A name renamed over since the listing began is the moved file, with its node."""
     ops, d, fh, head, rest = _begun(make_ops, monkeypatch, where)
     victim, mover = rest[0], rest[1]
-    lookup_ino(ops, d, victim)
+    v = lookup_ino(ops, d, victim)
     m = lookup_ino(ops, d, mover)
     call(ops.rename, d, mover, d, victim, 0, CTX)
+    number = call(ops.getattr, m, CTX).st_ino
+    _forget(ops, v, m)  # evicted: the listing gives the kernel its node anew
     tail = _rest(ops, monkeypatch, fh, head)
     listed = {x.name: x.attrs for x in tail.accepted}
     assert mover not in listed
-    assert listed[victim].node_id == m
-    assert listed[victim].st_ino == call(ops.getattr, m, CTX).st_ino
-    assert ops.inodes.get(m).res.path == b"d/" + victim
+    assert listed[victim].st_ino == number
+    node = ops.inodes.get(listed[victim].node_id)
+    assert node.res.path == b"d/" + victim and node.number == number
+
+
+def test_a_continued_listing_gives_only_the_name_of_an_inode_the_kernel_holds(
+    make_ops: MakeOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node id 0: the kernel leaves the inode's attributes alone (see ``readdir``)."""
+    ops, d, fh, head, rest = _begun(make_ops, monkeypatch, "upper")
+    victim = rest[0]
+    v = lookup_ino(ops, d, victim)
+    call(ops.link, v, lookup_ino(ops, ROOT, b"e"), b"w", CTX)
+    tail = _rest(ops, monkeypatch, fh, head)
+    listed = {x.name: x.attrs for x in tail.accepted}
+    assert listed[victim].node_id == 0
+    assert listed[victim].st_ino == call(ops.getattr, v, CTX).st_ino  # its d_ino
+    assert lookups(ops, v) == 2  # the lookup and the link, none for the listing
+
+
+def _forget(ops: UnionOperations, *inodes: int) -> None:
+    """The kernel forgets *inodes* (every reference it has)."""
+    call(ops.forget, [(ino, lookups(ops, ino)) for ino in inodes])
+    assert all(ops.inodes.find(ino) is None for ino in inodes)
 
 
 def test_a_continued_listing_with_nothing_changed_serves_its_snapshot(

@@ -213,6 +213,7 @@ class ReadHandlers(MountState):
             start_id = 2
         entries = handle.entries
         inodes = self.inodes
+        separate = inodes.separate_ids  # else a node id 0 would be st_ino 0 (no binding)
         for index in range(start_id - 2, len(entries)):
             name, res, attrs = entries[index]
             if changed:
@@ -221,6 +222,17 @@ class ReadHandlers(MountState):
                     continue
                 res, attrs = now
             assert isinstance(attrs, pyfuse3.EntryAttributes)
+            if separate and inodes.node_of(res) is not None:
+                # An inode the kernel holds: its name alone (node id 0: no attributes, no
+                # reference). The kernel drops the link count of an unlinked name's inode
+                # itself, after our answer (fuse_entry_unlinked); attributes read after that
+                # answer and applied before that drop count the unlink twice (nlink 0:
+                # link(2) then fails with ENOENT). Its attributes stay right without them:
+                # the answers to its own requests and our invalidations keep them.
+                attrs.node_id = 0
+                if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
+                    return
+                continue
             ino = inodes.id_of(res)
             if not pyfuse3.readdir_reply(token, name, self._identified(attrs, ino), index + 3):
                 return
