@@ -98,9 +98,18 @@ exec '$ROOT/.venv/bin/unionfs' \"\$@\""
     fi
 }
 
+setup_bytecode() {
+    # Every `unionfs` command, mount and container start is a new interpreter. Where the
+    # environment says PYTHONDONTWRITEBYTECODE, nothing caches the project's own modules
+    # and each start compiles them again (about 60 ms of CPU). Compile them once here:
+    # only stale ones are redone, and an edited module is still read from its source.
+    .venv/bin/python -m compileall -q -j 0 unionfs tests bench tools >/dev/null
+}
+
 setup() {
     setup_apt
     setup_venv
+    setup_bytecode
     setup_mount_helper
 }
 

@@ -152,6 +152,23 @@ def test_system_df_counts_images_and_containers(uf: Run, image: str) -> None:
     assert "Images space usage:" in uf("system", "df", "-v").stdout
 
 
+def test_system_df_counts_volumes_and_who_binds_them(uf: Run, image: str) -> None:
+    for name in ("df-used", "df-idle"):
+        uf("volume", "create", name)
+        data = Path(uf("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.strip())
+        (data / "f").write_bytes(b"x" * (1000 if name == "df-used" else 300))
+    uf("create", "--name", "c-vol", "-v", "df-used:/data", image, "true")
+    volumes = json.loads(uf("system", "df", "--format", "json").stdout)[2]
+    assert (volumes["Total"], volumes["Active"]) == (2, 1)
+    assert (volumes["RawSize"], volumes["RawReclaimable"]) == (1300, 300)
+    shown = uf("system", "df", "-v").stdout
+    volume_lines = shown.split("Local Volumes space usage:\n")[1].split("\n")
+    assert [line.split() for line in volume_lines if line.strip()] == \
+        [["VOLUME", "NAME", "LINKS", "SIZE"], ["df-idle", "0", "300B"], ["df-used", "1", "1kB"]]
+    container_line = next(line for line in shown.splitlines() if "c-vol" in line)
+    assert container_line.split()[3] == "1"  # LOCAL VOLUMES of c-vol
+
+
 def test_info_and_version(uf: Run, store_root: Path) -> None:
     from unionfs.fuse import features
 

@@ -71,10 +71,19 @@ def test_exec_joins_the_namespaces_and_cgroups_and_signals_propagate(
     c = unique_name()
     proc = runtime.start(
         "run", "--rm", "--name", c, "--hostname", "exec-box", "--rootfs", str(busybox_rootfs),
-        "sh", "-c", "echo hi > /tmp/mark; echo ready; exec sleep 60",
+        "sh", "-c", "echo hi > /tmp/mark; echo web:x:33:44::/w:/bin/sh >> /etc/passwd; "
+        "echo grp:x:55:root,web >> /etc/group; echo ready; exec sleep 60",
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     runtime.wait_running(c, proc)
+    # -u by name, through the passwd and group files the container itself changed
+    named = runtime("exec", "-u", "web", c, "sh", "-c", "id -u; id -g; id -G")
+    assert named.stdout.split() == ["33", "44", "44", "55"], named.stderr
+    assert runtime("exec", "-u", "33:7", c, "id", "-g").stdout == "7\n"
+    unknown = runtime("exec", "-u", "nobody-here", c, "true")
+    assert unknown.returncode != 0
+    assert unknown.stderr == ("unionfs: --user nobody-here: no user 'nobody-here' in the "
+                              "container's /etc/passwd\n")
     done = runtime("exec", c, "sh", "-c", "hostname; cat /tmp/mark; ps; echo $$")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

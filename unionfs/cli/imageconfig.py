@@ -98,7 +98,7 @@ def _table(lowers: tuple[str, ...], path: str) -> list[list[str]]:
     return [r for r in rows if len(r) >= 4 and not r[0].startswith("#")]
 
 
-def resolve_user(text: str, lowers: tuple[str, ...]) -> User:
+def resolve_user(text: str, lowers: tuple[str, ...], where: str = "the image's") -> User:
     """``name``, ``uid``, ``name:group``, ``uid:gid``: numbers through the image's passwd
     and group files as podman does (``-u 33`` takes gid and HOME from passwd's entry)."""
     user, _, group = text.partition(":")
@@ -107,7 +107,7 @@ def resolve_user(text: str, lowers: tuple[str, ...]) -> User:
     passwd = _table(lowers, "etc/passwd")
     entry = next((r for r in passwd if r[0] == user or (user.isdigit() and r[2] == user)), None)
     if entry is None and not user.isdigit():
-        raise UserError(f"--user {text}: no user {user!r} in the image's /etc/passwd")
+        raise UserError(f"--user {text}: no user {user!r} in {where} /etc/passwd")
     uid = int(user) if user.isdigit() else int(entry[2]) if entry else 0
     gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
     home = entry[5] if entry is not None and len(entry) > 5 and entry[5] else None
@@ -117,7 +117,7 @@ def resolve_user(text: str, lowers: tuple[str, ...]) -> User:
         if group.isdigit():
             gid = int(group)
         elif found is None or not found[2].isdigit():
-            raise UserError(f"--user {text}: no group {group!r} in the image's /etc/group")
+            raise UserError(f"--user {text}: no group {group!r} in {where} /etc/group")
         else:
             gid = int(found[2])
     name = entry[0] if entry is not None else None

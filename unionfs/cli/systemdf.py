@@ -1,7 +1,8 @@
 """``unionfs system df [-v]``: the space images, containers and volumes take and what pruning
 would free, as ``podman system df`` shows it (``1.998MB``). Images: each layer once, with
 configs and manifests; active ones have a container; reclaimable is what only inactive
-ones hold. Containers: their uppers' files; active ones run. There are no volumes yet.
+ones hold. Containers: their uppers' files; active ones run. Volumes: their data; active
+ones are bound by a container, reclaimable is what the others hold.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from unionfs.cli import containerinfo, humanize, report
 from unionfs.cli.containerinfo import Images
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
-from unionfs.runtime.state import ContainerDirs, default_home
+from unionfs.containers.volumes import Volumes
+from unionfs.runtime.state import ContainerDirs, State, default_home
 from unionfs.store import sizes
 
 DEFAULT = "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
@@ -65,10 +67,16 @@ def run(args: argparse.Namespace) -> int:
     running = [s for s in states if containerinfo.state_word(s) == "running"]
     c_total = sum(uppers.values())
     c_reclaim = c_total - sum(uppers[s.id] for s in running)
+    volumes = Volumes(home)
+    volume_rows = [(v, len(volumes.users(v)), _tree_size(v.mountpoint)) for v in volumes.all()]
+    v_total = sum(size for _v, _links, size in volume_rows)
+    v_reclaim = sum(size for _v, links, size in volume_rows if not links)
+    bound = {v.mountpoint for v, _links, _size in volume_rows}
     summary = [
         ("Images", len(images), len([i for i in images if i.digest in used]), total, reclaim),
         ("Containers", len(states), len(running), c_total, c_reclaim),
-        ("Local Volumes", 0, 0, 0, 0),
+        ("Local Volumes", len(volume_rows), len([1 for _v, links, _s in volume_rows if links]),
+         v_total, v_reclaim),
     ]
     rows = [{"Type": t, "Total": n, "Active": a, "Size": humanize.size(size),
              "Reclaimable": _percent(free, size), "RawSize": size, "RawReclaimable": free}
@@ -91,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                                "{{.Containers}}", {"ID": "IMAGE ID"}), args)  # fmt: skip
     print("\nContainers space usage:\n")
     container_view = [{"ID": s.short_id, "Image": names.name(s),
-                       "Command": " ".join(s.command), "LocalVolumes": 0,
+                       "Command": " ".join(s.command),
+                       "LocalVolumes": _volumes_of(dirs, s, bound),
                        "Size": humanize.size(uppers[s.id]),
                        "Created": humanize.duration(_age_seconds(s.created)),
                        "Status": containerinfo.state_word(s), "Names": s.name}
@@ -100,8 +109,18 @@ def run(args: argparse.Namespace) -> int:
                                "{{.LocalVolumes}}\t{{.Size}}\t{{.Created}}\t{{.Status}}\t"
                                "{{.Names}}", {"ID": "CONTAINER ID"}), args)  # fmt: skip
     print("\nLocal Volumes space usage:\n")
-    report.show(report.Listing([], None, "table {{.VolumeName}}\t{{.Links}}\t{{.Size}}"), args)
+    volume_view = [{"VolumeName": v.name, "Links": links, "Size": humanize.size(size)}
+                   for v, links, size in volume_rows]  # fmt: skip
+    report.show(report.Listing(volume_view, None, "table {{.VolumeName}}\t{{.Links}}\t{{.Size}}",
+                               {"VolumeName": "VOLUME NAME"}), args)  # fmt: skip
     return 0
+
+
+def _volumes_of(dirs: ContainerDirs, state: State, bound: set[str]) -> int:
+    saved = dirs.load_spec(state)
+    if saved is None:
+        return 0
+    return len({m.source for m in saved.spec.mounts if m.type == "bind" and m.source in bound})
 
 
 def _age(created: str) -> float:

@@ -34,8 +34,8 @@ def running(dirs: ContainerDirs, ref: str) -> State:
 
 
 def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: str | None,
-                user: str | None, interactive: bool = False,
-                tty: bool = False) -> spec.Process:  # fmt: skip
+                user: str | None, interactive: bool = False, tty: bool = False,
+                groups: tuple[int, ...] = ()) -> spec.Process:  # fmt: skip
     base = state.process
     if base is None:
         raise UserError(f"container {state.name} has no recorded process")
@@ -48,7 +48,7 @@ def process_for(state: State, args: Sequence[str], env: Sequence[str], workdir: 
         changes["cwd"] = spec.container_path(workdir, "--workdir")
     if user is not None:
         uid, gid = spec.parse_user(user)
-        changes.update(uid=uid, gid=gid, groups=())
+        changes.update(uid=uid, gid=gid, groups=groups)
         if base.capabilities is not None and uid != 0:  # as setuid would leave them
             changes["capabilities"] = spec.Capabilities(base.capabilities.bounding, (), ())
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -68,12 +68,12 @@ def with_user_namespace(pid: int, namespaces: tuple[str, ...]) -> tuple[str, ...
 
 def exec_in(home: str, ref: str, args: Sequence[str], env: Sequence[str] = (),
             workdir: str | None = None, user: str | None = None, interactive: bool = False,
-            tty: bool = False) -> int:  # fmt: skip
+            tty: bool = False, groups: tuple[int, ...] = ()) -> int:  # fmt: skip
     if not args:
         raise UserError("no command given")
     state = running(ContainerDirs(home), ref)
     assert state.pid is not None
-    process = process_for(state, args, env, workdir, user, interactive, tty)
+    process = process_for(state, args, env, workdir, user, interactive, tty, groups)
     steps = plan.exec_plan(state.pid, with_user_namespace(state.pid, state.namespaces), process)
     cgroup = cgroups.from_record(dict(state.cgroup))
     proxy = SignalProxy(stop_timeout=10.0)
