@@ -3,7 +3,6 @@ private unionfs index dir, no leaked mounts, bytecode for the many Python proces
 
 from __future__ import annotations
 
-import compileall
 import os
 import shutil
 import subprocess
@@ -40,20 +39,6 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.register_profile("unionfs-fixed", derandomize=True)
     settings.register_profile("unionfs-explore", derandomize=False)
     settings.load_profile("unionfs-explore" if explore else "unionfs-fixed")
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Write unionfs's bytecode (and the test helpers') once, before the tests start.
-
-    The suite starts thousands of Python processes (every CLI call, every mount daemon),
-    each importing dozens of unionfs modules. Where PYTHONDONTWRITEBYTECODE is set (as on
-    our CI machine), no process writes a ``.pyc`` and each one compiles every module it
-    imports from source again: a third of a short command's CPU time. ``compileall``
-    writes them whatever the setting (a no-op when they are current), and a module edited
-    later is compiled again on its next import, as ever."""
-    root = Path(__file__).parent.parent
-    for tree in ("unionfs", "tests"):
-        compileall.compile_dir(root / tree, quiet=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
