@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 UNIONFS = [sys.executable, "-m", "unionfs"]
+PROFILE_ENV = "UNIONFS_PROFILE"  # fuse.edge: per-handler counts, READ bytes among them
 COMMANDS = {
     "python3 -c 'print(1)'": ["/usr/bin/python3", "-c", "print(1)"],
     "gcc --version": ["/usr/bin/gcc", "--version"],
@@ -207,7 +208,45 @@ def first_output(cmd: list[str], env: dict[str, str], reg: Registry) -> dict[str
     ok = proc.returncode == 0 and bool(first)
     return {"seconds": round(ttfo, 2), "bytes": fetched, "requests": requests, "ok": ok,
             "output": (first + rest).decode(errors="replace").strip()[:40],
+            "stderr": err.decode(errors="replace")[-2000:],
             "error": "" if ok else err.decode(errors="replace").strip()[-300:]}  # fmt: skip
+
+
+def read_bytes(profile: Path) -> int:
+    """Bytes the mount's READ answers carried (``UNIONFS_PROFILE``: written at unmount,
+    which ``run --rm`` waits for): what the command and the kernel's read-ahead read."""
+    for _ in range(600):
+        if profile.exists():
+            return int(json.loads(profile.read_text()).get("read", {}).get("bytes", 0))
+        time.sleep(0.1)
+    return -1
+
+
+CGROUP_NAME = "lazy-bench-podman"
+
+
+def cgroup_parent() -> str:
+    """podman's --cgroup-parent: below the cgroup this process is in, in every hierarchy
+    (cgroup v1 here: one path deeper than ours wherever ours is set; others are at /)."""
+    paths = {line.split(":", 2)[2].strip() for line in Path("/proc/self/cgroup").read_text()
+             .splitlines() if line.count(":") >= 2}  # fmt: skip
+    deepest = max(paths, key=len)
+    if not all(deepest.startswith(p.rstrip("/") + "/") or p == deepest for p in paths):
+        raise SystemExit(f"bench: our cgroups {sorted(paths)} have no common deepest path")
+    return f"{deepest.rstrip('/')}/{CGROUP_NAME}"
+
+
+def remove_cgroups() -> None:
+    """What podman made below ``cgroup_parent`` (``rmdir``, deepest first)."""
+    parent = cgroup_parent()
+    for hier in Path("/sys/fs/cgroup").iterdir():
+        top = hier / parent.lstrip("/")
+        if top.is_dir():
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(str(p))):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
 
 
 def measure(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> dict[str, object]:
@@ -219,18 +258,53 @@ def measure(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> 
             cmd = ["podman", "--root", str(store / "podman"), "--runroot", str(store / "run"),
                    "--storage-driver", "overlay", "--runtime", "runc", "--cgroup-manager",
                    "cgroupfs", "--events-backend", "none", "run", "--rm", "--tls-verify=false",
-                   "--cgroups=disabled", "--network=none", "--ulimit", "nofile=1024:1024",
-                   "--ulimit", "nproc=1024:1024", ref, *argv]  # fmt: skip
-        else:
-            pull = "lazy" if mode != "gzip" else "missing"
-            cmd = [*UNIONFS, "--root", str(store), "run", "--rm", "--pull", pull,
-                   "--tls-verify=false", ref, *argv]  # fmt: skip
-        return first_output(cmd, env, reg)
+                   "--cgroup-parent", cgroup_parent(), "--network=none", "--ulimit",
+                   "nofile=1024:1024", "--ulimit", "nproc=1024:1024", ref, *argv]  # fmt: skip
+            return first_output(cmd, env, reg)
+        pull = "lazy" if mode != "gzip" else "missing"
+        cmd = [*UNIONFS, "--root", str(store), "run", "--rm", "--pull", pull,
+               "--tls-verify=false", ref, *argv]  # fmt: skip
+        env[PROFILE_ENV] = str(work / "profile.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(env[PROFILE_ENV])
+        found = first_output(cmd, env, reg)
+        found["read"] = read_bytes(Path(env[PROFILE_ENV]))
+        said = str(found.pop("stderr", ""))
+        toc = re.search(r"TOCs (\d+) bytes", said)
+        found["toc_bytes"] = int(toc[1]) if toc else 0
+        trees = re.search(r"placeholder trees ([0-9.]+) s", said)
+        found["trees"] = float(trees[1]) if trees else None
+        return found
     finally:
+        remove_cgroups()
         with contextlib.suppress(Exception):
             subprocess.run(["podman", "--root", str(store / "podman"), "--runroot",
                             str(store / "run"), "system", "reset", "-f"],
                            capture_output=True, timeout=120)  # fmt: skip
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def phases(work: Path, reg: Registry, ref: str, mode: str, argv: list[str]) -> dict[str, object]:
+    """Where the time of one row goes: ``pull [--lazy]`` alone (for a lazy pull, the
+    placeholder trees' share as it reports it), then ``run`` of the pulled image to its
+    first output twice: the first run fetches what the command reads, the second finds
+    everything here (the container set-up and the mount, with no network)."""
+    store = work / "stores" / "p"
+    shutil.rmtree(store, ignore_errors=True)
+    env = dict(os.environ, UNIONFS_HOME=str(store), UNIONFS_LAZY_PREFETCH="0")
+    try:
+        start = time.monotonic()
+        out = uf(store, "pull", *(["--lazy"] if mode != "gzip" else []), "--tls-verify=false",
+                 ref, "img", env=env)  # fmt: skip
+        pulled = time.monotonic() - start
+        tree = re.search(r"placeholder trees ([0-9.]+) s", out)
+        run = [*UNIONFS, "--root", str(store), "run", "--rm", "img", *argv]
+        first = first_output(run, env, reg)
+        again = first_output(run, env, reg)
+        return {"mode": mode, "pull": round(pulled, 2),
+                "trees": float(tree[1]) if tree else None, "run": first["seconds"],
+                "run_again": again["seconds"], "ok": bool(first["ok"] and again["ok"])}  # fmt: skip
+    finally:
         shutil.rmtree(store, ignore_errors=True)
 
 
@@ -258,12 +332,17 @@ def inner(args: argparse.Namespace) -> None:
                 result = measure(work, reg, ref, mode, argv)
                 rows.append({"command": name, "mode": mode, **result})
                 print(json.dumps(rows[-1]), flush=True)
+        split = []
+        name = "sh -c 'echo ok'"
+        for mode in ["gzip", "estargz", "zstd:chunked"]:
+            split.append({"command": name, **phases(work, reg, refs[mode], mode, COMMANDS[name])})
+            print(json.dumps(split[-1]), flush=True)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        found = {"sizes": sizes, "rows": rows, "rate_mbit": args.rate_mbit,
-                 "delay_ms": args.delay_ms}  # fmt: skip
+        found = {"sizes": sizes, "rows": rows, "phases": split, "rate_mbit": args.rate_mbit,
+                 "delay_ms": args.delay_ms, "uptime": sh("uptime").stdout.strip()}  # fmt: skip
         (out / "results.json").write_text(json.dumps(found, indent=1))
-        (out / "table.md").write_text(table(rows, sizes, args))
+        (out / "table.md").write_text(table(rows, sizes, args) + phase_table(split))
     finally:
         reg.stop()
 
@@ -290,14 +369,32 @@ def table(rows: list[dict[str, object]], sizes: dict[str, int], args: argparse.N
              f"(a shaping proxy in the namespace); load average {load:.1f}", "",
              "Image layer blobs: " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()),
              "", "| command | mode | first output (s) | ratio to full | MB fetched before it | "
-             "blob requests | ok |", "|---|---|---:|---:|---:|---:|---|"]  # fmt: skip
+             "blob requests | MB read (FUSE READ) | fetched / (2 x read + TOCs) | ok |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     full = {str(r["command"]): float(str(r["seconds"])) for r in rows if r["mode"] == "gzip"}
     for r in rows:
         base = full.get(str(r["command"]))
         ratio = float(str(r["seconds"])) / base if base else 0.0
+        read = int(str(r.get("read", -1)))
+        bound = 2 * read + int(str(r.get("toc_bytes", 0)))
+        lazy = r["mode"] in ("estargz", "zstd:chunked") and read >= 0
+        fetched = int(str(r["bytes"]))
+        shown_read = f"{read / 1e6:.1f}" if read >= 0 else "-"
+        shown_bound = f"{fetched / bound:.2f}" if lazy and bound else "-"
         lines.append(f"| `{r['command']}` | {r['mode']} | {r['seconds']} | {ratio:.2f} | "
-                     f"{int(str(r['bytes'])) / 1e6:.1f} | {r['requests']} | "
+                     f"{fetched / 1e6:.1f} | {r['requests']} | {shown_read} | {shown_bound} | "
                      f"{'yes' if r['ok'] else 'NO: ' + _last_line(str(r['error']))} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def phase_table(split: list[dict[str, object]]) -> str:
+    lines = ["", "Where the time goes (`sh -c 'echo ok'`; each step timed alone, prefetch off):",
+             "", "| mode | pull (s) | of it: placeholder trees (s) | run, first (s) | "
+             "run again, all here (s) | ok |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for p in split:
+        trees = "-" if p["trees"] is None else p["trees"]
+        lines.append(f"| {p['mode']} | {p['pull']} | {trees} | {p['run']} | {p['run_again']} | "
+                     f"{'yes' if p['ok'] else 'NO'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -335,6 +432,7 @@ def main() -> None:
         subprocess.run(cmd, check=True, cwd=REPO)
     for d in ("storage", "stores"):
         shutil.rmtree(Path(args.work) / d, ignore_errors=True)
+    (Path(args.work) / "profile.json").unlink(missing_ok=True)
     print((Path(args.out) / "table.md").read_text())
 
 

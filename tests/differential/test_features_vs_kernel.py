@@ -411,7 +411,7 @@ class FeatureMachine(WriteMachine):
 
 
 class TestFeaturesMatchKernel(FeatureMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(max_examples=40, stateful_step_count=20, **COMMON)
+    settings = settings(max_examples=25, stateful_step_count=20, **COMMON)
 
 
 def test_remove_tree_counts(tmp_path: Path) -> None:

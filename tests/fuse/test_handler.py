@@ -120,7 +120,7 @@ def test_debug_log_shows_the_size_of_write_data_not_the_data(
     assert "write(7, 0, b'short')" in text  # short arguments are shown as they are
 
 
-def test_profile_counts_requests_and_seconds_per_handler(
+def test_profile_counts_requests_seconds_and_bytes_per_handler(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     profile = edge.Profile()
@@ -135,20 +135,26 @@ def test_profile_counts_requests_and_seconds_per_handler(
         async def unlink(self) -> None:
             raise OSError(errno.ENOENT, "gone")
 
+        @handler
+        async def read(self, size: int) -> bytes:
+            return b"x" * size
+
     ops = Profiled()
     assert [call(ops.lookup, n) for n in range(3)] == [0, 1, 2]
+    assert call(ops.read, 5) == b"xxxxx" and call(ops.read, 7) == b"x" * 7
     assert fuse_errno(ops.unlink) == errno.ENOENT
     assert Profiled.lookup.__name__ == "lookup"
     path = tmp_path / "profile.json"
     monkeypatch.setenv(edge.PROFILE_ENV, str(path))
     edge.dump_profile()
     table = json.loads(path.read_text())
-    assert {k: v["requests"] for k, v in table.items()} == {"lookup": 3, "unlink": 1}
+    assert {k: v["requests"] for k, v in table.items()} == {"lookup": 3, "unlink": 1, "read": 2}
+    assert table["read"]["bytes"] == 12 and table["lookup"]["bytes"] == 0  # what reads served
     assert all(v["seconds"] >= 0 for v in table.values())
     # A dump starts counting afresh: the next one holds only what came after it.
     call(ops.lookup, 9)
     edge.dump_profile()
-    assert json.loads(path.read_text()) == {"lookup": {"requests": 1, "seconds": ANY}}
+    assert json.loads(path.read_text()) == {"lookup": {"requests": 1, "seconds": ANY, "bytes": 0}}
 
 
 def test_handlers_are_not_timed_unless_profiling(

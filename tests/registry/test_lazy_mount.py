@@ -113,6 +113,7 @@ def test_a_read_fetches_only_its_chunks_and_gets_the_right_bytes(
     reg = pushed.registry
     with unionfs_mount(lowers, mnt):
         assert (mnt / "data/small").stat().st_size == len(SMALL)  # from the index: no fetch
+        assert (mnt / "data/big").stat().st_blocks * 512 >= len(BIG)  # du: the whole file's
         assert {"big", "same", "small"} <= set(os.listdir(mnt / "data"))
         mark = reg.mark()
         with open(mnt / "data/big", "rb") as f:
@@ -290,12 +291,41 @@ def test_a_container_on_a_lazy_image_commits_and_pushes(
     assert (Path(lowers[1]) / "data/big").read_bytes() == BIG
 
 
+def test_create_pull_lazy_makes_a_container_from_the_registry(
+    pushed: Pushed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "store"
+    monkeypatch.setenv("UNIONFS_HOME", str(root))
+    proc = uf(root, "create", "--pull", "lazy", "--tls-verify=false", "--name", "lazy-rest-c1",
+              pushed.ref("zstd:chunked"))  # fmt: skip
+    assert "lazily" in proc.stderr and proc.stdout.strip()
+    try:
+        with ImageStore(str(root)) as store:
+            image = store.resolve(pushed.ref("zstd:chunked"))
+            assert not any(store.has_blob(b) for b in image.record.blobs)
+        assert "lazy-rest-c1" in uf(root, "ps", "-a").stdout
+    finally:
+        uf(root, "rm", "-f", "lazy-rest-c1")
+
+
+def test_images_shows_a_refused_lazy_layer_as_broken(pushed: Pushed, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    lowers = lazy_pull(pushed, "estargz", root)
+    layout.mark_broken(lazy_layer(lowers[0]), "the tar's header differs from the TOC's entry")
+    head, row = uf(root, "images").stdout.splitlines()
+    assert head.split()[-1] == "PRESENT" and row.split()[-1] == "broken", row
+
+
 def test_rmi_removes_the_lazy_layers(pushed: Pushed, tmp_path: Path) -> None:
     root = tmp_path / "store"
     lowers = lazy_pull(pushed, "estargz", root)
     with ImageStore(str(root)) as store:
         blobs = store.resolve("img").record.blobs
     assert set(os.listdir(root / "lazy")) - {"chunks"} == {b[7:] for b in blobs}
+    chunks = root / "lazy/chunks/sha256"
+    chunks.mkdir(parents=True, exist_ok=True)
+    (chunks / ("0" * 64)).write_bytes(b"a chunk its layers no longer want")
     uf(root, "rmi", "img")
     assert not any(os.path.exists(p) for p in lowers)
     assert not [n for n in os.listdir(root / "lazy") if n != "chunks"]
+    assert not os.listdir(chunks)  # the chunk cache is pruned with them

@@ -5,7 +5,8 @@ The flags are ``run``'s, resolved as ``run IMAGE`` resolves them (the image's En
 Cmd, Env, WorkingDir and User as defaults), and the resulting spec is saved with the
 container for ``unionfs start``. Without a command, and with none in the image, it is
 the plain container of before: ``unionfs mount C`` mounts it, ``start`` refuses it.
-Flags may also follow IMAGE, before the command (``create IMAGE --name C``).
+Flags may also follow IMAGE, before the command (``create IMAGE --name C``). With
+``--pull missing|lazy`` an IMAGE not in the store is pulled first, as ``run --pull`` does.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _add_flags(p: argparse.ArgumentParser) -> None:
     run_cli.add_run_flags(p)
+    run_cli.add_pull_flags(p)
     add_root(p)
 
 
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                             "default one: give it after IMAGE")  # fmt: skip
         return None
 
+    run_cli.pull_if_missing(args, args.image, args.root)
     with open_store(args) as store:
         state = lifecycle.create(store, args.image, args.name, spec_for)
     print(state.id)

@@ -52,7 +52,7 @@ class ImageView:
     size: int
     containers: int
     config: dict[str, object]
-    present: tuple[int, int] | None = None  # a lazy image: (bytes of data here, in all)
+    present: tuple[int, int, bool] | None = None  # lazy: (bytes here, in all, refused?)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -116,7 +116,8 @@ def _pull_lazy(
     else:
         print(f"pulled {ref} lazily as {name or summary.manifest_digest}: {summary.layers} "
               f"layers, {summary.lazy} lazy, {summary.present} already here; TOCs "
-              f"{summary.toc_bytes} bytes in {summary.requests} requests")  # fmt: skip
+              f"{summary.toc_bytes} bytes in {summary.requests} requests; placeholder trees "
+              f"{summary.tree_seconds:.2f} s")  # fmt: skip
     return 0
 
 

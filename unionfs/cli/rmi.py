@@ -1,12 +1,14 @@
 """``unionfs rmi IMAGE...``: untag; remove an image with its last name, keeping every layer
-and blob another image or a container uses."""
+and blob another image or a container uses; then the lazy chunks no lazy layer wants."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
+from unionfs.lazy import prune as lazyprune
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,4 +23,5 @@ def run(args: argparse.Namespace) -> int:
         for ref in args.images:
             for line in store.remove(ref, args.force, lambda: lifecycle.uses(store)):
                 print(line)
+        lazyprune.prune_chunks(os.path.join(store.root, "lazy"))
     return 0

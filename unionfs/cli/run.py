@@ -34,14 +34,35 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-d", "--detach", action="store_true",
                    help="run in the background: print the id once the process runs; "
                    "`unionfs logs` shows its output")  # fmt: skip
-    p.add_argument("--pull", choices=("never", "missing", "lazy"), default="never",
-                   help="an IMAGE not in the store: never (an error), missing (pull it), "
-                   "lazy (pull --lazy: start before its data has arrived)")  # fmt: skip
-    add_registry_flags(p)
+    add_pull_flags(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--rootfs", metavar="DIR", help="a directory: the container's lower layer")
     where.add_argument("--bundle", "-b", metavar="DIR", help="an OCI bundle (config.json)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="IMAGE [CMD ARGS] | CMD ARGS")
+
+
+def add_pull_flags(p: argparse.ArgumentParser) -> None:
+    """``--pull`` and the registry's flags (``run`` and ``create``)."""
+    p.add_argument("--pull", choices=("never", "missing", "lazy"), default="never",
+                   help="an IMAGE not in the store: never (an error), missing (pull it), "
+                   "lazy (pull --lazy: start before its data has arrived)")  # fmt: skip
+    add_registry_flags(p)
+
+
+def pull_if_missing(args: argparse.Namespace, ref: str, root: str | None = None) -> None:
+    """``--pull missing|lazy``: pull *ref* into the store (*root*, else the default) unless
+    it is there. The store is closed before the pull: one process opens its LMDB once."""
+    from unionfs.store import ImageStore
+
+    if getattr(args, "pull", "never") == "never":
+        return
+    with ImageStore(root or default_home()) as store:
+        try:
+            store.resolve(ref)
+            return
+        except UserError:
+            pass
+    _pull(args, ref, root)
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -221,15 +242,7 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     if not command:
         raise UserError("give IMAGE, --rootfs DIR or --bundle DIR, then the command")
     ref, command = command[0], command[1:]
-    if getattr(args, "pull", "never") != "never":
-        with ImageStore(default_home()) as store:
-            try:
-                store.resolve(ref)
-                missing = False
-            except UserError:
-                missing = True
-        if missing:  # pulled with the store closed: one process opens its LMDB once
-            _pull(args, ref)
+    pull_if_missing(args, ref)
     with ImageStore(default_home()) as store:
         image = store.resolve(ref)
         lowers = tuple(store.lowers(image))
@@ -240,14 +253,14 @@ def image_spec(args: argparse.Namespace) -> tuple[spec.RunSpec, str, tuple[str, 
     return found, image.digest, lowers
 
 
-def _pull(args: argparse.Namespace, ref: str) -> None:
+def _pull(args: argparse.Namespace, ref: str, root: str | None = None) -> None:
     """``run --pull missing|lazy``: pull *ref* as ``unionfs pull [--lazy]`` would (what it
     says goes to stderr: stdout is the container's)."""
     from unionfs.cli import pull
 
     ns = argparse.Namespace(source=ref, name=None, quiet=False, lazy=args.pull == "lazy",
                             tls_verify=args.tls_verify, authfile=args.authfile,
-                            root=None)  # fmt: skip
+                            root=root)  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr):
         pull.run(ns)
 

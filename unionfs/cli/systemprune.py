@@ -1,6 +1,7 @@
 """``unionfs system prune [-a] [-f]``: ``container prune``, then ``image prune`` (``-a``:
 every image no container uses), then the stale entries of the layer index (tables of
-layer directories that are gone) in the store's index and the shared one; prints what it
+layer directories that are gone) in the store's index and the shared one, and the lazy
+chunks no lazily pulled layer still needs (``lazy.prune``); prints what it
 removed and the space freed, as ``podman system prune``."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from unionfs.cli.confirm import confirm
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.index import prune as index_prune
 from unionfs.index.env import IndexUnavailable, default_dir
+from unionfs.lazy import prune as lazyprune
 from unionfs.runtime.state import ContainerDirs, default_home, describe
 
 WARNING = """WARNING! This command removes:
@@ -20,6 +22,7 @@ WARNING = """WARNING! This command removes:
 \t- all dangling images (with -a: all images without a container)
 \t- layers and blobs no image or container uses
 \t- index entries of layers that are gone
+\t- cached chunks no lazily pulled layer still needs
 """
 
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     gone = containerprune.prune(dirs)
     with open_store(args) as store:
         images, freed = imageprune.prune_images(store, args.all)
+        chunks, chunk_bytes = lazyprune.prune_chunks(os.path.join(store.root, "lazy"))
+        freed += chunk_bytes
         in_use = _roots_in_use(dirs)
         dropped = 0
         for where in dict.fromkeys([store.index_dir, os.path.join(store.root, "index-host"),
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if images:
         print("Deleted Images")
         print("\n".join(images))
+    if chunks:
+        print(f"Removed {chunks} lazy chunk{'' if chunks == 1 else 's'} no lazy layer needs")
     if dropped:
         print(f"Dropped {dropped} stale layer index entr{'y' if dropped == 1 else 'ies'}")
     print(f"Total reclaimed space: {humanize.size(freed)}")

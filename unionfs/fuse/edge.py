@@ -3,8 +3,9 @@
 An ``OSError`` becomes its errno; any other exception is a bug, logged with its traceback
 (at ERROR, which the tests look for) and answered EIO, because pyfuse3 lets any exception
 other than FUSEError end the whole mount. With ``UNIONFS_PROFILE=FILE`` in the environment,
-each handler also counts its requests and their seconds, written to FILE as JSON at unmount
-and on SIGUSR1 (the bench's profile mode reads one workload's share that way).
+each handler also counts its requests, their seconds and the bytes it answered, written to
+FILE as JSON at unmount and on SIGUSR1 (the bench's profile mode reads one workload's
+share that way).
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ class Profile:
     def __init__(self) -> None:
         self.counts: dict[str, list[float]] = {}
 
-    def add(self, name: str, seconds: float) -> None:
-        entry = self.counts.setdefault(name, [0, 0.0])
+    def add(self, name: str, seconds: float, nbytes: int = 0) -> None:
+        entry = self.counts.setdefault(name, [0, 0.0, 0])
         entry[0] += 1
         entry[1] += seconds
+        entry[2] += nbytes
 
     def dump(self, path: str) -> None:
-        table = {k: {"requests": int(n), "seconds": s} for k, (n, s) in self.counts.items()}
+        table = {k: {"requests": int(n), "seconds": s, "bytes": int(b)}
+                 for k, (n, s, b) in self.counts.items()}  # fmt: skip
         with open(path, "w") as f:
             json.dump(table, f, indent=1, sort_keys=True)
 
@@ -97,9 +100,13 @@ def _timed(fn: Handler[P, R], name: str, profile: Profile) -> Handler[P, R]:
     @functools.wraps(fn)
     async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
         start = time.perf_counter()
+        nbytes = 0
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
+            if isinstance(result, bytes):
+                nbytes = len(result)  # read: what the kernel was served (the bench's "read")
+            return result
         finally:
-            profile.add(name, time.perf_counter() - start)
+            profile.add(name, time.perf_counter() - start, nbytes)
 
     return timed

@@ -2,24 +2,26 @@
 blob is: registry reference, TLS and credentials file as ``pull`` had them, the descriptor,
 the TOC's position), ``toc.json`` (the TOC, verified against its digest when fetched),
 ``tree/`` (the placeholder tree) and ``filled`` (the files whose data is in the tree, one
-per line, appended after the data is synced). Shared chunks live in ``ROOT/lazy/chunks``.
-No credentials are written here: only the path of the file they came from.
+per line, appended after the data is synced), then ``complete`` (the diff_id the whole
+blob was checked against) or ``broken`` (why it was refused). Shared chunks live in
+``ROOT/lazy/chunks``. No credentials are written here: only the path of the file they came from.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 
 from unionfs.errors import UserError
+from unionfs.store.toc import ESTARGZ, LayerToc, parse_estargz, parse_zstd_chunked
 
 RECORD = "lazy.json"
 TOC = "toc.json"
 TREE = "tree"
 FILLED = "filled"
 COMPLETE = "complete"
+BROKEN = "broken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,13 @@ class LazyRecord:
     tls_verify: bool = True
     authfile: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+
+
+def parse_toc(rec: LazyRecord, data: bytes) -> LayerToc:
+    """The layer's kept TOC (its digest checked again)."""
+    if rec.format == ESTARGZ:
+        return parse_estargz(data, rec.toc_digest, rec.toc_offset)
+    return parse_zstd_chunked(data, rec.toc_digest)
 
 
 def layer_dir(tree: str) -> str | None:
@@ -94,10 +103,34 @@ def add_filled(layer: str, paths: list[bytes]) -> None:
         os.close(fd)
 
 
-def mark_complete(layer: str) -> None:
-    with contextlib.suppress(FileExistsError):
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        os.close(os.open(os.path.join(layer, COMPLETE), flags, 0o600))
+def _mark(layer: str, name: str, text: str) -> None:
+    tmp = os.path.join(layer, f".{name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, os.path.join(layer, name))
+
+
+def mark_complete(layer: str, diff_id: str) -> None:
+    """Every file is filled and the whole blob was checked against *diff_id* (kept in the
+    marker): from now on the tree is served as any extracted layer."""
+    _mark(layer, COMPLETE, diff_id)
+
+
+def mark_broken(layer: str, reason: str) -> None:
+    """The blob is not what its TOC or diff_id says: never marked complete, never
+    prefetched again; its files are still served chunk by chunk, each one verified."""
+    _mark(layer, BROKEN, reason)
+
+
+def broken(layer: str) -> str | None:
+    """Why the layer was refused, or None."""
+    try:
+        with open(os.path.join(layer, BROKEN)) as f:
+            return f.read().strip() or "refused"
+    except FileNotFoundError:
+        return None
 
 
 def is_complete(layer: str) -> bool:

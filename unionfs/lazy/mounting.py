@@ -5,6 +5,8 @@ and the shared chunk cache. Layers already whole need no registry and are left o
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 
 from unionfs.imagename import parse_reference
@@ -14,6 +16,8 @@ from unionfs.lazy.serving import LazyLayer, LazyMount
 from unionfs.registry.client import Client
 from unionfs.registry.ranges import RegistryRangeSource
 from unionfs.registry.transfer import connect
+
+log = logging.getLogger("unionfs.lazy")
 
 
 def open_mount(lowers: Sequence[str]) -> LazyMount | None:
@@ -33,7 +37,13 @@ def open_mount(lowers: Sequence[str]) -> LazyMount | None:
             client = clients[key] = connect(ref, tls_verify=rec.tls_verify, authfile=rec.authfile)
             closing.append(client.close)
         source = RegistryRangeSource(client, ref.repository, rec.digest, rec.size)
-        layers[tree] = LazyLayer(directory, source, ChunkCache(layout.chunk_dir(directory)))
+        whole = functools.partial(client.fetch_blob, ref.repository, rec.digest, rec.size)
+        layers[tree] = LazyLayer(directory, source, ChunkCache(layout.chunk_dir(directory)),
+                                 whole)  # fmt: skip
+        why = layout.broken(directory)
+        if why is not None:
+            log.warning("lazy layer %s was refused (%s): served chunk by chunk, each checked, "
+                        "never as a whole layer", rec.digest[:19], why)  # fmt: skip
     if not layers:
         for close in closing:
             close()

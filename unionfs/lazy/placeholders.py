@@ -2,11 +2,13 @@
 attributes a full extraction gives it (through ``layertar.extract_layer`` itself, fed a
 tar of the TOC's headers with empty regular files, so whiteouts, opaque directories, hard
 links and the store's marker style are the extraction's), then each regular file made
-sparse to its size. Its data is never read from here until it is recorded as filled.
+as large as the TOC says, its blocks allocated (``du`` as for the whole file). Its data
+is never read from here until it is recorded as filled.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tarfile
@@ -14,8 +16,8 @@ from collections.abc import Callable
 
 from unionfs.errors import UserError
 from unionfs.layerfmt import MarkerStyle
-from unionfs.safepath import DirFdCache, LayerDir
 from unionfs.store import layertar
+from unionfs.store.tarread import Member
 from unionfs.store.toc import LayerToc, TocEntry
 
 _TYPES = {"dir": tarfile.DIRTYPE, "reg": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE,
@@ -53,25 +55,29 @@ def headers_tar(toc: LayerToc) -> bytes:
     return out.getvalue()
 
 
-def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], None]) -> None:
-    """The placeholder tree of *toc* in the empty directory *dest*."""
-    layertar_stream = io.BytesIO(headers_tar(toc))
-    layertar.extract_layer(layertar_stream, dest, style, warn=warn)
-    cache = DirFdCache()
-    layer = LayerDir(dest, cache)
+def _reserve(fd: int, size: int, path: bytes) -> None:
+    """The placeholder at its size, its blocks allocated (unwritten extents: they read as
+    zeros, never served): ``du`` and ``st_blocks`` show what the whole file will take, as
+    for an extracted file, and filling it later cannot fail for want of space."""
     try:
-        for entry in toc.entries:
-            if entry.kind != "reg" or entry.size == 0:
-                continue
-            st = layer.lstat(entry.path)
-            if st is None:
-                raise UserError(f"lazy layer: {entry.path!r} of the TOC was not created")
-            fd = layer.open(entry.path, os.O_WRONLY | os.O_NOFOLLOW)
-            try:
-                os.ftruncate(fd, entry.size)
-                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(fd)
-    finally:
-        layer.close()
-        cache.close()
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"lazy layer: no space for {size} bytes of "
+                            f"{path.decode(errors='replace')}") from None  # fmt: skip
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)  # a filesystem without fallocate: sparse, du says 0
+
+
+def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], None]) -> None:
+    """The placeholder tree of *toc* in the empty directory *dest*: one extraction, each
+    regular file given its size as it is made, before its times are set."""
+    sizes = {e.path: e.size for e in toc.entries if e.kind == "reg"}
+
+    def reserve(fd: int, member: Member) -> None:
+        size = sizes.get(member.path, 0)
+        if size:
+            _reserve(fd, size, member.path)
+
+    layertar.extract_layer(io.BytesIO(headers_tar(toc)), dest, style, warn=warn, reserve=reserve)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import typing
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class LazySummary:
     present: int = 0  # layers already here (extracted, or lazy from before)
     toc_bytes: int = 0  # what the TOCs cost over the wire (ranges), all requests included
     requests: int = 0
+    tree_seconds: float = 0.0  # spent building placeholder trees (local work, no network)
 
 
 def check_lazy(manifest: Manifest) -> None:
@@ -91,7 +93,9 @@ def pull_lazy(
         )  # fmt: skip
         with scratch.temp_dir(lazy_root, 0o700) as tmp:
             os.mkdir(os.path.join(tmp, layout.TREE), layertar.LAYER_ROOT_MODE)
+            started = time.monotonic()
             placeholders.build(toc, os.path.join(tmp, layout.TREE), store.style(), store.warn)
+            summary.tree_seconds += time.monotonic() - started
             layout.save(tmp, rec, toc_json)
             try:
                 os.rename(tmp, os.path.dirname(tree))

@@ -15,20 +15,18 @@ import threading
 import typing
 from collections.abc import Callable, Sequence
 
-from unionfs.lazy import layout
+from unionfs.lazy import layout, verify
 from unionfs.lazy.chunkcache import ChunkCache
+from unionfs.registry.auth import RegistryError
 from unionfs.safepath import DirFdCache, LayerDir
 from unionfs.store.chunkread import CorruptChunk, LayerReader, RangeSource
-from unionfs.store.toc import ESTARGZ, Chunk, LayerToc, TocEntry, parse_estargz, parse_zstd_chunked
+from unionfs.store.toc import Chunk, LayerToc, TocEntry
 
 log = logging.getLogger("unionfs.lazy")
 STOP_WAIT = 10.0  # seconds the unmount waits for a prefetch to notice it should stop
 
 
-def parse(rec: layout.LazyRecord, data: bytes) -> LayerToc:
-    if rec.format == ESTARGZ:
-        return parse_estargz(data, rec.toc_digest, rec.toc_offset)
-    return parse_zstd_chunked(data, rec.toc_digest)
+parse = layout.parse_toc
 
 
 def regular_files(toc: LayerToc) -> dict[bytes, TocEntry]:
@@ -51,8 +49,12 @@ class LazyLayer:
     its whole data was written into the tree and synced; until then its placeholder's
     bytes (zeros) are never served."""
 
-    def __init__(self, directory: str, source: RangeSource, cache: ChunkCache) -> None:
+    def __init__(self, directory: str, source: RangeSource, cache: ChunkCache,
+                 whole: Callable[[Callable[[typing.BinaryIO], None]], None]) -> None:  # fmt: skip
+        """*whole(consume)* hands *consume* a reader of the whole blob (one that raises at
+        its end unless the blob matches its digest): what the prefetch reads."""
         self.dir = directory
+        self.whole = whole
         self.record, data = layout.load(directory)
         self.toc = parse(self.record, data)
         self.reader = LayerReader(source, self.toc)
@@ -72,10 +74,9 @@ class LazyLayer:
         entry = self.files.get(path)
         return entry is not None and entry.path not in self.filled
 
-    def _chunks(self, chunks: Sequence[Chunk], keep: bool = True) -> list[bytes]:
-        """Each chunk's bytes, from the cache or fetched in one ``read_ranges`` (verified);
-        what is fetched is kept in the cache when *keep* (a prefetch writes it only into
-        the tree)."""
+    def _chunks(self, chunks: Sequence[Chunk]) -> list[bytes]:
+        """Each chunk's bytes, from the cache or fetched in one ``read_ranges`` (verified),
+        what is fetched kept in the cache."""
         got: dict[int, bytes] = {}
         fetch = []
         for i, c in enumerate(chunks):
@@ -92,8 +93,7 @@ class LazyLayer:
                 log.warning("refused a chunk of blob %s: %s", self.record.digest[:19], exc)
                 raise
             for i, data in zip(fetch, fetched, strict=True):
-                if keep:
-                    self.cache.put(chunks[i].digest, data)
+                self.cache.put(chunks[i].digest, data)
                 got[i] = data
         return [got[i] for i in range(len(chunks))]
 
@@ -142,48 +142,82 @@ class LazyLayer:
         finally:
             os.close(fd)
 
-    def prefetch(self, stop: threading.Event, batch_bytes: int = 8 << 20,
-                 wait: Callable[[float], bool] | None = None) -> bool:  # fmt: skip
-        """Fetch every pending file, in TOC order (an eStargz layer's prioritized files
-        first), a batch of chunks per round; back off while the registry fails. True once
-        the layer is whole (then marked ``complete``), False if *stop* came first."""
+    def prefetch(self, stop: threading.Event, wait: Callable[[float], bool] | None = None
+                 ) -> bool:  # fmt: skip
+        """Fetch the whole blob in one stream, in its order (an eStargz layer's prioritized
+        files first), and check it as ``verify.walk`` does, filling each pending file from
+        it; back off while the registry fails (then from the start again). True once the
+        layer is whole and verified against its diff_id (then marked ``complete``), False
+        if *stop* came first or the blob was refused (then marked ``broken``, logged)."""
         wait = wait or stop.wait
-        order = [e for p, e in self.files.items() if p == e.path]
+        if layout.broken(self.dir) is not None:
+            return False
         backoff = 0.5
-        i = 0
-        while i < len(order):
-            if stop.is_set():
-                return False
-            start = i
-            batch: list[TocEntry] = []
-            size = 0
-            while i < len(order) and (not batch or size < batch_bytes):
-                if order[i].path not in self.filled:
-                    batch.append(order[i])
-                    size += sum(c.end - c.offset for c in order[i].chunks)
-                i += 1
-            if not batch:
-                continue
+        while not stop.is_set():
+            sink = _TreeSink(self)
+            done = False
+
+            def consume(reader: typing.BinaryIO, sink: _TreeSink = sink) -> None:
+                nonlocal done
+                done = verify.walk(reader, self.toc, self.record.diff_id, sink, stop.is_set)
+
             try:
-                flat = [c for e in batch for c in e.chunks]
-                data = self._chunks(flat, keep=False)
-            except OSError as exc:
+                self.whole(consume)
+            except verify.Mismatch as exc:
+                log.error("lazy layer %s refused: %s", self.record.digest[:19], exc)
+                layout.mark_broken(self.dir, str(exc))
+                return False
+            except (OSError, RegistryError) as exc:
                 log.warning("prefetch of blob %s: %s (trying again in %.1f s)",
-                            self.record.digest[:19], exc.strerror or exc, backoff)  # fmt: skip
-                i = start  # the same files again
+                            self.record.digest[:19], exc, backoff)  # fmt: skip
                 if wait(backoff):
                     return False
                 backoff = min(backoff * 2, 30.0)
                 continue
-            backoff = 0.5
-            pos = 0
-            for entry in batch:
-                n = len(entry.chunks)
-                self._fill(entry, data[pos : pos + n])
-                pos += n
-        layout.mark_complete(self.dir)
-        log.info("lazy layer %s is complete", self.record.digest[:19])
-        return True
+            finally:
+                sink.close()
+            if not done:
+                return False
+            layout.mark_complete(self.dir, self.record.diff_id)
+            log.info("lazy layer %s is complete, verified against its diff_id",
+                     self.record.digest[:19])  # fmt: skip
+            return True
+        return False
+
+
+class _TreeSink:
+    """``verify.Sink`` writing the verified chunks of pending files into the tree; a file
+    is recorded as filled once all of it is written and synced."""
+
+    def __init__(self, layer: LazyLayer) -> None:
+        self.layer = layer
+        self.fd = -1
+        self.times = (0, 0)
+
+    def chunk(self, entry: TocEntry, chunk: Chunk, data: bytes) -> None:
+        if entry.path in self.layer.filled or self.layer.files.get(entry.path) is not entry:
+            return  # here already, or an earlier entry of a path the tar gives twice
+        if self.fd < 0:
+            self.fd = self.layer.tree.open(entry.path, os.O_WRONLY)
+            st = os.fstat(self.fd)
+            self.times = (st.st_atime_ns, st.st_mtime_ns)
+        os.pwrite(self.fd, data, chunk.file_offset)
+
+    def file_done(self, entry: TocEntry) -> None:
+        if self.fd < 0:
+            return
+        os.utime(self.fd, ns=self.times)  # as the TOC (and tar) say
+        os.fsync(self.fd)
+        self.close()
+        with self.layer._lock:
+            if entry.path not in self.layer.filled:
+                layout.add_filled(self.layer.dir, [entry.path])
+                self.layer.filled.add(entry.path)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class LazyMount:
@@ -222,7 +256,8 @@ class LazyMount:
         def run() -> None:
             for lazy in self.layers.values():
                 try:
-                    if not lazy.prefetch(self._stop):
+                    lazy.prefetch(self._stop)  # False: stopped, or refused (and logged)
+                    if self._stop.is_set():
                         return
                 except Exception:
                     log.exception("prefetch of blob %s failed", lazy.record.digest[:19])

@@ -1,6 +1,7 @@
 """How much of an image pulled lazily is here: the bytes of its files' data in its layer
 trees against all of them (a layer extracted whole counts whole, at its tar's size).
-Reads the TOCs and ``filled`` logs only; no registry.
+A layer refused by the prefetch's check shows as ``broken``. Reads the TOCs and ``filled``
+logs only; no registry.
 """
 
 from __future__ import annotations
@@ -25,22 +26,26 @@ def layer_presence(directory: str) -> tuple[int, int]:
     return here, total
 
 
-def presence(store: ImageStore, image: Image) -> tuple[int, int] | None:
-    """(bytes here, bytes in all) of *image*, or None when none of its layers is lazy."""
+def presence(store: ImageStore, image: Image) -> tuple[int, int, bool] | None:
+    """(bytes here, bytes in all, whether a layer was refused: ``layout.broken``) of
+    *image*, or None when none of its layers is lazy."""
     here = total = 0
-    lazy = False
+    lazy = broken = False
     for diff_id, blob in zip(image.record.diff_ids, image.record.blobs, strict=True):
         tree = store.lazy_tree(blob)
         if not os.path.isdir(store.layer_path(diff_id)) and os.path.isdir(tree):
             lazy = True
             h, t = layer_presence(os.path.dirname(tree))
+            broken = broken or layout.broken(os.path.dirname(tree)) is not None
         else:
             h = t = sizes.layer_size(store, diff_id)
         here += h
         total += t
-    return (here, total) if lazy else None
+    return (here, total, broken) if lazy else None
 
 
-def percent(found: tuple[int, int]) -> str:
-    here, total = found
+def percent(found: tuple[int, int, bool]) -> str:
+    here, total, broken = found
+    if broken:
+        return "broken"  # its blob is not what its TOC or diff_id says (the daemon's log)
     return "100%" if here >= total else f"{100 * here // max(total, 1)}%"

@@ -82,7 +82,9 @@ class _Extractor:
     """Applies members to an empty directory. Invariant: ``kinds`` holds exactly the
     paths this layer has made (markers included), so every check is a table lookup."""
 
-    def __init__(self, layer: LayerDir, style: MarkerStyle, warn: Callable[[str], None]):
+    def __init__(self, layer: LayerDir, style: MarkerStyle, warn: Callable[[str], None],
+                 reserve: Callable[[int, Member], None] | None = None):  # fmt: skip
+        self.reserve = reserve
         self.layer = layer
         self.style = style
         self.warn = warn
@@ -304,6 +306,8 @@ class _Extractor:
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
+            if self.reserve is not None:
+                self.reserve(fd, member)
             self._attrs_fd(fd, member)
         finally:
             os.close(fd)
@@ -366,17 +370,20 @@ def _check_empty(dest: str) -> None:
 
 def extract_layer(stream: typing.BinaryIO, dest: str, style: MarkerStyle, *,
                   warn: Callable[[str], None],
-                  progress: Callable[[int], None] | None = None) -> str:  # fmt: skip
+                  progress: Callable[[int], None] | None = None,
+                  reserve: Callable[[int, Member], None] | None = None) -> str:  # fmt: skip
     """Apply the OCI layer tar read from *stream* (already decompressed, see
     ``open_layer``) to the empty directory *dest*, and return its diff_id
     (``sha256:<hex>`` of every byte of the stream, read to its end). *progress* is called
-    with each count of bytes read. UserError (one line) for unsafe or broken input; the
+    with each count of bytes read; *reserve* with each regular file's fd and member after
+    its data, before its attributes (a lazy layer's placeholders get their size there).
+    UserError (one line) for unsafe or broken input; the
     caller removes *dest* then."""
     _check_empty(dest)
     cache = DirFdCache()
     layer = LayerDir(dest, cache)
     tar = TarStream(stream, progress)
-    extractor = _Extractor(layer, style, warn)
+    extractor = _Extractor(layer, style, warn, reserve)
     member: Member | None = None
     try:
         while (member := tar.next()) is not None:
