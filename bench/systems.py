@@ -65,11 +65,14 @@ def _lowerdir(args: MountArgs) -> str:
 BEFORE_ENV = "UNIONFS_BENCH_BEFORE"
 
 
-def _unionfs(name: str, index: str, default: bool = True, checkout: str | None = None) -> System:
+def _unionfs(name: str, index: str, default: bool = True, checkout: str | None = None,
+             zygote: bool = False) -> System:
     """unionfs with its index *index*: "kept" (in the bench cache, reused by every later
     mount of the same stack, as a user's would be), "fresh" (built anew at each mount) or
     "off" (the layer directories served directly). With *checkout*, the unionfs of that
-    source tree (first on PYTHONPATH), with an index of its own."""
+    source tree (first on PYTHONPATH), with an index of its own. With *zygote*, started
+    through its zygote (UNIONFS_ZYGOTE=1: our child is the zygote's client, which relays
+    signals to the worker serving; the zygote leaves by itself when idle)."""
 
     def command(args: MountArgs) -> list[str]:
         kept = args.state / ("unionfs-index" if checkout is None else f"{name}-index")
@@ -77,6 +80,8 @@ def _unionfs(name: str, index: str, default: bool = True, checkout: str | None =
         opts = ",".join([_lowerdir(args), f"indexdir={where.get(index, 'off')}"])
         # By interpreter, never by the name "unionfs": /usr/bin/unionfs is unionfs-fuse.
         env = [] if checkout is None else ["env", f"PYTHONPATH={checkout}"]
+        if zygote:
+            env = ["env", "UNIONFS_ZYGOTE=1"]
         return [*env, sys.executable, "-m", "unionfs", "mount", "-f", "--log", str(args.log),
                 "-o", opts, str(args.mnt)]  # fmt: skip
 
@@ -87,6 +92,8 @@ def _unionfs(name: str, index: str, default: bool = True, checkout: str | None =
         "off": "-o indexdir=off: the layer directories served directly",
     }
     note = notes[index] if checkout is None else f"{notes[index]}; the unionfs of {checkout}"
+    if zygote:
+        note += "; started by a fork of the resident zygote (UNIONFS_ZYGOTE=1)"
     return System(name, "fuse", command, (sys.executable, "-m", "unionfs", "--version"),
                   default=default, note=note)  # fmt: skip
 
@@ -135,6 +142,7 @@ SYSTEMS: list[System] = [
     _unionfs("unionfs", "kept"),
     _unionfs("unionfs-noindex", "off"),
     _unionfs("unionfs-freshindex", "fresh", default=False),
+    _unionfs("unionfs-zygote", "kept", default=False, zygote=True),
     *([_unionfs("unionfs-before", "kept", default=False, checkout=os.environ[BEFORE_ENV])]
       if os.environ.get(BEFORE_ENV) else []),
     System("kernel", "kernel", _kernel, ("uname", "-r"), max_lowers=500,

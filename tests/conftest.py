@@ -1,5 +1,5 @@
 """Shared test setup: ``slow`` tests on request, fixed or fresh property-test examples, a
-private unionfs index dir, no leaked mounts."""
+private unionfs index dir, no leaked mounts, bytecode for the many Python processes."""
 
 from __future__ import annotations
 

@@ -15,10 +15,14 @@ Prints every failed step with the link counts the kernel shows just after it.
 What it showed (Linux 6.18, unionfs at io-races): one failure in a few runs of 100 s on a
 busy machine (more often with a second mount doing I/O), always the same one: after
 ``link(nx, n0)`` both names show nlink 2, after ``unlink(nx)`` the kernel shows nlink 0 for
-``n0`` (the daemon, instrumented, never answered a link count of 0 or 1 for it), and the
-next ``link(n0, nx)`` fails with ENOENT: the VFS refuses to link an inode whose cached
-i_nlink is 0 (``vfs_link``). Kernel overlayfs shows none. Drops every cache of the machine:
-run it where that does no harm. A developer script; never part of the test suite.
+``n0``, and the next ``link(n0, nx)`` fails with ENOENT: the VFS refuses to link an inode
+whose cached i_nlink is 0 (``vfs_link``). Kernel overlayfs shows none. The cause (issue
+19.9): the kernel drops the count itself after our answer to the unlink, and the listing of
+``low`` by the other thread, answered in between, had already given it the count after the
+unlink (1): counted twice. Fixed by listings giving only names for inodes the kernel holds
+(``fuse/reading.py``); ``tests/mounted/test_unlink_listing_race.py`` shows it without load.
+Drops every cache of the machine: run it where that does no harm. A developer script;
+never part of the test suite.
 """
 
 from __future__ import annotations

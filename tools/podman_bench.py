@@ -1,6 +1,6 @@
 """Time podman with each overlay mount program (issue 11's numbers for the note).
 
-    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000] [--rootless]
+    sudo .venv/bin/python tools/podman_bench.py [--runs 5] [--files 10000] [--rootless] [--zygote]
 
 For unionfs, fuse-overlayfs and the kernel driver, each on a private storage root: the
 median wall time of ``podman run --rm IMAGE true``, and of ``podman diff`` on a container
@@ -9,7 +9,8 @@ podman set-up of tests/podman (runc, cgroupfs, a cgroup parent below our own,
 busybox-static image) and removes everything it made. ``--rootless``: as a fresh user
 instead (the set-up of tests/rootless: its own storage.conf, XDG_RUNTIME_DIR, a private
 mount namespace with a 0666 /dev/fuse; unionfs run through a wrapper script), removed again
-afterwards.
+afterwards. ``--zygote`` (as root): unionfs once more with UNIONFS_ZYGOTE=1 in podman's
+environment (a resident pre-imported process forks each mount; stopped at the end).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import os
 import shutil
 import statistics
 import subprocess
@@ -67,9 +69,11 @@ def report(results: dict[str, tuple[float, float, int]]) -> None:
         print(f"{name:<16} {run_true:>13.2f}s {diff:>9.2f}s {changes:>8}")
 
 
-def bench_root(runs: int, files: int) -> None:
+def bench_root(runs: int, files: int, zygote: bool = False) -> None:
     unionfs = str(Path(sys.executable).with_name("unionfs"))
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
+    if zygote:
+        programs = {"unionfs+zygote": unionfs, **programs}
     cgroups = CgroupParent("podman-bench")
     pms: dict[str, Podman] = {}
     system_cache = Path("/var/lib/containers")  # root podman's blob cache, whatever --root
@@ -79,15 +83,33 @@ def bench_root(runs: int, files: int) -> None:
         try:
             for name, program in programs.items():
                 pms[name] = Podman(Path(tmp) / name, program, cgroups)
+                if name.endswith("+zygote"):
+                    plain = pms[name].env
+                    key, _, value = MARK.partition("=")
+                    pms[name].env = lambda plain=plain, key=key, value=value: {**plain(),
+                        "UNIONFS_ZYGOTE": "1", "UNIONFS_ZYGOTE_IDLE": "120", key: value}
                 pms[name].import_rootfs(rootfs, IMAGE)
             report(bench(pms, runs, files))
         finally:
+            if zygote:
+                stop_zygote()
             for name, pm in pms.items():
                 if problems := pm.teardown():
                     print(f"{name}: {problems}", file=sys.stderr)
             cgroups.cleanup()
             if not cache_existed:
                 shutil.rmtree(system_cache, ignore_errors=True)
+
+
+MARK = f"UNIONFS_BENCH_ZYGOTE={os.getpid()}"  # in the environment of the zygotes we start
+
+
+def stop_zygote() -> None:
+    """The zygotes the unionfs+zygote runs started (by pid: those with our mark)."""
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
+            if MARK.encode() in f.read().split(b"\0"):
+                os.kill(int(pid), 15)
 
 
 @contextlib.contextmanager
@@ -137,8 +159,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rootless", action="store_true", help="as a fresh unprivileged user")
+    parser.add_argument("--zygote", action="store_true", help="also unionfs with its zygote")
     args = parser.parse_args()
-    (bench_rootless if args.rootless else bench_root)(args.runs, args.files)
+    if args.rootless:
+        bench_rootless(args.runs, args.files)
+    else:
+        bench_root(args.runs, args.files, args.zygote)
     return 0
 
 

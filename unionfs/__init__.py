@@ -3,20 +3,23 @@
 Layering: a part of unionfs imports only the parts its row in ``LAYERS`` names, and a
 library only where ``LIBRARIES`` allows it; tests/test_layering.py reads both tables and
 checks every import (deferred and ``TYPE_CHECKING`` ones too), and that no modules import
-each other in a circle. From the top: ``cli`` (one module per command; only ``__main__``
-imports it) drives ``containers`` (containers on the store, and an ordinary user's store),
-which sits above ``store`` (layers and images: it knows no processes), ``runtime``
-(namespaces, cgroups, container state dirs; it mounts by running ``unionfs mount``, so it
-never imports ``fuse``) and ``registry`` (the OCI distribution client; the CLI hands it the
-store through protocols) and ``lazy`` (lazily pulled layers: fetched through ``registry``,
-kept in ``store``, served to ``fuse`` through its ``lazyhook`` protocol). ``fuse``, the
-protocol edge, is the only part that imports
-pyfuse3 or trio, and the only one that raises ``FUSEError``. ``index`` is the LMDB cache of
-what ``union`` computes; ``union`` holds the overlay rules, pure (no pyfuse3, trio, lmdb).
-Below everything, the base modules: ``layerfmt`` (on-disk markers), ``safepath`` (the only
-walker of layer paths; ``mountattrs`` clones layers' mounts for it), ``idmap``,
-``mountopts``, ``imageformat``, ``imagename`` (the reference grammar), ``livemounts`` (the
-mount table, daemons' records), ``layercheck`` (overlapping and in-use layers), ``errors``.
+each other in a circle. From the top: ``zygote`` (with ``__main__``, the first step of
+the console script and of ``python -m unionfs``: it hands a mount to a resident
+pre-imported process when asked to, UNIONFS_ZYGOTE=1, else starts the CLI) runs ``cli``
+(one module per command; only ``zygote`` imports it), which drives ``containers``
+(containers on the store, and an ordinary user's store), which sits above ``store``
+(layers and images: it knows no processes), ``runtime`` (namespaces, cgroups, container
+state dirs; it mounts by running ``unionfs mount``, so it never imports ``fuse``) and
+``registry`` (the OCI distribution client; the CLI hands it the store through protocols)
+and ``lazy`` (lazily pulled layers: fetched through ``registry``, kept in ``store``,
+served to ``fuse`` through its ``lazyhook`` protocol). ``fuse``, the protocol edge, is
+the only part that imports pyfuse3 or trio, and the only one that raises ``FUSEError``.
+``index`` is the LMDB cache of what ``union`` computes; ``union`` holds the overlay
+rules, pure (no pyfuse3, trio, lmdb). Below everything, the base modules: ``layerfmt``
+(on-disk markers), ``safepath`` (the only walker of layer paths; ``mountattrs`` clones
+layers' mounts for it), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
+reference grammar), ``livemounts`` (the mount table, daemons' records), ``layercheck``
+(overlapping and in-use layers), ``errors``.
 """
 
 __version__ = "0.1.0"
@@ -51,7 +54,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "cli": ("unionfs", "containers", "store", "runtime", "registry", "lazy", "fuse", "index",
             "union", "layerfmt", "safepath", "idmap", "mountopts", "imageformat", "imagename",
             "livemounts", "layercheck", "errors"),
-    "__main__": ("cli",),
+    # the console script's first step (the zygote's client, then the CLI) and the zygote
+    "zygote": ("cli",),
+    "__main__": ("zygote",),
 }
 # fmt: on
 

@@ -1,7 +1,8 @@
-"""``python -m unionfs``: the same as the ``unionfs`` console script."""
+"""``python -m unionfs``: the same as the ``unionfs`` console script (``zygote.client``: the
+zygote's client, which starts the CLI for anything else)."""
 
 import sys
 
-from unionfs.cli import main
+from unionfs.zygote.client import main
 
 sys.exit(main())

@@ -118,6 +118,12 @@ def split_options(text: str) -> list[str]:
     return [item for item in items if item]
 
 
+def is_remount(option_strings: list[str]) -> bool:
+    """Whether ``-o`` strings ask for a remount (mount(8) passes ``remount`` among the
+    mount's current flags): decided here, so that a plain mount needs no remount code."""
+    return any("remount" in split_options(text) for text in option_strings)
+
+
 def split_lowerdir(value: str) -> list[str]:
     """``a:b\\:c`` -> ``["a", "b:c"]``. An empty component is an error, as in overlayfs."""
     dirs: list[str] = []

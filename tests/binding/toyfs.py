@@ -53,6 +53,9 @@ class ToyFs(pyfuse3.Operations):
         self.nodes: dict[bytes, int] = {b"": pyfuse3.ROOT_INODE}
         self.next_node = 1000  # far from any inode number of the backing ext4
         self.fds: dict[int, int] = {}  # no-open mode: node -> fd
+        self.getattr_tasks: list[str] = []  # the worker task that served each getattr
+        self.gate = trio.Event()
+        self.waiting = 0  # lookups waiting at the gate
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -105,6 +108,18 @@ class ToyFs(pyfuse3.Operations):
             return self.fds[fh]
         return fh
 
+    async def _gate(self, name: bytes) -> None:
+        """Feature "gate": a lookup of ``wait-*`` waits until one of ``open`` opens the gate
+        (a handler that blocks, as a slow copy-up or a lazy read would)."""
+        if name.startswith(b"wait-"):
+            self.waiting += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.waiting -= 1
+        elif name == b"open":
+            self.gate.set()
+
     def _stats(self) -> dict[str, Any]:
         """What ``user.toyfs.stats`` reports."""
         return {
@@ -113,12 +128,16 @@ class ToyFs(pyfuse3.Operations):
             "seen_fhs": sorted(self.seen_fhs),
             "nodes": {k.decode(): v for k, v in self.nodes.items()},
             "last_mode": self.last_mode,
+            "getattr_tasks": self.getattr_tasks[-100:],
+            "waiting": self.waiting,
         }
 
     # -- requests --------------------------------------------------------------------------
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
         self._count("lookup", parent_inode)
+        if "gate" in self.features:
+            await self._gate(name)
         try:
             return self._entry(self._child(parent_inode, name))
         except OSError as exc:
@@ -130,6 +149,7 @@ class ToyFs(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
         self._count("getattr", inode)
+        self.getattr_tasks.append(trio.lowlevel.current_task().name)
         if ctx.fh is not None:
             self._count_fh("getattr_fh", ctx.fh)
             if "refuse_cached_writes" in self.features:  # as a full disk would

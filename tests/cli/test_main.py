@@ -266,22 +266,37 @@ def test_find_mount_of_a_plain_directory_is_none(tmp_path: Path) -> None:
 
 def test_a_mount_loads_no_other_command_and_no_runtime(dirs: dict[str, str]) -> None:
     """``unionfs mount`` (podman's mount program, every container start) imports only the
-    mount command (and remount's flag table): not the runtime, the registry client, the
-    store or the other commands."""
+    mount command: not the runtime (remount's flag table), the registry client, the lazy
+    layers, the store or the other commands."""
     code = (
         "import sys\n"
         "from unionfs.cli import main\n"
         f"status = main(['mount', '-o', 'lowerdir={dirs['missing']}', {dirs['mnt']!r}])\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(('unionfs.cli.', 'httpx',"
-        " 'unionfs.runtime', 'unionfs.registry', 'unionfs.store', 'unionfs.containers')))\n"
+        " 'unionfs.runtime', 'unionfs.registry', 'unionfs.store', 'unionfs.containers',"
+        " 'unionfs.lazy')))\n"
         "print(status, *loaded)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)  # fmt: skip
     status, *loaded = done.stdout.split()
     assert status == "1"
-    allowed = {"unionfs.cli.mount", "unionfs.cli.mounts", "unionfs.cli.remount",
-               "unionfs.runtime", "unionfs.runtime.mountflags", "unionfs.runtime.namespaces",
-               "unionfs.cli.verbs", "unionfs.cli.mountrecords"}  # the verb table; the records
+    allowed = {"unionfs.cli.mount", "unionfs.cli.mounts", "unionfs.cli.verbs",
+               "unionfs.cli.mountrecords"}  # the verb table; the records
     assert "unionfs.cli.mount" in loaded
     assert set(loaded) <= allowed, sorted(set(loaded) - allowed)
+
+
+def test_a_mount_of_plain_layers_does_not_import_the_lazy_layers(tmp_path: Path) -> None:
+    """A stack with no lazily pulled layer (none is named ``tree``) never imports
+    ``unionfs.lazy``; a ``tree`` without a lazy record beside it is a plain layer too."""
+    (tmp_path / "tree").mkdir()
+    code = (
+        "import sys\n"
+        "from unionfs.cli import mount\n"
+        f"print(mount._lazy(({str(tmp_path)!r},)), 'unionfs.lazy' in sys.modules)\n"
+        f"print(mount._lazy(({str(tmp_path / 'tree')!r},)), 'unionfs.lazy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.split() == ["None", "False", "None", "True"]

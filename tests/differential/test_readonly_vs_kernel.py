@@ -129,7 +129,7 @@ ODD_ENTRIES = [
 ]
 
 
-@settings(max_examples=120, **COMMON)  # the slow tier draws 2000 new ones every run
+@settings(max_examples=60, **COMMON)  # the slow tier draws 2000 new ones every run
 @given(layers=stacks(), indexed=st.booleans())
 @example(layers=NONDIR_HIDES_DIR, indexed=True)
 @example(layers=EVERY_MARKER_FORM, indexed=True)
@@ -139,7 +139,7 @@ def test_readonly_view_matches_kernel(tmp_path: Path, layers: list[Dir], indexed
     compare_with_kernel(tmp_path, layers, indexed)
 
 
-@settings(max_examples=60, **COMMON)
+@settings(max_examples=30, **COMMON)
 @given(layers=hiding_stacks(max_layers=4, max_depth=4), indexed=st.booleans())
 def test_layers_that_hide_lower_layers_match_kernel(
     tmp_path: Path, layers: list[Dir], indexed: bool

@@ -310,7 +310,7 @@ COMMON = dict(
 
 
 class TestWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-defined]
-    settings = settings(max_examples=120, stateful_step_count=20, **COMMON)  # slow tier: 2000
+    settings = settings(max_examples=60, stateful_step_count=20, **COMMON)  # slow tier: 2000
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ chmod, write or read turns into; ``upper_tree`` shows what the upper layer holds
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class Readdir:
         self, token: object, name: bytes, attrs: pyfuse3.EntryAttributes, next_id: int
     ) -> bool:
         assert token is self
-        entry = Entry(name, attrs, next_id)
+        entry = Entry(name, copy.copy(attrs), next_id)  # the binding copies it at once
         if self.room is not None and len(self.accepted) >= self.room:
             self.refused.append(entry)
             return False

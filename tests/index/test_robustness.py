@@ -246,7 +246,12 @@ def _killed_while_building(indexdir: Path, dirs: list[Path], delay: float) -> in
     return status
 
 
-FRACTIONS = [0.1, 0.35, 0.6, 0.85, 1.2]
+# The default tier kills a first build early and late and a reindex midway; the slow tier
+# sweeps the rest of the moments. The deterministic kills inside the write transaction
+# (below) run in every tier: they hit the moments that matter most on purpose.
+FRACTIONS = [pytest.param(0.1, marks=pytest.mark.slow), 0.35,
+             pytest.param(0.6, marks=pytest.mark.slow), 0.85,
+             pytest.param(1.2, marks=pytest.mark.slow)]  # fmt: skip
 
 
 @pytest.mark.parametrize("fraction", FRACTIONS)
@@ -289,7 +294,8 @@ def test_a_build_killed_while_writing_a_table_leaves_a_complete_or_rebuilt_index
         assert verify.verify(index.view, index.layers) == []
 
 
-@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize("fraction", [pytest.param(0.2, marks=pytest.mark.slow), 0.5,
+                                      pytest.param(0.8, marks=pytest.mark.slow)])  # fmt: skip
 def test_a_reindex_killed_at_any_moment_never_serves_the_old_or_a_partial_view(
     fraction: float, big: tuple[Path, float], tmp_path: Path, indexdir: Path
 ) -> None:

@@ -5,9 +5,9 @@ mount/umount) runs once per driver; every step's exit code and output must match
 podman shows with the kernel's overlayfs (its native driver, the oracle). ``podman diff``
 says the same things in another form there (it reads the upper directory instead of
 walking two mounts), so diffs are compared once both are put in one form. fuse-overlayfs,
-the other mount program, runs the script too; where it differs it is only recorded (in
-the test's output and its ``fuse_overlayfs_differs`` property), never asserted: it varies
-from run to run, and where it is wrong here the kernel decides.
+the other mount program, runs the script too (slow tier); where it differs it is only
+recorded (in the test's output and its ``fuse_overlayfs_differs`` property), never
+asserted: it varies from run to run, and where it is wrong here the kernel decides.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from podmanutil import Podman, whiteout_files
 from script import Transcript, run_script
 
@@ -98,7 +99,7 @@ def image_paths(rootfs: Path) -> set[str]:
 
 
 def test_podman_script_on_unionfs_as_on_the_kernel(
-    podman: Callable[..., Podman], tmp_path: Path, record_property: Callable[[str, object], None]
+    podman: Callable[..., Podman], tmp_path: Path
 ) -> None:
     ours = podman(UNIONFS, "unionfs")
     # `podman info` runs `unionfs --version` and shows what it printed.
@@ -110,6 +111,13 @@ def test_podman_script_on_unionfs_as_on_the_kernel(
     kernel = run_script(podman(None, "kernel"), IMAGE)
     base = image_paths(tmp_path / "rootfs")  # the podman fixture's image
     assert differences(in_mount_program_form(kernel, base), on_unionfs) == {}
+
+
+@pytest.mark.slow  # it records, never asserts: the kernel above is the oracle
+def test_where_fuse_overlayfs_differs_is_recorded(
+    podman: Callable[..., Podman], record_property: Callable[[str, object], None]
+) -> None:
+    on_unionfs = run_script(podman(UNIONFS, "unionfs"), IMAGE)
     peer = run_script(podman(FUSE_OVERLAYFS, "fuse-overlayfs"), IMAGE)
     record_peer(record_property, differences(peer, on_unionfs), FUSE_OVERLAYFS_DIFFERS)
 

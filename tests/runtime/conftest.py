@@ -94,6 +94,22 @@ def oci_runtime(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def unionfs_runtime_only(oci_runtime: str) -> None:
+    """For the modules of what only unionfs's own runtime does (detached runs and their
+    monitor, pasta, cp, top, the run flags): their runc and crun parametrizations (slow
+    tier) are skipped. Used as ``pytestmark = pytest.mark.usefixtures(...)``."""
+    if oci_runtime != "unionfs":
+        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
+
+
+@pytest.fixture
+def bb(runtime: Runtime, busybox_rootfs: Path) -> str:
+    """The busybox rootfs imported into the test's store: the image's name."""
+    runtime.ok("import", str(busybox_rootfs), "bb")
+    return "bb"
+
+
+@pytest.fixture
 def runtime(tmp_path: Path, oci_runtime: str) -> Iterator[Runtime]:
     """A Runtime with a fresh UNIONFS_HOME; afterwards nothing of its containers remains.
     Parametrized over the OCI runtime that sets the containers up (``--runtime``).

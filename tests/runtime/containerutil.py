@@ -80,6 +80,12 @@ class Runtime:
             check=False,
         )
 
+    def ok(self, *args: str, timeout: float = 60) -> str:
+        """The command's stdout; the test fails, with the command's stderr, unless it exits 0."""
+        done = self(*args, timeout=timeout)
+        assert done.returncode == 0, f"{args}: exit {done.returncode}: {done.stderr}"
+        return done.stdout
+
     def start(self, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             self.cmd(*args),

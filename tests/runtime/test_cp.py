@@ -11,20 +11,7 @@ from patience import Deadline
 
 from runtime.containerutil import Runtime, unique_name
 
-
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    """Detached runs, pasta and the rest are unionfs's own runtime's (runc and crun get no
-    monitor of ours): their parametrizations of the slow tier are skipped."""
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
-
-
-@pytest.fixture
-def bb(runtime: Runtime, busybox_rootfs: Path) -> str:
-    done = runtime("import", str(busybox_rootfs), "bb-cp")
-    assert done.returncode == 0, done.stderr
-    return "bb-cp"
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
 
 def test_cp_in_and_out_of_a_stopped_and_a_running_container(

@@ -7,7 +7,6 @@ mount, process or cgroup remains."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from patience import scaled
@@ -18,19 +17,7 @@ from unionfs.runtime.state import ContainerDirs
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\+00:00"
 
 
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    """Detached runs, pasta and the rest are unionfs's own runtime's (runc and crun get no
-    monitor of ours): their parametrizations of the slow tier are skipped."""
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
-
-
-@pytest.fixture
-def bb(runtime: Runtime, busybox_rootfs: Path) -> str:
-    done = runtime("import", str(busybox_rootfs), "bb-detach")
-    assert done.returncode == 0, done.stderr
-    return "bb-detach"
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
 
 def _status(runtime: Runtime, name: str) -> str:

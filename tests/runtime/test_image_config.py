@@ -18,12 +18,7 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bi
 GROUP = "root:x:0:\nwww-data:x:33:\nstaff:x:50:www-data,other\nnogroup:x:65534:\n"
 
 
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    """Detached runs, pasta and the rest are unionfs's own runtime's (runc and crun get no
-    monitor of ours): their parametrizations of the slow tier are skipped."""
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
 
 @pytest.fixture(scope="module")

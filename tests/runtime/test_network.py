@@ -20,12 +20,7 @@ NO_PASTA = "pasta is missing: ./dev.sh setup installs passt"
 pytestmark = pytest.mark.skipif(shutil.which("pasta") is None, reason=NO_PASTA)
 
 
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    """Detached runs, pasta and the rest are unionfs's own runtime's (runc and crun get no
-    monitor of ours): their parametrizations of the slow tier are skipped."""
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
 
 @pytest.fixture

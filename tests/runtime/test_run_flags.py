@@ -14,59 +14,43 @@ import pytest
 
 from runtime.containerutil import Runtime, unique_name
 
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
-
-
-@pytest.fixture
-def bb(runtime: Runtime, busybox_rootfs: Path) -> str:
-    done = runtime("import", str(busybox_rootfs), "clidaily-bb")
-    assert done.returncode == 0, done.stderr
-    return "clidaily-bb"
-
-
-def ok(runtime: Runtime, *args: str) -> str:
-    done = runtime(*args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_ulimit_sets_soft_and_hard_limits(runtime: Runtime, bb: str) -> None:
-    said = ok(runtime, "run", "--rm", "--ulimit", "nofile=100:200", "--ulimit", "core=0", bb,
+    said = runtime.ok("run", "--rm", "--ulimit", "nofile=100:200", "--ulimit", "core=0", bb,
               "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c")  # fmt: skip
     assert said.split() == ["100", "200", "0"]
 
 
 def test_labels_are_listed_filtered_and_inspected(runtime: Runtime, bb: str) -> None:
     c, other = f"clidaily-{unique_name()}", f"clidaily-{unique_name()}"
-    ok(runtime, "create", "--name", c, "--label", "tier=web", "-l", "plain", bb, "true")
-    ok(runtime, "create", "--name", other, "--label", "tier=db", bb, "true")
-    assert ok(runtime, "ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}") \
+    runtime.ok("create", "--name", c, "--label", "tier=web", "-l", "plain", bb, "true")
+    runtime.ok("create", "--name", other, "--label", "tier=db", bb, "true")
+    assert runtime.ok("ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}") \
         == f"{c}\n"  # fmt: skip
-    assert ok(runtime, "ps", "-a", "--filter", "label=tier", "-q").count("\n") == 2
-    assert ok(runtime, "ps", "-a", "--filter", "label=plain", "--format",
+    assert runtime.ok("ps", "-a", "--filter", "label=tier", "-q").count("\n") == 2
+    assert runtime.ok("ps", "-a", "--filter", "label=plain", "--format",
               "{{.Labels}}") == "map[plain: tier:web]\n"  # fmt: skip
-    (shown,) = json.loads(ok(runtime, "inspect", c))
+    (shown,) = json.loads(runtime.ok("inspect", c))
     assert shown["Config"]["Labels"] == {"tier": "web", "plain": ""}
-    listed = json.loads(ok(runtime, "ps", "-a", "--format", "json"))
+    listed = json.loads(runtime.ok("ps", "-a", "--format", "json"))
     assert {e["Names"][0]: e["Labels"] for e in listed} == {
         c: {"tier": "web", "plain": ""}, other: {"tier": "db"}}
-    ok(runtime, "rm", c, other)
+    runtime.ok("rm", c, other)
 
 
 def test_init_is_pid_1_and_the_command_its_child(runtime: Runtime, bb: str) -> None:
     if shutil.which("catatonit") is None:
         pytest.skip("catatonit is missing: ./dev.sh setup installs it")
-    said = ok(runtime, "run", "--rm", "--init", bb, "sh", "-c",
+    said = runtime.ok("run", "--rm", "--init", bb, "sh", "-c",
               "tr '\\0' ' ' </proc/1/cmdline; echo; echo $$")  # fmt: skip
     done = runtime("run", "--rm", "--init", bb, "sh", "-c", "exit 7")
     assert said.splitlines()[0].startswith("/run/podman-init -- sh -c ")
     assert said.splitlines()[1] == "2"  # the command: catatonit's child
     assert done.returncode == 7  # its exit code comes through
-    plain = ok(runtime, "run", "--rm", bb, "sh", "-c", "echo $$")
+    plain = runtime.ok("run", "--rm", bb, "sh", "-c", "echo $$")
     assert plain == "1\n"
 
 
@@ -76,7 +60,7 @@ def test_mount_bind_tmpfs_and_volume(runtime: Runtime, bb: str, tmp_path: Path) 
     (host / "given").write_text("from the host\n")
     script = ("cat /h/given; touch /h/x 2>/dev/null || echo read-only; "
               "grep ' /t ' /proc/mounts | cut -d' ' -f3,4; echo kept > /data/f")
-    said = ok(runtime, "run", "--rm",
+    said = runtime.ok("run", "--rm",
               "--mount", f"type=bind,source={host},target=/h,readonly",
               "--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=700",
               "--mount", "type=volume,source=clidaily-vol,target=/data", bb, "sh", "-c", script)
@@ -85,25 +69,25 @@ def test_mount_bind_tmpfs_and_volume(runtime: Runtime, bb: str, tmp_path: Path) 
     assert lines[2].startswith("tmpfs rw,nosuid,nodev,noexec") and "size=1024k" in lines[2]
     assert "mode=700" in lines[2]
     # the volume outlives the container; -v NAME:/dir finds it again
-    assert ok(runtime, "run", "--rm", "-v", "clidaily-vol:/d:ro", bb, "cat", "/d/f") == "kept\n"
-    assert ok(runtime, "volume", "ls", "-q") == "clidaily-vol\n"
-    assert ok(runtime, "volume", "ls") == "DRIVER      VOLUME NAME\nlocal       clidaily-vol\n"
-    (shown,) = json.loads(ok(runtime, "volume", "inspect", "clidaily-vol"))
+    assert runtime.ok("run", "--rm", "-v", "clidaily-vol:/d:ro", bb, "cat", "/d/f") == "kept\n"
+    assert runtime.ok("volume", "ls", "-q") == "clidaily-vol\n"
+    assert runtime.ok("volume", "ls") == "DRIVER      VOLUME NAME\nlocal       clidaily-vol\n"
+    (shown,) = json.loads(runtime.ok("volume", "inspect", "clidaily-vol"))
     assert shown["Mountpoint"] == str(runtime.home / "volumes" / "clidaily-vol" / "_data")
-    assert ok(runtime, "volume", "rm", "clidaily-vol") == "clidaily-vol\n"
-    assert ok(runtime, "volume", "ls", "-q") == ""
+    assert runtime.ok("volume", "rm", "clidaily-vol") == "clidaily-vol\n"
+    assert runtime.ok("volume", "ls", "-q") == ""
 
 
 def test_a_volume_in_use_is_kept_until_its_container_goes(runtime: Runtime, bb: str) -> None:
     c = f"clidaily-{unique_name()}"
-    assert ok(runtime, "volume", "create", "clidaily-used") == "clidaily-used\n"
-    ok(runtime, "create", "--name", c, "-v", "clidaily-used:/u", bb, "true")
+    assert runtime.ok("volume", "create", "clidaily-used") == "clidaily-used\n"
+    runtime.ok("create", "--name", c, "-v", "clidaily-used:/u", bb, "true")
     refused = runtime("volume", "rm", "clidaily-used")
     assert (refused.returncode, refused.stderr) == (1, f"unionfs: volume clidaily-used is "
             f"used by container {c}: unionfs rm {c} first (or volume rm -f removes both)\n")
-    assert ok(runtime, "volume", "prune", "-f") == ""  # in use: kept
-    assert ok(runtime, "volume", "rm", "-f", "clidaily-used") == "clidaily-used\n"
-    assert ok(runtime, "ps", "-aq") == ""
+    assert runtime.ok("volume", "prune", "-f") == ""  # in use: kept
+    assert runtime.ok("volume", "rm", "-f", "clidaily-used") == "clidaily-used\n"
+    assert runtime.ok("ps", "-aq") == ""
 
 
 def test_device_is_bound_with_its_access_rule(runtime: Runtime, bb: str) -> None:
@@ -111,9 +95,9 @@ def test_device_is_bound_with_its_access_rule(runtime: Runtime, bb: str) -> None
         pytest.skip("no /dev/fuse")
     script = ("test -c /dev/f && echo node; : </dev/f && echo read; "
               "(: >/dev/f) 2>/dev/null || echo no-write; test -e /dev/fuse || echo only-given")
-    said = ok(runtime, "run", "--rm", "--device", "/dev/fuse:/dev/f:r", bb, "sh", "-c", script)
+    said = runtime.ok("run", "--rm", "--device", "/dev/fuse:/dev/f:r", bb, "sh", "-c", script)
     assert said.split() == ["node", "read", "no-write", "only-given"]
-    rw = ok(runtime, "run", "--rm", "--device", "/dev/fuse", bb, "sh", "-c",
+    rw = runtime.ok("run", "--rm", "--device", "/dev/fuse", bb, "sh", "-c",
             ": <>/dev/fuse && echo read-write")  # fmt: skip
     assert rw == "read-write\n"
 

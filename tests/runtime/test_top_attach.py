@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 from patience import wait_until
@@ -19,28 +18,13 @@ PODMAN_HEADER = "USER        PID         PPID        %CPU        ELAPSED     TTY
     "        COMMAND"  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _unionfs_runtime_only(oci_runtime: str) -> None:
-    if oci_runtime != "unionfs":
-        pytest.skip(f"unionfs's own runtime only, not {oci_runtime}")
+pytestmark = pytest.mark.usefixtures("unionfs_runtime_only")
 
-
-@pytest.fixture
-def bb(runtime: Runtime, busybox_rootfs: Path) -> str:
-    done = runtime("import", str(busybox_rootfs), "clidaily-bb")
-    assert done.returncode == 0, done.stderr
-    return "clidaily-bb"
-
-
-def ok(runtime: Runtime, *args: str) -> str:
-    done = runtime(*args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_top_lists_the_containers_processes_as_podman(runtime: Runtime, bb: str) -> None:
     c = f"clidaily-{unique_name()}"
-    ok(runtime, "run", "-d", "--name", c, bb, "sh", "-c", "sleep 300 & wait")
+    runtime.ok("run", "-d", "--name", c, bb, "sh", "-c", "sleep 300 & wait")
     try:
         _top(runtime, c)
     finally:
@@ -50,17 +34,17 @@ def test_top_lists_the_containers_processes_as_podman(runtime: Runtime, bb: str)
 
 
 def _top(runtime: Runtime, c: str) -> None:
-    assert wait_until(lambda: "sleep 300\n" in ok(runtime, "top", c, "args"), 60)
-    lines = ok(runtime, "top", c).splitlines()
+    assert wait_until(lambda: "sleep 300\n" in runtime.ok("top", c, "args"), 60)
+    lines = runtime.ok("top", c).splitlines()
     assert lines[0] == PODMAN_HEADER
     rows = [re.split(r"\s{2,}", line) for line in lines[1:]]
     assert [(r[0], r[1], r[2], r[5], r[7]) for r in rows] == [
         ("root", "1", "0", "?", "sh -c sleep 300 & wait"), ("root", "2", "1", "?", "sleep 300")]
     assert all(re.fullmatch(r"\d+\.\d{3}", r[3]) and r[4].endswith("s") and r[6] == "0s"
                for r in rows)  # fmt: skip
-    assert ok(runtime, "top", c, "pid,comm").splitlines() == ok(runtime, "top", c, "pid",
+    assert runtime.ok("top", c, "pid,comm").splitlines() == runtime.ok("top", c, "pid",
                                                                  "comm").splitlines()  # fmt: skip
-    assert ok(runtime, "top", c, "pid", "comm").split() == ["PID", "COMMAND", "1", "sh", "2",
+    assert runtime.ok("top", c, "pid", "comm").split() == ["PID", "COMMAND", "1", "sh", "2",
                                                             "sleep"]  # fmt: skip
     bad = runtime("top", c, "nope")
     assert bad.returncode == 2 and bad.stderr.startswith("unionfs: top: unknown descriptor "
@@ -78,7 +62,7 @@ def test_attach_follows_passes_signals_and_returns_the_code(runtime: Runtime,
                                                              bb: str) -> None:  # fmt: skip
     c = f"clidaily-{unique_name()}"
     script = "trap 'echo got-term; exit 3' TERM; echo early; while :; do sleep 0.05; done"
-    ok(runtime, "run", "-d", "--name", c, bb, "sh", "-c", script)
+    runtime.ok("run", "-d", "--name", c, bb, "sh", "-c", script)
     try:
         _attach(runtime, c)
     finally:
@@ -86,7 +70,7 @@ def test_attach_follows_passes_signals_and_returns_the_code(runtime: Runtime,
 
 
 def _attach(runtime: Runtime, c: str) -> None:
-    assert wait_until(lambda: "early" in ok(runtime, "logs", c), 60)
+    assert wait_until(lambda: "early" in runtime.ok("logs", c), 60)
     attach = subprocess.Popen(runtime.cmd("attach", c), env=runtime.env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     runtime.started.append(attach)
@@ -94,7 +78,7 @@ def _attach(runtime: Runtime, c: str) -> None:
     attach.send_signal(signal.SIGTERM)
     out, err = attach.communicate()
     assert (attach.returncode, out, err) == (3, "got-term\n", "")  # "early" was before it
-    assert ok(runtime, "ps", "-a", "--format", "{{.Status}}").startswith("Exited (3)")
+    assert runtime.ok("ps", "-a", "--format", "{{.Status}}").startswith("Exited (3)")
     refused = runtime("attach", c)
     assert (refused.returncode, refused.stderr) == (1, f"unionfs: container {c} is not running "
             f"(exited (3)): unionfs start -a {c} runs it attached\n")  # fmt: skip

@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass
 
 from unionfs import idmap, layercheck, livemounts, mountopts
-from unionfs.cli import mountrecords, remount
+from unionfs.cli import mountrecords
 from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
@@ -204,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
         return mountlist.run(args)
     if args.mountpoint is None:
         raise UserError("mount: give the mount point (see --help)", exit_code=2)
-    if remount.is_remount(args.options):
+    if mountopts.is_remount(args.options):
+        from unionfs.cli import remount  # imports the runtime's mount(2): only for a remount
+
         return remount.remount(args.options, args.mountpoint, os.path.realpath(args.mountpoint))
     if not args.options and getattr(args, "source", None) is None:
         from unionfs.cli.storecli import mount_container  # `unionfs mount C`, as podman
@@ -250,6 +252,11 @@ def run(args: argparse.Namespace) -> int:
             os.close(fd)
         return 0
     return _daemonize(args, index, layout, fuse_options, features, atime)
+
+
+def preload() -> None:
+    """Import what a mount imports once it starts (the zygote does, before it forks)."""
+    from unionfs.fuse import mount as fusemount  # noqa: F401
 
 
 class _Prepared:
@@ -362,7 +369,10 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
 
 
 def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
-    """The lazy layers among *lowers* (the registry client is imported only for them)."""
+    """The lazy layers among *lowers* (the registry client is imported only for them; the
+    lazy package at all only when a lower is some layer's ``tree``)."""
+    if not any(os.path.basename(p) == "tree" for p in lowers):
+        return None
     from unionfs.lazy import layout as lazylayout
 
     if not any(lazylayout.layer_dir(p) for p in lowers):

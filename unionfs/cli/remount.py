@@ -42,8 +42,7 @@ def words(option_strings: list[str]) -> list[str]:
     return [w for text in option_strings for w in mountopts.split_options(text)]
 
 
-def is_remount(option_strings: list[str]) -> bool:
-    return "remount" in words(option_strings)
+is_remount = mountopts.is_remount
 
 
 def remount_flags(option_strings: list[str]) -> int:

@@ -6,7 +6,7 @@ descriptor, counted, so the daemon's descriptors grow with the files open, not t
 (reads and writes are positional: no handle depends on a shared file offset). A directory
 handle owns a snapshot of the merged listing, taken at the first readdir from offset 0:
 offsets are positions in that snapshot, so a directory read in several requests costs one
-merge, not one per request.
+merge, not one per request (``taken`` says when, for ``reading.readdir``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ ShareKey = tuple[int, bool, int]  # (inode, upper, backing flags)
 class DirHandle:
     ino: int
     entries: list[tuple[bytes, Resolved, object]] | None = None
+    taken: int = 0  # the mount's count of changes when ``entries`` was taken
 
 
 def backing_flags(flags: int) -> int:

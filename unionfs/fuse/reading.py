@@ -24,6 +24,7 @@ from unionfs.fuse.state import MountState
 from unionfs.union import hardlinks
 from unionfs.union.lookup import lookup
 from unionfs.union.readdir import list_dir
+from unionfs.union.stack import Resolved
 
 log = logging.getLogger("unionfs.fuse")
 
@@ -172,12 +173,32 @@ class ReadHandlers(MountState):
             node.listing = listing
         return listing
 
+    def _now(self, node: Node, name: bytes) -> tuple[Resolved, pyfuse3.EntryAttributes] | None:
+        """Entry *name* of directory *node* with its attributes as it is now (None: gone,
+        or the directory is: its path may name another by now)."""
+        if node.unlinked:
+            return None
+        res = lookup(self.stack, node.res, name)
+        if res is None:
+            return None
+        return res, self._shown(self.inodes.number(res), res)
+
     @handler
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self.handles.dir(fh)
         node = self.inodes.get(handle.ino)
         if handle.entries is None or start_id == 0:
             handle.entries = self._listing(node)
+            handle.taken = self.changes
+        # A listing goes on in the names of its snapshot; if anything changed since it was
+        # taken, each entry is described as it is now. The kernel applies the attributes of
+        # a READDIRPLUS entry to its cached inode unless that changed after the request
+        # began (fuse_direntplus_link, attr_version): a link count from the snapshot, taken
+        # before a link, would become the kernel's, and the next unlink would take it to 0
+        # (link(2) then fails with ENOENT). A name gone since is left out: served from the
+        # snapshot, the kernel would cache a dentry for it, and its identity (st_dev, st_ino)
+        # may by now be another file's (ext4 reuses numbers), whose node would take its name.
+        changed = handle.taken != self.changes
         if self.atime is not None and 0 in node.res.layers:
             self.atime.accessed(node.res.path_in(0), is_dir=True)  # each getdents (iterate_dir)
         parent = self.inodes.find(node.parent) or node
@@ -192,9 +213,26 @@ class ReadHandlers(MountState):
             start_id = 2
         entries = handle.entries
         inodes = self.inodes
+        separate = inodes.separate_ids  # else a node id 0 would be st_ino 0 (no binding)
         for index in range(start_id - 2, len(entries)):
             name, res, attrs = entries[index]
+            if changed:
+                now = self._now(node, name)
+                if now is None:
+                    continue
+                res, attrs = now
             assert isinstance(attrs, pyfuse3.EntryAttributes)
+            if separate and inodes.node_of(res) is not None:
+                # An inode the kernel holds: its name alone (node id 0: no attributes, no
+                # reference). The kernel drops the link count of an unlinked name's inode
+                # itself, after our answer (fuse_entry_unlinked); attributes read after that
+                # answer and applied before that drop count the unlink twice (nlink 0:
+                # link(2) then fails with ENOENT). Its attributes stay right without them:
+                # the answers to its own requests and our invalidations keep them.
+                attrs.node_id = 0
+                if not pyfuse3.readdir_reply(token, name, attrs, index + 3):
+                    return
+                continue
             ino = inodes.id_of(res)
             if not pyfuse3.readdir_reply(token, name, self._identified(attrs, ino), index + 3):
                 return

@@ -79,6 +79,9 @@ class MountState(pyfuse3.Operations):
         self.handles = HandleTable()
         self.lock = trio.Lock()
         self.stale: set[int] = set()  # inodes whose attributes the kernel must fetch again
+        # Changes done so far (``changing``): a listing begun before the last one describes
+        # its entries anew when it goes on (``reading.readdir``).
+        self.changes = 0
         self.stale_pages: set[int] = set()  # ... and its pages too (a listing, a link target)
         # Inodes whose file pages the kernel may hold: read, or written through its cache,
         # since the last drop (``files``: what a direct write must drop).
@@ -203,6 +206,7 @@ class MountState(pyfuse3.Operations):
         try:
             yield
         finally:
+            self.changes += 1
             try:
                 self._follow_copies()
                 if self.atime is not None:
