@@ -86,8 +86,8 @@ def overlaps(layers: Sequence[Layer]) -> None:
 
 
 def on_unionfs(layer: Layer) -> None:
-    """Refuse an upper or work directory on a unionfs mount: the kernel refuses one on a
-    FUSE file system without RENAME_WHITEOUT and O_TMPFILE, which unionfs is."""
+    """Refuse an upper or work directory on a unionfs mount: the kernel refuses one there
+    too (EINVAL: unionfs has no RENAME_WHITEOUT, among others)."""
     dev = os.stat(layer.path).st_dev
     where = f"{os.major(dev)}:{os.minor(dev)}"
     for mount in livemounts.table():

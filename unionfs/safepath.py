@@ -374,6 +374,18 @@ class LayerDir:
         """Create a new regular file (O_EXCL) and return it open with *flags*."""
         return self.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
 
+    def tmpfile(self, path: bytes, flags: int, mode: int) -> int:
+        """A new regular file with no name, in directory *path*, open with *flags* (O_RDWR
+        or O_WRONLY); ``link_open`` can name it later (it is made without O_EXCL)."""
+        base, name = self.at(path) if path else (self.root_fd, b".")
+        return openat2(base, name, flags & ~os.O_EXCL | os.O_TMPFILE | os.O_NOFOLLOW, mode)
+
+    def link_open(self, fd: int, path: bytes) -> None:
+        """Name *path* for the file open as *fd* (its ``/proc`` magic link ends at the file
+        itself: nothing is followed out of the layer)."""
+        base, name = self.at(path)
+        os.link(proc_fd_path(fd), name, dst_dir_fd=base, follow_symlinks=True)
+
     def unlink(self, path: bytes) -> None:
         base, name = self.at(path)
         os.unlink(name, dir_fd=base)

@@ -5,8 +5,9 @@ the parent has no default ACL; where it has one, the ACL decides the new entry's
 ACLs. Both sides get the same layers and the same creations, under umask 0 and 022: in a
 directory made through the mount, in a set-gid one, nested, in a lower directory with a
 default ACL (copied up on the way), over a whiteout (built in the work directory), and
-with a default ACL naming a user (so the new file gets an access ACL). Modes, owners and
-ACLs seen through the mount and in the upper must agree.
+with a default ACL naming a user (so the new file gets an access ACL); a file made with
+O_TMPFILE and then named too. Modes, owners and ACLs seen through the mount and in the
+upper must agree.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mountutil import kernel_overlay, unionfs_mount
+
+from unionfs.fuse import features
+
+TMPFILE = "tmpfile" in features.available()  # O_TMPFILE (the patched binding)
 
 USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 UNDEFINED = 0xFFFFFFFF
@@ -83,7 +88,17 @@ def _populate(d: Path) -> list[str]:
     (d / "s" / "g").write_bytes(b"g")
     os.mkfifo(d / "p", 0o666)
     os.symlink("f", d / "l")
-    return ["f", "x", "s", "s/t", "s/g", "p", "l"]
+    if not TMPFILE:
+        return ["f", "x", "s", "s/t", "s/g", "p", "l"]
+    unnamed = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o666)  # the upper's O_TMPFILE decides
+    where = os.open(d, os.O_PATH | os.O_DIRECTORY)
+    try:  # linkat(AT_SYMLINK_FOLLOW); without a dir_fd Python calls link(2), which would
+        # link the /proc magic link itself (EXDEV)
+        os.link(f"/proc/self/fd/{unnamed}", "u", dst_dir_fd=where, follow_symlinks=True)
+    finally:
+        os.close(where)
+        os.close(unnamed)
+    return ["f", "x", "s", "s/t", "s/g", "p", "l", "u"]
 
 
 def _observe(base: Path, mount: Callable[..., object]) -> dict[str, str]:

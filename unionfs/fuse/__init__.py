@@ -6,10 +6,11 @@ boundary of every handler), ``state`` (``MountState``: what every handler shares
 bookkeeping of a change), and the handler groups, siblings over ``MountState`` that use
 nothing of each other: ``reading`` (lookup, getattr, readdir, xattrs), ``files`` (open,
 read, write, fsync), ``names`` (create, link, remove, rename), ``metadata`` (setattr,
-xattrs, with ``killpriv``'s set-id rules), ``space`` (fallocate, lseek, copy_file_range)
-and ``fileattr`` (ioctl: inode flags); ``kernelcache`` says which listings and symlink
-targets the kernel keeps; ``ops`` assembles them into ``UnionOperations``; ``mount`` runs
-the session; ``triostart`` imports trio first, without the process its import starts.
+xattrs, with ``killpriv``'s set-id rules), ``space`` (fallocate, lseek, copy_file_range),
+``fileattr`` (ioctl: inode flags) and ``tmpfile`` (O_TMPFILE); ``kernelcache`` says which
+listings and symlink targets the kernel keeps; ``ops`` assembles them into
+``UnionOperations``; ``mount`` runs the session; ``triostart`` imports trio first, without
+the process its import starts.
 """
 
 from unionfs.fuse import triostart

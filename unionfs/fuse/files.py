@@ -206,8 +206,14 @@ class FileHandlers(MountState):
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
-        fd = self.handles.file(fh).fd
-        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, fd)
+        handle = self.handles.file(fh)
+        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, handle.fd)
+        if handle.writable:
+            # The kernel keeps no block count of its own under the write-back cache, and
+            # drops the one it has only at a close: an fstat after fsync would show the
+            # count from before the writes (kernel overlayfs shows the upper's).
+            self.stale.add(handle.ino)
+            await self._tell_kernel()
 
     @handler
     async def flush(self, fh: int) -> None:

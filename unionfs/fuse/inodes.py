@@ -40,8 +40,8 @@ class Node:
     ``res`` is how it resolves now; ``parent`` is the inode of the directory it was last
     looked up in (unique for directories, used for ``..``)."""
 
-    __slots__ = ("held", "ino", "listing", "lookups", "names", "number", "parent", "res",
-                 "unlinked")  # fmt: skip
+    __slots__ = ("flush_due", "held", "ino", "listing", "lookups", "names", "number",
+                 "parent", "res", "unlinked")  # fmt: skip
 
     def __init__(self, ino: int, number: int, parent: int, res: Resolved) -> None:
         self.ino = ino
@@ -55,6 +55,9 @@ class Node:
         # The merged listing of a directory with no upper part, kept while ``res`` stays:
         # nothing can change it without copying the directory up (which changes ``res``).
         self.listing: list[Listed] | None = None
+        # A link, unlink or rename of it was answered: the kernel's write-back cache now
+        # flushes the times it holds (the mtime unchanged), once (``metadata``).
+        self.flush_due = False
 
 
 class InodeTable:

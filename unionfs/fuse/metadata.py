@@ -54,6 +54,7 @@ class MetadataHandlers(MountState):
         )
         async with self.changing():
             node = self.inodes.get(inode)
+            flush, node.flush_due = node.flush_due, False
             fd = None
             if fh is not None:
                 handle = self.handles.file(fh)
@@ -69,10 +70,10 @@ class MetadataHandlers(MountState):
                     changes = self._killed(node, changes)
                 changes = self._sgid_rule(node, changes, ctx, chown)
             if node.unlinked:
-                return self._set_unlinked(node, changes, fd)
+                return self._set_unlinked(node, changes, fd, flush)
             if not (changes.size == 0 or fd is not None):
                 await self._copied_up(node, meta=changes.size is None)
-            res = attrs.set_attributes(self.stack, node.res, changes, fd)
+            res = attrs.set_attributes(self.stack, node.res, changes, fd, flush)
             self._changed(node, res)
             answer = self._attrs(node)
         await self._tell_kernel()  # a copy-up that broke a hard link
@@ -88,12 +89,12 @@ class MetadataHandlers(MountState):
         return dataclasses.replace(changes, mode=after)
 
     def _set_unlinked(
-        self, node: Node, changes: attrs.Changes, fd: int | None
+        self, node: Node, changes: attrs.Changes, fd: int | None, flush: bool
     ) -> pyfuse3.EntryAttributes:
         """A file with no name left changes through the file itself (``held``), as the
         kernel's overlay inode changes its upper inode."""
         if node.held is not None:
-            attrs.set_attributes_held(node.held, changes, fd)
+            attrs.set_attributes_held(node.held, changes, fd, flush)
             return self._held_attrs(node)
         if dataclasses.replace(changes, ctime=False) == attrs.Changes(
             mtime_ns=node.res.st.st_mtime_ns

@@ -9,6 +9,7 @@ below. Directories the rule copied up on the way are followed through ``union``'
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 
 import pyfuse3
@@ -19,7 +20,7 @@ from unionfs.fuse.handles import FileHandle, backing_flags
 from unionfs.fuse.inodes import Node
 from unionfs.fuse.state import MountState, breaks_link
 from unionfs.safepath import join
-from unionfs.union import create, link, remove
+from unionfs.union import create, link, remove, tmpfile
 from unionfs.union import rename as rename_rules
 from unionfs.union.held import Held
 from unionfs.union.lookup import lookup, resolve_path
@@ -99,6 +100,11 @@ class NameHandlers(MountState):
         async with self.changing():
             node = self.inodes.get(inode)
             parent = self._dir(new_parent_inode)
+            if node.held is not None:  # an unnamed file (O_TMPFILE): the kernel's VFS
+                # lets no other file with no name left be linked (``tmpfile``)
+                res = tmpfile.link(self.stack, node.held, parent.res, new_name)
+                _flush_due(node)
+                return self._new_entry(new_parent_inode, res, made=False)
             # Every check comes before the copy-up, and runs once.
             over_whiteout = link.check(self.stack, node.res, parent.res, new_name)
             await self._copied_up(node, meta=True)
@@ -106,6 +112,7 @@ class NameHandlers(MountState):
                 self.stack, node.res, parent.res, new_name, True, over_whiteout
             )
             self._changed(node, source)
+            _flush_due(node)
             made = self._new_entry(new_parent_inode, res, made=False)
         await self._tell_kernel()
         return made
@@ -155,6 +162,7 @@ class NameHandlers(MountState):
             self._follow_copies()
             node = node or self.inodes.node_of(res)
             if node is not None:
+                _flush_due(node)
                 self._lost(node, res.path, held)
             elif held is not None:
                 held.close()
@@ -207,6 +215,8 @@ class NameHandlers(MountState):
                 if other is not None and flags & pyfuse3.RENAME_EXCHANGE:
                     other.parent = parent_inode_old
             for was, node in ((before, mover), (target, other)):
+                if node is not None:
+                    _flush_due(node)
                 if node is not None and was is not None and breaks_link(was):
                     self.stale.add(node.ino)  # copied up: a hard link broke
                 self._drop_pages(node)
@@ -244,3 +254,11 @@ class NameHandlers(MountState):
                 held = None
         if held is not None:
             held.close()
+
+
+def _flush_due(node: Node) -> None:
+    """The kernel marks the file *node* changed after a link, unlink or rename of it; under
+    the write-back cache it then sends the times it holds at once, the same mtime (a
+    regular file's only: it keeps no other's times)."""
+    if stat.S_ISREG(node.res.st.st_mode):
+        node.flush_due = True

@@ -4,8 +4,9 @@ Each group is a subclass of ``state.MountState`` (the stack, the inode and handl
 the mutation lock, and the bookkeeping of a change) and uses nothing of another group:
 ``reading`` (lookups, attributes, listings, xattrs), ``files`` (open, read, write, fsync),
 ``names`` (create, link, remove, rename), ``metadata`` (setattr, xattrs), ``space``
-(fallocate, lseek, copy_file_range) and ``fileattr`` (ioctl: inode flags). This module
-only puts them together and says what the kernel is told about the whole.
+(fallocate, lseek, copy_file_range), ``fileattr`` (ioctl: inode flags) and ``tmpfile``
+(O_TMPFILE). This module only puts them together and says what the kernel is told about
+the whole.
 
 Concurrency: pyfuse3 runs every handler as a task on one trio thread; between two awaits
 a handler runs alone, so the inode and handle tables need no locks as long as no handler
@@ -26,11 +27,13 @@ from unionfs.fuse.metadata import MetadataHandlers
 from unionfs.fuse.names import NameHandlers
 from unionfs.fuse.reading import ReadHandlers
 from unionfs.fuse.space import SpaceHandlers
+from unionfs.fuse.tmpfile import TmpfileHandlers
 from unionfs.union.stack import Resolved
 
 
 class UnionOperations(
-    ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers, SpaceHandlers, FileAttrHandlers
+    ReadHandlers, FileHandlers, NameHandlers, MetadataHandlers, SpaceHandlers, FileAttrHandlers,
+    TmpfileHandlers,
 ):
     """Serves one ``Stack``: ``UnionOperations(stack, owners, atime)`` (see ``MountState``)."""
 

@@ -51,9 +51,12 @@ def flushes_mtime(changes: Changes) -> bool:
 
 
 def set_attributes(
-    stack: Stack, res: Resolved, changes: Changes, fd: int | None = None
+    stack: Stack, res: Resolved, changes: Changes, fd: int | None = None, flush: bool = False
 ) -> Resolved:
-    """Apply *changes* to *res* (copied up first); *fd*, if given, is open for writing on it."""
+    """Apply *changes* to *res* (copied up first); *fd*, if given, is open for writing on it.
+    *flush*: the caller knows *changes* to be the write-back cache flushing times that the
+    upper has already (after a link, unlink or rename), where they are the same it does
+    nothing; any other setattr marks the file changed (ctime), as the kernel's does."""
     truncating_to_zero = changes.size == 0 and stat.S_ISREG(res.st.st_mode)
     res = copy_up(stack, res, data=not truncating_to_zero, meta=changes.size is None)
     if changes.size is not None:
@@ -87,11 +90,11 @@ def set_attributes(
             now.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
             now.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
         )
-        if changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
-            # The write-back cache flushing the mtime it was given (after every link,
-            # unlink and write): already so. One syscall, not three; the ctime the
-            # request carries (FATTR_CTIME) moved with the change that caused it. (A
-            # utimensat setting the same mtime alone looks alike: its ctime stays.)
+        if flush and changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
+            # The write-back cache flushing the mtime it was given after a link, unlink
+            # or rename: already so. One syscall, not three; the ctime the request carries
+            # (FATTR_CTIME) moved with the change that caused it. A utimensat setting the
+            # same mtime alone looks alike, but is no flush: its ctime moves.
             return res.with_st(now)
         upper.utime(path, times)
     if changes.ctime and not changes.moves_ctime:
@@ -104,9 +107,12 @@ def set_attributes(
     return res.with_st(st)
 
 
-def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> os.stat_result:
+def set_attributes_held(
+    held: Held, changes: Changes, fd: int | None = None, flush: bool = False
+) -> os.stat_result:
     """Apply *changes* to a file with no name left (``held``); *fd*, if given, is open for
-    writing on it. Nothing is copied up: only an upper file is ever held."""
+    writing on it; *flush* as for ``set_attributes``. Nothing is copied up: only an upper
+    file is ever held."""
     if changes.uid is not None or changes.gid is not None:
         held.chown(
             -1 if changes.uid is None else changes.uid,
@@ -121,7 +127,7 @@ def set_attributes_held(held: Held, changes: Changes, fd: int | None = None) -> 
             held.truncate(changes.size)
     if changes.atime_ns is not None or changes.mtime_ns is not None:
         now = held.stat()
-        if changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
+        if flush and changes.mtime_ns == now.st_mtime_ns and flushes_mtime(changes):
             return now  # as in ``set_attributes``
         held.utime(
             (
