@@ -87,11 +87,13 @@ def start(stack: Stack, mountpoint: str, options: set[str],
 
 def _follow_flags(session: Session) -> None:
     """In a thread of its own: give the mount its atime flags, then follow its flags as
-    remounts change them (``vfsflags``)."""
+    remounts change them (``vfsflags``). The mount is live before this thread runs: a
+    remount that came first is followed, not overwritten."""
     toucher = session.ops.atime
     if session.mount is None or toucher is None:
         return
-    if os.geteuid() == 0:
+    made = (session.mount.options, session.mount.readonly)
+    if os.geteuid() == 0 and vfsflags.flags_of(session.mount.mount_id) == made:
         vfsflags.set_atime_flags(session.mountpoint, session.atime)
 
     def changed(policy: AtimePolicy) -> None:
@@ -100,7 +102,7 @@ def _follow_flags(session: Session) -> None:
                  ", read-only" if policy.readonly else "")  # fmt: skip
         toucher.policy = policy
 
-    vfsflags.follow(session.mount.mount_id, changed)
+    vfsflags.follow(session.mount.mount_id, made, lambda: toucher.policy, changed)
 
 
 def serve(session: Session) -> None:

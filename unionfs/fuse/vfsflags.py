@@ -43,10 +43,23 @@ def policy_of(mount: livemounts.Mount) -> AtimePolicy:
     return AtimePolicy.from_flags(mount.options, mount.readonly)
 
 
-def follow(mount_id: int, changed: Callable[[AtimePolicy], None]) -> None:
-    """Call *changed* with the new policy whenever mount *mount_id*'s flags change; return
-    when it is gone. Runs in a thread of its own, blocked in poll(2) between changes."""
-    last: tuple[tuple[str, ...], bool] | None = None
+Flags = tuple[tuple[str, ...], bool]  # a mount's own options and whether it is read-only
+
+
+def flags_of(mount_id: int) -> Flags | None:
+    """Mount *mount_id*'s flags as mountinfo shows them now; None when it is gone."""
+    mine = [m for m in livemounts.table() if m.mount_id == mount_id]
+    return (mine[0].options, mine[0].readonly) if mine else None
+
+
+def follow(mount_id: int, since: Flags, current: Callable[[], AtimePolicy],
+           changed: Callable[[AtimePolicy], None]) -> None:
+    """Call *changed* with the new policy whenever mount *mount_id*'s flags change from
+    *since* (the flags as the mount was made: a remount may come before this thread's
+    first look) to a policy other than *current* (our own ``set_atime_flags`` changes the
+    flags, not the policy); return when the mount is gone. Runs in a thread of its own,
+    blocked in poll(2) between changes."""
+    last = since
     with open(livemounts.MOUNTINFO, "rb") as f:
         poller = select.poll()
         poller.register(f.fileno(), select.POLLPRI | select.POLLERR)
@@ -58,7 +71,7 @@ def follow(mount_id: int, changed: Callable[[AtimePolicy], None]) -> None:
             if not mine:
                 return
             now = (mine[0].options, mine[0].readonly)
-            if last is not None and now != last:
+            if now != last and policy_of(mine[0]) != current():
                 changed(policy_of(mine[0]))
             last = now
             poller.poll()
