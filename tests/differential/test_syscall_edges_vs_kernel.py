@@ -19,7 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from write_pairs import ALL_FEATURES, DEFAULT_FEATURES, Op, Pair, op_mknod, op_rename, rich_stack
+from write_pairs import (
+    ALL_FEATURES,
+    DEFAULT_FEATURES,
+    Op,
+    Pair,
+    op_chmod,
+    op_mkdir,
+    op_mknod,
+    op_rename,
+    op_rmdir,
+    rich_stack,
+)
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE, Parent, summary
 
 RENAME_WHITEOUT = 4
@@ -156,30 +167,6 @@ def nlink(path: bytes) -> Op:
     return run
 
 
-def mkdir(path: bytes) -> Op:
-    def run(root: int) -> object:
-        with Parent(root, path) as p:
-            os.mkdir(p.name, 0o755, dir_fd=p.fd)
-
-    return run
-
-
-def rmdir(path: bytes) -> Op:
-    def run(root: int) -> object:
-        with Parent(root, path) as p:
-            os.rmdir(p.name, dir_fd=p.fd)
-
-    return run
-
-
-def chmod(path: bytes, mode: int) -> Op:
-    def run(root: int) -> object:
-        with Parent(root, path) as p:
-            os.chmod(p.proc, mode)
-
-    return run
-
-
 def as_user(path: bytes, uid: int, act: Callable[[bytes], object]) -> Op:
     """*act* on *path*'s name, in its parent directory, by a process of *uid* (and the
     group of that number, no other): its result or errno name."""
@@ -264,13 +251,13 @@ STEPS: list[tuple[str, Op]] = [
     ("nlink of a merged dir", nlink(b"d")),
     ("nlink of an opaque dir", nlink(b"o")),
     ("nlink of a lower dir", nlink(b"ld")),
-    ("mkdir d/n1", mkdir(b"d/n1")),
+    ("mkdir d/n1", op_mkdir(b"d/n1", 0o755)),
     ("nlink of d", nlink(b"d")),
-    ("mkdir ld/n1", mkdir(b"ld/n1")),
+    ("mkdir ld/n1", op_mkdir(b"ld/n1", 0o755)),
     ("nlink of ld (copied up)", nlink(b"ld")),
     ("rename ld/n1 d/n2", op_rename(b"ld/n1", b"d/n2", 0)),
     ("nlink of ld", nlink(b"ld")),
-    ("rmdir d/n1", rmdir(b"d/n1")),
+    ("rmdir d/n1", op_rmdir(b"d/n1")),
     ("nlink of d", nlink(b"d")),
     ("rename a lower dir (d/sub o/sub)", op_rename(b"d/sub", b"o/sub", 0)),
     ("nlink of o", nlink(b"o")),
@@ -288,15 +275,15 @@ STEPS: list[tuple[str, Op]] = [
     ],
     ("open O_WRONLY a lower file, not its owner", as_user(b"d/top", 65534, _open_write)),
     ("open O_WRONLY a lower file, its owner", as_user(b"ld/lf", 1000, _open_write)),
-    ("mkdir st", mkdir(b"st")),
-    ("chmod st 1777", chmod(b"st", 0o1777)),
+    ("mkdir st", op_mkdir(b"st", 0o755)),
+    ("chmod st 1777", op_chmod(b"st", 0o1777)),
     ("create st/x as 1000", as_user(b"st", 1000, _create_in)),
     ("unlink st/x as 65534", as_user(b"st", 65534, lambda n: os.unlink(n + b"/x"))),
     ("rename st/x as 65534", as_user(b"st", 65534, lambda n: os.rename(n + b"/x", n + b"/y"))),
     ("unlink st/x as its owner", as_user(b"st", 1000, lambda n: os.unlink(n + b"/x"))),
-    ("chmod d 1777 (merged)", chmod(b"d", 0o1777)),
+    ("chmod d 1777 (merged)", op_chmod(b"d", 0o1777)),
     ("unlink d/below as 65534", as_user(b"d", 65534, lambda n: os.unlink(n + b"/below"))),
-    ("chmod ld 1777", chmod(b"ld", 0o1777)),
+    ("chmod ld 1777", op_chmod(b"ld", 0o1777)),
     ("unlink ld/lf as 65534", as_user(b"ld", 65534, lambda n: os.unlink(n + b"/lf"))),
     ("unlink ld/lf as its owner", as_user(b"ld", 1000, lambda n: os.unlink(n + b"/lf"))),
     # rename flags
