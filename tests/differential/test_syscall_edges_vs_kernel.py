@@ -30,6 +30,7 @@ from write_pairs import (
     op_rename,
     op_rmdir,
     rich_stack,
+    said_as,
 )
 from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE, Parent, summary
 
@@ -171,29 +172,15 @@ def as_user(path: bytes, uid: int, act: Callable[[bytes], object]) -> Op:
     """*act* on *path*'s name, in its parent directory, by a process of *uid* (and the
     group of that number, no other): its result or errno name."""
 
+    def said(name: bytes) -> str:
+        try:
+            return repr(act(name))
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+
     def run(root: int) -> object:
         with Parent(root, path) as p:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child reports through the pipe
-                try:
-                    os.close(r)
-                    os.fchdir(p.fd)
-                    os.setgroups([])
-                    os.setgid(uid)
-                    os.setuid(uid)
-                    try:
-                        said = repr(act(p.name))
-                    except OSError as exc:
-                        said = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-                    os.write(w, said.encode())
-                finally:
-                    os._exit(0)
-            os.close(w)
-            with os.fdopen(r, "rb") as answer:
-                said = answer.read().decode()
-            os.waitpid(pid, 0)
-            return said
+            return said_as(p, uid, uid, said)
 
     return run
 

@@ -196,6 +196,28 @@ def op_chown_unchanged(path: bytes) -> Op:
     return run
 
 
+def said_as(p: Parent, uid: int, gid: int, act: Callable[[bytes], str]) -> str:
+    """What ``act(p.name)`` says in a forked process of *uid* and *gid* alone (no other
+    group), working in *p*'s directory."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(r)
+            os.fchdir(p.fd)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.write(w, act(p.name).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as answer:
+        said = answer.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
 def op_as_user(path: bytes, uid: int, gid: int, action: str) -> Op:
     """*action* on *path* by a process of *uid* and *gid* alone (no other group), then the
     mode the entry shows: "write" (one byte), "ftruncate", "truncate", "open-trunc"
@@ -204,22 +226,7 @@ def op_as_user(path: bytes, uid: int, gid: int, action: str) -> Op:
 
     def run(root: int) -> object:
         with Parent(root, path) as p:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child reports through the pipe
-                try:
-                    os.close(r)
-                    os.fchdir(p.fd)
-                    os.setgroups([])
-                    os.setgid(gid)
-                    os.setuid(uid)
-                    os.write(w, _act(p.name, action).encode())
-                finally:
-                    os._exit(0)
-            os.close(w)
-            with os.fdopen(r, "rb") as answer:
-                said = answer.read().decode()
-            os.waitpid(pid, 0)
+            said = said_as(p, uid, gid, lambda name: _act(name, action))
             return said, oct(stat.S_IMODE(p.lstat().st_mode))
 
     return run
