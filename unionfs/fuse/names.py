@@ -120,8 +120,12 @@ class NameHandlers(MountState):
     # -- removing ------------------------------------------------------------------------
     def _hold(self, node: Node | None, res: Resolved | None) -> Held | None:
         """The upper file of *node* (found as *res*), held before a change may take its last
-        name: the node may live on unlinked (``inodes``), served from that file."""
+        name: the node may live on unlinked (``inodes``), served from that file. Not when
+        the node has another name left: it then resolves by that one (``lost_name``), and
+        the open and close are saved (unlink of one of many hard links)."""
         if node is None or res is None or res.top != 0 or self.stack.upper is None:
+            return None
+        if len(node.names) > (res.path in node.names):
             return None
         return Held.take(self.stack.upper, res.path)
 
