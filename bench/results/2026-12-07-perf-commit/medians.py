@@ -1,16 +1,22 @@
-"""Medians of a commitbench.sh output file (python3 medians.py FILE): per column and per-run ratios."""
-import sys, statistics as st
-rows = [l for l in open(sys.argv[1]) if l[:1].isdigit()]
-seen = {}
-for l in rows:
-    seen[l.split()[0]] = l  # last line of each run (the full one)
-cols = {}
-for l in seen.values():
-    parts = [p.split() for p in l.split("|")]
+"""Medians of a commitbench.sh output file (python3 medians.py FILE): per column, per-run
+ratios."""
+
+import statistics
+import sys
+
+NAMES = ["commit podman", "commit unionfs", "load podman", "import unionfs", "mb",
+         "commit before", "import before"]  # fmt: skip
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    rows = [line for line in f if line[:1].isdigit()]
+seen = {line.split()[0]: line for line in rows}  # last line of each run (the full one)
+cols: dict[str, list[float]] = {}
+for line in seen.values():
+    parts = [p.split() for p in line.split("|")]
     cols.setdefault("load", []).append(float(parts[0][1]))
-    names = ["commit podman", "commit unionfs", "load podman", "import unionfs", "mb", "commit before", "import before"]
-    for name, p in zip(names, parts[1:]):
-        if name == "mb": continue
+    for name, p in zip(NAMES, parts[1:], strict=False):
+        if name == "mb":
+            continue
         cols.setdefault(name, []).append(float(p[0]))
         cols.setdefault(name + " cpu", []).append(float(p[1]) + float(p[2]))
     cols.setdefault("ratio commit", []).append(float(parts[2][0]) / float(parts[1][0]))
@@ -21,4 +27,4 @@ for l in seen.values():
 print("| column (s, wall or cpu user+sys) | median | min | max | runs |")
 print("|---|---:|---:|---:|---:|")
 for k, v in cols.items():
-    print(f"| {k} | {st.median(v):.2f} | {min(v):.2f} | {max(v):.2f} | {len(v)} |")
+    print(f"| {k} | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} | {len(v)} |")
