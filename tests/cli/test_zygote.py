@@ -20,7 +20,7 @@ from patience import scaled
 from zygoteutil import MARK, stop_marked
 
 from unionfs.cli import mountrecords
-from unionfs.zygote import client
+from unionfs.zygote import client, server
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/dev/fuse"), reason="mounts: root and /dev/fuse"
@@ -191,6 +191,26 @@ def test_a_daemon_through_the_zygote_shows_its_own_command_line(
     assert through[2] == without[2]
 
 
+def test_a_request_too_large_for_the_zygote_mounts_the_ordinary_way(
+    env: dict[str, str], layer: Path, tmp_path: Path
+) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mount(env, "mount", "-o", f"lowerdir={layer}", "/nonexistent-mountpoint-perf-start2")
+    zygote = wait_for("the zygote", zygote_pid)
+    # sent twice (the environment, and the environment ps shows); one string at most 128 KiB
+    big = {**env, **{f"UNIONFS_TEST_BIG{i}": "x" * 100_000
+                     for i in range(server.MAX_REQUEST // 200_000 + 1)}}  # fmt: skip
+    done = mount(big, "-o", f"lowerdir={layer}", str(mnt))
+    assert done.returncode == 0, done.stderr
+    try:
+        assert not served_by_zygote(mnt)
+        assert (mnt / "d" / "f").read_text() == "from the lower\n"
+    finally:
+        force_unmount(mnt)
+    assert zygote_pid() == zygote  # and the zygote still serves
+
+
 def test_with_the_zygote_off_a_mount_starts_itself_and_no_zygote(
     layer: Path, tmp_path: Path
 ) -> None:
@@ -234,7 +254,6 @@ def test_through_the_zygote_a_bad_option_is_one_line_and_foreground_serves(
 def test_a_caller_in_another_namespace_or_checkout_is_refused() -> None:
     """The worker would be the zygote's twin, not the caller's: the caller mounts itself.
     (Such a caller asks at another address, too: see ``client.address``.)"""
-    from unionfs.zygote import server
 
     request = {"code": client.package(), "python": sys.executable,
                "groups": sorted(os.getgroups()), "env": dict(os.environ)}  # fmt: skip

@@ -142,11 +142,13 @@ def _handle(conn: socket.socket, listener: socket.socket) -> bool:
     """Fork a worker for the request on *conn*; False when the zygote should go."""
     fds: list[int] = []
     try:
-        data, fds, _flags, _addr = socket.recv_fds(conn, MAX_REQUEST, 8)
+        data, fds, flags, _addr = socket.recv_fds(conn, MAX_REQUEST, 8)
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         peer = struct.unpack("3i", creds)
         if peer[1] != os.getuid() or len(fds) != 4:
             reason: str | None = "another user"  # its request is not even read
+        elif flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            reason = "a request too large"  # a huge environment: cut short, unreadable
         else:
             request = marshal.loads(data)  # a request of our own user
             reason = _refusal(request, peer)
@@ -159,7 +161,7 @@ def _handle(conn: socket.socket, listener: socket.socket) -> bool:
             _worker(conn, request, fds)  # never returns
         conn.send(f"started:{pid}".encode())
         return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, TypeError):  # EOFError: marshal data cut short
         with contextlib.suppress(OSError):
             conn.send(b"fallback")
         return True
