@@ -48,6 +48,18 @@ def test_only_mounts_go_to_the_zygote() -> None:
     assert not client.is_mount_call([])
 
 
+def test_the_client_imports_nothing_of_unionfs_but_itself_and_no_typing() -> None:
+    """Every mount pays for what the console script's first step imports."""
+    probe = ("import sys; before = set(sys.modules); import unionfs.zygote.client; "
+             "print(' '.join(sorted(set(sys.modules) - before)))")  # fmt: skip
+    new = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert [m for m in new if m.startswith("unionfs")] == [
+        "unionfs", "unionfs.zygote", "unionfs.zygote.client"
+    ]
+    assert "typing" not in new
+
+
 def zygote_pid() -> int | None:
     """The pid of this checkout's zygote, if one listens (its socket's peer credentials)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

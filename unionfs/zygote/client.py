@@ -16,7 +16,6 @@ import resource
 import signal
 import socket
 import sys
-import typing
 import zlib
 
 ENV = "UNIONFS_ZYGOTE"
@@ -140,7 +139,7 @@ def _umask() -> int:
     return mask
 
 
-def _forward_signals(pid: int) -> dict[int, typing.Any]:
+def _forward_signals(pid: int) -> dict[int, signal._HANDLER]:  # typing: not imported
     """What a user sends the mount command (^C, a TERM) goes to the worker doing the mount."""
 
     def forward(sig: int, _frame: object) -> None:
