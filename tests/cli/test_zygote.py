@@ -299,3 +299,37 @@ def test_the_zygote_leaves_when_idle() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_name_held_by_another_user_is_told_nothing(tmp_path: Path) -> None:
+    """The zygote's address is an abstract name: the first to bind it holds it. A caller
+    finds whose process listens there and goes to no other user's (which would get its
+    environment, stdio and working directory, and name a pid for it to signal)."""
+    address = client.address()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the squatter, as nobody: says how many bytes a caller sent it
+        try:
+            os.close(ready_r)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            sock.bind(address)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            sock.listen(1)  # the listener's credentials are taken here
+            os.write(ready_w, b"listening\n")
+            conn, _ = sock.accept()
+            conn.settimeout(60)
+            os.write(ready_w, b"%d\n" % len(conn.recv(1 << 20)))
+        except OSError as exc:
+            os.write(ready_w, f"{exc}\n".encode())
+        os._exit(0)
+    os.close(ready_w)
+    with os.fdopen(ready_r, "rb") as said:
+        first = said.readline()
+        if first != b"listening\n":
+            os.waitpid(pid, 0)
+            pytest.skip(f"the address is in use here: {first!r}")
+        assert client.client(["mount", "-o", f"lowerdir={tmp_path}", str(tmp_path)]) is None
+        assert said.readline() == b"0\n"  # the connection closed with nothing sent
+    os.waitpid(pid, 0)

@@ -98,6 +98,8 @@ def client(argv: list[str]) -> int | None:
         except OSError:
             _spawn()
             return None
+        if not _ours(sock):
+            return None  # the name is held by another user's process: tell it nothing
         request = {
             "argv": [sys.argv[0], *argv], "env": dict(os.environ), "umask": _umask(),
             "limits": [(r, *resource.getrlimit(r)) for r in LIMITS],
@@ -131,6 +133,14 @@ def client(argv: list[str]) -> int | None:
         return int(status.split(b":")[1])
     finally:
         sock.close()
+
+
+def _ours(sock: socket.socket) -> bool:
+    """Whether the process listening at the other end runs as this user. An abstract name
+    belongs to whoever binds it first: another user could wait there for our environment,
+    stdio and working directory, and name a pid for us to signal."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)  # pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder) == os.getuid()
 
 
 def _umask() -> int:
