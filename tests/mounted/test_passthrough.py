@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from mountutil import build_stack, force_unmount, fresh_dir, tree, unionfs_mount
+from mountutil import TEST_OPTS_ENV, build_stack, force_unmount, fresh_dir, tree, unionfs_mount
 
 LOWER = tree({"f": b"lower data\n", "big": bytes(range(256)) * 4096, "d": {"g": b"g\n"}})
 
@@ -34,6 +34,7 @@ def mounted(
     upper, work = fresh_dir(upper_base or base, "upper"), fresh_dir(upper_base or base, "work")
     profile = base / "profile.json"
     monkeypatch.setenv("UNIONFS_PROFILE", str(profile))
+    monkeypatch.delenv(TEST_OPTS_ENV, raising=False)  # *opts* alone
     with unionfs_mount(lowers, fresh_dir(base, "mnt"), upper, work, [opts] if opts else []) as m:
         yield m, upper, profile
 
@@ -129,3 +130,21 @@ def test_a_full_upper_fails_write_itself(tmp_path: Path, monkeypatch: pytest.Mon
             os.close(fd)
         assert write_error == errno.ENOSPC
         assert (upper / "out").stat().st_size == written < 2 << 20
+
+
+def test_lower_files_pass_through_on_a_mount_without_an_upper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is ever copied up there, so a lower file may be an inode's backing."""
+    (tmp_path / "layers").mkdir()
+    lowers = build_stack(tmp_path / "layers", [LOWER], kernel=True)
+    profile = tmp_path / "profile.json"
+    monkeypatch.setenv("UNIONFS_PROFILE", str(profile))
+    monkeypatch.delenv(TEST_OPTS_ENV, raising=False)
+    atime = os.stat(lowers[0] / "big").st_atime_ns
+    with unionfs_mount(lowers, fresh_dir(tmp_path, "mnt"), extra_opts=["passthrough"]) as mnt:
+        assert (mnt / "big").read_bytes() == bytes(range(256)) * 4096
+        with open(mnt / "f", "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            assert m[:] == b"lower data\n"
+    assert requests(profile).get("read", 0) == 0
+    assert os.stat(lowers[0] / "big").st_atime_ns == atime

@@ -50,12 +50,14 @@ def breaks_link(res: Resolved) -> bool:
     return res.top != 0 and not res.is_dir and res.st.st_nlink > 1
 
 
-def _passes(handle: FileHandle, flags: int) -> bool:
+def _passes(handle: FileHandle, flags: int, lowers_too: bool) -> bool:
     """Whether a new backing may be registered for *handle* (``-o passthrough``): a regular
-    file of the upper (never a lower one: see ``passthrough``), not opened with O_DIRECT,
-    without set-id bits that a write must clear: a write through a backing file is done
-    with our credentials, which keep them (``killpriv``)."""
-    if not handle.upper or flags & os.O_DIRECT:
+    file of the upper (a lower one only with *lowers_too*, on a mount without an upper,
+    where nothing is ever copied up: see ``passthrough``), whose data is here (not a lazy
+    layer's yet to come), not opened with O_DIRECT, without set-id bits that a write must
+    clear: a write through a backing file is done with our credentials, which keep them
+    (``killpriv``)."""
+    if not (handle.upper or lowers_too) or handle.lazy is not None or flags & os.O_DIRECT:
         return False
     mode = os.fstat(handle.fd).st_mode
     return stat.S_ISREG(mode) and killpriv.cleared(mode) == mode
@@ -185,11 +187,16 @@ class MountState(pyfuse3.Operations):
         them)."""
         handle = self.handles.file(fh)
         backing = backings.backing_of(ino)
-        if (backing is None and _passes(handle, flags)) or backing not in (None, CACHED):
+        passes = backing is None and _passes(handle, flags, not self.stack.has_upper)
+        if passes or backing not in (None, CACHED):
             opened: list[int] = []
 
-            def descriptor() -> int:  # read and write: the opens that share it may do both
-                opened.append(os.open(safepath.proc_fd_path(handle.fd), os.O_RDWR | os.O_CLOEXEC))
+            # The upper's for reading and writing (the opens sharing it may do both); a
+            # lower's (no upper) for reading, leaving its atime alone as the kernel's does.
+            how = os.O_RDWR if handle.upper else os.O_RDONLY | os.O_NOATIME
+
+            def descriptor() -> int:
+                opened.append(os.open(safepath.proc_fd_path(handle.fd), how | os.O_CLOEXEC))
                 return opened[-1]
 
             try:
