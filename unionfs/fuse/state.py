@@ -54,13 +54,13 @@ def _passes(handle: FileHandle, flags: int, lowers_too: bool) -> bool:
     """Whether a new backing may be registered for *handle* (``-o passthrough``): a regular
     file of the upper (a lower one only with *lowers_too*, on a mount without an upper,
     where nothing is ever copied up: see ``passthrough``), whose data is here (not a lazy
-    layer's yet to come), not opened with O_DIRECT, without set-id bits that a write must
-    clear: a write through a backing file is done with our credentials, which keep them
-    (``killpriv``)."""
+    layer's yet to come), not opened with O_DIRECT, without set-id bits: a write must clear
+    them (by the caller's credentials and group, ``killpriv``), and a write through a
+    backing file is done with ours, which keep them."""
     if not (handle.upper or lowers_too) or handle.lazy is not None or flags & os.O_DIRECT:
         return False
     mode = os.fstat(handle.fd).st_mode
-    return stat.S_ISREG(mode) and killpriv.cleared(mode) == mode
+    return stat.S_ISREG(mode) and not mode & (stat.S_ISUID | stat.S_ISGID)
 
 
 class MountState(pyfuse3.Operations):
