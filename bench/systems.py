@@ -71,8 +71,9 @@ def _unionfs(name: str, index: str, default: bool = True, checkout: str | None =
     mount of the same stack, as a user's would be), "fresh" (built anew at each mount) or
     "off" (the layer directories served directly). With *checkout*, the unionfs of that
     source tree (first on PYTHONPATH), with an index of its own. With *zygote*, started
-    through its zygote (UNIONFS_ZYGOTE=1: our child is the zygote's client, which relays
-    signals to the worker serving; the zygote leaves by itself when idle)."""
+    through its zygote (unionfs's default; the others run with UNIONFS_ZYGOTE=0: our child
+    is the zygote's client, which relays signals to the worker serving; the zygote leaves
+    by itself when idle)."""
 
     def command(args: MountArgs) -> list[str]:
         kept = args.state / ("unionfs-index" if checkout is None else f"{name}-index")
@@ -80,9 +81,10 @@ def _unionfs(name: str, index: str, default: bool = True, checkout: str | None =
         opts = ",".join([_lowerdir(args), f"indexdir={where.get(index, 'off')}",
                          *([extra] if extra else [])])  # fmt: skip
         # By interpreter, never by the name "unionfs": /usr/bin/unionfs is unionfs-fuse.
-        env = [] if checkout is None else ["env", f"PYTHONPATH={checkout}"]
-        if zygote:
-            env = ["env", "UNIONFS_ZYGOTE=1"]
+        # The zygote is unionfs's default: every system but unionfs-zygote turns it off.
+        env = ["env", f"UNIONFS_ZYGOTE={int(zygote)}"]
+        if checkout is not None:
+            env.append(f"PYTHONPATH={checkout}")
         return [*env, sys.executable, "-m", "unionfs", "mount", "-f", "--log", str(args.log),
                 "-o", opts, str(args.mnt)]  # fmt: skip
 
