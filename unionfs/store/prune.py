@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unionfs.imageformat import check_digest
-from unionfs.store import scratch
 from unionfs.store.images import Image, ImageStore, Use
 
 GRACE = 3600.0
@@ -97,11 +95,7 @@ def remove_orphans(store: ImageStore, uses: Uses) -> tuple[Orphans, int]:
             for diff_id in found.layers:
                 store.meta.delete_layer(txn, diff_id)
         for diff_id in found.layers:
-            path = store.layer_path(diff_id)
-            if os.path.isdir(path):
-                gone = f"{store.layers_dir}/{scratch.REMOVING}{check_digest(diff_id)}-{os.getpid()}"
-                os.rename(path, gone)
-                scratch.remove_tree(gone)
+            store.remove_layer_dir(diff_id)
         for digest in found.blobs:
             store.blobs.remove(digest)
     return found, freed
