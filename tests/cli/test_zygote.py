@@ -17,7 +17,7 @@ import pytest
 from mountutil import force_unmount, is_mounted
 from patience import scaled
 
-from unionfs.cli import mountrecords
+from unionfs import livemounts
 from unionfs.zygote import client
 
 pytestmark = pytest.mark.skipif(
@@ -96,8 +96,8 @@ def mount(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def served_by_zygote(mnt: Path) -> bool:
     """Whether a zygote's worker serves *mnt* (its record, written once the mount is live)."""
-    record = wait_for("the mount's record", lambda: mountrecords.live().get(str(mnt)))
-    assert isinstance(record, mountrecords.Record)
+    record = wait_for("the mount's record", lambda: livemounts.live().get(str(mnt)))
+    assert isinstance(record, livemounts.Listing)
     with open(f"/proc/{record.pid}/cmdline", "rb") as f:
         return b"unionfs.zygote.server" in f.read().split(b"\0")
 
