@@ -6,9 +6,10 @@ read into a layer tree), ``naming`` (which stored name a reference means), ``rmi
 image removed, what it alone used collected), ``prune``, ``ociformat`` (manifests,
 indexes, configs, layout readers), ``importer`` and ``exporter`` (import, save,
 export-layer), ``layertar`` (the OCI layer tar codec, with ``tarread``, ``tarwrite``,
-``compress``, ``changes``), ``spellout`` (an upper's redirects spelled out for commit),
-``progress``. Containers on the store (create, mount, commit) and an ordinary user's
-store live above it, in ``unionfs.containers``: the store imports no runtime, fuse or cli.
+``memberattrs``, ``compress``, ``changes``), ``spellout`` (an upper's redirects spelled
+out for commit), ``progress``. Containers on the store (create, mount, commit) and an
+ordinary user's store live above it, in ``unionfs.containers``: the store imports no
+runtime, fuse or cli.
 
 The API the registry client uses (all on ``ImageStore(root)``; digests are ``sha256:<hex>``):
 - ``blob_path(digest) -> str``: where a blob lives (``ROOT/blobs/sha256/<hex>``);
