@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from unionfs.store import sizes
 from unionfs.store.images import Image, ImageStore, Use
 
 GRACE = 3600.0
@@ -76,14 +77,7 @@ def orphans(store: ImageStore, uses: Uses, now: float | None = None) -> Orphans:
 def size_of(store: ImageStore, found: Orphans) -> int:
     """Bytes on disk that removing *found* frees (files' sizes; directories not counted)."""
     total = sum(store.blobs.size(b) for b in found.blobs if store.blobs.has(b))
-    for diff_id in found.layers:
-        for dirpath, _dirs, files in os.walk(store.layer_path(diff_id)):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    pass
-    return total
+    return total + sum(sizes.tree_size(store.layer_path(d)) for d in found.layers)
 
 
 def remove_orphans(store: ImageStore, uses: Uses) -> tuple[Orphans, int]:
