@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from unionfs.imagename import parse_reference
-from unionfs.lazy import layout
+from unionfs.lazy import layout, wholeblob
 from unionfs.lazy.chunkcache import ChunkCache
 from unionfs.lazy.opening import OpeningMount
 from unionfs.lazy.serving import LazyLayer, LazyMount
@@ -59,7 +59,8 @@ def _open(trees: Sequence[str]) -> LazyMount:
                                                 authfile=rec.authfile)  # fmt: skip
                 closing.append(client.close)
             source = RegistryRangeSource(client, ref.repository, rec.digest, rec.size)
-            whole = functools.partial(client.fetch_blob, ref.repository, rec.digest, rec.size)
+            whole = functools.partial(wholeblob.fetch, client, ref.repository, rec.digest,
+                                      rec.size)  # fmt: skip
             layers[tree] = LazyLayer(directory, source, ChunkCache(layout.chunk_dir(directory)),
                                      whole)  # fmt: skip
     except BaseException:
