@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable, Sequence
 
 from unionfs.imagename import parse_reference
@@ -27,13 +26,13 @@ def open_mount(lowers: Sequence[str]) -> OpeningMount | None:
     """The lazy layers among *lowers* (``lowerdir=`` directories), or None if none is:
     their records read here (an unreadable one fails the mount, in one line), the rest of
     their opening left to a thread (``OpeningMount``)."""
-    trees = []
+    trees: dict[str, str] = {}  # tree -> its lazy layer's directory
     for tree in lowers:
         directory = layout.layer_dir(tree)
         if directory is None or layout.is_complete(directory):
             continue
         rec, _toc = layout.load(directory)
-        trees.append(tree)
+        trees[tree] = directory
         why = layout.broken(directory)
         if why is not None:
             log.warning("lazy layer %s was refused (%s): served chunk by chunk, each checked, "
@@ -41,15 +40,14 @@ def open_mount(lowers: Sequence[str]) -> OpeningMount | None:
     return OpeningMount(trees, functools.partial(_open, trees)) if trees else None
 
 
-def _open(trees: Sequence[str]) -> LazyMount:
+def _open(trees: dict[str, str]) -> LazyMount:
     """Each lazy layer of *trees* with its blob reached through a client made as ``pull``
     made it (one client for the layers of one reference), and the shared chunk cache."""
     layers: dict[str, LazyLayer] = {}
     clients: dict[tuple[str, bool, str | None], Client] = {}
     closing: list[Callable[[], None]] = []
     try:
-        for tree in trees:
-            directory = os.path.dirname(tree)
+        for tree, directory in trees.items():
             rec, _toc = layout.load(directory)
             ref = parse_reference(rec.ref)
             key = (rec.ref, rec.tls_verify, rec.authfile)
