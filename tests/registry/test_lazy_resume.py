@@ -1,4 +1,4 @@
-"""The prefetch's whole-blob stream (``lazy.wholeblob``) against a tiny local server that
+"""The prefetch's whole-blob stream (``registry.resuming``) against a tiny local server that
 breaks transfers off: it goes on from the byte where the transfer stopped (a Range
 request), the consumer gets every byte once, in order, and the size and digest are still
 checked over all of them; a registry that ignores ranges is skipped forward; a refusal
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from registry.regutil import random_bytes
-from unionfs.lazy import wholeblob
+from unionfs.registry import resuming
 from unionfs.registry.auth import RegistryError
 from unionfs.registry.digest import DigestMismatch
 from unionfs.registry.reference import parse_reference
@@ -93,7 +93,7 @@ def fetch(server: Server, digest: str = DIGEST) -> bytes:
             got.write(piece)
 
     with connect(parse_reference(f"{server.host}/r:t"), tls_verify=False) as client:
-        wholeblob.fetch(client, "r", digest, len(BLOB), consume, sleep=lambda s: None)
+        resuming.fetch_blob(client, "r", digest, len(BLOB), consume, sleep=lambda s: None)
     return got.getvalue()
 
 
@@ -120,7 +120,7 @@ def test_a_refusal_is_not_retried_and_endless_breaks_give_up(server: Server) -> 
         fetch(server)
     assert len(server.ranges) == 2
     server.ranges.clear()
-    server.plan = [("cut", 0)] * wholeblob.RETRIES
+    server.plan = [("cut", 0)] * resuming.RETRIES
     with pytest.raises(RegistryError, match="broke off"):
         fetch(server)
-    assert len(server.ranges) == wholeblob.RETRIES
+    assert len(server.ranges) == resuming.RETRIES

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 from unionfs.imagename import parse_reference
-from unionfs.lazy import layout, wholeblob
+from unionfs.lazy import layout
 from unionfs.lazy.chunkcache import ChunkCache
 from unionfs.lazy.opening import OpeningMount
 from unionfs.lazy.serving import LazyLayer, LazyMount
+from unionfs.registry import resuming
 from unionfs.registry.client import Client
 from unionfs.registry.ranges import RegistryRangeSource
 from unionfs.registry.transfer import connect
@@ -57,7 +58,7 @@ def _open(trees: dict[str, str]) -> LazyMount:
                                                 authfile=rec.authfile)  # fmt: skip
                 closing.append(client.close)
             source = RegistryRangeSource(client, ref.repository, rec.digest, rec.size)
-            whole = functools.partial(wholeblob.fetch, client, ref.repository, rec.digest,
+            whole = functools.partial(resuming.fetch_blob, client, ref.repository, rec.digest,
                                       rec.size)  # fmt: skip
             layers[tree] = LazyLayer(directory, source, ChunkCache(layout.chunk_dir(directory)),
                                      whole)  # fmt: skip

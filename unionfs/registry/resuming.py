@@ -1,5 +1,5 @@
-"""The whole blob of a lazy layer for its prefetch: one stream, checked as
-``Client.fetch_blob`` checks it (size and sha256 over every byte, at its end), but a
+"""A whole blob as one stream that survives breaks (what a lazy layer's prefetch reads):
+checked as ``Client.fetch_blob`` checks it (size and sha256 over every byte, at its end), but a
 transfer that breaks off is taken up where it stopped (``Range: bytes=N-``) instead of
 from byte 0. The consumer sees one stream, never a byte twice nor a gap: a registry that
 ignores the range (200) has the bytes already had skipped. Does not judge the bytes: the
@@ -24,7 +24,7 @@ RETRIES = 4  # breaks in a row without a byte between them before giving up (the
 _START = re.compile(r"bytes (\d+)-")
 
 
-def fetch(client: Client, repo: str, digest: str, size: int,
+def fetch_blob(client: Client, repo: str, digest: str, size: int,
           consume: Callable[[typing.BinaryIO], None],
           sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
     """Hand *consume* a verifying reader of blob *digest* (*size* bytes) of *repo*."""
