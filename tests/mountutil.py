@@ -225,6 +225,9 @@ def escape_layer(path: Path | str) -> str:
     return text.replace(":", "\\:")
 
 
+TEST_OPTS_ENV = "UNIONFS_TEST_MOUNT_OPTS"
+
+
 def mount_options(
     lowers: Sequence[Path | str],
     upper: Path | None = None,
@@ -283,7 +286,10 @@ def unionfs_mount(
     """
     log = log or mnt.with_name(mnt.name + ".log")
     errfile = log.with_name(log.name + ".stderr")
-    opts = mount_options(lowers, upper, work, extra_opts)
+    # UNIONFS_TEST_MOUNT_OPTS (e.g. "passthrough"): added to every unionfs mount of a run,
+    # to run the mounted and differential tiers again with an opt-in option.
+    added = os.environ.get(TEST_OPTS_ENV)
+    opts = mount_options(lowers, upper, work, [*extra_opts, *([added] if added else [])])
     cmd = unionfs_cmd("mount", "-f", *extra_args, "--log", str(log), "-o", opts, str(mnt))
     with open(errfile, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)

@@ -5,7 +5,7 @@ library only where ``LIBRARIES`` allows it; tests/test_layering.py reads both ta
 checks every import (deferred and ``TYPE_CHECKING`` ones too), and that no modules import
 each other in a circle. From the top: ``zygote`` (with ``__main__``, the first step of
 the console script and of ``python -m unionfs``: it hands a mount to a resident
-pre-imported process when asked to, UNIONFS_ZYGOTE=1, else starts the CLI) runs ``cli``
+pre-imported process unless UNIONFS_ZYGOTE=0, else starts the CLI) runs ``cli``
 (one module per command; only ``zygote`` imports it), which drives ``containers``
 (containers on the store, and an ordinary user's store), which sits above ``store``
 (layers and images: it knows no processes), ``runtime`` (namespaces, cgroups, container

@@ -232,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
+    if opts.passthrough:
+        if (lacking := fusemount.passthrough_lacking()) is not None:
+            raise UserError(lacking)
+        fuse_options.add(fusemount.PASSTHROUGH)
     mode, nodiratime = opts.atime_mode
     if mode == "noatime":
         fuse_options.add("noatime")  # libfuse (and fusermount3) know this one

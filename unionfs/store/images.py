@@ -257,19 +257,24 @@ class ImageStore:
                     raise UserError(
                         f"layer {blob}: its content is {found}, the config says {diff_id}"
                     )
-                with self.meta.write() as txn:
-                    self.meta.put_layer_size(txn, found, plain[0])
-                try:
-                    os.rename(tmp, self.layer_path(found))
-                    self.extracted.append(found)
-                except OSError:
-                    if not os.path.isdir(self.layer_path(found)):
-                        raise
-                    # Another command extracted the same layer meanwhile: keep theirs.
+                self.adopt_layer(tmp, found, plain[0])
         finally:
             if progress.done_bytes:
                 progress.done()
         return found
+
+    def adopt_layer(self, tmp: str, diff_id: str, plain_size: int) -> None:
+        """Rename the layer extracted in *tmp* (a ``scratch.temp_dir`` of ``layers_dir``)
+        into place as *diff_id*, whose tar has *plain_size* bytes; removed again by an undo."""
+        with self.meta.write() as txn:
+            self.meta.put_layer_size(txn, diff_id, plain_size)
+        try:
+            os.rename(tmp, self.layer_path(diff_id))
+            self.extracted.append(diff_id)
+        except OSError:
+            if not os.path.isdir(self.layer_path(diff_id)):
+                raise
+            # Another command extracted the same layer meanwhile: keep theirs.
 
     def record_layer(self, rec: LayerRecord) -> None:
         with self.locked():
