@@ -27,7 +27,7 @@ from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
 if typing.TYPE_CHECKING:
-    from unionfs.lazy.serving import LazyMount
+    from unionfs.lazy.opening import OpeningMount
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -370,7 +370,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     return 0
 
 
-def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
+def _lazy(lowers: tuple[str, ...]) -> OpeningMount | None:
     """The lazy layers among *lowers* (the registry client is imported only for them; the
     lazy package at all only when a lower is some layer's ``tree``)."""
     if not any(os.path.basename(p) == "tree" for p in lowers):
@@ -384,7 +384,7 @@ def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
     return mounting.open_mount(lowers)
 
 
-def _serve(session: object, layout: Layout, source: str, lazy: LazyMount | None) -> None:
+def _serve(session: object, layout: Layout, source: str, lazy: OpeningMount | None) -> None:
     """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing; lazy
     layers are prefetched meanwhile (in a thread, started once the mount is live)."""
     from unionfs.fuse import mount as fusemount

@@ -21,7 +21,7 @@ import dataclasses
 import os
 import stat
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 
 from unionfs import layerfmt
@@ -46,8 +46,8 @@ from unionfs.store.tarread import (
 from unionfs.store.tarwrite import LayerBlob, write_layer
 from unionfs.store.upperdiff import changes
 
-__all__ = ["LAYER_ROOT_MODE", "MEDIA_TYPES", "LayerBlob", "changes", "extract_layer", "open_layer",
-           "write_layer"]
+__all__ = ["LAYER_ROOT_MODE", "MEDIA_TYPES", "LayerBlob", "apply_members", "changes",
+           "extract_layer", "open_layer", "write_layer"]
 
 
 class Kind(Enum):
@@ -182,7 +182,8 @@ class _Extractor:
         return old
 
     # -- members -------------------------------------------------------------------------
-    def apply(self, member: Member, stream: TarStream) -> None:
+    def apply(self, member: Member, stream: TarStream | None) -> None:
+        """Place *member*; its data read from *stream* (None: a regular file is made empty)."""
         path = member.path
         parent, name = split(path)
         if any(_is_aufs_metadata(part) for part in path.split(b"/")):
@@ -247,13 +248,13 @@ class _Extractor:
         self.kinds[path] = Kind.DIR
         self.dir_attrs[path] = member
 
-    def _regular(self, member: Member, stream: TarStream) -> None:
+    def _regular(self, member: Member, stream: TarStream | None) -> None:
         path = member.path
         self._place(member, False)
         fd = self.layer.create(path, os.O_WRONLY, 0o600)
         try:
             self.kinds[path] = Kind.FILE
-            for chunk in stream.data(member):
+            for chunk in stream.data(member) if stream is not None else ():
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -330,17 +331,33 @@ def extract_layer(stream: typing.BinaryIO, dest: str, style: MarkerStyle, *,
     its data, before its attributes (a lazy layer's placeholders get their size there).
     UserError (one line) for unsafe or broken input; the
     caller removes *dest* then."""
+    tar = TarStream(stream, progress)
+    return _apply(iter(tar.next, None), tar, dest, style, warn, reserve)
+
+
+def apply_members(members: Iterable[Member], dest: str, style: MarkerStyle, *,
+                  warn: Callable[[str], None],
+                  reserve: Callable[[int, Member], None] | None = None) -> None:  # fmt: skip
+    """Apply *members* to the empty directory *dest* as ``extract_layer`` applies a tar's,
+    without their data (a regular file is made empty, then handed to *reserve*): a layer
+    made from its listing alone (a lazy layer's TOC), with no tar written or parsed."""
+    _apply(iter(members), None, dest, style, warn, reserve)
+
+
+def _apply(members: Iterator[Member], tar: TarStream | None, dest: str, style: MarkerStyle,
+           warn: Callable[[str], None], reserve: Callable[[int, Member], None] | None
+           ) -> str:  # fmt: skip
+    """Apply each of *members* (from *tar*, if given) to *dest*; the tar's digest, or ""."""
     _check_empty(dest)
     cache = DirFdCache()
     layer = LayerDir(dest, cache)
-    tar = TarStream(stream, progress)
     extractor = _Extractor(layer, style, warn, reserve)
     member: Member | None = None
     try:
-        while (member := tar.next()) is not None:
+        for member in members:
             extractor.apply(member, tar)
         extractor.finish()
-        return tar.finish()
+        return tar.finish() if tar is not None else ""
     except OSError as exc:
         where = show(member.name) if member is not None else dest
         raise UserError(f"{where}: {exc.strerror or exc}") from None
