@@ -17,7 +17,8 @@ the only part that imports pyfuse3 or trio, and the only one that raises ``FUSEE
 ``index`` is the LMDB cache of what ``union`` computes; ``union`` holds the overlay
 rules, pure (no pyfuse3, trio, lmdb). Below everything, the base modules: ``layerfmt``
 (on-disk markers), ``safepath`` (the only walker of layer paths; ``mountattrs`` clones
-layers' mounts for it), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
+layers' mounts for it, ``safecalls`` wraps openat2 and renameat2, ``dirfds`` caches its
+directory descriptors), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
 reference grammar), ``livemounts`` (the mount table, daemons' records), ``layercheck``
 (overlapping and in-use layers), ``errors``.
 """
@@ -33,7 +34,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "errors": (),
     "layerfmt": ("errors",),
     "mountattrs": (),
-    "safepath": ("mountattrs", "errors"),
+    "safecalls": (),  # openat2 and renameat2, for safepath
+    "dirfds": (),  # safepath's cache of directory descriptors
+    "safepath": ("safecalls", "dirfds", "mountattrs", "errors"),
     "idmap": ("errors",),
     "imageformat": ("errors",),
     "imagename": ("errors",),  # the reference grammar: image names for store and registry

@@ -19,7 +19,7 @@ from mountutil import force_unmount, is_mounted
 from patience import scaled
 from zygoteutil import MARK, stop_marked
 
-from unionfs.cli import mountrecords
+from unionfs import livemounts
 from unionfs.zygote import client, server
 
 pytestmark = pytest.mark.skipif(
@@ -123,8 +123,8 @@ def mount(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def daemon_of(mnt: Path) -> int:
     """The pid serving *mnt* (its record, written once the mount is live)."""
-    record = wait_for("the mount's record", lambda: mountrecords.live().get(str(mnt)))
-    assert isinstance(record, mountrecords.Record)
+    record = wait_for("the mount's record", lambda: livemounts.live().get(str(mnt)))
+    assert isinstance(record, livemounts.Listing)
     return record.pid
 
 

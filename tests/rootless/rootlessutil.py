@@ -35,7 +35,7 @@ from zygoteutil import session_env
 
 HERE = Path(__file__).parent
 TESTS = HERE.parent
-HELPERS = ("mountutil.py", "patience.py", "treecmp.py", "writeutil.py",
+HELPERS = ("mountutil.py", "layerdata.py", "patience.py", "treecmp.py", "writeutil.py",
            "differential/write_pairs.py",
            "podman/podmanutil.py", "binding/toyfs.py", "binding/toyfs317.py",
            "binding/toymount.py", "rootless/userside.py")  # fmt: skip

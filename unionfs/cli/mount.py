@@ -20,8 +20,6 @@ import typing
 from dataclasses import dataclass
 
 from unionfs import idmap, layercheck, livemounts, mountopts
-from unionfs.cli import mountrecords
-from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
@@ -29,7 +27,7 @@ from unionfs.union.atime import AtimePolicy
 from unionfs.union.stack import Features, Stack
 
 if typing.TYPE_CHECKING:
-    from unionfs.lazy.serving import LazyMount
+    from unionfs.lazy.opening import OpeningMount
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -150,7 +148,7 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
         assert opts.upperdir is not None
         layercheck.check_origin(upper, opts.upperdir, lowers[0])
     mnt = _directory("mountpoint", mountpoint)
-    if find_mount(mnt) == "fuse.unionfs":
+    if livemounts.fstype_at(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
     return Layout(lowers, upper, work, mnt, opts.owners, tuple(warnings))
 
@@ -372,7 +370,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     return 0
 
 
-def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
+def _lazy(lowers: tuple[str, ...]) -> OpeningMount | None:
     """The lazy layers among *lowers* (the registry client is imported only for them; the
     lazy package at all only when a lower is some layer's ``tree``)."""
     if not any(os.path.basename(p) == "tree" for p in lowers):
@@ -386,7 +384,7 @@ def _lazy(lowers: tuple[str, ...]) -> LazyMount | None:
     return mounting.open_mount(lowers)
 
 
-def _serve(session: object, layout: Layout, source: str, lazy: LazyMount | None) -> None:
+def _serve(session: object, layout: Layout, source: str, lazy: OpeningMount | None) -> None:
     """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing; lazy
     layers are prefetched meanwhile (in a thread, started once the mount is live)."""
     from unionfs.fuse import mount as fusemount
@@ -395,12 +393,12 @@ def _serve(session: object, layout: Layout, source: str, lazy: LazyMount | None)
         lazy.start_prefetch()
 
     pid = os.getpid()
-    record = mountrecords.Record(layout.mountpoint, layout.lowers, layout.upper, layout.work,
-                                 source, pid, mountrecords.process_start(pid))  # fmt: skip
-    path = mountrecords.register(record)
+    record = livemounts.Listing(layout.mountpoint, layout.lowers, layout.upper, layout.work,
+                                source, pid, livemounts.process_start(pid))  # fmt: skip
+    path = livemounts.register(record)
     try:
         fusemount.serve(session)  # type: ignore[arg-type]
     finally:
-        mountrecords.unregister(path)
+        livemounts.unregister(path)
         if lazy is not None:
             lazy.stop()

@@ -1,58 +1,37 @@
 """The placeholder tree of a lazy layer, built from its TOC alone: every entry with the
-attributes a full extraction gives it (through ``layertar.extract_layer`` itself, fed a
-tar of the TOC's headers with empty regular files, so whiteouts, opaque directories, hard
-links and the store's marker style are the extraction's), then each regular file made
-as large as the TOC says, its blocks allocated (``du`` as for the whole file). Its data
-is never read from here until it is recorded as filled.
+attributes a full extraction gives it (each TOC entry handed as a member, without data,
+to ``layertar.apply_members``: the extraction's own rules, so whiteouts, opaque
+directories, hard links and the store's marker style are the extraction's; no tar is
+written or parsed), each regular file made as large as the TOC says, its blocks
+allocated (``du`` as for the whole file). Its data is never read from here until it is
+recorded as filled.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
-import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from unionfs.errors import UserError
 from unionfs.layerfmt import MarkerStyle
-from unionfs.store import layertar
+from unionfs.store import layertar, tarread
 from unionfs.store.tarread import Member
-from unionfs.store.toc import LayerToc, TocEntry
+from unionfs.store.toc import LayerToc
 
-_TYPES = {"dir": tarfile.DIRTYPE, "reg": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE,
-          "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
-          "fifo": tarfile.FIFOTYPE}  # fmt: skip
-
-
-def _info(entry: TocEntry) -> tarfile.TarInfo:
-    name = entry.path.decode("utf-8", "surrogateescape") or "."
-    info = tarfile.TarInfo(name + "/" if entry.kind == "dir" and name != "." else name)
-    info.type = _TYPES[entry.kind]
-    info.mode = entry.mode
-    info.uid, info.gid = entry.uid, entry.gid
-    info.mtime = entry.mtime_ns / 1e9
-    info.linkname = entry.linkname.decode("utf-8", "surrogateescape")
-    info.devmajor, info.devminor = entry.devmajor, entry.devminor
-    info.pax_headers = {
-        "SCHILY.xattr." + k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
-        for k, v in entry.xattrs.items()
-    }
-    if entry.mtime_ns % 1_000_000_000:
-        info.pax_headers["mtime"] = f"{entry.mtime_ns / 1e9:.9f}"
-    return info
+_TYPES = {"dir": tarread.DIRECTORY, "reg": tarread.REGULAR, "symlink": tarread.SYMLINK,
+          "hardlink": tarread.HARDLINK, "char": tarread.CHAR, "block": tarread.BLOCKDEV,
+          "fifo": tarread.FIFO}  # fmt: skip
 
 
-def headers_tar(toc: LayerToc) -> bytes:
-    """The layer as a tar of headers only (regular files empty)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:  # fmt: skip
-        for entry in toc.entries:
-            if entry.path == b"" and entry.kind == "dir":
-                continue  # the layer root's attributes are the store's (LAYER_ROOT_MODE)
-            tar.addfile(_info(entry))
-    return out.getvalue()
+def members(toc: LayerToc) -> Iterator[Member]:
+    """The TOC's entries as the members of a tar of headers only (regular files empty;
+    the layer root left out: its attributes are the store's, ``LAYER_ROOT_MODE``)."""
+    for e in toc.entries:
+        if e.path == b"" and e.kind == "dir":
+            continue
+        yield Member(e.path, e.path, _TYPES[e.kind], e.mode, e.uid, e.gid, 0, e.mtime_ns,
+                     e.linkname, e.devmajor, e.devminor, dict(e.xattrs))  # fmt: skip
 
 
 def _reserve(fd: int, size: int, path: bytes) -> None:
@@ -71,8 +50,8 @@ def _reserve(fd: int, size: int, path: bytes) -> None:
 
 
 def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], None]) -> None:
-    """The placeholder tree of *toc* in the empty directory *dest*: one extraction, each
-    regular file given its size as it is made, before its times are set."""
+    """The placeholder tree of *toc* in the empty directory *dest*: each regular file
+    given its size as it is made, before its times are set."""
     sizes = {e.path: e.size for e in toc.entries if e.kind == "reg"}
 
     def reserve(fd: int, member: Member) -> None:
@@ -80,4 +59,4 @@ def build(toc: LayerToc, dest: str, style: MarkerStyle, warn: Callable[[str], No
         if size:
             _reserve(fd, size, member.path)
 
-    layertar.extract_layer(io.BytesIO(headers_tar(toc)), dest, style, warn=warn, reserve=reserve)
+    layertar.apply_members(members(toc), dest, style, warn=warn, reserve=reserve)

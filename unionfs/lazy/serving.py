@@ -146,9 +146,11 @@ class LazyLayer:
                  ) -> bool:  # fmt: skip
         """Fetch the whole blob in one stream, in its order (an eStargz layer's prioritized
         files first), and check it as ``verify.walk`` does, filling each pending file from
-        it; back off while the registry fails (then from the start again). True once the
-        layer is whole and verified against its diff_id (then marked ``complete``), False
-        if *stop* came first or the blob was refused (then marked ``broken``, logged)."""
+        it; a transfer that breaks off goes on where it stopped (the daemon's *whole*:
+        ``registry.resuming``); one that keeps failing is backed off, then read from the
+        start. True once the layer is whole and verified against its diff_id (then marked
+        ``complete``), False if *stop* came first or the blob was refused (then marked
+        ``broken``, logged)."""
         wait = wait or stop.wait
         if layout.broken(self.dir) is not None:
             return False

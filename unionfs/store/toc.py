@@ -10,6 +10,7 @@ import base64
 import binascii
 import calendar
 import dataclasses
+import functools
 import json
 import re
 import typing
@@ -105,8 +106,10 @@ def _digest(text: str, what: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(text: str) -> int:
-    """An RFC 3339 time (seconds, fraction up to nanoseconds, Z or an offset) in ns."""
+    """An RFC 3339 time (seconds, fraction up to nanoseconds, Z or an offset) in ns.
+    Cached: the files of a layer share few times (a TOC parses thousands of them)."""
     m = _TIME.fullmatch(text)
     if m is None:
         raise UserError(f"corrupt TOC: bad time {text[:40]!r}")
