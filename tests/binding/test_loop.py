@@ -81,3 +81,38 @@ def test_waiting_handlers_hold_up_no_other_request(toy: ToyFactory) -> None:
             assert not th.is_alive(), f"a waiting lookup did not finish in {deadline}"
         assert t.stats()["waiting"] == 0
     assert errors == dict.fromkeys(range(waiters), 2)  # ENOENT: no such names
+
+
+def test_with_parallel_dirops_lookups_in_one_directory_wait_at_once(toy: ToyFactory) -> None:
+    # Without FUSE_PARALLEL_DIROPS (never sent by libfuse 3.14, not wanted by default by 3.17)
+    # the kernel sends one lookup of a directory at a time: one waiting lookup held up the
+    # other three, in its own directory only.
+    waiters = 4
+    errors: dict[int, int | None] = {}
+
+    def lookup(t: Toy, i: int) -> None:
+        try:
+            os.stat(t.mnt / "d" / f"wait-{i}")
+            errors[i] = None
+        except OSError as exc:
+            errors[i] = exc.errno
+
+    with toy("gate", "parallel_dirops") as t:
+        (t.mnt / "d").mkdir()
+        threads = [
+            threading.Thread(target=lookup, args=(t, i), daemon=True) for i in range(waiters)
+        ]
+        for th in threads:
+            th.start()
+        all_waited = wait_until(lambda: t.stats()["waiting"] == waiters, 60)
+        seen = t.stats()["waiting"]
+        try:
+            os.stat(t.mnt / "open")  # opens the gate, whatever was seen
+        except FileNotFoundError:
+            pass
+        deadline = Deadline(60)
+        for th in threads:
+            th.join(deadline.left())
+            assert not th.is_alive(), f"a waiting lookup did not finish in {deadline}"
+    assert all_waited, f"{seen} of {waiters} lookups in one directory waited at once"
+    assert errors == dict.fromkeys(range(waiters), 2)  # ENOENT: no such names

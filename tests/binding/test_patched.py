@@ -116,7 +116,8 @@ def test_series_applies_to_the_pinned_sdist_and_its_unit_tests_pass(tmp_path: Pa
     api = (src / "test" / "test_api.py").read_text()
     added = ("test_node_id_defaults_to_st_ino", "test_setattr_fields_kill_suidgid",
              "test_passthrough_needs_a_session", "test_libfuse_version_and_capabilities",
-             "test_version_is_looked_up_lazily")
+             "test_version_is_looked_up_lazily",
+             "test_parallel_dirops_is_requested_only_when_asked")
     assert all(f"def {test}(" in api for test in added)
     # Run from the patched tree, but import the installed (compiled) pyfuse3: src/ layout.
     ran = subprocess.run(

@@ -45,6 +45,7 @@ class ToyFs(pyfuse3.Operations):
         self.enable_dont_mask = "dont_mask" in features
         self.enable_explicit_inval_data = "explicit_inval_data" in features
         self.no_export_support = "no_export" in features
+        self.enable_parallel_dirops = "parallel_dirops" in features
         self.counts: Counter[str] = Counter()
         self.seen_inodes: set[int] = set()  # what handlers got as inode
         self.seen_fhs: set[int] = set()  # ... and as file handle

@@ -267,6 +267,21 @@ def test_file_created_over_a_whiteout_replaces_it(layers: LayerFactory) -> None:
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 1000, 1000)
 
 
+@pytest.mark.parametrize("over", [False, True], ids=["new name", "over a whiteout"])
+def test_create_open_hands_back_the_descriptor_it_made_the_file_with(
+    layers: LayerFactory, over: bool
+) -> None:
+    stack = layers.stack({"f" if over else "g": "old"}, upper={"f": WHITEOUT_CHR} if over else {})
+    made, fd = create.create_open(stack, stack.root(), b"f", 0o444, ROOT, None, os.O_RDWR)
+    try:
+        os.write(fd, b"new")  # as open(2) with O_CREAT: writable, whatever the mode says
+        assert os.fstat(fd).st_ino == made.st.st_ino
+    finally:
+        os.close(fd)
+    assert read_tree(upper(layers, stack)) == {"f": "new"}
+    assert stat.S_IMODE(os.lstat(upper(layers, stack) / "f").st_mode) == 0o444
+
+
 def test_create_of_an_existing_name_is_eexist_and_copies_nothing(layers: LayerFactory) -> None:
     stack = layers.stack({"d/f": ""}, upper={})
     with pytest.raises(FileExistsError):

@@ -32,6 +32,7 @@ KNOWN = (
     "passthrough",  # Operations.enable_passthrough, passthrough_open, FileInfo.backing_id
     "no_export",  # Operations.no_export_support
     "getattr_fh",  # RequestContext.fh: getattr knows the open file it is asked through
+    "parallel_dirops",  # Operations.enable_parallel_dirops (FUSE_PARALLEL_DIROPS)
 )
 
 
@@ -61,6 +62,7 @@ def available(binding: ModuleType = pyfuse3) -> frozenset[str]:
         "passthrough": hasattr(binding, "passthrough_open") and "passthrough" in libfuse,
         "no_export": hasattr(ops, "no_export_support") and "no_export_support" in libfuse,
         "getattr_fh": hasattr(getattr(binding, "RequestContext", None), "fh"),
+        "parallel_dirops": hasattr(ops, "enable_parallel_dirops"),
     }
     return frozenset(name for name in KNOWN if found[name])
 

@@ -9,6 +9,7 @@ below. Directories the rule copied up on the way are followed through ``union``'
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 
@@ -82,13 +83,17 @@ class NameHandlers(MountState):
             parent = self._dir(parent_inode)
             owner = self._owner(ctx)
             umask = self._umask(ctx)
-            res = create.create_file(self.stack, parent.res, name, mode, owner, umask)
-            self._follow_copies()
-            node = self.inodes.remember(res, parent_inode, made=True)
-            attrs_ = self._attrs(node)
-            assert self.stack.upper is not None
             backing = backing_flags(flags)
-            fd = self.stack.upper.open(res.path, backing)
+            res, fd = create.create_open(
+                self.stack, parent.res, name, mode, owner, umask, backing
+            )
+            try:
+                self._follow_copies()
+                node = self.inodes.remember(res, parent_inode, made=True)
+                attrs_ = self._attrs(node)
+            except BaseException:
+                os.close(fd)
+                raise
         fh = self.handles.open_file(FileHandle(fd, node.ino, True, True, flags=backing))
         return self._file_info(fh, node.ino, writes=True, flags=flags), attrs_
 
@@ -120,8 +125,12 @@ class NameHandlers(MountState):
     # -- removing ------------------------------------------------------------------------
     def _hold(self, node: Node | None, res: Resolved | None) -> Held | None:
         """The upper file of *node* (found as *res*), held before a change may take its last
-        name: the node may live on unlinked (``inodes``), served from that file."""
+        name: the node may live on unlinked (``inodes``), served from that file. Not when
+        the node has another name left: it then resolves by that one (``lost_name``), and
+        the open and close are saved (unlink of one of many hard links)."""
         if node is None or res is None or res.top != 0 or self.stack.upper is None:
+            return None
+        if len(node.names) > (res.path in node.names):
             return None
         return Held.take(self.stack.upper, res.path)
 

@@ -58,6 +58,11 @@ class UnionOperations(
     # nfs_export: the kernel could decode ours only while it caches the inode, and an
     # inode's number is not enough to find it again after that (or after a remount).
     no_export_support = True
+    # Lookups and listings of one directory may be in flight at once (the kernel takes the
+    # directory's lock shared for them; changes still take it alone). Neither handler
+    # changes anything, and one that waits (a lazily pulled layer) no longer holds up every
+    # other lookup in its directory. libfuse 3.17 sends the flag only when asked.
+    enable_parallel_dirops = True
 
 
 def resolved_of(ops: UnionOperations, inode: int) -> Resolved:

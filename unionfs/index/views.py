@@ -19,7 +19,10 @@ from collections.abc import Iterator, Sequence
 
 from unionfs.index import codec
 from unionfs.index.env import IndexEnv
+from unionfs.safepath import join
 from unionfs.union.stack import Attrs, DirLayer, StatLike
+
+RECENT = 4096  # decoded records kept by ``IndexedLowers`` (a listing's, or lookups')
 
 
 class _Table:
@@ -107,12 +110,34 @@ class IndexedLayer(_Table):
 
 
 class IndexedLowers(_Table):
-    """A merged lower stack from its index; *directories* are its layers, top first."""
+    """A merged lower stack from its index; *directories* are its layers, top first.
+
+    Its table never changes while it is served (lower layers do not change under a
+    mount), so the records of the last listing and of recent lookups are kept decoded:
+    a listing or a lookup reads an entry's attributes and then its xattrs (the inode
+    number a copy recorded), one LMDB read and decode instead of two."""
 
     def __init__(self, env: IndexEnv, table: int, directories: Sequence[DirLayer]) -> None:
         super().__init__(env, table)
         self.directories = list(directories)
         self.root = ":".join(d.root for d in self.directories)
+        self._recent: dict[bytes, codec.Record] = {}
+
+    def record(self, path: bytes) -> codec.Record | None:
+        found = self._recent.get(path)
+        if found is None:
+            found = super().record(path)
+            if found is not None:
+                if len(self._recent) >= RECENT:
+                    self._recent.clear()
+                self._recent[path] = found
+        return found
+
+    def records(self, path: bytes) -> list[tuple[bytes, codec.Record]]:
+        found = super().records(path)
+        if len(found) <= RECENT:
+            self._recent = {join(path, name): record for name, record in found}
+        return found
 
     def lstat(self, path: bytes) -> StatLike | None:
         record = self.record(path)

@@ -234,3 +234,23 @@ def symlink(stack: Stack, parent: Resolved, name: bytes, target: bytes, owner: O
 def create_file(stack: Stack, parent: Resolved, name: bytes, mode: int,
                 owner: Owner, umask: int | None = None) -> Resolved:  # fmt: skip
     return create_entry(stack, parent, name, make_file, owner, stat.S_IMODE(mode), umask)
+
+
+def create_open(stack: Stack, parent: Resolved, name: bytes, mode: int, owner: Owner,
+                umask: int | None, flags: int) -> tuple[Resolved, int]:  # fmt: skip
+    """``create_file``, and the new file open with *flags*: the descriptor it was made
+    with, as open(2) with O_CREAT hands back (no second open; it also writes a file whose
+    mode does not let its owner write, as a new file's opener may)."""
+    opened: list[int] = []
+
+    def make(layer: LayerDir, path: bytes, bits: int) -> None:
+        opened.append(layer.create(path, flags, _first_mode(bits)))
+
+    try:
+        res = create_entry(stack, parent, name, make, owner, stat.S_IMODE(mode), umask)
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        raise
+    assert len(opened) == 1
+    return res, opened[0]

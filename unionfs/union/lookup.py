@@ -158,7 +158,13 @@ def is_xwhiteout(stack: Stack, index: int, path: bytes, st: StatLike) -> bool:
     if not layerfmt.may_be_xwhiteout(st.st_mode, st.st_size):
         return False
     layer = stack.layers[index]
-    return any(layer.getxattr(path, name) is not None for name in stack.xwhiteout_xattrs)
+    names = stack.xwhiteout_xattrs
+    if len(names) == 1:
+        return layer.getxattr(path, names[0]) is not None
+    # One listxattr for the several names: empty files are common (touch, lock files),
+    # and each is observed by every lookup and listing of its directory.
+    listed = layer.listxattr(path)
+    return any(name in listed for name in names)
 
 
 def resolve_path(stack: Stack, path: bytes) -> Resolved | None:

@@ -8,7 +8,6 @@ Resolved values are immutable; whoever changes a layer makes new ones.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import stat
@@ -195,7 +194,9 @@ class Resolved:
         return self.path_in(self.layers[-1])
 
     def with_st(self, st: StatLike) -> Resolved:
-        return dataclasses.replace(self, st=st)
+        # Not dataclasses.replace (several times slower): every getattr of an upper entry
+        # and every change makes one.
+        return Resolved(self.path, self.layers, st, self.paths, self.index_copy)
 
     def under_upper(self, st: StatLike) -> Resolved:
         """This directory once copied up: the upper on top of its layers, ``st`` its lstat."""
