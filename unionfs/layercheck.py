@@ -15,12 +15,15 @@ name theirs in mountinfo. Looking never takes anything.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from unionfs import livemounts
@@ -29,6 +32,7 @@ from unionfs.errors import UserError
 Ident = tuple[int, int]  # (st_dev, st_ino)
 _MARK = 0x756E696F6E6673  # "unionfs": the byte whose lock says "in use"
 _FLOCK = "hhxxxxqqi4x"  # struct flock on Linux x86_64/aarch64
+LEAVING = 10.0  # seconds a daemon whose mount is gone may take to let its layers go
 ORIGIN_XATTRS = (b"trusted.overlay.unionfs.origin", b"user.overlay.unionfs.origin")
 
 
@@ -178,13 +182,39 @@ def in_use(path: str, kernel: set[Ident] | None = None) -> bool:
         os.close(fd)
 
 
+def wait_for_leaving(paths: Sequence[str], held: Callable[[], bool]) -> bool:
+    """*held()*, once no daemon on its way out still has one of *paths* (or a directory
+    above one) as its upper or work directory: the kernel's in-use flag goes with the
+    unmount, a daemon's mark only when the daemon lets go, a moment after (it does so
+    first, ``cli.mount._serve``), so that ``umount; mount`` of the same layers works as
+    with the kernel. Waits at most ``LEAVING`` seconds for such a daemon."""
+    if not held():
+        return False
+    wanted = {here for path in paths for here in chain(path)}
+    deadline = time.monotonic() + LEAVING
+    while _leaving(wanted) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        if not held():
+            return False
+    return held()
+
+
+def _leaving(wanted: set[Ident]) -> bool:
+    for record in livemounts.leaving():
+        for path in (record.upper, record.work):
+            with contextlib.suppress(OSError):
+                if path is not None and ident(path) in wanted:
+                    return True
+    return False
+
+
 def check_in_use(layers: Sequence[Layer], index: bool) -> list[str]:
     """With *index*, refuse a layer in use by another live mount (EBUSY); without, the
     kernel only warns: the warnings, one line each."""
     kernel = _kernel_overlay_dirs()
     warnings = []
     for layer in layers:
-        if not in_use(layer.path, kernel):
+        if not wait_for_leaving([layer.path], functools.partial(in_use, layer.path, kernel)):
             continue
         if index:
             raise UserError(f"{layer.role} {layer.given!r} is in use as the upperdir or "

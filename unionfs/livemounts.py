@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -216,13 +217,12 @@ def unregister(path: str | None) -> None:
             os.unlink(path)
 
 
-def live() -> dict[str, Listing]:
-    """Mount point -> record, for every recorded mount still served; stale ones removed."""
-    found: dict[str, Listing] = {}
+def _records() -> Iterator[tuple[str, Listing | None]]:
+    """Each record's path, and the record (None if unreadable)."""
     try:
         names = sorted(os.listdir(directory()))
     except FileNotFoundError:
-        return found
+        return
     for name in names:
         if not name.endswith(".json"):
             continue
@@ -237,12 +237,27 @@ def live() -> dict[str, Listing]:
             continue
         except (OSError, ValueError, KeyError, TypeError):
             record = None
+        yield path, record
+
+
+def live() -> dict[str, Listing]:
+    """Mount point -> record, for every recorded mount still served; stale ones removed."""
+    found: dict[str, Listing] = {}
+    for path, record in _records():
         if record is None or not _served(record):
             with contextlib.suppress(OSError):
                 os.unlink(path)  # stale (or not ours to read): a later mount writes anew
             continue
         found[record.mountpoint] = record
     return found
+
+
+def leaving() -> list[Listing]:
+    """Records of daemons that still run while their mount is gone: unmounted, they are
+    letting go of their layers. Nothing is removed."""
+    return [record for _, record in _records()
+            if record is not None and process_start(record.pid) == record.pid_start
+            and fstype_at(record.mountpoint) != "fuse.unionfs"]  # fmt: skip
 
 
 def _served(record: Listing) -> bool:

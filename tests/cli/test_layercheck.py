@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,59 @@ def test_an_upper_keeps_the_origin_of_its_first_lower(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         layercheck.check_origin(upper, "u", str(tmp_path / "l2"))
     assert "ESTALE" in info.value.message
+
+
+HOLDER = """
+import os, sys, time
+from unionfs import layercheck, livemounts
+marks = layercheck.mark_in_use(sys.argv[1:3])
+livemounts.register(livemounts.Listing(sys.argv[3], (), sys.argv[1], sys.argv[2], "unionfs",
+                                       os.getpid(), livemounts.process_start(os.getpid())))
+print("ready", flush=True)
+if sys.argv[4] != "never":
+    time.sleep(float(sys.argv[4]))
+    for fd in marks:
+        os.close(fd)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def leaving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """A daemon on its way out: recorded for a mount point that is no longer mounted, still
+    marking u and w; it lets go after the given seconds (or never)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    started: list[subprocess.Popen[str]] = []
+
+    def start(after: str) -> None:
+        argv = [sys.executable, "-c", HOLDER, str(tmp_path / "u"), str(tmp_path / "w"),
+                str(tmp_path / "gone"), after]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_daemon_whose_mount_is_gone_is_waited_for(
+    tmp_path: Path, leaving: Callable[[str], None]
+) -> None:
+    """``umount; mount`` of the same layers: the kernel's in-use flag goes with the unmount,
+    a daemon's mark a moment later. A mount waits for a daemon it finds recorded for a
+    mount point that is no longer mounted."""
+    spec = layers(tmp_path, ("lowerdir", "l"), ("upperdir", "u"), ("workdir", "w"))
+    leaving("0.3")
+    assert layercheck.check_in_use(spec, index=True) == []
+
+
+def test_a_leaving_daemon_that_never_lets_go_is_in_use(
+    tmp_path: Path, leaving: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = layers(tmp_path, ("lowerdir", "l"), ("upperdir", "u"), ("workdir", "w"))
+    monkeypatch.setattr(layercheck, "LEAVING", 0.2)
+    leaving("never")
+    with pytest.raises(UserError, match="EBUSY"):
+        layercheck.check_in_use(spec, index=True)

@@ -159,7 +159,9 @@ def mark_layers(layout: Layout, index: bool) -> list[int]:
     if layout.upper is None or layout.work is None:
         return []
     marks = layercheck.mark_in_use([layout.upper, layout.work])
-    if index and any(layercheck.marked_by_others(fd) for fd in marks):
+    if index and layercheck.wait_for_leaving(
+        [layout.upper, layout.work], lambda: any(layercheck.marked_by_others(fd) for fd in marks)
+    ):
         for fd in marks:
             os.close(fd)
         raise UserError("upperdir or workdir is in use by another mount (EBUSY; index=off "
@@ -249,9 +251,7 @@ def run(args: argparse.Namespace) -> int:
                                       _record(layout), atime, lazy)
         except RuntimeError as exc:
             raise UserError(f"cannot mount {args.mountpoint}: {exc}") from None
-        _serve(session, layout, source, lazy)
-        for fd in marks:
-            os.close(fd)
+        _serve(session, layout, source, lazy, marks)
         return 0
     return _daemonize(args, index, layout, fuse_options, features, atime)
 
@@ -364,9 +364,7 @@ def _daemon(args: argparse.Namespace, index: str | None, layout: Layout, options
     os.close(report)
     with contextlib.suppress(Exception):
         os.chdir("/")
-    _serve(session, layout, getattr(args, "source", None) or "unionfs", lazy)
-    for fd in marks:
-        os.close(fd)
+    _serve(session, layout, getattr(args, "source", None) or "unionfs", lazy, marks)
     return 0
 
 
@@ -384,9 +382,13 @@ def _lazy(lowers: tuple[str, ...]) -> OpeningMount | None:
     return mounting.open_mount(lowers)
 
 
-def _serve(session: object, layout: Layout, source: str, lazy: OpeningMount | None) -> None:
+def _serve(session: object, layout: Layout, source: str, lazy: OpeningMount | None,
+           marks: list[int]) -> None:  # fmt: skip
     """Serve until unmounted, recorded meanwhile for ``unionfs mount``'s listing; lazy
-    layers are prefetched meanwhile (in a thread, started once the mount is live)."""
+    layers are prefetched meanwhile (in a thread, started once the mount is live). The
+    layers' in-use *marks* go first once the mount is gone, the record after them (a
+    mount of the same layers waits for a daemon it finds recorded but unmounted:
+    ``layercheck.wait_for_leaving``)."""
     from unionfs.fuse import mount as fusemount
 
     if lazy is not None:
@@ -399,6 +401,8 @@ def _serve(session: object, layout: Layout, source: str, lazy: OpeningMount | No
     try:
         fusemount.serve(session)  # type: ignore[arg-type]
     finally:
+        for fd in marks:
+            os.close(fd)
         livemounts.unregister(path)
         if lazy is not None:
             lazy.stop()
