@@ -163,15 +163,21 @@ def start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     if listener is not None:
         streams.set_pty(_receive_pty(listener))
         proxy.on_winch = streams.resize
-    proxy.attach(pid)
+    proxy.check()  # a stop asked for during create: the container never starts
+    # Signals reach the process only once `start` has returned. Until then the process is
+    # the runtime's own init (runc's is Go: a forwarded SIGTERM makes it exit 2, PID 1 or
+    # not); `runc start` returns only when the init has exec'd the container's command
+    # (it reads the exec FIFO to its end, and the init's end closes on exec). A stopping
+    # signal meanwhile is kept: `attach` then raises, and the clean-up kills the process.
     try:
         runtime.start(state.id)
     except StepError:
         done, status = os.waitpid(pid, os.WNOHANG)
-        if done == 0:  # not a stop signal's doing (it killed the process): a failure
+        if done == 0:  # the process is still there: the start failed
             raise
-        code = exit_code(status)
+        code = exit_code(status)  # it died before it ran: its end is the answer
     else:
+        proxy.attach(pid)
         container.update(status="running", pid=pid, pid_start=process_start(pid),
                          namespaces=spec.namespaces, process=spec.process)  # fmt: skip
         code = proxy.wait(pid, streams.relay)
