@@ -77,6 +77,9 @@ setup_venv() {
     fi
     # Rebuilds only when a patch changed (or someone replaced the patched build).
     setup_pyfuse3
+    # After pyfuse3 (which installs stock trio as its dependency): trio with
+    # third_party/trio's patches (TLS and idna imported on first use: a faster mount start).
+    bash third_party/trio/install.sh .venv/bin/python
 }
 
 setup_pyfuse3() {

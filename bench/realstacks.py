@@ -14,13 +14,10 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench import csource
-
-if TYPE_CHECKING:
-    from bench.stacks import StackCache
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -167,8 +164,11 @@ def build_git(layer: Path) -> None:
 STACKS = ("debian-base", "debian", "debian-flat", "csrc", "git")
 
 
-def build(name: str, tmp: Path, cache: StackCache) -> dict[str, object]:
-    """Build stack *name* in *tmp* (renamed to its cache dir afterwards); its meta.json."""
+def build(name: str, tmp: Path, cache_dir: Path,
+          layers_of: Callable[[str], list[Path]]) -> dict[str, object]:  # fmt: skip
+    """Build stack *name* in *tmp* (renamed to its cache dir afterwards); its meta.json.
+    *layers_of(NAME)* gives the layers of real stack NAME, built first if need be (the
+    cache's business: this module never imports ``bench.stacks``)."""
     own = f"real-{name}-v{VERSION}/layers/0"  # the stack's own layer, relative to the cache
     layer = tmp / "layers" / "0"
     layer.parent.mkdir(parents=True, exist_ok=True)
@@ -176,11 +176,11 @@ def build(name: str, tmp: Path, cache: StackCache) -> dict[str, object]:
     if name == "debian-base":
         build_base(layer)
     elif name == "debian":
-        below = list(cache.real("debian-base").layers)
+        below = layers_of("debian-base")
         build_installed(layer, below[0], tmp)
     elif name == "debian-flat":
         layer.mkdir()
-        build_copy(layer, list(cache.real("debian").layers), tmp)
+        build_copy(layer, layers_of("debian"), tmp)
         # Without /dev's nodes: fuse-overlayfs mounts nodev, and cp -a then fails on the
         # dangling /dev/ptmx symlink (ENOENT preserving its permissions).
         for entry in (layer / "dev").iterdir():
@@ -189,7 +189,7 @@ def build(name: str, tmp: Path, cache: StackCache) -> dict[str, object]:
             else:
                 entry.unlink()
     elif name == "csrc":
-        below = list(cache.real("debian").layers)
+        below = layers_of("debian")
         build_csrc(layer)
     elif name == "git":
         build_git(layer)
@@ -198,7 +198,7 @@ def build(name: str, tmp: Path, cache: StackCache) -> dict[str, object]:
     counts = merged_kinds([layer, *below], tmp)
     return {
         "depth": 1 + len(below),
-        "layer_paths": [own, *(str(p.relative_to(cache.dir)) for p in below)],
+        "layer_paths": [own, *(str(p.relative_to(cache_dir)) for p in below)],
         "files": counts.get("f", 0),
         "dirs": counts.get("d", 0),
         "whiteouts": 0,

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import realstacks
+
 # Bump when the generator changes what it writes: old cache entries are then ignored.
 GENERATOR_VERSION = 2
 
@@ -236,9 +238,11 @@ class StackCache:
 
     def real(self, name: str) -> Stack:
         """A stack of the real workloads (``bench.realstacks``): built once, scale-free."""
-        from bench import realstacks
 
-        return self._get(name, lambda tmp: realstacks.build(name, tmp, self),
+        def layers_of(below: str) -> list[Path]:
+            return list(self.real(below).layers)
+
+        return self._get(name, lambda tmp: realstacks.build(name, tmp, self.dir, layers_of),
                          f"real-{name}-v{realstacks.VERSION}")  # fmt: skip
 
     def source_dir(self) -> Path:

@@ -66,22 +66,25 @@ BEFORE_ENV = "UNIONFS_BENCH_BEFORE"
 
 
 def _unionfs(name: str, index: str, default: bool = True, checkout: str | None = None,
-             zygote: bool = False) -> System:
+             zygote: bool = False, extra: str = "") -> System:
     """unionfs with its index *index*: "kept" (in the bench cache, reused by every later
     mount of the same stack, as a user's would be), "fresh" (built anew at each mount) or
     "off" (the layer directories served directly). With *checkout*, the unionfs of that
     source tree (first on PYTHONPATH), with an index of its own. With *zygote*, started
-    through its zygote (UNIONFS_ZYGOTE=1: our child is the zygote's client, which relays
-    signals to the worker serving; the zygote leaves by itself when idle)."""
+    through its zygote (unionfs's default; the others run with UNIONFS_ZYGOTE=0: our child
+    is the zygote's client, which relays signals to the worker serving; the zygote leaves
+    by itself when idle)."""
 
     def command(args: MountArgs) -> list[str]:
         kept = args.state / ("unionfs-index" if checkout is None else f"{name}-index")
         where = {"kept": kept, "fresh": args.place / "index"}
-        opts = ",".join([_lowerdir(args), f"indexdir={where.get(index, 'off')}"])
+        opts = ",".join([_lowerdir(args), f"indexdir={where.get(index, 'off')}",
+                         *([extra] if extra else [])])  # fmt: skip
         # By interpreter, never by the name "unionfs": /usr/bin/unionfs is unionfs-fuse.
-        env = [] if checkout is None else ["env", f"PYTHONPATH={checkout}"]
-        if zygote:
-            env = ["env", "UNIONFS_ZYGOTE=1"]
+        # The zygote is unionfs's default: every system but unionfs-zygote turns it off.
+        env = ["env", f"UNIONFS_ZYGOTE={int(zygote)}"]
+        if checkout is not None:
+            env.append(f"PYTHONPATH={checkout}")
         return [*env, sys.executable, "-m", "unionfs", "mount", "-f", "--log", str(args.log),
                 "-o", opts, str(args.mnt)]  # fmt: skip
 
@@ -94,6 +97,8 @@ def _unionfs(name: str, index: str, default: bool = True, checkout: str | None =
     note = notes[index] if checkout is None else f"{notes[index]}; the unionfs of {checkout}"
     if zygote:
         note += "; started by a fork of the resident zygote (UNIONFS_ZYGOTE=1)"
+    if extra:
+        note += f"; -o {extra}"
     return System(name, "fuse", command, (sys.executable, "-m", "unionfs", "--version"),
                   default=default, note=note)  # fmt: skip
 
@@ -143,6 +148,7 @@ SYSTEMS: list[System] = [
     _unionfs("unionfs-noindex", "off"),
     _unionfs("unionfs-freshindex", "fresh", default=False),
     _unionfs("unionfs-zygote", "kept", default=False, zygote=True),
+    _unionfs("unionfs-passthrough", "kept", default=False, extra="passthrough"),
     *([_unionfs("unionfs-before", "kept", default=False, checkout=os.environ[BEFORE_ENV])]
       if os.environ.get(BEFORE_ENV) else []),
     System("kernel", "kernel", _kernel, ("uname", "-r"), max_lowers=500,

@@ -20,6 +20,7 @@ if _HERE not in sys.path:
 
 from mountutil import force_unmount, fresh_dir, mounts  # noqa: E402
 from skopeoutil import DATA_ENV  # noqa: E402
+from zygoteutil import session_env, stop_marked  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +64,22 @@ def private_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         yield
     finally:
         del os.environ["UNIONFS_INDEX_DIR"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_zygote_by_default() -> Iterator[None]:
+    """The mount zygote (on by default for users) is off for the tests unless pytest's
+    caller set UNIONFS_ZYGOTE: a resident process would outlive the test that started it,
+    keep its user from being removed and its cgroup from going. The zygote's own tests
+    turn it on; what any test started is stopped here, by its mark."""
+    added = {k: v for k, v in session_env().items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        stop_marked(session_env()["UNIONFS_TEST_SESSION"])
+        for key in added:
+            del os.environ[key]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,8 +1,6 @@
-"""Build layer stacks from literal data, and mount them with unionfs or kernel overlayfs.
+"""Mount layer stacks with unionfs or kernel overlayfs; the stacks are built from literal
+data by ``layerdata`` (re-exported here: ``tree``, ``build_stack``, the node types).
 
-A layer is a ``Dir`` tree (``bytes`` names -> nodes); ``build_layer`` writes it to disk with
-the markers either in the kernel's forms (char device 0/0, ``trusted.overlay.opaque``) or in
-the forms each node asks for (``.wh.NAME``, ``user.overlay.opaque``, ``.wh..wh..opq``).
 Every mount made here is unmounted in ``finally``; the unionfs daemon runs in the foreground
 as our own child, so it is only ever ended by its pid.
 """
@@ -12,16 +10,25 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from layerdata import NAME_MAX as NAME_MAX
+from layerdata import Device as Device
+from layerdata import Dir as Dir
+from layerdata import Fifo as Fifo
+from layerdata import File as File
+from layerdata import Node as Node
+from layerdata import Symlink as Symlink
+from layerdata import Whiteout as Whiteout
+from layerdata import build_layer as build_layer
+from layerdata import build_stack as build_stack
+from layerdata import fresh_dir as fresh_dir
+from layerdata import tree as tree
 from patience import Deadline, exit_of
 
 # Hang guards, in seconds of an idle machine (stretched by load, see patience.py): a mount
@@ -29,154 +36,6 @@ from patience import Deadline, exit_of
 MOUNT_TIMEOUT = 60.0
 EXIT_QUIET = 30.0
 LOG_PROBLEM = re.compile(r"ERROR|Traceback")
-
-
-# -- layer contents as data ----------------------------------------------------------------
-
-
-@dataclass
-class File:
-    content: bytes = b""
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-    xattrs: dict[str, bytes] = field(default_factory=dict)
-    link: int | None = None  # files of one layer with the same link group are hard links
-
-
-@dataclass
-class Dir:
-    children: dict[bytes, Node] = field(default_factory=dict)
-    mode: int = 0o755
-    uid: int = 0
-    gid: int = 0
-    xattrs: dict[str, bytes] = field(default_factory=dict)
-    opaque: str | None = None  # None, or the unionfs form: "trusted", "user" or "wh"
-    opaque_value: bytes = b"y"  # an xattr form with another value is not opaque
-
-
-@dataclass
-class Symlink:
-    target: bytes
-    uid: int = 0
-    gid: int = 0
-
-
-@dataclass
-class Fifo:
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-
-
-@dataclass
-class Device:
-    char: bool = True
-    major: int = 1
-    minor: int = 3
-    mode: int = 0o644
-
-
-@dataclass
-class Whiteout:
-    form: str = "chr"  # the unionfs form: "chr" (device 0/0) or "wh" (an empty .wh.NAME file)
-
-
-Node = File | Dir | Symlink | Fifo | Device | Whiteout
-NAME_MAX = 255
-
-
-def tree(spec: dict[bytes | str, object], **attrs: object) -> Dir:
-    """A ``Dir`` from a literal dict: str/bytes keys; bytes values are files, dicts are dirs."""
-    children: dict[bytes, Node] = {}
-    for name, value in spec.items():
-        key = os.fsencode(name)
-        if isinstance(value, bytes):
-            children[key] = File(value)
-        elif isinstance(value, dict):
-            children[key] = tree(value)
-        else:
-            assert isinstance(value, File | Dir | Symlink | Fifo | Device | Whiteout), value
-            children[key] = value
-    return Dir(children, **attrs)  # type: ignore[arg-type]
-
-
-def build_layer(root: Path | bytes, layer: Dir, kernel: bool) -> None:
-    """Write *layer* at *root* (created here), with kernel markers if *kernel*."""
-    root_b = os.fsencode(root)
-    os.mkdir(root_b)
-    links: dict[int, bytes] = {}
-    _fill_dir(root_b, layer, kernel, links)
-    _set_attrs(root_b, layer.uid, layer.gid, layer.mode, layer.xattrs)
-
-
-def _fill_dir(path: bytes, d: Dir, kernel: bool, links: dict[int, bytes]) -> None:
-    for name, node in sorted(d.children.items()):
-        _make(path + b"/" + name, name, node, kernel, links)
-    if d.opaque is not None:
-        form = "trusted" if kernel else d.opaque
-        assert d.opaque_value == b"y" or d.opaque != "wh", "a marker file is always opaque"
-        if form == "wh":
-            open(path + b"/.wh..wh..opq", "wb").close()
-        else:
-            os.setxattr(path, f"{form}.overlay.opaque", d.opaque_value)
-
-
-def _make(path: bytes, name: bytes, node: Node, kernel: bool, links: dict[int, bytes]) -> None:
-    if isinstance(node, Whiteout):
-        marker = path[: -len(name)] + b".wh." + name
-        # A .wh.NAME must itself fit in NAME_MAX; longer names can only use the device form.
-        if kernel or node.form == "chr" or len(name) + 4 > NAME_MAX:
-            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
-        else:
-            open(marker, "wb").close()
-    elif isinstance(node, File):
-        if node.link is not None and node.link in links:
-            os.link(links[node.link], path)
-            return
-        with open(path, "wb") as f:
-            f.write(node.content)
-        if node.link is not None:
-            links[node.link] = path
-        _set_attrs(path, node.uid, node.gid, node.mode, node.xattrs)
-    elif isinstance(node, Dir):
-        os.mkdir(path)
-        _fill_dir(path, node, kernel, links)
-        _set_attrs(path, node.uid, node.gid, node.mode, node.xattrs)
-    elif isinstance(node, Symlink):
-        os.symlink(node.target, path)
-        os.lchown(path, node.uid, node.gid)
-    elif isinstance(node, Fifo):
-        os.mkfifo(path)
-        _set_attrs(path, node.uid, node.gid, node.mode, {})
-    elif isinstance(node, Device):
-        kind = stat.S_IFCHR if node.char else stat.S_IFBLK
-        os.mknod(path, kind | 0o600, os.makedev(node.major, node.minor))
-        os.chmod(path, node.mode)
-    else:  # pragma: no cover
-        raise TypeError(node)
-
-
-def _set_attrs(path: bytes, uid: int, gid: int, mode: int, xattrs: dict[str, bytes]) -> None:
-    for key, value in sorted(xattrs.items()):
-        os.setxattr(path, key, value, follow_symlinks=False)
-    os.lchown(path, uid, gid)
-    os.chmod(path, mode)  # after chown, which clears set-id bits
-
-
-def build_stack(base: Path, layers: Sequence[Dir], kernel: bool) -> list[Path]:
-    """Layers ``base/l0`` (the top one), ``base/l1``, ...; returns their paths, top first."""
-    paths = []
-    for i, layer in enumerate(layers):
-        path = base / f"l{i}"
-        build_layer(path, layer, kernel)
-        paths.append(path)
-    return paths
-
-
-def fresh_dir(parent: Path, prefix: str = "d") -> Path:
-    """A new, uniquely named directory below *parent*."""
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=parent))
 
 
 # -- mount state -------------------------------------------------------------------------
@@ -223,6 +82,9 @@ def escape_layer(path: Path | str) -> str:
     text = str(path)
     assert "," not in text and "\\" not in text, f"unsupported character in {text!r}"
     return text.replace(":", "\\:")
+
+
+TEST_OPTS_ENV = "UNIONFS_TEST_MOUNT_OPTS"
 
 
 def mount_options(
@@ -283,7 +145,10 @@ def unionfs_mount(
     """
     log = log or mnt.with_name(mnt.name + ".log")
     errfile = log.with_name(log.name + ".stderr")
-    opts = mount_options(lowers, upper, work, extra_opts)
+    # UNIONFS_TEST_MOUNT_OPTS (e.g. "passthrough"): added to every unionfs mount of a run,
+    # to run the mounted and differential tiers again with an opt-in option.
+    added = os.environ.get(TEST_OPTS_ENV)
+    opts = mount_options(lowers, upper, work, [*extra_opts, *([added] if added else [])])
     cmd = unionfs_cmd("mount", "-f", *extra_args, "--log", str(log), "-o", opts, str(mnt))
     with open(errfile, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)

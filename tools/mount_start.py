@@ -8,9 +8,9 @@ the mount-program form ``unionfs -o lowerdir=... MNT`` (podman's: returns once t
 live). Wall time is load-sensitive; the CPU time (user + system) much less: for ``-f`` it
 is the daemon's own (every thread, from /proc schedstat) when its mountpoint first answers
 a stat; for the mount-program form, the waiting parent's (which imports everything before
-it forks) plus the daemon's up to that moment. ``--zygote``: this checkout once more with
-UNIONFS_ZYGOTE=1 (its CPU is the client's alone: the worker's fork is not counted). Prints
-medians; removes what it made (the zygote too).
+it forks) plus the daemon's up to that moment; all with UNIONFS_ZYGOTE=0. ``--zygote``:
+this checkout once more through its zygote (its CPU is the client's alone: the worker's
+fork is not counted). Prints medians; removes what it made (the zygote too).
 """
 
 from __future__ import annotations
@@ -64,8 +64,7 @@ ZYGOTE = "+zygote"
 
 
 def env_for(checkout: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("UNIONFS_ZYGOTE", None)
+    env = {**os.environ, "UNIONFS_ZYGOTE": "0"}  # the ordinary start (the zygote is the default)
     if checkout == ZYGOTE:
         env["UNIONFS_ZYGOTE"] = "1"
         env["UNIONFS_ZYGOTE_IDLE"] = "120"
@@ -83,6 +82,9 @@ def stop_zygotes() -> None:
     """The zygotes this run started (by pid: those with our mark in their environment)."""
     for pid in os.listdir("/proc"):
         try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"unionfs.zygote.server" not in f.read().split(b"\0"):
+                    continue  # a mount's worker shows its caller's environment, mark too
             with open(f"/proc/{pid}/environ", "rb") as f:
                 if MARK.encode() in f.read().split(b"\0"):
                     os.kill(int(pid), 15)

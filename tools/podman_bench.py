@@ -9,8 +9,9 @@ podman set-up of tests/podman (runc, cgroupfs, a cgroup parent below our own,
 busybox-static image) and removes everything it made. ``--rootless``: as a fresh user
 instead (the set-up of tests/rootless: its own storage.conf, XDG_RUNTIME_DIR, a private
 mount namespace with a 0666 /dev/fuse; unionfs run through a wrapper script), removed again
-afterwards. ``--zygote`` (as root): unionfs once more with UNIONFS_ZYGOTE=1 in podman's
-environment (a resident pre-imported process forks each mount; stopped at the end).
+afterwards. unionfs runs with UNIONFS_ZYGOTE=0 (the zygote is its default); ``--zygote``
+(as root): unionfs once more with UNIONFS_ZYGOTE=1 in podman's environment (a resident
+pre-imported process forks each mount; stopped at the end).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def report(results: dict[str, tuple[float, float, int]]) -> None:
 
 def bench_root(runs: int, files: int, zygote: bool = False) -> None:
     unionfs = str(Path(sys.executable).with_name("unionfs"))
+    os.environ["UNIONFS_ZYGOTE"] = "0"  # podman's: the ordinary start, but for +zygote
     programs = {"unionfs": unionfs, "fuse-overlayfs": "/usr/bin/fuse-overlayfs", "kernel": None}
     if zygote:
         programs = {"unionfs+zygote": unionfs, **programs}
@@ -107,9 +109,13 @@ MARK = f"UNIONFS_BENCH_ZYGOTE={os.getpid()}"  # in the environment of the zygote
 def stop_zygote() -> None:
     """The zygotes the unionfs+zygote runs started (by pid: those with our mark)."""
     for pid in os.listdir("/proc"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
-            if MARK.encode() in f.read().split(b"\0"):
-                os.kill(int(pid), 15)
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"unionfs.zygote.server" not in f.read().split(b"\0"):
+                    continue  # a mount's worker shows its caller's environment, mark too
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if MARK.encode() in f.read().split(b"\0"):
+                    os.kill(int(pid), 15)
 
 
 @contextlib.contextmanager

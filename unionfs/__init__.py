@@ -5,7 +5,7 @@ library only where ``LIBRARIES`` allows it; tests/test_layering.py reads both ta
 checks every import (deferred and ``TYPE_CHECKING`` ones too), and that no modules import
 each other in a circle. From the top: ``zygote`` (with ``__main__``, the first step of
 the console script and of ``python -m unionfs``: it hands a mount to a resident
-pre-imported process when asked to, UNIONFS_ZYGOTE=1, else starts the CLI) runs ``cli``
+pre-imported process unless UNIONFS_ZYGOTE=0, else starts the CLI) runs ``cli``
 (one module per command; only ``zygote`` imports it), which drives ``containers``
 (containers on the store, and an ordinary user's store), which sits above ``store``
 (layers and images: it knows no processes), ``runtime`` (namespaces, cgroups, container
@@ -17,7 +17,8 @@ the only part that imports pyfuse3 or trio, and the only one that raises ``FUSEE
 ``index`` is the LMDB cache of what ``union`` computes; ``union`` holds the overlay
 rules, pure (no pyfuse3, trio, lmdb). Below everything, the base modules: ``layerfmt``
 (on-disk markers), ``safepath`` (the only walker of layer paths; ``mountattrs`` clones
-layers' mounts for it), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
+layers' mounts for it, ``safecalls`` wraps openat2 and renameat2, ``dirfds`` caches its
+directory descriptors), ``idmap``, ``mountopts``, ``imageformat``, ``imagename`` (the
 reference grammar), ``livemounts`` (the mount table, daemons' records), ``layercheck``
 (overlapping and in-use layers), ``errors``.
 """
@@ -33,7 +34,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "errors": (),
     "layerfmt": ("errors",),
     "mountattrs": (),
-    "safepath": ("mountattrs", "errors"),
+    "safecalls": (),  # openat2 and renameat2, for safepath
+    "dirfds": (),  # safepath's cache of directory descriptors
+    "safepath": ("safecalls", "dirfds", "mountattrs", "errors"),
     "idmap": ("errors",),
     "imageformat": ("errors",),
     "imagename": ("errors",),  # the reference grammar: image names for store and registry

@@ -1,23 +1,29 @@
-"""Live mounts: the mount table, and what unionfs daemons announce about their mounts.
+"""Live mounts: the mount table, and what unionfs daemons record about their mounts.
 
-``table()`` reads ``/proc/self/mountinfo``. A daemon serving as root announces its mount in
-``/run/unionfs/mounts/MAJOR:MINOR`` (the mount's device) and holds an exclusive flock on
-that file for as long as it serves; readers trust a record only while its lock is held, so a
-daemon that died leaves nothing that misleads a later command (its file is overwritten by the
-next daemon given the same device). Pure bookkeeping: no mounting happens here.
+``table()`` reads ``/proc/self/mountinfo``; ``fstype_at`` and ``unionfs_mounts`` are its
+two common questions. Two records, each trusted only while its daemon lives:
+- by device, as root (``announce``): ``/run/unionfs/mounts/MAJOR:MINOR``, flocked by the
+  daemon for as long as it serves; ``remount`` reads it (``announced``);
+- by mount point, for every user (``register``): one JSON ``Listing`` per mount in
+  ``directory()``, checked by the daemon's start time; ``unionfs mount``'s listing and
+  ``system prune`` read it (``live``). Failing to write it is a warning, never a failed
+  mount. Pure bookkeeping: no mounting happens here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 MOUNTINFO = "/proc/self/mountinfo"
 RECORDS = "/run/unionfs/mounts"
+log = logging.getLogger("unionfs.mount")
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -65,6 +71,17 @@ def mounted_at(path: str) -> Mount | None:
     """The topmost mount at *path* (absolute, symlinks resolved), or None."""
     found = [m for m in table() if m.mountpoint == path]
     return found[-1] if found else None
+
+
+def fstype_at(path: str) -> str | None:
+    """The filesystem type mounted at *path* (absolute, symlinks resolved), or None."""
+    found = mounted_at(path)
+    return found.fstype if found is not None else None
+
+
+def unionfs_mounts() -> list[tuple[str, str]]:
+    """(mount point, source) of every unionfs mount this process sees, in mount order."""
+    return [(m.mountpoint, m.source) for m in table() if m.fstype == "fuse.unionfs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +149,102 @@ def announced(dev: str) -> Record | None:
         return None
     finally:
         os.close(fd)
+
+
+# -- listings: by mount point, for every user -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What ``unionfs mount`` lists about one mount: where, from which layers, by whom."""
+
+    mountpoint: str
+    lowers: tuple[str, ...]
+    upper: str | None
+    work: str | None
+    source: str
+    pid: int
+    pid_start: int | None
+
+
+def process_start(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in ticks), or None if it is gone: what tells
+    a live daemon from a reused pid. (``runtime.state`` has the same reader; importing it
+    would cost the mount program, which podman starts per container, ~20 ms.)"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def directory() -> str:
+    """Where the listings are: the user's runtime dir, /run as root, else /tmp."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "unionfs", "mounts")
+    if os.geteuid() == 0:
+        return RECORDS  # beside the records by device (MAJOR:MINOR; these end in .json)
+    return f"/tmp/unionfs-{os.getuid()}/mounts"
+
+
+def _listing_path(mountpoint: str) -> str:
+    key = hashlib.sha256(mountpoint.encode(errors="surrogateescape")).hexdigest()[:32]
+    return os.path.join(directory(), f"{key}.json")
+
+
+def register(record: Listing) -> str | None:
+    """Write *record*; its path, or None (with a warning) when it cannot be written."""
+    path = _listing_path(record.mountpoint)
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            json.dump(asdict(record), f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot record the mount in %s (%s): `unionfs mount` will not list its "
+                    "layers", os.path.dirname(path), exc.strerror)  # fmt: skip
+        return None
+    return path
+
+
+def unregister(path: str | None) -> None:
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def live() -> dict[str, Listing]:
+    """Mount point -> record, for every recorded mount still served; stale ones removed."""
+    found: dict[str, Listing] = {}
+    try:
+        names = sorted(os.listdir(directory()))
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(directory(), name)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                data = json.load(f)
+            record: Listing | None = Listing(
+                data["mountpoint"], tuple(data["lowers"]), data["upper"], data["work"],
+                data["source"], data["pid"], data["pid_start"])
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            record = None
+        if record is None or not _served(record):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # stale (or not ours to read): a later mount writes anew
+            continue
+        found[record.mountpoint] = record
+    return found
+
+
+def _served(record: Listing) -> bool:
+    return (process_start(record.pid) == record.pid_start
+            and fstype_at(record.mountpoint) == "fuse.unionfs")  # fmt: skip

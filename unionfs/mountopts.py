@@ -74,6 +74,8 @@ class MountOptions:
     # The lower layers are immutable (the store's, renamed in complete and never written
     # again): their index is trusted without the walk that checks a hand-given layer.
     sealed: bool = False
+    # Open files of the upper served by FUSE passthrough (``unionfs.fuse.passthrough``).
+    passthrough: bool = False
 
     @property
     def atime_mode(self) -> tuple[str, bool]:
@@ -175,6 +177,7 @@ def parse(option_strings: list[str]) -> MountOptions:
     fuse: list[str] = []
     indexdir: str | None = None
     sealed = False
+    passthrough = False
     owners = idmap.IDENTITY
     features: dict[str, str] = {}
     atime: list[str] = []
@@ -205,6 +208,8 @@ def parse(option_strings: list[str]) -> MountOptions:
                 indexdir = "off"
             elif item == "sealed":
                 sealed = True
+            elif item == "passthrough":
+                passthrough = True
             elif key in ("uidmapping", "gidmapping") and eq:
                 ids = idmap.parse_mapping(key, value)
                 if key == "uidmapping":
@@ -252,7 +257,7 @@ def parse(option_strings: list[str]) -> MountOptions:
         features.get("redirect_dir", "nofollow" if userxattr else "on"),
         features.get("metacopy", "off") == "on",
         features.get("index", "off") == "on", tuple(atime), userxattr,
-        sealed,
+        sealed, passthrough,
     )  # fmt: skip
 
 

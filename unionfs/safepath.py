@@ -11,66 +11,18 @@ A lower layer (``lower=True``) is only read, and reading it never changes its at
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import itertools
 import os
 import stat
-from collections import OrderedDict
 from collections.abc import Iterator
 
+from unionfs.dirfds import DirFdCache as DirFdCache
 from unionfs.mountattrs import noatime_clone
-
-_SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = (
-        ("flags", ctypes.c_uint64),
-        ("mode", ctypes.c_uint64),
-        ("resolve", ctypes.c_uint64),
-    )
-
-
-def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0, resolve: int = _RESOLVE) -> int:
-    """``openat2(2)``: open *path* below *dir_fd* without following any symlink."""
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    while True:
-        fd = _libc.syscall(
-            _SYS_OPENAT2,
-            ctypes.c_int(dir_fd),
-            ctypes.c_char_p(path or b"."),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
-        )
-        if fd >= 0:
-            return int(fd)
-        err = ctypes.get_errno()
-        if err in (errno.EINTR, errno.EAGAIN):
-            continue
-        raise OSError(err, os.strerror(err), os.fsdecode(path))
-
-
-RENAME_NOREPLACE = 1
-RENAME_EXCHANGE = 2
-_libc.renameat2.argtypes = (
-    ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint,
-)  # fmt: skip
-
-
-def renameat2(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int = 0) -> None:
-    """``renameat2(2)``: *old* and *new* are single names relative to their directories."""
-    if _libc.renameat2(old_dir, old, new_dir, new, flags) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fsdecode(new))
-
+from unionfs.safecalls import RENAME_EXCHANGE as RENAME_EXCHANGE
+from unionfs.safecalls import RENAME_NOREPLACE as RENAME_NOREPLACE
+from unionfs.safecalls import openat2 as openat2
+from unionfs.safecalls import renameat2
 
 # A relative path handed to one syscall stays below this; longer ones are walked in pieces,
 # so paths that ext4 accepts through repeated chdir are accepted here too.
@@ -90,80 +42,6 @@ def join(parent: bytes, name: bytes) -> bytes:
 def proc_fd_path(fd: int) -> str:
     """A path naming the inode behind *fd* itself (for xattr calls on O_PATH descriptors)."""
     return f"/proc/self/fd/{fd}"
-
-
-class DirFdCache:
-    """An LRU of ``O_PATH`` directory descriptors, keyed by (layer id, relative path).
-
-    Invariant: every cached descriptor is open and owned by the cache, and ``_below``
-    maps each (layer id, directory) to the cached paths strictly below it, so ``forget``
-    costs what it drops, not the size of the cache (a rename used to scan all of it).
-    Callers must not close a descriptor they got from it, and must call ``forget`` after
-    renaming or removing a directory of a writable layer, or a cached descriptor would
-    name the moved directory under its old path.
-    """
-
-    def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._fds: OrderedDict[tuple[int, bytes], int] = OrderedDict()
-        self._below: dict[tuple[int, bytes], set[bytes]] = {}
-
-    @property
-    def size(self) -> int:
-        """How many descriptors are cached."""
-        return len(self._fds)
-
-    def get(self, key: tuple[int, bytes]) -> int | None:
-        fd = self._fds.get(key)
-        if fd is not None:
-            self._fds.move_to_end(key)
-        return fd
-
-    def put(self, key: tuple[int, bytes], fd: int) -> None:
-        old = self._fds.pop(key, None)
-        if old is not None:
-            os.close(old)
-        else:
-            layer_id, path = key
-            for above in _ancestors(path):
-                self._below.setdefault((layer_id, above), set()).add(path)
-        self._fds[key] = fd
-        while len(self._fds) > self.capacity:
-            self._drop(next(iter(self._fds)))
-
-    def _drop(self, key: tuple[int, bytes]) -> None:
-        os.close(self._fds.pop(key))
-        layer_id, path = key
-        for above in _ancestors(path):
-            below = self._below[(layer_id, above)]
-            below.discard(path)
-            if not below:
-                del self._below[(layer_id, above)]
-
-    def forget(self, layer_id: int, path: bytes) -> None:
-        """Drop *path* and everything below it (all of the layer for the root, b"")."""
-        doomed = list(self._below.get((layer_id, path), ()))
-        if (layer_id, path) in self._fds:
-            doomed.append(path)
-        for gone in doomed:
-            self._drop((layer_id, gone))
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-        self._below.clear()
-
-
-def _ancestors(path: bytes) -> Iterator[bytes]:
-    """The directories strictly above *path*: b"", then b"a", b"a/b" for b"a/b/c"."""
-    if not path:
-        return
-    yield b""
-    cut = path.find(b"/")
-    while cut != -1:
-        yield path[:cut]
-        cut = path.find(b"/", cut + 1)
 
 
 _layer_ids = itertools.count(1)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from unionfs import __version__
+from unionfs import __version__, livemounts
 from unionfs.cli import main
 from unionfs.cli.mount import parse_helper_args
-from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 
 
@@ -256,12 +255,12 @@ def test_umount_of_another_filesystem_is_one_error_line(
     assert fails(["umount", "/proc"], capsys) == "unionfs: /proc is a proc mount, not a unionfs one"
 
 
-def test_find_mount_names_the_filesystem_type() -> None:
-    assert find_mount("/proc") == "proc"
+def test_fstype_at_names_the_filesystem_type() -> None:
+    assert livemounts.fstype_at("/proc") == "proc"
 
 
-def test_find_mount_of_a_plain_directory_is_none(tmp_path: Path) -> None:
-    assert find_mount(str(tmp_path)) is None
+def test_fstype_at_of_a_plain_directory_is_none(tmp_path: Path) -> None:
+    assert livemounts.fstype_at(str(tmp_path)) is None
 
 
 def test_a_mount_loads_no_other_command_and_no_runtime(dirs: dict[str, str]) -> None:
@@ -281,8 +280,7 @@ def test_a_mount_loads_no_other_command_and_no_runtime(dirs: dict[str, str]) -> 
                           check=True)  # fmt: skip
     status, *loaded = done.stdout.split()
     assert status == "1"
-    allowed = {"unionfs.cli.mount", "unionfs.cli.mounts", "unionfs.cli.verbs",
-               "unionfs.cli.mountrecords"}  # the verb table; the records
+    allowed = {"unionfs.cli.mount", "unionfs.cli.verbs"}  # and the verb table
     assert "unionfs.cli.mount" in loaded
     assert set(loaded) <= allowed, sorted(set(loaded) - allowed)
 

@@ -11,7 +11,7 @@ from store.storeutil import layer_tar, oci_layout
 
 from unionfs.containers import lifecycle, userstore
 from unionfs.errors import UserError
-from unionfs.store import ImageStore
+from unionfs.store import ImageStore, rmi
 
 BASE = layer_tar([("etc", "dir", ""), ("etc/motd", "file", "base\n")])
 
@@ -30,9 +30,9 @@ def test_rmi_refuses_an_image_a_container_uses(store: ImageStore, tmp_path: Path
     importer.import_image(store, str(tmp_path / "one"), "one", False)
     state = lifecycle.create(store, "one", "c-rmi")
     with pytest.raises(UserError, match="in use by container c-rmi"):
-        store.remove("one", False, lambda: lifecycle.uses(store))
+        rmi.remove_image(store, "one", False, lambda: lifecycle.uses(store))
     lifecycle.states(store).delete(state.id)
-    store.remove("one", False, lambda: lifecycle.uses(store))
+    rmi.remove_image(store, "one", False, lambda: lifecycle.uses(store))
     assert store.images() == []
 
 

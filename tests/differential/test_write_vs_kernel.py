@@ -79,6 +79,7 @@ class WriteMachine(RuleBasedStateMachine):
     """Random operations on paths that exist, existed, are hidden or are fresh."""
 
     features = DEFAULT_FEATURES  # the overlay feature options of both mounts
+    unionfs_extra = ""  # options of the unionfs mount alone
 
     def __init__(self) -> None:
         super().__init__()
@@ -128,7 +129,7 @@ class WriteMachine(RuleBasedStateMachine):
     def mount(self, layers: list[Dir], unionfs_forms: bool) -> None:
         self.stepping = True
         base = Path(tempfile.mkdtemp(prefix="unionfs-write-"))
-        self.pair = Pair(base, layers, unionfs_forms, self.features)
+        self.pair = Pair(base, layers, unionfs_forms, self.features, self.unionfs_extra)
         self.pair.mount()
         for layer in layers:
             self.paths.update(layer_paths(layer))
@@ -316,6 +317,14 @@ class TestWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-defined
 @pytest.mark.slow
 class TestManyWritesMatchKernel(WriteMachine.TestCase):  # type: ignore[name-defined]
     settings = settings(max_examples=2000, stateful_step_count=40, **COMMON)
+
+
+class PassthroughWriteMachine(WriteMachine):
+    unionfs_extra = "passthrough"  # open files of the upper served by FUSE passthrough
+
+
+class TestWritesMatchKernelPassthrough(PassthroughWriteMachine.TestCase):  # type: ignore[name-defined]
+    settings = settings(max_examples=15, stateful_step_count=20, **COMMON)
 
 
 # -- fixed sequences every run checks --------------------------------------------------------
@@ -520,10 +529,42 @@ def test_fixed_sequence_matches_kernel(title: str) -> None:
     pair.run(SEQUENCES[title])
 
 
-def test_read_only_descriptor_follows_copy_up() -> None:
+@pytest.mark.parametrize("extra", ["", "passthrough"])
+def test_reader_and_writer_of_one_file_in_every_order(extra: str) -> None:
+    """A reader of a lower file, then a writer (copy-up), then a reader of the copy, with
+    all three open at once, and again once they are closed: what each descriptor reads is
+    the kernel's. Under ``-o passthrough`` the inode changes io modes (page cache while the
+    lower's reader is open; passthrough for the copy once it is not), never failing an open."""
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False,
+                unionfs_extra=extra)  # fmt: skip
+    try:
+        pair.mount()
+        pair.hold(b"f", os.O_RDONLY)  # 0: the lower file
+        pair.apply_held("pread", 0, lambda fd: os.pread(fd, 20, 0))
+        pair.hold(b"f", os.O_RDWR)  # 1: copies up
+        pair.apply_held("pwrite", 1, lambda fd: os.pwrite(fd, b"NEW", 1))
+        pair.hold(b"f", os.O_RDONLY)  # 2: the copy
+        for index in (0, 1, 2):
+            pair.apply_held("pread", index, lambda fd: os.pread(fd, 20, 0))
+        pair.release_held()
+        pair.hold(b"f", os.O_WRONLY | os.O_APPEND)  # 0 again: now alone, passed through
+        pair.hold(b"f", os.O_RDONLY)  # 1: shares its backing
+        pair.apply_held("append", 0, lambda fd: os.write(fd, b"TAIL"))
+        pair.apply_held("pread", 1, lambda fd: os.pread(fd, 40, 0))
+        pair.apply_held("fstat", 1, lambda fd: summary(os.fstat(fd)))
+        pair.release_held()
+        pair.apply("read f", op_read(b"f", 0, 40))  # not a stale page of the cached opens
+        pair.finish()
+    finally:
+        pair.close()
+
+
+@pytest.mark.parametrize("extra", ["", "passthrough"])
+def test_read_only_descriptor_follows_copy_up(extra: str) -> None:
     """Kernel overlayfs (since 4.19) reads through a descriptor opened before the copy-up
     from the copied-up file, so it sees later writes."""
-    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False)
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False,
+                unionfs_extra=extra)
     try:
         pair.mount()
         pair.hold(b"f", os.O_RDONLY)
@@ -535,10 +576,12 @@ def test_read_only_descriptor_follows_copy_up() -> None:
         pair.close()
 
 
-def test_unlinked_lower_file_open_read_only_fstat() -> None:
+@pytest.mark.parametrize("extra", ["", "passthrough"])
+def test_unlinked_lower_file_open_read_only_fstat(extra: str) -> None:
     """A lower file open read-only (never copied up) and then unlinked: the kernel's fstat
     still shows the lower file's link count."""
-    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False)
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False,
+                unionfs_extra=extra)
     try:
         pair.mount()
         pair.hold(b"d/top", os.O_RDONLY)
@@ -550,11 +593,13 @@ def test_unlinked_lower_file_open_read_only_fstat() -> None:
         pair.close()
 
 
-def test_descriptor_opened_before_a_copy_up_and_unlink_says_nlink_0() -> None:
+@pytest.mark.parametrize("extra", ["", "passthrough"])
+def test_descriptor_opened_before_a_copy_up_and_unlink_says_nlink_0(extra: str) -> None:
     """A lower file held read-only, then copied up, written and unlinked through another
     descriptor that is closed: the held one is the overlay file's, whose count is 0 (the
     write machine found unionfs saying the lower's 1)."""
-    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False)
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False,
+                unionfs_extra=extra)
     try:
         pair.mount()
         pair.hold(b"d/top", os.O_RDONLY)
@@ -566,10 +611,12 @@ def test_descriptor_opened_before_a_copy_up_and_unlink_says_nlink_0() -> None:
         pair.close()
 
 
-def test_changes_through_a_read_only_descriptor_of_an_unlinked_lower_file() -> None:
+@pytest.mark.parametrize("extra", ["", "passthrough"])
+def test_changes_through_a_read_only_descriptor_of_an_unlinked_lower_file(extra: str) -> None:
     """The copy-up these need cannot happen once the name is gone: kernel overlayfs answers
     EEXIST (the whiteout stands where the copy would go)."""
-    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False)
+    pair = Pair(Path(tempfile.mkdtemp(prefix="unionfs-write-")), rich_stack(), unionfs_forms=False,
+                unionfs_extra=extra)
     try:
         pair.mount()
         pair.hold(b"d/top", os.O_RDONLY)

@@ -509,10 +509,12 @@ class Pair:
     """
 
     def __init__(
-        self, base: Path, layers: list[Dir], unionfs_forms: bool, features: str = DEFAULT_FEATURES
+        self, base: Path, layers: list[Dir], unionfs_forms: bool, features: str = DEFAULT_FEATURES,
+        unionfs_extra: str = "",
     ) -> None:
         self.base = base
         self.features = features
+        self.unionfs_extra = unionfs_extra  # options of the unionfs mount alone (passthrough)
         self.dirs: dict[str, Path] = {}
         for side in ("k", "u", "r"):
             for part in ("", "/upper", "/work", "/mnt"):
@@ -529,7 +531,7 @@ class Pair:
 
     def mount(self) -> None:
         d = self.dirs
-        unionfs_opts = self.features
+        unionfs_opts = ",".join(filter(None, (self.features, self.unionfs_extra)))
         self.mounts.enter_context(
             kernel_overlay(self.k_lowers, d["k/mnt"], d["k/upper"], d["k/work"], self.features)
         )

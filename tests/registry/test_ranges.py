@@ -19,6 +19,7 @@ from patience import scaled
 from registry.regutil import Registry
 from unionfs.registry.client import Client
 from unionfs.registry.ranges import RangeError, RangeStats, RegistryRangeSource, fetch_ranges, merge
+from unionfs.registry.upload import upload_blob
 from unionfs.store import estargz, zstdchunked
 from unionfs.store.chunkread import LayerReader, open_toc
 
@@ -31,7 +32,7 @@ def upload(reg: Registry, repo: str, data: bytes) -> str:
         path = Path(f"/tmp/lazy-formats-upload-{digest[7:19]}")
         path.write_bytes(data)
         try:
-            client.upload_blob(repo, digest, str(path), len(data))
+            upload_blob(client, repo, digest, str(path), len(data))
         finally:
             path.unlink()
     return digest

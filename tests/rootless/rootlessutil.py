@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patience import scaled
+from zygoteutil import session_env
 
 HERE = Path(__file__).parent
 TESTS = HERE.parent
-HELPERS = ("mountutil.py", "patience.py", "treecmp.py", "writeutil.py",
+HELPERS = ("mountutil.py", "layerdata.py", "patience.py", "treecmp.py", "writeutil.py",
            "differential/write_pairs.py",
            "podman/podmanutil.py", "binding/toyfs.py", "binding/toyfs317.py",
            "binding/toymount.py", "rootless/userside.py")  # fmt: skip
@@ -59,7 +60,8 @@ class RootlessUser:
 
     def env(self, extra: dict[str, str] | None = None) -> list[str]:
         values = {"HOME": str(self.home), "PATH": PATH, "PYTHONPATH": self.pythonpath,
-                  "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8", **(extra or {})}  # fmt: skip
+                  "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8",
+                  **session_env(), **(extra or {})}  # fmt: skip
         return ["env", "-i", *(f"{k}={v}" for k, v in values.items())]
 
     def run(

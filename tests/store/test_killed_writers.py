@@ -140,8 +140,10 @@ def test_a_live_commands_temps_are_kept_while_a_dead_ones_go(
     try:
         assert stop_while_writing(live, store_root / "blobs/sha256")
         held = temps(store_root / "blobs/sha256")
+        # the live import extracts its layer as it writes the blob: a temp in layers/ too
+        held_layers = [n for n in temps(store_root / "layers") if n not in left]
         uf("images")  # reclaims, under the store lock, while the live import is stopped
-        assert temps(store_root / "layers") == [], "the dead import's temps were left"
+        assert temps(store_root / "layers") == held_layers, "the dead import's temps were left"
         assert temps(store_root / "blobs/sha256") == held, "a live import's temp was taken"
     finally:
         os.kill(live.pid, signal.SIGCONT)

@@ -11,7 +11,7 @@ import pytest
 
 from store.storeutil import layer_tar, oci_layout
 from unionfs.errors import UserError
-from unionfs.store import ImageStore
+from unionfs.store import ImageStore, rmi
 from unionfs.store.blobs import sha256_bytes
 
 BASE = layer_tar([("etc", "dir", ""), ("etc/motd", "file", "base\n"), ("bin", "dir", ""),
@@ -90,13 +90,13 @@ def test_rmi_keeps_layers_another_image_uses(store: ImageStore, tmp_path: Path) 
     copy_in(store, tmp_path / "two", two)
     store.add_image(one["manifest"], "one")
     b = store.add_image(two["manifest"], "two")
-    assert store.remove("two", False, list) == ["Untagged: localhost/two:latest",
+    assert rmi.remove_image(store, "two", False, list) == ["Untagged: localhost/two:latest",
                                                 f"Deleted: {b.record.id}"]  # fmt: skip
     base_dir = store.layer_path(b.record.diff_ids[0])
     assert os.path.isdir(base_dir) and store.has_blob(one["layer0"])
     assert not os.path.exists(store.layer_path(b.record.diff_ids[1]))
     assert not store.has_blob(two["layer1"]) and not store.has_blob(two["manifest"])
-    store.remove("one", False, list)
+    rmi.remove_image(store, "one", False, list)
     assert not os.path.exists(base_dir) and os.listdir(store.blobs.dir) == []
 
 
@@ -105,7 +105,7 @@ def test_rmi_of_one_name_keeps_the_image(store: ImageStore, tmp_path: Path) -> N
     copy_in(store, tmp_path / "one", one)
     store.add_image(one["manifest"], "one")
     store.tag("one", "other:v2")
-    assert store.remove("other:v2", False, list) == ["Untagged: localhost/other:v2"]
+    assert rmi.remove_image(store, "other:v2", False, list) == ["Untagged: localhost/other:v2"]
     assert store.resolve("one").names == ("localhost/one:latest",)
     with pytest.raises(UserError, match="no such image"):
         store.resolve("other:v2")

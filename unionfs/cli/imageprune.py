@@ -10,7 +10,7 @@ import argparse
 from unionfs.cli.confirm import confirm
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
-from unionfs.store import ImageStore, prune, sizes
+from unionfs.store import ImageStore, prune, rmi, sizes
 from unionfs.store.images import Use
 
 DANGLING = "WARNING! This command removes all dangling images."
@@ -34,7 +34,7 @@ def prune_images(store: ImageStore, everything: bool) -> tuple[list[str], int]:
     removed, freed = [], 0
     for image in prune.unwanted_images(store, uses, everything):
         freed += sizes.unique_size(store, image, store.images())
-        store.remove(image.record.id, True, uses)
+        rmi.remove_image(store, image.record.id, True, uses)
         removed.append(image.record.id)
     _orphans, more = prune.remove_orphans(store, uses)
     return removed, freed + more

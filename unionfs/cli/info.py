@@ -12,8 +12,8 @@ import os
 import shutil
 import sys
 
+from unionfs import livemounts
 from unionfs.cli import containerinfo, gotemplate, report
-from unionfs.cli.mounts import find_mount
 from unionfs.cli.version import machine_arch
 from unionfs.errors import UserError
 from unionfs.runtime.state import ContainerDirs, default_home
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _cgroups() -> tuple[str, list[str]]:
     """(version, controllers): v2 when /sys/fs/cgroup is cgroup2, else v1 (a hybrid host's
     v2 hierarchy at /sys/fs/cgroup/unified is said in the version)."""
-    if find_mount("/sys/fs/cgroup") == "cgroup2":
+    if livemounts.fstype_at("/sys/fs/cgroup") == "cgroup2":
         try:
             with open("/sys/fs/cgroup/cgroup.controllers", encoding="ascii") as f:
                 return "v2", f.read().split()
@@ -45,7 +45,7 @@ def _cgroups() -> tuple[str, list[str]]:
                     controllers.append(fields[0])
     except OSError:
         pass
-    hybrid = find_mount("/sys/fs/cgroup/unified") == "cgroup2"
+    hybrid = livemounts.fstype_at("/sys/fs/cgroup/unified") == "cgroup2"
     return ("v1 (hybrid)" if hybrid else "v1"), controllers
 
 

@@ -20,8 +20,6 @@ import typing
 from dataclasses import dataclass
 
 from unionfs import idmap, layercheck, livemounts, mountopts
-from unionfs.cli import mountrecords
-from unionfs.cli.mounts import find_mount
 from unionfs.errors import UserError
 from unionfs.index import mounting as indexing
 from unionfs.safepath import DirFdCache
@@ -150,7 +148,7 @@ def check_layout(opts: mountopts.MountOptions, mountpoint: str) -> Layout:
         assert opts.upperdir is not None
         layercheck.check_origin(upper, opts.upperdir, lowers[0])
     mnt = _directory("mountpoint", mountpoint)
-    if find_mount(mnt) == "fuse.unionfs":
+    if livemounts.fstype_at(mnt) == "fuse.unionfs":
         raise UserError(f"mountpoint {mountpoint!r} is already a unionfs mount")
     return Layout(lowers, upper, work, mnt, opts.owners, tuple(warnings))
 
@@ -232,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
     fuse_options = fusemount.fuse_options(opts.fuse_options, source)
     if opts.upperdir is None:
         fuse_options.add("ro")
+    if opts.passthrough:
+        if (lacking := fusemount.passthrough_lacking()) is not None:
+            raise UserError(lacking)
+        fuse_options.add(fusemount.PASSTHROUGH)
     mode, nodiratime = opts.atime_mode
     if mode == "noatime":
         fuse_options.add("noatime")  # libfuse (and fusermount3) know this one
@@ -391,12 +393,12 @@ def _serve(session: object, layout: Layout, source: str, lazy: LazyMount | None)
         lazy.start_prefetch()
 
     pid = os.getpid()
-    record = mountrecords.Record(layout.mountpoint, layout.lowers, layout.upper, layout.work,
-                                 source, pid, mountrecords.process_start(pid))  # fmt: skip
-    path = mountrecords.register(record)
+    record = livemounts.Listing(layout.mountpoint, layout.lowers, layout.upper, layout.work,
+                                source, pid, livemounts.process_start(pid))  # fmt: skip
+    path = livemounts.register(record)
     try:
         fusemount.serve(session)  # type: ignore[arg-type]
     finally:
-        mountrecords.unregister(path)
+        livemounts.unregister(path)
         if lazy is not None:
             lazy.stop()

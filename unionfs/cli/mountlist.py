@@ -1,16 +1,16 @@
 """``unionfs mount`` with no arguments: what is mounted, as ``podman mount`` lists it (the
 mounted containers: id and mount point), and with the mounts made by hand too, each with its
 layers (lower dirs, topmost first, and the upper): from the containers' state, and for the
-others from the daemons' records (``mountrecords``); a mount with no record shows ``?``.
+others from the daemons' records (``livemounts.live``); a mount with no record shows ``?``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from unionfs.cli import mountrecords, report
+from unionfs import livemounts
+from unionfs.cli import report
 from unionfs.cli.containerinfo import Images
-from unionfs.cli.mounts import unionfs_mounts
 from unionfs.runtime.state import ContainerDirs, default_home
 
 DEFAULT = "table {{.ID}}\t{{.Names}}\t{{.Mountpoint}}\t{{.Layers}}"
@@ -27,10 +27,10 @@ def rows(no_trunc: bool) -> tuple[list[dict[str, object]], list[dict[str, object
     for state in dirs.all():
         paths = dirs.paths(state.id)
         containers[paths.rootfs] = (state, paths)
-    records = mountrecords.live()
+    records = livemounts.live()
     found: list[dict[str, object]] = []
     shown: list[dict[str, object]] = []
-    for point, source in unionfs_mounts():
+    for point, source in livemounts.unionfs_mounts():
         if point in containers:
             state, paths = containers.pop(point)
             lowers = list(state.lowers or (state.rootfs,))

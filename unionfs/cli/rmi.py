@@ -9,6 +9,7 @@ import os
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.containers import lifecycle
 from unionfs.lazy import prune as lazyprune
+from unionfs.store import rmi
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         for ref in args.images:
-            for line in store.remove(ref, args.force, lambda: lifecycle.uses(store)):
+            for line in rmi.remove_image(store, ref, args.force, lambda: lifecycle.uses(store)):
                 print(line)
         lazyprune.prune_chunks(os.path.join(store.root, "lazy"))
     return 0

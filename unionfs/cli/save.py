@@ -13,7 +13,7 @@ from unionfs.cli.outfile import output
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.errors import UserError
 from unionfs.store import dockerarchive, exporter
-from unionfs.store.images import name_for
+from unionfs.store.naming import name_for
 
 FORMATS = ("oci-archive", "docker-archive", "oci-dir")
 

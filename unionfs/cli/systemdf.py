@@ -8,7 +8,6 @@ ones are bound by a container, reclaimable is what the others hold.
 from __future__ import annotations
 
 import argparse
-import os
 
 from unionfs.cli import containerinfo, humanize, report
 from unionfs.cli.containerinfo import Images
@@ -29,17 +28,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="json, or a Go template of {{.Type}} {{.Total}} {{.Active}} {{.Size}} "
                    "{{.Reclaimable}} {{.RawSize}} {{.RawReclaimable}}")  # fmt: skip
     add_root(p)
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _percent(part: int, whole: int) -> str:
@@ -63,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
         names = Images.of(store.meta)
         image_rows = [(i, sizes.image_size(store, i), sizes.unique_size(store, i, images))
                       for i in images]  # fmt: skip
-    uppers = {s.id: _tree_size(dirs.paths(s.id).upper) for s in states}
+    uppers = {s.id: sizes.tree_size(dirs.paths(s.id).upper) for s in states}
     running = [s for s in states if containerinfo.state_word(s) == "running"]
     c_total = sum(uppers.values())
     c_reclaim = c_total - sum(uppers[s.id] for s in running)
     volumes = Volumes(home)
-    volume_rows = [(v, len(volumes.users(v)), _tree_size(v.mountpoint)) for v in volumes.all()]
+    volume_rows = [(v, len(volumes.users(v)), sizes.tree_size(v.mountpoint)) for v in volumes.all()]
     v_total = sum(size for _v, _links, size in volume_rows)
     v_reclaim = sum(size for _v, links, size in volume_rows if not links)
     bound = {v.mountpoint for v, _links, _size in volume_rows}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from unionfs.cli import containerprune, humanize, imageprune, mountrecords
+from unionfs import livemounts
+from unionfs.cli import containerprune, humanize, imageprune
 from unionfs.cli.confirm import confirm
 from unionfs.cli.storecli import add_root, open_store
 from unionfs.index import prune as index_prune
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _roots_in_use(dirs: ContainerDirs) -> frozenset[str]:
     """Layer directories live mounts serve (their index tables must stay)."""
-    roots = {r for rec in mountrecords.live().values() for r in rec.lowers}
+    roots = {r for rec in livemounts.live().values() for r in rec.lowers}
     for state in dirs.all():
         if describe(state) != "exited":
             roots.update(state.lowers or (state.rootfs,))

@@ -6,7 +6,7 @@ import argparse
 import os
 import subprocess
 
-from unionfs.cli.mounts import find_mount
+from unionfs import livemounts
 from unionfs.errors import UserError
 
 
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     mnt = os.path.realpath(args.mountpoint)
-    fstype = find_mount(mnt)
+    fstype = livemounts.fstype_at(mnt)
     if fstype is None and "/" not in args.mountpoint:
         from unionfs.cli.storecli import umount_container  # `unionfs umount C`
 

@@ -8,7 +8,8 @@ nothing of each other: ``reading`` (lookup, getattr, readdir, xattrs), ``files``
 read, write, fsync), ``names`` (create, link, remove, rename), ``metadata`` (setattr,
 xattrs, with ``killpriv``'s set-id rules), ``space`` (fallocate, lseek, copy_file_range),
 ``fileattr`` (ioctl: inode flags) and ``tmpfile`` (O_TMPFILE); ``kernelcache`` says which
-listings and symlink targets the kernel keeps; ``ops`` assembles them into
+listings and symlink targets the kernel keeps, ``passthrough`` which open files it serves
+from a backing file (``-o passthrough``); ``ops`` assembles them into
 ``UnionOperations``; ``mount`` runs the session; ``triostart`` imports trio first, without
 the process its import starts.
 """

@@ -228,3 +228,5 @@ class FileHandlers(MountState):
     async def release(self, fh: int) -> None:
         self.room.released(fh)
         self.handles.release_file(fh)
+        if self.backings is not None:
+            self.backings.released(fh)

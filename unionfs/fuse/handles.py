@@ -53,6 +53,9 @@ class HandleTable:
 
     Shared descriptors: ``_users[fd]`` counts the handles using *fd*; ``_shared`` maps
     each key to a descriptor of that key in use; a descriptor is closed with its last user.
+    By inode: ``_of_ino[ino]`` holds exactly the open file handles of *ino* (number ->
+    handle, in open order) and ``_writers[ino]`` counts those open for writing, so
+    ``fd_of`` and ``has_writer`` never look at the handles of other files.
     """
 
     def __init__(self) -> None:
@@ -61,6 +64,8 @@ class HandleTable:
         self._dirs: dict[int, DirHandle] = {}
         self._users: dict[int, int] = {}
         self._shared: dict[ShareKey, int] = {}
+        self._of_ino: dict[int, dict[int, FileHandle]] = {}
+        self._writers: dict[int, int] = {}
 
     def _number(self) -> int:
         fh = self._next
@@ -80,6 +85,9 @@ class HandleTable:
         self._users[handle.fd] = self._users.get(handle.fd, 0) + 1
         fh = self._number()
         self._files[fh] = handle
+        self._of_ino.setdefault(handle.ino, {})[fh] = handle
+        if handle.writable:
+            self._writers[handle.ino] = self._writers.get(handle.ino, 0) + 1
         return fh
 
     def replace_fd(self, handle: FileHandle, fd: int, upper: bool) -> None:
@@ -132,6 +140,16 @@ class HandleTable:
         handle = self._files.pop(fh, None)
         if handle is not None:
             self._drop(handle)
+            mine = self._of_ino[handle.ino]
+            del mine[fh]
+            if not mine:
+                del self._of_ino[handle.ino]
+            if handle.writable:
+                left = self._writers[handle.ino] - 1
+                if left:
+                    self._writers[handle.ino] = left
+                else:
+                    del self._writers[handle.ino]
         return handle
 
     def release_dir(self, fh: int) -> None:
@@ -142,16 +160,15 @@ class HandleTable:
         one of its upper file if there is one (a handle still on the lower file, opened
         before the copy-up, would say the lower's link count); with *upper*, only that."""
         lower = None
-        for handle in self._files.values():
-            if handle.ino == ino:
-                if handle.upper:
-                    return handle.fd
-                lower = handle.fd if lower is None else lower
+        for handle in self._of_ino.get(ino, {}).values():
+            if handle.upper:
+                return handle.fd
+            lower = handle.fd if lower is None else lower
         return None if upper else lower
 
     def has_writer(self, ino: int) -> bool:
         """Whether a handle of inode *ino* is open for writing."""
-        return any(h.ino == ino and h.writable for h in self._files.values())
+        return ino in self._writers
 
     def close_all(self) -> None:
         for fd in self._users:
@@ -159,4 +176,6 @@ class HandleTable:
         self._users.clear()
         self._shared.clear()
         self._files.clear()
+        self._of_ino.clear()
+        self._writers.clear()
         self._dirs.clear()

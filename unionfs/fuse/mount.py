@@ -18,13 +18,34 @@ import pyfuse3
 import trio
 
 from unionfs import idmap, livemounts
-from unionfs.fuse import edge, room, vfsflags
+from unionfs.fuse import edge, features, room, vfsflags
 from unionfs.fuse.lazyhook import LazyData
 from unionfs.fuse.ops import UnionOperations
 from unionfs.union.atime import RELATIME, AtimePolicy
 from unionfs.union.stack import Stack
 
 log = logging.getLogger("unionfs.mount")
+
+# Among the options ``start`` gets: serve open files by FUSE passthrough (``-o
+# passthrough``); taken out before the rest go to libfuse.
+PASSTHROUGH = "passthrough"
+PASSTHROUGH_KERNEL = (6, 9)  # FUSE_PASSTHROUGH (and its io modes) came with Linux 6.9
+
+
+def passthrough_lacking(release: str | None = None, euid: int | None = None) -> str | None:
+    """Why ``-o passthrough`` cannot work here, in one line, or None: the binding lacks it
+    (``features``), the kernel is older than 6.9, or we are not root (registering a
+    backing file needs CAP_SYS_ADMIN in the initial user namespace). Whether the kernel
+    was built with it shows only once mounted (``UnionOperations.init`` says so)."""
+    if "passthrough" not in features.available():
+        return "option 'passthrough' needs a pyfuse3 built with libfuse 3.17 (./dev.sh setup)"
+    release = os.uname().release if release is None else release
+    numbers = [int(part) for part in release.split("-")[0].split(".")[:2] if part.isdigit()]
+    if tuple(numbers) < PASSTHROUGH_KERNEL:
+        return f"option 'passthrough' needs Linux 6.9 or newer (this is {release})"
+    if (os.geteuid() if euid is None else euid) != 0:
+        return "option 'passthrough' needs root (CAP_SYS_ADMIN registers backing files)"
+    return None
 
 
 def fuse_options(extra: Sequence[str], source: str) -> set[str]:
@@ -72,11 +93,14 @@ def start(stack: Stack, mountpoint: str, options: set[str],
     os.umask(0)
     ops = UnionOperations(stack, owners, atime)
     ops.lazy = lazy
+    if PASSTHROUGH in options:  # ours, not libfuse's (``mountopts``)
+        options = options - {PASSTHROUGH}
+        ops.passthrough_on()
     pyfuse3.init(ops, mountpoint, options)
     session = Session(ops, mountpoint, livemounts.mounted_at(mountpoint), atime)
     if record is not None and session.mount is not None:
         session.announced = livemounts.announce(session.mount.dev, record)
-    if stack.has_upper:
+    if stack.has_upper and ops.backings is None:
         bdi = None if session.mount is None else Path("/sys/class/bdi") / session.mount.dev
         limit = room.dirty_limit(bdi)
         ops.room.set_dirty_limit(limit)

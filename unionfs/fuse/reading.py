@@ -104,6 +104,8 @@ class ReadHandlers(MountState):
                 self.inodes.forget(ino, count)
                 if ino in self.paged and self.inodes.find(ino) is None:
                     self.paged.discard(ino)  # the kernel's inode went, and its pages
+                if self.backings is not None and self.inodes.find(ino) is None:
+                    self.backings.forget(ino)
         except Exception:
             log.exception("ERROR: forget failed")
 

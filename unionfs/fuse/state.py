@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator
 import pyfuse3
 import trio
 
-from unionfs import idmap
+from unionfs import idmap, safepath
 from unionfs.fuse import entry, features, kernelcache, killpriv, lazyhook
 from unionfs.fuse.handles import FileHandle, HandleTable
 from unionfs.fuse.inodes import InodeTable, Node
+from unionfs.fuse.passthrough import CACHED, Backings
 from unionfs.fuse.room import UpperSpace
 from unionfs.union import attrs, create, hardlinks
 from unionfs.union.atime import RELATIME, AtimePolicy, Toucher
@@ -47,6 +48,19 @@ def _number(stack: Stack, res: Resolved, made: bool) -> int | None:
 def breaks_link(res: Resolved) -> bool:
     """Copying up *res* breaks a hard link (its count changes behind the kernel's cache)."""
     return res.top != 0 and not res.is_dir and res.st.st_nlink > 1
+
+
+def _passes(handle: FileHandle, flags: int, lowers_too: bool) -> bool:
+    """Whether a new backing may be registered for *handle* (``-o passthrough``): a regular
+    file of the upper (a lower one only with *lowers_too*, on a mount without an upper,
+    where nothing is ever copied up: see ``passthrough``), whose data is here (not a lazy
+    layer's yet to come), not opened with O_DIRECT, without set-id bits: a write must clear
+    them (by the caller's credentials and group, ``killpriv``), and a write through a
+    backing file is done with ours, which keep them."""
+    if not (handle.upper or lowers_too) or handle.lazy is not None or flags & os.O_DIRECT:
+        return False
+    mode = os.fstat(handle.fd).st_mode
+    return stat.S_ISREG(mode) and not mode & (stat.S_ISUID | stat.S_ISGID)
 
 
 class MountState(pyfuse3.Operations):
@@ -90,6 +104,8 @@ class MountState(pyfuse3.Operations):
         self.room = UpperSpace(None if upper is None else upper.statvfs,
                                 can_refuse="getattr_fh" in features.available())  # fmt: skip
         self.lazy: lazyhook.LazyData | None = None  # lazily pulled lowers, if any
+        # -o passthrough (``passthrough_on``): the io mode of every open inode.
+        self.backings: Backings | None = None
         self.unmasked = False  # modes come unmasked, with the umask beside them (init)
 
     # -- answers -------------------------------------------------------------------------
@@ -142,6 +158,8 @@ class MountState(pyfuse3.Operations):
         kernel overlayfs. A writer opened with O_DIRECT always gets direct I/O: none of its
         writes then passes through the page cache, so after each one the inode's pages may
         be dropped before the answer (``files``: a direct write leaves no stale page)."""
+        if self.backings is not None:
+            return self._passthrough_info(self.backings, fh, ino, writes, flags)
         if not writes:
             # Every change goes through this mount, so the kernel's pages stay valid.
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
@@ -150,11 +168,60 @@ class MountState(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
 
+    def passthrough_on(self) -> None:
+        """Serve open files of the upper by FUSE passthrough (``-o passthrough``): before
+        ``pyfuse3.init``. The kernel ignores passthrough under the write-back cache, so the
+        mount goes without it: a writer that is not passed through gets direct I/O."""
+        self.enable_passthrough = True
+        self.enable_writeback_cache = False
+        self.backings = Backings(pyfuse3.passthrough_open, pyfuse3.passthrough_close)
+
+    def _passthrough_info(
+        self, backings: Backings, fh: int, ino: int, writes: bool, flags: int
+    ) -> pyfuse3.FileInfo:
+        """The reply to an open under ``-o passthrough`` (``passthrough``'s rules): the
+        inode's backing if it has one; else a backing for a file whose data is on the upper
+        while no open of the inode goes through the page cache; else the page cache for a
+        reader and direct I/O for a writer (never write-through: its pages would be locked
+        while the kernel waits for our answer, and ``_drop_stale_pages`` would wait on
+        them)."""
+        handle = self.handles.file(fh)
+        backing = backings.backing_of(ino)
+        passes = backing is None and _passes(handle, flags, not self.stack.has_upper)
+        if passes or backing not in (None, CACHED):
+            opened: list[int] = []
+
+            # The upper's for reading and writing (the opens sharing it may do both); a
+            # lower's (no upper) for reading, leaving its atime alone as the kernel's does.
+            how = os.O_RDWR if handle.upper else os.O_RDONLY | os.O_NOATIME
+
+            def descriptor() -> int:
+                opened.append(os.open(safepath.proc_fd_path(handle.fd), how | os.O_CLOEXEC))
+                return opened[-1]
+
+            try:
+                got = backings.passthrough(fh, ino, descriptor)
+            finally:
+                for fd in opened:
+                    os.close(fd)
+            if got is not None:
+                return pyfuse3.FileInfo(fh=fh, backing_id=got)
+        if writes:
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True, direct_io=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=backings.cached(fh, ino))
+
     def init(self) -> None:
         """The kernel's INIT is answered: whether it leaves the umask to us (see ``_umask``)."""
+        offered: frozenset[str] = getattr(pyfuse3, "kernel_capabilities", frozenset())
         self.unmasked = bool(getattr(self, "enable_dont_mask", False)) and (
-            "dont_mask" in getattr(pyfuse3, "kernel_capabilities", frozenset())
+            "dont_mask" in offered
         )
+        if self.backings is not None and "passthrough" not in offered:
+            log.warning(
+                "passthrough: the kernel does not offer FUSE passthrough "
+                "(CONFIG_FUSE_PASSTHROUGH); open files are served by this process"
+            )
+            self.backings = None
 
     def _umask(self, ctx: pyfuse3.RequestContext) -> int | None:
         """The caller's umask if the mode of its create, mkdir or mknod is not masked yet

@@ -1,15 +1,15 @@
-"""One registry's HTTP API (OCI distribution spec) on httpx: ping, blobs, uploads, manifests.
+"""One registry's HTTP API (OCI distribution spec) on httpx: ping, blobs, manifests.
 
 Owns the connection, the scheme (https; plain http too when TLS verification is off), and
 authentication: on a 401 it answers the ``WWW-Authenticate`` challenge (Basic with the
 credentials, or Bearer with a token fetched from the realm) and retries once. Every failure
 leaves as a one-line ``UserError``; credentials and tokens never appear in a message.
-It does not know about blob directories or images (``transfer`` does).
+Uploads go through its ``send`` (``upload``). It does not know about blob directories or
+images (``transfer`` does).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +17,6 @@ from typing import BinaryIO
 
 import httpx
 
-from unionfs.errors import UserError
 from unionfs.registry.auth import Credentials, RegistryError, fetch_token, parse_challenge
 from unionfs.registry.digest import CHUNK, VerifyingReader, sha256_digest, short
 from unionfs.registry.manifest import ACCEPT
@@ -42,22 +41,6 @@ def _error_detail(resp: httpx.Response) -> str:
     except (ValueError, LookupError, TypeError, AttributeError, httpx.HTTPError):
         return ""
     return f" ({text[:200]})" if text else ""
-
-
-def _file_chunks(
-    path: str, start: int, length: int, progress: Callable[[int], None] | None
-) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = length
-        while left > 0:
-            data = f.read(min(CHUNK, left))
-            if not data:
-                raise UserError(f"{path} shrank while it was being sent")
-            left -= len(data)
-            if progress is not None:
-                progress(len(data))
-            yield data
 
 
 class Client:
@@ -144,7 +127,7 @@ class Client:
         """Prove the credentials to the registry (``GET /v2/`` answering its challenge), as
         ``podman login`` does; RegistryError when it refuses them."""
         self.ping()
-        resp = self._send("GET", "/v2/", (), what="login")
+        resp = self.send("GET", "/v2/", (), what="login")
         resp.close()
         if resp.status_code in (401, 403):
             raise RegistryError(f"logging into {self.registry}: invalid username or password",
@@ -178,7 +161,7 @@ class Client:
             return True
         return False
 
-    def _send(
+    def send(
         self,
         method: str,
         url: str | httpx.URL,
@@ -237,7 +220,7 @@ class Client:
     def blob_exists(self, repo: str, digest: str, *, push: bool = False) -> bool:
         scopes = self.push_scope(repo) if push else self.pull_scope(repo)
         what = f"checking blob {short(digest)} in {repo}"
-        resp = self._send("HEAD", f"/v2/{repo}/blobs/{digest}", scopes, what=what)
+        resp = self.send("HEAD", f"/v2/{repo}/blobs/{digest}", scopes, what=what)
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
@@ -258,7 +241,7 @@ class Client:
         cut short raises too, so ``consume`` must make nothing visible before reading to EOF.
         """
         what = f"downloading blob {short(digest)} from {repo}"
-        resp = self._send(
+        resp = self.send(
             "GET", f"/v2/{repo}/blobs/{digest}", self.pull_scope(repo), what=what, stream=True
         )
         try:
@@ -285,103 +268,19 @@ class Client:
     def send_range(self, repo: str, digest: str, ranges: str, what: str) -> httpx.Response:
         """GET blob *digest* with ``Range: <ranges>`` (``bytes=a-b,...``); the response
         unread (streamed), whatever its status: ``registry.ranges`` reads it."""
-        return self._send("GET", f"/v2/{repo}/blobs/{digest}", self.pull_scope(repo), what=what,
+        return self.send("GET", f"/v2/{repo}/blobs/{digest}", self.pull_scope(repo), what=what,
                           headers={"Range": ranges}, stream=True)  # fmt: skip
 
     def fail(self, resp: httpx.Response, what: str) -> RegistryError:
         """The one-line error for an unexpected response (it is closed)."""
         return self._fail(resp, what)
 
-    def mount_blob(self, repo: str, digest: str, from_repo: str) -> httpx.URL | None:
-        """Ask the registry to link *digest* from *from_repo* into *repo* (no data moves).
-
-        None when it did; otherwise the upload location it opened instead (a registry may
-        answer a mount request with an ordinary upload session).
-        """
-        scopes = (*self.push_scope(repo), f"repository:{from_repo}:pull")
-        what = f"mounting blob {short(digest)} from {from_repo} into {repo}"
-        resp = self._send(
-            "POST",
-            f"/v2/{repo}/blobs/uploads/?mount={digest}&from={from_repo}",
-            scopes,
-            what=what,
-        )
-        if resp.status_code == 201:
-            return None
-        if resp.status_code == 202:
-            return self._location(resp, what)
-        raise self._fail(resp, what)
-
-    def _location(self, resp: httpx.Response, what: str) -> httpx.URL:
-        location = resp.headers.get("Location")
-        if not location:
-            raise RegistryError(f"{what}: registry {self.registry} sent no upload location")
-        return resp.url.join(location)
-
-    def start_upload(self, repo: str) -> httpx.URL:
-        what = f"starting an upload to {repo}"
-        resp = self._send("POST", f"/v2/{repo}/blobs/uploads/", self.push_scope(repo), what=what)
-        if resp.status_code != 202:
-            raise self._fail(resp, what)
-        return self._location(resp, what)
-
-    def upload_blob(
-        self,
-        repo: str,
-        digest: str,
-        path: str,
-        size: int,
-        *,
-        location: httpx.URL | None = None,
-        chunk_size: int | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
-        """Upload the file *path* as blob *digest*: one PUT, or PATCH chunks then a PUT
-        when *chunk_size* is given and the blob is larger."""
-        scopes = self.push_scope(repo)
-        what = f"uploading blob {short(digest)} to {repo}"
-        if location is None:
-            location = self.start_upload(repo)
-        offset = 0
-        if chunk_size is not None and size > chunk_size:
-            while offset < size:
-                n = min(chunk_size, size - offset)
-                start = offset
-                resp = self._send(
-                    "PATCH",
-                    location,
-                    scopes,
-                    what=what,
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Length": str(n),
-                        "Content-Range": f"{start}-{start + n - 1}",
-                    },
-                    content=functools.partial(_file_chunks, path, start, n, progress),
-                )
-                if resp.status_code != 202:
-                    raise self._fail(resp, what)
-                location = self._location(resp, what)
-                offset += n
-        length = size - offset
-        final = location.copy_merge_params({"digest": digest})
-        resp = self._send(
-            "PUT",
-            final,
-            scopes,
-            what=what,
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
-            content=lambda: _file_chunks(path, offset, length, progress),
-        )
-        if resp.status_code not in (201, 204):
-            raise self._fail(resp, what)
-
     # -- manifests --------------------------------------------------------------------------
 
     def get_manifest(self, repo: str, reference: str, what: str) -> ManifestData:
         """A manifest or index by tag or digest, its digest checked (against the reference
         when it is a digest, else against ``Docker-Content-Digest`` when sent)."""
-        resp = self._send(
+        resp = self.send(
             "GET",
             f"/v2/{repo}/manifests/{reference}",
             self.pull_scope(repo),
@@ -407,7 +306,7 @@ class Client:
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> None:
         what = f"uploading the manifest {repo}:{reference}"
-        resp = self._send(
+        resp = self.send(
             "PUT",
             f"/v2/{repo}/manifests/{reference}",
             self.push_scope(repo),

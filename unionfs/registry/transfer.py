@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from unionfs.errors import UserError
+from unionfs.registry import upload
 from unionfs.registry.client import Client
 from unionfs.registry.manifest import Descriptor, Index, Manifest, parse, pick_platform
 from unionfs.registry.reference import Reference
@@ -131,14 +132,15 @@ def push(
             outcome, location = "sent", None
             known = sources.repos(desc.digest, dest.registry) if sources else []
             for other in [r for r in known if r != repo][:1]:
-                location = client.mount_blob(repo, desc.digest, other)
+                location = upload.mount_blob(client, repo, desc.digest, other)
                 if location is None:
                     outcome = "mounted"
             if outcome == "sent" and not local:
                 raise UserError(f"image {image}: blob {desc.digest} is missing locally")
             if outcome == "sent":
                 progress.begin(desc)
-                client.upload_blob(
+                upload.upload_blob(
+                    client,
                     repo,
                     desc.digest,
                     path,

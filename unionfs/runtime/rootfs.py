@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from unionfs.errors import UserError
+from unionfs.runtime.ocistate import in_user_namespace
+
+ZYGOTE_ENV = "UNIONFS_ZYGOTE"  # unionfs.zygote.client.ENV (runtime does not import zygote)
 
 
 def _option_path(path: str) -> str:
@@ -20,6 +24,15 @@ def _option_path(path: str) -> str:
     if "," in path or '"' in path:
         raise UserError(f"cannot use {path!r} as a layer: it contains a comma or a quote")
     return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def mount_env(environ: Mapping[str, str], private_userns: bool) -> dict[str, str] | None:
+    """The mount command's environment: ours, but in a user namespace of its own (a
+    rootless run makes one per container) no zygote unless asked for, as it would serve
+    that one mount and then keep the namespace alive while idle (``unionfs.zygote``)."""
+    if not private_userns or ZYGOTE_ENV in environ:
+        return None
+    return {**environ, ZYGOTE_ENV: "0"}
 
 
 def mount(lowers: list[str], upper: str, work: str, target: str, indexdir: str,
@@ -37,6 +50,7 @@ def mount(lowers: list[str], upper: str, work: str, target: str, indexdir: str,
         capture_output=True,
         text=True,
         check=False,
+        env=mount_env(os.environ, in_user_namespace()),
     )
     if proc.returncode != 0:
         said = proc.stderr.strip().splitlines()

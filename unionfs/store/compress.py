@@ -259,24 +259,28 @@ class HashingSink:
 class Compressor:
     """A tar stream in, a compressed blob out to *out*; both sides hashed in one pass.
 
-    ``write`` takes the uncompressed bytes; ``finish`` ends the compressed stream and
+    ``write`` takes the uncompressed bytes (passed on to *tee* too, where given);
+    ``finish`` ends the compressed stream and
     returns (diff_id, digest, compressed size). gzip is written the reproducible way: no
     file name, mtime 0, one fixed level, blocks independent of the thread count
     (``pgzip``); zstd uses one thread and no content size.
     """
 
     def __init__(self, out: typing.BinaryIO, compression: str,
-                 progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
+                 progress: Callable[[int], None] | None = None,
+                 tee: Callable[[bytes], None] | None = None) -> None:  # fmt: skip
         if compression not in MEDIA_TYPES:
             raise UserError(f"unknown compression {compression!r} (gzip, zstd or none)")
         self.media_type = MEDIA_TYPES[compression]
         self._plain = HashingSink()
         self._blob = HashingSink(out)
         self._progress = progress
+        self._tee = tee  # also given every uncompressed byte, in order
         self._encoder: typing.Any
         if compression == "gzip":
-            # on every core (pigz's way): one thread made commit 6-9x podman's
-            self._encoder = ParallelGzip(typing.cast(typing.BinaryIO, self._blob), level=6)
+            # on every core (pigz's way), ISA-L where installed: one thread of zlib made
+            # commit 6-9x podman's, zlib-ng at level 6 on two threads still 2.6x
+            self._encoder = ParallelGzip(typing.cast(typing.BinaryIO, self._blob))
         elif compression == "zstd":
             cctx = zstandard.ZstdCompressor(level=3, write_content_size=False, threads=0)
             self._encoder = cctx.stream_writer(
@@ -288,6 +292,8 @@ class Compressor:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = self._plain.write(data)
         self._encoder.write(data)
+        if self._tee is not None:
+            self._tee(data if isinstance(data, bytes) else bytes(data))
         if self._progress is not None and n:
             self._progress(n)
         return n

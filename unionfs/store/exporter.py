@@ -19,8 +19,9 @@ from unionfs import imageformat
 from unionfs.errors import UserError
 from unionfs.imageformat import Descriptor
 from unionfs.store import ociformat
-from unionfs.store.images import Image, ImageStore, name_for
+from unionfs.store.images import Image, ImageStore
 from unionfs.store.importer import arch
+from unionfs.store.naming import name_for
 from unionfs.store.ociformat import blob_rel
 from unionfs.store.progress import Progress
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import io
 import os
 import stat
 import sys
@@ -25,13 +24,15 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from unionfs import imageformat, imagename, layerfmt
+from unionfs import imageformat, layerfmt
 from unionfs.errors import UserError
 from unionfs.imageformat import check_digest
 from unionfs.safepath import DirFdCache, LayerDir
-from unionfs.store import layertar, scratch
-from unionfs.store.blobs import BlobDir, HashingReader
+from unionfs.store import extraction, layertar, scratch
+from unionfs.store.blobs import BlobDir
 from unionfs.store.meta import ImageRecord, LayerRecord, Meta
+from unionfs.store.naming import name_for
+from unionfs.store.naming import normalize as normalize  # re-exported: callers know it here
 from unionfs.store.progress import Progress
 from unionfs.union.workdir import probe_style
 
@@ -41,12 +42,6 @@ LAYER_ROOT_MODE = layertar.LAYER_ROOT_MODE
 # A user's store, extracted in the user's namespace: 0/0 whiteouts (allowed there since
 # Linux 5.8), user.overlay.opaque plus .wh..wh..opq (trusted.* needs real root).
 USERNS_STYLE = layerfmt.MarkerStyle(True, b"user.overlay.opaque", True)
-
-
-def normalize(name: str) -> str:
-    """The name an image gets for *name*: ``NAME`` -> ``localhost/NAME:latest``, a full
-    name keeps its registry (``imagename.local_name``); a malformed one is refused."""
-    return imagename.local_name(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,43 +228,31 @@ class ImageStore:
         style = self.style()
         progress = Progress(f"extracting {blob[7:19]}", self.blobs.size(blob), show_progress)
         try:
-            with (
-                scratch.temp_dir(self.layers_dir, LAYER_ROOT_MODE) as tmp,
-                open(self.blobs.path(blob), "rb") as raw,
-            ):
-                hashing = HashingReader(typing.cast(typing.BinaryIO, raw), progress)
-                buffered = typing.cast(typing.BinaryIO, io.BufferedReader(hashing))
-                plain = [0]  # bytes of the uncompressed tar: the size podman shows
-
-                def count(n: int) -> None:
-                    plain[0] += n
-
-                try:
-                    found = layertar.extract_layer(layertar.open_layer(buffered), tmp, style,
-                                                   warn=self.warn, progress=count)  # fmt: skip
-                except UserError as exc:
-                    raise UserError(f"layer {blob[:19]}: {exc.message}") from None
-                while buffered.read(1 << 20):
-                    pass
-                if hashing.digest != blob:
-                    raise UserError(f"blob {blob} does not match its digest (the store is damaged)")
-                if diff_id is not None and found != diff_id:
+            with scratch.temp_dir(self.layers_dir, LAYER_ROOT_MODE) as tmp:
+                found = extraction.extract_blob(self.blobs.path(blob), blob, tmp, style,
+                                                self.warn, progress)  # fmt: skip
+                if diff_id is not None and found.diff_id != diff_id:
                     raise UserError(
-                        f"layer {blob}: its content is {found}, the config says {diff_id}"
+                        f"layer {blob}: its content is {found.diff_id}, the config says {diff_id}"
                     )
-                with self.meta.write() as txn:
-                    self.meta.put_layer_size(txn, found, plain[0])
-                try:
-                    os.rename(tmp, self.layer_path(found))
-                    self.extracted.append(found)
-                except OSError:
-                    if not os.path.isdir(self.layer_path(found)):
-                        raise
-                    # Another command extracted the same layer meanwhile: keep theirs.
+                self.adopt_layer(tmp, found.diff_id, found.size)
         finally:
             if progress.done_bytes:
                 progress.done()
-        return found
+        return found.diff_id
+
+    def adopt_layer(self, tmp: str, diff_id: str, plain_size: int) -> None:
+        """Rename the layer extracted in *tmp* (a ``scratch.temp_dir`` of ``layers_dir``)
+        into place as *diff_id*, whose tar has *plain_size* bytes; removed again by an undo."""
+        with self.meta.write() as txn:
+            self.meta.put_layer_size(txn, diff_id, plain_size)
+        try:
+            os.rename(tmp, self.layer_path(diff_id))
+            self.extracted.append(diff_id)
+        except OSError:
+            if not os.path.isdir(self.layer_path(diff_id)):
+                raise
+            # Another command extracted the same layer meanwhile: keep theirs.
 
     def record_layer(self, rec: LayerRecord) -> None:
         with self.locked():
@@ -284,9 +267,16 @@ class ImageStore:
         for diff_id in diff_ids:
             path = self.layer_path(diff_id)
             if diff_id not in recorded and self.meta.layer(diff_id) is None and os.path.isdir(path):
-                gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
-                os.rename(path, gone_dir)
-                scratch.remove_tree(gone_dir)
+                self.remove_layer_dir(diff_id)
+
+    def remove_layer_dir(self, diff_id: str) -> None:
+        """Remove layer *diff_id*'s directory, if it is there (lock held): renamed out of
+        ``layers/`` first, so a killed removal leaves a temp ``scratch`` reclaims."""
+        path = self.layer_path(diff_id)
+        if os.path.isdir(path):
+            gone = f"{self.layers_dir}/{scratch.REMOVING}{check_digest(diff_id)}-{os.getpid()}"
+            os.rename(path, gone)
+            scratch.remove_tree(gone)
 
     def find_layer(self, ref: str) -> LayerRecord:
         """A layer by diff_id or blob digest (or a unique hex prefix of either)."""
@@ -357,76 +347,6 @@ class ImageStore:
         with self.locked(), self.meta.write() as txn:
             self.meta.put_name(txn, normalize(new_name), image.digest)
 
-    def remove(self, ref: str, force: bool, containers: Callable[[], list[Use]]) -> list[str]:
-        """``rmi``: untag *ref*; when it was the image's last name (or with *force*, or when
-        *ref* is an id), remove the image and whatever of it no other image and no container
-        uses. *containers()* lists what each container uses. Returns what was done."""
-        done = []
-        with self.locked():
-            image = self.resolve(ref)
-            names = self.meta.names()
-            mine = [n for n, m in names.items() if m == image.digest]
-            named = name_for(ref, names)
-            if named is not None and len(mine) > 1 and not force:
-                untag = [named]
-            elif named is None and len(mine) > 1 and not force:
-                raise UserError(f"image {ref} has {len(mine)} names: remove them one by one "
-                                "or use rmi -f")  # fmt: skip
-            else:
-                untag = mine
-            uses = containers()
-            if len(untag) == len(mine):
-                blocking = sorted(u.container for u in uses if u.image == image.digest)
-                if blocking:
-                    raise UserError(f"image {ref} is in use by container {blocking[0]}: "
-                                    f"remove it first (unionfs rm {blocking[0]})")  # fmt: skip
-            with self.meta.write() as txn:
-                for n in untag:
-                    self.meta.delete_name(txn, n)
-                    done.append(f"Untagged: {n}")
-                if len(untag) == len(mine):
-                    self.meta.delete_image(txn, image.digest)
-            if len(untag) < len(mine):
-                return done
-            done.append(f"Deleted: {image.record.id}")
-            self._collect(image, {p for u in uses for p in u.lowers})
-        return done
-
-    def _collect(self, gone: Image, used_dirs: set[str]) -> None:
-        """Remove the blobs and layers of *gone* that nothing else uses (lock held)."""
-        keep_blobs: set[str] = set()
-        keep_layers: set[str] = set()
-        for image in self.meta.all_images():
-            keep_blobs.update((image.manifest, image.config, *image.blobs))
-            keep_layers.update(image.diff_ids)
-        doomed = [d for d in gone.record.diff_ids
-                  if d not in keep_layers and self.layer_path(d) not in used_dirs]  # fmt: skip
-        for diff_id in set(gone.record.diff_ids) - set(doomed):
-            kept = self.meta.layer(diff_id)  # export-layer serves a kept layer from this blob
-            if kept is not None:
-                keep_blobs.add(kept.digest)
-        records = [self.meta.layer(d) for d in doomed]
-        with self.meta.write() as txn:
-            for diff_id in doomed:
-                self.meta.delete_layer(txn, diff_id)
-        for diff_id, rec in zip(doomed, records, strict=True):
-            if rec is not None and rec.digest not in keep_blobs:
-                self.blobs.remove(rec.digest)
-            path = self.layer_path(diff_id)
-            if os.path.isdir(path):
-                gone_dir = f"{self.layers_dir}/.rm-{check_digest(diff_id)}-{os.getpid()}"
-                os.rename(path, gone_dir)
-                scratch.remove_tree(gone_dir)
-        for digest in (gone.record.manifest, gone.record.config, *gone.record.blobs):
-            if digest not in keep_blobs:
-                self.blobs.remove(digest)
-        for blob in set(gone.record.blobs) - keep_blobs:  # a lazy layer no one else uses
-            tree = self.lazy_tree(blob)
-            if os.path.isdir(tree) and tree not in used_dirs:
-                gone_dir = f"{os.path.dirname(tree)}.rm-{os.getpid()}"
-                os.rename(os.path.dirname(tree), gone_dir)
-                scratch.remove_tree(gone_dir)
-
     # -- the store lock -----------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, wait: bool = True) -> Iterator[bool]:
@@ -464,24 +384,3 @@ class ImageStore:
                 raise
             return []  # a store we may read but not change: not ours to clean
 
-
-def name_for(ref: str, names: dict[str, str]) -> str | None:
-    """The stored name (a key of *names*, name -> manifest) that *ref* means, or None."""
-    tagged = ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
-    for candidate in (ref, tagged):  # as stored, also names stored before localhost/ was added
-        if candidate in names:
-            return candidate
-    try:
-        full = normalize(ref)
-    except UserError:
-        return None
-    if full in names:
-        return full
-    suffix = imagename.short_suffix(ref)
-    if suffix is None:
-        return None
-    found = sorted(n for n in names if n.endswith(suffix))
-    if len({names[n] for n in found}) > 1:
-        raise UserError(f"short name {ref!r} matches {found[0]} and {found[1]}: "
-                        "give the full name")  # fmt: skip
-    return found[0] if found else None

@@ -32,6 +32,7 @@ from unionfs.store.images import Image, ImageStore
 from unionfs.store.meta import LayerRecord
 from unionfs.store.ociformat import Source, blob_rel
 from unionfs.store.progress import Progress
+from unionfs.store.teeextract import Extraction
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PAX = tarfile.PAX_FORMAT
@@ -336,16 +337,31 @@ def _base_name(src: str) -> str:
 
 
 def write_layer(store: ImageStore, adding: Adding, upper: str, label: str) -> layertar.LayerBlob:
-    """Tar *upper* into a new blob (verified as written); the LayerBlob."""
+    """Tar *upper* into a new blob (verified as written) and extract its layer from the same
+    tar stream as it is written (``teeextract``: no second pass over the blob); the
+    LayerBlob. The caller's ``ensure_layer`` then finds the layer in place."""
     progress = Progress(label, None, adding.show)
-    with store.blobs.writer() as out:
-        blob = layertar.write_layer(upper, typing.cast(typing.BinaryIO, out), progress=progress)
+    with scratch.temp_dir(store.layers_dir, layertar.LAYER_ROOT_MODE) as tmp:
+        extraction = Extraction(tmp, store.style(), store.warn)
+        try:
+            with store.blobs.writer() as out:
+                blob = layertar.write_layer(upper, typing.cast(typing.BinaryIO, out),
+                                            progress=progress, tee=extraction.feed)  # fmt: skip
+        except BaseException:
+            extraction.abort()
+            raise
+        if out.digest != blob.digest:
+            extraction.abort()
+            store.blobs.remove(out.digest)
+            raise UserError(f"internal error: layer tar digest {blob.digest} != written "
+                            f"{out.digest}")  # fmt: skip
+        adding.added.append(blob.digest)
+        found = extraction.finish()
+        if found != blob.diff_id:
+            raise UserError(f"internal error: layer tar {blob.diff_id} extracted as {found}")
+        store.adopt_layer(tmp, found, extraction.size)
     if progress.done_bytes:
         progress.done()
-    if out.digest != blob.digest:
-        store.blobs.remove(out.digest)
-        raise UserError(f"internal error: layer tar digest {blob.digest} != written {out.digest}")
-    adding.added.append(blob.digest)
     return blob
 
 

@@ -1,8 +1,9 @@
 """OCI layer tarballs <-> layer directories: the store's one door to the tar format.
 
-This module applies (extracts) one layer; ``tarwrite`` writes one, ``tarread`` parses the
-stream, ``compress`` tells gzip/zstd/tar apart, ``changes`` lists an upper's changes the
-way ``docker diff`` does; their public names are re-exported here.
+This module applies (extracts) one layer, ``memberattrs`` setting each entry's attributes;
+``tarwrite`` writes one, ``tarread`` parses the stream, ``compress`` tells gzip/zstd/tar
+apart, ``changes`` lists an upper's changes the way ``docker diff`` does; their public
+names are re-exported here.
 
 Extraction never writes outside ``dest``: every entry is created by an ``*at`` call on a
 directory descriptor opened with ``openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)``
@@ -17,7 +18,6 @@ and a non-directory under one name are refused.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import stat
 import typing
@@ -29,6 +29,7 @@ from unionfs.errors import UserError
 from unionfs.layerfmt import MarkerStyle
 from unionfs.safepath import DirFdCache, LayerDir, join, split
 from unionfs.store.compress import MEDIA_TYPES, open_layer
+from unionfs.store.memberattrs import MemberAttrs
 from unionfs.store.tarread import (
     BLOCKDEV,
     CHAR,
@@ -68,7 +69,6 @@ _TYPE_NAMES = {
     DIRECTORY: "a directory",
     FIFO: "a fifo",
 }
-_XATTR_SKIPPABLE = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, errno.E2BIG)
 # A layer's root is never more open than this, whatever its ``./`` entry says (07777 would
 # make it writable by every user of the machine, and set-id).
 LAYER_ROOT_MODE = 0o755
@@ -91,8 +91,8 @@ class _Extractor:
         self.kinds: dict[bytes, Kind] = {b"": Kind.DIR}
         self.dir_attrs: dict[bytes, Member] = {}
         self.opaque: set[bytes] = set()
-        self.chown = os.geteuid() == 0
         self._warned: set[str] = set()
+        self.attrs = MemberAttrs(layer, warn, self._warn_once)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -115,7 +115,7 @@ class _Extractor:
             parent, name = split(path)
             marker = join(parent, layerfmt.whiteout_file_name(name))
             os.close(self.layer.create(marker, os.O_WRONLY, 0))
-        self._attrs_path(marker, dataclasses.replace(member, mode=member.mode & 0o777, xattrs={}))
+        self.attrs.on_path(marker, dataclasses.replace(member, mode=member.mode & 0o777, xattrs={}))
 
     def _remove_whiteout(self, path: bytes) -> None:
         parent, name = split(path)
@@ -181,55 +181,6 @@ class _Extractor:
         del self.kinds[path]
         return old
 
-    # -- attributes ----------------------------------------------------------------------
-    def _owner(self, member: Member, fchown: Callable[[int, int], None]) -> None:
-        if not self.chown:
-            return
-        try:
-            fchown(member.uid, member.gid)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EINVAL):
-                raise
-            self.chown = False
-            self.warn(f"owners are not kept ({exc.strerror} for {show(member.name)})")
-
-    def _xattrs(self, member: Member, setter: Callable[[bytes, bytes], None]) -> None:
-        for name, value in member.xattrs.items():
-            try:
-                # A tar may not set an overlay marker: its overlay names stay user data.
-                setter(layerfmt.escape_xattr(name), value)
-            except OSError as exc:
-                if exc.errno not in _XATTR_SKIPPABLE:
-                    raise
-                self._warn_once(
-                    f"x:{name!r}:{exc.errno}",
-                    f"xattr {show(name)} not kept ({exc.strerror}), first on {show(member.name)}",
-                )
-
-    def _attrs_fd(self, fd: int, member: Member) -> None:
-        self._owner(member, lambda u, g: os.fchown(fd, u, g))
-        os.fchmod(fd, member.mode)  # after chown, which clears set-id bits
-        self._xattrs(member, lambda n, v: os.setxattr(fd, n, v))
-        os.utime(fd, ns=(member.mtime_ns, member.mtime_ns))
-
-    def _attrs_path(self, path: bytes, member: Member, symlink: bool = False) -> None:
-        fd = self.layer.opath(path)
-        try:
-            where = f"/proc/self/fd/{fd}"
-            if symlink:  # lchown: the magic link would be followed to the symlink's target
-                base, name = self.layer.at(path)
-                self._owner(
-                    member,
-                    lambda u, g: os.chown(name, u, g, dir_fd=base, follow_symlinks=False),
-                )
-            else:
-                self._owner(member, lambda u, g: os.chown(where, u, g))
-                os.chmod(where, member.mode)
-            self._xattrs(member, lambda n, v: os.setxattr(where, n, v))
-        finally:
-            os.close(fd)
-        self.layer.utime(path, (member.mtime_ns, member.mtime_ns))
-
     # -- members -------------------------------------------------------------------------
     def apply(self, member: Member, stream: TarStream) -> None:
         path = member.path
@@ -254,7 +205,7 @@ class _Extractor:
             self._place(member, False)
             self.layer.symlink(member.linkname, path)
             self.kinds[path] = Kind.SYMLINK
-            self._attrs_path(path, member, symlink=True)
+            self.attrs.on_path(path, member, symlink=True)
         elif member.type == CHAR and member.devmajor == member.devminor == 0:
             self._whiteout(member, path)  # an overlay whiteout stored as it is on disk
         else:
@@ -308,7 +259,7 @@ class _Extractor:
                     view = view[os.write(fd, view) :]
             if self.reserve is not None:
                 self.reserve(fd, member)
-            self._attrs_fd(fd, member)
+            self.attrs.on_fd(fd, member)
         finally:
             os.close(fd)
 
@@ -342,7 +293,7 @@ class _Extractor:
             self.warn(f"skipped device node {show(member.name)}: {exc.strerror}")
             return
         self.kinds[path] = Kind.FILE
-        self._attrs_path(path, member)
+        self.attrs.on_path(path, member)
 
     def finish(self) -> None:
         """Directory attributes last, deepest first: a directory's own mtime and a
@@ -357,7 +308,7 @@ class _Extractor:
                 continue
             if not path:
                 member = dataclasses.replace(member, mode=member.mode & LAYER_ROOT_MODE)
-            self._attrs_path(path, member)
+            self.attrs.on_path(path, member)
 
 
 def _check_empty(dest: str) -> None:

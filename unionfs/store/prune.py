@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unionfs.imageformat import check_digest
-from unionfs.store import scratch
+from unionfs.store import sizes
 from unionfs.store.images import Image, ImageStore, Use
 
 GRACE = 3600.0
@@ -78,14 +77,7 @@ def orphans(store: ImageStore, uses: Uses, now: float | None = None) -> Orphans:
 def size_of(store: ImageStore, found: Orphans) -> int:
     """Bytes on disk that removing *found* frees (files' sizes; directories not counted)."""
     total = sum(store.blobs.size(b) for b in found.blobs if store.blobs.has(b))
-    for diff_id in found.layers:
-        for dirpath, _dirs, files in os.walk(store.layer_path(diff_id)):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    pass
-    return total
+    return total + sum(sizes.tree_size(store.layer_path(d)) for d in found.layers)
 
 
 def remove_orphans(store: ImageStore, uses: Uses) -> tuple[Orphans, int]:
@@ -97,11 +89,7 @@ def remove_orphans(store: ImageStore, uses: Uses) -> tuple[Orphans, int]:
             for diff_id in found.layers:
                 store.meta.delete_layer(txn, diff_id)
         for diff_id in found.layers:
-            path = store.layer_path(diff_id)
-            if os.path.isdir(path):
-                gone = f"{store.layers_dir}/{scratch.REMOVING}{check_digest(diff_id)}-{os.getpid()}"
-                os.rename(path, gone)
-                scratch.remove_tree(gone)
+            store.remove_layer_dir(diff_id)
         for digest in found.blobs:
             store.blobs.remove(digest)
     return found, freed

@@ -6,6 +6,8 @@ keys (so the numbers agree with podman's to the byte).
 
 from __future__ import annotations
 
+import os
+
 import lmdb
 
 from unionfs.store import compress
@@ -49,3 +51,16 @@ def unique_size(store: ImageStore, image: Image, others: list[Image]) -> int:
               for d in other.record.diff_ids}  # fmt: skip
     return image_size(store, image) - sum(layer_size(store, d)
                                           for d in set(image.record.diff_ids) & shared)  # fmt: skip
+
+
+def tree_size(path: str) -> int:
+    """Bytes of the files below *path* (their lstat sizes; directories not counted, a file
+    gone meanwhile counts nothing): what removing a layer dir, an upper or a volume frees."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total

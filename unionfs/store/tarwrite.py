@@ -218,12 +218,14 @@ class _Exactly:
 
 def write_layer(upper: str, out: typing.BinaryIO, *, compression: str = "gzip",
                 progress: Callable[[int], None] | None = None,
-                userxattr: bool = False) -> LayerBlob:  # fmt: skip
+                userxattr: bool = False,
+                tee: Callable[[bytes], None] | None = None) -> LayerBlob:  # fmt: skip
     """Tar the upper directory *upper* as an OCI layer into *out* (see the module doc).
     *progress* is called with each count of uncompressed tar bytes written. *userxattr*:
     the upper was written by a mount with that option (its markers are ``user.overlay.*``
-    alone; ``trusted.overlay.*`` names are data and exported)."""
-    sink = Compressor(out, compression, progress)
+    alone; ``trusted.overlay.*`` names are data and exported). *tee* is given the
+    uncompressed tar too, in order."""
+    sink = Compressor(out, compression, progress, tee)
     cache = DirFdCache()
     try:
         layer = LayerDir(upper, cache)

@@ -1,4 +1,4 @@
-"""The ``unionfs`` program's first step: with UNIONFS_ZYGOTE=1, hand a mount to the zygote.
+"""The ``unionfs`` program's first step: hand a mount to the zygote (unless UNIONFS_ZYGOTE=0).
 
 The zygote (``server``) is a resident process that imported the mount path once and
 forks a worker per mount; this is its client, and imports nothing of unionfs but this
@@ -16,7 +16,6 @@ import resource
 import signal
 import socket
 import sys
-import typing
 import zlib
 
 ENV = "UNIONFS_ZYGOTE"
@@ -62,15 +61,30 @@ def is_mount_call(argv: list[str]) -> bool:
 
 
 def main() -> int:
-    """The console script: the zygote when asked for and able, else the CLI."""
+    """The console script: the zygote for a mount unless UNIONFS_ZYGOTE=0, else the CLI."""
     argv = sys.argv[1:]
-    if os.environ.get(ENV) == "1" and is_mount_call(argv):
+    if wanted() and is_mount_call(argv):
         code = client(argv)
         if code is not None:
             return code
     from unionfs.cli import main as cli
 
     return cli(argv)
+
+
+def wanted() -> bool:
+    """The zygote is on unless UNIONFS_ZYGOTE says 0 (or no, off, false)."""
+    return os.environ.get(ENV, "").strip().lower() not in ("0", "no", "off", "false")
+
+
+def _shown() -> dict[str, bytes]:
+    """What ``ps`` shows of this process: the worker shows the same (``server.guise``)."""
+    out = {}
+    for name in ("cmdline", "environ", "comm"):
+        with open(f"/proc/self/{name}", "rb") as f:
+            out[name] = f.read()
+    out["comm"] = out["comm"].rstrip(b"\n")
+    return out
 
 
 def client(argv: list[str]) -> int | None:
@@ -84,12 +98,15 @@ def client(argv: list[str]) -> int | None:
         except OSError:
             _spawn()
             return None
+        if not _ours(sock):
+            return None  # the name is held by another user's process: tell it nothing
         request = {
             "argv": [sys.argv[0], *argv], "env": dict(os.environ), "umask": _umask(),
             "limits": [(r, *resource.getrlimit(r)) for r in LIMITS],
             "groups": sorted(os.getgroups()), "code": package(), "python": sys.executable,
         }  # fmt: skip
         try:
+            request["shown"] = _shown()
             cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 socket.send_fds(sock, [marshal.dumps(request)], [0, 1, 2, cwd])
@@ -118,13 +135,21 @@ def client(argv: list[str]) -> int | None:
         sock.close()
 
 
+def _ours(sock: socket.socket) -> bool:
+    """Whether the process listening at the other end runs as this user. An abstract name
+    belongs to whoever binds it first: another user could wait there for our environment,
+    stdio and working directory, and name a pid for us to signal."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)  # pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder) == os.getuid()
+
+
 def _umask() -> int:
     mask = os.umask(0o22)
     os.umask(mask)
     return mask
 
 
-def _forward_signals(pid: int) -> dict[int, typing.Any]:
+def _forward_signals(pid: int) -> dict[int, signal._HANDLER]:  # typing: not imported
     """What a user sends the mount command (^C, a TERM) goes to the worker doing the mount."""
 
     def forward(sig: int, _frame: object) -> None:

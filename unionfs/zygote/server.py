@@ -1,14 +1,16 @@
-"""The zygote: a resident, pre-imported process that forks a worker per mount (opt-in).
+"""The zygote: a resident, pre-imported process that forks a worker per mount.
 
 Python's start and the imports of the mount path (trio, pyfuse3, the index, our FUSE
 handlers) cost ~150 ms of CPU before a mount can serve; a fork of a process that already
-imported them serves in ~15 ms. ``client`` (the console script's first step, with
-UNIONFS_ZYGOTE=1) is tried first by a mount (``unionfs mount``, the mount-program forms):
+imported them serves in ~15 ms. ``client`` (the console script's first step, unless
+UNIONFS_ZYGOTE=0) is tried first by a mount (``unionfs mount``, the mount-program forms):
 it hands the zygote its arguments, environment, umask, limits, working directory and
 stdin/stdout/stderr, and relays the worker's exit status. The zygote serves a caller only
 when the worker would be the caller's twin: the same user, groups, namespaces, cgroup,
 root, capabilities and unionfs code; anything else (or no zygote) is a fallback to the
-ordinary start, and a missing zygote is started for the next mount. It listens on an
+ordinary start, and a missing zygote is started for the next mount. A worker shows ``ps``
+the caller's command line, environment and name (``guise``); a zygote that cannot do that
+serves no mount. It listens on an
 abstract socket (nothing on disk; per network namespace), exits after UNIONFS_ZYGOTE_IDLE
 seconds (default 20) without a request, and when its code changed on disk.
 """
@@ -25,7 +27,7 @@ import struct
 import sys
 import typing
 
-from unionfs.zygote import client
+from unionfs.zygote import client, guise
 
 IDLE_DEFAULT = 20.0
 MAX_REQUEST = 1 << 20
@@ -92,9 +94,16 @@ def _refusal(request: dict[str, typing.Any], peer: tuple[int, int, int]) -> str 
 
 def serve() -> int:
     """The zygote's loop: import the mount path, then fork a worker per accepted request."""
-    from unionfs.cli import mount
+    cmdline, environ, _comm = guise.own()
+    try:  # the zygote's own line, under a name that says what it is; proof that wear works
+        guise.wear(cmdline, environ, b"unionfs-zygote")
+        dressable = True
+    except OSError:
+        dressable = False  # every caller mounts itself: no mount may show the zygote's line
+    if dressable:
+        from unionfs.cli import mount
 
-    mount.preload()  # the point of the zygote: the mount path imported once, before any fork
+        mount.preload()  # the point of the zygote: the mount path imported once, before any fork
 
     idle = float(os.environ.get(client.IDLE_ENV) or IDLE_DEFAULT)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -119,6 +128,10 @@ def serve() -> int:
                 with contextlib.suppress(OSError):
                     conn.send(b"fallback")
                 break
+            if not dressable:
+                with contextlib.suppress(OSError):
+                    conn.send(b"fallback")
+                continue
             if not _handle(conn, listener):
                 break
     listener.close()
@@ -129,11 +142,13 @@ def _handle(conn: socket.socket, listener: socket.socket) -> bool:
     """Fork a worker for the request on *conn*; False when the zygote should go."""
     fds: list[int] = []
     try:
-        data, fds, _flags, _addr = socket.recv_fds(conn, MAX_REQUEST, 8)
+        data, fds, flags, _addr = socket.recv_fds(conn, MAX_REQUEST, 8)
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         peer = struct.unpack("3i", creds)
         if peer[1] != os.getuid() or len(fds) != 4:
             reason: str | None = "another user"  # its request is not even read
+        elif flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            reason = "a request too large"  # a huge environment: cut short, unreadable
         else:
             request = marshal.loads(data)  # a request of our own user
             reason = _refusal(request, peer)
@@ -146,7 +161,7 @@ def _handle(conn: socket.socket, listener: socket.socket) -> bool:
             _worker(conn, request, fds)  # never returns
         conn.send(f"started:{pid}".encode())
         return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, TypeError):  # EOFError: marshal data cut short
         with contextlib.suppress(OSError):
             conn.send(b"fallback")
         return True
@@ -165,6 +180,12 @@ def _worker(conn: socket.socket, request: dict[str, typing.Any], fds: list[int])
                 resource.setrlimit(res, (soft, hard))
         except (OSError, ValueError):
             conn.send(b"fallback")  # a limit above ours: the caller mounts itself
+            os._exit(0)
+        try:
+            shown = request["shown"]
+            guise.wear(shown["cmdline"], shown["environ"], shown["comm"])
+        except (OSError, ValueError, KeyError, TypeError):
+            conn.send(b"fallback")  # it would show the zygote's line: the caller mounts itself
             os._exit(0)
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
