@@ -64,6 +64,6 @@ def test_a_stop_during_the_runtimes_start_waits_for_the_command_then_stops_it(
         "run", "--rm", "--stop-timeout", "0.2", "--rootfs", str(busybox_rootfs), "true"
     )
     _, err = proc.communicate(timeout=scaled(60))
-    # kept until the command ran, then the stop: 143, never the init's 2
+    # kept until the command ran, then forwarded to it (the fake's sleep, not PID 1 of
+    # a namespace, dies of it): 143, never the init's 2
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "interrupted by SIGTERM" in err

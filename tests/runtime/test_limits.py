@@ -50,7 +50,11 @@ def test_a_fork_bomb_stops_at_the_pids_limit(runtime: Runtime, busybox_rootfs: P
         return int((pids_dir / "pids.events").read_text().split()[1]) > 0
 
     assert wait_until(refused, 60, interval=0.005), "no fork was refused at the limit"
-    assert 2 <= most <= 10
+    # A refusal is the kernel's word that the count stood at the limit. What the samples
+    # saw is only a bound: on a busy machine the whole bomb may have come and gone before
+    # the first one (then only PID 1 is left), so no lower bound is promised.
+    assert (pids_dir / "pids.max").read_text() == "10\n"
+    assert 1 <= most <= 10
     assert runtime("kill", c).returncode == 0
     _, err = proc.communicate(timeout=scaled(30))
     assert proc.returncode == 137 and "can't fork" in err

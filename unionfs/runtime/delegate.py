@@ -168,7 +168,8 @@ def start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
     # the runtime's own init (runc's is Go: a forwarded SIGTERM makes it exit 2, PID 1 or
     # not); `runc start` returns only when the init has exec'd the container's command
     # (it reads the exec FIFO to its end, and the init's end closes on exec). A stopping
-    # signal meanwhile is kept: `attach` then raises, and the clean-up kills the process.
+    # signal meanwhile is kept, and forwarded once `start` has returned: by then the
+    # command runs (and may have said it is ready: the signal is its to handle).
     try:
         runtime.start(state.id)
     except StepError:
@@ -177,7 +178,7 @@ def start_and_wait(spec: RunSpec, container: Registration, proxy: SignalProxy,
             raise
         code = exit_code(status)  # it died before it ran: its end is the answer
     else:
-        proxy.attach(pid)
+        proxy.attach_running(pid)
         container.update(status="running", pid=pid, pid_start=process_start(pid),
                          namespaces=spec.namespaces, process=spec.process)  # fmt: skip
         code = proxy.wait(pid, streams.relay)

@@ -82,6 +82,15 @@ class SignalProxy:
         self.check()
         self.target = pid
 
+    def attach_running(self, pid: int) -> None:
+        """From now on, forward to *pid*, which already runs the command: a stopping
+        signal kept until now is forwarded to it now (the command decides, as for any
+        signal that comes once it runs)."""
+        self.target = pid
+        kept, self.pending = self.pending, None
+        if kept is not None:
+            self._handle(kept, None)
+
     def wait(self, pid: int, relay: Callable[[int], None] | None = None) -> int:
         """Wait for *pid* (our child) while forwarding, and while *relay(pid)* passes its
         output on (it returns once *pid* has exited); its exit code, 128+N for signal N.
