@@ -25,22 +25,7 @@ from treecmp import Snapshot, diff_trees, drop_unstatable, kind, snapshot
 
 Outcome = tuple[str, object]
 
-RENAME_NOREPLACE = 1
-RENAME_EXCHANGE = 2
-
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.renameat2.argtypes = (
-    ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint,
-)  # fmt: skip
-
-
-def renameat2(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int = 0) -> None:
-    """glibc's ``renameat2``: *old* and *new* relative to their directory descriptors."""
-    if _libc.renameat2(old_dir, old, new_dir, new, flags) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fsdecode(new))
-
-
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long)
 
 

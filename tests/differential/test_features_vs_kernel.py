@@ -43,7 +43,9 @@ from write_pairs import (
     op_write,
     rich_stack,
 )
-from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE, open_file
+from writeutil import open_file
+
+from unionfs.safecalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 LONG = b"n" * 200  # LONG/mmm...: an absolute redirect to it is longer than redirect_max
 LONG_FILE = LONG + b"/" + b"m" * 60

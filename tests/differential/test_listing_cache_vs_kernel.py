@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from mountutil import File, tree
-from writeutil import RENAME_EXCHANGE, Mounted, outcome, renameat2, writable
+from writeutil import Mounted, outcome, writable
+
+from unionfs.safecalls import RENAME_EXCHANGE, renameat2
 
 SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}.get(platform.machine())
 pytestmark = pytest.mark.skipif(SYS_GETDENTS64 is None, reason="getdents64 number unknown here")

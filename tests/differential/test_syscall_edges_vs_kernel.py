@@ -32,7 +32,9 @@ from write_pairs import (
     rich_stack,
     said_as,
 )
-from writeutil import RENAME_EXCHANGE, RENAME_NOREPLACE, Parent, summary
+from writeutil import Parent, summary
+
+from unionfs.safecalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 RENAME_WHITEOUT = 4
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -68,11 +68,11 @@ from write_pairs import (
     rich_stack,
 )
 from writeutil import (
-    RENAME_EXCHANGE,
-    RENAME_NOREPLACE,
     Outcome,
     summary,
 )
+
+from unionfs.safecalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 
 class WriteMachine(RuleBasedStateMachine):

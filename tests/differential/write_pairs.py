@@ -34,10 +34,10 @@ from writeutil import (
     fallocate,
     open_file,
     outcome,
-    renameat2,
     summary,
 )
 
+from unionfs.safecalls import renameat2
 from unionfs.union.copyup import copy_up
 from unionfs.union.readdir import list_dir
 from unionfs.union.stack import Features, Stack

@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 from mountutil import tree
 from writeutil import (
-    RENAME_EXCHANGE,
     Mounted,
     Outcome,
     fallocate,
     on_both,
     outcome,
-    renameat2,
     summary,
     writable,
 )
 
 from unionfs.fuse import features
+from unionfs.safecalls import RENAME_EXCHANGE, renameat2
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
