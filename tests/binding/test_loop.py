@@ -5,6 +5,7 @@ other request. A toy file system (toyfs.py) in a child process, feature "gate": 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -71,16 +72,19 @@ def test_waiting_handlers_hold_up_no_other_request(toy: ToyFactory) -> None:
             statx_sync(t.mnt / "f")
         assert t.stats()["waiting"] == waiters
         assert not errors
-        try:
-            os.stat(t.mnt / "open")
-        except FileNotFoundError:
-            pass
-        deadline = Deadline(60)
-        for th in threads:
-            th.join(deadline.left())
-            assert not th.is_alive(), f"a waiting lookup did not finish in {deadline}"
+        open_gate_and_join(t, threads)
         assert t.stats()["waiting"] == 0
     assert errors == dict.fromkeys(range(waiters), 2)  # ENOENT: no such names
+
+
+def open_gate_and_join(t: Toy, threads: list[threading.Thread]) -> None:
+    """Let the waiting lookups go (looking up "open" opens the gate) and wait for each."""
+    with contextlib.suppress(FileNotFoundError):
+        os.stat(t.mnt / "open")
+    deadline = Deadline(60)
+    for th in threads:
+        th.join(deadline.left())
+        assert not th.is_alive(), f"a waiting lookup did not finish in {deadline}"
 
 
 def test_with_parallel_dirops_lookups_in_one_directory_wait_at_once(toy: ToyFactory) -> None:
@@ -106,13 +110,6 @@ def test_with_parallel_dirops_lookups_in_one_directory_wait_at_once(toy: ToyFact
             th.start()
         all_waited = wait_until(lambda: t.stats()["waiting"] == waiters, 60)
         seen = t.stats()["waiting"]
-        try:
-            os.stat(t.mnt / "open")  # opens the gate, whatever was seen
-        except FileNotFoundError:
-            pass
-        deadline = Deadline(60)
-        for th in threads:
-            th.join(deadline.left())
-            assert not th.is_alive(), f"a waiting lookup did not finish in {deadline}"
+        open_gate_and_join(t, threads)  # whatever was seen
     assert all_waited, f"{seen} of {waiters} lookups in one directory waited at once"
     assert errors == dict.fromkeys(range(waiters), 2)  # ENOENT: no such names
